@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Engine.IntegrationTests.Support;
+
+/// <summary>
+/// A real <c>engine</c> process started from the build output. Output is captured; disposing it
+/// kills the whole process tree, so a failing test leaves nothing running.
+/// </summary>
+public sealed class EngineProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+
+    private EngineProcess(Process process)
+    {
+        _process = process;
+    }
+
+    /// <summary>Path of engine.dll beside the test assembly (copied there by the project reference).</summary>
+    public static string EngineDll => Path.Combine(AppContext.BaseDirectory, "engine.dll");
+
+    public static EngineProcess Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(EngineDll);
+        foreach (string arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        var process = new Process { StartInfo = info };
+        var engine = new EngineProcess(process);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (engine._stdout) { engine._stdout.AppendLine(e.Data); } } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (engine._stderr) { engine._stderr.AppendLine(e.Data); } } };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return engine;
+    }
+
+    /// <summary>Runs to the end (at most <paramref name="timeout"/>) and returns the exit code.</summary>
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+        {
+            Kill();
+            Assert.Fail($"engine did not exit within {timeout.TotalSeconds} s; stderr:\n{StdErr}");
+        }
+        _process.WaitForExit(); // flushes the asynchronous output readers
+        return _process.ExitCode;
+    }
+
+    public string StdOut { get { lock (_stdout) { return _stdout.ToString(); } } }
+
+    public string StdErr { get { lock (_stderr) { return _stderr.ToString(); } } }
+
+    public void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+}

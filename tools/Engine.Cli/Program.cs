@@ -1,0 +1,30 @@
+using System.CommandLine;
+
+namespace Engine.Cli;
+
+/// <summary>The one <c>engine</c> command: every operator and load tool is a subcommand of it.</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        RootCommand root = BuildRoot();
+        return root.Parse(args).Invoke();
+    }
+
+    /// <summary>The command tree; public so tests can check its help and parsing without a process.</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "engine: a transaction engine for trading. Orders are validated, sealed into a SHA-256 hash chain, " +
+            "journaled in a FASTER log and mirrored synchronously to a backup process.");
+
+        // Bare `engine` shows the help rather than doing nothing.
+        root.SetAction(parse =>
+        {
+            Console.Error.WriteLine("No command given.");
+            new System.CommandLine.Help.HelpAction().Invoke(parse);
+            return 1;
+        });
+        return root;
+    }
+}
