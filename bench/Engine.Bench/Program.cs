@@ -1,0 +1,50 @@
+using BenchmarkDotNet.Running;
+using Engine.Bench.Ring;
+
+namespace Engine.Bench;
+
+/// <summary>
+/// Benchmarks at two levels: harnesses that run whole topologies against a baseline in the same
+/// run (<c>ring</c>), and BenchmarkDotNet micro benchmarks with allocations checked (<c>micro</c>).
+/// </summary>
+public static class Program
+{
+    private const string Usage = """
+        usage: dotnet run -c Release --project bench/Engine.Bench -- <command> [options]
+
+        commands:
+        """;
+
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            PrintUsage();
+            return args.Length == 0 ? 2 : 0;
+        }
+        string[] rest = args[1..];
+        switch (args[0])
+        {
+            case "ring":
+                return RingHarness.Run(rest);
+            case "micro":
+                // BenchmarkDotNet's own arguments, e.g. --filter '*Ring*' --job short.
+                BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest);
+                return 0;
+            default:
+                Console.Error.WriteLine($"unknown command '{args[0]}'");
+                PrintUsage();
+                return 2;
+        }
+    }
+
+    private static void PrintUsage()
+    {
+        Console.Error.WriteLine(Usage);
+        Console.Error.WriteLine("  " + RingHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("""
+              micro [BenchmarkDotNet options]
+                BenchmarkDotNet micro benchmarks with the memory diagnoser (default: all; e.g. --filter '*Ring*').
+            """);
+    }
+}
