@@ -1,0 +1,96 @@
+using System.Security.Cryptography;
+using Engine.Protocol;
+
+namespace Engine.Core.Chain;
+
+/// <summary>
+/// Packs accepted transactions into the next block of the chain and seals it: header, SHA-256 over
+/// header and body in one call, hash after the body. Single-threaded (the sealer stage owns it);
+/// one preallocated buffer, no allocation per transaction or per block.
+/// </summary>
+public sealed class BlockBuilder
+{
+    private readonly byte[] _buffer;
+    private ChainHead _head;
+    private int _count;
+
+    /// <summary>Continues the chain after <paramref name="head"/>.</summary>
+    public BlockBuilder(ChainHead head, int maxTransactionsPerBlock)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxTransactionsPerBlock, 1);
+        MaxTransactions = maxTransactionsPerBlock;
+        _buffer = new byte[BlockFormat.EntryBytes(maxTransactionsPerBlock)];
+        _head = head;
+        Epoch = head.Epoch;
+    }
+
+    public int MaxTransactions { get; }
+
+    /// <summary>The epoch written into the blocks sealed from now on (raised at a takeover).</summary>
+    public ulong Epoch { get; set; }
+
+    /// <summary>Transactions in the block being built.</summary>
+    public int Count => _count;
+
+    public bool IsFull => _count == MaxTransactions;
+
+    /// <summary>The number the block being built will have.</summary>
+    public ulong NextBlockNo => _head.BlockNo + 1;
+
+    /// <summary>The end of the chain as sealed so far.</summary>
+    public ChainHead Head => _head;
+
+    /// <summary>Appends a transaction to the open block; returns its LSN. The block must not be full.</summary>
+    public ulong Add(in Transaction tx)
+    {
+        if (_count == MaxTransactions)
+        {
+            throw new InvalidOperationException("the block is full: seal it first");
+        }
+        ulong lsn = _head.LastLsn + 1 + (ulong)_count;
+        LedgerRecord.Write(in tx, lsn, _buffer.AsSpan(BlockFormat.HeaderBytes + _count * LedgerRecord.Bytes));
+        _count++;
+        return lsn;
+    }
+
+    /// <summary>
+    /// Seals the open block (at least one transaction) and moves the head to it. The returned entry
+    /// is valid until the next <see cref="Add"/>.
+    /// </summary>
+    public ReadOnlySpan<byte> Seal(long timestampNs, out ChainHead sealedHead)
+    {
+        if (_count == 0)
+        {
+            throw new InvalidOperationException("an empty block is only sealed as the genesis block");
+        }
+        int length = SealInto(_buffer, new BlockHeader(Epoch, _head.BlockNo + 1, _head.LastLsn + 1, _count,
+            _count * LedgerRecord.Bytes, timestampNs, _head.Hash), out Hash32 hash);
+        _head = new ChainHead(Epoch, _head.BlockNo + 1, _head.LastLsn + (ulong)_count, hash);
+        _count = 0;
+        sealedHead = _head;
+        return _buffer.AsSpan(0, length);
+    }
+
+    /// <summary>
+    /// The genesis block: block 0, no transactions, previous hash 32 zero bytes, written once when
+    /// a journal is created. Its hash anchors the chain.
+    /// </summary>
+    public static byte[] Genesis(ulong epoch, long timestampNs, out ChainHead head)
+    {
+        var entry = new byte[BlockFormat.EntryBytes(0)];
+        SealInto(entry, new BlockHeader(epoch, BlockFormat.GenesisBlockNo, 1, 0, 0, timestampNs, Hash32.Zero), out Hash32 hash);
+        head = new ChainHead(epoch, BlockFormat.GenesisBlockNo, 0, hash);
+        return entry;
+    }
+
+    /// <summary>Writes the header, hashes header and body, stores the hash after them; returns the entry's length.</summary>
+    private static int SealInto(Span<byte> buffer, BlockHeader header, out Hash32 hash)
+    {
+        BlockFormat.WriteHeader(buffer, in header);
+        int hashed = BlockFormat.HeaderBytes + header.BodyBytes;
+        hash = default;
+        SHA256.HashData(buffer[..hashed], hash);
+        ((ReadOnlySpan<byte>)hash).CopyTo(buffer[hashed..]);
+        return hashed + BlockFormat.HashBytes;
+    }
+}

@@ -1,0 +1,320 @@
+using Engine.Core.Chain;
+using FASTER.core;
+
+namespace Engine.Core.Journaling;
+
+/// <summary>
+/// The ledger on disk: one FasterLog entry per block, our own group committer, recovery that
+/// verifies the chain before anything is appended.
+/// </summary>
+/// <remarks>
+/// <para><b>Files.</b> <c>log.N</c>: FASTER's segments. <c>commits/</c>: FASTER's commit records.
+/// <c>journal.json</c>: the geometry (page and segment size, which a reader must know to find the
+/// entries) and the genesis hash, written once the genesis block is committed, so an interrupted
+/// creation (no marker, no commit) is told apart from a journal whose commits were lost (marker, no commit).</para>
+/// <para><b>Group commit.</b> One committer thread, one commit in flight: appends set a flag and
+/// wake it; each commit covers everything appended before it started, so commits coalesce as the
+/// rate grows. <c>AutoCommit</c> would commit per entry, and FASTER's spin-waiting commit would
+/// steal one of our two cores.</para>
+/// <para><b>Recovery rule.</b> FASTER recovers to the last completed commit: entries after it are
+/// gone, as they should be (in disk durability nobody was told they were journaled). The chain is
+/// then re-hashed from genesis to the committed end; if any block fails, the journal is not opened
+/// and <see cref="JournalCorruptException"/> names the first bad block. Nothing is truncated or
+/// repaired silently: the operator restores the node from its peer.</para>
+/// <para>Appends come from one thread (the sealer stage). Everything else is thread-safe.</para>
+/// </remarks>
+public sealed class Journal : IDisposable
+{
+    public const string SegmentPrefix = "log";
+    public const string CommitDirectoryName = "commits";
+    public const string CreatedMarker = JournalGeometry.FileName;
+
+    private readonly IDevice _device;
+    private readonly FasterLog _log;
+    private readonly Thread _committer;
+    private readonly SemaphoreSlim _commitWanted = new(0, int.MaxValue);
+    private readonly object _durableGate = new();
+
+    // 1 while the committer has been asked for a commit it has not started: appends only release
+    // the semaphore on the 0 → 1 edge, so a burst of appends costs one wake-up.
+    private int _commitRequested;
+    private volatile bool _stopping;
+    private volatile Exception? _fault;
+
+    // Mirrors FasterLog.CommittedUntilAddress as of the last completed commit; written by the
+    // committer under _durableGate, read anywhere.
+    private long _committedUntil;
+    private long _commits;
+
+    private Journal(JournalSettings settings, IDevice device, FasterLog log, ChainHead head)
+    {
+        Settings = settings;
+        _device = device;
+        _log = log;
+        Head = head;
+        _committedUntil = log.CommittedUntilAddress;
+        _committer = new Thread(CommitLoop) { IsBackground = true, Name = "journal-committer" };
+        _committer.Start();
+    }
+
+    public JournalSettings Settings { get; }
+
+    /// <summary>The end of the chain when the journal was opened: the sealer continues after it.</summary>
+    public ChainHead Head { get; }
+
+    public long TailAddress => _log.TailAddress;
+
+    public long CommittedUntil => Volatile.Read(ref _committedUntil);
+
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>A commit that failed; sticky: once set, every wait throws it.</summary>
+    public Exception? Fault => _fault;
+
+    /// <summary>True when <paramref name="directory"/> holds a journal.</summary>
+    public static bool Exists(string directory) =>
+        File.Exists(Path.Combine(directory, CreatedMarker)) || File.Exists(Path.Combine(directory, SegmentPrefix + ".0"));
+
+    /// <summary>
+    /// Opens the journal in <see cref="JournalSettings.Directory"/>, creating it with a genesis block
+    /// if there is none, and verifies the whole chain first.
+    /// </summary>
+    /// <exception cref="JournalCorruptException">The chain does not verify, or the commits are unreadable or lost.</exception>
+    public static Journal Open(JournalSettings settings, TimeProvider? clock = null)
+    {
+        settings.Validate();
+        clock ??= TimeProvider.System;
+        string directory = settings.Directory;
+        Directory.CreateDirectory(directory);
+        JournalGeometry? geometry = JournalGeometry.TryRead(directory);
+        bool created = geometry is not null;
+        if (created)
+        {
+            // The geometry on disk wins over the settings: it decides where entries are.
+            settings = (settings with { PageSizeBits = geometry!.PageSizeBits, SegmentSizeBits = geometry.SegmentSizeBits }).Validate();
+        }
+        else
+        {
+            // Creation never finished (or never started): nothing here was ever journaled.
+            foreach (string leftover in Directory.EnumerateFiles(directory, SegmentPrefix + ".*"))
+            {
+                File.Delete(leftover);
+            }
+            string commits = Path.Combine(directory, CommitDirectoryName);
+            if (Directory.Exists(commits))
+            {
+                Directory.Delete(commits, recursive: true);
+            }
+        }
+
+        IDevice device = Devices.CreateLogDevice(Path.Combine(directory, SegmentPrefix), preallocateFile: false, deleteOnClose: false);
+        FasterLog? log = null;
+        try
+        {
+            log = new FasterLog(new FasterLogSettings
+            {
+                LogDevice = device,
+                LogCommitDir = Path.Combine(directory, CommitDirectoryName),
+                PageSizeBits = settings.PageSizeBits,
+                MemorySizeBits = settings.MemorySizeBits,
+                SegmentSizeBits = settings.SegmentSizeBits,
+                AutoCommit = false,
+                // Recover ourselves: the constructor swallows recovery errors and opens empty.
+                TryRecoverLatest = false,
+            });
+            try
+            {
+                log.Recover();
+            }
+            catch (Exception e)
+            {
+                throw new JournalCorruptException($"FASTER could not recover the commit in '{directory}': {e.Message}", null, e);
+            }
+
+            ChainHead head;
+            if (log.TailAddress == log.BeginAddress)
+            {
+                if (created)
+                {
+                    throw new JournalCorruptException($"'{directory}' was created ({CreatedMarker} exists) but no commit was recovered: refusing to start an empty chain over it");
+                }
+                byte[] genesis = BlockBuilder.Genesis(settings.Epoch, UnixNanos(clock), out head);
+                log.Enqueue(genesis);
+                log.CommitAsync().AsTask().GetAwaiter().GetResult();
+                new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);
+            }
+            else
+            {
+                VerifyReport report = JournalReader.VerifyChain(log, log.BeginAddress, log.CommittedUntilAddress);
+                if (report.Fault is not null)
+                {
+                    throw new JournalCorruptException($"the journal in '{directory}' does not verify: {report.Fault}", report.Fault);
+                }
+                head = report.Head!.Value;
+            }
+            return new Journal(settings, device, log, head);
+        }
+        catch
+        {
+            log?.Dispose();
+            device.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Unix time in nanoseconds from <paramref name="clock"/>: the block timestamp.</summary>
+    public static long UnixNanos(TimeProvider clock) => (clock.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
+
+    /// <summary>
+    /// Appends one sealed block; returns its address. In memory durability, waits while the
+    /// uncommitted tail exceeds the lag limit (back-pressure on the sealer).
+    /// </summary>
+    public long Append(ReadOnlySpan<byte> block)
+    {
+        ThrowIfFaulted();
+        if (Settings.Durability == Durability.Memory && _log.TailAddress - CommittedUntil > Settings.MaxCommitLagBytes)
+        {
+            WaitLagBelowLimit();
+        }
+        long address = _log.Enqueue(block);
+        RequestCommit();
+        return address;
+    }
+
+    /// <summary>True when the block at <paramref name="address"/> counts as journaled in this durability.</summary>
+    public bool IsDurable(long address) =>
+        Settings.Durability == Durability.Memory || CommittedUntil > address;
+
+    /// <summary>Waits until the block at <paramref name="address"/> is journaled; throws the sticky fault if a commit failed.</summary>
+    public void WaitDurable(long address)
+    {
+        if (IsDurable(address))
+        {
+            return;
+        }
+        RequestCommit();
+        lock (_durableGate)
+        {
+            while (CommittedUntil <= address)
+            {
+                ThrowIfFaulted();
+                Monitor.Wait(_durableGate);
+            }
+        }
+    }
+
+    /// <summary>Commits everything appended so far and waits for it.</summary>
+    public void Flush()
+    {
+        long tail = _log.TailAddress;
+        if (tail == 0 || CommittedUntil >= tail)
+        {
+            return;
+        }
+        RequestCommit();
+        lock (_durableGate)
+        {
+            while (CommittedUntil < tail)
+            {
+                ThrowIfFaulted();
+                Monitor.Wait(_durableGate);
+            }
+        }
+    }
+
+    private void RequestCommit()
+    {
+        if (Volatile.Read(ref _commitRequested) == 0 && Interlocked.Exchange(ref _commitRequested, 1) == 0)
+        {
+            _commitWanted.Release();
+        }
+    }
+
+    private void WaitLagBelowLimit()
+    {
+        RequestCommit();
+        lock (_durableGate)
+        {
+            while (_log.TailAddress - CommittedUntil > Settings.MaxCommitLagBytes)
+            {
+                ThrowIfFaulted();
+                Monitor.Wait(_durableGate);
+            }
+        }
+    }
+
+    private void CommitLoop()
+    {
+        while (true)
+        {
+            _commitWanted.Wait();
+            Volatile.Write(ref _commitRequested, 0);
+            if (_stopping && _log.TailAddress <= _log.CommittedUntilAddress)
+            {
+                return;
+            }
+            try
+            {
+                if (_log.TailAddress > _log.CommittedUntilAddress)
+                {
+                    _log.CommitAsync().AsTask().GetAwaiter().GetResult();
+                    Interlocked.Increment(ref _commits);
+                }
+            }
+            catch (Exception e)
+            {
+                // A device or commit failure is sticky: no later commit can be trusted to cover
+                // what this one lost, so every waiter gets it and the pipeline halts.
+                _fault = e;
+            }
+            lock (_durableGate)
+            {
+                Volatile.Write(ref _committedUntil, _log.CommittedUntilAddress);
+                Monitor.PulseAll(_durableGate);
+            }
+            if (_fault is not null)
+            {
+                return;
+            }
+            if (_log.TailAddress > _log.CommittedUntilAddress)
+            {
+                RequestCommit(); // appended while we committed: go again without sleeping
+            }
+        }
+    }
+
+    private void ThrowIfFaulted()
+    {
+        if (_fault is { } fault)
+        {
+            throw new IOException($"the journal failed a commit and accepts nothing more: {fault.Message}", fault);
+        }
+    }
+
+    /// <summary>Commits what was appended, stops the committer, closes the log.</summary>
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+        try
+        {
+            if (_fault is null)
+            {
+                Flush();
+            }
+        }
+        finally
+        {
+            _stopping = true;
+            _commitWanted.Release();
+            _committer.Join();
+            _log.Dispose();
+            _device.Dispose();
+            _commitWanted.Dispose();
+        }
+    }
+
+    public override string ToString() => $"{Settings} — head {Head}, committed until {CommittedUntil}, tail {TailAddress}";
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using Engine.Core.Chain;
+using FASTER.core;
+
+namespace Engine.Core.Journaling;
+
+/// <summary>
+/// Opens a journal read-only (FASTER's read-only mode: nothing on disk changes) to verify or dump
+/// it; also the verifier that <see cref="Journal.Open"/> runs over the log it recovered.
+/// </summary>
+public sealed class JournalReader : IDisposable
+{
+    private readonly IDevice _device;
+    private readonly FasterLog _log;
+
+    private JournalReader(IDevice device, FasterLog log)
+    {
+        _device = device;
+        _log = log;
+    }
+
+    /// <summary>Opens the journal in <paramref name="directory"/> read-only.</summary>
+    /// <exception cref="DirectoryNotFoundException">There is no journal there.</exception>
+    public static JournalReader Open(string directory)
+    {
+        if (!Journal.Exists(directory))
+        {
+            throw new DirectoryNotFoundException($"no journal in '{directory}' (expected {Journal.SegmentPrefix}.0 and {Journal.CommitDirectoryName}/)");
+        }
+        JournalGeometry geometry = JournalGeometry.TryRead(directory)
+            ?? throw new JournalCorruptException($"'{directory}' has no {JournalGeometry.FileName}: its creation never finished, or it is not a journal");
+        IDevice device = Devices.CreateLogDevice(Path.Combine(directory, Journal.SegmentPrefix), preallocateFile: false, deleteOnClose: false);
+        var log = new FasterLog(new FasterLogSettings
+        {
+            LogDevice = device,
+            LogCommitDir = Path.Combine(directory, Journal.CommitDirectoryName),
+            ReadOnlyMode = true,
+            TryRecoverLatest = false,
+            PageSizeBits = geometry.PageSizeBits,
+            SegmentSizeBits = geometry.SegmentSizeBits,
+            MemorySizeBits = geometry.PageSizeBits + 1,
+        });
+        try
+        {
+            log.RecoverReadOnly();
+        }
+        catch (Exception e)
+        {
+            log.Dispose();
+            device.Dispose();
+            throw new JournalCorruptException($"FASTER could not recover the journal's commit in '{directory}': {e.Message}", null, e);
+        }
+        return new JournalReader(device, log);
+    }
+
+    public long BeginAddress => _log.BeginAddress;
+
+    public long CommittedUntil => _log.CommittedUntilAddress;
+
+    /// <summary>Re-hashes the whole committed chain from its genesis block.</summary>
+    public VerifyReport Verify() => VerifyChain(_log, _log.BeginAddress, _log.CommittedUntilAddress);
+
+    /// <summary>Visits every committed block in order (entry span valid during the call only).</summary>
+    public void Scan(BlockVisitor visit)
+    {
+        using var scanner = new EntryScanner(_log, _log.BeginAddress, _log.CommittedUntilAddress);
+        while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
+        {
+            if (!visit(entry, address))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Verifies entries [<paramref name="from"/>, <paramref name="until"/>) of <paramref name="log"/>
+    /// as a chain from genesis. A scan that stops short of <paramref name="until"/> (a corrupt entry
+    /// length can do that) is a fault too, never a silently shorter chain.
+    /// </summary>
+    internal static VerifyReport VerifyChain(FasterLog log, long from, long until)
+    {
+        var clock = Stopwatch.StartNew();
+        var verifier = new ChainVerifier();
+        BlockFault? fault = null;
+        long reached = from;
+        try
+        {
+            using var scanner = new EntryScanner(log, from, until);
+            while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out long next))
+            {
+                fault = verifier.Check(entry, address, out _);
+                if (fault is not null)
+                {
+                    break;
+                }
+                reached = next;
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            fault = new BlockFault(ExpectedNext(verifier), reached, $"the log could not be read past here: {e.GetType().Name}: {e.Message}");
+        }
+        if (fault is null && reached < until)
+        {
+            fault = new BlockFault(ExpectedNext(verifier), reached, $"the entries end at address {reached}, before the committed end {until}");
+        }
+        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 ? verifier.Head : null, fault, until, clock.Elapsed);
+    }
+
+    private static ulong ExpectedNext(ChainVerifier verifier) => verifier.Blocks == 0 ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;
+
+    public void Dispose()
+    {
+        _log.Dispose();
+        _device.Dispose();
+    }
+}
+
+/// <summary>Called for each block entry; return false to stop.</summary>
+public delegate bool BlockVisitor(ReadOnlySpan<byte> entry, long address);

@@ -1,0 +1,64 @@
+using Engine.Protocol;
+
+namespace Engine.Core.Ledger;
+
+/// <summary>A tradable instrument: its id on the wire, its symbol and its tick (prices are multiples of it).</summary>
+public sealed record Instrument(uint Id, string Symbol, long TickSize);
+
+/// <summary>
+/// The instruments the engine knows, for the stateless checks: an array indexed by id, so a
+/// lookup is one bounds check.
+/// </summary>
+public sealed class InstrumentTable
+{
+    /// <summary>Largest instrument id (the table is an array of this size).</summary>
+    public const uint MaxId = 65_535;
+
+    private readonly Instrument?[] _byId;
+
+    public InstrumentTable(IEnumerable<Instrument> instruments)
+    {
+        var list = instruments.ToList();
+        _byId = new Instrument?[list.Count == 0 ? 1 : (int)list.Max(i => i.Id) + 1];
+        foreach (Instrument instrument in list)
+        {
+            if (instrument.Id is 0 or > MaxId)
+            {
+                throw new ArgumentException($"instrument id {instrument.Id} is outside 1..{MaxId}");
+            }
+            if (instrument.TickSize <= 0)
+            {
+                throw new ArgumentException($"instrument {instrument.Symbol}: tick size must be positive");
+            }
+            if (_byId[instrument.Id] is not null)
+            {
+                throw new ArgumentException($"instrument id {instrument.Id} is listed twice");
+            }
+            _byId[instrument.Id] = instrument;
+        }
+        All = list;
+    }
+
+    public IReadOnlyList<Instrument> All { get; }
+
+    public Instrument? Find(uint id) => id < (uint)_byId.Length ? _byId[id] : null;
+
+    /// <summary>The reference-data checks: a known instrument and, for a priced request, a price on its tick.</summary>
+    public RejectReason Check(in Transaction tx)
+    {
+        Instrument? instrument = tx.Instrument < (uint)_byId.Length ? _byId[tx.Instrument] : null;
+        if (instrument is null)
+        {
+            return RejectReason.UnknownInstrument;
+        }
+        return tx.Price != 0 && tx.Price % instrument.TickSize != 0 ? RejectReason.PriceNotOnTick : RejectReason.None;
+    }
+
+    /// <summary>Three instruments for development and tests: ids 1-3, ticks 1, 5 and 25.</summary>
+    public static InstrumentTable Development() => new(
+    [
+        new Instrument(1, "ACME", 1),
+        new Instrument(2, "GLOBEX", 5),
+        new Instrument(3, "INITECH", 25),
+    ]);
+}

@@ -1,0 +1,96 @@
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Protocol;
+using Engine.Core.Ring;
+
+namespace Engine.Core.Ledger;
+
+/// <summary>
+/// Stage 1: the stateless checks. Decodes the frame in place (length, version, CRC, type, field
+/// ranges) and checks the instrument and the tick. A rejected slot flows on with its reason and
+/// never reaches a block.
+/// </summary>
+public readonly struct ValidateStage(InstrumentTable instruments) : IStageHandler<TxSlot>
+{
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    {
+        if (slot.FrameLength > FrameBuffer.Capacity)
+        {
+            slot.Reject = RejectReason.FrameTooLarge;
+            slot.Tx = default;
+            return;
+        }
+        RejectReason reason = TransactionCodec.Decode(slot.FrameBytes, out slot.Tx);
+        slot.Reject = reason != RejectReason.None ? reason : instruments.Check(in slot.Tx);
+    }
+}
+
+/// <summary>
+/// The sealer's state: the block being built, the journal it appends to, the table of sealed blocks.
+/// Owned by the seal stage's thread.
+/// </summary>
+public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blocks, TimeProvider clock)
+{
+    public BlockBuilder Builder { get; } = builder;
+
+    public BlockTable Blocks { get; } = blocks;
+
+    public long BlocksSealed { get; private set; }
+
+    public long BytesSealed { get; private set; }
+
+    /// <summary>Seals the open block, appends it to the journal and records it.</summary>
+    public void Cut()
+    {
+        ReadOnlySpan<byte> entry = Builder.Seal(Journal.UnixNanos(clock), out ChainHead head);
+        long address = journal.Append(entry);
+        Blocks.Record(head.BlockNo, address, head.Hash);
+        BlocksSealed++;
+        BytesSealed += entry.Length;
+    }
+}
+
+/// <summary>
+/// Stage 2: gives each accepted transaction its LSN and block, and cuts a block at the end of
+/// every ring batch (nothing waits for a block to fill) or when it is full.
+/// </summary>
+public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
+{
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    {
+        BlockBuilder builder = sealer.Builder;
+        if (slot.Reject == RejectReason.None)
+        {
+            slot.BlockNo = builder.NextBlockNo;
+            slot.Lsn = builder.Add(in slot.Tx);
+            if (builder.IsFull)
+            {
+                sealer.Cut();
+            }
+        }
+        if (endOfBatch && builder.Count > 0)
+        {
+            sealer.Cut();
+        }
+    }
+}
+
+/// <summary>
+/// Stage 3: lets a transaction pass only once its block is journaled in the configured
+/// durability (memory: at once; disk: after the commit that covers it).
+/// </summary>
+public struct JournalStage(Journal journal, BlockTable blocks) : IStageHandler<TxSlot>
+{
+    private ulong _durableBlockNo;
+
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    {
+        if (slot.Reject != RejectReason.None || slot.BlockNo <= _durableBlockNo)
+        {
+            return;
+        }
+        // Blocks are journaled in order, so the newest durable block covers all before it.
+        journal.WaitDurable(blocks[slot.BlockNo].Address);
+        _durableBlockNo = slot.BlockNo;
+    }
+}

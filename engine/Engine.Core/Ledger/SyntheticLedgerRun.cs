@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using Engine.Core.Journaling;
+using Engine.Core.Ring;
+using Engine.Protocol;
+
+namespace Engine.Core.Ledger;
+
+/// <summary>What a synthetic run through the ledger pipeline did.</summary>
+public sealed record LedgerRunResult(long Submitted, long Accepted, long Rejected, long Blocks, long JournalBytes, TimeSpan Elapsed)
+{
+    public double TransactionsPerSecond => Submitted / Elapsed.TotalSeconds;
+
+    public double JournalBytesPerSecond => JournalBytes / Elapsed.TotalSeconds;
+}
+
+/// <summary>
+/// Pushes synthetic request frames through the real pipeline (ring → validate → seal → journal)
+/// into a real journal: the <c>pipeline</c> benchmark and <c>engine log generate</c> both run it.
+/// </summary>
+public static class SyntheticLedgerRun
+{
+    /// <summary>Frames are pre-encoded in a pool this large and reused round-robin.</summary>
+    public const int FramePool = 1 << 16;
+
+    /// <summary>
+    /// Runs <paramref name="count"/> requests and waits until all are through the journal stage and
+    /// committed. <paramref name="onDurable"/>, if given, hears every block once it is journaled
+    /// (on a stage thread, in order).
+    /// </summary>
+    public static LedgerRunResult Run(Journal journal, long count, RingSettings ring, int seed = 42, Action<SealedBlock>? onDurable = null)
+    {
+        InstrumentTable instruments = InstrumentTable.Development();
+        var flow = new SyntheticOrderFlow(seed, instruments);
+        (byte[] frames, int[] lengths) = flow.Encode((int)Math.Min(count, FramePool));
+
+        var ledger = new LedgerPipeline(ring, journal, instruments);
+        using var tally = new Tally(count - 1, ledger.Blocks, onDurable);
+        ledger.Builder.AddStage("tally", new TallyStage(tally), ledger.Journaled);
+        long sealedBytesBefore = ledger.Sealer.BytesSealed;
+
+        var clock = Stopwatch.StartNew();
+        using (Pipeline<TxSlot> pipeline = ledger.Builder.Start())
+        {
+            RingBuffer<TxSlot> ringBuffer = pipeline.Ring;
+            int pooled = lengths.Length;
+            for (long i = 0; i < count; i++)
+            {
+                int k = (int)(i % pooled);
+                long sequence = ringBuffer.Next();
+                ref TxSlot slot = ref ringBuffer[sequence];
+                slot.SessionId = 0;
+                slot.SetFrame(frames.AsSpan(k * TransactionCodec.MaxFrameBytes, lengths[k]));
+                ringBuffer.Publish(sequence);
+            }
+            tally.WaitDone(pipeline);
+        }
+        journal.Flush();
+        clock.Stop();
+        return new LedgerRunResult(count, tally.Accepted, tally.Rejected, ledger.Sealer.BlocksSealed, ledger.Sealer.BytesSealed - sealedBytesBefore, clock.Elapsed);
+    }
+
+    private sealed class Tally(long lastSequence, BlockTable blocks, Action<SealedBlock>? onDurable) : IDisposable
+    {
+        private readonly ManualResetEventSlim _done = new(false);
+
+        public long LastSequence { get; } = lastSequence;
+
+        public BlockTable Blocks { get; } = blocks;
+
+        public Action<SealedBlock>? OnDurable { get; } = onDurable;
+
+        public long Accepted;
+        public long Rejected;
+
+        public void Done() => _done.Set();
+
+        public void Dispose() => _done.Dispose();
+
+        public void WaitDone(Pipeline<TxSlot> pipeline)
+        {
+            while (!_done.Wait(TimeSpan.FromSeconds(1)))
+            {
+                if (pipeline.Fault is { } fault)
+                {
+                    throw new PipelineHaltedException(fault);
+                }
+            }
+        }
+    }
+
+    private struct TallyStage(Tally tally) : IStageHandler<TxSlot>
+    {
+        private long _accepted;
+        private long _rejected;
+        private ulong _reportedBlockNo;
+
+        public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+        {
+            if (slot.Reject == RejectReason.None)
+            {
+                _accepted++;
+                if (tally.OnDurable is not null && slot.BlockNo > _reportedBlockNo)
+                {
+                    // The first transaction of a block to pass the journal stage means the block is journaled.
+                    _reportedBlockNo = slot.BlockNo;
+                    tally.OnDurable(tally.Blocks[slot.BlockNo]);
+                }
+            }
+            else
+            {
+                _rejected++;
+            }
+            if (sequence == tally.LastSequence)
+            {
+                tally.Accepted = _accepted;
+                tally.Rejected = _rejected;
+                tally.Done();
+            }
+        }
+    }
+}

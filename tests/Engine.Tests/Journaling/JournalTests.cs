@@ -1,0 +1,224 @@
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Core.Ring;
+using Engine.Protocol;
+using Engine.Tests.Support;
+
+namespace Engine.Tests.Journaling;
+
+/// <summary>The journal on a real FasterLog in a temp directory: creation, recovery, tamper, the pipeline into it.</summary>
+public class JournalTests
+{
+    private TempDirectory _temp = null!;
+
+    [SetUp]
+    public void SetUp() => _temp = new TempDirectory("journal");
+
+    [TearDown]
+    public void TearDown() => _temp.Dispose();
+
+    private JournalSettings Settings(string name = "j", Durability durability = Durability.Memory, int maxTx = 1000) =>
+        new() { Directory = _temp.Sub(name), Durability = durability, MaxTransactionsPerBlock = maxTx, MemorySizeBits = 24, PageSizeBits = 20, MaxCommitLagBytes = 1 << 20 };
+
+    /// <summary>Ring of 16 slots and blocks of at most 7: block cuts at the size bound and wrap-around happen at once.</summary>
+    private static readonly RingSettings TinyRing = new() { Size = 16 };
+
+    [Test]
+    public void A_new_journal_holds_a_genesis_block_and_reopens_to_the_same_head()
+    {
+        ChainHead created;
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            created = journal.Head;
+            Assert.That(created.BlockNo, Is.EqualTo(BlockFormat.GenesisBlockNo));
+            Assert.That(created.LastLsn, Is.Zero);
+        }
+        using (Journal reopened = Journal.Open(Settings()))
+        {
+            Assert.That(reopened.Head, Is.EqualTo(created));
+        }
+    }
+
+    [TestCase(Durability.Memory)]
+    [TestCase(Durability.Disk)]
+    public void The_pipeline_journals_exactly_the_valid_requests_in_order(Durability durability)
+    {
+        const int Count = 20_000;
+        LedgerRunResult result;
+        ChainHead head;
+        using (Journal journal = Journal.Open(Settings(durability: durability, maxTx: 7)))
+        {
+            result = SyntheticLedgerRun.Run(journal, Count, TinyRing, seed: 5);
+            Assert.That(journal.CommittedUntil, Is.EqualTo(journal.TailAddress), "flushed at the end of the run");
+        }
+        using (Journal reopened = Journal.Open(Settings(durability: durability, maxTx: 7)))
+        {
+            head = reopened.Head;
+        }
+
+        // Replay the same seeded flow: every frame that decodes and passes the reference data must
+        // be in the ledger, in order, with dense LSNs; nothing else may be.
+        var flow = new SyntheticOrderFlow(5, InstrumentTable.Development());
+        var instruments = InstrumentTable.Development();
+        var expected = new List<Transaction>();
+        var frame = new byte[TransactionCodec.MaxFrameBytes];
+        for (int i = 0; i < Count; i++)
+        {
+            int length = flow.Next(frame);
+            if (TransactionCodec.Decode(frame.AsSpan(0, length), out Transaction tx) == RejectReason.None && instruments.Check(in tx) == RejectReason.None)
+            {
+                expected.Add(tx);
+            }
+        }
+        List<(ulong Lsn, Transaction Tx)> journaled = ReadAll(Settings().Directory);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Accepted, Is.EqualTo(expected.Count));
+            Assert.That(result.Rejected, Is.EqualTo(Count - expected.Count));
+            Assert.That(result.Rejected, Is.GreaterThan(0), "the flow includes invalid requests");
+            Assert.That(result.Blocks, Is.GreaterThanOrEqualTo(expected.Count / 7), "blocks are cut at 7 transactions");
+            Assert.That(journaled.Select(j => j.Lsn), Is.EqualTo(Enumerable.Range(1, expected.Count).Select(i => (ulong)i)));
+            Assert.That(journaled.Select(j => j.Tx), Is.EqualTo(expected));
+            Assert.That(head.LastLsn, Is.EqualTo((ulong)expected.Count));
+        });
+    }
+
+    [Test]
+    public void A_second_run_continues_the_same_chain()
+    {
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            SyntheticLedgerRun.Run(journal, 3_000, TinyRing, seed: 1);
+        }
+        ChainHead afterFirst;
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            afterFirst = journal.Head;
+            SyntheticLedgerRun.Run(journal, 3_000, TinyRing, seed: 2);
+        }
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        VerifyReport report = reader.Verify();
+        Assert.That(report.Intact, Is.True, report.Fault?.ToString());
+        Assert.That(report.Head!.Value.LastLsn, Is.GreaterThan(afterFirst.LastLsn));
+        Assert.That(report.Head.Value.BlockNo, Is.GreaterThan(afterFirst.BlockNo));
+    }
+
+    [Test]
+    public void Flipping_any_byte_of_any_block_fails_verification_at_that_block()
+    {
+        string original = Settings().Directory;
+        using (Journal journal = Journal.Open(Settings(maxTx: 20)))
+        {
+            SyntheticLedgerRun.Run(journal, 400, TinyRing, seed: 3);
+        }
+        var blocks = new List<(long Address, int Length, ulong BlockNo)>();
+        using (JournalReader reader = JournalReader.Open(original))
+        {
+            reader.Scan((entry, address) =>
+            {
+                Assert.That(BlockFormat.TryReadHeader(entry, out BlockHeader header), Is.Null);
+                blocks.Add((address, entry.Length, header.BlockNo));
+                return true;
+            });
+        }
+        Assert.That(blocks, Has.Count.GreaterThan(10));
+
+        // Every entry occupies [address, address + 4 + length): FasterLog's 4-byte length header,
+        // then our block. Positions: each byte of a length header, the magic, the prev hash, the
+        // body and the stored hash of a few blocks, plus seeded random ones anywhere in any block.
+        var random = new Random(11);
+        var positions = new List<(long Offset, ulong BlockNo)>();
+        foreach (var (address, length, blockNo) in new[] { blocks[0], blocks[1], blocks[blocks.Count / 2], blocks[^1] })
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                positions.Add((address + i, blockNo));
+            }
+            positions.Add((address + 4, blockNo));
+            positions.Add((address + 4 + BlockFormat.PrevHashOffset + 3, blockNo));
+            positions.Add((address + 4 + length / 2, blockNo));
+            positions.Add((address + 4 + length - 1, blockNo));
+        }
+        for (int i = 0; i < 24; i++)
+        {
+            var (address, length, blockNo) = blocks[random.Next(blocks.Count)];
+            positions.Add((address + random.Next(4 + length), blockNo));
+        }
+
+        foreach (var (offset, blockNo) in positions)
+        {
+            string copy = _temp.Sub($"tampered-{offset}");
+            TempDirectory.Copy(original, copy);
+            using (FileStream file = File.Open(Path.Combine(copy, "log.0"), FileMode.Open, FileAccess.ReadWrite))
+            {
+                file.Position = offset; // segment 0: the file offset is the log address
+                int b = file.ReadByte();
+                file.Position = offset;
+                file.WriteByte((byte)(b ^ 0x20));
+            }
+            using (JournalReader reader = JournalReader.Open(copy))
+            {
+                VerifyReport report = reader.Verify();
+                Assert.That(report.Fault, Is.Not.Null, $"flip at {offset} (block {blockNo}) went unnoticed");
+                Assert.That(report.Fault!.BlockNo, Is.EqualTo(blockNo), $"flip at {offset}: {report.Fault}");
+            }
+            var refused = Assert.Throws<JournalCorruptException>(() => Journal.Open(Settings($"tampered-{offset}", maxTx: 20)).Dispose());
+            Assert.That(refused!.Fault?.BlockNo, Is.EqualTo(blockNo), $"open after a flip at {offset}");
+        }
+    }
+
+    [Test]
+    public void Lost_commits_are_refused_not_replaced_by_an_empty_chain()
+    {
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            SyntheticLedgerRun.Run(journal, 500, TinyRing);
+        }
+        Directory.Delete(Path.Combine(Settings().Directory, Journal.CommitDirectoryName), recursive: true);
+        var error = Assert.Throws<JournalCorruptException>(() => Journal.Open(Settings()).Dispose());
+        Assert.That(error!.Message, Does.Contain("no commit was recovered"));
+    }
+
+    [Test]
+    public void An_interrupted_creation_starts_afresh()
+    {
+        string dir = Settings().Directory;
+        Directory.CreateDirectory(dir);
+        File.WriteAllBytes(Path.Combine(dir, "log.0"), new byte[4096]); // no marker, no commit: never journaled
+        using Journal journal = Journal.Open(Settings());
+        Assert.That(journal.Head.BlockNo, Is.EqualTo(BlockFormat.GenesisBlockNo));
+    }
+
+    [Test]
+    public void Settings_check_their_relationships()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.Throws<ArgumentOutOfRangeException>(() => new JournalSettings { Directory = "x", PageSizeBits = 22, MemorySizeBits = 22 }.Validate(), "one page of memory");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new JournalSettings { Directory = "x", PageSizeBits = 12, MaxTransactionsPerBlock = 1000 }.Validate(), "a block larger than a page");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new JournalSettings { Directory = "x", MaxCommitLagBytes = 1L << 40 }.Validate(), "a lag larger than half the memory");
+            Assert.That(new JournalSettings { Directory = "x" }.Validate().ToString(), Does.Contain("durability memory"));
+        });
+    }
+
+    private static List<(ulong Lsn, Transaction Tx)> ReadAll(string directory)
+    {
+        var all = new List<(ulong, Transaction)>();
+        using JournalReader reader = JournalReader.Open(directory);
+        Assert.That(reader.Verify().Intact, Is.True);
+        reader.Scan((entry, _) =>
+        {
+            Assert.That(BlockFormat.TryReadHeader(entry, out BlockHeader header), Is.Null);
+            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+            for (int i = 0; i < header.Count; i++)
+            {
+                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes), out Transaction tx);
+                all.Add((lsn, tx));
+            }
+            return true;
+        });
+        return all;
+    }
+}

@@ -1,0 +1,274 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Core.Ring;
+using Engine.Protocol;
+
+namespace Engine.Cli;
+
+/// <summary><c>engine log …</c>: verify, dump and generate journals.</summary>
+internal static class LogCommands
+{
+    private const int ExitIntact = 0;
+    private const int ExitCorrupt = 1;
+    private const int ExitError = 2;
+
+    public static Command Build()
+    {
+        var log = new Command("log", "Work with a journal directory: verify its hash chain, dump its transactions, generate a synthetic one.");
+        log.Subcommands.Add(Verify());
+        log.Subcommands.Add(Dump());
+        log.Subcommands.Add(Generate());
+        return log;
+    }
+
+    private static Argument<DirectoryInfo> DirArgument() => new("dir") { Description = "The journal directory (holds log.N and commits/)." };
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "Machine-readable output (JSON)." };
+
+    private static Command Verify()
+    {
+        var dir = DirArgument();
+        var json = JsonOption();
+        var command = new Command("verify",
+            "Re-hash the whole chain from the genesis block to the committed end. Exit 0 if intact, 1 naming the first bad block, 2 if there is no journal.")
+        {
+            dir,
+            json,
+        };
+        command.SetAction(parse =>
+        {
+            string path = parse.GetValue(dir)!.FullName;
+            bool asJson = parse.GetValue(json);
+            try
+            {
+                using JournalReader reader = JournalReader.Open(path);
+                VerifyReport report = reader.Verify();
+                if (asJson)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                    {
+                        ["dir"] = path,
+                        ["intact"] = report.Intact,
+                        ["blocks"] = report.Blocks,
+                        ["transactions"] = report.Transactions,
+                        ["bytes"] = report.Bytes,
+                        ["head_block"] = report.Head?.BlockNo,
+                        ["head_lsn"] = report.Head?.LastLsn,
+                        ["head_epoch"] = report.Head?.Epoch,
+                        ["head_hash"] = report.Head?.Hash.ToString(),
+                        ["seconds"] = Math.Round(report.Elapsed.TotalSeconds, 6),
+                        ["bytes_per_sec"] = Math.Round(report.BytesPerSecond),
+                        ["fault"] = report.Fault is null ? null : new Dictionary<string, object>
+                        {
+                            ["block"] = report.Fault.BlockNo,
+                            ["address"] = report.Fault.Address,
+                            ["reason"] = report.Fault.Reason,
+                        },
+                    }));
+                }
+                else
+                {
+                    PrintReport(path, report);
+                }
+                return report.Intact ? ExitIntact : ExitCorrupt;
+            }
+            catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException)
+            {
+                Console.Error.WriteLine($"engine log verify: {e.Message}");
+                return e is JournalCorruptException ? ExitCorrupt : ExitError;
+            }
+        });
+        return command;
+    }
+
+    private static void PrintReport(string path, VerifyReport report)
+    {
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine(report.Intact ? $"journal {path}: intact" : $"journal {path}: BROKEN");
+        Console.WriteLine(string.Create(c, $"  blocks        {report.Blocks:N0} verified (genesis included)"));
+        Console.WriteLine(string.Create(c, $"  transactions  {report.Transactions:N0}"));
+        Console.WriteLine(string.Create(c, $"  bytes         {report.Bytes:N0} up to committed address {report.CommittedUntil:N0}"));
+        if (report.Head is { } head)
+        {
+            Console.WriteLine(string.Create(c, $"  head          block {head.BlockNo:N0}, lsn {head.LastLsn:N0}, epoch {head.Epoch}"));
+            Console.WriteLine($"  head hash     {head.Hash}");
+        }
+        Console.WriteLine(string.Create(c, $"  rate          {report.BytesPerSecond / 1e9:F2} GB/s ({report.Elapsed.TotalMilliseconds:F1} ms)"));
+        if (report.Fault is { } fault)
+        {
+            Console.WriteLine($"  first bad     {fault}");
+        }
+    }
+
+    private static Command Dump()
+    {
+        var dir = DirArgument();
+        var from = new Option<ulong>("--from") { Description = "First LSN to print.", DefaultValueFactory = _ => 1 };
+        var count = new Option<long>("--count") { Description = "How many transactions to print at most (default: all).", DefaultValueFactory = _ => long.MaxValue };
+        var json = JsonOption();
+        var command = new Command("dump", "Print the journal's transactions in LSN order: readable lines with block headers, or one JSON object per transaction.")
+        {
+            dir,
+            from,
+            count,
+            json,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(count) < 0)
+            {
+                result.AddError("--count must not be negative");
+            }
+        });
+        command.SetAction(parse =>
+        {
+            string path = parse.GetValue(dir)!.FullName;
+            ulong first = parse.GetValue(from);
+            long remaining = parse.GetValue(count);
+            bool asJson = parse.GetValue(json);
+            try
+            {
+                using JournalReader reader = JournalReader.Open(path);
+                using Stream stdout = Console.OpenStandardOutput();
+                using var writer = new Utf8JsonWriter(stdout);
+                using var text = new StreamWriter(stdout, leaveOpen: true) { AutoFlush = false };
+                string? error = null;
+                reader.Scan((entry, address) =>
+                {
+                    string? shape = BlockFormat.TryReadHeader(entry, out BlockHeader header);
+                    if (shape is not null)
+                    {
+                        error = $"entry at address {address} is not a block: {shape} (run 'engine log verify')";
+                        return false;
+                    }
+                    if (header.Count == 0 || header.LastLsn < first)
+                    {
+                        return true;
+                    }
+                    if (!asJson)
+                    {
+                        text.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"block {header.BlockNo} epoch {header.Epoch} lsn {header.FirstLsn}-{header.LastLsn} at {DateTimeOffset.UnixEpoch.AddTicks(header.TimestampNs / 100):O} prev {header.PrevHash.ToShortString()} hash {BlockFormat.StoredHash(entry, in header).ToShortString()}"));
+                    }
+                    ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+                    for (int i = 0; i < header.Count && remaining > 0; i++)
+                    {
+                        ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                        if (lsn < first)
+                        {
+                            continue;
+                        }
+                        remaining--;
+                        if (asJson)
+                        {
+                            WriteJson(writer, lsn, header.BlockNo, in tx);
+                            writer.Flush();
+                            writer.Reset();
+                            stdout.WriteByte((byte)'\n');
+                        }
+                        else
+                        {
+                            text.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  lsn {lsn}  {tx}"));
+                        }
+                    }
+                    return remaining > 0;
+                });
+                text.Flush();
+                if (error is not null)
+                {
+                    Console.Error.WriteLine($"engine log dump: {error}");
+                    return ExitCorrupt;
+                }
+                return 0;
+            }
+            catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException)
+            {
+                Console.Error.WriteLine($"engine log dump: {e.Message}");
+                return ExitError;
+            }
+        });
+        return command;
+    }
+
+    private static void WriteJson(Utf8JsonWriter writer, ulong lsn, ulong blockNo, in Transaction tx)
+    {
+        writer.WriteStartObject();
+        writer.WriteNumber("lsn", lsn);
+        writer.WriteNumber("block", blockNo);
+        writer.WriteString("kind", tx.Kind switch { MessageType.NewOrder => "new_order", MessageType.Cancel => "cancel", MessageType.Replace => "replace", _ => tx.Kind.ToString() });
+        writer.WriteNumber("client_id", tx.ClientId);
+        writer.WriteNumber("client_seq", tx.ClientSeq);
+        writer.WriteNumber("account", tx.Account);
+        writer.WriteNumber("instrument", tx.Instrument);
+        writer.WriteNumber("client_order_id", tx.ClientOrderId);
+        if (tx.Kind != MessageType.NewOrder)
+        {
+            writer.WriteNumber("orig_client_order_id", tx.OrigClientOrderId);
+        }
+        if (tx.Kind == MessageType.NewOrder)
+        {
+            writer.WriteString("side", tx.Side.ToString().ToLowerInvariant());
+            writer.WriteString("type", tx.Type.ToString().ToLowerInvariant());
+            writer.WriteString("tif", tx.TimeInForce.ToString().ToLowerInvariant());
+        }
+        if (tx.Kind != MessageType.Cancel)
+        {
+            writer.WriteNumber("price", tx.Price);
+            writer.WriteNumber("quantity", tx.Quantity);
+        }
+        writer.WriteEndObject();
+    }
+
+    private static Command Generate()
+    {
+        var dir = DirArgument();
+        var count = new Option<long>("--count") { Description = "Requests to submit (about 1% are invalid and get rejected).", DefaultValueFactory = _ => 100_000 };
+        var durability = new Option<Durability>("--durability") { Description = "When a block counts as journaled: memory or disk.", DefaultValueFactory = _ => Durability.Memory };
+        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic order flow.", DefaultValueFactory = _ => 42 };
+        var report = new Option<bool>("--report-durable") { Description = "Print 'durable BLOCK HASH' for every block once it is journaled." };
+        var command = new Command("generate",
+            "Write synthetic orders through the real pipeline (validate, seal, journal) into a journal: test data for verify, dump and drills. Appends if the journal exists.")
+        {
+            dir,
+            count,
+            durability,
+            seed,
+            report,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(count) < 1)
+            {
+                result.AddError("--count must be at least 1");
+            }
+        });
+        command.SetAction(parse =>
+        {
+            string path = parse.GetValue(dir)!.FullName;
+            bool reportDurable = parse.GetValue(report);
+            try
+            {
+                using Journal journal = Journal.Open(new JournalSettings { Directory = path, Durability = parse.GetValue(durability) });
+                Console.Error.WriteLine($"engine log generate: {journal.Settings}; continuing after {journal.Head}");
+                Action<SealedBlock>? onDurable = reportDurable
+                    ? block => Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"durable {block.BlockNo} {block.Hash}"))
+                    : null;
+                LedgerRunResult result = SyntheticLedgerRun.Run(journal, parse.GetValue(count), new RingSettings { Size = 1 << 14 }, parse.GetValue(seed), onDurable);
+                Console.Out.Flush();
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"engine log generate: {result.Submitted:N0} submitted, {result.Accepted:N0} journaled in {result.Blocks:N0} blocks, {result.Rejected:N0} rejected, {result.TransactionsPerSecond / 1e6:F2} M tx/s"));
+                return 0;
+            }
+            catch (JournalCorruptException e)
+            {
+                Console.Error.WriteLine($"engine log generate: {e.Message}");
+                return ExitCorrupt;
+            }
+        });
+        return command;
+    }
+}
