@@ -58,6 +58,35 @@ public sealed class EngineProcess : IDisposable
 
     public string StdOut { get { lock (_stdout) { return _stdout.ToString(); } } }
 
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits until standard output satisfies <paramref name="condition"/>; fails the test if the process exits first or time runs out.</summary>
+    public void WaitForOutput(Func<string, bool> condition, string what, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition(StdOut))
+        {
+            if (_process.HasExited && !condition(StdOut))
+            {
+                Assert.Fail($"engine exited ({_process.ExitCode}) before {what}; stderr:\n{StdErr}");
+            }
+            if (clock.Elapsed > timeout)
+            {
+                Assert.Fail($"timed out after {timeout.TotalSeconds} s waiting for {what}; stderr:\n{StdErr}");
+            }
+            Thread.Sleep(5);
+        }
+    }
+
+    /// <summary>SIGKILL: the process gets no chance to flush or commit anything.</summary>
+    public void KillHard()
+    {
+        _process.Kill(entireProcessTree: false);
+        _process.WaitForExit(10_000);
+    }
+
     public string StdErr { get { lock (_stderr) { return _stderr.ToString(); } } }
 
     public void Kill()
