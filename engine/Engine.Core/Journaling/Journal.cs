@@ -207,7 +207,7 @@ public sealed class Journal : IDisposable
     public void Flush()
     {
         long tail = _log.TailAddress;
-        if (tail == 0 || CommittedUntil >= tail)
+        if (CommittedUntil >= tail)
         {
             return;
         }
