@@ -7,9 +7,33 @@ public enum MessageType : byte
     NewOrder = 1,
     Cancel = 2,
     Replace = 3,
+    Logon = 16,
     Accepted = 32,
     Rejected = 33,
     ExecutionReport = 34,
+    LogonAck = 35,
+}
+
+/// <summary>What an execution report says happened to an order.</summary>
+public enum ExecType : byte
+{
+    None = 0,
+    /// <summary>A fill that leaves nothing open.</summary>
+    Fill = 1,
+    /// <summary>A fill that leaves quantity open.</summary>
+    PartialFill = 2,
+    /// <summary>The order (or its unfilled remainder: IOC, FOK, market) is off the book.</summary>
+    Cancelled = 3,
+    /// <summary>A replace took effect; the report carries the new id, leaves and price.</summary>
+    Replaced = 4,
+}
+
+/// <summary>The answer to a logon.</summary>
+public enum LogonStatus : byte
+{
+    Ok = 0,
+    BadCredentials = 1,
+    NotPrimary = 2,
 }
 
 public enum Side : byte
@@ -68,6 +92,23 @@ public enum RejectReason : ushort
     UnknownInstrument = 25,
     PriceNotOnTick = 26,
     SameOrderId = 27,
+    /// <summary>The request's client id is not the one the session logged on with.</summary>
+    ClientMismatch = 28,
+    /// <summary>The account is not one this client may trade for.</summary>
+    AccountNotAllowed = 29,
+    /// <summary>A request before a successful logon.</summary>
+    NotLoggedOn = 30,
+
+    // State (40-63): checked by the order book, deterministically; the request is in the ledger
+    // with its LSN, and the rejection is its outcome.
+    UnknownOrder = 40,
+    DuplicateOrderId = 41,
+    RiskMaxQuantity = 42,
+    RiskMaxNotional = 43,
+    RiskMaxOpenOrders = 44,
+    ReplaceQuantityTooLow = 45,
+    /// <summary>clientSeq is not above the last one taken for this client, and no outcome is kept for it: it was not executed now.</summary>
+    StaleClientSeq = 46,
 
     // Engine state (64-): the request was fine but the engine could not take it now.
     Busy = 64,

@@ -18,34 +18,87 @@ public struct Receipt
     public override readonly string ToString() => $"accepted client {ClientId} seq {ClientSeq}: lsn {Lsn} in block {BlockNo} ({BlockHash.ToShortString()})";
 }
 
-/// <summary>"Rejected": the request was not taken; why, as a code and a short text.</summary>
+/// <summary>
+/// "Rejected": the request was not executed; why, as a code and a short text. <see cref="Lsn"/> is
+/// non-zero when the rejection is the logged outcome of a transaction in the ledger (a risk limit,
+/// an unknown order), zero when the request never reached the ledger (validation, busy).
+/// </summary>
 public struct Rejection
 {
     public uint ClientId;
     public ulong ClientSeq;
     public RejectReason Reason;
+    public ulong Lsn;
     public string? Text;
 
-    public override readonly string ToString() => $"rejected client {ClientId} seq {ClientSeq}: {Reason} ({Text})";
+    public override readonly string ToString() => $"rejected client {ClientId} seq {ClientSeq}: {Reason}{(Lsn != 0 ? $" (lsn {Lsn})" : "")} {Text}";
 }
 
-/// <summary>Encodes and decodes replies.</summary>
+/// <summary>Something happened to an order: a fill (with its trade), a cancel, a replace.</summary>
+public struct ExecutionReport
+{
+    public uint ClientId;
+    public uint Account;
+    public ulong ClientSeq;
+    public ulong ClientOrderId;
+    public ulong TradeId;
+    public long LastPrice;
+    public long LastQuantity;
+    public long LeavesQuantity;
+    public long CumQuantity;
+    public ulong Lsn;
+    public uint Instrument;
+    public ExecType ExecType;
+    public Side Side;
+
+    public override readonly string ToString() =>
+        $"{ExecType} #{ClientOrderId} {Side} client {ClientId}: {(TradeId != 0 ? $"trade {TradeId} {LastQuantity} @ {LastPrice}, " : "")}cum {CumQuantity}, leaves {LeavesQuantity} (lsn {Lsn})";
+}
+
+/// <summary>The answer to a logon: status, and where the engine stands for this client.</summary>
+public struct LogonAck
+{
+    public uint ClientId;
+    public LogonStatus Status;
+
+    /// <summary>The highest clientSeq the engine has taken into its ledger for this client: resend only what is above it.</summary>
+    public ulong LastClientSeq;
+
+    public ulong Epoch;
+    public ulong LastLsn;
+}
+
+/// <summary>Encodes and decodes replies, and the logon exchange.</summary>
 /// <remarks>
 /// <code>
-/// Accepted (64 B)                      Rejected (80 B)
-///  0 u32 clientId                       0 u32 clientId
-///  4 u32 reserved = 0                   4 u16 reason
-///  8 u64 clientSeq                      6 u16 text bytes (≤ 64)
-/// 16 u64 lsn                            8 u64 clientSeq
-/// 24 u64 blockNo                       16 u8[64] text, UTF-8, zero padded
-/// 32 u8[32] blockHash (SHA-256)
+/// Accepted (64 B)                  Rejected (88 B)                  ExecutionReport (80 B)
+///  0 u32 clientId                   0 u32 clientId                   0 u32 clientId      56 u64 lsn
+///  4 u32 reserved = 0               4 u16 reason                     4 u32 account       64 u32 instrument
+///  8 u64 clientSeq                  6 u16 text bytes (≤ 64)          8 u64 clientOrderId 68 u8 execType
+/// 16 u64 lsn                        8 u64 clientSeq                 16 u64 tradeId       69 u8 side
+/// 24 u64 blockNo                   16 u64 lsn (0: not in ledger)    24 i64 lastPrice     70 u16 reserved = 0
+/// 32 u8[32] blockHash (SHA-256)    24 u8[64] text, UTF-8, 0-padded  32 i64 lastQuantity  72 u64 clientSeq
+///                                                                   40 i64 leavesQuantity
+/// Logon (40 B)                     LogonAck (32 B)                  48 i64 cumQuantity
+///  0 u32 clientId                   0 u32 clientId
+///  4 u32 reserved = 0               4 u8  status, 5 u8[3] reserved
+///  8 u8[32] token, UTF-8, 0-padded  8 u64 lastClientSeq
+///                                  16 u64 epoch
+///                                  24 u64 lastLsn
 /// </code>
 /// </remarks>
 public static class ReplyCodec
 {
     public const int AcceptedBodyBytes = 64;
-    public const int RejectedBodyBytes = 80;
+    public const int RejectedBodyBytes = 88;
+    public const int ExecutionReportBodyBytes = 80;
+    public const int LogonBodyBytes = 40;
+    public const int LogonAckBodyBytes = 32;
     public const int MaxRejectTextBytes = 64;
+    public const int MaxTokenBytes = 32;
+
+    /// <summary>The largest reply frame: a rejection.</summary>
+    public const int MaxFrameBytes = Frame.HeaderBytes + RejectedBodyBytes;
 
     public static int EncodeAccepted(in Receipt receipt, Span<byte> destination)
     {
@@ -61,10 +114,11 @@ public static class ReplyCodec
     }
 
     /// <summary>Encodes a rejection; the text is cut to 64 UTF-8 bytes (at a character boundary).</summary>
-    public static int EncodeRejected(uint clientId, ulong clientSeq, RejectReason reason, ReadOnlySpan<char> text, Span<byte> destination)
+    public static int EncodeRejected(uint clientId, ulong clientSeq, RejectReason reason, ulong lsn, ReadOnlySpan<char> text, Span<byte> destination)
     {
         Span<byte> body = destination[Frame.HeaderBytes..];
-        Span<byte> textField = body.Slice(16, MaxRejectTextBytes);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[16..], lsn);
+        Span<byte> textField = body.Slice(24, MaxRejectTextBytes);
         textField.Clear();
         Encoding.UTF8.GetEncoder().Convert(text, textField, flush: true, out _, out int textBytes, out _);
         BinaryPrimitives.WriteUInt32LittleEndian(body, clientId);
@@ -107,7 +161,112 @@ public static class ReplyCodec
         rejection.ClientId = BinaryPrimitives.ReadUInt32LittleEndian(body);
         rejection.Reason = (RejectReason)BinaryPrimitives.ReadUInt16LittleEndian(body[4..]);
         rejection.ClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
-        rejection.Text = Encoding.UTF8.GetString(body.Slice(16, textBytes));
+        rejection.Lsn = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
+        rejection.Text = Encoding.UTF8.GetString(body.Slice(24, textBytes));
+        return RejectReason.None;
+    }
+
+    public static int EncodeExecutionReport(in ExecutionReport report, Span<byte> destination)
+    {
+        Span<byte> body = destination[Frame.HeaderBytes..];
+        BinaryPrimitives.WriteUInt32LittleEndian(body, report.ClientId);
+        BinaryPrimitives.WriteUInt32LittleEndian(body[4..], report.Account);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[8..], report.ClientOrderId);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[16..], report.TradeId);
+        BinaryPrimitives.WriteInt64LittleEndian(body[24..], report.LastPrice);
+        BinaryPrimitives.WriteInt64LittleEndian(body[32..], report.LastQuantity);
+        BinaryPrimitives.WriteInt64LittleEndian(body[40..], report.LeavesQuantity);
+        BinaryPrimitives.WriteInt64LittleEndian(body[48..], report.CumQuantity);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[56..], report.Lsn);
+        BinaryPrimitives.WriteUInt32LittleEndian(body[64..], report.Instrument);
+        body[68] = (byte)report.ExecType;
+        body[69] = (byte)report.Side;
+        BinaryPrimitives.WriteUInt16LittleEndian(body[70..], 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[72..], report.ClientSeq);
+        Frame.WriteHeader(destination, MessageType.ExecutionReport, ExecutionReportBodyBytes);
+        return Frame.HeaderBytes + ExecutionReportBodyBytes;
+    }
+
+    public static RejectReason DecodeExecutionReport(ReadOnlySpan<byte> frame, out ExecutionReport report)
+    {
+        report = default;
+        RejectReason reason = CheckReply(frame, MessageType.ExecutionReport, ExecutionReportBodyBytes, out ReadOnlySpan<byte> body);
+        if (reason != RejectReason.None)
+        {
+            return reason;
+        }
+        report.ClientId = BinaryPrimitives.ReadUInt32LittleEndian(body);
+        report.Account = BinaryPrimitives.ReadUInt32LittleEndian(body[4..]);
+        report.ClientOrderId = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
+        report.TradeId = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
+        report.LastPrice = BinaryPrimitives.ReadInt64LittleEndian(body[24..]);
+        report.LastQuantity = BinaryPrimitives.ReadInt64LittleEndian(body[32..]);
+        report.LeavesQuantity = BinaryPrimitives.ReadInt64LittleEndian(body[40..]);
+        report.CumQuantity = BinaryPrimitives.ReadInt64LittleEndian(body[48..]);
+        report.Lsn = BinaryPrimitives.ReadUInt64LittleEndian(body[56..]);
+        report.Instrument = BinaryPrimitives.ReadUInt32LittleEndian(body[64..]);
+        report.ExecType = (ExecType)body[68];
+        report.Side = (Side)body[69];
+        report.ClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(body[72..]);
+        return RejectReason.None;
+    }
+
+    /// <summary>Encodes a logon; the token is cut to 32 UTF-8 bytes.</summary>
+    public static int EncodeLogon(uint clientId, ReadOnlySpan<char> token, Span<byte> destination)
+    {
+        Span<byte> body = destination[Frame.HeaderBytes..];
+        BinaryPrimitives.WriteUInt32LittleEndian(body, clientId);
+        BinaryPrimitives.WriteUInt32LittleEndian(body[4..], 0);
+        Span<byte> tokenField = body.Slice(8, MaxTokenBytes);
+        tokenField.Clear();
+        Encoding.UTF8.GetEncoder().Convert(token, tokenField, flush: true, out _, out _, out _);
+        Frame.WriteHeader(destination, MessageType.Logon, LogonBodyBytes);
+        return Frame.HeaderBytes + LogonBodyBytes;
+    }
+
+    /// <summary>Decodes a logon; the token is returned without its zero padding.</summary>
+    public static RejectReason DecodeLogon(ReadOnlySpan<byte> frame, out uint clientId, out string token)
+    {
+        clientId = 0;
+        token = "";
+        RejectReason reason = CheckReply(frame, MessageType.Logon, LogonBodyBytes, out ReadOnlySpan<byte> body);
+        if (reason != RejectReason.None)
+        {
+            return reason;
+        }
+        clientId = BinaryPrimitives.ReadUInt32LittleEndian(body);
+        ReadOnlySpan<byte> tokenField = body.Slice(8, MaxTokenBytes);
+        int end = tokenField.IndexOf((byte)0);
+        token = Encoding.UTF8.GetString(end < 0 ? tokenField : tokenField[..end]);
+        return RejectReason.None;
+    }
+
+    public static int EncodeLogonAck(in LogonAck ack, Span<byte> destination)
+    {
+        Span<byte> body = destination[Frame.HeaderBytes..];
+        BinaryPrimitives.WriteUInt32LittleEndian(body, ack.ClientId);
+        body[4] = (byte)ack.Status;
+        body.Slice(5, 3).Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(body[8..], ack.LastClientSeq);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[16..], ack.Epoch);
+        BinaryPrimitives.WriteUInt64LittleEndian(body[24..], ack.LastLsn);
+        Frame.WriteHeader(destination, MessageType.LogonAck, LogonAckBodyBytes);
+        return Frame.HeaderBytes + LogonAckBodyBytes;
+    }
+
+    public static RejectReason DecodeLogonAck(ReadOnlySpan<byte> frame, out LogonAck ack)
+    {
+        ack = default;
+        RejectReason reason = CheckReply(frame, MessageType.LogonAck, LogonAckBodyBytes, out ReadOnlySpan<byte> body);
+        if (reason != RejectReason.None)
+        {
+            return reason;
+        }
+        ack.ClientId = BinaryPrimitives.ReadUInt32LittleEndian(body);
+        ack.Status = (LogonStatus)body[4];
+        ack.LastClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
+        ack.Epoch = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
+        ack.LastLsn = BinaryPrimitives.ReadUInt64LittleEndian(body[24..]);
         return RejectReason.None;
     }
 

@@ -154,7 +154,7 @@ public class CodecTests
         Assert.That(ReplyCodec.DecodeAccepted(frame.AsSpan(0, length), out Receipt decoded), Is.EqualTo(RejectReason.None));
         Assert.That(decoded, Is.EqualTo(receipt));
 
-        length = ReplyCodec.EncodeRejected(9, 78, RejectReason.PriceNotOnTick, "price 1003 is not a multiple of the tick 5 — ünïcødé and far too long for the field", frame);
+        length = ReplyCodec.EncodeRejected(9, 78, RejectReason.PriceNotOnTick, 0, "price 1003 is not a multiple of the tick 5 — ünïcødé and far too long for the field", frame);
         Assert.That(ReplyCodec.DecodeRejected(frame.AsSpan(0, length), out Rejection rejection), Is.EqualTo(RejectReason.None));
         Assert.Multiple(() =>
         {

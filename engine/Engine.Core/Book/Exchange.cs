@@ -1,0 +1,579 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Engine.Protocol;
+
+namespace Engine.Core.Book;
+
+/// <summary>
+/// The state machine: a price-time-priority limit order book per instrument, per-account risk
+/// limits and open-order counts, and per-client idempotency (the last clientSeq applied and the
+/// outcomes of the last <see cref="DedupeWindow"/> requests).
+/// </summary>
+/// <remarks>
+/// <para>Deterministic: the only inputs are the transactions and their LSN and block; no clock, no
+/// randomness, and nothing iterates a hash table (clients are walked in first-seen order, accounts
+/// and instruments by id). Same log in, same state out, and the same <see cref="ComputeChecksum"/>.</para>
+/// <para>Single-threaded: the apply stage owns it.</para>
+/// <para>Matching: a taker trades with the best opposite level while it crosses, oldest order first
+/// at each level; every fill reports to both sides with one trade id. A GTC limit remainder rests;
+/// an IOC, FOK or market remainder is cancelled. A FOK that cannot fill in full is cancelled whole
+/// before it trades. A replace keeps its place only if the price stays and the quantity does not
+/// grow; otherwise it goes to the back of its (new) level, and may trade if it now crosses.</para>
+/// </remarks>
+public sealed class Exchange
+{
+    /// <summary>Outcomes kept per client for duplicates: more than any client can have in flight.</summary>
+    public const int DedupeWindow = 1024;
+
+    private readonly ReferenceData _reference;
+    private readonly OrderBook?[] _books;
+    private readonly OrderStore _orders = new();
+    private readonly Dictionary<OrderKey, int> _byKey = [];
+    private readonly Dictionary<uint, AccountState> _accounts = [];
+    private readonly Dictionary<uint, ClientState> _clients = [];
+    private readonly List<ClientState> _clientsInOrder = [];
+    private ulong _nextTradeId = 1;
+
+    public Exchange(ReferenceData reference)
+    {
+        _reference = reference;
+        _books = new OrderBook?[reference.Instruments.All.Max(i => (int)i.Id) + 1];
+        foreach (var instrument in reference.Instruments.All)
+        {
+            _books[instrument.Id] = new OrderBook(instrument.Id);
+        }
+        foreach (var (id, limits) in reference.Accounts)
+        {
+            _accounts[id] = new AccountState(limits);
+        }
+    }
+
+    /// <summary>The LSN of the last transaction applied (0 before any).</summary>
+    public ulong LastLsn { get; private set; }
+
+    public ulong TradeCount => _nextTradeId - 1;
+
+    public int OpenOrders => _orders.Live;
+
+    /// <summary>The highest clientSeq applied for <paramref name="clientId"/> (0 if none).</summary>
+    public ulong LastClientSeq(uint clientId) => _clients.TryGetValue(clientId, out ClientState? c) ? c.LastSeq : 0;
+
+    /// <summary>Clients in first-seen order with their last applied clientSeq.</summary>
+    public IEnumerable<(uint ClientId, ulong LastSeq)> ClientSeqs => _clientsInOrder.Select(c => (c.Id, c.LastSeq));
+
+    /// <summary>The open quantity and filled quantity of a live order (tests, tools).</summary>
+    public bool TryGetOrder(uint clientId, ulong clientOrderId, out long leaves, out long cum, out long price)
+    {
+        leaves = cum = price = 0;
+        if (!_byKey.TryGetValue(new OrderKey(clientId, clientOrderId), out int index))
+        {
+            return false;
+        }
+        ref Order order = ref _orders[index];
+        (leaves, cum, price) = (order.Leaves, order.Cum, order.Price);
+        return true;
+    }
+
+    /// <summary>The outcome kept for a request already applied, if it is still in the window.</summary>
+    public bool TryGetOutcome(uint clientId, ulong clientSeq, out Outcome outcome)
+    {
+        outcome = default;
+        if (!_clients.TryGetValue(clientId, out ClientState? client) || clientSeq > client.LastSeq)
+        {
+            return false;
+        }
+        outcome = client.Window[clientSeq % DedupeWindow];
+        return outcome.ClientSeq == clientSeq;
+    }
+
+    /// <summary>
+    /// Applies one journaled transaction. A (clientId, clientSeq) already applied changes nothing
+    /// and reports its original outcome again.
+    /// </summary>
+    public void Apply<TSink>(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        LastLsn = lsn;
+        ClientState client = Client(tx.ClientId);
+        if (tx.ClientSeq <= client.LastSeq)
+        {
+            ReplayOutcome(client, in tx, ref sink);
+            return;
+        }
+        RejectReason reason = tx.Kind switch
+        {
+            MessageType.NewOrder => NewOrder(in tx, lsn, ref sink),
+            MessageType.Cancel => Cancel(in tx, lsn, ref sink),
+            MessageType.Replace => Replace(in tx, lsn, ref sink),
+            _ => RejectReason.UnknownMessageType,
+        };
+        if (reason != RejectReason.None)
+        {
+            sink.Rejected(in tx, reason, lsn);
+        }
+        client.LastSeq = tx.ClientSeq;
+        client.Window[tx.ClientSeq % DedupeWindow] = new Outcome { ClientSeq = tx.ClientSeq, Lsn = lsn, BlockNo = blockNo, BlockHash = blockHash, Reason = reason };
+    }
+
+    private static void ReplayOutcome<TSink>(ClientState client, in Transaction tx, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        Outcome outcome = client.Window[tx.ClientSeq % DedupeWindow];
+        if (outcome.ClientSeq != tx.ClientSeq)
+        {
+            sink.Rejected(in tx, RejectReason.StaleClientSeq, 0);
+        }
+        else if (outcome.Reason == RejectReason.None)
+        {
+            sink.Accepted(in tx, outcome.Lsn);
+        }
+        else
+        {
+            sink.Rejected(in tx, outcome.Reason, outcome.Lsn);
+        }
+    }
+
+    private RejectReason NewOrder<TSink>(in Transaction tx, ulong lsn, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        OrderBook? book = tx.Instrument < (uint)_books.Length ? _books[tx.Instrument] : null;
+        if (book is null)
+        {
+            return RejectReason.UnknownInstrument;
+        }
+        if (!_accounts.TryGetValue(tx.Account, out AccountState? account))
+        {
+            return RejectReason.AccountNotAllowed;
+        }
+        bool market = tx.Type == OrderType.Market;
+        RejectReason risk = CheckRisk(account, tx.Quantity, tx.Price, market, rests: !market && tx.TimeInForce == TimeInForce.Gtc);
+        if (risk != RejectReason.None)
+        {
+            return risk;
+        }
+        if (_byKey.ContainsKey(new OrderKey(tx.ClientId, tx.ClientOrderId)))
+        {
+            return RejectReason.DuplicateOrderId;
+        }
+        sink.Accepted(in tx, lsn);
+
+        var taker = new Taker(tx.ClientId, tx.Account, tx.ClientSeq, tx.ClientOrderId, tx.Instrument, tx.Side, lsn);
+        BookSide opposite = tx.Side == Side.Buy ? book.Asks : book.Bids;
+        long remaining = tx.Quantity;
+        long cum = 0;
+        if (tx.TimeInForce == TimeInForce.Fok && !CanFill(opposite, tx.Price, market, remaining))
+        {
+            sink.Execution(taker.Report(ExecType.Cancelled, 0, 0, 0, 0, 0));
+            return RejectReason.None;
+        }
+        Match(opposite, in taker, tx.Price, market, ref remaining, ref cum, ref sink);
+        if (remaining > 0)
+        {
+            if (!market && tx.TimeInForce == TimeInForce.Gtc)
+            {
+                Rest(book, account, in taker, tx.Price, remaining, cum);
+            }
+            else
+            {
+                sink.Execution(taker.Report(ExecType.Cancelled, 0, 0, 0, 0, cum));
+            }
+        }
+        return RejectReason.None;
+    }
+
+    private RejectReason Cancel<TSink>(in Transaction tx, ulong lsn, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        if (!_byKey.TryGetValue(new OrderKey(tx.ClientId, tx.OrigClientOrderId), out int index))
+        {
+            return RejectReason.UnknownOrder;
+        }
+        ref Order order = ref _orders[index];
+        if (order.Account != tx.Account || order.Instrument != tx.Instrument)
+        {
+            return RejectReason.UnknownOrder;
+        }
+        sink.Accepted(in tx, lsn);
+        sink.Execution(new ExecutionReport
+        {
+            ClientId = order.ClientId,
+            Account = order.Account,
+            ClientSeq = tx.ClientSeq,
+            ClientOrderId = order.ClientOrderId,
+            CumQuantity = order.Cum,
+            Lsn = lsn,
+            Instrument = order.Instrument,
+            ExecType = ExecType.Cancelled,
+            Side = order.Side,
+        });
+        RemoveOrder(index);
+        return RejectReason.None;
+    }
+
+    private RejectReason Replace<TSink>(in Transaction tx, ulong lsn, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        if (!_byKey.TryGetValue(new OrderKey(tx.ClientId, tx.OrigClientOrderId), out int index))
+        {
+            return RejectReason.UnknownOrder;
+        }
+        ref Order order = ref _orders[index];
+        if (order.Account != tx.Account || order.Instrument != tx.Instrument)
+        {
+            return RejectReason.UnknownOrder;
+        }
+        if (_byKey.ContainsKey(new OrderKey(tx.ClientId, tx.ClientOrderId)))
+        {
+            return RejectReason.DuplicateOrderId;
+        }
+        long leaves = tx.Quantity - order.Cum;
+        if (leaves <= 0)
+        {
+            return RejectReason.ReplaceQuantityTooLow;
+        }
+        AccountState account = _accounts[order.Account];
+        RejectReason risk = CheckRisk(account, tx.Quantity, tx.Price, market: false, rests: false);
+        if (risk != RejectReason.None)
+        {
+            return risk;
+        }
+        sink.Accepted(in tx, lsn);
+
+        OrderBook book = _books[order.Instrument]!;
+        BookSide own = order.Side == Side.Buy ? book.Bids : book.Asks;
+        _byKey.Remove(new OrderKey(order.ClientId, order.ClientOrderId));
+        _byKey[new OrderKey(tx.ClientId, tx.ClientOrderId)] = index;
+        order.ClientOrderId = tx.ClientOrderId;
+        order.ClientSeq = tx.ClientSeq;
+        var taker = new Taker(order.ClientId, order.Account, tx.ClientSeq, tx.ClientOrderId, order.Instrument, order.Side, lsn);
+        if (tx.Price == order.Price && leaves <= order.Leaves)
+        {
+            // Same price, no more quantity: it keeps its place in the queue.
+            own.Reduce(order.Level, order.Leaves - leaves);
+            order.Leaves = leaves;
+            sink.Execution(taker.Report(ExecType.Replaced, 0, order.Price, 0, leaves, order.Cum));
+            return RejectReason.None;
+        }
+
+        // A new price or more quantity: to the back of the queue, trading first if it now crosses.
+        own.Remove(index, _orders);
+        order.Price = tx.Price;
+        order.Leaves = leaves;
+        sink.Execution(taker.Report(ExecType.Replaced, 0, tx.Price, 0, leaves, order.Cum));
+        long remaining = leaves;
+        long cum = order.Cum;
+        BookSide opposite = order.Side == Side.Buy ? book.Asks : book.Bids;
+        Match(opposite, in taker, tx.Price, market: false, ref remaining, ref cum, ref sink);
+        ref Order moved = ref _orders[index];
+        if (remaining > 0)
+        {
+            moved.Leaves = remaining;
+            moved.Cum = cum;
+            own.Append(index, _orders);
+        }
+        else
+        {
+            _byKey.Remove(new OrderKey(moved.ClientId, moved.ClientOrderId));
+            account.Open--;
+            _orders.Free(index);
+        }
+        return RejectReason.None;
+    }
+
+    private static RejectReason CheckRisk(AccountState account, long quantity, long price, bool market, bool rests)
+    {
+        AccountLimits limits = account.Limits;
+        if (quantity > limits.MaxOrderQuantity)
+        {
+            return RejectReason.RiskMaxQuantity;
+        }
+        if (!market && (Int128)price * quantity > limits.MaxOrderNotional)
+        {
+            return RejectReason.RiskMaxNotional;
+        }
+        return rests && account.Open >= limits.MaxOpenOrders ? RejectReason.RiskMaxOpenOrders : RejectReason.None;
+    }
+
+    private static bool CanFill(BookSide opposite, long price, bool market, long quantity)
+    {
+        for (int i = 0; i < opposite.LevelCount && quantity > 0; i++)
+        {
+            ref Level level = ref opposite[opposite.LevelFromBest(i)];
+            if (!opposite.Crosses(level.Price, price, market))
+            {
+                break;
+            }
+            quantity -= level.Quantity;
+        }
+        return quantity <= 0;
+    }
+
+    /// <summary>Trades the taker against the opposite side while it crosses; reports both sides of every fill.</summary>
+    private void Match<TSink>(BookSide opposite, in Taker taker, long price, bool market, ref long remaining, ref long cum, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        while (remaining > 0)
+        {
+            int level = opposite.Best;
+            if (level < 0 || !opposite.Crosses(opposite[level].Price, price, market))
+            {
+                return;
+            }
+            long tradePrice = opposite[level].Price;
+            bool levelGone = false;
+            while (remaining > 0 && !levelGone)
+            {
+                int makerIndex = opposite[level].Head;
+                ref Order maker = ref _orders[makerIndex];
+                long fill = Math.Min(remaining, maker.Leaves);
+                ulong tradeId = _nextTradeId++;
+                remaining -= fill;
+                cum += fill;
+                maker.Leaves -= fill;
+                maker.Cum += fill;
+                opposite.Reduce(level, fill);
+                sink.Execution(new ExecutionReport
+                {
+                    ClientId = maker.ClientId,
+                    Account = maker.Account,
+                    ClientSeq = maker.ClientSeq,
+                    ClientOrderId = maker.ClientOrderId,
+                    TradeId = tradeId,
+                    LastPrice = tradePrice,
+                    LastQuantity = fill,
+                    LeavesQuantity = maker.Leaves,
+                    CumQuantity = maker.Cum,
+                    Lsn = taker.Lsn,
+                    Instrument = maker.Instrument,
+                    ExecType = maker.Leaves == 0 ? ExecType.Fill : ExecType.PartialFill,
+                    Side = maker.Side,
+                });
+                sink.Execution(taker.Report(remaining == 0 ? ExecType.Fill : ExecType.PartialFill, tradeId, tradePrice, fill, remaining, cum));
+                if (maker.Leaves == 0)
+                {
+                    levelGone = opposite[level].Count == 1;
+                    // Leaves is 0, so removing it takes nothing more off the level's quantity.
+                    RemoveOrder(makerIndex);
+                }
+            }
+        }
+    }
+
+    private void Rest(OrderBook book, AccountState account, in Taker taker, long price, long leaves, long cum)
+    {
+        int index = _orders.Allocate();
+        ref Order order = ref _orders[index];
+        order.ClientOrderId = taker.ClientOrderId;
+        order.ClientSeq = taker.ClientSeq;
+        order.ClientId = taker.ClientId;
+        order.Account = taker.Account;
+        order.Instrument = taker.Instrument;
+        order.Side = taker.Side;
+        order.Price = price;
+        order.Leaves = leaves;
+        order.Cum = cum;
+        (taker.Side == Side.Buy ? book.Bids : book.Asks).Append(index, _orders);
+        _byKey.Add(new OrderKey(taker.ClientId, taker.ClientOrderId), index);
+        account.Open++;
+    }
+
+    private void RemoveOrder(int index)
+    {
+        ref Order order = ref _orders[index];
+        OrderBook book = _books[order.Instrument]!;
+        (order.Side == Side.Buy ? book.Bids : book.Asks).Remove(index, _orders);
+        _byKey.Remove(new OrderKey(order.ClientId, order.ClientOrderId));
+        _accounts[order.Account].Open--;
+        _orders.Free(index);
+    }
+
+    private ClientState Client(uint clientId)
+    {
+        if (!_clients.TryGetValue(clientId, out ClientState? client))
+        {
+            client = new ClientState(clientId);
+            _clients.Add(clientId, client);
+            _clientsInOrder.Add(client);
+        }
+        return client;
+    }
+
+    /// <summary>
+    /// SHA-256 over a canonical walk of the whole state: instruments by id, each side best level
+    /// first and each level oldest order first; accounts by id; clients in first-seen order with
+    /// their dedupe windows; the trade counter and the last LSN.
+    /// </summary>
+    public Hash32 ComputeChecksum()
+    {
+        using var hasher = new StateHasher();
+        hasher.Add(LastLsn);
+        hasher.Add(_nextTradeId);
+        foreach (OrderBook? book in _books)
+        {
+            if (book is null)
+            {
+                continue;
+            }
+            hasher.Add(book.Instrument);
+            foreach (BookSide side in new[] { book.Bids, book.Asks })
+            {
+                hasher.Add(side.LevelCount);
+                for (int i = 0; i < side.LevelCount; i++)
+                {
+                    ref Level level = ref side[side.LevelFromBest(i)];
+                    hasher.Add(level.Price);
+                    hasher.Add(level.Quantity);
+                    for (int o = level.Head; o >= 0; o = _orders[o].Next)
+                    {
+                        ref Order order = ref _orders[o];
+                        hasher.Add(order.ClientId);
+                        hasher.Add(order.ClientOrderId);
+                        hasher.Add(order.ClientSeq);
+                        hasher.Add(order.Account);
+                        hasher.Add(order.Leaves);
+                        hasher.Add(order.Cum);
+                    }
+                }
+            }
+        }
+        foreach (uint id in _reference.AccountIds)
+        {
+            hasher.Add(id);
+            hasher.Add(_accounts[id].Open);
+        }
+        foreach (ClientState client in _clientsInOrder)
+        {
+            hasher.Add(client.Id);
+            hasher.Add(client.LastSeq);
+            foreach (ref readonly Outcome outcome in client.Window.AsSpan())
+            {
+                hasher.Add(outcome.ClientSeq);
+                hasher.Add(outcome.Lsn);
+                hasher.Add(outcome.BlockNo);
+                hasher.Add((ushort)outcome.Reason);
+                hasher.Add(outcome.BlockHash);
+            }
+        }
+        return hasher.Finish();
+    }
+
+    /// <summary>Checks every book's structure and the indexes against each other (tests).</summary>
+    public void AssertInvariants()
+    {
+        int resting = 0;
+        foreach (OrderBook? book in _books)
+        {
+            if (book is null)
+            {
+                continue;
+            }
+            book.Bids.AssertInvariants(_orders);
+            book.Asks.AssertInvariants(_orders);
+            // The book is never crossed: every crossing order trades before it rests.
+            if (book.Bids.Best >= 0 && book.Asks.Best >= 0 && book.Bids[book.Bids.Best].Price >= book.Asks[book.Asks.Best].Price)
+            {
+                throw new InvalidOperationException($"book {book.Instrument} is crossed: bid {book.Bids[book.Bids.Best].Price} ≥ ask {book.Asks[book.Asks.Best].Price}");
+            }
+            for (int s = 0; s < 2; s++)
+            {
+                BookSide side = s == 0 ? book.Bids : book.Asks;
+                for (int i = 0; i < side.LevelCount; i++)
+                {
+                    resting += side[side.LevelFromBest(i)].Count;
+                }
+            }
+        }
+        // Every live order is on a book and in the key index; open counts add up.
+        if (resting != _orders.Live || _byKey.Count != _orders.Live || _accounts.Values.Sum(a => a.Open) != _orders.Live)
+        {
+            throw new InvalidOperationException($"{_orders.Live} live orders, {resting} on books, {_byKey.Count} keys, {_accounts.Values.Sum(a => a.Open)} counted open");
+        }
+    }
+
+    private readonly record struct Taker(uint ClientId, uint Account, ulong ClientSeq, ulong ClientOrderId, uint Instrument, Side Side, ulong Lsn)
+    {
+        public ExecutionReport Report(ExecType type, ulong tradeId, long lastPrice, long lastQuantity, long leaves, long cum) => new()
+        {
+            ClientId = ClientId,
+            Account = Account,
+            ClientSeq = ClientSeq,
+            ClientOrderId = ClientOrderId,
+            TradeId = tradeId,
+            LastPrice = lastPrice,
+            LastQuantity = lastQuantity,
+            LeavesQuantity = leaves,
+            CumQuantity = cum,
+            Lsn = Lsn,
+            Instrument = Instrument,
+            ExecType = type,
+            Side = Side,
+        };
+    }
+
+    private sealed class OrderBook(uint instrument)
+    {
+        public uint Instrument { get; } = instrument;
+
+        public BookSide Bids { get; } = new(Side.Buy);
+
+        public BookSide Asks { get; } = new(Side.Sell);
+    }
+
+    private sealed class AccountState(AccountLimits limits)
+    {
+        public AccountLimits Limits { get; } = limits;
+
+        public int Open;
+    }
+
+    private sealed class ClientState(uint id)
+    {
+        public uint Id { get; } = id;
+
+        public ulong LastSeq;
+
+        public Outcome[] Window { get; } = new Outcome[DedupeWindow];
+    }
+
+    /// <summary>Feeds fixed-width little-endian values to SHA-256 through a small buffer.</summary>
+    private sealed class StateHasher : IDisposable
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly byte[] _buffer = new byte[8192];
+        private int _used;
+
+        public void Add(long value) => Add((ulong)value);
+
+        public void Add(ulong value)
+        {
+            Room(8);
+            BinaryPrimitives.WriteUInt64LittleEndian(_buffer.AsSpan(_used), value);
+            _used += 8;
+        }
+
+        public void Add(in Hash32 hash)
+        {
+            Room(Hash32.Bytes);
+            ((ReadOnlySpan<byte>)hash).CopyTo(_buffer.AsSpan(_used));
+            _used += Hash32.Bytes;
+        }
+
+        public Hash32 Finish()
+        {
+            _hash.AppendData(_buffer, 0, _used);
+            _used = 0;
+            return Hash32.From(_hash.GetHashAndReset());
+        }
+
+        private void Room(int bytes)
+        {
+            if (_used + bytes > _buffer.Length)
+            {
+                _hash.AppendData(_buffer, 0, _used);
+                _used = 0;
+            }
+        }
+
+        public void Dispose() => _hash.Dispose();
+    }
+}

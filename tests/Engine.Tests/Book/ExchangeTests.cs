@@ -1,0 +1,201 @@
+using Engine.Core.Book;
+using Engine.Core.Ledger;
+using Engine.Protocol;
+
+namespace Engine.Tests.Book;
+
+public class ExchangeTests
+{
+    private Exchange _exchange = null!;
+    private Outcomes _out = null!;
+    private ulong _lsn;
+    private readonly Dictionary<uint, ulong> _seq = [];
+
+    private static ReferenceData Reference() => new(
+        new InstrumentTable([new Instrument(1, "ACME", 1)]),
+        new Dictionary<uint, AccountLimits> { [1] = new(1000, 50_000, 3), [2] = new(1_000_000, 1_000_000_000, 1000) },
+        [new ClientEntitlement(1, "a", [1, 2]), new ClientEntitlement(2, "b", [1, 2])],
+        "test");
+
+    [SetUp]
+    public void SetUp()
+    {
+        _exchange = new Exchange(Reference());
+        _out = new Outcomes();
+        _lsn = 0;
+        _seq.Clear();
+    }
+
+    private ulong NextSeq(uint client) => _seq[client] = _seq.GetValueOrDefault(client) + 1;
+
+    private void Apply(Transaction tx)
+    {
+        var sink = new RecordingSink(_out);
+        _exchange.Apply(in tx, ++_lsn, 1, default, ref sink);
+        _exchange.AssertInvariants();
+    }
+
+    private void Limit(uint client, ulong id, Side side, long price, long qty, TimeInForce tif = TimeInForce.Gtc, uint account = 2) =>
+        Apply(Transaction.NewOrder(client, NextSeq(client), account, 1, id, side, OrderType.Limit, tif, price, qty));
+
+    private void Market(uint client, ulong id, Side side, long qty, TimeInForce tif = TimeInForce.Ioc) =>
+        Apply(Transaction.NewOrder(client, NextSeq(client), 2, 1, id, side, OrderType.Market, tif, 0, qty));
+
+    private RejectReason LastReply => _out.Replies[^1].Reason;
+
+    private List<ExecutionReport> Trades => [.. _out.Reports.Where(r => r.TradeId != 0)];
+
+    [Test]
+    public void A_crossing_order_trades_at_the_resting_price_and_reports_both_sides()
+    {
+        Limit(1, 10, Side.Buy, 100, 10);
+        Limit(2, 20, Side.Sell, 99, 4);
+        Assert.That(Trades, Has.Count.EqualTo(2));
+        ExecutionReport maker = Trades[0], taker = Trades[1];
+        Assert.Multiple(() =>
+        {
+            Assert.That(maker.ClientId, Is.EqualTo(1));
+            Assert.That(maker.ExecType, Is.EqualTo(ExecType.PartialFill));
+            Assert.That(maker.LeavesQuantity, Is.EqualTo(6));
+            Assert.That(taker.ClientId, Is.EqualTo(2));
+            Assert.That(taker.ExecType, Is.EqualTo(ExecType.Fill));
+            Assert.That(maker.TradeId, Is.EqualTo(taker.TradeId));
+            Assert.That(maker.LastPrice, Is.EqualTo(100), "the maker's price");
+            Assert.That(taker.LastQuantity, Is.EqualTo(4));
+            Assert.That(_exchange.TryGetOrder(1, 10, out long leaves, out long cum, out _), Is.True);
+            Assert.That((leaves, cum), Is.EqualTo((6L, 4L)));
+        });
+    }
+
+    [Test]
+    public void Better_prices_first_then_older_orders_first()
+    {
+        Limit(1, 1, Side.Buy, 100, 5);   // A
+        Limit(1, 2, Side.Buy, 100, 5);   // B, same price, later
+        Limit(2, 3, Side.Buy, 101, 5);   // C, better price
+        Limit(2, 4, Side.Sell, 100, 12);
+        ulong[] makers = [.. Trades.Where(r => r.Side == Side.Buy).Select(r => r.ClientOrderId)];
+        Assert.That(makers, Is.EqualTo(new ulong[] { 3, 1, 2 }));
+        Assert.That(Trades.Where(r => r.Side == Side.Buy).Select(r => r.LastPrice), Is.EqualTo(new long[] { 101, 100, 100 }));
+        Assert.That(_exchange.TryGetOrder(1, 2, out long leaves, out _, out _), Is.True);
+        Assert.That(leaves, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void IOC_cancels_its_remainder_and_FOK_fills_whole_or_not_at_all()
+    {
+        Limit(1, 1, Side.Sell, 100, 5);
+        Limit(2, 2, Side.Buy, 100, 8, TimeInForce.Ioc);
+        Assert.That(_out.Reports[^1].ExecType, Is.EqualTo(ExecType.Cancelled));
+        Assert.That(_out.Reports[^1].CumQuantity, Is.EqualTo(5));
+        Assert.That(_exchange.TryGetOrder(2, 2, out _, out _, out _), Is.False, "an IOC never rests");
+
+        Limit(1, 3, Side.Sell, 101, 5);
+        int trades = Trades.Count;
+        Limit(2, 4, Side.Buy, 101, 6, TimeInForce.Fok);
+        Assert.That(Trades, Has.Count.EqualTo(trades), "a FOK that cannot fill in full does not trade at all");
+        Assert.That(_out.Reports[^1].ExecType, Is.EqualTo(ExecType.Cancelled));
+        Limit(2, 5, Side.Buy, 101, 5, TimeInForce.Fok);
+        Assert.That(_out.Reports[^1].ExecType, Is.EqualTo(ExecType.Fill));
+    }
+
+    [Test]
+    public void A_market_order_sweeps_levels_and_cancels_what_is_left()
+    {
+        Limit(1, 1, Side.Sell, 100, 2);
+        Limit(1, 2, Side.Sell, 105, 2);
+        Market(2, 3, Side.Buy, 10);
+        Assert.That(Trades.Where(t => t.ClientId == 2).Select(t => t.LastPrice), Is.EqualTo(new long[] { 100, 105 }));
+        Assert.That(_out.Reports[^1].ExecType, Is.EqualTo(ExecType.Cancelled));
+        Assert.That(_exchange.OpenOrders, Is.Zero);
+    }
+
+    [Test]
+    public void Cancel_takes_only_ones_own_live_order()
+    {
+        Limit(1, 1, Side.Buy, 100, 5);
+        Apply(Transaction.Cancel(2, NextSeq(2), 2, 1, 9, 1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.UnknownOrder), "client 2 cannot cancel client 1's order");
+        Assert.That(_out.Replies[^1].Lsn, Is.EqualTo(_lsn), "a logged rejection names its LSN");
+        Apply(Transaction.Cancel(1, NextSeq(1), 2, 1, 9, 1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+        Assert.That(_out.Reports[^1].ExecType, Is.EqualTo(ExecType.Cancelled));
+        Assert.That(_exchange.OpenOrders, Is.Zero);
+        Apply(Transaction.Cancel(1, NextSeq(1), 2, 1, 10, 1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.UnknownOrder), "already gone");
+    }
+
+    [Test]
+    public void Replace_keeps_priority_only_when_price_stays_and_quantity_does_not_grow()
+    {
+        Limit(1, 1, Side.Buy, 100, 5);
+        Limit(1, 2, Side.Buy, 100, 5);
+        Apply(Transaction.Replace(1, NextSeq(1), 2, 1, 11, 1, 100, 4)); // smaller: keeps its place
+        Assert.That(_out.Reports[^1].ExecType, Is.EqualTo(ExecType.Replaced));
+        Limit(2, 3, Side.Sell, 100, 1);
+        Assert.That(Trades.First(t => t.ClientId == 1).ClientOrderId, Is.EqualTo(11), "still first in the queue");
+
+        Apply(Transaction.Replace(1, NextSeq(1), 2, 1, 12, 11, 100, 9)); // larger: to the back
+        Limit(2, 4, Side.Sell, 100, 1);
+        Assert.That(Trades.Last(t => t.ClientId == 1).ClientOrderId, Is.EqualTo(2), "the other order is now first");
+
+        Apply(Transaction.Replace(1, NextSeq(1), 2, 1, 13, 2, 100, 1)); // total 1 but 1 already filled
+        Assert.That(LastReply, Is.EqualTo(RejectReason.ReplaceQuantityTooLow));
+    }
+
+    [Test]
+    public void A_replace_to_a_crossing_price_trades()
+    {
+        Limit(1, 1, Side.Sell, 105, 5);
+        Limit(2, 2, Side.Buy, 100, 5);
+        Apply(Transaction.Replace(2, NextSeq(2), 2, 1, 3, 2, 105, 5));
+        Assert.That(Trades.Last().ClientOrderId, Is.EqualTo(3));
+        Assert.That(Trades.Last().ExecType, Is.EqualTo(ExecType.Fill));
+        Assert.That(_exchange.OpenOrders, Is.Zero);
+    }
+
+    [Test]
+    public void Risk_limits_reject_with_their_own_reasons()
+    {
+        Limit(1, 1, Side.Buy, 10, 1001, account: 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.RiskMaxQuantity));
+        Limit(1, 2, Side.Buy, 100, 600, account: 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.RiskMaxNotional));
+        for (ulong id = 3; id < 6; id++)
+        {
+            Limit(1, id, Side.Buy, 10, 1, account: 1);
+            Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+        }
+        Limit(1, 6, Side.Buy, 10, 1, account: 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.RiskMaxOpenOrders));
+        Limit(1, 7, Side.Buy, 10, 1, TimeInForce.Ioc, account: 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "an IOC never rests, so the open-order limit does not apply");
+        Limit(1, 3, Side.Buy, 10, 1, account: 2);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.DuplicateOrderId));
+    }
+
+    [Test]
+    public void A_duplicate_gets_the_original_outcome_and_changes_nothing()
+    {
+        var order = Transaction.NewOrder(1, 1, 2, 1, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 100, 5);
+        Apply(order);
+        var bad = Transaction.Cancel(1, 2, 2, 1, 2, 77);
+        Apply(bad);
+        Hash32 before = _exchange.ComputeChecksum();
+        int reports = _out.Reports.Count;
+
+        var sink = new RecordingSink(_out);
+        _exchange.Apply(in order, 99, 9, default, ref sink);
+        _exchange.Apply(in bad, 100, 9, default, ref sink);
+        Assert.Multiple(() =>
+        {
+            Assert.That(_out.Replies[^2], Is.EqualTo((1UL, RejectReason.None, 1UL)), "the original receipt's LSN");
+            Assert.That(_out.Replies[^1], Is.EqualTo((2UL, RejectReason.UnknownOrder, 2UL)), "the original rejection");
+            Assert.That(_out.Reports, Has.Count.EqualTo(reports), "no second execution");
+            Assert.That(_exchange.OpenOrders, Is.EqualTo(1));
+        });
+        Assert.That(_exchange.ComputeChecksum(), Is.Not.EqualTo(before), "only the last LSN moved");
+        Assert.That(_exchange.TryGetOutcome(1, 2, out Outcome outcome), Is.True);
+        Assert.That(outcome.Reason, Is.EqualTo(RejectReason.UnknownOrder));
+    }
+}
