@@ -117,15 +117,13 @@ internal static class LogCommands
             count,
             json,
         };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(count) < 0)
-            {
-                result.AddError("--count must not be negative");
-            }
-        });
         command.SetAction(parse =>
         {
+            if (parse.GetValue(count) < 0)
+            {
+                Console.Error.WriteLine("engine log dump: --count must not be negative");
+                return ExitError;
+            }
             string path = parse.GetValue(dir)!.FullName;
             ulong first = parse.GetValue(from);
             long remaining = parse.GetValue(count);
@@ -239,15 +237,14 @@ internal static class LogCommands
             seed,
             report,
         };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(count) < 1)
-            {
-                result.AddError("--count must be at least 1");
-            }
-        });
         command.SetAction(parse =>
         {
+            // Checked here, not in a validator: validators do not see option defaults.
+            if (parse.GetValue(count) < 1)
+            {
+                Console.Error.WriteLine("engine log generate: --count must be at least 1");
+                return ExitError;
+            }
             string path = parse.GetValue(dir)!.FullName;
             bool reportDurable = parse.GetValue(report);
             try

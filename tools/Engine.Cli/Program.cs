@@ -18,6 +18,8 @@ public static class Program
             "engine: a transaction engine for trading. Orders are validated, sealed into a SHA-256 hash chain, " +
             "journaled in a FASTER log and mirrored synchronously to a backup process.");
 
+        root.Subcommands.Add(ServeCommand.Build());
+        root.Subcommands.Add(LoadCommand.Build());
         root.Subcommands.Add(LogCommands.Build());
 
         // Bare `engine` shows the help rather than doing nothing.

@@ -34,6 +34,9 @@ public sealed class Exchange
     private readonly List<ClientState> _clientsInOrder = [];
     private ulong _nextTradeId = 1;
 
+    // The block of the transaction being applied, for its receipt.
+    private (ulong No, Hash32 Hash) _block;
+
     public Exchange(ReferenceData reference)
     {
         _reference = reference;
@@ -97,9 +100,10 @@ public sealed class Exchange
         ClientState client = Client(tx.ClientId);
         if (tx.ClientSeq <= client.LastSeq)
         {
-            ReplayOutcome(client, in tx, ref sink);
+            AnswerDuplicate(in tx, ref sink);
             return;
         }
+        _block = (blockNo, blockHash);
         RejectReason reason = tx.Kind switch
         {
             MessageType.NewOrder => NewOrder(in tx, lsn, ref sink),
@@ -115,17 +119,20 @@ public sealed class Exchange
         client.Window[tx.ClientSeq % DedupeWindow] = new Outcome { ClientSeq = tx.ClientSeq, Lsn = lsn, BlockNo = blockNo, BlockHash = blockHash, Reason = reason };
     }
 
-    private static void ReplayOutcome<TSink>(ClientState client, in Transaction tx, ref TSink sink)
+    /// <summary>
+    /// Answers a request whose (clientId, clientSeq) was applied before with its original outcome,
+    /// changing nothing; <see cref="RejectReason.StaleClientSeq"/> if that outcome is no longer kept.
+    /// </summary>
+    public void AnswerDuplicate<TSink>(in Transaction tx, ref TSink sink)
         where TSink : struct, IExecutionSink
     {
-        Outcome outcome = client.Window[tx.ClientSeq % DedupeWindow];
-        if (outcome.ClientSeq != tx.ClientSeq)
+        if (!TryGetOutcome(tx.ClientId, tx.ClientSeq, out Outcome outcome))
         {
             sink.Rejected(in tx, RejectReason.StaleClientSeq, 0);
         }
         else if (outcome.Reason == RejectReason.None)
         {
-            sink.Accepted(in tx, outcome.Lsn);
+            sink.Accepted(in tx, outcome.Lsn, outcome.BlockNo, in outcome.BlockHash);
         }
         else
         {
@@ -155,7 +162,7 @@ public sealed class Exchange
         {
             return RejectReason.DuplicateOrderId;
         }
-        sink.Accepted(in tx, lsn);
+        sink.Accepted(in tx, lsn, _block.No, in _block.Hash);
 
         var taker = new Taker(tx.ClientId, tx.Account, tx.ClientSeq, tx.ClientOrderId, tx.Instrument, tx.Side, lsn);
         BookSide opposite = tx.Side == Side.Buy ? book.Asks : book.Bids;
@@ -193,7 +200,7 @@ public sealed class Exchange
         {
             return RejectReason.UnknownOrder;
         }
-        sink.Accepted(in tx, lsn);
+        sink.Accepted(in tx, lsn, _block.No, in _block.Hash);
         sink.Execution(new ExecutionReport
         {
             ClientId = order.ClientId,
@@ -237,7 +244,7 @@ public sealed class Exchange
         {
             return risk;
         }
-        sink.Accepted(in tx, lsn);
+        sink.Accepted(in tx, lsn, _block.No, in _block.Hash);
 
         OrderBook book = _books[order.Instrument]!;
         BookSide own = order.Side == Side.Buy ? book.Bids : book.Asks;

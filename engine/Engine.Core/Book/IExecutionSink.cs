@@ -10,7 +10,8 @@ namespace Engine.Core.Book;
 /// <remarks>Implement on a struct: <see cref="Exchange.Apply{TSink}"/> takes it as a type parameter, so the calls inline.</remarks>
 public interface IExecutionSink
 {
-    void Accepted(in Transaction tx, ulong lsn);
+    /// <summary>The transaction is applied: it is at <paramref name="lsn"/> in block <paramref name="blockNo"/>.</summary>
+    void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash);
 
     /// <summary>A logged rejection: the transaction is in the ledger at <paramref name="lsn"/>, and this is its outcome.</summary>
     void Rejected(in Transaction tx, RejectReason reason, ulong lsn);
@@ -21,7 +22,7 @@ public interface IExecutionSink
 /// <summary>Discards every outcome: replay at start-up, benchmarks.</summary>
 public struct NullSink : IExecutionSink
 {
-    public readonly void Accepted(in Transaction tx, ulong lsn)
+    public readonly void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash)
     {
     }
 

@@ -162,6 +162,19 @@ public sealed class Journal : IDisposable
         }
     }
 
+    /// <summary>Visits every committed block, in order (the entry span is valid during the call only). Used to replay the state at start-up.</summary>
+    public void Scan(BlockVisitor visit)
+    {
+        using var scanner = new EntryScanner(_log, _log.BeginAddress, _log.CommittedUntilAddress);
+        while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
+        {
+            if (!visit(entry, address))
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>Unix time in nanoseconds from <paramref name="clock"/>: the block timestamp.</summary>
     public static long UnixNanos(TimeProvider clock) => (clock.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks * 100;
 

@@ -15,13 +15,21 @@ namespace Engine.Core.Ledger;
 /// </remarks>
 public sealed class LedgerPipeline
 {
-    public LedgerPipeline(RingSettings ring, Journal journal, InstrumentTable instruments, TimeProvider? clock = null)
+    /// <param name="ring">The inbound ring.</param>
+    /// <param name="journal">The journal the blocks go to; the chain continues after its head.</param>
+    /// <param name="instruments">For the reference-data checks.</param>
+    /// <param name="entitlements">Clients and their accounts, checked against the session; null for synthetic runs without sessions.</param>
+    /// <param name="clientSeqs">The highest clientSeq already in the ledger per client (from the replayed state); null for none.</param>
+    /// <param name="clock">Block timestamps.</param>
+    public LedgerPipeline(RingSettings ring, Journal journal, InstrumentTable instruments, Book.ReferenceData? entitlements = null,
+        ClientSeqTable? clientSeqs = null, TimeProvider? clock = null)
     {
         Journal = journal;
         Builder = new PipelineBuilder<TxSlot>(ring);
         Blocks = new BlockTable(ring.Size);
-        Sealer = new Sealer(new BlockBuilder(journal.Head, journal.Settings.MaxTransactionsPerBlock), journal, Blocks, clock ?? TimeProvider.System);
-        Validate = Builder.AddStage("validate", new ValidateStage(instruments));
+        Sealer = new Sealer(new BlockBuilder(journal.Head, journal.Settings.MaxTransactionsPerBlock), journal, Blocks,
+            clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System);
+        Validate = Builder.AddStage("validate", new ValidateStage(instruments, entitlements));
         Seal = Builder.AddStage("seal", new SealStage(Sealer), Validate);
         Journaled = Builder.AddStage("journal", new JournalStage(journal, Blocks), Seal);
     }

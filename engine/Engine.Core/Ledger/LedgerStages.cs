@@ -10,10 +10,18 @@ namespace Engine.Core.Ledger;
 /// ranges) and checks the instrument and the tick. A rejected slot flows on with its reason and
 /// never reaches a block.
 /// </summary>
-public readonly struct ValidateStage(InstrumentTable instruments) : IStageHandler<TxSlot>
+/// <remarks>
+/// With <paramref name="entitlements"/> (a real gateway), a request must also carry the client id
+/// its session logged on with, for an account that client may trade.
+/// </remarks>
+public readonly struct ValidateStage(InstrumentTable instruments, Book.ReferenceData? entitlements) : IStageHandler<TxSlot>
 {
     public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
     {
+        if (slot.Probe is not null)
+        {
+            return;
+        }
         if (slot.FrameLength > FrameBuffer.Capacity)
         {
             slot.Reject = RejectReason.FrameTooLarge;
@@ -21,6 +29,17 @@ public readonly struct ValidateStage(InstrumentTable instruments) : IStageHandle
             return;
         }
         RejectReason reason = TransactionCodec.Decode(slot.FrameBytes, out slot.Tx);
+        if (reason == RejectReason.None && entitlements is not null)
+        {
+            if (slot.Tx.ClientId != slot.SessionClientId)
+            {
+                reason = RejectReason.ClientMismatch;
+            }
+            else if (!entitlements.MayTrade(slot.Tx.ClientId, slot.Tx.Account))
+            {
+                reason = RejectReason.AccountNotAllowed;
+            }
+        }
         slot.Reject = reason != RejectReason.None ? reason : instruments.Check(in slot.Tx);
     }
 }
@@ -29,9 +48,12 @@ public readonly struct ValidateStage(InstrumentTable instruments) : IStageHandle
 /// The sealer's state: the block being built, the journal it appends to, the table of sealed blocks.
 /// Owned by the seal stage's thread.
 /// </summary>
-public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blocks, TimeProvider clock)
+public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blocks, ClientSeqTable clientSeqs, TimeProvider clock)
 {
     public BlockBuilder Builder { get; } = builder;
+
+    /// <summary>The highest clientSeq sealed per client: duplicates stop here.</summary>
+    public ClientSeqTable ClientSeqs { get; } = clientSeqs;
 
     public BlockTable Blocks { get; } = blocks;
 
@@ -54,12 +76,22 @@ public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blo
 /// Stage 2: gives each accepted transaction its LSN and block, and cuts a block at the end of
 /// every ring batch (nothing waits for a block to fill) or when it is full.
 /// </summary>
+/// <remarks>
+/// It also keeps a request that was taken before out of the ledger: a (clientId, clientSeq) not
+/// above the highest one sealed for that client is marked <see cref="TxSlot.Duplicate"/> (a client
+/// resending after a reconnect); the apply stage answers it with the original outcome.
+/// </remarks>
 public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 {
     public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
     {
         BlockBuilder builder = sealer.Builder;
-        if (slot.Reject == RejectReason.None)
+        slot.Duplicate = false;
+        if (slot.Reject == RejectReason.None && slot.Probe is null && !sealer.ClientSeqs.TryAdvance(slot.Tx.ClientId, slot.Tx.ClientSeq))
+        {
+            slot.Duplicate = true;
+        }
+        else if (slot.Reject == RejectReason.None && slot.Probe is null)
         {
             slot.BlockNo = builder.NextBlockNo;
             slot.Lsn = builder.Add(in slot.Tx);
@@ -85,7 +117,7 @@ public struct JournalStage(Journal journal, BlockTable blocks) : IStageHandler<T
 
     public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
     {
-        if (slot.Reject != RejectReason.None || slot.BlockNo <= _durableBlockNo)
+        if (slot.Reject != RejectReason.None || slot.Duplicate || slot.Probe is not null || slot.BlockNo <= _durableBlockNo)
         {
             return;
         }

@@ -48,7 +48,8 @@ public static class SyntheticLedgerRun
                 int k = (int)(i % pooled);
                 long sequence = ringBuffer.Next();
                 ref TxSlot slot = ref ringBuffer[sequence];
-                slot.SessionId = 0;
+                slot.SessionClientId = 0;
+                slot.Probe = null;
                 slot.SetFrame(frames.AsSpan(k * TransactionCodec.MaxFrameBytes, lengths[k]));
                 ringBuffer.Publish(sequence);
             }

@@ -25,8 +25,11 @@ public struct TxSlot
     /// <summary>Bytes of the frame; more than <see cref="FrameBuffer.Capacity"/> means it did not fit and was not copied.</summary>
     public int FrameLength;
 
-    /// <summary>Who sent it: the gateway's session id, for the reply.</summary>
-    public long SessionId;
+    /// <summary>The client the session logged on as (0 for synthetic runs): requests must carry this client id.</summary>
+    public uint SessionClientId;
+
+    /// <summary>Not a request: a probe that asks the apply stage for its state (admin /status).</summary>
+    public StateProbe? Probe;
 
     public Transaction Tx;
 
@@ -37,6 +40,9 @@ public struct TxSlot
     public ulong Lsn;
 
     public ulong BlockNo;
+
+    /// <summary>Set by the sealer: this (clientId, clientSeq) was taken before; it is not journaled again, and its original outcome is the answer.</summary>
+    public bool Duplicate;
 
     /// <summary>Copies <paramref name="frame"/> in; a frame too large is recorded as such, not copied.</summary>
     public void SetFrame(ReadOnlySpan<byte> frame)

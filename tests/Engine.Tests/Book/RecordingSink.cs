@@ -13,7 +13,7 @@ public sealed class Outcomes
 
 public readonly struct RecordingSink(Outcomes outcomes) : IExecutionSink
 {
-    public void Accepted(in Transaction tx, ulong lsn) => outcomes.Replies.Add((tx.ClientSeq, RejectReason.None, lsn));
+    public void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash) => outcomes.Replies.Add((tx.ClientSeq, RejectReason.None, lsn));
 
     public void Rejected(in Transaction tx, RejectReason reason, ulong lsn) => outcomes.Replies.Add((tx.ClientSeq, reason, lsn));
 

@@ -1,0 +1,28 @@
+using System.Net;
+
+namespace Engine.Client;
+
+/// <summary>How a front-end connects: the engine's endpoints (primary first), its identity, its limits.</summary>
+public sealed record ClientOptions
+{
+    /// <summary>HOST:PORT of each node; on a dropped connection the client tries the next one.</summary>
+    public required IReadOnlyList<string> Endpoints { get; init; }
+
+    public required uint ClientId { get; init; }
+
+    public required string Token { get; init; }
+
+    /// <summary>Requests sent and not yet answered, at most. Default 1,024 (the engine's default allows 4,096).</summary>
+    public int MaxInFlight { get; init; } = 1024;
+
+    /// <summary>How long one connect-and-logon attempt may take. Default 2 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long the client keeps trying to reconnect before it fails every pending request. Default 30 s.</summary>
+    public TimeSpan ReconnectFor { get; init; } = TimeSpan.FromSeconds(30);
+
+    internal IPEndPoint[] Parse() => [.. Endpoints.Select(e =>
+        e.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && int.TryParse(e.AsSpan(10), out int port)
+            ? new IPEndPoint(IPAddress.Loopback, port)
+            : IPEndPoint.TryParse(e, out IPEndPoint? endpoint) ? endpoint : throw new ArgumentException($"'{e}' is not HOST:PORT"))];
+}

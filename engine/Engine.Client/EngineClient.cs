@@ -1,0 +1,459 @@
+using System.Net;
+using System.Net.Sockets;
+using Engine.Protocol;
+
+namespace Engine.Client;
+
+/// <summary>
+/// A front-end's connection to the engine: logs on, numbers requests (clientSeq), pipelines them
+/// (up to <see cref="ClientOptions.MaxInFlight"/> unanswered), matches answers, and fails over.
+/// </summary>
+/// <remarks>
+/// <para>Two ways to submit. <see cref="SubmitAsync"/> awaits the answer. <see cref="TrySend"/> does
+/// not wait and allocates nothing: answers come to <see cref="Answered"/> (load generators).
+/// Execution reports (fills, cancels, replaces; also for orders resting from earlier) come to
+/// <see cref="Executed"/>. Callbacks run on the client's read loop: keep them short.</para>
+/// <para>Failover: when the connection drops, the client connects to the next endpoint, logs on,
+/// and resends every unanswered request with its original clientSeq. The engine applies a
+/// (clientId, clientSeq) at most once and answers a repeat with the original outcome, so nothing is
+/// lost or done twice.</para>
+/// </remarks>
+public sealed class EngineClient : IAsyncDisposable
+{
+    private readonly ClientOptions _options;
+    private readonly IPEndPoint[] _endpoints;
+    private readonly object _lock = new();
+    private readonly Pending[] _pending;
+    private readonly int _pendingMask;
+    private readonly SemaphoreSlim _window;
+    private readonly CancellationTokenSource _disposed = new();
+    private byte[] _sendBuffer = new byte[64 * 1024];
+    private byte[] _flushBuffer = new byte[64 * 1024];
+    private int _sendLength;
+    private bool _flushing;
+    private Socket? _socket;
+    private int _endpointIndex;
+    private ulong _nextSeq;
+    private ulong _oldestUnanswered = 1;
+    private int _inFlight;
+    private Task? _readLoop;
+
+    private EngineClient(ClientOptions options)
+    {
+        _options = options;
+        _endpoints = options.Parse();
+        int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)options.MaxInFlight);
+        _pending = new Pending[capacity];
+        _pendingMask = capacity - 1;
+        _window = new SemaphoreSlim(options.MaxInFlight, options.MaxInFlight);
+    }
+
+    /// <summary>Answers to requests sent with <see cref="TrySend"/> (and <see cref="SubmitAsync"/>), on the read loop.</summary>
+    public event Action<SubmitResult>? Answered;
+
+    /// <summary>Execution reports, on the read loop.</summary>
+    public event Action<ExecutionReport>? Executed;
+
+    /// <summary>A connection was lost and another made: which endpoint now, and the engine's last clientSeq for us.</summary>
+    public event Action<IPEndPoint, ulong>? Reconnected;
+
+    public uint ClientId => _options.ClientId;
+
+    /// <summary>The endpoint connected to now.</summary>
+    public IPEndPoint Endpoint => _endpoints[_endpointIndex];
+
+    /// <summary>The clientSeq the next request will get (one thread sending at a time can rely on it).</summary>
+    public ulong NextClientSeq
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _nextSeq + 1;
+            }
+        }
+    }
+
+    /// <summary>Requests sent and not yet answered.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The highest clientSeq the engine had taken for this client when we last logged on.</summary>
+    public ulong LastClientSeqAtLogon { get; private set; }
+
+    /// <summary>Connects to the first endpoint that accepts the logon.</summary>
+    /// <exception cref="EngineUnavailableException">No endpoint accepted within <see cref="ClientOptions.ReconnectFor"/>.</exception>
+    /// <exception cref="UnauthorizedAccessException">The engine refused the client id and token.</exception>
+    public static async Task<EngineClient> ConnectAsync(ClientOptions options, CancellationToken cancel = default)
+    {
+        var client = new EngineClient(options);
+        client._socket = await client.ConnectAnyAsync(cancel).ConfigureAwait(false);
+        client._nextSeq = client.LastClientSeqAtLogon;
+        client._oldestUnanswered = client._nextSeq + 1;
+        client._readLoop = Task.Run(client.ReadLoop, CancellationToken.None);
+        return client;
+    }
+
+    /// <summary>Submits a request and waits for its answer. Sets the client id and the next clientSeq on it.</summary>
+    public async Task<SubmitResult> SubmitAsync(Transaction tx, CancellationToken cancel = default)
+    {
+        await _window.WaitAsync(cancel).ConfigureAwait(false);
+        var answer = new TaskCompletionSource<SubmitResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Enqueue(ref tx, answer);
+        return await answer.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends a request without waiting: false if <see cref="ClientOptions.MaxInFlight"/> are already
+    /// unanswered. The answer comes to <see cref="Answered"/>. Sets the client id and clientSeq on it.
+    /// </summary>
+    public bool TrySend(ref Transaction tx)
+    {
+        if (!_window.Wait(0))
+        {
+            return false;
+        }
+        Enqueue(ref tx, null);
+        return true;
+    }
+
+    private void Enqueue(ref Transaction tx, TaskCompletionSource<SubmitResult>? answer)
+    {
+        lock (_lock)
+        {
+            tx.ClientId = _options.ClientId;
+            tx.ClientSeq = ++_nextSeq;
+            ref Pending slot = ref _pending[(int)(tx.ClientSeq & (ulong)_pendingMask)];
+            slot = new Pending { Tx = tx, Answer = answer, Live = true };
+            _inFlight++;
+            if (_socket is not null)
+            {
+                AppendFrame(in tx);
+            }
+        }
+        FlushSoon();
+    }
+
+    private void AppendFrame(in Transaction tx)
+    {
+        if (_sendLength + TransactionCodec.MaxFrameBytes > _sendBuffer.Length)
+        {
+            Array.Resize(ref _sendBuffer, _sendBuffer.Length * 2);
+        }
+        _sendLength += TransactionCodec.Encode(in tx, _sendBuffer.AsSpan(_sendLength));
+    }
+
+    /// <summary>Starts a flush unless one is running; a running flush picks up what was appended meanwhile.</summary>
+    private void FlushSoon()
+    {
+        lock (_lock)
+        {
+            if (_flushing || _sendLength == 0 || _socket is null)
+            {
+                return;
+            }
+            _flushing = true;
+        }
+        _ = FlushLoop();
+    }
+
+    private async Task FlushLoop()
+    {
+        while (true)
+        {
+            Socket? socket;
+            int length;
+            lock (_lock)
+            {
+                socket = _socket;
+                if (_sendLength == 0 || socket is null)
+                {
+                    _flushing = false;
+                    return;
+                }
+                (_sendBuffer, _flushBuffer) = (_flushBuffer, _sendBuffer);
+                length = _sendLength;
+                _sendLength = 0;
+            }
+            try
+            {
+                int sent = 0;
+                while (sent < length)
+                {
+                    sent += await socket.SendAsync(_flushBuffer.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // The read loop sees the broken connection and fails over; what was not sent is resent then.
+                lock (_lock)
+                {
+                    _flushing = false;
+                }
+                return;
+            }
+        }
+    }
+
+    private async Task ReadLoop()
+    {
+        var buffer = new byte[64 * 1024];
+        while (!_disposed.IsCancellationRequested)
+        {
+            Socket socket = _socket!;
+            int filled = 0;
+            try
+            {
+                while (true)
+                {
+                    int read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, _disposed.Token).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+                    filled += read;
+                    int offset = 0;
+                    while (filled - offset >= 4)
+                    {
+                        int length = Frame.PeekLength(buffer.AsSpan(offset));
+                        if (length < Frame.HeaderBytes || length > Frame.MaxBytes)
+                        {
+                            throw new InvalidDataException($"the engine sent a frame of {length} bytes");
+                        }
+                        if (filled - offset < length)
+                        {
+                            break;
+                        }
+                        HandleReply(buffer.AsSpan(offset, length));
+                        offset += length;
+                    }
+                    buffer.AsSpan(offset, filled - offset).CopyTo(buffer);
+                    filled -= offset;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidDataException)
+            {
+                // Fall through to failover.
+            }
+            if (_disposed.IsCancellationRequested)
+            {
+                return;
+            }
+            await FailOverAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void HandleReply(ReadOnlySpan<byte> frame)
+    {
+        if (Frame.Check(frame, out MessageType type, out _) != RejectReason.None)
+        {
+            return;
+        }
+        switch (type)
+        {
+            case MessageType.Accepted when ReplyCodec.DecodeAccepted(frame, out Receipt receipt) == RejectReason.None:
+                Complete(receipt.ClientSeq, new SubmitResult(true, receipt, default));
+                break;
+            case MessageType.Rejected when ReplyCodec.DecodeRejected(frame, out Rejection rejection) == RejectReason.None:
+                Complete(rejection.ClientSeq, new SubmitResult(false, default, rejection));
+                break;
+            case MessageType.ExecutionReport when ReplyCodec.DecodeExecutionReport(frame, out ExecutionReport report) == RejectReason.None:
+                Executed?.Invoke(report);
+                break;
+        }
+    }
+
+    private void Complete(ulong clientSeq, SubmitResult result)
+    {
+        TaskCompletionSource<SubmitResult>? answer;
+        lock (_lock)
+        {
+            ref Pending slot = ref _pending[(int)(clientSeq & (ulong)_pendingMask)];
+            // A second answer for the same request (the original and a resend's) is dropped here.
+            if (!slot.Live || slot.Tx.ClientSeq != clientSeq)
+            {
+                return;
+            }
+            answer = slot.Answer;
+            slot = default;
+            _inFlight--;
+            while (_oldestUnanswered <= _nextSeq && !_pending[(int)(_oldestUnanswered & (ulong)_pendingMask)].Live)
+            {
+                _oldestUnanswered++;
+            }
+        }
+        _window.Release();
+        Answered?.Invoke(result);
+        answer?.TrySetResult(result);
+    }
+
+    private async Task FailOverAsync()
+    {
+        lock (_lock)
+        {
+            _socket?.Dispose();
+            _socket = null;
+            _sendLength = 0;
+        }
+        Socket socket;
+        try
+        {
+            _endpointIndex = (_endpointIndex + 1) % _endpoints.Length;
+            socket = await ConnectAnyAsync(_disposed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is EngineUnavailableException or OperationCanceledException or UnauthorizedAccessException)
+        {
+            FailAll(e.Message);
+            await _disposed.CancelAsync().ConfigureAwait(false);
+            return;
+        }
+        lock (_lock)
+        {
+            // The socket becomes usable and the resends are queued under one lock, so no new
+            // request can overtake an older one: the engine sees each client's seqs in order.
+            _socket = socket;
+            // Resend everything unanswered, oldest first, with its original clientSeq.
+            for (ulong seq = _oldestUnanswered; seq <= _nextSeq; seq++)
+            {
+                ref Pending slot = ref _pending[(int)(seq & (ulong)_pendingMask)];
+                if (slot.Live && slot.Tx.ClientSeq == seq)
+                {
+                    AppendFrame(in slot.Tx);
+                }
+            }
+        }
+        Reconnected?.Invoke(Endpoint, LastClientSeqAtLogon);
+        FlushSoon();
+    }
+
+    private async Task<Socket> ConnectAnyAsync(CancellationToken cancel)
+    {
+        var deadline = DateTime.UtcNow + _options.ReconnectFor;
+        var backoff = TimeSpan.FromMilliseconds(20);
+        string lastError = "no endpoint";
+        while (DateTime.UtcNow < deadline)
+        {
+            for (int i = 0; i < _endpoints.Length; i++)
+            {
+                int index = (_endpointIndex + i) % _endpoints.Length;
+                try
+                {
+                    Socket socket = await LogonAsync(_endpoints[index], cancel).ConfigureAwait(false);
+                    _endpointIndex = index;
+                    return socket;
+                }
+                catch (Exception e) when (e is SocketException or TimeoutException or IOException or InvalidDataException or NotPrimaryException)
+                {
+                    lastError = $"{_endpoints[index]}: {e.Message}";
+                }
+            }
+            await Task.Delay(backoff, cancel).ConfigureAwait(false);
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 500));
+        }
+        throw new EngineUnavailableException($"no engine endpoint took a logon within {_options.ReconnectFor.TotalSeconds} s (last: {lastError})");
+    }
+
+    private async Task<Socket> LogonAsync(IPEndPoint endpoint, CancellationToken cancel)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            timeout.CancelAfter(_options.ConnectTimeout);
+            await socket.ConnectAsync(endpoint, timeout.Token).ConfigureAwait(false);
+            var frame = new byte[ReplyCodec.MaxFrameBytes];
+            int length = ReplyCodec.EncodeLogon(_options.ClientId, _options.Token, frame);
+            await socket.SendAsync(frame.AsMemory(0, length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            int expected = Frame.HeaderBytes + ReplyCodec.LogonAckBodyBytes;
+            int got = 0;
+            while (got < expected)
+            {
+                int read = await socket.ReceiveAsync(frame.AsMemory(got, expected - got), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw new IOException("the engine closed the connection during logon");
+                }
+                got += read;
+            }
+            if (ReplyCodec.DecodeLogonAck(frame.AsSpan(0, expected), out LogonAck ack) != RejectReason.None)
+            {
+                throw new InvalidDataException("the engine's logon answer is malformed");
+            }
+            switch (ack.Status)
+            {
+                case LogonStatus.Ok:
+                    LastClientSeqAtLogon = ack.LastClientSeq;
+                    return socket;
+                case LogonStatus.NotPrimary:
+                    throw new NotPrimaryException();
+                default:
+                    throw new UnauthorizedAccessException($"the engine refused client {_options.ClientId}: {ack.Status}");
+            }
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new TimeoutException($"no logon answer within {_options.ConnectTimeout.TotalMilliseconds} ms");
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private void FailAll(string why)
+    {
+        var failed = new List<TaskCompletionSource<SubmitResult>>();
+        lock (_lock)
+        {
+            for (int i = 0; i < _pending.Length; i++)
+            {
+                if (_pending[i].Live && _pending[i].Answer is { } answer)
+                {
+                    failed.Add(answer);
+                }
+                _pending[i] = default;
+            }
+            _inFlight = 0;
+        }
+        foreach (var answer in failed)
+        {
+            answer.TrySetException(new EngineUnavailableException(why));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _disposed.CancelAsync().ConfigureAwait(false);
+        lock (_lock)
+        {
+            _socket?.Dispose();
+            _socket = null;
+        }
+        if (_readLoop is not null)
+        {
+            await _readLoop.ConfigureAwait(false);
+        }
+        FailAll("the client was disposed");
+        _disposed.Dispose();
+    }
+
+    private struct Pending
+    {
+        public Transaction Tx;
+        public TaskCompletionSource<SubmitResult>? Answer;
+        public bool Live;
+    }
+
+    private sealed class NotPrimaryException : Exception
+    {
+        public NotPrimaryException()
+            : base("the node is not the primary")
+        {
+        }
+    }
+}

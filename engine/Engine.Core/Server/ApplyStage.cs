@@ -1,0 +1,132 @@
+using Engine.Core.Book;
+using Engine.Core.Ledger;
+using Engine.Core.Ring;
+using Engine.Protocol;
+
+namespace Engine.Core.Server;
+
+/// <summary>Counters the stages bump and the admin endpoint reads.</summary>
+public sealed class NodeCounters
+{
+    public long Applied;
+    public long Rejected;
+    public long Duplicates;
+    public long Reports;
+    public long Dropped;
+    public ulong LastLsn;
+}
+
+/// <summary>
+/// The business logic processor: applies each journaled transaction to the <see cref="Exchange"/>
+/// (single thread, in LSN order), and answers every request exactly once through the outbound
+/// ring: the receipt or the rejection, then the execution reports. Validation rejections and
+/// duplicates are answered here too, so one thread decides every reply, in order.
+/// </summary>
+internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry clients, RingBuffer<OutboundSlot> outbound, NodeCounters counters)
+    : IStageHandler<TxSlot>
+{
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    {
+        if (slot.Probe is { } probe)
+        {
+            probe.Complete(new StateReport(exchange.LastLsn, exchange.ComputeChecksum(), exchange.OpenOrders, exchange.TradeCount));
+            return;
+        }
+        var sink = new OutboundSink(outbound, counters);
+        if (slot.Reject != RejectReason.None)
+        {
+            // Never in the ledger: the client id in the frame may be anything, so answer the session's client.
+            sink.Reject(slot.SessionClientId, slot.Tx.ClientSeq, slot.Reject, 0);
+        }
+        else if (slot.Duplicate)
+        {
+            exchange.AnswerDuplicate(in slot.Tx, ref sink);
+            Interlocked.Increment(ref counters.Duplicates);
+        }
+        else
+        {
+            ref readonly SealedBlock block = ref blocks[slot.BlockNo];
+            exchange.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
+            Interlocked.Increment(ref counters.Applied);
+            Volatile.Write(ref counters.LastLsn, slot.Lsn);
+        }
+        if (clients[slot.SessionClientId] is { } client)
+        {
+            Interlocked.Decrement(ref client.InFlight);
+        }
+    }
+}
+
+/// <summary>Encodes outcomes straight into outbound ring slots, addressed to the client they concern.</summary>
+internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounters counters) : IExecutionSink
+{
+    public void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash)
+    {
+        long sequence = ring.Next();
+        ref OutboundSlot slot = ref ring[sequence];
+        var receipt = new Receipt { ClientId = tx.ClientId, ClientSeq = tx.ClientSeq, Lsn = lsn, BlockNo = blockNo, BlockHash = blockHash };
+        slot.ClientId = tx.ClientId;
+        slot.Length = ReplyCodec.EncodeAccepted(in receipt, slot.Buffer);
+        ring.Publish(sequence);
+    }
+
+    public void Rejected(in Transaction tx, RejectReason reason, ulong lsn) => Reject(tx.ClientId, tx.ClientSeq, reason, lsn);
+
+    public void Reject(uint clientId, ulong clientSeq, RejectReason reason, ulong lsn)
+    {
+        long sequence = ring.Next();
+        ref OutboundSlot slot = ref ring[sequence];
+        slot.ClientId = clientId;
+        slot.Length = ReplyCodec.EncodeRejected(clientId, clientSeq, reason, lsn, RejectTexts.For(reason), slot.Buffer);
+        ring.Publish(sequence);
+        Interlocked.Increment(ref counters.Rejected);
+    }
+
+    public void Execution(in ExecutionReport report)
+    {
+        long sequence = ring.Next();
+        ref OutboundSlot slot = ref ring[sequence];
+        slot.ClientId = report.ClientId;
+        slot.Length = ReplyCodec.EncodeExecutionReport(in report, slot.Buffer);
+        ring.Publish(sequence);
+        Interlocked.Increment(ref counters.Reports);
+    }
+}
+
+/// <summary>Last stage of the outbound ring: hands each frame to the client's current session, never waiting.</summary>
+internal readonly struct DispatchStage(ClientRegistry clients, NodeCounters counters) : IStageHandler<OutboundSlot>
+{
+    public void OnEvent(ref OutboundSlot slot, long sequence, bool endOfBatch)
+    {
+        Session? session = clients[slot.ClientId]?.Current;
+        if (session is null || !session.Enqueue(slot.Bytes))
+        {
+            // Not connected (or just disconnected for not reading): the client learns the outcome
+            // by resending after it logs on again; the dedupe window answers with the original.
+            Interlocked.Increment(ref counters.Dropped);
+        }
+    }
+}
+
+/// <summary>Short reject texts, one per reason, allocated once.</summary>
+internal static class RejectTexts
+{
+    private static readonly Dictionary<RejectReason, string> s_texts = Enum.GetValues<RejectReason>().ToDictionary(r => r, Describe);
+
+    public static string For(RejectReason reason) => s_texts.TryGetValue(reason, out string? text) ? text : "rejected";
+
+    private static string Describe(RejectReason reason) => reason switch
+    {
+        RejectReason.Busy => "busy: retry",
+        RejectReason.UnknownOrder => "no such live order of yours",
+        RejectReason.RiskMaxQuantity => "risk: quantity above the account's limit",
+        RejectReason.RiskMaxNotional => "risk: notional above the account's limit",
+        RejectReason.RiskMaxOpenOrders => "risk: too many open orders for the account",
+        RejectReason.StaleClientSeq => "clientSeq already used; its outcome is no longer kept",
+        RejectReason.ClientMismatch => "client id differs from the session's",
+        RejectReason.AccountNotAllowed => "account not allowed for this client",
+        RejectReason.PriceNotOnTick => "price is not on the instrument's tick",
+        RejectReason.UnknownInstrument => "unknown instrument",
+        _ => reason.ToString(),
+    };
+}

@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using System.Net;
+using Engine.Core.Book;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Core.Ring;
+using Engine.Protocol;
+
+namespace Engine.Core.Server;
+
+/// <summary>What /status shows.</summary>
+public sealed record NodeStatus(
+    string Role,
+    ulong Epoch,
+    ulong Lsn,
+    ulong Block,
+    string HeadHash,
+    int Sessions,
+    int ClientsLoggedOn,
+    long Applied,
+    long Rejected,
+    long Duplicates,
+    long BusyReplies,
+    long DroppedReplies,
+    double TxPerSecond,
+    long Commits,
+    long Backlog,
+    string Durability,
+    double UptimeSeconds);
+
+/// <summary>
+/// One engine process: the journal (replayed into the order book at start), the inbound pipeline
+/// validate → seal → journal → apply, the outbound ring to the sessions, and the TCP gateway.
+/// </summary>
+/// <remarks>
+/// <code>
+///  sessions ─▶ [inbound ring, multi-producer] validate ─▶ seal ─▶ journal ─▶ apply ─┐
+///  sessions ◀─ dispatch ◀─ [outbound ring, single producer: apply] ◀────────────────┘
+/// </code>
+/// The journal stage is the seam where the backup's acknowledgement will join (mirror).
+/// </remarks>
+public sealed class EngineNode : IAsyncDisposable
+{
+    private readonly Action<string> _log;
+    private readonly Journal _journal;
+    private readonly LedgerPipeline _ledger;
+    private readonly Pipeline<TxSlot> _inbound;
+    private readonly Pipeline<OutboundSlot> _outbound;
+    private readonly Gateway _gateway;
+    private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private readonly Timer _rateSampler;
+    private long _lastApplied;
+    private double _txPerSecond;
+    private int _stopped;
+
+    private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log)
+    {
+        Settings = settings;
+        Reference = reference;
+        _log = log;
+        _journal = Journal.Open(settings.JournalSettings());
+        Exchange = new Exchange(reference);
+        var replay = Stopwatch.StartNew();
+        long replayed = Replay(_journal, Exchange);
+        log($"journal {settings.JournalDirectory}: head {_journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {Exchange.ComputeChecksum().ToShortString()}");
+
+        var clientSeqs = new ClientSeqTable();
+        clientSeqs.Seed(Exchange.ClientSeqs);
+        var clients = new ClientRegistry(reference.Clients.Select(c => c.ClientId));
+
+        var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings { Size = settings.OutboundRingSize, OnFault = f => log($"outbound fault: {f}") });
+        outbound.AddStage("dispatch", new DispatchStage(clients, Counters));
+        _outbound = outbound.Start();
+
+        _ledger = new LedgerPipeline(
+            new RingSettings { Size = settings.RingSize, Producers = ProducerKind.Multi, OnFault = f => log($"FAULT {f}") },
+            _journal, reference.Instruments, reference, clientSeqs);
+        _ledger.Builder.AddStage("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters), _ledger.Journaled);
+        _inbound = _ledger.Builder.Start();
+        Counters.LastLsn = Exchange.LastLsn;
+
+        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log);
+        _gateway.Start();
+        _rateSampler = new Timer(_ => SampleRate(), null, 1000, 1000);
+    }
+
+    public EngineSettings Settings { get; }
+
+    public ReferenceData Reference { get; }
+
+    /// <summary>The state: owned by the apply stage's thread while the node runs.</summary>
+    internal Exchange Exchange { get; }
+
+    public NodeCounters Counters { get; } = new();
+
+    public IPEndPoint ListenEndPoint => _gateway.LocalEndPoint;
+
+    /// <summary>Opens the journal, replays it, starts the pipelines and the gateway.</summary>
+    public static EngineNode Start(EngineSettings settings, ReferenceData reference, Action<string>? log = null)
+    {
+        settings.Validate();
+        return new EngineNode(settings, reference, log ?? (_ => { }));
+    }
+
+    /// <summary>Applies every committed block of <paramref name="journal"/> to <paramref name="exchange"/>, in order, answering nobody.</summary>
+    public static long Replay(Journal journal, Exchange exchange)
+    {
+        long count = 0;
+        var sink = new NullSink();
+        journal.Scan((entry, _) =>
+        {
+            BlockFormat.TryReadHeader(entry, out BlockHeader header);
+            Hash32 hash = BlockFormat.StoredHash(entry, in header);
+            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+            for (int i = 0; i < header.Count; i++)
+            {
+                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
+                count++;
+            }
+            return true;
+        });
+        return count;
+    }
+
+    /// <summary>The state at a point between two transactions: sent through the inbound ring, so it is consistent.</summary>
+    public async Task<StateReport> ProbeAsync(TimeSpan timeout)
+    {
+        var probe = new StateProbe();
+        RingBuffer<TxSlot> ring = _inbound.Ring;
+        // Probes are rare; a blocking claim is fine, but never from a stopped pipeline.
+        if (ring.TryNext(out long sequence) != ClaimStatus.Claimed)
+        {
+            throw new InvalidOperationException("the engine is busy or stopping: no state probe now");
+        }
+        ref TxSlot slot = ref ring[sequence];
+        slot.Probe = probe;
+        slot.FrameLength = 0;
+        slot.Reject = RejectReason.None;
+        slot.SessionClientId = 0;
+        ring.Publish(sequence);
+        return await probe.Report.WaitAsync(timeout).ConfigureAwait(false);
+    }
+
+    public NodeStatus Status()
+    {
+        ChainHead head = _ledger.Sealer.Builder.Head;
+        return new NodeStatus(
+            Role: "standalone",
+            Epoch: head.Epoch,
+            Lsn: Volatile.Read(ref Counters.LastLsn),
+            Block: head.BlockNo,
+            HeadHash: head.Hash.ToString(),
+            Sessions: _gateway.SessionCount,
+            ClientsLoggedOn: _gateway.Clients.LoggedOn,
+            Applied: Interlocked.Read(ref Counters.Applied),
+            Rejected: Interlocked.Read(ref Counters.Rejected),
+            Duplicates: Interlocked.Read(ref Counters.Duplicates),
+            BusyReplies: _gateway.BusyReplies,
+            DroppedReplies: Interlocked.Read(ref Counters.Dropped),
+            TxPerSecond: Math.Round(Volatile.Read(ref _txPerSecond)),
+            Commits: _journal.Commits,
+            Backlog: _inbound.Backlog,
+            Durability: Settings.Durability.ToString().ToLowerInvariant(),
+            UptimeSeconds: Math.Round(_uptime.Elapsed.TotalSeconds, 1));
+    }
+
+    private void SampleRate()
+    {
+        long applied = Interlocked.Read(ref Counters.Applied);
+        Volatile.Write(ref _txPerSecond, applied - _lastApplied);
+        _lastApplied = applied;
+    }
+
+    /// <summary>
+    /// Stops accepting and reading, drains the inbound pipeline (everything taken is journaled,
+    /// applied and answered), drains the outbound ring to the sessions, lets them send, commits the
+    /// journal and closes it.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+        await _rateSampler.DisposeAsync().ConfigureAwait(false);
+        await _gateway.StopAcceptingAsync().ConfigureAwait(false);
+        var drain = TimeSpan.FromMilliseconds(Settings.DrainTimeoutMs);
+        bool inboundDrained = _inbound.Shutdown(drain);
+        bool outboundDrained = _outbound.Shutdown(drain);
+        await _gateway.DisposeAsync().ConfigureAwait(false);
+        Hash32 checksum = Exchange.ComputeChecksum();
+        _journal.Dispose();
+        _log($"stopped: inbound {(inboundDrained ? "drained" : "NOT drained")}, outbound {(outboundDrained ? "drained" : "NOT drained")}, " +
+             $"journal committed at {_ledger.Sealer.Builder.Head}, last lsn {Exchange.LastLsn}, state {checksum}");
+        if (_inbound.Fault is { } fault)
+        {
+            _log($"the pipeline had halted: {fault}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+using System.Net;
+using Engine.Core.Journaling;
+
+namespace Engine.Core.Server;
+
+/// <summary>
+/// Everything one engine node is configured by, with documented defaults; bound from flags,
+/// environment (<c>ENGINE_…</c>) and a JSON file by <c>engine serve</c>, validated once, printed at start-up.
+/// </summary>
+public sealed record EngineSettings
+{
+    /// <summary>The node's data directory: the journal lives in <c>DATA/journal</c>.</summary>
+    public string Data { get; init; } = "";
+
+    /// <summary>Where trading front-ends connect (HOST:PORT).</summary>
+    public string Listen { get; init; } = "127.0.0.1:7400";
+
+    /// <summary>The admin HTTP endpoint (HOST:PORT) for /status; empty for none.</summary>
+    public string Admin { get; init; } = "";
+
+    /// <summary>When a block counts as journaled: memory (default) or disk.</summary>
+    public Durability Durability { get; init; } = Durability.Memory;
+
+    /// <summary>Inbound ring slots. Default 65,536.</summary>
+    public int RingSize { get; init; } = 1 << 16;
+
+    /// <summary>Outbound ring slots (replies and execution reports). Default 131,072: a transaction makes a reply and up to a few reports.</summary>
+    public int OutboundRingSize { get; init; } = 1 << 17;
+
+    /// <summary>Transactions per block at most. Default 1,000 (64 KiB of records).</summary>
+    public int MaxTransactionsPerBlock { get; init; } = 1000;
+
+    /// <summary>Requests a client may have in the engine without an answer; more are answered "busy". Default 4,096.</summary>
+    public int MaxInFlightPerClient { get; init; } = 4096;
+
+    /// <summary>Bytes of replies a session may have waiting to be sent; a client that reads slower is disconnected. Default 4 MiB.</summary>
+    public int MaxOutboundBytesPerSession { get; init; } = 4 << 20;
+
+    /// <summary>Connections at once; more are refused. Default 1,024.</summary>
+    public int MaxSessions { get; init; } = 1024;
+
+    /// <summary>How long a connection may take to log on. Default 5 s.</summary>
+    public int LogonTimeoutMs { get; init; } = 5000;
+
+    /// <summary>How long a shutdown lets the pipeline drain. Default 10 s.</summary>
+    public int DrainTimeoutMs { get; init; } = 10_000;
+
+    public string JournalDirectory => Path.Combine(Data, "journal");
+
+    public EngineSettings Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Data))
+        {
+            throw new ArgumentException("--data is required: the node's data directory");
+        }
+        ParseEndpoint(Listen, nameof(Listen));
+        if (!string.IsNullOrEmpty(Admin))
+        {
+            ParseEndpoint(Admin, nameof(Admin));
+        }
+        Ring.RingSettings.CheckSize(RingSize);
+        Ring.RingSettings.CheckSize(OutboundRingSize);
+        // Every request makes one reply plus reports: the outbound ring must hold at least a full inbound ring's replies.
+        if (OutboundRingSize < RingSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(OutboundRingSize), OutboundRingSize, $"must be at least the inbound ring ({RingSize})");
+        }
+        // A client's in-flight requests must fit the dedupe window, or a resend could miss its original outcome.
+        if (MaxInFlightPerClient < 1 || MaxInFlightPerClient > Book.Exchange.DedupeWindow * 4)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlightPerClient), MaxInFlightPerClient, $"1 to {Book.Exchange.DedupeWindow * 4}");
+        }
+        if (MaxOutboundBytesPerSession < 64 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxOutboundBytesPerSession), MaxOutboundBytesPerSession, "at least 64 KiB");
+        }
+        if (MaxSessions < 1 || LogonTimeoutMs < 1 || DrainTimeoutMs < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxSessions), "sessions and timeouts must be positive");
+        }
+        JournalSettings().Validate();
+        return this;
+    }
+
+    public JournalSettings JournalSettings() => new()
+    {
+        Directory = JournalDirectory,
+        Durability = Durability,
+        MaxTransactionsPerBlock = MaxTransactionsPerBlock,
+    };
+
+    public static IPEndPoint ParseEndpoint(string value, string name)
+    {
+        if (!IPEndPoint.TryParse(value, out IPEndPoint? endpoint) || endpoint.Port == 0 && !value.EndsWith(":0", StringComparison.Ordinal))
+        {
+            if (value.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && int.TryParse(value.AsSpan(10), out int port))
+            {
+                return new IPEndPoint(IPAddress.Loopback, port);
+            }
+            throw new ArgumentException($"{name}: '{value}' is not HOST:PORT (an IP address or localhost, and a port)");
+        }
+        return endpoint;
+    }
+
+    public override string ToString() =>
+        $"data {Data}, listen {Listen}, admin {(string.IsNullOrEmpty(Admin) ? "off" : Admin)}, durability {Durability.ToString().ToLowerInvariant()}, " +
+        $"ring {RingSize}/{OutboundRingSize}, ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
+        $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions";
+}

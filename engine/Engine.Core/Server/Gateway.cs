@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Engine.Core.Book;
+using Engine.Core.Ledger;
+using Engine.Core.Ring;
+
+namespace Engine.Core.Server;
+
+/// <summary>
+/// The TCP front door: accepts connections up to <see cref="EngineSettings.MaxSessions"/>, runs a
+/// <see cref="Session"/> for each, and stops them on shutdown.
+/// </summary>
+internal sealed class Gateway : IAsyncDisposable
+{
+    private readonly EngineSettings _settings;
+    private readonly Socket _listener;
+    private readonly ConcurrentDictionary<long, (Session Session, Task Run)> _sessions = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Action<string> _log;
+    private readonly Func<ulong> _lastLsn;
+    private Task? _acceptLoop;
+    private long _nextSessionId;
+    private long _busy;
+
+    public Gateway(EngineSettings settings, RingBuffer<TxSlot> ring, ClientRegistry clients, ReferenceData reference, ClientSeqTable clientSeqs,
+        Func<ulong> lastLsn, Action<string> log)
+    {
+        _settings = settings;
+        Ring = ring;
+        Clients = clients;
+        Reference = reference;
+        ClientSeqs = clientSeqs;
+        _lastLsn = lastLsn;
+        _log = log;
+        IPEndPoint endpoint = EngineSettings.ParseEndpoint(settings.Listen, nameof(settings.Listen));
+        _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(endpoint);
+        _listener.Listen(512);
+        LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
+    }
+
+    public RingBuffer<TxSlot> Ring { get; }
+
+    public ClientRegistry Clients { get; }
+
+    public ReferenceData Reference { get; }
+
+    public ClientSeqTable ClientSeqs { get; }
+
+    public IPEndPoint LocalEndPoint { get; }
+
+    public ulong Epoch { get; set; } = 1;
+
+    public ulong LastLsn => _lastLsn();
+
+    public int SessionCount => _sessions.Count;
+
+    public long BusyReplies => Interlocked.Read(ref _busy);
+
+    public void Start() => _acceptLoop = AcceptLoop();
+
+    public void Log(string message) => _log(message);
+
+    public void CountBusy(int count) => Interlocked.Add(ref _busy, count);
+
+    public void OnClosed(Session session)
+    {
+        _sessions.TryRemove(session.Id, out _);
+        _log($"session {session.Id} (client {session.ClientId}) closed: {session.CloseReason}");
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            if (_sessions.Count >= _settings.MaxSessions)
+            {
+                _log($"refused a connection from {socket.RemoteEndPoint}: {_settings.MaxSessions} sessions already");
+                socket.Close();
+                continue;
+            }
+            socket.NoDelay = true;
+            var session = new Session(Interlocked.Increment(ref _nextSessionId), socket, this, _settings);
+            _sessions[session.Id] = (session, Task.Run(() => session.Run(_stopping.Token)));
+        }
+    }
+
+    /// <summary>Stops accepting and reading; sessions stay open so queued replies can still be sent.</summary>
+    public async Task StopAcceptingAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        _listener.Close();
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop.ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAcceptingAsync().ConfigureAwait(false);
+        // Give each session a moment to send what is queued for it, then close it.
+        long deadline = Environment.TickCount64 + 2000;
+        while (_sessions.Values.Any(s => !s.Session.IsClosed && !s.Session.IsFlushed) && Environment.TickCount64 < deadline)
+        {
+            await Task.Delay(5).ConfigureAwait(false);
+        }
+        foreach (var (session, _) in _sessions.Values)
+        {
+            session.Close("the engine stopped");
+        }
+        await Task.WhenAll(_sessions.Values.Select(s => s.Run)).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,293 @@
+using System.Diagnostics;
+using System.Globalization;
+using Engine.Client;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Protocol;
+using HdrHistogram;
+
+namespace Engine.Cli.Load;
+
+/// <summary>What <c>engine load</c> was asked to do.</summary>
+internal sealed record LoadOptions(
+    string[] Targets,
+    double? Rate,
+    TimeSpan? Duration,
+    long? Count,
+    int Connections,
+    int Window,
+    uint FirstClientId,
+    string TokenFormat,
+    string? Journal,
+    int Seed,
+    bool Json);
+
+/// <summary>What a load run measured.</summary>
+internal sealed record LoadResult(
+    long Sent,
+    long Acked,
+    long Rejected,
+    Dictionary<string, long> RejectedByReason,
+    long Errors,
+    long? Lost,
+    long? Duplicates,
+    long Reports,
+    double Seconds,
+    double ThroughputPerSecond,
+    LongHistogram Latency,
+    bool Open,
+    long Reconnects);
+
+/// <summary>
+/// Drives the engine through <see cref="EngineClient"/> over several connections, open loop at a
+/// constant rate (latency measured from each request's intended send time, so a stall counts
+/// against every request it delays: coordinated omission corrected) or closed loop at full speed.
+/// Keeps every receipt, and can check them against the journal afterwards.
+/// </summary>
+internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
+{
+    private long _sent;
+    private long _acked;
+    private long _rejected;
+    private long _errors;
+    private long _reports;
+    private long _reconnects;
+
+    private int Window => options.Window;
+
+    public async Task<LoadResult> RunAsync(CancellationToken cancel)
+    {
+        InstrumentTable instruments = InstrumentTable.Development();
+        var connections = new List<Connection>();
+        for (int i = 0; i < options.Connections; i++)
+        {
+            uint clientId = options.FirstClientId + (uint)i;
+            var client = await EngineClient.ConnectAsync(new ClientOptions
+            {
+                Endpoints = options.Targets,
+                ClientId = clientId,
+                Token = options.TokenFormat.Replace("{id}", clientId.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal),
+                MaxInFlight = options.Window,
+            }, cancel).ConfigureAwait(false);
+            connections.Add(new Connection(this, client, new OrderMix(options.Seed + i, instruments.All, (uint)(i % 10) + 1, (client.LastClientSeqAtLogon + 1) * 1_000_000)));
+        }
+
+        var clock = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        if (options.Duration is { } duration)
+        {
+            stop.CancelAfter(duration);
+        }
+        long perConnection = options.Count is { } count ? (count + options.Connections - 1) / options.Connections : long.MaxValue;
+        double? ratePerConnection = options.Rate / options.Connections;
+        Task reporter = ReportProgress(clock, stop.Token);
+        Task[] senders = [.. connections.Select(c => Task.Factory.StartNew(() => c.Send(perConnection, ratePerConnection, stop.Token),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))];
+        await Task.WhenAll(senders).ConfigureAwait(false);
+        double sendSeconds = clock.Elapsed.TotalSeconds;
+
+        // Wait for every answer (bounded): nothing is left unaccounted for.
+        var drain = Stopwatch.StartNew();
+        while (connections.Any(c => c.Client.InFlight > 0) && drain.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(10, CancellationToken.None).ConfigureAwait(false);
+        }
+        await stop.CancelAsync().ConfigureAwait(false);
+        await reporter.ConfigureAwait(false);
+        double seconds = clock.Elapsed.TotalSeconds;
+        _errors += connections.Sum(c => (long)c.Client.InFlight);
+
+        var latency = new LongHistogram(TimeStamp.Minutes(10), 3);
+        var byReason = new Dictionary<string, long>();
+        foreach (Connection c in connections)
+        {
+            latency.Add(c.Latency);
+            foreach (var (reason, n) in c.RejectedByReason)
+            {
+                byReason[reason.ToString()] = byReason.GetValueOrDefault(reason.ToString()) + n;
+            }
+        }
+        long? lost = null;
+        long? duplicates = null;
+        if (options.Journal is not null)
+        {
+            (lost, duplicates) = await CheckJournalAsync(options.Journal, [.. connections.SelectMany(c => c.Receipts)]).ConfigureAwait(false);
+        }
+        foreach (Connection c in connections)
+        {
+            await c.Client.DisposeAsync().ConfigureAwait(false);
+        }
+        long answered = _acked + _rejected;
+        return new LoadResult(_sent, _acked, _rejected, byReason, _errors, lost, duplicates, _reports, seconds,
+            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects);
+    }
+
+    private async Task ReportProgress(Stopwatch clock, CancellationToken stop)
+    {
+        long lastAnswered = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(1000, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            long answered = Interlocked.Read(ref _acked) + Interlocked.Read(ref _rejected);
+            await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"  {clock.Elapsed.TotalSeconds,5:F0} s  sent {Interlocked.Read(ref _sent),12:N0}  acked {Interlocked.Read(ref _acked),12:N0}  rejected {Interlocked.Read(ref _rejected),9:N0}  {answered - lastAnswered,10:N0}/s")).ConfigureAwait(false);
+            lastAnswered = answered;
+        }
+    }
+
+    /// <summary>
+    /// Every acked order must be in the journal exactly once: at its receipt's LSN, with its own
+    /// (clientId, clientSeq), and nowhere else. Waits (bounded) for the engine to commit the last one.
+    /// </summary>
+    private static async Task<(long Lost, long Duplicates)> CheckJournalAsync(string directory, List<(uint ClientId, ulong ClientSeq, ulong Lsn)> receipts)
+    {
+        ulong needed = receipts.Count == 0 ? 0 : receipts.Max(r => r.Lsn);
+        var byLsn = new Dictionary<ulong, (uint, ulong)>();
+        var seen = new Dictionary<(uint, ulong), int>();
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            byLsn.Clear();
+            seen.Clear();
+            ulong last = 0;
+            using (JournalReader reader = JournalReader.Open(directory))
+            {
+                reader.Scan((entry, _) =>
+                {
+                    if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
+                    {
+                        return false;
+                    }
+                    ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+                    for (int i = 0; i < header.Count; i++)
+                    {
+                        ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                        byLsn[lsn] = (tx.ClientId, tx.ClientSeq);
+                        seen[(tx.ClientId, tx.ClientSeq)] = seen.GetValueOrDefault((tx.ClientId, tx.ClientSeq)) + 1;
+                        last = lsn;
+                    }
+                    return true;
+                });
+            }
+            if (last >= needed || deadline.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                break;
+            }
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+        long lost = receipts.Count(r => !byLsn.TryGetValue(r.Lsn, out var at) || at != (r.ClientId, r.ClientSeq));
+        long duplicates = receipts.Count(r => seen.GetValueOrDefault((r.ClientId, r.ClientSeq)) > 1);
+        return (lost, duplicates);
+    }
+
+    private sealed class Connection
+    {
+        private readonly LoadGenerator _owner;
+        private readonly OrderMix _mix;
+        private readonly long[] _intendedTicks;
+        private readonly int _mask;
+
+        public Connection(LoadGenerator owner, EngineClient client, OrderMix mix)
+        {
+            _owner = owner;
+            Client = client;
+            _mix = mix;
+            int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)owner.Window * 2);
+            _intendedTicks = new long[capacity];
+            _mask = capacity - 1;
+            client.Answered += OnAnswer;
+            client.Executed += _ => Interlocked.Increment(ref _owner._reports);
+            client.Reconnected += (_, _) => Interlocked.Increment(ref _owner._reconnects);
+        }
+
+        public EngineClient Client { get; }
+
+        public LongHistogram Latency { get; } = new(TimeStamp.Minutes(10), 3);
+
+        public Dictionary<RejectReason, long> RejectedByReason { get; } = [];
+
+        public List<(uint ClientId, ulong ClientSeq, ulong Lsn)> Receipts { get; } = [];
+
+        /// <summary>Sends until the count or the stop; open loop paces each request to its scheduled time.</summary>
+        public void Send(long count, double? rate, CancellationToken stop)
+        {
+            long start = Stopwatch.GetTimestamp();
+            double ticksPerRequest = rate is { } r ? Stopwatch.Frequency / r : 0;
+            var spinner = new SpinWait();
+            for (long i = 0; i < count && !stop.IsCancellationRequested; i++)
+            {
+                long intended = rate is null ? 0 : start + (long)(i * ticksPerRequest);
+                if (rate is not null)
+                {
+                    while (Stopwatch.GetTimestamp() < intended && !stop.IsCancellationRequested)
+                    {
+                        long wait = intended - Stopwatch.GetTimestamp();
+                        if (wait > Stopwatch.Frequency / 500)
+                        {
+                            Thread.Sleep(1);
+                        }
+                        else
+                        {
+                            Thread.Yield();
+                        }
+                    }
+                }
+                Transaction tx = _mix.Next();
+                // The window is full: wait for answers (the wait counts against latency in open loop).
+                while (!TrySend(ref tx, intended))
+                {
+                    if (stop.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                    spinner.SpinOnce(sleep1Threshold: -1);
+                }
+            }
+        }
+
+        private bool TrySend(ref Transaction tx, long intended)
+        {
+            // Record the time under the seq the client will assign before sending: the answer can
+            // arrive before TrySend returns. This thread is the connection's only sender.
+            ulong seq = Client.NextClientSeq;
+            ref long slot = ref _intendedTicks[(int)(seq & (ulong)_mask)];
+            long previous = slot;
+            Volatile.Write(ref slot, intended == 0 ? Stopwatch.GetTimestamp() : intended);
+            if (!Client.TrySend(ref tx))
+            {
+                slot = previous;
+                return false;
+            }
+            Interlocked.Increment(ref _owner._sent);
+            return true;
+        }
+
+        private void OnAnswer(SubmitResult result)
+        {
+            long sentAt = Volatile.Read(ref _intendedTicks[(int)(result.ClientSeq & (ulong)_mask)]);
+            long now = Stopwatch.GetTimestamp();
+            if (sentAt != 0 && now > sentAt)
+            {
+                Latency.RecordValue(now - sentAt);
+            }
+            if (result.Accepted)
+            {
+                Interlocked.Increment(ref _owner._acked);
+                Receipts.Add((result.Receipt.ClientId, result.Receipt.ClientSeq, result.Receipt.Lsn));
+            }
+            else
+            {
+                Interlocked.Increment(ref _owner._rejected);
+                RejectedByReason[result.Rejection.Reason] = RejectedByReason.GetValueOrDefault(result.Rejection.Reason) + 1;
+            }
+        }
+    }
+}

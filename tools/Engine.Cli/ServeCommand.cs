@@ -1,0 +1,171 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Engine.Core.Book;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Core.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace Engine.Cli;
+
+/// <summary><c>engine serve</c>: run one engine node until SIGTERM or Ctrl-C.</summary>
+internal static class ServeCommand
+{
+    public const string EnvironmentPrefix = "ENGINE_";
+
+    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = false };
+
+    public static Command Build()
+    {
+        var data = new Option<string>("--data") { Description = "The node's data directory (the journal goes in DATA/journal). Required, here, in ENGINE_DATA or in the config file." };
+        var listen = new Option<string>("--listen") { Description = "HOST:PORT for trading front-ends (default 127.0.0.1:7400)." };
+        var admin = new Option<string>("--admin") { Description = "HOST:PORT for the admin HTTP endpoint (GET /status). Off unless given." };
+        var config = new Option<FileInfo>("--config") { Description = "JSON configuration file: any setting below, and Instruments, Accounts and Clients (else the built-in development set)." };
+        var durability = new Option<Durability?>("--durability") { Description = "memory (default): a block counts once in the journal's memory; disk: once committed." };
+        var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
+        logFormat.AcceptOnlyFromAmong("text", "json");
+        var command = new Command("serve", $"""
+            Run an engine node: accept front-ends on --listen, journal every accepted order, apply it to the order book, answer.
+            Settings come from the config file, then environment variables ({EnvironmentPrefix}DATA, {EnvironmentPrefix}LISTEN, {EnvironmentPrefix}DURABILITY, {EnvironmentPrefix}RINGSIZE, …), then flags, later ones winning.
+            Other settings: RingSize, OutboundRingSize, MaxTransactionsPerBlock, MaxInFlightPerClient, MaxOutboundBytesPerSession, MaxSessions, LogonTimeoutMs, DrainTimeoutMs.
+            SIGTERM or Ctrl-C: stop accepting, drain, commit the journal, exit 0.
+            """)
+        {
+            data,
+            listen,
+            admin,
+            config,
+            durability,
+            logFormat,
+        };
+        command.SetAction((parse, cancel) =>
+        {
+            var flags = new Dictionary<string, string?>();
+            void Flag(string key, string? value)
+            {
+                if (!string.IsNullOrEmpty(value))
+                {
+                    flags[key] = value;
+                }
+            }
+            Flag("Data", parse.GetValue(data));
+            Flag("Listen", parse.GetValue(listen));
+            Flag("Admin", parse.GetValue(admin));
+            Flag("Durability", parse.GetValue(durability)?.ToString());
+            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat)
+    {
+        using ILoggerFactory logging = LoggerFactory.Create(builder =>
+        {
+            if (logFormat == "json")
+            {
+                builder.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+            }
+            else
+            {
+                builder.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; o.UseUtcTimestamp = true; });
+            }
+            builder.AddFilter("Microsoft", LogLevel.Warning);
+        });
+        ILogger log = logging.CreateLogger("engine");
+
+        EngineSettings settings;
+        ReferenceData reference;
+        try
+        {
+            var builder = new ConfigurationBuilder();
+            if (configFile is not null)
+            {
+                builder.AddJsonFile(configFile, optional: false);
+            }
+            IConfiguration configuration = builder.AddEnvironmentVariables(EnvironmentPrefix).AddInMemoryCollection(flags).Build();
+            settings = (configuration.Get<EngineSettings>() ?? new EngineSettings()).Validate();
+            reference = ReferenceConfig.Load(configuration, configFile);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"engine serve: {e.Message}");
+            return 2;
+        }
+
+        Log.Info(log, $"settings: {settings}");
+        Log.Info(log, $"reference data: {reference}");
+
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+
+        EngineNode node;
+        try
+        {
+            node = EngineNode.Start(settings, reference, message => Log.Info(log, message));
+        }
+        catch (JournalCorruptException e)
+        {
+            Log.Critical(log, $"refusing to start: {e.Message}");
+            return 3;
+        }
+        Log.Info(log, $"listening for front-ends on {node.ListenEndPoint}");
+
+        WebApplication? adminApp = null;
+        if (!string.IsNullOrEmpty(settings.Admin))
+        {
+            adminApp = BuildAdmin(settings, node);
+            await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
+            Log.Info(log, $"admin endpoint on http://{settings.Admin}/status");
+        }
+
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Log.Info(log, "stopping: draining the pipeline and committing the journal");
+        }
+        if (adminApp is not null)
+        {
+            await adminApp.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await adminApp.DisposeAsync().ConfigureAwait(false);
+        }
+        await node.DisposeAsync().ConfigureAwait(false);
+        return 0;
+    }
+
+    private static WebApplication BuildAdmin(EngineSettings settings, EngineNode node)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls($"http://{settings.Admin}");
+        WebApplication app = builder.Build();
+        app.MapGet("/status", async () =>
+        {
+            NodeStatus status = node.Status();
+            StateReport? state = null;
+            try
+            {
+                state = await node.ProbeAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+            {
+                // Busy or stopping: status without the state checksum.
+            }
+            var body = JsonSerializer.SerializeToUtf8Bytes(new
+            {
+                status,
+                state = state is null ? null : new { lsn = state.LastLsn, checksum = state.Checksum.ToString(), open_orders = state.OpenOrders, trades = state.Trades },
+            }, s_json);
+            return Results.Bytes(body, "application/json");
+        });
+        return app;
+    }
+}
