@@ -21,7 +21,9 @@ public sealed class EngineProcess : IDisposable
     /// <summary>Path of engine.dll beside the test assembly (copied there by the project reference).</summary>
     public static string EngineDll => Path.Combine(AppContext.BaseDirectory, "engine.dll");
 
-    public static EngineProcess Start(params string[] args)
+    public static EngineProcess Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    public static EngineProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -29,6 +31,10 @@ public sealed class EngineProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
         info.ArgumentList.Add(EngineDll);
         foreach (string arg in args)
         {

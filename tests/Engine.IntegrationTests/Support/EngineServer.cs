@@ -1,0 +1,78 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Engine.Client;
+
+namespace Engine.IntegrationTests.Support;
+
+/// <summary>
+/// A real <c>engine serve</c> process on free loopback ports, with its data directory; started
+/// and waited for until it accepts connections, killed (and its directory removed) on dispose.
+/// </summary>
+public sealed class EngineServer : IDisposable
+{
+    private readonly bool _ownsData;
+    private readonly string[] _extraArgs;
+    private readonly Dictionary<string, string> _environment;
+    private EngineProcess? _process;
+
+    public EngineServer(string? data = null, IReadOnlyDictionary<string, string>? environment = null, params string[] extraArgs)
+    {
+        _ownsData = data is null;
+        Data = data ?? Path.Combine(Path.GetTempPath(), $"engine-{Guid.NewGuid():N}");
+        _environment = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
+        _extraArgs = extraArgs;
+        Port = FreePort();
+        AdminPort = FreePort();
+        Start();
+    }
+
+    public string Data { get; }
+
+    public int Port { get; }
+
+    public int AdminPort { get; }
+
+    public string Endpoint => $"127.0.0.1:{Port}";
+
+    public string JournalDirectory => Path.Combine(Data, "journal");
+
+    public EngineProcess Process => _process!;
+
+    /// <summary>Starts (or restarts) the process on the same ports and data, and waits until it accepts connections.</summary>
+    public void Start()
+    {
+        _process?.Dispose();
+        _process = EngineProcess.Start(_environment, ["serve", "--data", Data, "--listen", Endpoint, "--admin", $"127.0.0.1:{AdminPort}", .. _extraArgs]);
+        _process.WaitForOutput(o => o.Contains("admin endpoint on", StringComparison.Ordinal), "the engine to start", TimeSpan.FromSeconds(60));
+    }
+
+    public Task<EngineClient> ConnectAsync(uint clientId = 1, string? token = null) =>
+        EngineClient.ConnectAsync(new ClientOptions { Endpoints = [Endpoint], ClientId = clientId, Token = token ?? $"dev-token-{clientId}", ReconnectFor = TimeSpan.FromSeconds(5) });
+
+    /// <summary>GET /status, parsed.</summary>
+    public async Task<JsonElement> StatusAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        string body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{AdminPort}/status")).ConfigureAwait(false);
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    public void KillHard() => _process?.KillHard();
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        _process?.Dispose();
+        if (_ownsData && Directory.Exists(Data))
+        {
+            Directory.Delete(Data, recursive: true);
+        }
+    }
+}
