@@ -9,7 +9,7 @@ namespace Engine.Client;
 /// (up to <see cref="ClientOptions.MaxInFlight"/> unanswered), matches answers, and fails over.
 /// </summary>
 /// <remarks>
-/// <para>Two ways to submit. <see cref="SubmitAsync"/> awaits the answer. <see cref="TrySend"/> does
+/// <para>Two ways to submit. <see cref="SubmitAsync"/> awaits the answer. <see cref="TrySend(ref Transaction, int)"/> does
 /// not wait and allocates nothing: answers come to <see cref="Answered"/> (load generators).
 /// Execution reports (fills, cancels, replaces; also for orders resting from earlier) come to
 /// <see cref="Executed"/>. Callbacks run on the client's read loop: keep them short.</para>
@@ -48,7 +48,7 @@ public sealed class EngineClient : IAsyncDisposable
         _window = new SemaphoreSlim(options.MaxInFlight, options.MaxInFlight);
     }
 
-    /// <summary>Answers to requests sent with <see cref="TrySend"/> (and <see cref="SubmitAsync"/>), on the read loop.</summary>
+    /// <summary>Answers to requests sent with <see cref="TrySend(ref Transaction, int)"/> (and <see cref="SubmitAsync"/>), on the read loop.</summary>
     public event Action<SubmitResult>? Answered;
 
     /// <summary>Execution reports, on the read loop.</summary>
@@ -106,9 +106,12 @@ public sealed class EngineClient : IAsyncDisposable
     /// Sends a request without waiting: false if <see cref="ClientOptions.MaxInFlight"/> are already
     /// unanswered. The answer comes to <see cref="Answered"/>. Sets the client id and clientSeq on it.
     /// </summary>
-    public bool TrySend(ref Transaction tx)
+    public bool TrySend(ref Transaction tx) => TrySend(ref tx, 0);
+
+    /// <summary>As <see cref="TrySend(ref Transaction)"/>, waiting up to <paramref name="timeoutMs"/> for room in the window (the thread blocks; it does not spin).</summary>
+    public bool TrySend(ref Transaction tx, int timeoutMs)
     {
-        if (!_window.Wait(0))
+        if (!_window.Wait(timeoutMs))
         {
             return false;
         }

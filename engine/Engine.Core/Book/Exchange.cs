@@ -23,7 +23,7 @@ namespace Engine.Core.Book;
 public sealed class Exchange
 {
     /// <summary>Outcomes kept per client for duplicates: more than any client can have in flight.</summary>
-    public const int DedupeWindow = 1024;
+    public const int DedupeWindow = 4096;
 
     private readonly ReferenceData _reference;
     private readonly OrderBook?[] _books;

@@ -32,6 +32,12 @@ internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry 
             probe.Complete(new StateReport(exchange.LastLsn, exchange.ComputeChecksum(), exchange.OpenOrders, exchange.TradeCount));
             return;
         }
+        // Out of flight before any reply goes out: the client may send its next request as soon as
+        // it reads the reply, and the gateway must not count this one against it then.
+        if (clients[slot.SessionClientId] is { } client)
+        {
+            Interlocked.Decrement(ref client.InFlight);
+        }
         var sink = new OutboundSink(outbound, counters);
         if (slot.Reject != RejectReason.None)
         {
@@ -49,10 +55,6 @@ internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry 
             exchange.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
             Interlocked.Increment(ref counters.Applied);
             Volatile.Write(ref counters.LastLsn, slot.Lsn);
-        }
-        if (clients[slot.SessionClientId] is { } client)
-        {
-            Interlocked.Decrement(ref client.InFlight);
         }
     }
 }

@@ -65,10 +65,11 @@ public sealed record EngineSettings
         {
             throw new ArgumentOutOfRangeException(nameof(OutboundRingSize), OutboundRingSize, $"must be at least the inbound ring ({RingSize})");
         }
-        // A client's in-flight requests must fit the dedupe window, or a resend could miss its original outcome.
-        if (MaxInFlightPerClient < 1 || MaxInFlightPerClient > Book.Exchange.DedupeWindow * 4)
+        // A client's in-flight requests must fit the dedupe window: a client that reconnects resends
+        // all of them, and each must still find its original outcome there.
+        if (MaxInFlightPerClient < 1 || MaxInFlightPerClient > Book.Exchange.DedupeWindow)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxInFlightPerClient), MaxInFlightPerClient, $"1 to {Book.Exchange.DedupeWindow * 4}");
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlightPerClient), MaxInFlightPerClient, $"1 to {Book.Exchange.DedupeWindow} (the dedupe window)");
         }
         if (MaxOutboundBytesPerSession < 64 * 1024)
         {

@@ -221,7 +221,6 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         {
             long start = Stopwatch.GetTimestamp();
             double ticksPerRequest = rate is { } r ? Stopwatch.Frequency / r : 0;
-            var spinner = new SpinWait();
             for (long i = 0; i < count && !stop.IsCancellationRequested; i++)
             {
                 long intended = rate is null ? 0 : start + (long)(i * ticksPerRequest);
@@ -241,14 +240,14 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                     }
                 }
                 Transaction tx = _mix.Next();
-                // The window is full: wait for answers (the wait counts against latency in open loop).
+                // The window is full: block until answers free it (the wait counts against latency in
+                // open loop). Blocking, not spinning: the engine shares these two cores.
                 while (!TrySend(ref tx, intended))
                 {
                     if (stop.IsCancellationRequested)
                     {
                         return;
                     }
-                    spinner.SpinOnce(sleep1Threshold: -1);
                 }
             }
         }
@@ -261,7 +260,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             ref long slot = ref _intendedTicks[(int)(seq & (ulong)_mask)];
             long previous = slot;
             Volatile.Write(ref slot, intended == 0 ? Stopwatch.GetTimestamp() : intended);
-            if (!Client.TrySend(ref tx))
+            if (!Client.TrySend(ref tx, timeoutMs: 100))
             {
                 slot = previous;
                 return false;
