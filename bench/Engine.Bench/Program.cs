@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Running;
+using Engine.Bench.Book;
 using Engine.Bench.Ledger;
 using Engine.Bench.Ring;
 
@@ -30,6 +31,8 @@ public static class Program
                 return RingHarness.Run(rest);
             case "pipeline":
                 return PipelineHarness.Run(rest);
+            case "book":
+                return BookHarness.Run(rest);
             case "micro":
                 // BenchmarkDotNet's own arguments, e.g. --filter '*Ring*' --job short.
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest);
@@ -46,6 +49,7 @@ public static class Program
         Console.Error.WriteLine(Usage);
         Console.Error.WriteLine("  " + RingHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + PipelineHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("  " + BookHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("""
               micro [BenchmarkDotNet options]
                 BenchmarkDotNet micro benchmarks with the memory diagnoser (default: all; e.g. --filter '*Ring*' or '*Codec*').

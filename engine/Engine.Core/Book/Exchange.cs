@@ -23,7 +23,7 @@ namespace Engine.Core.Book;
 public sealed class Exchange
 {
     /// <summary>Outcomes kept per client for duplicates: more than any client can have in flight.</summary>
-    public const int DedupeWindow = 4096;
+    public const int DedupeWindow = 1024;
 
     private readonly ReferenceData _reference;
     private readonly OrderBook?[] _books;
@@ -85,7 +85,7 @@ public sealed class Exchange
         {
             return false;
         }
-        outcome = client.Window[clientSeq % DedupeWindow];
+        outcome = client.Window[clientSeq & (ulong)(client.Window.Length - 1)];
         return outcome.ClientSeq == clientSeq;
     }
 
@@ -115,8 +115,7 @@ public sealed class Exchange
         {
             sink.Rejected(in tx, reason, lsn);
         }
-        client.LastSeq = tx.ClientSeq;
-        client.Window[tx.ClientSeq % DedupeWindow] = new Outcome { ClientSeq = tx.ClientSeq, Lsn = lsn, BlockNo = blockNo, BlockHash = blockHash, Reason = reason };
+        client.Record(new Outcome { ClientSeq = tx.ClientSeq, Lsn = lsn, BlockNo = blockNo, BlockHash = blockHash, Reason = reason });
     }
 
     /// <summary>
@@ -533,13 +532,53 @@ public sealed class Exchange
         public int Open;
     }
 
+    /// <summary>
+    /// One client's idempotency state: the last clientSeq applied and a ring of outcomes indexed by
+    /// clientSeq. The ring is as long as the span of seqs seen (rounded up to a power of two) up to
+    /// <see cref="DedupeWindow"/>, so every outcome within the window is always kept, while a client
+    /// that sent a handful of requests costs a handful of entries. It grows only with the seqs in
+    /// the log, so it is the same on every node.
+    /// </summary>
     private sealed class ClientState(uint id)
     {
+        private const int InitialWindow = 16;
+
+        private ulong _firstSeq;
+
         public uint Id { get; } = id;
 
         public ulong LastSeq;
 
-        public Outcome[] Window { get; } = new Outcome[DedupeWindow];
+        public Outcome[] Window { get; private set; } = new Outcome[InitialWindow];
+
+        public void Record(in Outcome outcome)
+        {
+            ulong seq = outcome.ClientSeq;
+            if (_firstSeq == 0)
+            {
+                _firstSeq = seq;
+            }
+            ulong span = seq - _firstSeq + 1;
+            if (span > (ulong)Window.Length && Window.Length < DedupeWindow)
+            {
+                Grow((int)Math.Min(DedupeWindow, System.Numerics.BitOperations.RoundUpToPowerOf2(span)));
+            }
+            Window[seq & (ulong)(Window.Length - 1)] = outcome;
+            LastSeq = seq;
+        }
+
+        private void Grow(int length)
+        {
+            var grown = new Outcome[length];
+            foreach (ref readonly Outcome kept in Window.AsSpan())
+            {
+                if (kept.ClientSeq != 0)
+                {
+                    grown[kept.ClientSeq & (ulong)(length - 1)] = kept;
+                }
+            }
+            Window = grown;
+        }
     }
 
     /// <summary>Feeds fixed-width little-endian values to SHA-256 through a small buffer.</summary>

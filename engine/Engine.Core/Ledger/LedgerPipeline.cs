@@ -4,9 +4,23 @@ using Engine.Core.Ring;
 
 namespace Engine.Core.Ledger;
 
+/// <summary>How the inbound handlers are laid out on threads.</summary>
+public enum StageTopology
+{
+    /// <summary>One thread per handler: validate → seal → journal → … (for machines with cores to spare).</summary>
+    Separate = 0,
+
+    /// <summary>
+    /// validate+seal on one thread, and the journal gate on the same thread as the next stage
+    /// (apply): half the hand-overs, for machines with few cores (two, here). Sealing still
+    /// overlaps the commits, because the durability wait is on the other thread.
+    /// </summary>
+    Fused = 1,
+}
+
 /// <summary>
 /// Lays out the inbound pipeline up to the journal: validate → seal → journal. The caller adds the
-/// stages after it (apply, reply, mirror) on <see cref="Builder"/>, then starts it.
+/// stages after it (apply, reply, mirror) on <see cref="Builder"/> with <see cref="AddAfterJournal"/>, then starts it.
 /// </summary>
 /// <remarks>
 /// <code>
@@ -21,17 +35,50 @@ public sealed class LedgerPipeline
     /// <param name="entitlements">Clients and their accounts, checked against the session; null for synthetic runs without sessions.</param>
     /// <param name="clientSeqs">The highest clientSeq already in the ledger per client (from the replayed state); null for none.</param>
     /// <param name="clock">Block timestamps.</param>
+    /// <param name="topology">Which handlers share a thread.</param>
     public LedgerPipeline(RingSettings ring, Journal journal, InstrumentTable instruments, Book.ReferenceData? entitlements = null,
-        ClientSeqTable? clientSeqs = null, TimeProvider? clock = null)
+        ClientSeqTable? clientSeqs = null, TimeProvider? clock = null, StageTopology topology = StageTopology.Separate)
     {
+        Topology = topology;
         Journal = journal;
         Builder = new PipelineBuilder<TxSlot>(ring);
         Blocks = new BlockTable(ring.Size);
         Sealer = new Sealer(new BlockBuilder(journal.Head, journal.Settings.MaxTransactionsPerBlock), journal, Blocks,
             clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System);
-        Validate = Builder.AddStage("validate", new ValidateStage(instruments, entitlements));
-        Seal = Builder.AddStage("seal", new SealStage(Sealer), Validate);
-        Journaled = Builder.AddStage("journal", new JournalStage(journal, Blocks), Seal);
+        _journalStage = new JournalStage(journal, Blocks);
+        if (topology == StageTopology.Separate)
+        {
+            Stage validate = Builder.AddStage("validate", new ValidateStage(instruments, entitlements));
+            Sealed = Builder.AddStage("seal", new SealStage(Sealer), validate);
+            _journaled = Builder.AddStage("journal", _journalStage, Sealed);
+        }
+        else
+        {
+            Sealed = Builder.AddStage("validate+seal",
+                new FusedHandler<TxSlot, ValidateStage, SealStage>(new ValidateStage(instruments, entitlements), new SealStage(Sealer)));
+        }
+    }
+
+    private readonly JournalStage _journalStage;
+    private readonly Stage? _journaled;
+
+    public StageTopology Topology { get; }
+
+    /// <summary>The stage after which a transaction is sealed into a block (and enqueued in FasterLog).</summary>
+    public Stage Sealed { get; }
+
+    /// <summary>
+    /// Adds the stage that runs once a transaction is journaled: after the journal stage, or, fused,
+    /// on the same thread right after the journal gate. Call it once.
+    /// </summary>
+    public Stage AddAfterJournal<THandler>(string name, THandler handler)
+        where THandler : struct, IStageHandler<TxSlot>
+    {
+        if (Topology == StageTopology.Separate)
+        {
+            return Builder.AddStage(name, handler, _journaled!);
+        }
+        return Builder.AddStage($"journal+{name}", new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler), Sealed);
     }
 
     public Journal Journal { get; }
@@ -42,10 +89,4 @@ public sealed class LedgerPipeline
 
     public Sealer Sealer { get; }
 
-    public Stage Validate { get; }
-
-    public Stage Seal { get; }
-
-    /// <summary>The stage after which a transaction is journaled: later stages run after this one.</summary>
-    public Stage Journaled { get; }
 }

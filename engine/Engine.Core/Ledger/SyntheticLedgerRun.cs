@@ -27,15 +27,16 @@ public static class SyntheticLedgerRun
     /// committed. <paramref name="onDurable"/>, if given, hears every block once it is journaled
     /// (on a stage thread, in order).
     /// </summary>
-    public static LedgerRunResult Run(Journal journal, long count, RingSettings ring, int seed = 42, Action<SealedBlock>? onDurable = null)
+    public static LedgerRunResult Run(Journal journal, long count, RingSettings ring, int seed = 42, Action<SealedBlock>? onDurable = null,
+        StageTopology topology = StageTopology.Separate)
     {
         InstrumentTable instruments = InstrumentTable.Development();
         var flow = new SyntheticOrderFlow(seed, instruments);
         (byte[] frames, int[] lengths) = flow.Encode((int)Math.Min(count, FramePool));
 
-        var ledger = new LedgerPipeline(ring, journal, instruments);
+        var ledger = new LedgerPipeline(ring, journal, instruments, topology: topology);
         using var tally = new Tally(count - 1, ledger.Blocks, onDurable);
-        ledger.Builder.AddStage("tally", new TallyStage(tally), ledger.Journaled);
+        ledger.AddAfterJournal("tally", new TallyStage(tally));
         long sealedBytesBefore = ledger.Sealer.BytesSealed;
 
         var clock = Stopwatch.StartNew();

@@ -69,14 +69,14 @@ public sealed class EngineNode : IAsyncDisposable
         clientSeqs.Seed(Exchange.ClientSeqs);
         var clients = new ClientRegistry(reference.Clients.Select(c => c.ClientId));
 
-        var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings { Size = settings.OutboundRingSize, OnFault = f => log($"outbound fault: {f}") });
+        var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings { Size = settings.OutboundRingSize, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"outbound fault: {f}") });
         outbound.AddStage("dispatch", new DispatchStage(clients, Counters));
         _outbound = outbound.Start();
 
         _ledger = new LedgerPipeline(
-            new RingSettings { Size = settings.RingSize, Producers = ProducerKind.Multi, OnFault = f => log($"FAULT {f}") },
-            _journal, reference.Instruments, reference, clientSeqs);
-        _ledger.Builder.AddStage("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters), _ledger.Journaled);
+            new RingSettings { Size = settings.RingSize, Producers = ProducerKind.Multi, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"FAULT {f}") },
+            _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology);
+        _ledger.AddAfterJournal("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters));
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
 

@@ -27,11 +27,20 @@ public sealed record EngineSettings
     /// <summary>Outbound ring slots (replies and execution reports). Default 131,072: a transaction makes a reply and up to a few reports.</summary>
     public int OutboundRingSize { get; init; } = 1 << 17;
 
+    /// <summary>How pipeline threads wait: adaptive (default), yielding, blocking or busy-spin.</summary>
+    public string WaitStrategy { get; init; } = "adaptive";
+
+    /// <summary>
+    /// How the inbound handlers sit on threads: fused (default: validate+seal, journal+apply; for a
+    /// box with two cores) or separate (one thread each).
+    /// </summary>
+    public Ledger.StageTopology Topology { get; init; } = Ledger.StageTopology.Fused;
+
     /// <summary>Transactions per block at most. Default 1,000 (64 KiB of records).</summary>
     public int MaxTransactionsPerBlock { get; init; } = 1000;
 
-    /// <summary>Requests a client may have in the engine without an answer; more are answered "busy". Default 4,096.</summary>
-    public int MaxInFlightPerClient { get; init; } = 4096;
+    /// <summary>Requests a client may have in the engine without an answer; more are answered "busy". Default 1,024 (at most the dedupe window).</summary>
+    public int MaxInFlightPerClient { get; init; } = 1024;
 
     /// <summary>Bytes of replies a session may have waiting to be sent; a client that reads slower is disconnected. Default 4 MiB.</summary>
     public int MaxOutboundBytesPerSession { get; init; } = 4 << 20;
@@ -58,6 +67,7 @@ public sealed record EngineSettings
         {
             ParseEndpoint(Admin, nameof(Admin));
         }
+        Ring.WaitStrategy.Parse(WaitStrategy);
         Ring.RingSettings.CheckSize(RingSize);
         Ring.RingSettings.CheckSize(OutboundRingSize);
         // Every request makes one reply plus reports: the outbound ring must hold at least a full inbound ring's replies.
@@ -105,6 +115,6 @@ public sealed record EngineSettings
 
     public override string ToString() =>
         $"data {Data}, listen {Listen}, admin {(string.IsNullOrEmpty(Admin) ? "off" : Admin)}, durability {Durability.ToString().ToLowerInvariant()}, " +
-        $"ring {RingSize}/{OutboundRingSize}, ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
+        $"ring {RingSize}/{OutboundRingSize} ({WaitStrategy}, {Topology.ToString().ToLowerInvariant()}), ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
         $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions";
 }
