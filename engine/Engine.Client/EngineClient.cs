@@ -38,6 +38,9 @@ public sealed class EngineClient : IAsyncDisposable
     private int _inFlight;
     private Task? _readLoop;
 
+    // The engine sends one text per reason: decoded once, not once per rejection.
+    private readonly Dictionary<RejectReason, string> _rejectTexts = [];
+
     private EngineClient(ClientOptions options)
     {
         _options = options;
@@ -260,7 +263,7 @@ public sealed class EngineClient : IAsyncDisposable
             case MessageType.Accepted when ReplyCodec.DecodeAccepted(frame, out Receipt receipt) == RejectReason.None:
                 Complete(receipt.ClientSeq, new SubmitResult(true, receipt, default));
                 break;
-            case MessageType.Rejected when ReplyCodec.DecodeRejected(frame, out Rejection rejection) == RejectReason.None:
+            case MessageType.Rejected when ReplyCodec.DecodeRejected(frame, out Rejection rejection, _rejectTexts) == RejectReason.None:
                 Complete(rejection.ClientSeq, new SubmitResult(false, default, rejection));
                 break;
             case MessageType.ExecutionReport when ReplyCodec.DecodeExecutionReport(frame, out ExecutionReport report) == RejectReason.None:

@@ -44,6 +44,17 @@ public static class Frame
     }
 
     /// <summary>
+    /// Rewrites the clientSeq of a request frame (body offset 8 in every request type) and its CRC:
+    /// for load generators and synthetic runs that reuse encoded frames.
+    /// </summary>
+    public static void Restamp(Span<byte> frame, ulong clientSeq)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(frame[(HeaderBytes + 8)..], clientSeq);
+        uint crc = Crc32C.Compute(frame[..CrcOffset], frame[HeaderBytes..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame[CrcOffset..], crc);
+    }
+
+    /// <summary>
     /// How long the frame at the start of <paramref name="buffer"/> says it is, or 0 if fewer than
     /// 4 bytes are there yet. A stream reader calls this to know how much to wait for.
     /// </summary>

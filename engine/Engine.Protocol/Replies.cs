@@ -145,7 +145,13 @@ public static class ReplyCodec
         return RejectReason.None;
     }
 
-    public static RejectReason DecodeRejected(ReadOnlySpan<byte> frame, out Rejection rejection)
+    public static RejectReason DecodeRejected(ReadOnlySpan<byte> frame, out Rejection rejection) => DecodeRejected(frame, out rejection, null);
+
+    /// <summary>
+    /// Decodes a rejection; with <paramref name="texts"/>, a text already seen for the same reason is
+    /// reused instead of decoded again (no allocation per rejection on a busy connection).
+    /// </summary>
+    public static RejectReason DecodeRejected(ReadOnlySpan<byte> frame, out Rejection rejection, Dictionary<RejectReason, string>? texts)
     {
         rejection = default;
         RejectReason reason = CheckReply(frame, MessageType.Rejected, RejectedBodyBytes, out ReadOnlySpan<byte> body);
@@ -162,8 +168,26 @@ public static class ReplyCodec
         rejection.Reason = (RejectReason)BinaryPrimitives.ReadUInt16LittleEndian(body[4..]);
         rejection.ClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
         rejection.Lsn = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
-        rejection.Text = Encoding.UTF8.GetString(body.Slice(24, textBytes));
+        ReadOnlySpan<byte> text = body.Slice(24, textBytes);
+        if (texts is not null && texts.TryGetValue(rejection.Reason, out string? known) && Encoding.UTF8.GetByteCount(known) == text.Length && Equals(known, text))
+        {
+            rejection.Text = known;
+        }
+        else
+        {
+            rejection.Text = Encoding.UTF8.GetString(text);
+            if (texts is not null)
+            {
+                texts[rejection.Reason] = rejection.Text;
+            }
+        }
         return RejectReason.None;
+
+        static bool Equals(string known, ReadOnlySpan<byte> utf8)
+        {
+            Span<byte> buffer = stackalloc byte[MaxRejectTextBytes];
+            return Encoding.UTF8.TryGetBytes(known, buffer, out int written) && buffer[..written].SequenceEqual(utf8);
+        }
     }
 
     public static int EncodeExecutionReport(in ExecutionReport report, Span<byte> destination)

@@ -94,7 +94,8 @@ public class ServeTests
         using var server = new EngineServer();
         var error = Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await server.ConnectAsync(1, "not-the-token"));
         Assert.That(error!.Message, Does.Contain("BadCredentials"));
-        Assert.That(server.Process.StdErr + server.Process.StdOut, Does.Contain("logon refused for client 1"));
+        // The engine logs asynchronously: wait for the line rather than race it.
+        server.Process.WaitForOutput(o => o.Contains("logon refused for client 1", StringComparison.Ordinal), "the refusal in the engine's log", Wait);
     }
 
     [Test]
@@ -116,7 +117,7 @@ public class ServeTests
 
         // The other session is untouched.
         Assert.That((await good.SubmitAsync(Limit(2, Side.Buy, 990, 1))).Accepted, Is.True);
-        Assert.That(server.Process.StdOut, Does.Contain("protocol violation"));
+        server.Process.WaitForOutput(o => o.Contains("protocol violation", StringComparison.Ordinal), "the violation in the engine's log", Wait);
 
         static byte[] Oversized()
         {

@@ -7,6 +7,14 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        // Run socket completions on the socket engine's own thread instead of handing each one to
+        // the thread pool: one thread hand-over less per receive on a two-core box (measured: p50
+        // 266 → 194 µs at 10k orders/s). Our read loops never block, so this is safe. Read once,
+        // when the first socket is made, so it must be set before anything else.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        }
         RootCommand root = BuildRoot();
         return root.Parse(args).Invoke();
     }

@@ -258,9 +258,19 @@ public sealed class Journal : IDisposable
 
     private void CommitLoop()
     {
+        long intervalTicks = Settings.Durability == Durability.Memory ? Settings.MemoryCommitIntervalUs * System.Diagnostics.Stopwatch.Frequency / 1_000_000 : 0;
+        long lastCommit = 0;
         while (true)
         {
             _commitWanted.Wait();
+            // Memory durability: pace the commits (nobody waits on them unless the lag limit is
+            // near, and then the lag check below lets it through at once).
+            long wait = lastCommit + intervalTicks - System.Diagnostics.Stopwatch.GetTimestamp();
+            if (wait > 0 && !_stopping && _log.TailAddress - _log.CommittedUntilAddress < Settings.MaxCommitLagBytes / 2)
+            {
+                Thread.Sleep(TimeSpan.FromTicks(Math.Max(1, wait * TimeSpan.TicksPerSecond / System.Diagnostics.Stopwatch.Frequency)));
+            }
+            lastCommit = System.Diagnostics.Stopwatch.GetTimestamp();
             Volatile.Write(ref _commitRequested, 0);
             if (_stopping && _log.TailAddress <= _log.CommittedUntilAddress)
             {

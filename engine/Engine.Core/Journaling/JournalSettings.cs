@@ -47,6 +47,14 @@ public sealed record JournalSettings
     /// </summary>
     public long MaxCommitLagBytes { get; init; } = 16L << 20;
 
+    /// <summary>
+    /// Memory durability: the least time between two commits, in microseconds. Default 2,000. A
+    /// commit costs a synchronous write of the data and of a commit record; committing every block
+    /// at a low rate would spend a core on it. Disk durability ignores it: there every commit is
+    /// awaited by someone, and commits only coalesce.
+    /// </summary>
+    public int MemoryCommitIntervalUs { get; init; } = 2000;
+
     /// <summary>Epoch written into the genesis block of a new journal. Default 1.</summary>
     public ulong Epoch { get; init; } = 1;
 
@@ -80,6 +88,10 @@ public sealed record JournalSettings
         {
             throw new ArgumentOutOfRangeException(nameof(MaxCommitLagBytes), MaxCommitLagBytes, $"the commit lag must be between one block ({maxEntry}) and half the memory ({(1L << MemorySizeBits) / 2})");
         }
+        if (MemoryCommitIntervalUs is < 0 or > 1_000_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MemoryCommitIntervalUs), MemoryCommitIntervalUs, "0 to 1,000,000 µs");
+        }
         if (!Enum.IsDefined(Durability))
         {
             throw new ArgumentOutOfRangeException(nameof(Durability), Durability, "memory or disk");
@@ -91,6 +103,6 @@ public sealed record JournalSettings
 
     private string Describe() =>
         $"journal {Directory}: durability {Durability.ToString().ToLowerInvariant()}, page {1L << PageSizeBits >> 10} KiB, " +
-        $"memory {1L << MemorySizeBits >> 20} MiB, segment {1L << SegmentSizeBits >> 20} MiB, commit lag ≤ {MaxCommitLagBytes >> 10} KiB, " +
+        $"memory {1L << MemorySizeBits >> 20} MiB, segment {1L << SegmentSizeBits >> 20} MiB, commit lag ≤ {MaxCommitLagBytes >> 10} KiB{(Durability == Durability.Memory ? $" / ≥ {MemoryCommitIntervalUs} µs apart" : "")}, " +
         $"≤ {MaxTransactionsPerBlock} tx/block";
 }

@@ -39,6 +39,10 @@ public static class SyntheticLedgerRun
         ledger.AddAfterJournal("tally", new TallyStage(tally));
         long sealedBytesBefore = ledger.Sealer.BytesSealed;
 
+        ulong firstSeq = ledger.Sealer.ClientSeqs.Highest(1) + 1;
+        // Frames made invalid on purpose stay invalid: only frames whose CRC holds are restamped.
+        bool[] crcValid = [.. Enumerable.Range(0, lengths.Length).Select(k =>
+            Frame.Check(frames.AsSpan(k * TransactionCodec.MaxFrameBytes, lengths[k]), out _, out _) == RejectReason.None)];
         var clock = Stopwatch.StartNew();
         using (Pipeline<TxSlot> pipeline = ledger.Builder.Start())
         {
@@ -52,6 +56,12 @@ public static class SyntheticLedgerRun
                 slot.SessionClientId = 0;
                 slot.Probe = null;
                 slot.SetFrame(frames.AsSpan(k * TransactionCodec.MaxFrameBytes, lengths[k]));
+                if (i >= pooled && crcValid[k])
+                {
+                    // A pooled frame used again: give it the next clientSeq (and a fresh CRC), as a
+                    // client would, or the sealer would rightly take it for a resend.
+                    Frame.Restamp(slot.Frame[..lengths[k]], firstSeq + (ulong)i);
+                }
                 ringBuffer.Publish(sequence);
             }
             tally.WaitDone(pipeline);
@@ -98,7 +108,7 @@ public static class SyntheticLedgerRun
 
         public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
         {
-            if (slot.Reject == RejectReason.None)
+            if (slot.Reject == RejectReason.None && !slot.Duplicate)
             {
                 _accepted++;
                 if (tally.OnDurable is not null && slot.BlockNo > _reportedBlockNo)

@@ -101,15 +101,26 @@ public sealed class WaitStrategy
         return new("adaptive", spinIterations, yieldIterations, parks: true, parkTimeoutMs);
     }
 
-    /// <summary>The preset named <paramref name="name"/> with its default phases.</summary>
-    public static WaitStrategy Parse(string name) => name switch
+    /// <summary>
+    /// The preset named <paramref name="name"/> with its default phases; <c>adaptive:SPINS:YIELDS</c>
+    /// sets the adaptive phases (e.g. <c>adaptive:64:0</c>: spin about 3 µs, then park).
+    /// </summary>
+    public static WaitStrategy Parse(string name)
     {
-        "busy-spin" => BusySpin(),
-        "yielding" => Yielding(),
-        "blocking" => Blocking(),
-        "adaptive" => Adaptive(),
-        _ => throw new ArgumentException($"unknown wait strategy '{name}' (busy-spin, yielding, blocking, adaptive)", nameof(name)),
-    };
+        string[] parts = name.Split(':');
+        if (parts.Length == 3 && parts[0] == "adaptive" && int.TryParse(parts[1], out int spins) && int.TryParse(parts[2], out int yields) && spins >= 0 && yields >= 0)
+        {
+            return Adaptive(spins, yields);
+        }
+        return name switch
+        {
+            "busy-spin" => BusySpin(),
+            "yielding" => Yielding(),
+            "blocking" => Blocking(),
+            "adaptive" => Adaptive(),
+            _ => throw new ArgumentException($"unknown wait strategy '{name}' (busy-spin, yielding, blocking, adaptive, adaptive:SPINS:YIELDS)", nameof(name)),
+        };
+    }
 
     /// <summary>The preset names <see cref="Parse"/> accepts.</summary>
     public static IReadOnlyList<string> Names { get; } = ["adaptive", "busy-spin", "yielding", "blocking"];

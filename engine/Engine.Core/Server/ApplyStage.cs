@@ -95,13 +95,72 @@ internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounter
     }
 }
 
-/// <summary>Last stage of the outbound ring: hands each frame to the client's current session, never waiting.</summary>
-internal readonly struct DispatchStage(ClientRegistry clients, NodeCounters counters) : IStageHandler<OutboundSlot>
+/// <summary>
+/// Last stage of the outbound ring: gathers each client's frames of a ring batch and hands them to
+/// the client's current session in one piece at the end of the batch (one lock and one writer
+/// wake-up per client per batch, not per frame). Never waits on a socket.
+/// </summary>
+internal readonly struct DispatchStage(Dispatcher dispatcher) : IStageHandler<OutboundSlot>
 {
     public void OnEvent(ref OutboundSlot slot, long sequence, bool endOfBatch)
     {
-        Session? session = clients[slot.ClientId]?.Current;
-        if (session is null || !session.Enqueue(slot.Bytes))
+        dispatcher.Add(slot.ClientId, slot.Bytes);
+        if (endOfBatch)
+        {
+            dispatcher.FlushAll();
+        }
+    }
+}
+
+/// <summary>The dispatch stage's state: a staging buffer per client touched in the current batch.</summary>
+internal sealed class Dispatcher(ClientRegistry clients, NodeCounters counters)
+{
+    private const int StagingBytes = 16 * 1024;
+
+    private readonly Dictionary<uint, byte[]> _staging = [];
+    private readonly Dictionary<uint, int> _lengths = [];
+    private readonly List<uint> _touched = [];
+
+    public void Add(uint clientId, ReadOnlySpan<byte> frame)
+    {
+        if (!_staging.TryGetValue(clientId, out byte[]? buffer))
+        {
+            buffer = new byte[StagingBytes];
+            _staging[clientId] = buffer;
+            _lengths[clientId] = 0;
+        }
+        int length = _lengths[clientId];
+        if (length == 0)
+        {
+            _touched.Add(clientId);
+        }
+        else if (length + frame.Length > buffer.Length)
+        {
+            Flush(clientId, buffer, length);
+            length = 0;
+        }
+        frame.CopyTo(buffer.AsSpan(length));
+        _lengths[clientId] = length + frame.Length;
+    }
+
+    public void FlushAll()
+    {
+        foreach (uint clientId in _touched)
+        {
+            int length = _lengths[clientId];
+            if (length > 0)
+            {
+                Flush(clientId, _staging[clientId], length);
+            }
+        }
+        _touched.Clear();
+    }
+
+    private void Flush(uint clientId, byte[] buffer, int length)
+    {
+        _lengths[clientId] = 0;
+        Session? session = clients[clientId]?.Current;
+        if (session is null || !session.Enqueue(buffer.AsSpan(0, length)))
         {
             // Not connected (or just disconnected for not reading): the client learns the outcome
             // by resending after it logs on again; the dedupe window answers with the original.

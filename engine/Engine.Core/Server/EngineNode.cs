@@ -70,7 +70,7 @@ public sealed class EngineNode : IAsyncDisposable
         var clients = new ClientRegistry(reference.Clients.Select(c => c.ClientId));
 
         var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings { Size = settings.OutboundRingSize, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"outbound fault: {f}") });
-        outbound.AddStage("dispatch", new DispatchStage(clients, Counters));
+        outbound.AddStage("dispatch", new DispatchStage(new Dispatcher(clients, Counters)));
         _outbound = outbound.Start();
 
         _ledger = new LedgerPipeline(

@@ -43,6 +43,8 @@ internal sealed class Session : IDisposable
         _gateway = gateway;
         _settings = settings;
         Remote = socket.RemoteEndPoint;
+        // Non-blocking for the direct sends of Enqueue; the async receive and send work either way.
+        socket.Blocking = false;
         _pending = new byte[settings.MaxOutboundBytesPerSession];
         _sending = new byte[settings.MaxOutboundBytesPerSession];
     }
@@ -59,7 +61,12 @@ internal sealed class Session : IDisposable
 
     public Task Run(CancellationToken stopping) => Task.WhenAll(ReadLoop(stopping), WriteLoop());
 
-    /// <summary>Queues a frame for sending; false (and the session closes) when the client has let its buffer fill.</summary>
+    /// <summary>
+    /// Sends <paramref name="frame"/> (one frame or several): straight to the socket when nothing
+    /// is queued and the kernel takes it all (a non-blocking send: no thread hand-over to a writer,
+    /// never a wait), otherwise queued for the write loop. False (and the session closes) when the
+    /// client has let its buffer fill.
+    /// </summary>
     public bool Enqueue(ReadOnlySpan<byte> frame)
     {
         lock (_sendLock)
@@ -67,6 +74,23 @@ internal sealed class Session : IDisposable
             if (IsClosed)
             {
                 return false;
+            }
+            if (_pendingLength == 0 && !_sendInProgress)
+            {
+                int sent = _socket.Send(frame, SocketFlags.None, out SocketError error);
+                if (error is SocketError.Success or SocketError.WouldBlock)
+                {
+                    frame = frame[Math.Max(sent, 0)..];
+                    if (frame.IsEmpty)
+                    {
+                        return true;
+                    }
+                }
+                else
+                {
+                    Close($"send failed: {error}");
+                    return false;
+                }
             }
             if (_pendingLength + frame.Length > _pending.Length)
             {

@@ -86,6 +86,25 @@ public class JournalTests
     }
 
     [Test]
+    public void A_run_longer_than_the_frame_pool_journals_every_valid_request()
+    {
+        // Pooled frames are reused with fresh clientSeqs; were they not, the sealer would take
+        // them for resends and journal nothing past the pool.
+        long count = SyntheticLedgerRun.FramePool + 5_000;
+        using Journal journal = Journal.Open(Settings());
+        LedgerRunResult result = SyntheticLedgerRun.Run(journal, count, new RingSettings { Size = 1024 });
+        journal.Flush();
+        using var reopened = JournalReader.Open(Settings().Directory);
+        VerifyReport report = reopened.Verify();
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Accepted + result.Rejected, Is.EqualTo(count));
+            Assert.That(result.Accepted, Is.GreaterThan(SyntheticLedgerRun.FramePool));
+            Assert.That(report.Transactions, Is.EqualTo(result.Accepted), "every accepted request is in the ledger");
+        });
+    }
+
+    [Test]
     public void A_second_run_continues_the_same_chain()
     {
         using (Journal journal = Journal.Open(Settings()))

@@ -80,11 +80,20 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             stop.CancelAfter(duration);
         }
         long perConnection = options.Count is { } count ? (count + options.Connections - 1) / options.Connections : long.MaxValue;
-        double? ratePerConnection = options.Rate / options.Connections;
         Task reporter = ReportProgress(clock, stop.Token);
-        Task[] senders = [.. connections.Select(c => Task.Factory.StartNew(() => c.Send(perConnection, ratePerConnection, stop.Token),
-            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))];
-        await Task.WhenAll(senders).ConfigureAwait(false);
+        if (options.Rate is { } rate)
+        {
+            // Open loop: one pacing thread for all connections, sleeping precisely between sends.
+            long total = options.Count ?? long.MaxValue;
+            await Task.Factory.StartNew(() => SendPaced(connections, total, rate, stop.Token),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+        }
+        else
+        {
+            Task[] senders = [.. connections.Select(c => Task.Factory.StartNew(() => c.Send(perConnection, stop.Token),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default))];
+            await Task.WhenAll(senders).ConfigureAwait(false);
+        }
         double sendSeconds = clock.Elapsed.TotalSeconds;
 
         // Wait for every answer (bounded): nothing is left unaccounted for.
@@ -121,6 +130,32 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         long answered = _acked + _rejected;
         return new LoadResult(_sent, _acked, _rejected, byReason, _errors, lost, duplicates, _reports, seconds,
             answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects);
+    }
+
+    /// <summary>
+    /// Sends request i at start + i/rate, round-robin over the connections. Between sends the thread
+    /// sleeps (precisely, not spinning); when it wakes late it sends everything that is due at once.
+    /// Latency is measured from each request's due time, so the lateness counts.
+    /// </summary>
+    private static void SendPaced(List<Connection> connections, long total, double rate, CancellationToken stop)
+    {
+        PreciseSleep.TightenTimerSlack();
+        double ticksPerRequest = Stopwatch.Frequency / rate;
+        long start = Stopwatch.GetTimestamp();
+        for (long i = 0; i < total && !stop.IsCancellationRequested; i++)
+        {
+            long due = start + (long)(i * ticksPerRequest);
+            PreciseSleep.Until(due);
+            Connection connection = connections[(int)(i % connections.Count)];
+            Transaction tx = connection.NextOrder();
+            while (!connection.TrySend(ref tx, due))
+            {
+                if (stop.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+        }
     }
 
     private async Task ReportProgress(Stopwatch clock, CancellationToken stop)
@@ -204,7 +239,14 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             _intendedTicks = new long[capacity];
             _mask = capacity - 1;
             client.Answered += OnAnswer;
-            client.Executed += _ => Interlocked.Increment(ref _owner._reports);
+            client.Executed += report =>
+            {
+                Interlocked.Increment(ref _owner._reports);
+                if (report.ExecType is ExecType.Fill or ExecType.Cancelled)
+                {
+                    _mix.Finished(report.ClientOrderId);
+                }
+            };
             client.Reconnected += (_, _) => Interlocked.Increment(ref _owner._reconnects);
         }
 
@@ -216,33 +258,17 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
 
         public List<(uint ClientId, ulong ClientSeq, ulong Lsn)> Receipts { get; } = [];
 
-        /// <summary>Sends until the count or the stop; open loop paces each request to its scheduled time.</summary>
-        public void Send(long count, double? rate, CancellationToken stop)
+        public Transaction NextOrder() => _mix.Next();
+
+        /// <summary>Closed loop: sends as fast as the window allows until the count or the stop.</summary>
+        public void Send(long count, CancellationToken stop)
         {
-            long start = Stopwatch.GetTimestamp();
-            double ticksPerRequest = rate is { } r ? Stopwatch.Frequency / r : 0;
             for (long i = 0; i < count && !stop.IsCancellationRequested; i++)
             {
-                long intended = rate is null ? 0 : start + (long)(i * ticksPerRequest);
-                if (rate is not null)
-                {
-                    while (Stopwatch.GetTimestamp() < intended && !stop.IsCancellationRequested)
-                    {
-                        long wait = intended - Stopwatch.GetTimestamp();
-                        if (wait > Stopwatch.Frequency / 500)
-                        {
-                            Thread.Sleep(1);
-                        }
-                        else
-                        {
-                            Thread.Yield();
-                        }
-                    }
-                }
                 Transaction tx = _mix.Next();
-                // The window is full: block until answers free it (the wait counts against latency in
-                // open loop). Blocking, not spinning: the engine shares these two cores.
-                while (!TrySend(ref tx, intended))
+                // The window is full: block until answers free it. Blocking, not spinning: the
+                // engine shares these two cores.
+                while (!TrySend(ref tx, 0))
                 {
                     if (stop.IsCancellationRequested)
                     {
@@ -252,7 +278,8 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             }
         }
 
-        private bool TrySend(ref Transaction tx, long intended)
+        /// <summary>Sends if the window has room (waiting up to 100 ms); <paramref name="intended"/> is the due time (0: now).</summary>
+        public bool TrySend(ref Transaction tx, long intended)
         {
             // Record the time under the seq the client will assign before sending: the answer can
             // arrive before TrySend returns. This thread is the connection's only sender.
