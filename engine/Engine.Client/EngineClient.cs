@@ -9,7 +9,7 @@ namespace Engine.Client;
 /// (up to <see cref="ClientOptions.MaxInFlight"/> unanswered), matches answers, and fails over.
 /// </summary>
 /// <remarks>
-/// <para>Two ways to submit. <see cref="SubmitAsync"/> awaits the answer. <see cref="TrySend(ref Transaction, int)"/> does
+/// <para>Two ways to submit. <see cref="SubmitAsync"/> awaits the answer. <see cref="TrySend(ref Transaction, int, bool)"/> does
 /// not wait and allocates nothing: answers come to <see cref="Answered"/> (load generators).
 /// Execution reports (fills, cancels, replaces; also for orders resting from earlier) come to
 /// <see cref="Executed"/>. Callbacks run on the client's read loop: keep them short.</para>
@@ -36,6 +36,7 @@ public sealed class EngineClient : IAsyncDisposable
     private ulong _nextSeq;
     private ulong _oldestUnanswered = 1;
     private int _inFlight;
+    private int _answeredSinceRelease;
     private Task? _readLoop;
 
     // The engine sends one text per reason: decoded once, not once per rejection.
@@ -51,7 +52,7 @@ public sealed class EngineClient : IAsyncDisposable
         _window = new SemaphoreSlim(options.MaxInFlight, options.MaxInFlight);
     }
 
-    /// <summary>Answers to requests sent with <see cref="TrySend(ref Transaction, int)"/> (and <see cref="SubmitAsync"/>), on the read loop.</summary>
+    /// <summary>Answers to requests sent with <see cref="TrySend(ref Transaction, int, bool)"/> (and <see cref="SubmitAsync"/>), on the read loop.</summary>
     public event Action<SubmitResult>? Answered;
 
     /// <summary>Execution reports, on the read loop.</summary>
@@ -111,18 +112,31 @@ public sealed class EngineClient : IAsyncDisposable
     /// </summary>
     public bool TrySend(ref Transaction tx) => TrySend(ref tx, 0);
 
-    /// <summary>As <see cref="TrySend(ref Transaction)"/>, waiting up to <paramref name="timeoutMs"/> for room in the window (the thread blocks; it does not spin).</summary>
-    public bool TrySend(ref Transaction tx, int timeoutMs)
+    /// <summary>
+    /// As <see cref="TrySend(ref Transaction)"/>, waiting up to <paramref name="timeoutMs"/> for room
+    /// in the window (the thread blocks; it does not spin). With <paramref name="flush"/> false the
+    /// frame waits in the send buffer for the next flush: a sender of a burst flushes once, with
+    /// one system call for many requests, and calls <see cref="Flush"/> before it waits.
+    /// </summary>
+    public bool TrySend(ref Transaction tx, int timeoutMs, bool flush = true)
     {
-        if (!_window.Wait(timeoutMs))
+        if (!_window.Wait(0))
         {
-            return false;
+            // About to wait for answers: make sure what is buffered is on its way first.
+            Flush();
+            if (timeoutMs == 0 || !_window.Wait(timeoutMs))
+            {
+                return false;
+            }
         }
-        Enqueue(ref tx, null);
+        Enqueue(ref tx, null, flush);
         return true;
     }
 
-    private void Enqueue(ref Transaction tx, TaskCompletionSource<SubmitResult>? answer)
+    /// <summary>Sends whatever <see cref="TrySend(ref Transaction, int, bool)"/> left buffered.</summary>
+    public void Flush() => FlushSoon();
+
+    private void Enqueue(ref Transaction tx, TaskCompletionSource<SubmitResult>? answer, bool flush = true)
     {
         lock (_lock)
         {
@@ -136,7 +150,10 @@ public sealed class EngineClient : IAsyncDisposable
                 AppendFrame(in tx);
             }
         }
-        FlushSoon();
+        if (flush)
+        {
+            FlushSoon();
+        }
     }
 
     private void AppendFrame(in Transaction tx)
@@ -234,6 +251,7 @@ public sealed class EngineClient : IAsyncDisposable
                     }
                     buffer.AsSpan(offset, filled - offset).CopyTo(buffer);
                     filled -= offset;
+                    ReleaseAnswered();
                 }
             }
             catch (OperationCanceledException)
@@ -286,14 +304,29 @@ public sealed class EngineClient : IAsyncDisposable
             answer = slot.Answer;
             slot = default;
             _inFlight--;
+            _answeredSinceRelease++;
             while (_oldestUnanswered <= _nextSeq && !_pending[(int)(_oldestUnanswered & (ulong)_pendingMask)].Live)
             {
                 _oldestUnanswered++;
             }
         }
-        _window.Release();
         Answered?.Invoke(result);
         answer?.TrySetResult(result);
+    }
+
+    /// <summary>Frees the window for everything answered in one read: one wake-up of a blocked sender per read, not per answer.</summary>
+    private void ReleaseAnswered()
+    {
+        int released;
+        lock (_lock)
+        {
+            released = _answeredSinceRelease;
+            _answeredSinceRelease = 0;
+        }
+        if (released > 0)
+        {
+            _window.Release(released);
+        }
     }
 
     private async Task FailOverAsync()

@@ -260,7 +260,10 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
 
         public Transaction NextOrder() => _mix.Next();
 
-        /// <summary>Closed loop: sends as fast as the window allows until the count or the stop.</summary>
+        /// <summary>
+        /// Closed loop: sends as fast as the window allows until the count or the stop, flushing every
+        /// 32 requests (and whenever it must wait for answers): bursts, as a busy front-end sends.
+        /// </summary>
         public void Send(long count, CancellationToken stop)
         {
             for (long i = 0; i < count && !stop.IsCancellationRequested; i++)
@@ -268,7 +271,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                 Transaction tx = _mix.Next();
                 // The window is full: block until answers free it. Blocking, not spinning: the
                 // engine shares these two cores.
-                while (!TrySend(ref tx, 0))
+                while (!TrySend(ref tx, 0, flush: i % 32 == 31))
                 {
                     if (stop.IsCancellationRequested)
                     {
@@ -276,10 +279,11 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                     }
                 }
             }
+            Client.Flush();
         }
 
         /// <summary>Sends if the window has room (waiting up to 100 ms); <paramref name="intended"/> is the due time (0: now).</summary>
-        public bool TrySend(ref Transaction tx, long intended)
+        public bool TrySend(ref Transaction tx, long intended, bool flush = true)
         {
             // Record the time under the seq the client will assign before sending: the answer can
             // arrive before TrySend returns. This thread is the connection's only sender.
@@ -287,7 +291,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             ref long slot = ref _intendedTicks[(int)(seq & (ulong)_mask)];
             long previous = slot;
             Volatile.Write(ref slot, intended == 0 ? Stopwatch.GetTimestamp() : intended);
-            if (!Client.TrySend(ref tx, timeoutMs: 100))
+            if (!Client.TrySend(ref tx, timeoutMs: 100, flush))
             {
                 slot = previous;
                 return false;
