@@ -120,7 +120,8 @@ public static class ReplyCodec
         BinaryPrimitives.WriteUInt64LittleEndian(body[16..], lsn);
         Span<byte> textField = body.Slice(24, MaxRejectTextBytes);
         textField.Clear();
-        Encoding.UTF8.GetEncoder().Convert(text, textField, flush: true, out _, out int textBytes, out _);
+        // Converts what fits, stopping at a character boundary; allocates nothing (an Encoder would).
+        System.Text.Unicode.Utf8.FromUtf16(text, textField, out _, out int textBytes, replaceInvalidSequences: true, isFinalBlock: true);
         BinaryPrimitives.WriteUInt32LittleEndian(body, clientId);
         BinaryPrimitives.WriteUInt16LittleEndian(body[4..], (ushort)reason);
         BinaryPrimitives.WriteUInt16LittleEndian(body[6..], (ushort)textBytes);
@@ -243,7 +244,7 @@ public static class ReplyCodec
         BinaryPrimitives.WriteUInt32LittleEndian(body[4..], 0);
         Span<byte> tokenField = body.Slice(8, MaxTokenBytes);
         tokenField.Clear();
-        Encoding.UTF8.GetEncoder().Convert(token, tokenField, flush: true, out _, out _, out _);
+        System.Text.Unicode.Utf8.FromUtf16(token, tokenField, out _, out _, replaceInvalidSequences: true, isFinalBlock: true);
         Frame.WriteHeader(destination, MessageType.Logon, LogonBodyBytes);
         return Frame.HeaderBytes + LogonBodyBytes;
     }

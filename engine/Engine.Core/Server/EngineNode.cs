@@ -27,7 +27,11 @@ public sealed record NodeStatus(
     long Commits,
     long Backlog,
     string Durability,
-    double UptimeSeconds);
+    double UptimeSeconds,
+    int Gen0Collections,
+    int Gen1Collections,
+    int Gen2Collections,
+    long AllocatedBytes);
 
 /// <summary>
 /// One engine process: the journal (replayed into the order book at start), the inbound pipeline
@@ -163,7 +167,11 @@ public sealed class EngineNode : IAsyncDisposable
             Commits: _journal.Commits,
             Backlog: _inbound.Backlog,
             Durability: Settings.Durability.ToString().ToLowerInvariant(),
-            UptimeSeconds: Math.Round(_uptime.Elapsed.TotalSeconds, 1));
+            UptimeSeconds: Math.Round(_uptime.Elapsed.TotalSeconds, 1),
+            Gen0Collections: GC.CollectionCount(0),
+            Gen1Collections: GC.CollectionCount(1),
+            Gen2Collections: GC.CollectionCount(2),
+            AllocatedBytes: GC.GetTotalAllocatedBytes());
     }
 
     private void SampleRate()
