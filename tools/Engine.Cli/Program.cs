@@ -27,6 +27,7 @@ public static class Program
             "journaled in a FASTER log and mirrored synchronously to a backup process.");
 
         root.Subcommands.Add(ServeCommand.Build());
+        root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(LoadCommand.Build());
         root.Subcommands.Add(LogCommands.Build());
 

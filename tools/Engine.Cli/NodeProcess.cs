@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Engine.Cli;
+
+/// <summary>
+/// An <c>engine serve</c> child process started from this very executable, for the demo (and,
+/// later, drills): start, wait until it accepts connections, SIGKILL, SIGTERM. Disposing kills it.
+/// </summary>
+internal sealed partial class NodeProcess : IDisposable
+{
+    private const int SigTerm = 15;
+
+    private readonly Process _process;
+
+    private NodeProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public int Id => _process.Id;
+
+    public static NodeProcess Start(int port, params string[] args)
+    {
+        var info = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        // Run as `dotnet engine.dll …` or as the `engine` app host, whichever we are.
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+        {
+            info.ArgumentList.Add(typeof(Program).Assembly.Location);
+        }
+        foreach (string arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new NodeProcess(process, port);
+    }
+
+    /// <summary>Waits until the node accepts TCP connections; false if it exited or the time ran out.</summary>
+    public bool WaitListening(TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout && !_process.HasExited)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                probe.Connect("127.0.0.1", Port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                Thread.Sleep(10);
+            }
+        }
+        return false;
+    }
+
+    /// <summary>SIGKILL: no chance to flush, commit or say goodbye.</summary>
+    public void KillHard()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>SIGTERM, then wait for the drain and the exit code.</summary>
+    public int Terminate(TimeSpan timeout)
+    {
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+        {
+            _ = Kill(_process.Id, SigTerm);
+        }
+        else
+        {
+            _process.Kill();
+        }
+        if (!_process.WaitForExit(timeout))
+        {
+            KillHard();
+            return -1;
+        }
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                KillHard();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _process.Dispose();
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+}
