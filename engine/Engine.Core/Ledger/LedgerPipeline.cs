@@ -16,6 +16,13 @@ public enum StageTopology
     /// overlaps the commits, because the durability wait is on the other thread.
     /// </summary>
     Fused = 1,
+
+    /// <summary>
+    /// Every inbound handler on one thread: validate, seal, the journal gate and apply. The fewest
+    /// hand-overs (lowest latency when requests come one at a time); sealing no longer overlaps the
+    /// commit waits of disk durability.
+    /// </summary>
+    Single = 2,
 }
 
 /// <summary>
@@ -46,26 +53,28 @@ public sealed class LedgerPipeline
         Sealer = new Sealer(new BlockBuilder(journal.Head, journal.Settings.MaxTransactionsPerBlock), journal, Blocks,
             clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System);
         _journalStage = new JournalStage(journal, Blocks);
+        _validate = new ValidateStage(instruments, entitlements);
         if (topology == StageTopology.Separate)
         {
             Stage validate = Builder.AddStage("validate", new ValidateStage(instruments, entitlements));
             Sealed = Builder.AddStage("seal", new SealStage(Sealer), validate);
             _journaled = Builder.AddStage("journal", _journalStage, Sealed);
         }
-        else
+        else if (topology == StageTopology.Fused)
         {
             Sealed = Builder.AddStage("validate+seal",
-                new FusedHandler<TxSlot, ValidateStage, SealStage>(new ValidateStage(instruments, entitlements), new SealStage(Sealer)));
+                new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)));
         }
     }
 
     private readonly JournalStage _journalStage;
+    private readonly ValidateStage _validate;
     private readonly Stage? _journaled;
 
     public StageTopology Topology { get; }
 
-    /// <summary>The stage after which a transaction is sealed into a block (and enqueued in FasterLog).</summary>
-    public Stage Sealed { get; }
+    /// <summary>The stage after which a transaction is sealed into a block (and enqueued in FasterLog); null in the single topology until <see cref="AddAfterJournal"/>.</summary>
+    public Stage? Sealed { get; private set; }
 
     /// <summary>
     /// Adds the stage that runs once a transaction is journaled: after the journal stage, or, fused,
@@ -78,7 +87,16 @@ public sealed class LedgerPipeline
         {
             return Builder.AddStage(name, handler, _journaled!);
         }
-        return Builder.AddStage($"journal+{name}", new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler), Sealed);
+        if (Topology == StageTopology.Fused)
+        {
+            return Builder.AddStage($"journal+{name}", new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler), Sealed!);
+        }
+        Sealed = Builder.AddStage($"validate+seal+journal+{name}",
+            new SealThenApplyHandler<FusedHandler<TxSlot, JournalStage, THandler>>(
+                Builder.Ring,
+                new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)),
+                new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler)));
+        return Sealed;
     }
 
     public Journal Journal { get; }
@@ -89,4 +107,35 @@ public sealed class LedgerPipeline
 
     public Sealer Sealer { get; }
 
+}
+
+/// <summary>
+/// The single topology's one stage: validates and seals each event as it comes, and at the end of
+/// the ring batch (where the sealer cuts the block, so every event's block is sealed and known)
+/// runs the journal gate and the next handler over the batch, in order.
+/// </summary>
+internal struct SealThenApplyHandler<TAfter>(RingBuffer<TxSlot> ring, FusedHandler<TxSlot, ValidateStage, SealStage> seal, TAfter after)
+    : IStageHandler<TxSlot>
+    where TAfter : struct, IStageHandler<TxSlot>
+{
+    // Mutable structs called in place.
+#pragma warning disable IDE0044
+    private FusedHandler<TxSlot, ValidateStage, SealStage> _seal = seal;
+    private TAfter _after = after;
+#pragma warning restore IDE0044
+    private long _pendingFrom;
+
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    {
+        _seal.OnEvent(ref slot, sequence, endOfBatch);
+        if (!endOfBatch)
+        {
+            return;
+        }
+        for (long s = _pendingFrom; s <= sequence; s++)
+        {
+            _after.OnEvent(ref ring[s], s, s == sequence);
+        }
+        _pendingFrom = sequence + 1;
+    }
 }

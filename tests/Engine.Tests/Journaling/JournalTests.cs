@@ -40,16 +40,15 @@ public class JournalTests
         }
     }
 
-    [TestCase(Durability.Memory)]
-    [TestCase(Durability.Disk)]
-    public void The_pipeline_journals_exactly_the_valid_requests_in_order(Durability durability)
+    [Test]
+    public void The_pipeline_journals_exactly_the_valid_requests_in_order([Values] Durability durability, [Values] StageTopology topology)
     {
         const int Count = 20_000;
         LedgerRunResult result;
         ChainHead head;
         using (Journal journal = Journal.Open(Settings(durability: durability, maxTx: 7)))
         {
-            result = SyntheticLedgerRun.Run(journal, Count, TinyRing, seed: 5);
+            result = SyntheticLedgerRun.Run(journal, Count, TinyRing, seed: 5, topology: topology);
             Assert.That(journal.CommittedUntil, Is.EqualTo(journal.TailAddress), "flushed at the end of the run");
         }
         using (Journal reopened = Journal.Open(Settings(durability: durability, maxTx: 7)))

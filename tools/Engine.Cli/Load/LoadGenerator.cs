@@ -142,18 +142,40 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         PreciseSleep.TightenTimerSlack();
         double ticksPerRequest = Stopwatch.Frequency / rate;
         long start = Stopwatch.GetTimestamp();
+        var touched = new bool[connections.Count];
         for (long i = 0; i < total && !stop.IsCancellationRequested; i++)
         {
             long due = start + (long)(i * ticksPerRequest);
-            PreciseSleep.Until(due);
-            Connection connection = connections[(int)(i % connections.Count)];
+            if (due > Stopwatch.GetTimestamp())
+            {
+                // Nothing more is due: flush what this wake-up queued (one send per connection for
+                // all of it, as a front-end with several orders ready sends them), then sleep.
+                FlushTouched(connections, touched);
+                PreciseSleep.Until(due);
+            }
+            int c = (int)(i % connections.Count);
+            Connection connection = connections[c];
             Transaction tx = connection.NextOrder();
-            while (!connection.TrySend(ref tx, due))
+            while (!connection.TrySend(ref tx, due, flush: false))
             {
                 if (stop.IsCancellationRequested)
                 {
                     return;
                 }
+            }
+            touched[c] = true;
+        }
+        FlushTouched(connections, touched);
+    }
+
+    private static void FlushTouched(List<Connection> connections, bool[] touched)
+    {
+        for (int c = 0; c < touched.Length; c++)
+        {
+            if (touched[c])
+            {
+                connections[c].Client.Flush();
+                touched[c] = false;
             }
         }
     }
