@@ -190,15 +190,11 @@ public sealed class Exchange
     private RejectReason Cancel<TSink>(in Transaction tx, ulong lsn, ref TSink sink)
         where TSink : struct, IExecutionSink
     {
-        if (!_byKey.TryGetValue(new OrderKey(tx.ClientId, tx.OrigClientOrderId), out int index))
+        if (!TryFindOwnOrder(in tx, out int index))
         {
             return RejectReason.UnknownOrder;
         }
         ref Order order = ref _orders[index];
-        if (order.Account != tx.Account || order.Instrument != tx.Instrument)
-        {
-            return RejectReason.UnknownOrder;
-        }
         sink.Accepted(in tx, lsn, _block.No, in _block.Hash);
         sink.Execution(new ExecutionReport
         {
@@ -219,15 +215,11 @@ public sealed class Exchange
     private RejectReason Replace<TSink>(in Transaction tx, ulong lsn, ref TSink sink)
         where TSink : struct, IExecutionSink
     {
-        if (!_byKey.TryGetValue(new OrderKey(tx.ClientId, tx.OrigClientOrderId), out int index))
+        if (!TryFindOwnOrder(in tx, out int index))
         {
             return RejectReason.UnknownOrder;
         }
         ref Order order = ref _orders[index];
-        if (order.Account != tx.Account || order.Instrument != tx.Instrument)
-        {
-            return RejectReason.UnknownOrder;
-        }
         if (_byKey.ContainsKey(new OrderKey(tx.ClientId, tx.ClientOrderId)))
         {
             return RejectReason.DuplicateOrderId;
@@ -285,6 +277,15 @@ public sealed class Exchange
         }
         return RejectReason.None;
     }
+
+    /// <summary>
+    /// The live order a cancel or replace names: keyed by the sender's own client id (so nobody
+    /// reaches another client's orders), on the account and instrument the request says.
+    /// </summary>
+    private bool TryFindOwnOrder(in Transaction tx, out int index) =>
+        _byKey.TryGetValue(new OrderKey(tx.ClientId, tx.OrigClientOrderId), out index)
+        && _orders[index].Account == tx.Account
+        && _orders[index].Instrument == tx.Instrument;
 
     private static RejectReason CheckRisk(AccountState account, long quantity, long price, bool market, bool rests)
     {
