@@ -1,10 +1,13 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Net.Sockets;
 using Engine.Core.Book;
+using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Core.Server;
+using Engine.Replication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -27,6 +30,11 @@ internal static class ServeCommand
         var admin = new Option<string>("--admin") { Description = "HOST:PORT for the admin HTTP endpoint (GET /status). Off unless given." };
         var config = new Option<FileInfo>("--config") { Description = "JSON configuration file: any setting below, and Instruments, Accounts and Clients (else the built-in development set)." };
         var durability = new Option<Durability?>("--durability") { Description = "memory (default): a block counts once in the journal's memory; disk: once committed." };
+        var role = new Option<string>("--role") { Description = "standalone (default), primary (mirrors every block to --peer and acknowledges only what the backup holds) or backup (receives on --replication-listen, takes over when the primary is gone).", DefaultValueFactory = _ => "standalone" };
+        role.AcceptOnlyFromAmong("standalone", "primary", "backup");
+        var peer = new Option<string>("--peer") { Description = "primary: HOST:PORT of the backup's replication endpoint." };
+        var replicationListen = new Option<string>("--replication-listen") { Description = "backup: HOST:PORT where the primary connects." };
+        var allowSolo = new Option<bool>("--allow-solo") { Description = "backup: after a takeover, acknowledge alone (the operator's solo lease). Without it the new primary answers \"no backup\"." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", $"""
@@ -41,6 +49,10 @@ internal static class ServeCommand
             admin,
             config,
             durability,
+            role,
+            peer,
+            replicationListen,
+            allowSolo,
             logFormat,
         };
         command.SetAction((parse, cancel) =>
@@ -57,12 +69,15 @@ internal static class ServeCommand
             Flag("Listen", parse.GetValue(listen));
             Flag("Admin", parse.GetValue(admin));
             Flag("Durability", parse.GetValue(durability)?.ToString());
-            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!);
+            var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo));
+            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat)
+    private sealed record PairOptions(string Role, string? Peer, string? ReplicationListen, bool AllowSolo);
+
+    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair)
     {
         using ILoggerFactory logging = LoggerFactory.Create(builder =>
         {
@@ -104,15 +119,29 @@ internal static class ServeCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-        EngineNode node;
+        if ((pair.Role == "primary" && pair.Peer is null) || (pair.Role == "backup" && pair.ReplicationListen is null))
+        {
+            Console.Error.WriteLine("engine serve: --role primary needs --peer, --role backup needs --replication-listen");
+            return 2;
+        }
+        EngineNode? node;
         try
         {
-            node = EngineNode.Start(settings, reference, message => Log.Info(log, message));
+            node = await StartNodeAsync(settings, reference, pair, message => Log.Info(log, message), stop.Token).ConfigureAwait(false);
         }
         catch (JournalCorruptException e)
         {
             Log.Critical(log, $"refusing to start: {e.Message}");
             return 3;
+        }
+        catch (Exception e) when (e is InvalidOperationException or SocketException or IOException or InvalidDataException)
+        {
+            Log.Critical(log, $"refusing to start: {e.Message}");
+            return 3;
+        }
+        if (node is null)
+        {
+            return 0; // a backup stopped before it ever took over
         }
         Log.Info(log, $"listening for front-ends on {node.ListenEndPoint}");
 
@@ -139,6 +168,51 @@ internal static class ServeCommand
         }
         await node.DisposeAsync().ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>
+    /// Starts the node for its role. A backup first mirrors (journals and applies the primary's
+    /// blocks) and only returns once it takes over, or null if it was stopped before that.
+    /// </summary>
+    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log, CancellationToken stop)
+    {
+        if (pair.Role == "standalone")
+        {
+            return EngineNode.Start(settings, reference, log);
+        }
+        (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
+        try
+        {
+            if (pair.Role == "primary")
+            {
+                MirrorLink mirror = await MirrorLink.ConnectAsync(EngineSettings.ParseEndpoint(pair.Peer!, "--peer"), journal.Head, TimeSpan.FromSeconds(30), log, stop).ConfigureAwait(false);
+                return EngineNode.StartWith(settings, reference, log, journal, exchange, mirror, journal.Head, journal.Head.Epoch, "primary");
+            }
+
+            var receiver = new BackupReceiver(EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen"), journal, exchange, log);
+            receiver.Start();
+            log($"backup: waiting for the primary on {pair.ReplicationListen}");
+            ChainHead head;
+            try
+            {
+                head = await receiver.Takeover.WaitAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                await receiver.DisposeAsync().ConfigureAwait(false);
+                journal.Dispose();
+                return null;
+            }
+            await receiver.DisposeAsync().ConfigureAwait(false);
+            ulong epoch = head.Epoch + 1;
+            log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone (solo lease from the operator)" : ", but without a backup or a solo lease: answering 'no backup'")}");
+            return EngineNode.StartWith(settings, reference, log, journal, exchange, pair.AllowSolo ? null : new AbsentBackup(), head, epoch, "primary (took over)");
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
     }
 
     private static WebApplication BuildAdmin(EngineSettings settings, EngineNode node)

@@ -138,7 +138,9 @@ public sealed class Journal : IDisposable
                 {
                     throw new JournalCorruptException($"'{directory}' was created ({CreatedMarker} exists) but no commit was recovered: refusing to start an empty chain over it");
                 }
-                byte[] genesis = BlockBuilder.Genesis(settings.Epoch, UnixNanos(clock), out head);
+                // Timestamp 0: the genesis block depends on nothing but the epoch, so two new
+                // journals (the two nodes of a new pair) start from the same chain.
+                byte[] genesis = BlockBuilder.Genesis(settings.Epoch, 0, out head);
                 log.Enqueue(genesis);
                 log.CommitAsync().AsTask().GetAwaiter().GetResult();
                 new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);

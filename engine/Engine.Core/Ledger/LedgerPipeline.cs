@@ -43,16 +43,24 @@ public sealed class LedgerPipeline
     /// <param name="clientSeqs">The highest clientSeq already in the ledger per client (from the replayed state); null for none.</param>
     /// <param name="clock">Block timestamps.</param>
     /// <param name="topology">Which handlers share a thread.</param>
+    /// <param name="mirror">The backup every block goes to, or null for a node alone.</param>
+    /// <param name="epoch">The epoch for new blocks (a takeover raises it); default the journal head's.</param>
+    /// <param name="head">Where the chain ends now, if blocks were appended since the journal was opened (a backup taking over).</param>
     public LedgerPipeline(RingSettings ring, Journal journal, InstrumentTable instruments, Book.ReferenceData? entitlements = null,
-        ClientSeqTable? clientSeqs = null, TimeProvider? clock = null, StageTopology topology = StageTopology.Separate)
+        ClientSeqTable? clientSeqs = null, TimeProvider? clock = null, StageTopology topology = StageTopology.Separate, IBlockMirror? mirror = null,
+        ulong? epoch = null, ChainHead? head = null)
     {
         Topology = topology;
         Journal = journal;
         Builder = new PipelineBuilder<TxSlot>(ring);
         Blocks = new BlockTable(ring.Size);
-        Sealer = new Sealer(new BlockBuilder(journal.Head, journal.Settings.MaxTransactionsPerBlock), journal, Blocks,
-            clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System);
-        _journalStage = new JournalStage(journal, Blocks);
+        var builder = new BlockBuilder(head ?? journal.Head, journal.Settings.MaxTransactionsPerBlock);
+        if (epoch is { } e)
+        {
+            builder.Epoch = e;
+        }
+        Sealer = new Sealer(builder, journal, Blocks, clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System, mirror);
+        _journalStage = new JournalStage(journal, Blocks, mirror);
         _validate = new ValidateStage(instruments, entitlements);
         if (topology == StageTopology.Separate)
         {

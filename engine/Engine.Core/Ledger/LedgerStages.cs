@@ -48,8 +48,11 @@ public readonly struct ValidateStage(InstrumentTable instruments, Book.Reference
 /// The sealer's state: the block being built, the journal it appends to, the table of sealed blocks.
 /// Owned by the seal stage's thread.
 /// </summary>
-public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blocks, ClientSeqTable clientSeqs, TimeProvider clock)
+public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blocks, ClientSeqTable clientSeqs, TimeProvider clock, IBlockMirror? mirror = null)
 {
+    /// <summary>The backup every block is mirrored to, or null for a node alone.</summary>
+    public IBlockMirror? Mirror { get; } = mirror;
+
     public BlockBuilder Builder { get; } = builder;
 
     /// <summary>The highest clientSeq sealed per client: duplicates stop here.</summary>
@@ -67,6 +70,7 @@ public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blo
         ReadOnlySpan<byte> entry = Builder.Seal(Journal.UnixNanos(clock), out ChainHead head);
         long address = journal.Append(entry);
         Blocks.Record(head.BlockNo, address, head.Hash);
+        Mirror?.Send(entry, head.BlockNo);
         BlocksSealed++;
         BytesSealed += entry.Length;
     }
@@ -108,10 +112,11 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 }
 
 /// <summary>
-/// Stage 3: lets a transaction pass only once its block is journaled in the configured
-/// durability (memory: at once; disk: after the commit that covers it).
+/// Stage 3, the ack gate: lets a transaction pass only once its block is journaled in the
+/// configured durability (memory: at once; disk: after the commit that covers it) and, in a pair,
+/// acknowledged by the backup.
 /// </summary>
-public struct JournalStage(Journal journal, BlockTable blocks) : IStageHandler<TxSlot>
+public struct JournalStage(Journal journal, BlockTable blocks, IBlockMirror? mirror = null) : IStageHandler<TxSlot>
 {
     private ulong _durableBlockNo;
 
@@ -123,6 +128,7 @@ public struct JournalStage(Journal journal, BlockTable blocks) : IStageHandler<T
         }
         // Blocks are journaled in order, so the newest durable block covers all before it.
         journal.WaitDurable(blocks[slot.BlockNo].Address);
+        mirror?.WaitAcked(slot.BlockNo);
         _durableBlockNo = slot.BlockNo;
     }
 }

@@ -58,16 +58,19 @@ public sealed class EngineNode : IAsyncDisposable
     private double _txPerSecond;
     private int _stopped;
 
-    private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log)
+    private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, Journal? journal, Exchange? exchange,
+        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role)
     {
         Settings = settings;
         Reference = reference;
+        Role = role;
         _log = log;
-        _journal = Journal.Open(settings.JournalSettings());
-        Exchange = new Exchange(reference);
-        var replay = Stopwatch.StartNew();
-        long replayed = Replay(_journal, Exchange);
-        log($"journal {settings.JournalDirectory}: head {_journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {Exchange.ComputeChecksum().ToShortString()}");
+        if (journal is null || exchange is null)
+        {
+            (journal, exchange) = OpenAndReplay(settings, reference, log);
+        }
+        _journal = journal;
+        Exchange = exchange;
 
         var clientSeqs = new ClientSeqTable();
         clientSeqs.Seed(Exchange.ClientSeqs);
@@ -79,12 +82,16 @@ public sealed class EngineNode : IAsyncDisposable
 
         _ledger = new LedgerPipeline(
             new RingSettings { Size = settings.RingSize, Producers = ProducerKind.Multi, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"FAULT {f}") },
-            _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology);
+            _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
         _ledger.AddAfterJournal("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters));
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
 
-        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log);
+        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log)
+        {
+            Mirror = mirror,
+            Epoch = _ledger.Sealer.Builder.Epoch,
+        };
         _gateway.Start();
         _rateSampler = new Timer(_ => SampleRate(), null, 1000, 1000);
     }
@@ -100,11 +107,37 @@ public sealed class EngineNode : IAsyncDisposable
 
     public IPEndPoint ListenEndPoint => _gateway.LocalEndPoint;
 
-    /// <summary>Opens the journal, replays it, starts the pipelines and the gateway.</summary>
+    /// <summary>"standalone", "primary", or "primary (took over)".</summary>
+    public string Role { get; }
+
+    /// <summary>Opens the journal, replays it, starts the pipelines and the gateway: a node alone.</summary>
     public static EngineNode Start(EngineSettings settings, ReferenceData reference, Action<string>? log = null)
     {
         settings.Validate();
-        return new EngineNode(settings, reference, log ?? (_ => { }));
+        return new EngineNode(settings, reference, log ?? (_ => { }), null, null, null, null, null, "standalone");
+    }
+
+    /// <summary>
+    /// Starts a node on a journal and state already open and replayed (a primary of a pair, or a
+    /// backup taking over), continuing the chain after <paramref name="head"/>, mirroring to
+    /// <paramref name="mirror"/> and sealing in <paramref name="epoch"/>.
+    /// </summary>
+    public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, Journal journal, Exchange exchange,
+        IBlockMirror? mirror, ChainHead head, ulong epoch, string role)
+    {
+        settings.Validate();
+        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role);
+    }
+
+    /// <summary>Opens the node's journal (verifying the chain) and replays it into a new order book.</summary>
+    public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log)
+    {
+        Journal journal = Journal.Open(settings.JournalSettings());
+        var exchange = new Exchange(reference);
+        var replay = Stopwatch.StartNew();
+        long replayed = Replay(journal, exchange);
+        log($"journal {settings.JournalDirectory}: head {journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {exchange.ComputeChecksum().ToShortString()}");
+        return (journal, exchange);
     }
 
     /// <summary>Applies every committed block of <paramref name="journal"/> to <paramref name="exchange"/>, in order, answering nobody.</summary>
@@ -151,7 +184,7 @@ public sealed class EngineNode : IAsyncDisposable
     {
         ChainHead head = _ledger.Sealer.Builder.Head;
         return new NodeStatus(
-            Role: "standalone",
+            Role: Role,
             Epoch: head.Epoch,
             Lsn: Volatile.Read(ref Counters.LastLsn),
             Block: head.BlockNo,

@@ -53,6 +53,9 @@ internal sealed class Gateway : IAsyncDisposable
 
     public ulong Epoch { get; set; } = 1;
 
+    /// <summary>The backup, in a pair: while it is not connected, requests are answered "no backup".</summary>
+    public IBlockMirror? Mirror { get; init; }
+
     public ulong LastLsn => _lastLsn();
 
     public int SessionCount => _sessions.Count;

@@ -303,6 +303,12 @@ internal sealed class Session : IDisposable
         ClientRegistry.Entry client = _client!;
         int admitted = Math.Min(frames, _settings.MaxInFlightPerClient - Volatile.Read(ref client.InFlight));
         admitted = Math.Max(admitted, 0);
+        // A primary without its backup takes nothing it could not acknowledge.
+        bool noBackup = _gateway.Mirror is { IsConnected: false };
+        if (noBackup)
+        {
+            admitted = 0;
+        }
         RingBuffer<TxSlot> ring = _gateway.Ring;
         ClaimStatus status = ClaimStatus.Full;
         long high = 0;
@@ -331,7 +337,7 @@ internal sealed class Session : IDisposable
             ring.Publish(low, high);
             published = admitted;
         }
-        RejectReason busy = status switch
+        RejectReason busy = noBackup ? RejectReason.NoBackup : status switch
         {
             ClaimStatus.Closed or ClaimStatus.Halted => RejectReason.ShuttingDown,
             _ => RejectReason.Busy,
@@ -341,7 +347,12 @@ internal sealed class Session : IDisposable
         {
             ReadOnlySpan<byte> frame = data.Slice(starts[i], lengths[i]);
             ulong clientSeq = frame.Length >= Frame.HeaderBytes + 16 ? BinaryPrimitives.ReadUInt64LittleEndian(frame[(Frame.HeaderBytes + 8)..]) : 0;
-            string text = busy == RejectReason.Busy ? "busy: too many requests in flight, retry" : "the engine is shutting down";
+            string text = busy switch
+            {
+                RejectReason.Busy => "busy: too many requests in flight, retry",
+                RejectReason.NoBackup => "no backup: this primary acknowledges nothing alone",
+                _ => "the engine is shutting down",
+            };
             if (!Enqueue(reply[..ReplyCodec.EncodeRejected(ClientId, clientSeq, busy, 0, text, reply)]))
             {
                 return;

@@ -69,12 +69,21 @@ public sealed class EngineProcess : IDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Waits until standard output satisfies <paramref name="condition"/>; fails the test if the process exits first or time runs out.</summary>
-    public void WaitForOutput(Func<string, bool> condition, string what, TimeSpan timeout)
+    public void WaitForOutput(Func<string, bool> condition, string what, TimeSpan timeout) => WaitFor(() => StdOut, condition, what, timeout);
+
+    /// <summary>As <see cref="WaitForOutput"/>, on standard error (where progress lines go).</summary>
+    public void WaitForError(Func<string, bool> condition, string what, TimeSpan timeout) => WaitFor(() => StdErr, condition, what, timeout);
+
+    private void WaitFor(Func<string> stream, Func<string, bool> condition, string what, TimeSpan timeout)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!condition(StdOut))
+        while (!condition(stream()))
         {
-            if (_process.HasExited && !condition(StdOut))
+            if (_process.HasExited)
+            {
+                _process.WaitForExit(); // flush the output readers before the last look
+            }
+            if (_process.HasExited && !condition(stream()))
             {
                 Assert.Fail($"engine exited ({_process.ExitCode}) before {what}; stderr:\n{StdErr}");
             }

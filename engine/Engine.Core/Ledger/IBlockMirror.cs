@@ -1,0 +1,21 @@
+namespace Engine.Core.Ledger;
+
+/// <summary>
+/// Where sealed blocks are mirrored (the backup of a process pair). The sealer sends every block
+/// as it seals it; the journal gate lets a transaction on only once the mirror has acknowledged
+/// its block, so nobody hears "accepted" before both processes hold it.
+/// </summary>
+public interface IBlockMirror
+{
+    /// <summary>True while a backup is connected and in step.</summary>
+    bool IsConnected { get; }
+
+    /// <summary>Queues a sealed block for the backup (never waits on the network).</summary>
+    void Send(ReadOnlySpan<byte> block, ulong blockNo);
+
+    /// <summary>
+    /// Waits until the backup has acknowledged <paramref name="blockNo"/>. While no backup is
+    /// connected this keeps waiting: a primary without its backup acknowledges nothing.
+    /// </summary>
+    void WaitAcked(ulong blockNo);
+}
