@@ -18,6 +18,12 @@ public sealed record ClientOptions
     /// <summary>How long one connect-and-logon attempt may take. Default 2 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long the oldest unanswered request may wait before the client gives up on this
+    /// connection and fails over (a stalled or cut-off engine never closes the socket). Default 2 s.
+    /// </summary>
+    public TimeSpan AnswerTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How long the client keeps trying to reconnect before it fails every pending request. Default 30 s.</summary>
     public TimeSpan ReconnectFor { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -42,6 +42,8 @@ public sealed class EngineClient : IAsyncDisposable
     // The engine sends one text per reason: decoded once, not once per rejection.
     private readonly Dictionary<RejectReason, string> _rejectTexts = [];
 
+    private Timer? _watchdog;
+
     private EngineClient(ClientOptions options)
     {
         _options = options;
@@ -94,6 +96,7 @@ public sealed class EngineClient : IAsyncDisposable
         client._nextSeq = client.LastClientSeqAtLogon;
         client._oldestUnanswered = client._nextSeq + 1;
         client._readLoop = Task.Run(client.ReadLoop, CancellationToken.None);
+        client._watchdog = new Timer(_ => client.CheckAnswerTimeout(), null, 100, 100);
         return client;
     }
 
@@ -143,7 +146,7 @@ public sealed class EngineClient : IAsyncDisposable
             tx.ClientId = _options.ClientId;
             tx.ClientSeq = ++_nextSeq;
             ref Pending slot = ref _pending[(int)(tx.ClientSeq & (ulong)_pendingMask)];
-            slot = new Pending { Tx = tx, Answer = answer, Live = true };
+            slot = new Pending { Tx = tx, Answer = answer, Live = true, SentTicks = Environment.TickCount64 };
             _inFlight++;
             if (_socket is not null)
             {
@@ -361,6 +364,7 @@ public sealed class EngineClient : IAsyncDisposable
                 if (slot.Live && slot.Tx.ClientSeq == seq)
                 {
                     AppendFrame(in slot.Tx);
+                    slot.SentTicks = Environment.TickCount64;
                 }
             }
         }
@@ -467,6 +471,10 @@ public sealed class EngineClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_watchdog is not null)
+        {
+            await _watchdog.DisposeAsync().ConfigureAwait(false);
+        }
         await _disposed.CancelAsync().ConfigureAwait(false);
         lock (_lock)
         {
@@ -481,8 +489,37 @@ public sealed class EngineClient : IAsyncDisposable
         _disposed.Dispose();
     }
 
+    /// <summary>
+    /// A stalled engine (a long pause, SIGSTOP) or a cut link never closes the socket: when the oldest
+    /// request has waited longer than <see cref="ClientOptions.AnswerTimeout"/>, drop the connection
+    /// so that the read loop fails over.
+    /// </summary>
+    private void CheckAnswerTimeout()
+    {
+        Socket? stale = null;
+        lock (_lock)
+        {
+            if (_inFlight == 0 || _socket is null)
+            {
+                return;
+            }
+            while (_oldestUnanswered <= _nextSeq && !_pending[(int)(_oldestUnanswered & (ulong)_pendingMask)].Live)
+            {
+                _oldestUnanswered++;
+            }
+            ref Pending oldest = ref _pending[(int)(_oldestUnanswered & (ulong)_pendingMask)];
+            if (oldest.Live && Environment.TickCount64 - oldest.SentTicks > (long)_options.AnswerTimeout.TotalMilliseconds)
+            {
+                stale = _socket;
+                oldest.SentTicks = Environment.TickCount64; // one failover per timeout, not one per tick
+            }
+        }
+        stale?.Dispose();
+    }
+
     private struct Pending
     {
+        public long SentTicks;
         public Transaction Tx;
         public TaskCompletionSource<SubmitResult>? Answer;
         public bool Live;

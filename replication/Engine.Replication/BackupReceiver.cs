@@ -94,12 +94,32 @@ public sealed class BackupReceiver : IAsyncDisposable
             var verifier = new ChainVerifier(_head);
             var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
             var sink = new NullSink();
+            var heartbeat = new byte[ReplicationFrame.HeaderBytes];
+            ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
             while (!_stop.IsCancellationRequested)
             {
-                var frame = await ReplicationFrame.ReadAsync(primary, buffer, _stop.Token).ConfigureAwait(false);
+                // A primary that sends nothing, not even a heartbeat, for this long is gone (or
+                // stalled: a SIGSTOP, a long pause); either way this node takes over.
+                using var silence = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                silence.CancelAfter(PairTimings.SilenceMs);
+                (ReplicationType Type, int PayloadLength)? frame;
+                try
+                {
+                    frame = await ReplicationFrame.ReadAsync(primary, buffer, silence.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+                {
+                    _log($"the primary has been silent for {PairTimings.SilenceMs} ms");
+                    return true;
+                }
                 if (frame is null)
                 {
                     return true;
+                }
+                if (frame.Value.Type == ReplicationType.Heartbeat)
+                {
+                    await primary.SendAsync(heartbeat, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                    continue;
                 }
                 if (frame.Value.Type != ReplicationType.Block)
                 {

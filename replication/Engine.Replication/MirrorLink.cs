@@ -34,6 +34,9 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
     private volatile bool _connected;
     private Task? _reader;
     private Task? _writer;
+    private Task? _heartbeat;
+    private long _lastSentTicks = Environment.TickCount64;
+    private long _lastHeardTicks = Environment.TickCount64;
 
     private MirrorLink(Socket socket, ChainHead head, Action<string> log)
     {
@@ -78,6 +81,7 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
                 var link = new MirrorLink(socket, head, log);
                 link._reader = Task.Run(link.ReadAcks, CancellationToken.None);
                 link._writer = Task.Run(link.WriteLoop, CancellationToken.None);
+                link._heartbeat = Task.Run(link.HeartbeatLoop, CancellationToken.None);
                 log($"mirroring to the backup at {peer}: both chains end at block {head.BlockNo} ({head.Hash.ToShortString()})");
                 return link;
             }
@@ -89,7 +93,9 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
         }
     }
 
-    public void Send(ReadOnlySpan<byte> block, ulong blockNo)
+    public void Send(ReadOnlySpan<byte> block, ulong blockNo) => Enqueue(ReplicationType.Block, block);
+
+    private void Enqueue(ReplicationType type, ReadOnlySpan<byte> block)
     {
         int frameBytes = ReplicationFrame.HeaderBytes + block.Length;
         lock (_sendLock)
@@ -103,8 +109,9 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
             {
                 return; // the gate will hold everything from here on
             }
-            ReplicationFrame.Write(_pending.AsSpan(_pendingLength), ReplicationType.Block, block);
+            ReplicationFrame.Write(_pending.AsSpan(_pendingLength), type, block);
             _pendingLength += frameBytes;
+            Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
         }
         if (Interlocked.Exchange(ref _sendSignalled, 1) == 0)
         {
@@ -161,6 +168,32 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
         }
     }
 
+    /// <summary>Sends a heartbeat when idle, and drops the link when the backup has been silent too long.</summary>
+    private async Task HeartbeatLoop()
+    {
+        try
+        {
+            while (!_stop.IsCancellationRequested && _connected)
+            {
+                await Task.Delay(PairTimings.HeartbeatMs / 2, _stop.Token).ConfigureAwait(false);
+                long now = Environment.TickCount64;
+                if (now - Volatile.Read(ref _lastHeardTicks) > PairTimings.SilenceMs)
+                {
+                    Lost($"the backup has been silent for {PairTimings.SilenceMs} ms");
+                    _socket.Dispose();
+                    return;
+                }
+                if (now - Volatile.Read(ref _lastSentTicks) >= PairTimings.HeartbeatMs)
+                {
+                    Enqueue(ReplicationType.Heartbeat, []);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     private async Task ReadAcks()
     {
         var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
@@ -174,6 +207,7 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
                     Lost("the backup closed the link");
                     return;
                 }
+                Volatile.Write(ref _lastHeardTicks, Environment.TickCount64);
                 if (frame.Value.Type == ReplicationType.Ack)
                 {
                     long blockNo = (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(ReplicationFrame.HeaderBytes));
@@ -216,7 +250,7 @@ public sealed class MirrorLink : IBlockMirror, IAsyncDisposable
             Monitor.PulseAll(_ackGate);
         }
         _socket.Dispose();
-        foreach (Task? task in new[] { _reader, _writer })
+        foreach (Task? task in new[] { _reader, _writer, _heartbeat })
         {
             if (task is not null)
             {

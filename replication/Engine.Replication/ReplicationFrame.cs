@@ -19,6 +19,22 @@ public enum ReplicationType : byte
 
     /// <summary>Backup → primary: block N is verified, journaled and applied here.</summary>
     Ack = 4,
+
+    /// <summary>Both ways when idle: I am alive (the backup echoes the primary's).</summary>
+    Heartbeat = 5,
+}
+
+/// <summary>
+/// The pair's clocks. A heartbeat goes out when a side has sent nothing for <see cref="HeartbeatMs"/>;
+/// a side that hears nothing for <see cref="SilenceMs"/> drops the link (the backup then takes
+/// over; the primary stops acknowledging). Silence must be several heartbeats long, so that one
+/// late packet is not a failover, and short enough that a stalled primary (a long GC pause, a
+/// SIGSTOP) is replaced within a second.
+/// </summary>
+public static class PairTimings
+{
+    public const int HeartbeatMs = 50;
+    public const int SilenceMs = 500;
 }
 
 /// <summary>

@@ -74,6 +74,70 @@ public class PairTests
         }
     }
 
+    [Test]
+    public async Task A_stalled_primary_is_replaced_and_acknowledges_nothing_when_it_wakes()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
+        int primaryPort = FreePort(), backupPort = FreePort(), replicationPort = FreePort();
+        try
+        {
+            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
+                "--replication-listen", $"127.0.0.1:{replicationPort}", "--allow-solo");
+            backup.WaitForOutput(o => o.Contains("backup: waiting for the primary", StringComparison.Ordinal), "the backup to listen", Wait);
+            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
+                "--peer", $"127.0.0.1:{replicationPort}");
+            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+
+            await using var client = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
+            {
+                Endpoints = [$"127.0.0.1:{primaryPort}", $"127.0.0.1:{backupPort}"],
+                ClientId = 1,
+                Token = "dev-token-1",
+                AnswerTimeout = TimeSpan.FromSeconds(1),
+            });
+            Engine.Client.SubmitResult before = await client.SubmitAsync(Order(1));
+            Assert.That(before.Accepted, Is.True, before.ToString());
+
+            Signal("STOP", primary.Id); // a long GC pause, a frozen VM
+            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over from the silent primary", Wait);
+
+            // The client's request goes to the frozen primary, gets no answer, and fails over.
+            Engine.Client.SubmitResult during = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
+            Assert.That(during.Accepted, Is.True, during.ToString());
+            Assert.That(during.Receipt.Lsn, Is.GreaterThan(before.Receipt.Lsn));
+
+            Signal("CONT", primary.Id);
+            primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the old primary to notice", Wait);
+            await using var stale = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
+            {
+                Endpoints = [$"127.0.0.1:{primaryPort}"],
+                ClientId = 2,
+                Token = "dev-token-2",
+                ReconnectFor = TimeSpan.FromSeconds(2),
+            });
+            Engine.Client.SubmitResult refused = await stale.SubmitAsync(Order(3)).WaitAsync(Wait);
+            Assert.That(refused.Accepted, Is.False, "a primary that lost its backup acknowledges nothing");
+            Assert.That(refused.Rejection.Reason, Is.EqualTo(Engine.Protocol.RejectReason.NoBackup));
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+
+        static Engine.Protocol.Transaction Order(ulong id) => Engine.Protocol.Transaction.NewOrder(0, 0, 1, 1, id,
+            Engine.Protocol.Side.Buy, Engine.Protocol.OrderType.Limit, Engine.Protocol.TimeInForce.Gtc, 990, 1);
+    }
+
+    private static void Signal(string signal, int pid)
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        Assert.That(kill.ExitCode, Is.Zero, $"kill -{signal} {pid}");
+    }
+
     private static Dictionary<ulong, (ulong, string)> Blocks(string journal)
     {
         var blocks = new Dictionary<ulong, (ulong, string)>();
