@@ -40,7 +40,7 @@ internal static class ServeCommand
         var command = new Command("serve", $"""
             Run an engine node: accept front-ends on --listen, journal every accepted order, apply it to the order book, answer.
             Settings come from the config file, then environment variables ({EnvironmentPrefix}DATA, {EnvironmentPrefix}LISTEN, {EnvironmentPrefix}DURABILITY, {EnvironmentPrefix}RINGSIZE, …), then flags, later ones winning.
-            Other settings: RingSize, OutboundRingSize, MaxTransactionsPerBlock, MaxInFlightPerClient, MaxOutboundBytesPerSession, MaxSessions, LogonTimeoutMs, DrainTimeoutMs.
+            Other settings: RingSize, OutboundRingSize, WaitStrategy (adaptive, blocking, yielding, busy-spin, adaptive:SPINS:YIELDS), Topology (single, fused, separate), MaxTransactionsPerBlock, MaxInFlightPerClient, MaxOutboundBytesPerSession, MaxSessions, LogonTimeoutMs, DrainTimeoutMs.
             SIGTERM or Ctrl-C: stop accepting, drain, commit the journal, exit 0.
             """)
         {
