@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using System.Net;
 using System.Net.Sockets;
 using Engine.Core.Book;
 using Engine.Core.Chain;
@@ -30,11 +31,11 @@ internal static class ServeCommand
         var admin = new Option<string>("--admin") { Description = "HOST:PORT for the admin HTTP endpoint (GET /status). Off unless given." };
         var config = new Option<FileInfo>("--config") { Description = "JSON configuration file: any setting below, and Instruments, Accounts and Clients (else the built-in development set)." };
         var durability = new Option<Durability?>("--durability") { Description = "memory (default): a block counts once in the journal's memory; disk: once committed." };
-        var role = new Option<string>("--role") { Description = "standalone (default), primary (mirrors every block to --peer and acknowledges only what the backup holds) or backup (receives on --replication-listen, takes over when the primary is gone).", DefaultValueFactory = _ => "standalone" };
+        var role = new Option<string>("--role") { Description = "standalone (default); primary (waits for a backup on --replication-listen, mirrors every block to it and acknowledges only what it holds); backup (follows the primary at --peer, catching up first, and takes over when it is gone).", DefaultValueFactory = _ => "standalone" };
         role.AcceptOnlyFromAmong("standalone", "primary", "backup");
-        var peer = new Option<string>("--peer") { Description = "primary: HOST:PORT of the backup's replication endpoint." };
-        var replicationListen = new Option<string>("--replication-listen") { Description = "backup: HOST:PORT where the primary connects." };
-        var allowSolo = new Option<bool>("--allow-solo") { Description = "backup: after a takeover, acknowledge alone (the operator's solo lease). Without it the new primary answers \"no backup\"." };
+        var peer = new Option<string>("--peer") { Description = "backup: HOST:PORT of the primary's replication endpoint." };
+        var replicationListen = new Option<string>("--replication-listen") { Description = "primary and backup: HOST:PORT where this node, as primary, takes its backup." };
+        var allowSolo = new Option<bool>("--allow-solo") { Description = "the operator's solo lease: as primary (from the start, or after a takeover), acknowledge while no backup is in step. Without it such a primary answers \"no backup\"." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", $"""
@@ -119,9 +120,9 @@ internal static class ServeCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-        if ((pair.Role == "primary" && pair.Peer is null) || (pair.Role == "backup" && pair.ReplicationListen is null))
+        if ((pair.Role == "primary" && pair.ReplicationListen is null) || (pair.Role == "backup" && (pair.Peer is null || pair.ReplicationListen is null)))
         {
-            Console.Error.WriteLine("engine serve: --role primary needs --peer, --role backup needs --replication-listen");
+            Console.Error.WriteLine("engine serve: --role primary needs --replication-listen; --role backup needs --peer and --replication-listen");
             return 2;
         }
         EngineNode? node;
@@ -181,32 +182,49 @@ internal static class ServeCommand
             return EngineNode.Start(settings, reference, log);
         }
         (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
+        IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
         try
         {
             if (pair.Role == "primary")
             {
-                MirrorLink mirror = await MirrorLink.ConnectAsync(EngineSettings.ParseEndpoint(pair.Peer!, "--peer"), journal.Head, TimeSpan.FromSeconds(30), log, stop).ConfigureAwait(false);
-                return EngineNode.StartWith(settings, reference, log, journal, exchange, mirror, journal.Head, journal.Head.Epoch, "primary");
+                var hub = new MirrorHub(replication, journal, journal.Head, pair.AllowSolo, log);
+                hub.Start();
+                log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
+                return EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
             }
 
-            var receiver = new BackupReceiver(EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen"), journal, exchange, log);
-            receiver.Start();
-            log($"backup: waiting for the primary on {pair.ReplicationListen}");
-            ChainHead head;
-            try
+            IPEndPoint primary = EngineSettings.ParseEndpoint(pair.Peer!, "--peer");
+            ChainHead head = journal.Head;
+            while (true)
             {
-                head = await receiver.Takeover.WaitAsync(stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                await receiver.DisposeAsync().ConfigureAwait(false);
+                log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
+                var follower = new BackupClient(primary, journal, exchange, head, log);
+                BackupOutcome outcome = await follower.RunAsync(stop).ConfigureAwait(false);
+                head = follower.Head;
+                if (outcome == BackupOutcome.Stopped)
+                {
+                    journal.Dispose();
+                    return null;
+                }
+                if (outcome == BackupOutcome.PrimaryLost)
+                {
+                    break;
+                }
+                // Diverged: our suffix after the last common block was never acknowledged. FasterLog
+                // cannot cut a suffix, so the journal is moved aside (kept for forensics) and a new one
+                // catches up from genesis.
                 journal.Dispose();
-                return null;
+                string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmss}";
+                Directory.Move(settings.JournalDirectory, aside);
+                log($"backup: moved the diverged journal to {aside}; catching up from genesis");
+                (journal, exchange) = EngineNode.OpenAndReplay(settings, reference, log);
+                head = journal.Head;
             }
-            await receiver.DisposeAsync().ConfigureAwait(false);
             ulong epoch = head.Epoch + 1;
-            log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone (solo lease from the operator)" : ", but without a backup or a solo lease: answering 'no backup'")}");
-            return EngineNode.StartWith(settings, reference, log, journal, exchange, pair.AllowSolo ? null : new AbsentBackup(), head, epoch, "primary (took over)");
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.AllowSolo, log);
+            takeoverHub.Start();
+            log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
+            return EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)");
         }
         catch
         {

@@ -10,6 +10,12 @@ public interface IBlockMirror
     /// <summary>True while a backup is connected and in step.</summary>
     bool IsConnected { get; }
 
+    /// <summary>
+    /// True when the node may acknowledge now: a backup is in step, or the node holds the solo
+    /// lease. When false the gateway answers "no backup".
+    /// </summary>
+    bool MayAcknowledge { get; }
+
     /// <summary>Queues a sealed block for the backup (never waits on the network).</summary>
     void Send(ReadOnlySpan<byte> block, ulong blockNo);
 

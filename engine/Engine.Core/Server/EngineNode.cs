@@ -57,6 +57,7 @@ public sealed class EngineNode : IAsyncDisposable
     private long _lastApplied;
     private double _txPerSecond;
     private int _stopped;
+    private readonly IBlockMirror? _mirror;
 
     private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, Journal? journal, Exchange? exchange,
         IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role)
@@ -71,6 +72,7 @@ public sealed class EngineNode : IAsyncDisposable
         }
         _journal = journal;
         Exchange = exchange;
+        _mirror = mirror;
 
         var clientSeqs = new ClientSeqTable();
         clientSeqs.Seed(Exchange.ClientSeqs);
@@ -231,6 +233,10 @@ public sealed class EngineNode : IAsyncDisposable
         bool inboundDrained = _inbound.Shutdown(drain);
         bool outboundDrained = _outbound.Shutdown(drain);
         await _gateway.DisposeAsync().ConfigureAwait(false);
+        if (_mirror is IAsyncDisposable mirror)
+        {
+            await mirror.DisposeAsync().ConfigureAwait(false);
+        }
         Hash32 checksum = Exchange.ComputeChecksum();
         _journal.Dispose();
         _log($"stopped: inbound {(inboundDrained ? "drained" : "NOT drained")}, outbound {(outboundDrained ? "drained" : "NOT drained")}, " +

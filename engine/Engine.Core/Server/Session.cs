@@ -304,7 +304,7 @@ internal sealed class Session : IDisposable
         int admitted = Math.Min(frames, _settings.MaxInFlightPerClient - Volatile.Read(ref client.InFlight));
         admitted = Math.Max(admitted, 0);
         // A primary without its backup takes nothing it could not acknowledge.
-        bool noBackup = _gateway.Mirror is { IsConnected: false };
+        bool noBackup = _gateway.Mirror is { MayAcknowledge: false };
         if (noBackup)
         {
             admitted = 0;

@@ -95,6 +95,16 @@ public sealed class EngineProcess : IDisposable
         }
     }
 
+    /// <summary>SIGTERM and wait for the exit code.</summary>
+    public int Terminate(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            kill.WaitForExit();
+        }
+        return WaitForExit(timeout);
+    }
+
     /// <summary>SIGKILL: the process gets no chance to flush or commit anything.</summary>
     public void KillHard()
     {

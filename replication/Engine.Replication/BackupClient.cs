@@ -1,0 +1,181 @@
+using System.Net;
+using System.Net.Sockets;
+using Engine.Core.Book;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Protocol;
+
+namespace Engine.Replication;
+
+/// <summary>How a backup's time with its primary ended.</summary>
+public enum BackupOutcome
+{
+    /// <summary>The node was stopped.</summary>
+    Stopped = 0,
+
+    /// <summary>The primary was in step and is gone (or silent): take over.</summary>
+    PrimaryLost = 1,
+
+    /// <summary>Our chain is not on the primary's: our suffix was never acknowledged; start a new journal and catch up.</summary>
+    Diverged = 2,
+}
+
+/// <summary>
+/// The backup's end of the pair: connects to the primary's replication endpoint (retrying until it
+/// is there), sends where its chain ends, receives the catch-up and then the live blocks: verify
+/// each (never apply one that does not chain), journal it, apply it to its own order book, ack it.
+/// </summary>
+public sealed class BackupClient
+{
+    private readonly IPEndPoint _primary;
+    private readonly Journal _journal;
+    private readonly Exchange _exchange;
+    private readonly Action<string> _log;
+
+    public BackupClient(IPEndPoint primary, Journal journal, Exchange exchange, ChainHead head, Action<string> log)
+    {
+        _primary = primary;
+        _journal = journal;
+        _exchange = exchange;
+        _log = log;
+        Head = head;
+    }
+
+    /// <summary>Where this node's chain ends now.</summary>
+    public ChainHead Head { get; private set; }
+
+    /// <summary>Blocks received, verified, journaled and applied.</summary>
+    public long BlocksApplied { get; private set; }
+
+    /// <summary>Follows the primary until it is lost, our chain turns out to have diverged, or <paramref name="stop"/>.</summary>
+    public async Task<BackupOutcome> RunAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var socket = new Socket(_primary.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(_primary, stop).ConfigureAwait(false);
+                (bool inStep, BackupOutcome outcome) = await Follow(socket, stop).ConfigureAwait(false);
+                if (outcome != BackupOutcome.Stopped)
+                {
+                    return outcome;
+                }
+                if (inStep)
+                {
+                    return BackupOutcome.PrimaryLost;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return BackupOutcome.Stopped;
+            }
+            catch (SocketException)
+            {
+                // No primary there yet: try again shortly.
+            }
+            finally
+            {
+                socket.Dispose();
+            }
+            try
+            {
+                await Task.Delay(100, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return BackupOutcome.Stopped;
+            }
+        }
+        return BackupOutcome.Stopped;
+    }
+
+    private async Task<(bool InStep, BackupOutcome Outcome)> Follow(Socket primary, CancellationToken stop)
+    {
+        var buffer = new byte[ReplicationFrame.MaxBytes];
+        ChainHead head = Head;
+        await primary.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, 0, in head), SocketFlags.None, stop).ConfigureAwait(false);
+        bool inStep = false;
+        try
+        {
+            var hello = await ReplicationFrame.ReadAsync(primary, buffer, stop).ConfigureAwait(false);
+            if (hello is not { Type: ReplicationType.HelloAck })
+            {
+                return (false, BackupOutcome.Stopped);
+            }
+            ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out byte status);
+            if (status != 0)
+            {
+                _log($"our chain (ending at {Head}) is not on the primary's: its suffix was never acknowledged");
+                return (false, BackupOutcome.Diverged);
+            }
+            inStep = true;
+            _log($"following the primary at {_primary} from block {Head.BlockNo}");
+            var verifier = new ChainVerifier(Head);
+            var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+            var ackPayload = new byte[ReplicationFrame.AckBytes];
+            var heartbeat = new byte[ReplicationFrame.HeaderBytes];
+            ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
+            var sink = new NullSink();
+            while (!stop.IsCancellationRequested)
+            {
+                // A primary that sends nothing, not even a heartbeat, for this long is gone (or
+                // stalled: a SIGSTOP, a long pause); either way this node takes over.
+                using var silence = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                silence.CancelAfter(PairTimings.SilenceMs);
+                (ReplicationType Type, int PayloadLength)? frame;
+                try
+                {
+                    frame = await ReplicationFrame.ReadAsync(primary, buffer, silence.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                {
+                    _log($"the primary has been silent for {PairTimings.SilenceMs} ms");
+                    return (true, BackupOutcome.PrimaryLost);
+                }
+                if (frame is null)
+                {
+                    return (true, BackupOutcome.PrimaryLost);
+                }
+                if (frame.Value.Type == ReplicationType.Heartbeat)
+                {
+                    await primary.SendAsync(heartbeat, SocketFlags.None, stop).ConfigureAwait(false);
+                    continue;
+                }
+                if (frame.Value.Type != ReplicationType.Block)
+                {
+                    continue;
+                }
+                ReadOnlyMemory<byte> entry = buffer.AsMemory(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength);
+                BlockFault? fault = verifier.Check(entry.Span, 0, out BlockHeader header);
+                if (fault is not null)
+                {
+                    // Never applied. The link is reset; the next attach resumes from our head.
+                    _log($"INCIDENT: a block from the primary does not chain and is not applied: {fault}; resetting the link");
+                    return (false, BackupOutcome.Stopped);
+                }
+                long address = _journal.Append(entry.Span);
+                _journal.WaitDurable(address);
+                Hash32 hash = BlockFormat.StoredHash(entry.Span, in header);
+                ReadOnlySpan<byte> body = BlockFormat.Body(entry.Span, in header);
+                for (int i = 0; i < header.Count; i++)
+                {
+                    ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                    _exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
+                }
+                Head = verifier.Head;
+                BlocksApplied++;
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(ackPayload, header.BlockNo);
+                ((ReadOnlySpan<byte>)hash).CopyTo(ackPayload.AsSpan(8));
+                ReplicationFrame.Write(ack, ReplicationType.Ack, ackPayload);
+                await primary.SendAsync(ack, SocketFlags.None, stop).ConfigureAwait(false);
+            }
+            return (inStep, BackupOutcome.Stopped);
+        }
+        catch (Exception e) when (e is SocketException or IOException or InvalidDataException)
+        {
+            _log($"the replication link failed: {e.Message}");
+            return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
+        }
+    }
+}

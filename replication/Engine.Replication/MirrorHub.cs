@@ -1,0 +1,395 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+
+namespace Engine.Replication;
+
+/// <summary>
+/// The primary's end of the pair: listens on the node's replication endpoint for a backup, checks
+/// where the backup's chain ends, sends it every block it lacks from the journal (catch-up), then
+/// streams every sealed block live and collects the acknowledgements. One backup at a time.
+/// </summary>
+/// <remarks>
+/// <para>The catch-up meets the live stream without a gap or an overlap: when a backup attaches,
+/// under the hub's lock, the hub notes the last block the sealer handed it (every block up to it is
+/// in the journal, since the sealer appends before it mirrors) and from then on queues live blocks
+/// for that backup; the catch-up sends the journal's blocks up to that number, then the queue.</para>
+/// <para>The ack gate: with a backup in step, <see cref="WaitAcked"/> waits for its ack. Without
+/// one, a hub with the solo lease lets everything through (a catch-up never stalls live traffic);
+/// without the lease it waits: nothing is acknowledged that only one process holds.</para>
+/// </remarks>
+public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
+{
+    /// <summary>Blocks queued for the backup and not yet sent, at most: the sealer waits beyond it.</summary>
+    public const int MaxPendingBytes = 16 << 20;
+
+    private readonly Socket _listener;
+    private readonly Journal _journal;
+    private readonly Action<string> _log;
+    private readonly object _gate = new();
+    private readonly CancellationTokenSource _stop = new();
+    private BackupLink? _link;
+    private ulong _lastSealedBlockNo;
+    private ulong _ackedBlockNo;
+    private Task? _acceptLoop;
+
+    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, bool solo, Action<string> log)
+    {
+        _journal = journal;
+        _log = log;
+        Solo = solo;
+        _lastSealedBlockNo = head.BlockNo;
+        _ackedBlockNo = head.BlockNo;
+        _listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(listen);
+        _listener.Listen(4);
+    }
+
+    /// <summary>True when this primary may acknowledge without a backup in step (the solo lease).</summary>
+    public bool Solo { get; }
+
+    public bool IsConnected => Volatile.Read(ref _link)?.InStep == true;
+
+    /// <summary>Not connected and not solo: the gateway answers "no backup".</summary>
+    public bool MayAcknowledge => Solo || IsConnected;
+
+    public void Start() => _acceptLoop = Task.Run(AcceptLoop, CancellationToken.None);
+
+    public void Send(ReadOnlySpan<byte> block, ulong blockNo)
+    {
+        lock (_gate)
+        {
+            _lastSealedBlockNo = blockNo;
+            _link?.Enqueue(ReplicationType.Block, block);
+        }
+    }
+
+    public void WaitAcked(ulong blockNo)
+    {
+        lock (_gate)
+        {
+            while (true)
+            {
+                BackupLink? link = _link;
+                if (_ackedBlockNo >= blockNo || (Solo && link?.InStep != true))
+                {
+                    return;
+                }
+                if (_stop.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException($"stopping: block {blockNo} was never acknowledged by a backup");
+                }
+                Monitor.Wait(_gate, 100);
+            }
+        }
+    }
+
+    internal void Acked(ulong blockNo)
+    {
+        lock (_gate)
+        {
+            if (blockNo > _ackedBlockNo)
+            {
+                _ackedBlockNo = blockNo;
+            }
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    internal void Detach(BackupLink link, string why)
+    {
+        lock (_gate)
+        {
+            if (_link != link)
+            {
+                return;
+            }
+            _link = null;
+            Monitor.PulseAll(_gate);
+        }
+        if (!_stop.IsCancellationRequested)
+        {
+            _log($"lost the backup ({why}): {(Solo ? "acknowledging alone (solo lease)" : "acknowledging nothing until a backup is back in step")}");
+        }
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+            socket.NoDelay = true;
+            try
+            {
+                await AttachAsync(socket).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException)
+            {
+                _log($"a backup's attach failed: {e.Message}");
+                socket.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Handshake, catch-up from the journal, then live.</summary>
+    private async Task AttachAsync(Socket socket)
+    {
+        var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes];
+        var hello = await ReplicationFrame.ReadAsync(socket, buffer, _stop.Token).ConfigureAwait(false);
+        if (hello is not { Type: ReplicationType.Hello })
+        {
+            socket.Dispose();
+            return;
+        }
+        ChainHead theirs = ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out _);
+
+        // Where does the backup's chain end on ours? Only a backup whose head is one of our blocks
+        // can catch up; anything else has a suffix we never acknowledged and must start over.
+        _journal.Flush();
+        bool onOurChain = false;
+        _journal.Scan((entry, _) =>
+        {
+            BlockFormat.TryReadHeader(entry, out BlockHeader header);
+            if (header.BlockNo == theirs.BlockNo)
+            {
+                onOurChain = BlockFormat.StoredHash(entry, in header) == theirs.Hash;
+                return false;
+            }
+            return true;
+        });
+        ChainHead ours = new(0, _lastSealedBlockNo, 0, default);
+        await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+        if (!onOurChain)
+        {
+            _log($"a backup whose chain ends at {theirs} is not on ours: it must discard its journal and catch up from genesis");
+            socket.Dispose();
+            return;
+        }
+
+        var link = new BackupLink(this, socket, _log);
+        ulong catchUpTo;
+        lock (_gate)
+        {
+            _link?.Close("replaced by a new backup");
+            _link = link;
+            catchUpTo = _lastSealedBlockNo; // later blocks queue on the link until the catch-up is sent
+        }
+        _journal.Flush();
+        long sent = 0;
+        var frame = new byte[ReplicationFrame.MaxBytes];
+        _journal.Scan((entry, _) =>
+        {
+            BlockFormat.TryReadHeader(entry, out BlockHeader header);
+            if (header.BlockNo > catchUpTo)
+            {
+                return false;
+            }
+            if (header.BlockNo > theirs.BlockNo)
+            {
+                int length = ReplicationFrame.Write(frame, ReplicationType.Block, entry);
+                link.SendNow(frame.AsSpan(0, length));
+                sent++;
+            }
+            return true;
+        });
+        link.GoLive();
+        _log($"backup at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo}; mirroring live");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        lock (_gate)
+        {
+            Monitor.PulseAll(_gate);
+        }
+        _listener.Dispose();
+        BackupLink? link = _link;
+        link?.Close("the node is stopping");
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One attached backup: a queue of frames (held back during catch-up), a writer, an ack reader, heartbeats.</summary>
+    internal sealed class BackupLink : IDisposable
+    {
+        private readonly MirrorHub _hub;
+        private readonly Socket _socket;
+        private readonly Action<string> _log;
+        private readonly object _sendLock = new();
+        private readonly SemaphoreSlim _sendWanted = new(0, int.MaxValue);
+        private byte[] _pending = new byte[MaxPendingBytes];
+        private byte[] _sending = new byte[MaxPendingBytes];
+        private int _pendingLength;
+        private bool _live;
+        private volatile bool _closed;
+        private long _lastSentTicks = Environment.TickCount64;
+        private long _lastHeardTicks = Environment.TickCount64;
+
+        public BackupLink(MirrorHub hub, Socket socket, Action<string> log)
+        {
+            _hub = hub;
+            _socket = socket;
+            _log = log;
+            _ = Task.Run(ReadAcks, CancellationToken.None);
+            _ = Task.Run(Heartbeats, CancellationToken.None);
+        }
+
+        public bool InStep => _live && !_closed;
+
+        /// <summary>Catch-up: a frame straight to the socket (blocking; the attach task runs it).</summary>
+        public void SendNow(ReadOnlySpan<byte> frame)
+        {
+            int sent = 0;
+            while (sent < frame.Length && !_closed)
+            {
+                sent += _socket.Send(frame[sent..]);
+            }
+            Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
+        }
+
+        public void Enqueue(ReplicationType type, ReadOnlySpan<byte> payload)
+        {
+            int frameBytes = ReplicationFrame.HeaderBytes + payload.Length;
+            lock (_sendLock)
+            {
+                while (_pendingLength + frameBytes > _pending.Length && !_closed)
+                {
+                    Monitor.Wait(_sendLock, 10);
+                }
+                if (_closed)
+                {
+                    return;
+                }
+                ReplicationFrame.Write(_pending.AsSpan(_pendingLength), type, payload);
+                _pendingLength += frameBytes;
+            }
+            Signal();
+        }
+
+        /// <summary>The catch-up is on the wire: send what queued meanwhile, and everything from now on.</summary>
+        public void GoLive()
+        {
+            lock (_sendLock)
+            {
+                _live = true;
+            }
+            _ = Task.Run(WriteLoop, CancellationToken.None);
+            Signal();
+        }
+
+        private void Signal() => _sendWanted.Release();
+
+        private async Task WriteLoop()
+        {
+            try
+            {
+                while (!_closed)
+                {
+                    await _sendWanted.WaitAsync().ConfigureAwait(false);
+                    int length;
+                    lock (_sendLock)
+                    {
+                        if (!_live)
+                        {
+                            continue;
+                        }
+                        (_pending, _sending) = (_sending, _pending);
+                        length = _pendingLength;
+                        _pendingLength = 0;
+                        Monitor.PulseAll(_sendLock);
+                    }
+                    int sent = 0;
+                    while (sent < length)
+                    {
+                        sent += await _socket.SendAsync(_sending.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
+                    }
+                    if (length > 0)
+                    {
+                        Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
+                    }
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                Close($"send failed: {e.Message}");
+            }
+        }
+
+        private async Task ReadAcks()
+        {
+            var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+            try
+            {
+                while (!_closed)
+                {
+                    var frame = await ReplicationFrame.ReadAsync(_socket, buffer, CancellationToken.None).ConfigureAwait(false);
+                    if (frame is null)
+                    {
+                        Close("the backup closed the link");
+                        return;
+                    }
+                    Volatile.Write(ref _lastHeardTicks, Environment.TickCount64);
+                    if (frame.Value.Type == ReplicationType.Ack)
+                    {
+                        _hub.Acked(BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(ReplicationFrame.HeaderBytes)));
+                    }
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidDataException)
+            {
+                Close($"receive failed: {e.Message}");
+            }
+        }
+
+        private async Task Heartbeats()
+        {
+            while (!_closed)
+            {
+                await Task.Delay(PairTimings.HeartbeatMs / 2).ConfigureAwait(false);
+                long now = Environment.TickCount64;
+                if (now - Volatile.Read(ref _lastHeardTicks) > PairTimings.SilenceMs)
+                {
+                    Close($"the backup has been silent for {PairTimings.SilenceMs} ms");
+                    return;
+                }
+                if (_live && now - Volatile.Read(ref _lastSentTicks) >= PairTimings.HeartbeatMs)
+                {
+                    Enqueue(ReplicationType.Heartbeat, []);
+                }
+            }
+        }
+
+        public void Dispose() => Close("disposed");
+
+        public void Close(string why)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            _closed = true;
+            lock (_sendLock)
+            {
+                Monitor.PulseAll(_sendLock);
+            }
+            _socket.Dispose();
+            _sendWanted.Release();
+            _hub.Detach(this, why);
+        }
+    }
+}
