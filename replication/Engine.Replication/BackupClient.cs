@@ -109,8 +109,7 @@ public sealed class BackupClient
                 _log($"our chain (ending at {Head}) is not on the primary's: its suffix was never acknowledged");
                 return (false, BackupOutcome.Diverged);
             }
-            inStep = true;
-            _log($"following the primary at {_primary} from block {Head.BlockNo}");
+            _log($"catching up from the primary at {_primary} after block {Head.BlockNo}");
             var verifier = new ChainVerifier(Head);
             var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
             var ackPayload = new byte[ReplicationFrame.AckBytes];
@@ -131,11 +130,17 @@ public sealed class BackupClient
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
                     _log($"the primary has been silent for {PairTimings.SilenceMs} ms");
-                    return (true, BackupOutcome.PrimaryLost);
+                    return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
                 }
                 if (frame is null)
                 {
-                    return (true, BackupOutcome.PrimaryLost);
+                    return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
+                }
+                if (frame.Value.Type == ReplicationType.CaughtUp)
+                {
+                    inStep = true;
+                    _log($"in step with the primary at {_primary}: caught up to block {Head.BlockNo}, following live");
+                    continue;
                 }
                 if (frame.Value.Type == ReplicationType.Heartbeat)
                 {

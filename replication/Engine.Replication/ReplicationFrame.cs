@@ -22,6 +22,13 @@ public enum ReplicationType : byte
 
     /// <summary>Both ways when idle: I am alive (the backup echoes the primary's).</summary>
     Heartbeat = 5,
+
+    /// <summary>
+    /// Primary → backup: the catch-up is complete; what follows is live. Only from here on is the
+    /// backup in step, and only an in-step backup may take over (one still catching up lacks blocks
+    /// that a solo primary acknowledged).
+    /// </summary>
+    CaughtUp = 6,
 }
 
 /// <summary>

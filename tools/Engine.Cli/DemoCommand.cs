@@ -5,34 +5,37 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Engine.Cli.Load;
+using Engine.Client;
+using Engine.Core.Chain;
 using Engine.Core.Journaling;
+using Engine.Protocol;
 
 namespace Engine.Cli;
 
 /// <summary>
-/// <c>engine demo</c>: the README's run command. Until the process pair exists it shows one node:
-/// a real <c>engine serve</c> process under load, killed with SIGKILL halfway, restarted; the
-/// clients reconnect and resend; at the end every acknowledged order is checked against the
-/// journal and the chain is verified.
+/// <c>engine demo</c>, the README's run command: a local process pair (two real processes), a load
+/// through the client library, the primary killed with SIGKILL, the backup taking over and the load
+/// going on, the old node restarted as backup and catching up; then every acknowledged order is
+/// checked against the journal and the two chains are compared.
 /// </summary>
 internal static class DemoCommand
 {
     public static Command Build()
     {
-        var seconds = new Option<int>("--seconds") { Description = "How long the load runs (default 10); the node is killed halfway.", DefaultValueFactory = _ => 10 };
-        var rate = new Option<double>("--rate") { Description = "Orders per second, open loop (default 20000).", DefaultValueFactory = _ => 20_000 };
-        var json = new Option<bool>("--json") { Description = "End with one JSON object (acked, lost, duplicates, restart_ms, chain_intact)." };
-        var keep = new Option<bool>("--keep") { Description = "Keep the node's data directory (printed) instead of deleting it." };
-        var command = new Command("demo", "Run a node with disk durability under load, SIGKILL it halfway, restart it, and show that no acknowledged order was lost or doubled.")
+        var seconds = new Option<int>("--seconds") { Description = "How long the load runs (default 12): the primary is killed at a third, the old node rejoins at two thirds.", DefaultValueFactory = _ => 12 };
+        var rate = new Option<double>("--rate") { Description = "Orders per second, open loop (default 10000).", DefaultValueFactory = _ => 10_000 };
+        var json = new Option<bool>("--json") { Description = "End with one JSON object (acked, lost, duplicates, takeover_ms, heads_equal, …)." };
+        var keep = new Option<bool>("--keep") { Description = "Keep the two nodes' data directories (printed) instead of deleting them." };
+        var command = new Command("demo", "Run a local primary+backup pair under load, SIGKILL the primary, watch the backup take over and the old primary rejoin as backup, and check that no acknowledged order was lost or doubled.")
         {
             seconds, rate, json, keep,
         };
         command.SetAction(async (parse, cancel) =>
         {
             int duration = parse.GetValue(seconds);
-            if (duration < 2 || parse.GetValue(rate) <= 0)
+            if (duration < 6 || parse.GetValue(rate) <= 0)
             {
-                Console.Error.WriteLine("engine demo: --seconds must be at least 2 and --rate positive");
+                Console.Error.WriteLine("engine demo: --seconds must be at least 6 and --rate positive");
                 return 2;
             }
             return await RunAsync(duration, parse.GetValue(rate), parse.GetValue(json), parse.GetValue(keep), cancel).ConfigureAwait(false);
@@ -43,47 +46,55 @@ internal static class DemoCommand
     private static async Task<int> RunAsync(int seconds, double rate, bool json, bool keep, CancellationToken cancel)
     {
         TextWriter say = json ? Console.Error : Console.Out;
-        string data = Path.Combine(Path.GetTempPath(), $"engine-demo-{Environment.ProcessId}");
-        int port = FreePort();
-        string[] serve = ["serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--durability", "disk"];
-        NodeProcess? node = null;
+        string root = Path.Combine(Path.GetTempPath(), $"engine-demo-{Environment.ProcessId}");
+        string dataA = Path.Combine(root, "a"), dataB = Path.Combine(root, "b");
+        int portA = FreePort(), portB = FreePort(), replA = FreePort(), replB = FreePort();
+        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}"];
+        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo"];
+        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}"];
+        var wait = TimeSpan.FromSeconds(30);
+        NodeProcess? a = null, b = null;
         try
         {
-            node = NodeProcess.Start(port, serve);
-            if (!node.WaitListening(TimeSpan.FromSeconds(30)))
+            a = NodeProcess.Start(portA, primaryA);
+            b = NodeProcess.Start(portB, backupB);
+            if (!a.WaitForLog("mirroring live", wait))
             {
-                Console.Error.WriteLine("engine demo: the node did not start");
-                return 2;
+                return Fail("the pair did not come up", a, b);
             }
-            await say.WriteLineAsync($"node up: pid {node.Id}, 127.0.0.1:{port}, data {data}, disk durability").ConfigureAwait(false);
+            await say.WriteLineAsync($"pair up: primary A pid {a.Id} on 127.0.0.1:{portA}, backup B pid {b.Id} on 127.0.0.1:{portB} (memory durability, synchronous mirroring)").ConfigureAwait(false);
 
-            var options = new LoadOptions([$"127.0.0.1:{port}"], rate, TimeSpan.FromSeconds(seconds), null, 4, 1024, 1, "dev-token-{id}",
-                Path.Combine(data, "journal"), 1, json);
-            var generator = new LoadGenerator(options, say);
-            Task<LoadResult> load = generator.RunAsync(cancel);
+            var options = new LoadOptions([$"127.0.0.1:{portA}", $"127.0.0.1:{portB}"], rate, TimeSpan.FromSeconds(seconds), null, 4, 1024, 1, "dev-token-{id}",
+                Path.Combine(dataB, "journal"), 1, json);
+            Task<LoadResult> load = new LoadGenerator(options, say).RunAsync(cancel);
 
-            await Task.Delay(TimeSpan.FromSeconds(seconds / 2.0), cancel).ConfigureAwait(false);
-            await say.WriteLineAsync($"SIGKILL node pid {node.Id}").ConfigureAwait(false);
-            var restart = Stopwatch.StartNew();
-            node.KillHard();
-            node.Dispose();
-            node = NodeProcess.Start(port, serve);
-            if (!node.WaitListening(TimeSpan.FromSeconds(30)))
+            await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancel).ConfigureAwait(false);
+            await say.WriteLineAsync($"SIGKILL primary A (pid {a.Id})").ConfigureAwait(false);
+            var takeover = Stopwatch.StartNew();
+            a.KillHard();
+            double takeoverMs = await FirstReceiptAsync(portA, portB, takeover, cancel).ConfigureAwait(false);
+            await say.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"B took over: first receipt from the new primary {takeoverMs:F0} ms after the kill; the load goes on")).ConfigureAwait(false);
+
+            await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancel).ConfigureAwait(false);
+            a.Dispose();
+            int mark = b.Output.Length;
+            a = NodeProcess.Start(portA, rejoinA);
+            await say.WriteLineAsync($"restarted A (pid {a.Id}) as the backup of B").ConfigureAwait(false);
+            if (!b.WaitForLog("mirroring live", wait, since: mark))
             {
-                Console.Error.WriteLine("engine demo: the node did not restart");
-                return 2;
+                return Fail("A did not catch up", a, b);
             }
-            double restartMs = restart.Elapsed.TotalMilliseconds;
-            await say.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"node back: pid {node.Id} after {restartMs:F0} ms (journal recovered, chain verified, book replayed); clients reconnect and resend")).ConfigureAwait(false);
+            string caughtUp = b.Output[mark..].Split('\n').Last(l => l.Contains("mirroring live", StringComparison.Ordinal)).Trim();
+            bool diverged = a.Output.Contains("moved the diverged journal", StringComparison.Ordinal);
+            await say.WriteLineAsync($"A {(diverged ? "discarded its unacknowledged suffix (journal moved aside), " : "")}caught up and follows B live: {caughtUp[(caughtUp.IndexOf("caught up", StringComparison.Ordinal))..]}").ConfigureAwait(false);
 
             LoadResult result = await load.ConfigureAwait(false);
-            int exit = node.Terminate(TimeSpan.FromSeconds(30));
-            VerifyReport report;
-            using (JournalReader reader = JournalReader.Open(Path.Combine(data, "journal")))
-            {
-                report = reader.Verify();
-            }
-            bool ok = result.Lost == 0 && result.Duplicates == 0 && report.Intact && exit == 0;
+            int exitA = a.Terminate(wait); // the backup first, so that the primary's last blocks are in both
+            int exitB = b.Terminate(wait);
+            (ChainHead? headA, bool intactA) = Verify(Path.Combine(dataA, "journal"));
+            (ChainHead? headB, bool intactB) = Verify(Path.Combine(dataB, "journal"));
+            bool headsEqual = headA is { } x && headB is { } y && x.BlockNo == y.BlockNo && x.Hash == y.Hash;
+            bool ok = result.Lost == 0 && result.Duplicates == 0 && result.Errors == 0 && headsEqual && intactA && intactB && exitA == 0 && exitB == 0;
             if (json)
             {
                 Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
@@ -95,10 +106,11 @@ internal static class DemoCommand
                     ["duplicates"] = result.Duplicates,
                     ["errors"] = result.Errors,
                     ["reconnects"] = result.Reconnects,
-                    ["restart_ms"] = Math.Round(restartMs),
-                    ["chain_intact"] = report.Intact,
-                    ["head_block"] = report.Head?.BlockNo,
-                    ["head_hash"] = report.Head?.Hash.ToString(),
+                    ["takeover_ms"] = Math.Round(takeoverMs),
+                    ["heads_equal"] = headsEqual,
+                    ["head_block"] = headB?.BlockNo,
+                    ["head_hash"] = headB?.Hash.ToString(),
+                    ["head_epoch"] = headB?.Epoch,
                     ["ok"] = ok,
                 }));
             }
@@ -112,27 +124,63 @@ internal static class DemoCommand
                       lost                {result.Lost} (acked orders missing from the journal)
                       duplicates          {result.Duplicates} (acked orders journaled twice)
                       unanswered          {result.Errors}
-                      reconnects          {result.Reconnects}
-                      restart             {restartMs:F0} ms from SIGKILL to accepting again
-                      chain               {(report.Intact ? "intact" : $"BROKEN: {report.Fault}")}: {report.Blocks:N0} blocks, head {report.Head?.Hash.ToShortString()}
-                      node exit on SIGTERM {exit}
-                    {(ok ? "OK: nothing acknowledged was lost or doubled." : "FAILED")}
+                      takeover            {takeoverMs:F0} ms from SIGKILL to the new primary's first receipt
+                      chain heads         {(headsEqual ? "equal" : "DIFFERENT")}: A block {headA?.BlockNo} {headA?.Hash.ToShortString()}, B block {headB?.BlockNo} {headB?.Hash.ToShortString()} (epoch {headB?.Epoch})
+                      journals            A {(intactA ? "intact" : "BROKEN")}, B {(intactB ? "intact" : "BROKEN")}
+                    {(ok ? "OK: nothing acknowledged was lost or doubled, and the pair is whole again." : "FAILED")}
                     """));
             }
             return ok ? 0 : 1;
         }
         finally
         {
-            node?.Dispose();
+            a?.Dispose();
+            b?.Dispose();
             if (keep)
             {
-                await say.WriteLineAsync($"data kept in {data}").ConfigureAwait(false);
+                await say.WriteLineAsync($"data kept in {root}").ConfigureAwait(false);
             }
-            else if (Directory.Exists(data))
+            else if (Directory.Exists(root))
             {
-                Directory.Delete(data, recursive: true);
+                Directory.Delete(root, recursive: true);
             }
         }
+    }
+
+    /// <summary>SIGKILL → first receipt: a probe client (id 64) submits until the new primary answers "accepted".</summary>
+    private static async Task<double> FirstReceiptAsync(int portA, int portB, Stopwatch sinceKill, CancellationToken cancel)
+    {
+        await using EngineClient probe = await EngineClient.ConnectAsync(new ClientOptions
+        {
+            Endpoints = [$"127.0.0.1:{portB}", $"127.0.0.1:{portA}"],
+            ClientId = 64,
+            Token = "dev-token-64",
+            AnswerTimeout = TimeSpan.FromMilliseconds(500),
+            ReconnectFor = TimeSpan.FromSeconds(30),
+        }, cancel).ConfigureAwait(false);
+        ulong id = 1;
+        while (true)
+        {
+            SubmitResult result = await probe.SubmitAsync(Transaction.NewOrder(0, 0, 1, 1, id++, Side.Buy, OrderType.Limit, TimeInForce.Ioc, 1, 1), cancel).ConfigureAwait(false);
+            if (result.Accepted)
+            {
+                return sinceKill.Elapsed.TotalMilliseconds;
+            }
+            await Task.Delay(1, cancel).ConfigureAwait(false);
+        }
+    }
+
+    private static (ChainHead? Head, bool Intact) Verify(string journal)
+    {
+        using JournalReader reader = JournalReader.Open(journal);
+        VerifyReport report = reader.Verify();
+        return (report.Head, report.Intact);
+    }
+
+    private static int Fail(string why, NodeProcess? a, NodeProcess? b)
+    {
+        Console.Error.WriteLine($"engine demo: {why}\n--- A ---\n{a?.Output}\n--- B ---\n{b?.Output}");
+        return 2;
     }
 
     private static int FreePort()

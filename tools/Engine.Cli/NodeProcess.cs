@@ -13,11 +13,47 @@ internal sealed partial class NodeProcess : IDisposable
     private const int SigTerm = 15;
 
     private readonly Process _process;
+    private readonly System.Text.StringBuilder _output = new();
 
     private NodeProcess(Process process, int port)
     {
         _process = process;
         Port = port;
+    }
+
+    /// <summary>What the node has logged so far.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Waits until the node has logged a line containing <paramref name="text"/>; false if it exited or time ran out.</summary>
+    /// <param name="text">What to look for.</param>
+    /// <param name="timeout">How long to wait.</param>
+    /// <param name="since">Look only at what was logged after this many characters (see <see cref="Output"/>'s length).</param>
+    public bool WaitForLog(string text, TimeSpan timeout, int since = 0)
+    {
+        var clock = Stopwatch.StartNew();
+        bool Seen() => Output.AsSpan(Math.Min(since, Output.Length)).Contains(text, StringComparison.Ordinal);
+        while (clock.Elapsed < timeout)
+        {
+            if (Seen())
+            {
+                return true;
+            }
+            if (_process.HasExited)
+            {
+                return Seen();
+            }
+            Thread.Sleep(5);
+        }
+        return false;
     }
 
     public int Port { get; }
@@ -37,11 +73,23 @@ internal sealed partial class NodeProcess : IDisposable
             info.ArgumentList.Add(arg);
         }
         var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var node = new NodeProcess(process, port);
+        process.OutputDataReceived += (_, e) => node.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => node.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new NodeProcess(process, port);
+        return node;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is not null)
+        {
+            lock (_output)
+            {
+                _output.AppendLine(line);
+            }
+        }
     }
 
     /// <summary>Waits until the node accepts TCP connections; false if it exited or the time ran out.</summary>
