@@ -177,7 +177,15 @@ public sealed class BackupClient
             }
             return (inStep, BackupOutcome.Stopped);
         }
-        catch (Exception e) when (e is SocketException or IOException or InvalidDataException)
+        catch (InvalidDataException e)
+        {
+            // Corrupt bytes on the link (a bad length or CRC): nothing of the frame was applied. The
+            // primary is not gone, so this is no takeover: reset the link and attach again, and the
+            // catch-up resumes from our head.
+            _log($"INCIDENT: corrupt data on the replication link ({e.Message}); nothing applied; resetting the link");
+            return (false, BackupOutcome.Stopped);
+        }
+        catch (Exception e) when (e is SocketException or IOException)
         {
             _log($"the replication link failed: {e.Message}");
             return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);

@@ -138,6 +138,102 @@ public class PairTests
             Engine.Protocol.Side.Buy, Engine.Protocol.OrderType.Limit, Engine.Protocol.TimeInForce.Gtc, 990, 1);
     }
 
+    [Test]
+    public void Corrupt_bytes_on_the_link_are_never_applied_and_the_link_recovers()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
+        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        try
+        {
+            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
+                "--replication-listen", $"127.0.0.1:{primaryReplication}");
+            using var proxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, primaryReplication));
+            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
+                "--peer", $"127.0.0.1:{proxy.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}");
+            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+
+            using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort}", "--rate", "5000", "--duration", "5", "--connections", "2",
+                "--journal", Path.Combine(root, "backup", "journal"), "--json");
+            load.WaitForError(e => e.Contains(" 1 s ", StringComparison.Ordinal), "a second of load", Wait);
+            int mark = primary.StdOut.Length;
+            proxy.CorruptOnce();
+            backup.WaitForOutput(o => o.Contains("INCIDENT", StringComparison.Ordinal), "the backup to detect the corruption", Wait);
+            primary.WaitForOutput(o => o[Math.Min(mark, o.Length)..].Contains("mirroring live", StringComparison.Ordinal), "the link to recover", Wait);
+
+            Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
+            JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
+            Assert.Multiple(() =>
+            {
+                Assert.That(proxy.Corrupted, Is.EqualTo(1));
+                Assert.That(backup.StdOut, Does.Not.Contain("TAKEOVER"), "corruption is not a death");
+                Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero, "every acked order is in the backup's journal");
+                Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
+                Assert.That(result.GetProperty("errors").GetInt64(), Is.Zero);
+            });
+            // The backup's journal is intact: the corrupt frame never reached it.
+            backup.Terminate(Wait);
+            primary.Terminate(Wait);
+            Blocks(Path.Combine(root, "backup", "journal"));
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task A_primary_whose_backup_dies_follows_the_solo_rule(bool soloLease)
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
+        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        try
+        {
+            var args = new List<string> { "serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
+                "--replication-listen", $"127.0.0.1:{primaryReplication}" };
+            if (soloLease)
+            {
+                args.Add("--allow-solo");
+            }
+            using var primary = EngineProcess.Start([.. args]);
+            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
+                "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}");
+            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            await using var client = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
+            {
+                Endpoints = [$"127.0.0.1:{primaryPort}"],
+                ClientId = 1,
+                Token = "dev-token-1",
+            });
+            Assert.That((await client.SubmitAsync(Order(1))).Accepted, Is.True);
+
+            backup.KillHard();
+            primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to notice", Wait);
+            Engine.Client.SubmitResult after = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
+            if (soloLease)
+            {
+                Assert.That(after.Accepted, Is.True, "with the solo lease the primary goes on alone");
+            }
+            else
+            {
+                Assert.That(after.Rejection.Reason, Is.EqualTo(Engine.Protocol.RejectReason.NoBackup), "without it, nothing is acknowledged");
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
+    private static Engine.Protocol.Transaction Order(ulong id) => Engine.Protocol.Transaction.NewOrder(0, 0, 1, 1, id,
+        Engine.Protocol.Side.Buy, Engine.Protocol.OrderType.Limit, Engine.Protocol.TimeInForce.Gtc, 990, 1);
+
     private static void Signal(string signal, int pid)
     {
         using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
