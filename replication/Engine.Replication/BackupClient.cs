@@ -90,6 +90,56 @@ public sealed class BackupClient
         return BackupOutcome.Stopped;
     }
 
+    /// <summary>Verifies one block against our chain, journals it and applies it; false if it does not chain (nothing applied).</summary>
+    private bool Apply(ReadOnlySpan<byte> entry, ChainVerifier verifier, ref NullSink sink)
+    {
+        BlockFault? fault = verifier.Check(entry, 0, out BlockHeader header);
+        if (fault is not null)
+        {
+            // Never applied. The link is reset; the next attach resumes from our head.
+            _log($"INCIDENT: a block from the primary does not chain and is not applied: {fault}; resetting the link");
+            return false;
+        }
+        long address = _journal.Append(entry);
+        _journal.WaitDurable(address);
+        Hash32 hash = BlockFormat.StoredHash(entry, in header);
+        ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+        for (int i = 0; i < header.Count; i++)
+        {
+            ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+            _exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
+        }
+        Head = verifier.Head;
+        BlocksApplied++;
+        return true;
+    }
+
+    /// <summary>Unpacks an LZ4 catch-up batch and applies its Block frames in order.</summary>
+    private bool ApplyBatch(ReadOnlySpan<byte> payload, byte[] unpacked, ChainVerifier verifier, ref NullSink sink)
+    {
+        int rawLength = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(payload);
+        if (rawLength > unpacked.Length || K4os.Compression.LZ4.LZ4Codec.Decode(payload[4..], unpacked.AsSpan(0, rawLength)) != rawLength)
+        {
+            throw new InvalidDataException("a catch-up batch that does not unpack");
+        }
+        ReadOnlySpan<byte> frames = unpacked.AsSpan(0, rawLength);
+        while (!frames.IsEmpty)
+        {
+            int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frames);
+            if (length < ReplicationFrame.HeaderBytes || length > frames.Length || (ReplicationType)frames[4] != ReplicationType.Block
+                || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frames[8..]) != Crc32C.Compute(frames[ReplicationFrame.HeaderBytes..length]))
+            {
+                throw new InvalidDataException("a malformed frame inside a catch-up batch");
+            }
+            if (!Apply(frames[ReplicationFrame.HeaderBytes..length], verifier, ref sink))
+            {
+                return false;
+            }
+            frames = frames[length..];
+        }
+        return true;
+    }
+
     private async Task<(bool InStep, BackupOutcome Outcome)> Follow(Socket primary, CancellationToken stop)
     {
         var buffer = new byte[ReplicationFrame.MaxBytes];
@@ -116,6 +166,7 @@ public sealed class BackupClient
             var heartbeat = new byte[ReplicationFrame.HeaderBytes];
             ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
             var sink = new NullSink();
+            var unpacked = new byte[MirrorHub.CatchUpBatchBytes];
             while (!stop.IsCancellationRequested)
             {
                 // A primary that sends nothing, not even a heartbeat, for this long is gone (or
@@ -147,31 +198,28 @@ public sealed class BackupClient
                     await primary.SendAsync(heartbeat, SocketFlags.None, stop).ConfigureAwait(false);
                     continue;
                 }
-                if (frame.Value.Type != ReplicationType.Block)
+                if (frame.Value.Type == ReplicationType.Block)
+                {
+                    if (!Apply(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), verifier, ref sink))
+                    {
+                        return (false, BackupOutcome.Stopped);
+                    }
+                }
+                else if (frame.Value.Type == ReplicationType.CatchUpBatch)
+                {
+                    if (!ApplyBatch(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), unpacked, verifier, ref sink))
+                    {
+                        return (false, BackupOutcome.Stopped);
+                    }
+                }
+                else
                 {
                     continue;
                 }
-                ReadOnlyMemory<byte> entry = buffer.AsMemory(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength);
-                BlockFault? fault = verifier.Check(entry.Span, 0, out BlockHeader header);
-                if (fault is not null)
-                {
-                    // Never applied. The link is reset; the next attach resumes from our head.
-                    _log($"INCIDENT: a block from the primary does not chain and is not applied: {fault}; resetting the link");
-                    return (false, BackupOutcome.Stopped);
-                }
-                long address = _journal.Append(entry.Span);
-                _journal.WaitDurable(address);
-                Hash32 hash = BlockFormat.StoredHash(entry.Span, in header);
-                ReadOnlySpan<byte> body = BlockFormat.Body(entry.Span, in header);
-                for (int i = 0; i < header.Count; i++)
-                {
-                    ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                    _exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
-                }
-                Head = verifier.Head;
-                BlocksApplied++;
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(ackPayload, header.BlockNo);
-                ((ReadOnlySpan<byte>)hash).CopyTo(ackPayload.AsSpan(8));
+                // Acks are cumulative: one for the last block of what was just applied.
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(ackPayload, Head.BlockNo);
+                Hash32 headHash = Head.Hash;
+                ((ReadOnlySpan<byte>)headHash).CopyTo(ackPayload.AsSpan(8));
                 ReplicationFrame.Write(ack, ReplicationType.Ack, ackPayload);
                 await primary.SendAsync(ack, SocketFlags.None, stop).ConfigureAwait(false);
             }

@@ -26,6 +26,9 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <summary>Blocks queued for the backup and not yet sent, at most: the sealer waits beyond it.</summary>
     public const int MaxPendingBytes = 16 << 20;
 
+    /// <summary>Uncompressed bytes of Block frames per LZ4 batch of the catch-up (well under a frame's 1 MiB once compressed).</summary>
+    public const int CatchUpBatchBytes = 256 << 10;
+
     private readonly Socket _listener;
     private readonly Journal _journal;
     private readonly Action<string> _log;
@@ -188,10 +191,31 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
         _journal.Flush();
         long sent = 0;
-        var frame = new byte[ReplicationFrame.MaxBytes];
+        long rawBytes = 0;
+        long wireBytes = 0;
+        var batch = new byte[CatchUpBatchBytes];
+        int batched = 0;
+        var compressed = new byte[ReplicationFrame.HeaderBytes + 4 + K4os.Compression.LZ4.LZ4Codec.MaximumOutputSize(CatchUpBatchBytes)];
         var heartbeat = new byte[ReplicationFrame.HeaderBytes];
         ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
         long lastSent = Environment.TickCount64;
+        void FlushBatch()
+        {
+            if (batched == 0)
+            {
+                return;
+            }
+            // The catch-up goes compressed: whole Block frames, LZ4 in one go per batch.
+            Span<byte> payload = compressed.AsSpan(ReplicationFrame.HeaderBytes);
+            BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)batched);
+            int packed = K4os.Compression.LZ4.LZ4Codec.Encode(batch.AsSpan(0, batched), payload[4..], K4os.Compression.LZ4.LZ4Level.L00_FAST);
+            int length = ReplicationFrame.Write(compressed, ReplicationType.CatchUpBatch, compressed.AsSpan(ReplicationFrame.HeaderBytes, 4 + packed).ToArray());
+            link.SendNow(compressed.AsSpan(0, length));
+            rawBytes += batched;
+            wireBytes += length;
+            batched = 0;
+            lastSent = Environment.TickCount64;
+        }
         _journal.Scan((entry, _) =>
         {
             BlockFormat.TryReadHeader(entry, out BlockHeader header);
@@ -201,9 +225,11 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             }
             if (header.BlockNo > theirs.BlockNo)
             {
-                int length = ReplicationFrame.Write(frame, ReplicationType.Block, entry);
-                link.SendNow(frame.AsSpan(0, length));
-                lastSent = Environment.TickCount64;
+                if (batched + ReplicationFrame.HeaderBytes + entry.Length > batch.Length)
+                {
+                    FlushBatch();
+                }
+                batched += ReplicationFrame.Write(batch.AsSpan(batched), ReplicationType.Block, entry);
                 sent++;
             }
             else if (Environment.TickCount64 - lastSent >= PairTimings.HeartbeatMs)
@@ -214,11 +240,12 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             }
             return true;
         });
+        FlushBatch();
         var caughtUp = new byte[ReplicationFrame.HeaderBytes];
         ReplicationFrame.Write(caughtUp, ReplicationType.CaughtUp, []);
         link.SendNow(caughtUp);
         link.GoLive();
-        _log($"backup at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo}; mirroring live");
+        _log($"backup at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
     }
 
     public async ValueTask DisposeAsync()

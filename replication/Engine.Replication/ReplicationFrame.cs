@@ -29,6 +29,12 @@ public enum ReplicationType : byte
     /// that a solo primary acknowledged).
     /// </summary>
     CaughtUp = 6,
+
+    /// <summary>
+    /// Primary → backup, during catch-up: many Block frames at once, LZ4-compressed. Payload: u32
+    /// length of the frames uncompressed, then the LZ4 block.
+    /// </summary>
+    CatchUpBatch = 7,
 }
 
 /// <summary>
@@ -53,7 +59,8 @@ public static class PairTimings
 ///  Hello / HelloAck payload (64 B): 0 u8 status (HelloAck: 0 in step, 1 diverged), 1 u8[7] 0,
 ///    8 u64 epoch, 16 u64 head block, 24 u64 last LSN, 32 u8[32] head hash
 ///  Block payload: the block entry (header, records, hash), verified by its own SHA-256 chain
-///  Ack payload (40 B): 0 u64 block number, 8 u8[32] block hash
+///  Ack payload (40 B): 0 u64 block number, 8 u8[32] block hash (acks are cumulative)
+///  CatchUpBatch payload: 0 u32 uncompressed length, 4 LZ4 block of whole Block frames
 /// </code>
 /// </summary>
 public static class ReplicationFrame
