@@ -375,7 +375,9 @@ public sealed class EngineClient : IAsyncDisposable
     private async Task<Socket> ConnectAnyAsync(CancellationToken cancel)
     {
         var deadline = DateTime.UtcNow + _options.ReconnectFor;
-        var backoff = TimeSpan.FromMilliseconds(20);
+        // Short and capped: during a takeover the new primary opens within tens of milliseconds,
+        // and a refused connect on loopback costs microseconds.
+        var backoff = TimeSpan.FromMilliseconds(5);
         string lastError = "no endpoint";
         while (DateTime.UtcNow < deadline)
         {
@@ -394,7 +396,7 @@ public sealed class EngineClient : IAsyncDisposable
                 }
             }
             await Task.Delay(backoff, cancel).ConfigureAwait(false);
-            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 500));
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 100));
         }
         throw new EngineUnavailableException($"no engine endpoint took a logon within {_options.ReconnectFor.TotalSeconds} s (last: {lastError})");
     }

@@ -195,6 +195,9 @@ internal static class ServeCommand
 
             IPEndPoint primary = EngineSettings.ParseEndpoint(pair.Peer!, "--peer");
             ChainHead head = journal.Head;
+            // Bound now, accepted from at takeover: failing-over clients connect meanwhile and wait in
+            // the backlog instead of backing off, so the first of them is answered at once.
+            Socket clientListener = EngineNode.BindClientListener(settings);
             while (true)
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
@@ -203,6 +206,7 @@ internal static class ServeCommand
                 head = follower.Head;
                 if (outcome == BackupOutcome.Stopped)
                 {
+                    clientListener.Dispose();
                     journal.Dispose();
                     return null;
                 }
@@ -224,7 +228,7 @@ internal static class ServeCommand
             var takeoverHub = new MirrorHub(replication, journal, head, pair.AllowSolo, log);
             takeoverHub.Start();
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
-            return EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)");
+            return EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
         }
         catch
         {

@@ -60,7 +60,7 @@ public sealed class EngineNode : IAsyncDisposable
     private readonly IBlockMirror? _mirror;
 
     private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, Journal? journal, Exchange? exchange,
-        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role)
+        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null)
     {
         Settings = settings;
         Reference = reference;
@@ -89,7 +89,7 @@ public sealed class EngineNode : IAsyncDisposable
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
 
-        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log)
+        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log, listener)
         {
             Mirror = mirror,
             Epoch = _ledger.Sealer.Builder.Epoch,
@@ -125,11 +125,14 @@ public sealed class EngineNode : IAsyncDisposable
     /// <paramref name="mirror"/> and sealing in <paramref name="epoch"/>.
     /// </summary>
     public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, Journal journal, Exchange exchange,
-        IBlockMirror? mirror, ChainHead head, ulong epoch, string role)
+        IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null)
     {
         settings.Validate();
-        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role);
+        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener);
     }
+
+    /// <summary>Binds the client listener ahead of time (a backup hands it to the node it becomes at takeover).</summary>
+    public static System.Net.Sockets.Socket BindClientListener(EngineSettings settings) => Gateway.BindListener(settings);
 
     /// <summary>Opens the node's journal (verifying the chain) and replays it into a new order book.</summary>
     public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log)

@@ -24,7 +24,7 @@ internal sealed class Gateway : IAsyncDisposable
     private long _busy;
 
     public Gateway(EngineSettings settings, RingBuffer<TxSlot> ring, ClientRegistry clients, ReferenceData reference, ClientSeqTable clientSeqs,
-        Func<ulong> lastLsn, Action<string> log)
+        Func<ulong> lastLsn, Action<string> log, Socket? listener = null)
     {
         _settings = settings;
         Ring = ring;
@@ -33,12 +33,23 @@ internal sealed class Gateway : IAsyncDisposable
         ClientSeqs = clientSeqs;
         _lastLsn = lastLsn;
         _log = log;
-        IPEndPoint endpoint = EngineSettings.ParseEndpoint(settings.Listen, nameof(settings.Listen));
-        _listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(endpoint);
-        _listener.Listen(512);
+        _listener = listener ?? BindListener(settings);
         LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
+    }
+
+    /// <summary>
+    /// Binds and listens on <see cref="EngineSettings.Listen"/>. A backup does this at start-up and
+    /// hands the socket over at takeover: clients that fail over meanwhile are already connected
+    /// (in the kernel's backlog) and are answered the moment the new primary accepts.
+    /// </summary>
+    public static Socket BindListener(EngineSettings settings)
+    {
+        IPEndPoint endpoint = EngineSettings.ParseEndpoint(settings.Listen, nameof(settings.Listen));
+        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(endpoint);
+        listener.Listen(512);
+        return listener;
     }
 
     public RingBuffer<TxSlot> Ring { get; }
