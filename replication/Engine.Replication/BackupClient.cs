@@ -18,6 +18,9 @@ public enum BackupOutcome
 
     /// <summary>Our chain is not on the primary's: our suffix was never acknowledged; start a new journal and catch up.</summary>
     Diverged = 2,
+
+    /// <summary>The same blocks gave a different state here than on the primary: a determinism bug. Stop, loudly.</summary>
+    StateMismatch = 3,
 }
 
 /// <summary>
@@ -32,8 +35,12 @@ public sealed class BackupClient
     private readonly Exchange _exchange;
     private readonly Action<string> _log;
 
-    public BackupClient(IPEndPoint primary, Journal journal, Exchange exchange, ChainHead head, Action<string> log)
+    private readonly ulong _checksumEvery;
+    private readonly Dictionary<ulong, Hash32> _checksums = [];
+
+    public BackupClient(IPEndPoint primary, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000)
     {
+        _checksumEvery = checksumEvery;
         _primary = primary;
         _journal = journal;
         _exchange = exchange;
@@ -111,6 +118,15 @@ public sealed class BackupClient
         }
         Head = verifier.Head;
         BlocksApplied++;
+        if (_checksumEvery != 0 && header.BlockNo % _checksumEvery == 0)
+        {
+            // Kept until the primary's checksum for this block arrives (a few blocks later).
+            _checksums[header.BlockNo] = _exchange.ComputeChecksum();
+            if (_checksums.Count > 64)
+            {
+                _checksums.Remove(_checksums.Keys.Min());
+            }
+        }
         return true;
     }
 
@@ -196,6 +212,22 @@ public sealed class BackupClient
                 if (frame.Value.Type == ReplicationType.Heartbeat)
                 {
                     await primary.SendAsync(heartbeat, SocketFlags.None, stop).ConfigureAwait(false);
+                    continue;
+                }
+                if (frame.Value.Type == ReplicationType.StateChecksum)
+                {
+                    ReadOnlySpan<byte> payload = buffer.AsSpan(ReplicationFrame.HeaderBytes, ReplicationFrame.AckBytes);
+                    ulong blockNo = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(payload);
+                    Hash32 theirs = Hash32.From(payload[8..]);
+                    if (_checksums.Remove(blockNo, out Hash32 ours))
+                    {
+                        if (ours != theirs)
+                        {
+                            _log($"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
+                            return (false, BackupOutcome.StateMismatch);
+                        }
+                        _log($"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
+                    }
                     continue;
                 }
                 if (frame.Value.Type == ReplicationType.Block)

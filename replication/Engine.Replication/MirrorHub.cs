@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
+using Engine.Protocol;
 
 namespace Engine.Replication;
 
@@ -68,6 +69,17 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         {
             _lastSealedBlockNo = blockNo;
             _link?.Enqueue(ReplicationType.Block, block);
+        }
+    }
+
+    public void SendStateChecksum(ulong blockNo, Hash32 checksum)
+    {
+        Span<byte> payload = stackalloc byte[ReplicationFrame.AckBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, blockNo);
+        ((ReadOnlySpan<byte>)checksum).CopyTo(payload[8..]);
+        lock (_gate)
+        {
+            _link?.Enqueue(ReplicationType.StateChecksum, payload);
         }
     }
 

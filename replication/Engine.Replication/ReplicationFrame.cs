@@ -35,6 +35,9 @@ public enum ReplicationType : byte
     /// length of the frames uncompressed, then the LZ4 block.
     /// </summary>
     CatchUpBatch = 7,
+
+    /// <summary>Primary → backup: the state checksum after block N (payload as an Ack); the backup compares its own.</summary>
+    StateChecksum = 8,
 }
 
 /// <summary>

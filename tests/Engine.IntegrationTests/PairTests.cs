@@ -145,10 +145,12 @@ public class PairTests
         int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
         try
         {
-            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
+            // State checksums every 100 blocks, so that several are compared during the run.
+            var checksums = new Dictionary<string, string> { ["ENGINE_CHECKSUMEVERYBLOCKS"] = "100" };
+            using var primary = EngineProcess.Start(checksums, "serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
                 "--replication-listen", $"127.0.0.1:{primaryReplication}");
             using var proxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, primaryReplication));
-            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
+            using var backup = EngineProcess.Start(checksums, "serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{proxy.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}");
             primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
 
@@ -166,6 +168,8 @@ public class PairTests
             {
                 Assert.That(proxy.Corrupted, Is.EqualTo(1));
                 Assert.That(backup.StdOut, Does.Not.Contain("TAKEOVER"), "corruption is not a death");
+                Assert.That(backup.StdOut, Does.Contain("matches the primary's"), "state checksums were compared");
+                Assert.That(backup.StdOut, Does.Not.Contain("STATE MISMATCH"));
                 Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero, "every acked order is in the backup's journal");
                 Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
                 Assert.That(result.GetProperty("errors").GetInt64(), Is.Zero);

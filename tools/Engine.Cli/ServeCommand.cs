@@ -201,7 +201,7 @@ internal static class ServeCommand
             while (true)
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
-                var follower = new BackupClient(primary, journal, exchange, head, log);
+                var follower = new BackupClient(primary, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks);
                 BackupOutcome outcome = await follower.RunAsync(stop).ConfigureAwait(false);
                 head = follower.Head;
                 if (outcome == BackupOutcome.Stopped)
@@ -213,6 +213,12 @@ internal static class ServeCommand
                 if (outcome == BackupOutcome.PrimaryLost)
                 {
                     break;
+                }
+                if (outcome == BackupOutcome.StateMismatch)
+                {
+                    clientListener.Dispose();
+                    journal.Dispose();
+                    throw new InvalidOperationException("the backup's state diverged from the primary's after the same blocks (see the log): stopped");
                 }
                 // Diverged: our suffix after the last common block was never acknowledged. FasterLog
                 // cannot cut a suffix, so the journal is moved aside (kept for forensics) and a new one

@@ -19,6 +19,9 @@ public interface IBlockMirror
     /// <summary>Queues a sealed block for the backup (never waits on the network).</summary>
     void Send(ReadOnlySpan<byte> block, ulong blockNo);
 
+    /// <summary>Queues the state checksum after block <paramref name="blockNo"/>, for the backup to compare with its own.</summary>
+    void SendStateChecksum(ulong blockNo, Protocol.Hash32 checksum);
+
     /// <summary>
     /// Waits until the backup has acknowledged <paramref name="blockNo"/>. While no backup is
     /// connected this keeps waiting: a primary without its backup acknowledges nothing.

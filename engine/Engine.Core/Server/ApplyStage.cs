@@ -22,10 +22,32 @@ public sealed class NodeCounters
 /// ring: the receipt or the rejection, then the execution reports. Validation rejections and
 /// duplicates are answered here too, so one thread decides every reply, in order.
 /// </summary>
-internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry clients, RingBuffer<OutboundSlot> outbound, NodeCounters counters)
+/// <remarks>
+/// In a pair it also computes the state checksum after every block whose number is a multiple of
+/// <c>checksumEvery</c>, when the first transaction of a later block arrives (only then is the
+/// block known to be complete, whatever the topology), and sends it to the backup, which computes
+/// its own after the same block and compares.
+/// </remarks>
+internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry clients, RingBuffer<OutboundSlot> outbound, NodeCounters counters,
+    IBlockMirror? mirror = null, ulong checksumEvery = 0)
     : IStageHandler<TxSlot>
 {
-    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    private ulong _appliedBlockNo;
+    private ulong _checksummedBlockNo;
+
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch) => OnEventCore(ref slot);
+
+    private void ChecksumIfDue(ulong completeBlockNo)
+    {
+        if (mirror is null || checksumEvery == 0 || completeBlockNo == 0 || completeBlockNo % checksumEvery != 0 || completeBlockNo == _checksummedBlockNo)
+        {
+            return;
+        }
+        _checksummedBlockNo = completeBlockNo;
+        mirror.SendStateChecksum(completeBlockNo, exchange.ComputeChecksum());
+    }
+
+    private void OnEventCore(ref TxSlot slot)
     {
         if (slot.Probe is { } probe)
         {
@@ -51,6 +73,12 @@ internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry 
         }
         else
         {
+            if (slot.BlockNo != _appliedBlockNo)
+            {
+                // A new block begins: the previous one is complete.
+                ChecksumIfDue(_appliedBlockNo);
+                _appliedBlockNo = slot.BlockNo;
+            }
             ref readonly SealedBlock block = ref blocks[slot.BlockNo];
             exchange.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
             Interlocked.Increment(ref counters.Applied);

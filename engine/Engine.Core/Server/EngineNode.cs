@@ -85,7 +85,7 @@ public sealed class EngineNode : IAsyncDisposable
         _ledger = new LedgerPipeline(
             new RingSettings { Size = settings.RingSize, Producers = ProducerKind.Multi, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"FAULT {f}") },
             _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
-        _ledger.AddAfterJournal("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters));
+        _ledger.AddAfterJournal("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, (ulong)settings.ChecksumEveryBlocks));
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
 

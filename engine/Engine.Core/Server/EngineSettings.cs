@@ -36,6 +36,13 @@ public sealed record EngineSettings
     /// </summary>
     public Ledger.StageTopology Topology { get; init; } = Ledger.StageTopology.Single;
 
+    /// <summary>
+    /// In a pair, both nodes compute the state checksum after every block whose number is a multiple
+    /// of this, and the primary sends its own; a mismatch stops the backup. Default 10,000 blocks
+    /// (a checksum walks the whole state).
+    /// </summary>
+    public int ChecksumEveryBlocks { get; init; } = 10_000;
+
     /// <summary>Transactions per block at most. Default 1,000 (64 KiB of records).</summary>
     public int MaxTransactionsPerBlock { get; init; } = 1000;
 
@@ -84,6 +91,10 @@ public sealed record EngineSettings
         if (MaxOutboundBytesPerSession < 64 * 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxOutboundBytesPerSession), MaxOutboundBytesPerSession, "at least 64 KiB");
+        }
+        if (ChecksumEveryBlocks < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ChecksumEveryBlocks), ChecksumEveryBlocks, "at least 1");
         }
         if (MaxSessions < 1 || LogonTimeoutMs < 1 || DrainTimeoutMs < 1)
         {
