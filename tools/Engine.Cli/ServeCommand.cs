@@ -198,6 +198,7 @@ internal static class ServeCommand
             // Bound now, accepted from at takeover: failing-over clients connect meanwhile and wait in
             // the backlog instead of backing off, so the first of them is answered at once.
             Socket clientListener = EngineNode.BindClientListener(settings);
+            await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
             while (true)
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");

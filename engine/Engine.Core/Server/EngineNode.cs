@@ -131,6 +131,31 @@ public sealed class EngineNode : IAsyncDisposable
         return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener);
     }
 
+    /// <summary>
+    /// Starts and stops a throwaway node (temporary journal, loopback port 0, one state probe
+    /// through the pipeline) so that the code a takeover runs is already compiled: a backup calls
+    /// this at start-up, and its takeover does not wait for the JIT.
+    /// </summary>
+    public static async Task WarmUpAsync(EngineSettings settings, ReferenceData reference)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"engine-warmup-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            EngineSettings scratch = settings with { Data = directory, Listen = "127.0.0.1:0", Admin = "", RingSize = 1024, OutboundRingSize = 2048, Durability = Journaling.Durability.Memory };
+            await using (EngineNode node = Start(scratch, reference))
+            {
+                await node.ProbeAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+    }
+
     /// <summary>Binds the client listener ahead of time (a backup hands it to the node it becomes at takeover).</summary>
     public static System.Net.Sockets.Socket BindClientListener(EngineSettings settings) => Gateway.BindListener(settings);
 
