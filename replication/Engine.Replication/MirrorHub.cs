@@ -40,11 +40,11 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private ulong _ackedBlockNo;
     private Task? _acceptLoop;
 
-    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, bool solo, Action<string> log)
+    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ISoloLease lease, Action<string> log)
     {
         _journal = journal;
         _log = log;
-        Solo = solo;
+        Lease = lease;
         _lastSealedBlockNo = head.BlockNo;
         _ackedBlockNo = head.BlockNo;
         _listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -53,8 +53,10 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         _listener.Listen(4);
     }
 
-    /// <summary>True when this primary may acknowledge without a backup in step (the solo lease).</summary>
-    public bool Solo { get; }
+    /// <summary>Whether this primary may acknowledge without a backup in step: the operator's or the witness's solo lease.</summary>
+    public ISoloLease Lease { get; set; }
+
+    private bool Solo => Lease.Held;
 
     public bool IsConnected => Volatile.Read(ref _link)?.InStep == true;
 
@@ -273,6 +275,10 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         if (_acceptLoop is not null)
         {
             await _acceptLoop.ConfigureAwait(false);
+        }
+        if (Lease is IAsyncDisposable lease)
+        {
+            await lease.DisposeAsync().ConfigureAwait(false);
         }
     }
 

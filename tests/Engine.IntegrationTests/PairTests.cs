@@ -188,20 +188,28 @@ public class PairTests
         }
     }
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public async Task A_primary_whose_backup_dies_follows_the_solo_rule(bool soloLease)
+    /// <param name="lease">none: no lease at all; allow-solo: the operator's, given at start; witness: from a
+    /// real `engine witness`; go-solo: the operator's, given after the fact with `engine admin go-solo`.</param>
+    [TestCase("none")]
+    [TestCase("allow-solo")]
+    [TestCase("witness")]
+    [TestCase("go-solo")]
+    public async Task A_primary_whose_backup_dies_follows_the_solo_rule(string lease)
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort(), admin = FreePort(), witnessPort = FreePort();
         try
         {
+            using var witness = lease == "witness" ? EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}") : null;
+            witness?.WaitForOutput(o => o.Contains("listening", StringComparison.Ordinal), "the witness to start", Wait);
             var args = new List<string> { "serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
-                "--replication-listen", $"127.0.0.1:{primaryReplication}" };
-            if (soloLease)
+                "--replication-listen", $"127.0.0.1:{primaryReplication}", "--admin", $"127.0.0.1:{admin}" };
+            args.AddRange(lease switch
             {
-                args.Add("--allow-solo");
-            }
+                "allow-solo" => ["--allow-solo"],
+                "witness" => ["--witness", $"127.0.0.1:{witnessPort}"],
+                _ => [],
+            });
             using var primary = EngineProcess.Start([.. args]);
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}");
@@ -216,14 +224,25 @@ public class PairTests
 
             backup.KillHard();
             primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to notice", Wait);
-            Engine.Client.SubmitResult after = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
-            if (soloLease)
+            if (lease == "witness")
             {
-                Assert.That(after.Accepted, Is.True, "with the solo lease the primary goes on alone");
+                primary.WaitForOutput(o => o.Contains("solo lease from the witness", StringComparison.Ordinal), "the witness's lease", Wait);
+            }
+            Engine.Client.SubmitResult after = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
+            if (lease is "none" or "go-solo")
+            {
+                Assert.That(after.Rejection.Reason, Is.EqualTo(Engine.Protocol.RejectReason.NoBackup), "without a lease, nothing is acknowledged");
             }
             else
             {
-                Assert.That(after.Rejection.Reason, Is.EqualTo(Engine.Protocol.RejectReason.NoBackup), "without it, nothing is acknowledged");
+                Assert.That(after.Accepted, Is.True, $"with the lease ({lease}) the primary goes on alone: {after}");
+            }
+            if (lease == "go-solo")
+            {
+                using var goSolo = EngineProcess.Start("admin", "go-solo", "--admin", $"127.0.0.1:{admin}");
+                Assert.That(goSolo.WaitForExit(Wait), Is.Zero, goSolo.StdErr);
+                Engine.Client.SubmitResult granted = await client.SubmitAsync(Order(3)).WaitAsync(Wait);
+                Assert.That(granted.Accepted, Is.True, $"after go-solo: {granted}");
             }
         }
         finally
@@ -233,6 +252,29 @@ public class PairTests
                 Directory.Delete(root, recursive: true);
             }
         }
+    }
+
+    [Test]
+    public void The_witness_grants_one_holder_at_a_time_and_never_a_lower_epoch()
+    {
+        var witness = new Engine.Replication.WitnessServer(new IPEndPoint(IPAddress.Loopback, 0), 100, _ => { });
+        Assert.Multiple(() =>
+        {
+            Assert.That(witness.Decide("a", 1), Does.StartWith("GRANTED"));
+            Assert.That(witness.Decide("a", 1), Does.StartWith("GRANTED"), "the holder renews");
+            Assert.That(witness.Decide("b", 2), Does.StartWith("DENIED a"), "one holder at a time");
+        });
+        // Once a's lease has run out, b (a newer epoch: it took over) gets it...
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string answer;
+        while (!(answer = witness.Decide("b", 2)).StartsWith("GRANTED", StringComparison.Ordinal))
+        {
+            Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), $"the lease never ran out: {answer}");
+            Thread.Yield();
+        }
+        // ...and a, the old primary of epoch 1, is fenced for good: never granted below epoch 2 again.
+        Assert.That(witness.Decide("a", 1), Does.StartWith("DENIED").And.Contain("fenced"));
+        witness.DisposeAsync().AsTask().Wait();
     }
 
     private static Engine.Protocol.Transaction Order(ulong id) => Engine.Protocol.Transaction.NewOrder(0, 0, 1, 1, id,

@@ -30,6 +30,8 @@ public static class Program
         root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(LoadCommand.Build());
         root.Subcommands.Add(LogCommands.Build());
+        root.Subcommands.Add(OpsCommands.Witness());
+        root.Subcommands.Add(OpsCommands.Admin());
 
         // Bare `engine` shows the help rather than doing nothing.
         root.SetAction(parse =>

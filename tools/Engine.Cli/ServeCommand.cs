@@ -35,6 +35,7 @@ internal static class ServeCommand
         role.AcceptOnlyFromAmong("standalone", "primary", "backup");
         var peer = new Option<string>("--peer") { Description = "backup: HOST:PORT of the primary's replication endpoint." };
         var replicationListen = new Option<string>("--replication-listen") { Description = "primary and backup: HOST:PORT where this node, as primary, takes its backup." };
+        var witness = new Option<string>("--witness") { Description = "HOST:PORT of an `engine witness`: the solo lease comes from it, and only while no backup is in step (instead of --allow-solo)." };
         var allowSolo = new Option<bool>("--allow-solo") { Description = "the operator's solo lease: as primary (from the start, or after a takeover), acknowledge while no backup is in step. Without it such a primary answers \"no backup\"." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
@@ -54,6 +55,7 @@ internal static class ServeCommand
             peer,
             replicationListen,
             allowSolo,
+            witness,
             logFormat,
         };
         command.SetAction((parse, cancel) =>
@@ -70,13 +72,17 @@ internal static class ServeCommand
             Flag("Listen", parse.GetValue(listen));
             Flag("Admin", parse.GetValue(admin));
             Flag("Durability", parse.GetValue(durability)?.ToString());
-            var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo));
+            var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo), parse.GetValue(witness));
             return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair);
         });
         return command;
     }
 
-    private sealed record PairOptions(string Role, string? Peer, string? ReplicationListen, bool AllowSolo);
+    private sealed record PairOptions(string Role, string? Peer, string? ReplicationListen, bool AllowSolo, string? Witness)
+    {
+        /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
+        public OperatorLease OperatorLease { get; } = new(AllowSolo);
+    }
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair)
     {
@@ -149,7 +155,7 @@ internal static class ServeCommand
         WebApplication? adminApp = null;
         if (!string.IsNullOrEmpty(settings.Admin))
         {
-            adminApp = BuildAdmin(settings, node);
+            adminApp = BuildAdmin(settings, node, pair);
             await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
             Log.Info(log, $"admin endpoint on http://{settings.Admin}/status");
         }
@@ -187,7 +193,8 @@ internal static class ServeCommand
         {
             if (pair.Role == "primary")
             {
-                var hub = new MirrorHub(replication, journal, journal.Head, pair.AllowSolo, log);
+                var hub = new MirrorHub(replication, journal, journal.Head, pair.OperatorLease, log);
+                AttachWitness(hub, pair, journal.Head.Epoch, log);
                 hub.Start();
                 log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
                 return EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
@@ -232,7 +239,8 @@ internal static class ServeCommand
                 head = journal.Head;
             }
             ulong epoch = head.Epoch + 1;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.AllowSolo, log);
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.OperatorLease, log);
+            AttachWitness(takeoverHub, pair, epoch, log);
             takeoverHub.Start();
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
             return EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
@@ -244,12 +252,31 @@ internal static class ServeCommand
         }
     }
 
-    private static WebApplication BuildAdmin(EngineSettings settings, EngineNode node)
+    /// <summary>With a witness, the hub's solo lease comes from it, asked for while no backup is in step.</summary>
+    private static void AttachWitness(MirrorHub hub, PairOptions pair, ulong epoch, Action<string> log)
+    {
+        if (pair.Witness is null)
+        {
+            return;
+        }
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => !hub.IsConnected, log);
+    }
+
+    private static WebApplication BuildAdmin(EngineSettings settings, EngineNode node, PairOptions pair)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{settings.Admin}");
         WebApplication app = builder.Build();
+        app.MapPost("/admin/go-solo", () =>
+        {
+            if (pair.Witness is not null)
+            {
+                return Results.Conflict("this node takes its solo lease from the witness");
+            }
+            pair.OperatorLease.Grant();
+            return Results.Text("solo lease granted: this node acknowledges alone while no backup is in step\n");
+        });
         app.MapGet("/status", async () =>
         {
             NodeStatus status = node.Status();
