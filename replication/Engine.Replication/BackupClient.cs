@@ -54,6 +54,33 @@ public sealed class BackupClient
     /// <summary>Blocks received, verified, journaled and applied.</summary>
     public long BlocksApplied { get; private set; }
 
+    /// <summary>
+    /// Asks the node at <paramref name="peer"/> whether it is a primary, and of which epoch: a node
+    /// that starts as primary first checks that its peer has not taken over meanwhile (an old
+    /// primary that comes back must learn the higher epoch and step down). Null if nobody answers.
+    /// </summary>
+    public static async Task<ulong?> ProbePrimaryEpochAsync(IPEndPoint peer, ChainHead ours, TimeSpan timeout)
+    {
+        using var socket = new Socket(peer.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await socket.ConnectAsync(peer, cancel.Token).ConfigureAwait(false);
+            await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, ReplicationFrame.ProbeOnly, in ours), SocketFlags.None, cancel.Token).ConfigureAwait(false);
+            var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes];
+            var frame = await ReplicationFrame.ReadAsync(socket, buffer, cancel.Token).ConfigureAwait(false);
+            if (frame is not { Type: ReplicationType.HelloAck })
+            {
+                return null;
+            }
+            return ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), out _).Epoch;
+        }
+        catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Follows the primary until it is lost, our chain turns out to have diverged, or <paramref name="stop"/>.</summary>
     public async Task<BackupOutcome> RunAsync(CancellationToken stop)
     {

@@ -40,8 +40,9 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private ulong _ackedBlockNo;
     private Task? _acceptLoop;
 
-    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ISoloLease lease, Action<string> log)
+    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ISoloLease lease, Action<string> log, ulong? epoch = null)
     {
+        Epoch = epoch ?? head.Epoch;
         _journal = journal;
         _log = log;
         Lease = lease;
@@ -59,6 +60,9 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private bool Solo => Lease.Held;
 
     public bool IsConnected => Volatile.Read(ref _link)?.InStep == true;
+
+    /// <summary>The epoch this primary seals in: told to every node that attaches (an old primary learns it and steps down).</summary>
+    public ulong Epoch { get; }
 
     /// <summary>Not connected and not solo: the gateway answers "no backup".</summary>
     public bool MayAcknowledge => Solo || IsConnected;
@@ -170,7 +174,15 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             socket.Dispose();
             return;
         }
-        ChainHead theirs = ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out _);
+        ChainHead theirs = ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out byte intent);
+        if (intent == ReplicationFrame.ProbeOnly)
+        {
+            // Someone asking who is primary (an old primary coming back): answer with our epoch, attach nothing.
+            ChainHead answer = new(Epoch, _lastSealedBlockNo, 0, default);
+            await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, 0, in answer), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+            socket.Dispose();
+            return;
+        }
 
         // Where does the backup's chain end on ours? Only a backup whose head is one of our blocks
         // can catch up; anything else has a suffix we never acknowledged and must start over.
@@ -186,7 +198,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             }
             return true;
         });
-        ChainHead ours = new(0, _lastSealedBlockNo, 0, default);
+        ChainHead ours = new(Epoch, _lastSealedBlockNo, 0, default);
         await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours), SocketFlags.None, _stop.Token).ConfigureAwait(false);
         if (!onOurChain)
         {

@@ -73,6 +73,9 @@ public static class ReplicationFrame
     public const int HelloBytes = 64;
     public const int AckBytes = 40;
 
+    /// <summary>Hello status: "only tell me your epoch", sent by a node that starts as primary to find out whether its peer took over.</summary>
+    public const byte ProbeOnly = 2;
+
     public static int Write(Span<byte> destination, ReplicationType type, ReadOnlySpan<byte> payload)
     {
         int length = HeaderBytes + payload.Length;

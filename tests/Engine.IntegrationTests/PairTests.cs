@@ -53,9 +53,12 @@ public class PairTests
             primary.Dispose();
             int mark = backup.StdOut.Length;
             string oldJournalAside = "";
-            using (var rejoined = EngineProcess.Start("serve", "--role", "backup", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
+            // Restarted with its old command line (--role primary), it finds its peer is primary in a
+            // higher epoch and steps down to backup by itself.
+            using (var rejoined = EngineProcess.Start("serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--peer", $"127.0.0.1:{backupReplication}", "--replication-listen", $"127.0.0.1:{primaryReplication}"))
             {
+                rejoined.WaitForOutput(o => o.Contains("stepping down to backup", StringComparison.Ordinal), "the old primary to step down", Wait);
                 backup.WaitForOutput(o => o[Math.Min(mark, o.Length)..].Contains("mirroring live", StringComparison.Ordinal), "the old primary to catch up", Wait);
                 using var more = EngineProcess.Start("load", "--target", $"127.0.0.1:{backupPort}", "--count", "2000", "--connections", "2", "--client", "11", "--max", "--json");
                 Assert.That(more.WaitForExit(Wait), Is.Zero, more.StdErr);

@@ -33,7 +33,7 @@ internal static class ServeCommand
         var durability = new Option<Durability?>("--durability") { Description = "memory (default): a block counts once in the journal's memory; disk: once committed." };
         var role = new Option<string>("--role") { Description = "standalone (default); primary (waits for a backup on --replication-listen, mirrors every block to it and acknowledges only what it holds); backup (follows the primary at --peer, catching up first, and takes over when it is gone).", DefaultValueFactory = _ => "standalone" };
         role.AcceptOnlyFromAmong("standalone", "primary", "backup");
-        var peer = new Option<string>("--peer") { Description = "backup: HOST:PORT of the primary's replication endpoint." };
+        var peer = new Option<string>("--peer") { Description = "backup: HOST:PORT of the primary's replication endpoint. primary: the other node's; if it answers as a primary of a higher epoch (it took over), this node steps down to backup." };
         var replicationListen = new Option<string>("--replication-listen") { Description = "primary and backup: HOST:PORT where this node, as primary, takes its backup." };
         var witness = new Option<string>("--witness") { Description = "HOST:PORT of an `engine witness`: the solo lease comes from it, and only while no backup is in step (instead of --allow-solo)." };
         var allowSolo = new Option<bool>("--allow-solo") { Description = "the operator's solo lease: as primary (from the start, or after a takeover), acknowledge while no backup is in step. Without it such a primary answers \"no backup\"." };
@@ -191,6 +191,17 @@ internal static class ServeCommand
         IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
         try
         {
+            if (pair.Role == "primary" && pair.Peer is not null)
+            {
+                // An old primary that comes back must not compete with the node that took over: if the
+                // peer answers as a primary of a higher epoch, step down and follow it.
+                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), journal.Head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                if (peerEpoch > journal.Head.Epoch)
+                {
+                    log($"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup");
+                    pair = pair with { Role = "backup" };
+                }
+            }
             if (pair.Role == "primary")
             {
                 var hub = new MirrorHub(replication, journal, journal.Head, pair.OperatorLease, log);
@@ -239,7 +250,7 @@ internal static class ServeCommand
                 head = journal.Head;
             }
             ulong epoch = head.Epoch + 1;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.OperatorLease, log);
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.OperatorLease, log, epoch);
             AttachWitness(takeoverHub, pair, epoch, log);
             takeoverHub.Start();
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
