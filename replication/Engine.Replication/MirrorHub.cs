@@ -174,7 +174,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             socket.Dispose();
             return;
         }
-        ChainHead theirs = ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out byte intent);
+        ChainHead theirs = ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out byte intent, out uint nodeId);
         if (intent == ReplicationFrame.ProbeOnly)
         {
             // Someone asking who is primary (an old primary coming back): answer with our epoch, attach nothing.
@@ -271,7 +271,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         ReplicationFrame.Write(caughtUp, ReplicationType.CaughtUp, []);
         link.SendNow(caughtUp);
         link.GoLive();
-        _log($"backup at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
+        _log($"backup node {nodeId:x8} at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
     }
 
     public async ValueTask DisposeAsync()

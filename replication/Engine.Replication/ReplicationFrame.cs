@@ -59,7 +59,8 @@ public static class PairTimings
 /// <code>
 ///  0 u32 length (whole frame)  4 u8 type  5 u8[3] reserved = 0  8 u32 crc32c(payload)  12 payload
 ///
-///  Hello / HelloAck payload (64 B): 0 u8 status (HelloAck: 0 in step, 1 diverged), 1 u8[7] 0,
+///  Hello / HelloAck payload (64 B): 0 u8 status (Hello: 0 attach, 2 probe only; HelloAck: 0 on our
+///    chain, 1 diverged), 1 u8[3] 0, 4 u32 node id (CRC-32C of its replication endpoint),
 ///    8 u64 epoch, 16 u64 head block, 24 u64 last LSN, 32 u8[32] head hash
 ///  Block payload: the block entry (header, records, hash), verified by its own SHA-256 chain
 ///  Ack payload (40 B): 0 u64 block number, 8 u8[32] block hash (acks are cumulative)
@@ -87,11 +88,18 @@ public static class ReplicationFrame
         return length;
     }
 
+    /// <summary>This process's node id, in every Hello: set once at start from the node's replication endpoint.</summary>
+    public static uint NodeId { get; set; }
+
+    /// <summary>A stable node id: CRC-32C of the node's replication endpoint as configured.</summary>
+    public static uint NodeIdOf(string replicationEndpoint) => Crc32C.Compute(System.Text.Encoding.UTF8.GetBytes(replicationEndpoint));
+
     public static byte[] Hello(ReplicationType type, byte status, in ChainHead head)
     {
         Span<byte> payload = stackalloc byte[HelloBytes];
         payload.Clear();
         payload[0] = status;
+        BinaryPrimitives.WriteUInt32LittleEndian(payload[4..], NodeId);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[8..], head.Epoch);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[16..], head.BlockNo);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[24..], head.LastLsn);
@@ -102,9 +110,12 @@ public static class ReplicationFrame
         return frame;
     }
 
-    public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status)
+    public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status) => ReadHello(payload, out status, out _);
+
+    public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status, out uint nodeId)
     {
         status = payload[0];
+        nodeId = BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]);
         return new ChainHead(
             BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]),
             BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]),

@@ -25,7 +25,8 @@ public class PairTests
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--replication-listen", $"127.0.0.1:{primaryReplication}");
-            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
+            using var backup = EngineProcess.Start(new Dictionary<string, string> { ["ENGINE_CHECKSUMEVERYBLOCKS"] = "50" },
+                "serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--allow-solo");
             primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
 
@@ -55,14 +56,18 @@ public class PairTests
             string oldJournalAside = "";
             // Restarted with its old command line (--role primary), it finds its peer is primary in a
             // higher epoch and steps down to backup by itself.
-            using (var rejoined = EngineProcess.Start("serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
+            // It also compares state checksums with the new primary every 50 blocks.
+            using (var rejoined = EngineProcess.Start(new Dictionary<string, string> { ["ENGINE_CHECKSUMEVERYBLOCKS"] = "50" },
+                "serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--peer", $"127.0.0.1:{backupReplication}", "--replication-listen", $"127.0.0.1:{primaryReplication}"))
             {
                 rejoined.WaitForOutput(o => o.Contains("stepping down to backup", StringComparison.Ordinal), "the old primary to step down", Wait);
                 backup.WaitForOutput(o => o[Math.Min(mark, o.Length)..].Contains("mirroring live", StringComparison.Ordinal), "the old primary to catch up", Wait);
-                using var more = EngineProcess.Start("load", "--target", $"127.0.0.1:{backupPort}", "--count", "2000", "--connections", "2", "--client", "11", "--max", "--json");
+                using var more = EngineProcess.Start("load", "--target", $"127.0.0.1:{backupPort}", "--rate", "5000", "--duration", "2", "--connections", "2", "--client", "11", "--json");
                 Assert.That(more.WaitForExit(Wait), Is.Zero, more.StdErr);
                 oldJournalAside = rejoined.StdOut.Contains("moved the diverged journal", StringComparison.Ordinal) ? "yes" : "no";
+                Assert.That(rejoined.StdOut, Does.Not.Contain("STATE MISMATCH"));
+                Assert.That(rejoined.StdOut, Does.Contain("matches the primary's"), "the two books were compared after the rejoin");
                 rejoined.Terminate(Wait); // the backup stops first, so the primary's last blocks are in both
             }
             using (var stop = System.Diagnostics.Process.Start("kill", ["-TERM", backup.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))

@@ -189,6 +189,8 @@ internal static class ServeCommand
         }
         (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
         IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
+        ReplicationFrame.NodeId = ReplicationFrame.NodeIdOf(pair.ReplicationListen!);
+        log($"node id {ReplicationFrame.NodeId:x8} (from the replication endpoint {pair.ReplicationListen})");
         try
         {
             if (pair.Role == "primary" && pair.Peer is not null)
