@@ -1,12 +1,11 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace Engine.Cli;
 
 /// <summary>
 /// An <c>engine serve</c> child process started from this very executable, for the demo (and,
-/// later, drills): start, wait until it accepts connections, SIGKILL, SIGTERM. Disposing kills it.
+/// later, drills): start, wait for a line in its log, SIGKILL, SIGTERM. Disposing kills it.
 /// </summary>
 internal sealed partial class NodeProcess : IDisposable
 {
@@ -90,26 +89,6 @@ internal sealed partial class NodeProcess : IDisposable
                 _output.AppendLine(line);
             }
         }
-    }
-
-    /// <summary>Waits until the node accepts TCP connections; false if it exited or the time ran out.</summary>
-    public bool WaitListening(TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout && !_process.HasExited)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                probe.Connect("127.0.0.1", Port);
-                return true;
-            }
-            catch (SocketException)
-            {
-                Thread.Sleep(10);
-            }
-        }
-        return false;
     }
 
     /// <summary>SIGKILL: no chance to flush, commit or say goodbye.</summary>
