@@ -38,8 +38,20 @@ public sealed class BackupClient
     private readonly ulong _checksumEvery;
     private readonly Dictionary<ulong, Hash32> _checksums = [];
 
-    public BackupClient(IPEndPoint primary, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000)
+    private readonly Func<CancellationToken, Task<bool>> _mayTakeOver;
+
+    /// <param name="primary">The primary's replication endpoint.</param>
+    /// <param name="journal">This node's journal, ending at <paramref name="head"/>.</param>
+    /// <param name="exchange">This node's order book, replayed up to <paramref name="head"/>.</param>
+    /// <param name="head">Where this node's chain ends.</param>
+    /// <param name="log">Where the link's events are told.</param>
+    /// <param name="checksumEvery">Compare state checksums with the primary every this many blocks.</param>
+    /// <param name="mayTakeOver">Asked once the primary is lost while we were in step (and again on every failed
+    /// attempt to reach it): true to take over, false to keep trying the primary. Default: always (no witness).</param>
+    public BackupClient(IPEndPoint primary, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000,
+        Func<CancellationToken, Task<bool>>? mayTakeOver = null)
     {
+        _mayTakeOver = mayTakeOver ?? (_ => Task.FromResult(true));
         _checksumEvery = checksumEvery;
         _primary = primary;
         _journal = journal;
@@ -81,36 +93,48 @@ public sealed class BackupClient
         }
     }
 
-    /// <summary>Follows the primary until it is lost, our chain turns out to have diverged, or <paramref name="stop"/>.</summary>
+    /// <summary>Follows the primary until it is lost (and <c>mayTakeOver</c> agrees), our chain turns out to have diverged, or <paramref name="stop"/>.</summary>
     public async Task<BackupOutcome> RunAsync(CancellationToken stop)
     {
+        // True from losing the primary while in step until we attach to a primary again: only then
+        // does this node hold everything that was acknowledged, and only then may it take over.
+        bool lostInStep = false;
         while (!stop.IsCancellationRequested)
         {
-            var socket = new Socket(_primary.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                await socket.ConnectAsync(_primary, stop).ConfigureAwait(false);
-                (bool inStep, BackupOutcome outcome) = await Follow(socket, stop).ConfigureAwait(false);
-                if (outcome != BackupOutcome.Stopped)
-                {
-                    return outcome;
-                }
-                if (inStep)
+                if (lostInStep && await _mayTakeOver(stop).ConfigureAwait(false))
                 {
                     return BackupOutcome.PrimaryLost;
                 }
+                using var socket = new Socket(_primary.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                using (var connect = CancellationTokenSource.CreateLinkedTokenSource(stop))
+                {
+                    connect.CancelAfter(PairTimings.SilenceMs);
+                    await socket.ConnectAsync(_primary, connect.Token).ConfigureAwait(false);
+                }
+                (bool attached, BackupOutcome outcome) = await Follow(socket, stop).ConfigureAwait(false);
+                if (outcome is BackupOutcome.Diverged or BackupOutcome.StateMismatch)
+                {
+                    return outcome;
+                }
+                if (outcome == BackupOutcome.PrimaryLost)
+                {
+                    _log($"lost the primary at {_primary}, in step up to block {Head.BlockNo}");
+                }
+                lostInStep = outcome == BackupOutcome.PrimaryLost || (lostInStep && !attached);
+                if (lostInStep)
+                {
+                    continue; // ask at once, no pause
+                }
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 return BackupOutcome.Stopped;
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
             {
-                // No primary there yet: try again shortly.
-            }
-            finally
-            {
-                socket.Dispose();
+                // No primary there (yet), or no answer to the connect: try again shortly.
             }
             try
             {
@@ -183,15 +207,22 @@ public sealed class BackupClient
         return true;
     }
 
-    private async Task<(bool InStep, BackupOutcome Outcome)> Follow(Socket primary, CancellationToken stop)
+    private async Task<(bool Attached, BackupOutcome Outcome)> Follow(Socket primary, CancellationToken stop)
     {
         var buffer = new byte[ReplicationFrame.MaxBytes];
         ChainHead head = Head;
         await primary.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, 0, in head), SocketFlags.None, stop).ConfigureAwait(false);
         bool inStep = false;
+        bool attached = false;
         try
         {
-            var hello = await ReplicationFrame.ReadAsync(primary, buffer, stop).ConfigureAwait(false);
+            (ReplicationType Type, int PayloadLength)? hello;
+            using (var answer = CancellationTokenSource.CreateLinkedTokenSource(stop))
+            {
+                // A primary that accepts but never answers (stopped, or behind a black hole) is no primary.
+                answer.CancelAfter(PairTimings.SilenceMs);
+                hello = await ReplicationFrame.ReadAsync(primary, buffer, answer.Token).ConfigureAwait(false);
+            }
             if (hello is not { Type: ReplicationType.HelloAck })
             {
                 return (false, BackupOutcome.Stopped);
@@ -202,6 +233,7 @@ public sealed class BackupClient
                 _log($"our chain (ending at {Head}) is not on the primary's: its suffix was never acknowledged");
                 return (false, BackupOutcome.Diverged);
             }
+            attached = true;
             _log($"catching up from the primary at {_primary} after block {Head.BlockNo}");
             var verifier = new ChainVerifier(Head);
             var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
@@ -224,11 +256,11 @@ public sealed class BackupClient
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
                     _log($"the primary has been silent for {PairTimings.SilenceMs} ms");
-                    return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
+                    return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
                 }
                 if (frame is null)
                 {
-                    return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
+                    return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
                 }
                 if (frame.Value.Type == ReplicationType.CaughtUp)
                 {
@@ -261,14 +293,14 @@ public sealed class BackupClient
                 {
                     if (!Apply(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), verifier, ref sink))
                     {
-                        return (false, BackupOutcome.Stopped);
+                        return (attached, BackupOutcome.Stopped);
                     }
                 }
                 else if (frame.Value.Type == ReplicationType.CatchUpBatch)
                 {
                     if (!ApplyBatch(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), unpacked, verifier, ref sink))
                     {
-                        return (false, BackupOutcome.Stopped);
+                        return (attached, BackupOutcome.Stopped);
                     }
                 }
                 else
@@ -282,7 +314,7 @@ public sealed class BackupClient
                 ReplicationFrame.Write(ack, ReplicationType.Ack, ackPayload);
                 await primary.SendAsync(ack, SocketFlags.None, stop).ConfigureAwait(false);
             }
-            return (inStep, BackupOutcome.Stopped);
+            return (attached, BackupOutcome.Stopped);
         }
         catch (InvalidDataException e)
         {
@@ -290,12 +322,12 @@ public sealed class BackupClient
             // primary is not gone, so this is no takeover: reset the link and attach again, and the
             // catch-up resumes from our head.
             _log($"INCIDENT: corrupt data on the replication link ({e.Message}); nothing applied; resetting the link");
-            return (false, BackupOutcome.Stopped);
+            return (attached, BackupOutcome.Stopped);
         }
         catch (Exception e) when (e is SocketException or IOException)
         {
             _log($"the replication link failed: {e.Message}");
-            return (inStep, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
+            return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
         }
     }
 }

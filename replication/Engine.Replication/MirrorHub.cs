@@ -39,6 +39,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private ulong _lastSealedBlockNo;
     private ulong _ackedBlockNo;
     private Task? _acceptLoop;
+    private bool _stopping;
 
     public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ISoloLease lease, Action<string> log, ulong? epoch = null)
     {
@@ -60,6 +61,9 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private bool Solo => Lease.Held;
 
     public bool IsConnected => Volatile.Read(ref _link)?.InStep == true;
+
+    /// <summary>True once the node is stopping.</summary>
+    public bool IsStopping => _stop.IsCancellationRequested;
 
     /// <summary>The epoch this primary seals in: told to every node that attaches (an old primary learns it and steps down).</summary>
     public ulong Epoch { get; }
@@ -100,12 +104,21 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
                 {
                     return;
                 }
-                if (_stop.IsCancellationRequested)
+                if (_stop.IsCancellationRequested || (_stopping && link?.InStep != true))
                 {
                     throw new OperationCanceledException($"stopping: block {blockNo} was never acknowledged by a backup");
                 }
                 Monitor.Wait(_gate, 100);
             }
+        }
+    }
+
+    public void BeginStop()
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
         }
     }
 

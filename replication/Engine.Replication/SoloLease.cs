@@ -45,15 +45,26 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _validUntilTicks;
+    private readonly Action? _fenced;
     private bool _lastHeld;
 
-    public WitnessLease(IPEndPoint witness, string nodeId, Func<ulong> epoch, Func<bool> wanted, Action<string> log)
+    /// <param name="witness">The witness's endpoint.</param>
+    /// <param name="nodeId">This node's name at the witness.</param>
+    /// <param name="epoch">The epoch this node seals in.</param>
+    /// <param name="wanted">True while the lease is needed (no backup in step); once false again, the lease is released.</param>
+    /// <param name="log">Where state changes are told.</param>
+    /// <param name="heldUntilTicks">A grant already obtained (<see cref="AcquireAsync"/> before a takeover): held until then.</param>
+    /// <param name="fenced">Called when the witness answers that a higher epoch exists: the other node took over.</param>
+    public WitnessLease(IPEndPoint witness, string nodeId, Func<ulong> epoch, Func<bool> wanted, Action<string> log, long heldUntilTicks = 0, Action? fenced = null)
     {
+        _fenced = fenced;
         _witness = witness;
         _nodeId = nodeId;
         _epoch = epoch;
         _wanted = wanted;
         _log = log;
+        _validUntilTicks = heldUntilTicks;
+        _lastHeld = heldUntilTicks != 0;
         _loop = Task.Run(Loop, CancellationToken.None);
     }
 
@@ -66,17 +77,32 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
             int pause = 50;
             if (_wanted())
             {
-                long asked = Stopwatch.GetTimestamp();
-                (bool granted, int leaseMs, string answer) = await AskAsync().ConfigureAwait(false);
+                (bool granted, long validUntil, int leaseMs, string answer) = await AcquireAsync(_witness, _nodeId, _epoch(), _stop.Token).ConfigureAwait(false);
                 if (granted)
                 {
-                    Interlocked.Exchange(ref _validUntilTicks, asked + (leaseMs - MarginMs) * Stopwatch.Frequency / 1000);
+                    Interlocked.Exchange(ref _validUntilTicks, validUntil);
                     pause = Math.Max(20, leaseMs / 3);
                 }
                 if (granted != _lastHeld)
                 {
                     _log(granted ? $"solo lease from the witness at {_witness} ({leaseMs} ms, renewed)" : $"the witness refused the solo lease: {answer}");
                     _lastHeld = granted;
+                }
+                if (!granted && answer.EndsWith(" fenced", StringComparison.Ordinal))
+                {
+                    _fenced?.Invoke();
+                }
+            }
+            else if (_lastHeld)
+            {
+                // A backup is in step again: it holds everything acknowledged alone, so the lease
+                // may go to it should this node die. Stop acknowledging alone first, then release.
+                Interlocked.Exchange(ref _validUntilTicks, 0);
+                string answer = await AskAsync(_witness, $"RELEASE {_nodeId}", _stop.Token).ConfigureAwait(false);
+                if (answer.StartsWith("RELEASED", StringComparison.Ordinal) || answer.StartsWith("NOT-HOLDER", StringComparison.Ordinal))
+                {
+                    _log($"a backup is in step: solo lease given back to the witness ({answer})");
+                    _lastHeld = false;
                 }
             }
             try
@@ -90,25 +116,39 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         }
     }
 
-    private async Task<(bool Granted, int LeaseMs, string Answer)> AskAsync()
+    /// <summary>
+    /// Asks <paramref name="witness"/> for the solo lease for <paramref name="nodeId"/> in
+    /// <paramref name="epoch"/>. A grant is valid here until its length minus a margin after the request
+    /// was sent, so it lapses here before it does at the witness.
+    /// </summary>
+    public static async Task<(bool Granted, long ValidUntilTicks, int LeaseMs, string Answer)> AcquireAsync(IPEndPoint witness, string nodeId, ulong epoch, CancellationToken cancel)
+    {
+        long asked = Stopwatch.GetTimestamp();
+        string answer = await AskAsync(witness, string.Create(CultureInfo.InvariantCulture, $"ACQUIRE {nodeId} {epoch}"), cancel).ConfigureAwait(false);
+        string[] parts = answer.Split(' ');
+        return parts.Length >= 2 && parts[0] == "GRANTED" && int.TryParse(parts[1], out int ms)
+            ? (true, asked + (ms - MarginMs) * Stopwatch.Frequency / 1000, ms, answer)
+            : (false, 0, 0, answer);
+    }
+
+    /// <summary>One request line, one answer line; "witness unreachable (…)" when there is none within 200 ms.</summary>
+    private static async Task<string> AskAsync(IPEndPoint witness, string request, CancellationToken cancel)
     {
         try
         {
             using var client = new TcpClient { NoDelay = true };
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             timeout.CancelAfter(200);
-            await client.ConnectAsync(_witness, timeout.Token).ConfigureAwait(false);
+            await client.ConnectAsync(witness, timeout.Token).ConfigureAwait(false);
             NetworkStream stream = client.GetStream();
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"ACQUIRE {_nodeId} {_epoch()}\n")), timeout.Token).ConfigureAwait(false);
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(request + "\n"), timeout.Token).ConfigureAwait(false);
             var buffer = new byte[256];
             int read = await stream.ReadAsync(buffer, timeout.Token).ConfigureAwait(false);
-            string answer = Encoding.ASCII.GetString(buffer, 0, read).Trim();
-            string[] parts = answer.Split(' ');
-            return parts.Length >= 2 && parts[0] == "GRANTED" && int.TryParse(parts[1], out int ms) ? (true, ms, answer) : (false, 0, answer);
+            return Encoding.ASCII.GetString(buffer, 0, read).Trim();
         }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
         {
-            return (false, 0, $"witness unreachable ({e.Message})");
+            return $"witness unreachable ({e.Message})";
         }
     }
 
@@ -121,11 +161,18 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
 }
 
 /// <summary>
-/// <c>engine witness</c>: grants the solo lease to at most one node at a time, for a fixed length,
-/// and never to a node of a lower epoch than one it has granted before (an old primary is fenced).
-/// Protocol, one line per connection: <c>ACQUIRE node epoch</c> → <c>GRANTED ms</c> or
-/// <c>DENIED holder epoch remaining-ms</c>.
+/// <c>engine witness</c>: grants the solo lease to at most one node, and never to a node of a lower
+/// epoch than one it has granted before (an old primary is fenced). A backup asks for it before it
+/// takes over, a primary whose backup is gone asks for it to go on alone.
 /// </summary>
+/// <remarks>
+/// The lease is sticky: once granted, nobody else gets it until the holder gives it back (when a
+/// backup is in step with it again), even if the holder falls silent. A holder may have acknowledged
+/// orders that only it has; granting the lease to the other node then would lose them. The grant's
+/// length bounds only how long the holder may act on it without renewing. Protocol, one line per
+/// connection: <c>ACQUIRE node epoch</c> → <c>GRANTED ms</c> or <c>DENIED holder epoch why</c>;
+/// <c>RELEASE node</c> → <c>RELEASED</c> or <c>NOT-HOLDER holder</c>.
+/// </remarks>
 public sealed class WitnessServer : IAsyncDisposable
 {
     private readonly TcpListener _listener;
@@ -136,7 +183,6 @@ public sealed class WitnessServer : IAsyncDisposable
     private string? _holder;
     private ulong _holderEpoch;
     private ulong _highestEpoch;
-    private long _expiresTicks;
     private Task? _loop;
 
     public WitnessServer(IPEndPoint listen, int leaseMs, Action<string> log)
@@ -152,20 +198,18 @@ public sealed class WitnessServer : IAsyncDisposable
 
     public void Start() => _loop = Task.Run(AcceptLoop, CancellationToken.None);
 
-    /// <summary>The decision, under the lock: one holder at a time, never backwards in epoch.</summary>
+    /// <summary>The decision on an ACQUIRE, under the lock: one holder until it releases, never backwards in epoch.</summary>
     public string Decide(string node, ulong epoch)
     {
         lock (_gate)
         {
-            long now = Stopwatch.GetTimestamp();
-            bool free = _holder is null || now >= _expiresTicks || _holder == node;
             if (epoch < _highestEpoch)
             {
-                return string.Create(CultureInfo.InvariantCulture, $"DENIED {_holder} {_highestEpoch} fenced");
+                return string.Create(CultureInfo.InvariantCulture, $"DENIED {_holder ?? "-"} {_highestEpoch} fenced");
             }
-            if (!free)
+            if (_holder is not null && _holder != node)
             {
-                return string.Create(CultureInfo.InvariantCulture, $"DENIED {_holder} {_holderEpoch} {(_expiresTicks - now) * 1000 / Stopwatch.Frequency}");
+                return string.Create(CultureInfo.InvariantCulture, $"DENIED {_holder} {_holderEpoch} held");
             }
             if (_holder != node)
             {
@@ -174,8 +218,22 @@ public sealed class WitnessServer : IAsyncDisposable
             _holder = node;
             _holderEpoch = epoch;
             _highestEpoch = Math.Max(_highestEpoch, epoch);
-            _expiresTicks = now + _leaseMs * Stopwatch.Frequency / 1000;
             return string.Create(CultureInfo.InvariantCulture, $"GRANTED {_leaseMs}");
+        }
+    }
+
+    /// <summary>The holder gives the lease back: a backup is in step with it again.</summary>
+    public string Release(string node)
+    {
+        lock (_gate)
+        {
+            if (_holder != node)
+            {
+                return $"NOT-HOLDER {_holder ?? "-"}";
+            }
+            _holder = null;
+            _log($"solo lease released by {node}");
+            return "RELEASED";
         }
     }
 
@@ -202,9 +260,12 @@ public sealed class WitnessServer : IAsyncDisposable
                         var buffer = new byte[256];
                         int read = await stream.ReadAsync(buffer).ConfigureAwait(false);
                         string[] parts = Encoding.ASCII.GetString(buffer, 0, read).Trim().Split(' ');
-                        string answer = parts.Length == 3 && parts[0] == "ACQUIRE" && ulong.TryParse(parts[2], out ulong epoch)
-                            ? Decide(parts[1], epoch)
-                            : "ERROR expected: ACQUIRE node epoch";
+                        string answer = parts switch
+                        {
+                            ["ACQUIRE", string node, string epoch] when ulong.TryParse(epoch, CultureInfo.InvariantCulture, out ulong e) => Decide(node, e),
+                            ["RELEASE", string node] => Release(node),
+                            _ => "ERROR expected: ACQUIRE node epoch, or RELEASE node",
+                        };
                         await stream.WriteAsync(Encoding.ASCII.GetBytes(answer + "\n")).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is IOException or SocketException)

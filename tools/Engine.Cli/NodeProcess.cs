@@ -4,15 +4,19 @@ using System.Runtime.InteropServices;
 namespace Engine.Cli;
 
 /// <summary>
-/// An <c>engine serve</c> child process started from this very executable, for the demo (and,
-/// later, drills): start, wait for a line in its log, SIGKILL, SIGTERM. Disposing kills it.
+/// An <c>engine</c> child process (serve, witness) started from this very executable, for the demo and
+/// the drill: start, wait for a line in its log (and when it came), SIGKILL, SIGTERM, SIGSTOP/SIGCONT.
+/// Disposing kills it.
 /// </summary>
 internal sealed partial class NodeProcess : IDisposable
 {
-    private const int SigTerm = 15;
+    public const int SigTerm = 15;
+    public const int SigStop = 19;
+    public const int SigCont = 18;
 
     private readonly Process _process;
     private readonly System.Text.StringBuilder _output = new();
+    private readonly List<(long Ticks, int End)> _lineTimes = [];
 
     private NodeProcess(Process process, int port)
     {
@@ -55,6 +59,29 @@ internal sealed partial class NodeProcess : IDisposable
         return false;
     }
 
+    /// <summary>When (<see cref="Stopwatch"/> ticks) the first line after <paramref name="since"/> containing one of <paramref name="texts"/> arrived; null if none has.</summary>
+    public long? FirstLineAt(int since, params string[] texts)
+    {
+        lock (_output)
+        {
+            int start = since;
+            foreach ((long ticks, int end) in _lineTimes)
+            {
+                if (end <= since)
+                {
+                    continue;
+                }
+                string line = _output.ToString(start, end - start);
+                start = end;
+                if (texts.Any(t => line.Contains(t, StringComparison.Ordinal)))
+                {
+                    return ticks;
+                }
+            }
+            return null;
+        }
+    }
+
     public int Port { get; }
 
     public int Id => _process.Id;
@@ -84,12 +111,19 @@ internal sealed partial class NodeProcess : IDisposable
     {
         if (line is not null)
         {
+            long now = Stopwatch.GetTimestamp();
             lock (_output)
             {
                 _output.AppendLine(line);
+                _lineTimes.Add((now, _output.Length));
             }
         }
     }
+
+    /// <summary>Sends a signal (SIGSTOP, SIGCONT, …) to the process.</summary>
+    public void Signal(int signal) => _ = Kill(_process.Id, signal);
+
+    public bool HasExited => _process.HasExited;
 
     /// <summary>SIGKILL: no chance to flush, commit or say goodbye.</summary>
     public void KillHard()

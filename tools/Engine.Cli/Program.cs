@@ -32,6 +32,8 @@ public static class Program
         root.Subcommands.Add(LogCommands.Build());
         root.Subcommands.Add(OpsCommands.Witness());
         root.Subcommands.Add(OpsCommands.Admin());
+        root.Subcommands.Add(Drill.DrillCommand.Build());
+        root.Subcommands.Add(Drill.ProxyCommand.Build());
 
         // Bare `engine` shows the help rather than doing nothing.
         root.SetAction(parse =>

@@ -131,57 +131,70 @@ internal static class ServeCommand
             Console.Error.WriteLine("engine serve: --role primary needs --replication-listen; --role backup needs --peer and --replication-listen");
             return 2;
         }
-        EngineNode? node;
-        try
+        while (true)
         {
-            node = await StartNodeAsync(settings, reference, pair, message => Log.Info(log, message), stop.Token).ConfigureAwait(false);
-        }
-        catch (JournalCorruptException e)
-        {
-            Log.Critical(log, $"refusing to start: {e.Message}");
-            return 3;
-        }
-        catch (Exception e) when (e is InvalidOperationException or SocketException or IOException or InvalidDataException)
-        {
-            Log.Critical(log, $"refusing to start: {e.Message}");
-            return 3;
-        }
-        if (node is null)
-        {
-            return 0; // a backup stopped before it ever took over
-        }
-        Log.Info(log, $"listening for front-ends on {node.ListenEndPoint}");
+            using var stepDown = new CancellationTokenSource();
+            EngineNode? node;
+            try
+            {
+                node = await StartNodeAsync(settings, reference, pair, message => Log.Info(log, message), stepDown, stop.Token).ConfigureAwait(false);
+            }
+            catch (JournalCorruptException e)
+            {
+                Log.Critical(log, $"refusing to start: {e.Message}");
+                return 3;
+            }
+            catch (Exception e) when (e is InvalidOperationException or SocketException or IOException or InvalidDataException)
+            {
+                Log.Critical(log, $"refusing to start: {e.Message}");
+                return 3;
+            }
+            if (node is null)
+            {
+                return 0; // a backup stopped before it ever took over
+            }
+            Log.Info(log, $"listening for front-ends on {node.ListenEndPoint}");
 
-        WebApplication? adminApp = null;
-        if (!string.IsNullOrEmpty(settings.Admin))
-        {
-            adminApp = BuildAdmin(settings, node, pair);
-            await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
-            Log.Info(log, $"admin endpoint on http://{settings.Admin}/status");
-        }
+            WebApplication? adminApp = null;
+            if (!string.IsNullOrEmpty(settings.Admin))
+            {
+                adminApp = BuildAdmin(settings, node, pair);
+                await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
+                Log.Info(log, $"admin endpoint on http://{settings.Admin}/status");
+            }
 
-        try
-        {
-            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stepDown.Token);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, either.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                Log.Info(log, stop.IsCancellationRequested
+                    ? "stopping: draining the pipeline and committing the journal"
+                    : "stepping down to backup: draining the pipeline and committing the journal; what was never acknowledged is answered by the new primary");
+            }
+            if (adminApp is not null)
+            {
+                await adminApp.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                await adminApp.DisposeAsync().ConfigureAwait(false);
+            }
+            await node.DisposeAsync().ConfigureAwait(false);
+            if (stop.IsCancellationRequested)
+            {
+                return 0;
+            }
+            pair = pair with { Role = "backup" };
         }
-        catch (OperationCanceledException)
-        {
-            Log.Info(log, "stopping: draining the pipeline and committing the journal");
-        }
-        if (adminApp is not null)
-        {
-            await adminApp.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            await adminApp.DisposeAsync().ConfigureAwait(false);
-        }
-        await node.DisposeAsync().ConfigureAwait(false);
-        return 0;
     }
 
     /// <summary>
     /// Starts the node for its role. A backup first mirrors (journals and applies the primary's
     /// blocks) and only returns once it takes over, or null if it was stopped before that.
     /// </summary>
-    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log, CancellationToken stop)
+    /// <remarks>The <paramref name="stepDown"/> source is cancelled when this node, as primary without a backup, finds its peer is primary in a higher epoch.</remarks>
+    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log,
+        CancellationTokenSource stepDown, CancellationToken stop)
     {
         if (pair.Role == "standalone")
         {
@@ -207,8 +220,9 @@ internal static class ServeCommand
             if (pair.Role == "primary")
             {
                 var hub = new MirrorHub(replication, journal, journal.Head, pair.OperatorLease, log);
-                AttachWitness(hub, pair, journal.Head.Epoch, log);
+                AttachWitness(hub, pair, journal.Head.Epoch, log, heldUntilTicks: 0, stepDown);
                 hub.Start();
+                WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
                 log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
                 return EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
             }
@@ -219,10 +233,31 @@ internal static class ServeCommand
             // the backlog instead of backing off, so the first of them is answered at once.
             Socket clientListener = EngineNode.BindClientListener(settings);
             await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
+            long takeoverLeaseUntil = 0;
+            string? lastRefusal = null;
             while (true)
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
-                var follower = new BackupClient(primary, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks);
+                BackupClient? follower = null;
+                follower = new BackupClient(primary, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
+                    pair.Witness is null ? null : async cancel =>
+                    {
+                        // With a witness, take over only with its lease: if the primary holds it (it lost us
+                        // and went on alone), it has acknowledged what we lack, and it must stay primary.
+                        ulong next = follower!.Head.Epoch + 1;
+                        (bool granted, long validUntil, _, string answer) = await WitnessLease.AcquireAsync(
+                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, next, cancel).ConfigureAwait(false);
+                        if (granted)
+                        {
+                            takeoverLeaseUntil = validUntil;
+                        }
+                        else if (answer != lastRefusal)
+                        {
+                            log($"the primary is lost, but the witness refuses the takeover ({answer}): still following");
+                        }
+                        lastRefusal = answer;
+                        return granted;
+                    });
                 BackupOutcome outcome = await follower.RunAsync(stop).ConfigureAwait(false);
                 head = follower.Head;
                 if (outcome == BackupOutcome.Stopped)
@@ -253,8 +288,9 @@ internal static class ServeCommand
             }
             ulong epoch = head.Epoch + 1;
             var takeoverHub = new MirrorHub(replication, journal, head, pair.OperatorLease, log, epoch);
-            AttachWitness(takeoverHub, pair, epoch, log);
+            AttachWitness(takeoverHub, pair, epoch, log, takeoverLeaseUntil, stepDown);
             takeoverHub.Start();
+            WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
             return EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
         }
@@ -265,14 +301,57 @@ internal static class ServeCommand
         }
     }
 
-    /// <summary>With a witness, the hub's solo lease comes from it, asked for while no backup is in step.</summary>
-    private static void AttachWitness(MirrorHub hub, PairOptions pair, ulong epoch, Action<string> log)
+    /// <summary>
+    /// With a witness, the hub's solo lease comes from it, asked for while no backup is in step and
+    /// given back once one is. A witness that answers "fenced" has granted a higher epoch: the other
+    /// node took over, so this one steps down at once (its clients go over to the new primary).
+    /// </summary>
+    private static void AttachWitness(MirrorHub hub, PairOptions pair, ulong epoch, Action<string> log, long heldUntilTicks, CancellationTokenSource stepDown)
     {
         if (pair.Witness is null)
         {
             return;
         }
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => !hub.IsConnected, log);
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => !hub.IsConnected, log, heldUntilTicks,
+            fenced: () =>
+            {
+                if (!stepDown.IsCancellationRequested && !hub.IsStopping)
+                {
+                    log($"the witness has granted an epoch above ours ({epoch}): the other node took over");
+                    stepDown.Cancel();
+                }
+            });
+    }
+
+    /// <summary>
+    /// A primary without a backup in step asks its peer (if it has one) twice a second whether it is
+    /// primary in a higher epoch: then the peer took over while this node was stalled or cut off, and
+    /// this node steps down to be its backup (discarding what it sealed and never acknowledged).
+    /// </summary>
+    private static void WatchForHigherEpoch(MirrorHub hub, PairOptions pair, ChainHead head, Action<string> log, CancellationTokenSource stepDown)
+    {
+        if (pair.Peer is null)
+        {
+            return;
+        }
+        IPEndPoint peer = EngineSettings.ParseEndpoint(pair.Peer, "--peer");
+        _ = Task.Run(async () =>
+        {
+            while (!stepDown.IsCancellationRequested && !hub.IsStopping)
+            {
+                await Task.Delay(500, CancellationToken.None).ConfigureAwait(false);
+                if (hub.IsConnected || hub.IsStopping)
+                {
+                    continue;
+                }
+                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                if (theirs > hub.Epoch && !hub.IsStopping)
+                {
+                    log($"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})");
+                    await stepDown.CancelAsync().ConfigureAwait(false);
+                }
+            }
+        });
     }
 
     private static WebApplication BuildAdmin(EngineSettings settings, EngineNode node, PairOptions pair)

@@ -27,4 +27,11 @@ public interface IBlockMirror
     /// connected this keeps waiting: a primary without its backup acknowledges nothing.
     /// </summary>
     void WaitAcked(ulong blockNo);
+
+    /// <summary>
+    /// The node is stopping: from now on <see cref="WaitAcked"/> throws instead of waiting when no
+    /// backup is in step (and no lease held), so the drain does not wait for an ack that cannot come;
+    /// what was not acknowledged stays unacknowledged, and clients resend it elsewhere.
+    /// </summary>
+    void BeginStop();
 }

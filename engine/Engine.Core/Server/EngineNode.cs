@@ -259,6 +259,7 @@ public sealed class EngineNode : IAsyncDisposable
         }
         await _rateSampler.DisposeAsync().ConfigureAwait(false);
         await _gateway.StopAcceptingAsync().ConfigureAwait(false);
+        _mirror?.BeginStop();
         var drain = TimeSpan.FromMilliseconds(Settings.DrainTimeoutMs);
         bool inboundDrained = _inbound.Shutdown(drain);
         bool outboundDrained = _outbound.Shutdown(drain);

@@ -23,9 +23,12 @@ public sealed class EngineProcess : IDisposable
 
     public static EngineProcess Start(params string[] args) => Start(new Dictionary<string, string>(), args);
 
-    public static EngineProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args)
+    public static EngineProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args) => StartIn(null, environment, args);
+
+    /// <summary>Starts the engine inside network namespace <paramref name="netns"/> (<c>ip netns exec</c>, which execs: the process is the engine's own), or here when null.</summary>
+    public static EngineProcess StartIn(string? netns, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(netns is null ? "dotnet" : "ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -34,6 +37,13 @@ public sealed class EngineProcess : IDisposable
         foreach (var (key, value) in environment)
         {
             info.Environment[key] = value;
+        }
+        if (netns is not null)
+        {
+            foreach (string prefix in new[] { "netns", "exec", netns, "dotnet" })
+            {
+                info.ArgumentList.Add(prefix);
+            }
         }
         info.ArgumentList.Add(EngineDll);
         foreach (string arg in args)

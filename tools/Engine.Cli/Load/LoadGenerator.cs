@@ -37,7 +37,11 @@ internal sealed record LoadResult(
     double ThroughputPerSecond,
     LongHistogram Latency,
     bool Open,
-    long Reconnects);
+    long Reconnects,
+    IReadOnlyList<AckedOrder> Acks);
+
+/// <summary>One acknowledged order: its receipt and when it arrived (<see cref="Stopwatch"/> ticks).</summary>
+internal readonly record struct AckedOrder(uint ClientId, ulong ClientSeq, ulong Lsn, ulong BlockNo, Hash32 BlockHash, long ArrivedTicks);
 
 /// <summary>
 /// Drives the engine through <see cref="EngineClient"/> over several connections, open loop at a
@@ -117,11 +121,12 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                 byReason[reason.ToString()] = byReason.GetValueOrDefault(reason.ToString()) + n;
             }
         }
+        List<AckedOrder> acks = [.. connections.SelectMany(c => c.Receipts)];
         long? lost = null;
         long? duplicates = null;
         if (options.Journal is not null)
         {
-            (lost, duplicates) = await CheckJournalAsync(options.Journal, [.. connections.SelectMany(c => c.Receipts)]).ConfigureAwait(false);
+            (lost, duplicates) = await CheckJournalAsync(options.Journal, acks).ConfigureAwait(false);
         }
         foreach (Connection c in connections)
         {
@@ -129,7 +134,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         }
         long answered = _acked + _rejected;
         return new LoadResult(_sent, _acked, _rejected, byReason, _errors, lost, duplicates, _reports, seconds,
-            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects);
+            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects, acks);
     }
 
     /// <summary>
@@ -204,7 +209,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
     /// Every acked order must be in the journal exactly once: at its receipt's LSN, with its own
     /// (clientId, clientSeq), and nowhere else. Waits (bounded) for the engine to commit the last one.
     /// </summary>
-    private static async Task<(long Lost, long Duplicates)> CheckJournalAsync(string directory, List<(uint ClientId, ulong ClientSeq, ulong Lsn)> receipts)
+    private static async Task<(long Lost, long Duplicates)> CheckJournalAsync(string directory, List<AckedOrder> receipts)
     {
         ulong needed = receipts.Count == 0 ? 0 : receipts.Max(r => r.Lsn);
         var byLsn = new Dictionary<ulong, (uint, ulong)>();
@@ -278,7 +283,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
 
         public Dictionary<RejectReason, long> RejectedByReason { get; } = [];
 
-        public List<(uint ClientId, ulong ClientSeq, ulong Lsn)> Receipts { get; } = [];
+        public List<AckedOrder> Receipts { get; } = [];
 
         public Transaction NextOrder() => _mix.Next();
 
@@ -333,7 +338,8 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             if (result.Accepted)
             {
                 Interlocked.Increment(ref _owner._acked);
-                Receipts.Add((result.Receipt.ClientId, result.Receipt.ClientSeq, result.Receipt.Lsn));
+                Receipt r = result.Receipt;
+                Receipts.Add(new AckedOrder(r.ClientId, r.ClientSeq, r.Lsn, r.BlockNo, r.BlockHash, now));
             }
             else
             {

@@ -1,0 +1,458 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Engine.Cli.Load;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Protocol;
+
+namespace Engine.Cli.Drill;
+
+/// <summary>
+/// The drill's cluster and its rounds. Two nodes (A and B) and a witness, as real processes; in
+/// front of each node's replication endpoint and of each node's way to the witness, a
+/// <see cref="FaultProxy"/>. Each node's <c>--peer</c> is the proxy in front of the other, so one
+/// switch cuts, slows or corrupts the link both ways. The roles move: whoever took over is primary.
+/// </summary>
+internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDisposable
+{
+    public static readonly string[] Scenarios = ["kill-primary", "kill-backup", "stall-primary", "cut-link", "slow-link", "corrupt-link", "partition"];
+
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan WholeTimeout = TimeSpan.FromSeconds(120);
+    private static readonly string[] DetectionLines = ["lost the primary", "lost the backup", "INCIDENT", "the primary has been silent"];
+
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"engine-drill-{Environment.ProcessId}");
+    private readonly List<(ulong Lsn, uint ClientId, ulong ClientSeq)> _allAcks = [];
+    private NodeProcess? _witness;
+    private FaultProxy? _witnessProxyA;
+    private FaultProxy? _witnessProxyB;
+    private Node? _a;
+    private Node? _b;
+    private bool _failed;
+
+    private Node Primary { get; set; } = null!;
+
+    private Node Backup => Primary == _a ? _b! : _a!;
+
+    public async Task<DrillReport> RunAsync(CancellationToken cancel)
+    {
+        var report = new DrillReport(options);
+        await say.WriteLineAsync($"engine drill: seed {options.Seed}, {options.Rounds} round(s) of {string.Join(", ", options.Scenarios)}, {options.Rate:N0} orders/s, data in {_root}").ConfigureAwait(false);
+        StartCluster();
+        if (!Primary.Process.WaitForLog("mirroring live", StartTimeout))
+        {
+            throw new InvalidOperationException($"the pair did not come up:\n--- A ---\n{_a!.Process.Output}\n--- B ---\n{_b!.Process.Output}");
+        }
+        await say.WriteLineAsync($"pair up: A pid {_a!.Process.Id} primary, B pid {_b!.Process.Id} backup, witness pid {_witness!.Id}").ConfigureAwait(false);
+        for (int i = 0; i < options.Rounds; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            string scenario = options.Scenarios[i % options.Scenarios.Length];
+            RoundResult round = await RunRoundAsync(i, scenario, options.Seed + i, cancel).ConfigureAwait(false);
+            report.Add(round);
+            await say.WriteLineAsync(round.Line(i + 1, options.Rounds)).ConfigureAwait(false);
+            if (!round.Whole)
+            {
+                await say.WriteLineAsync($"the pair did not become whole again; stopping the drill.\n--- A ---\n{Tail(_a.Process.Output)}\n--- B ---\n{Tail(_b.Process.Output)}").ConfigureAwait(false);
+                break;
+            }
+        }
+        // Every order acknowledged in any round, against the final primary's journal.
+        report.FinalLost = CheckAll(Path.Combine(Primary.Data, "journal"));
+        _failed = !report.Ok;
+        return report;
+    }
+
+    private void StartCluster()
+    {
+        Directory.CreateDirectory(_root);
+        int witnessPort = FreePort();
+        _witness = NodeProcess.Start(witnessPort, "witness", "--listen", $"127.0.0.1:{witnessPort}");
+        if (!_witness.WaitForLog("listening", StartTimeout))
+        {
+            throw new InvalidOperationException($"the witness did not start: {_witness.Output}");
+        }
+        var witness = new IPEndPoint(IPAddress.Loopback, witnessPort);
+        _witnessProxyA = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
+        _witnessProxyB = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
+        _a = new Node("A", Path.Combine(_root, "a"), _witnessProxyA);
+        _b = new Node("B", Path.Combine(_root, "b"), _witnessProxyB);
+        _a.Peer = _b;
+        _b.Peer = _a;
+        _a.Start("primary");
+        _b.Start("backup");
+        Primary = _a;
+    }
+
+    private async Task<RoundResult> RunRoundAsync(int index, string scenario, int seed, CancellationToken cancel)
+    {
+        var random = new Random(seed);
+        Node primary = Primary, backup = Backup;
+        var round = new RoundResult(scenario, seed);
+        var load = new LoadGenerator(new LoadOptions([primary.ClientEndpoint, backup.ClientEndpoint], options.Rate, TimeSpan.FromSeconds(options.RoundSeconds),
+            null, 4, 256, 1, "dev-token-{id}", null, seed, Json: false), TextWriter.Null);
+        Task<LoadResult> running = load.RunAsync(cancel);
+
+        await Task.Delay(TimeSpan.FromSeconds(options.RoundSeconds * (0.25 + 0.25 * random.NextDouble())), cancel).ConfigureAwait(false);
+        int markPrimary = primary.Process.Output.Length, markBackup = backup.Process.Output.Length;
+        long fault = Stopwatch.GetTimestamp();
+        TimeSpan length = TimeSpan.FromMilliseconds(options.FaultMs);
+        switch (scenario)
+        {
+            case "kill-primary":
+                primary.Process.KillHard();
+                round.Detail = "primary killed";
+                if (!backup.Process.WaitForLog("TAKEOVER", StartTimeout, since: markBackup))
+                {
+                    round.Detail += "; the backup did not take over";
+                }
+                primary.Start("backup");
+                break;
+            case "kill-backup":
+                backup.Process.KillHard();
+                round.Detail = "backup killed";
+                primary.Process.WaitForLog("lost the backup", StartTimeout, since: markPrimary);
+                backup.Start("backup");
+                break;
+            case "stall-primary":
+                primary.Process.Signal(NodeProcess.SigStop);
+                await Task.Delay(length, cancel).ConfigureAwait(false);
+                primary.Process.Signal(NodeProcess.SigCont);
+                round.Detail = $"primary stopped {options.FaultMs} ms";
+                break;
+            case "cut-link":
+                SetLink(LinkFault.Blackhole);
+                await Task.Delay(length, cancel).ConfigureAwait(false);
+                SetLink(LinkFault.None);
+                round.Detail = $"link cut {options.FaultMs} ms";
+                break;
+            case "slow-link":
+                SetLink(LinkFault.Delay, TimeSpan.FromMilliseconds(options.DelayMs));
+                await Task.Delay(length, cancel).ConfigureAwait(false);
+                SetLink(LinkFault.None);
+                round.Detail = $"link +{options.DelayMs} ms each way for {options.FaultMs} ms";
+                break;
+            case "corrupt-link":
+                primary.LinkProxy.CorruptOnce();
+                round.Detail = "one byte flipped";
+                break;
+            case "partition":
+                // Both sides lose each other; one of them (seeded) also loses the witness.
+                Node isolated = random.Next(2) == 0 ? primary : backup;
+                SetLink(LinkFault.Blackhole);
+                isolated.WitnessProxy.Set(LinkFault.Blackhole);
+                await Task.Delay(length, cancel).ConfigureAwait(false);
+                isolated.WitnessProxy.Set(LinkFault.None);
+                SetLink(LinkFault.None);
+                round.Detail = $"{(isolated == primary ? "primary" : "backup")} {isolated.Name} cut off from peer and witness {options.FaultMs} ms";
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(scenario), scenario, "unknown scenario");
+        }
+
+        LoadResult result = await running.ConfigureAwait(false);
+        if (backup.Process.Output.AsSpan(Math.Min(markBackup, backup.Process.Output.Length)).Contains("TAKEOVER", StringComparison.Ordinal))
+        {
+            Primary = backup;
+        }
+        round.Whole = await WaitWholeAsync(Primary, Primary == primary ? markPrimary : markBackup, cancel).ConfigureAwait(false);
+        round.TookOver = Primary != primary;
+        round.Acked = result.Acked;
+        round.Rejected = result.Rejected;
+        round.Unanswered = result.Errors;
+        long? detected = new[] { primary.Process.FirstLineAt(markPrimary, DetectionLines), backup.Process.FirstLineAt(markBackup, DetectionLines) }.Where(t => t is not null).Min();
+        round.DetectionMs = detected is { } d ? Milliseconds(d - fault) : null;
+        round.GapMs = LongestGap(result.Acks);
+        round.StateMismatch = _a!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal) || _b!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal);
+        if (round.Whole)
+        {
+            await CheckJournalsAsync(round, result.Acks, fault).ConfigureAwait(false);
+            foreach (Node node in new[] { _a, _b! })
+            {
+                node.RemoveDiscardedJournals();
+            }
+        }
+        _allAcks.AddRange(result.Acks.Select(a => (a.Lsn, a.ClientId, a.ClientSeq)));
+        return round;
+    }
+
+    private void SetLink(LinkFault fault, TimeSpan delay = default)
+    {
+        _a!.LinkProxy.Set(fault, delay);
+        _b!.LinkProxy.Set(fault, delay);
+    }
+
+    /// <summary>
+    /// The pair is whole when the primary's last word on its backup (since the fault) is that one is
+    /// in step, the other node runs, and any restarted node has come back in step.
+    /// </summary>
+    private static async Task<bool> WaitWholeAsync(Node primary, int mark, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < WholeTimeout)
+        {
+            string output = primary.Process.Output;
+            string since = output[Math.Min(mark, output.Length)..];
+            int live = since.LastIndexOf("mirroring live", StringComparison.Ordinal);
+            int lost = Math.Max(since.LastIndexOf("lost the backup", StringComparison.Ordinal), since.LastIndexOf("TAKEOVER", StringComparison.Ordinal));
+            if (live >= lost && !primary.Peer!.Process.HasExited && !primary.Process.HasExited)
+            {
+                return true;
+            }
+            await Task.Delay(20, cancel).ConfigureAwait(false);
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Both journals verify; the backup's chain is a prefix of the primary's (equal once the last
+    /// blocks are committed); every order acknowledged in the round is in the primary's journal
+    /// exactly once, at its receipt's LSN and in its receipt's block; no two receipts name different
+    /// blocks under one number (split brain). Also the takeover time, from the blocks' epochs.
+    /// </summary>
+    private async Task CheckJournalsAsync(RoundResult round, IReadOnlyList<AckedOrder> acks, long fault)
+    {
+        ulong needed = acks.Count == 0 ? 0 : acks.Max(a => a.Lsn);
+        var keys = acks.Select(a => (a.ClientId, a.ClientSeq)).ToHashSet();
+        var blocksOfAcks = acks.Select(a => a.BlockNo).ToHashSet();
+        string primaryJournal = Path.Combine(Primary.Data, "journal"), backupJournal = Path.Combine(Backup.Data, "journal");
+        ChainState primaryChain;
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            primaryChain = ReadChain(primaryJournal, blocksOfAcks, keys);
+            if (primaryChain.LastLsn >= needed || clock.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                break;
+            }
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+        ChainState backupChain;
+        clock.Restart();
+        while (true)
+        {
+            backupChain = ReadChain(backupJournal, [0], []);
+            if (backupChain.Head?.BlockNo >= primaryChain.Head?.BlockNo || clock.Elapsed > TimeSpan.FromSeconds(5))
+            {
+                break;
+            }
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+        round.JournalsIntact = primaryChain.Intact && backupChain.Intact;
+        if (primaryChain.Head is { } p && backupChain.Head is { } b)
+        {
+            // One chain is a prefix of the other (equal once the last commits are in).
+            ulong at = Math.Min(p.BlockNo, b.BlockNo);
+            Hash32 ours = at == p.BlockNo ? p.Hash : ReadChain(primaryJournal, [at], []).HashAt.GetValueOrDefault(at);
+            Hash32 theirs = at == b.BlockNo ? b.Hash : ReadChain(backupJournal, [at], []).HashAt.GetValueOrDefault(at);
+            round.JournalsAgree = ours == theirs;
+        }
+
+        foreach (AckedOrder ack in acks)
+        {
+            bool there = primaryChain.Orders.TryGetValue(ack.Lsn, out var order) && order == (ack.ClientId, ack.ClientSeq)
+                && primaryChain.HashAt.TryGetValue(ack.BlockNo, out Hash32 hash) && hash == ack.BlockHash;
+            if (!there)
+            {
+                round.Lost++;
+            }
+            if (primaryChain.Seen.GetValueOrDefault((ack.ClientId, ack.ClientSeq)) > 1)
+            {
+                round.Duplicates++;
+            }
+        }
+        round.SplitBrain = acks.GroupBy(a => a.BlockNo).Count(g => g.Select(a => a.BlockHash).Distinct().Count() > 1);
+
+        // Takeover: from the fault to the first receipt in a block of a newer epoch than before it.
+        ulong EpochOf(AckedOrder a) => primaryChain.EpochAt.GetValueOrDefault(a.BlockNo);
+        ulong before = acks.Any(a => a.ArrivedTicks < fault) ? acks.Where(a => a.ArrivedTicks < fault).Max(EpochOf) : acks.Select(EpochOf).DefaultIfEmpty(0UL).Min();
+        long? first = acks.Where(a => a.ArrivedTicks >= fault && EpochOf(a) > before).Select(a => (long?)a.ArrivedTicks).Min();
+        round.TakeoverMs = first is { } f ? Milliseconds(f - fault) : null;
+    }
+
+    private sealed record ChainState(bool Intact, ChainHead? Head, ulong LastLsn, Dictionary<ulong, Hash32> HashAt, Dictionary<ulong, ulong> EpochAt,
+        Dictionary<ulong, (uint, ulong)> Orders, Dictionary<(uint, ulong), int> Seen);
+
+    /// <summary>Verifies a journal and reads what the checks need: hashes and epochs of the named blocks, the named orders by LSN and how often each occurs.</summary>
+    private static ChainState ReadChain(string directory, HashSet<ulong> blocks, HashSet<(uint, ulong)> orders)
+    {
+        var hashAt = new Dictionary<ulong, Hash32>();
+        var epochAt = new Dictionary<ulong, ulong>();
+        var byLsn = new Dictionary<ulong, (uint, ulong)>();
+        var seen = new Dictionary<(uint, ulong), int>();
+        ulong lastLsn = 0;
+        using JournalReader reader = JournalReader.Open(directory);
+        VerifyReport report = reader.Verify();
+        reader.Scan((entry, _) =>
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
+            {
+                return false;
+            }
+            if (blocks.Contains(header.BlockNo))
+            {
+                hashAt[header.BlockNo] = BlockFormat.StoredHash(entry, in header);
+                epochAt[header.BlockNo] = header.Epoch;
+            }
+            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+            for (int i = 0; i < header.Count; i++)
+            {
+                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                var key = (tx.ClientId, tx.ClientSeq);
+                if (orders.Contains(key))
+                {
+                    byLsn[lsn] = key;
+                    seen[key] = seen.GetValueOrDefault(key) + 1;
+                }
+                lastLsn = lsn;
+            }
+            return true;
+        });
+        return new ChainState(report.Intact, report.Head, lastLsn, hashAt, epochAt, byLsn, seen);
+    }
+
+    /// <summary>Every order acknowledged in any round is in the final primary's journal at its LSN.</summary>
+    private long CheckAll(string journal)
+    {
+        var wanted = _allAcks.ToDictionary(a => a.Lsn, a => (a.ClientId, a.ClientSeq));
+        long found = 0;
+        using JournalReader reader = JournalReader.Open(journal);
+        reader.Scan((entry, _) =>
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
+            {
+                return false;
+            }
+            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+            for (int i = 0; i < header.Count; i++)
+            {
+                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                if (wanted.TryGetValue(lsn, out var key) && key == (tx.ClientId, tx.ClientSeq))
+                {
+                    found++;
+                }
+            }
+            return true;
+        });
+        return wanted.Count - found;
+    }
+
+    private static double LongestGap(IReadOnlyList<AckedOrder> acks)
+    {
+        if (acks.Count < 2)
+        {
+            return 0;
+        }
+        long[] times = [.. acks.Select(a => a.ArrivedTicks).Order()];
+        long longest = 0;
+        for (int i = 1; i < times.Length; i++)
+        {
+            longest = Math.Max(longest, times[i] - times[i - 1]);
+        }
+        return Milliseconds(longest);
+    }
+
+    private static double Milliseconds(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+    private static string Tail(string output) => output.Length > 4000 ? output[^4000..] : output;
+
+    internal static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (Node? node in new[] { _a, _b })
+        {
+            node?.Dispose();
+            if (node is not null && (options.Keep || _failed))
+            {
+                await File.WriteAllTextAsync(Path.Combine(_root, $"{node.Name}.log"), node.Log).ConfigureAwait(false);
+            }
+        }
+        _witness?.Dispose();
+        _witnessProxyA?.Dispose();
+        _witnessProxyB?.Dispose();
+        if (Directory.Exists(_root))
+        {
+            if (options.Keep || _failed)
+            {
+                await say.WriteLineAsync($"data kept in {_root}").ConfigureAwait(false);
+            }
+            else
+            {
+                Directory.Delete(_root, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>One node of the pair: its ports, its data, the proxy in front of its replication endpoint, its way to the witness, its current process.</summary>
+    private sealed class Node : IDisposable
+    {
+        public Node(string name, string data, FaultProxy witnessProxy)
+        {
+            Name = name;
+            Data = data;
+            WitnessProxy = witnessProxy;
+            ClientPort = FreePort();
+            ReplicationPort = FreePort();
+            LinkProxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, ReplicationPort));
+        }
+
+        public string Name { get; }
+
+        public string Data { get; }
+
+        public int ClientPort { get; }
+
+        public int ReplicationPort { get; }
+
+        public string ClientEndpoint => $"127.0.0.1:{ClientPort}";
+
+        /// <summary>In front of this node's replication endpoint: the other node reaches it only through here.</summary>
+        public FaultProxy LinkProxy { get; }
+
+        /// <summary>Between this node and the witness.</summary>
+        public FaultProxy WitnessProxy { get; }
+
+        public Node? Peer { get; set; }
+
+        public NodeProcess Process { get; private set; } = null!;
+
+        /// <summary>Everything the node's processes have logged, one after the other.</summary>
+        public string Log => _earlier + Process?.Output;
+
+        private string _earlier = "";
+
+        public void Start(string role)
+        {
+            if (Process is not null)
+            {
+                _earlier += Process.Output + $"--- restarted as {role} ---\n";
+            }
+            Process?.Dispose();
+            Process = NodeProcess.Start(ClientPort, "serve", "--role", role, "--data", Data, "--listen", ClientEndpoint,
+                "--replication-listen", $"127.0.0.1:{ReplicationPort}", "--peer", $"127.0.0.1:{Peer!.LinkProxy.Port}",
+                "--witness", $"127.0.0.1:{WitnessProxy.Port}");
+        }
+
+        /// <summary>Journals a rejoining node moved aside (never acknowledged suffixes): the drill keeps the disk bounded.</summary>
+        public void RemoveDiscardedJournals()
+        {
+            foreach (string aside in Directory.GetDirectories(Data, "journal.discarded-*"))
+            {
+                Directory.Delete(aside, recursive: true);
+            }
+        }
+
+        public void Dispose()
+        {
+            Process?.Dispose();
+            LinkProxy.Dispose();
+        }
+    }
+}
