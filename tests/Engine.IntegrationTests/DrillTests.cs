@@ -35,7 +35,7 @@ public class DrillTests
             Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(14 * 1000));
             Assert.That(result.GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "kills, stalls and cuts make takeovers");
             JsonElement scenarios = result.GetProperty("scenarios");
-            foreach (string scenario in Drill.Scenarios)
+            foreach (string scenario in new[] { "kill-primary", "kill-backup", "stall-primary", "cut-link", "slow-link", "corrupt-link", "partition" })
             {
                 Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(2), scenario);
             }
