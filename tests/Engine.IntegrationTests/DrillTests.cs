@@ -14,6 +14,7 @@ namespace Engine.IntegrationTests;
 public class DrillTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+    private static readonly string[] Scenarios = ["kill-primary", "kill-backup", "stall-primary", "cut-link", "slow-link", "corrupt-link", "partition"];
 
     [Test]
     public void A_short_drill_of_every_scenario_loses_nothing_doubles_nothing_and_never_splits()
@@ -35,7 +36,7 @@ public class DrillTests
             Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(14 * 1000));
             Assert.That(result.GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "kills, stalls and cuts make takeovers");
             JsonElement scenarios = result.GetProperty("scenarios");
-            foreach (string scenario in new[] { "kill-primary", "kill-backup", "stall-primary", "cut-link", "slow-link", "corrupt-link", "partition" })
+            foreach (string scenario in Scenarios)
             {
                 Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(2), scenario);
             }
