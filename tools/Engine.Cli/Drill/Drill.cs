@@ -138,8 +138,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 round.Detail = "one byte flipped";
                 break;
             case "partition":
-                // Both sides lose each other; one of them (seeded) also loses the witness.
-                Node isolated = random.Next(2) == 0 ? primary : backup;
+                // Both sides lose each other; one of them also loses the witness: the primary on even
+                // round seeds, the backup on odd ones (so the two kinds alternate when scenarios cycle).
+                Node isolated = seed % 2 == 0 ? primary : backup;
                 SetLink(LinkFault.Blackhole);
                 isolated.WitnessProxy.Set(LinkFault.Blackhole);
                 await Task.Delay(length, cancel).ConfigureAwait(false);
@@ -160,6 +161,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         round.TookOver = Primary != primary;
         round.Acked = result.Acked;
         round.Rejected = result.Rejected;
+        round.RejectedByReason = result.RejectedByReason;
         round.Unanswered = result.Errors;
         long? detected = new[] { primary.Process.FirstLineAt(markPrimary, DetectionLines), backup.Process.FirstLineAt(markBackup, DetectionLines) }.Where(t => t is not null).Min();
         round.DetectionMs = detected is { } d ? Milliseconds(d - fault) : null;

@@ -20,6 +20,8 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public long Rejected { get; set; }
 
+    public IReadOnlyDictionary<string, long> RejectedByReason { get; set; } = new Dictionary<string, long>();
+
     /// <summary>Requests never answered (the load's drain ran out): not lost, since never acknowledged, but reported.</summary>
     public long Unanswered { get; set; }
 
@@ -45,7 +47,7 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public string Line(int number, int of) => string.Create(CultureInfo.InvariantCulture,
         $"round {number}/{of} {Scenario,-13} seed {Seed}: {Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
-        $"acked {Acked:N0}, rejected {Rejected:N0}, lost {Lost}, duplicates {Duplicates}, split {SplitBrain}; " +
+        $"acked {Acked:N0}, rejected {Rejected:N0} ({string.Join(", ", RejectedByReason.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))}), lost {Lost}, duplicates {Duplicates}, split {SplitBrain}; " +
         $"{(Whole ? "pair whole" : "PAIR NOT WHOLE")}, journals {(JournalsIntact ? "intact" : "BROKEN")} and {(JournalsAgree ? "agreeing" : "NOT AGREEING")}" +
         $"{(StateMismatch ? ", STATE MISMATCH" : "")} {(Ok ? "ok" : "FAILED")}");
 
