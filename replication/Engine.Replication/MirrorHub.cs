@@ -113,6 +113,15 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
     }
 
+    /// <summary>The solo lease was just granted: blocks waiting at the ack gate may go now.</summary>
+    public void LeaseGranted()
+    {
+        lock (_gate)
+        {
+            Monitor.PulseAll(_gate);
+        }
+    }
+
     public void BeginStop()
     {
         lock (_gate)
@@ -145,6 +154,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             _link = null;
             Monitor.PulseAll(_gate);
         }
+        Lease.Nudge();
         if (!_stop.IsCancellationRequested)
         {
             _log($"lost the backup ({why}): {(Solo ? "acknowledging alone (solo lease)" : "acknowledging nothing until a backup is back in step")}");

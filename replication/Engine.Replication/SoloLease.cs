@@ -15,6 +15,11 @@ public interface ISoloLease
 {
     /// <summary>True while this node may acknowledge alone.</summary>
     bool Held { get; }
+
+    /// <summary>The backup was just lost: ask for the lease now rather than at the next poll.</summary>
+    void Nudge()
+    {
+    }
 }
 
 /// <summary>The operator's lease: given at start (<c>--allow-solo</c>) or later (<c>engine admin go-solo</c>); never expires.</summary>
@@ -46,6 +51,8 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     private readonly Task _loop;
     private long _validUntilTicks;
     private readonly Action? _fenced;
+    private readonly Action? _granted;
+    private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _lastHeld;
 
     /// <param name="witness">The witness's endpoint.</param>
@@ -55,9 +62,12 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     /// <param name="log">Where state changes are told.</param>
     /// <param name="heldUntilTicks">A grant already obtained (<see cref="AcquireAsync"/> before a takeover): held until then.</param>
     /// <param name="fenced">Called when the witness answers that a higher epoch exists: the other node took over.</param>
-    public WitnessLease(IPEndPoint witness, string nodeId, Func<ulong> epoch, Func<bool> wanted, Action<string> log, long heldUntilTicks = 0, Action? fenced = null)
+    /// <param name="granted">Called when the lease is granted after not being held: what waits for it may go.</param>
+    public WitnessLease(IPEndPoint witness, string nodeId, Func<ulong> epoch, Func<bool> wanted, Action<string> log, long heldUntilTicks = 0,
+        Action? fenced = null, Action? granted = null)
     {
         _fenced = fenced;
+        _granted = granted;
         _witness = witness;
         _nodeId = nodeId;
         _epoch = epoch;
@@ -69,6 +79,21 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     }
 
     public bool Held => Stopwatch.GetTimestamp() < Interlocked.Read(ref _validUntilTicks);
+
+    public void Nudge()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            try
+            {
+                _wake.Release();
+            }
+            catch (Exception e) when (e is SemaphoreFullException or ObjectDisposedException)
+            {
+                // Nudged twice at once (one wake-up is enough), or already stopped.
+            }
+        }
+    }
 
     private async Task Loop()
     {
@@ -87,6 +112,10 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 {
                     _log(granted ? $"solo lease from the witness at {_witness} ({leaseMs} ms, renewed)" : $"the witness refused the solo lease: {answer}");
                     _lastHeld = granted;
+                    if (granted)
+                    {
+                        _granted?.Invoke();
+                    }
                 }
                 if (!granted && answer.EndsWith(" fenced", StringComparison.Ordinal))
                 {
@@ -107,7 +136,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
             }
             try
             {
-                await Task.Delay(pause, _stop.Token).ConfigureAwait(false);
+                await _wake.WaitAsync(pause, _stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -157,6 +186,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(false);
         _stop.Dispose();
+        _wake.Dispose();
     }
 }
 

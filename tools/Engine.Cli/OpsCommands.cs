@@ -10,8 +10,8 @@ internal static class OpsCommands
     public static Command Witness()
     {
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to listen on.", Required = true };
-        var leaseMs = new Option<int>("--lease-ms") { Description = "How long a granted lease lasts (default 1000 ms); a holder renews it every third.", DefaultValueFactory = _ => 1000 };
-        var command = new Command("witness", "Run the witness of a pair: grants the solo lease to at most one node at a time, never to a lower epoch than one granted before.")
+        var leaseMs = new Option<int>("--lease-ms") { Description = "How long a holder may act on a grant without renewing it (default 1000 ms); it renews every third.", DefaultValueFactory = _ => 1000 };
+        var command = new Command("witness", "Run the witness of a pair: grants the solo lease to one node at a time and keeps it with that node until it gives it back (a backup is in step with it again); never grants a lower epoch than one granted before. A backup asks for it before it takes over. Restarting the witness forgets both: the operator's override.")
         {
             listen, leaseMs,
         };

@@ -320,7 +320,8 @@ internal static class ServeCommand
                     log($"the witness has granted an epoch above ours ({epoch}): the other node took over");
                     stepDown.Cancel();
                 }
-            });
+            },
+            granted: hub.LeaseGranted);
     }
 
     /// <summary>
