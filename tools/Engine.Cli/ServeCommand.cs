@@ -192,7 +192,8 @@ internal static class ServeCommand
     /// Starts the node for its role. A backup first mirrors (journals and applies the primary's
     /// blocks) and only returns once it takes over, or null if it was stopped before that.
     /// </summary>
-    /// <remarks>The <paramref name="stepDown"/> source is cancelled when this node, as primary without a backup, finds its peer is primary in a higher epoch.</remarks>
+    /// <remarks>The <paramref name="stepDown"/> source is cancelled when this node, as primary without a backup, learns that
+    /// the other node took over: the witness answers "fenced", or its peer is primary in a higher epoch.</remarks>
     private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log,
         CancellationTokenSource stepDown, CancellationToken stop)
     {

@@ -49,7 +49,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             cancel.ThrowIfCancellationRequested();
             string scenario = options.Scenarios[i % options.Scenarios.Length];
-            RoundResult round = await RunRoundAsync(i, scenario, options.Seed + i, cancel).ConfigureAwait(false);
+            RoundResult round = await RunRoundAsync(scenario, options.Seed + i, cancel).ConfigureAwait(false);
             report.Add(round);
             await say.WriteLineAsync(round.Line(i + 1, options.Rounds)).ConfigureAwait(false);
             if (!round.Whole)
@@ -85,7 +85,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         Primary = _a;
     }
 
-    private async Task<RoundResult> RunRoundAsync(int index, string scenario, int seed, CancellationToken cancel)
+    private async Task<RoundResult> RunRoundAsync(string scenario, int seed, CancellationToken cancel)
     {
         var random = new Random(seed);
         Node primary = Primary, backup = Backup;
@@ -95,7 +95,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         Task<LoadResult> running = load.RunAsync(cancel);
 
         await Task.Delay(TimeSpan.FromSeconds(options.RoundSeconds * (0.25 + 0.25 * random.NextDouble())), cancel).ConfigureAwait(false);
-        int markPrimary = primary.Process.Output.Length, markBackup = backup.Process.Output.Length;
+        // The processes as they were at the fault (a killed one is replaced): detection is read from them.
+        NodeProcess primaryAtFault = primary.Process, backupAtFault = backup.Process;
+        int markPrimary = primaryAtFault.Output.Length, markBackup = backupAtFault.Output.Length;
         long fault = Stopwatch.GetTimestamp();
         TimeSpan length = TimeSpan.FromMilliseconds(options.FaultMs);
         switch (scenario)
@@ -158,12 +160,11 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             Primary = backup;
         }
         round.Whole = await WaitWholeAsync(Primary, Primary == primary ? markPrimary : markBackup, cancel).ConfigureAwait(false);
-        round.TookOver = Primary != primary;
         round.Acked = result.Acked;
         round.Rejected = result.Rejected;
         round.RejectedByReason = result.RejectedByReason;
         round.Unanswered = result.Errors;
-        long? detected = new[] { primary.Process.FirstLineAt(markPrimary, DetectionLines), backup.Process.FirstLineAt(markBackup, DetectionLines) }.Where(t => t is not null).Min();
+        long? detected = new[] { primaryAtFault.FirstLineAt(markPrimary, DetectionLines), backupAtFault.FirstLineAt(markBackup, DetectionLines) }.Where(t => t is not null).Min();
         round.DetectionMs = detected is { } d ? Milliseconds(d - fault) : null;
         round.GapMs = LongestGap(result.Acks);
         round.StateMismatch = _a!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal) || _b!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal);
