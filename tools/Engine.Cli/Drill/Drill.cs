@@ -42,6 +42,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         StartCluster();
         if (!Primary.Process.WaitForLog("mirroring live", StartTimeout))
         {
+            _failed = true;
             throw new InvalidOperationException($"the pair did not come up:\n--- A ---\n{_a!.Process.Output}\n--- B ---\n{_b!.Process.Output}");
         }
         await say.WriteLineAsync($"pair up: A pid {_a!.Process.Id} primary, B pid {_b!.Process.Id} backup, witness pid {_witness!.Id}").ConfigureAwait(false);
@@ -71,6 +72,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         _witness = NodeProcess.Start(witnessPort, "witness", "--listen", $"127.0.0.1:{witnessPort}");
         if (!_witness.WaitForLog("listening", StartTimeout))
         {
+            _failed = true;
             throw new InvalidOperationException($"the witness did not start: {_witness.Output}");
         }
         var witness = new IPEndPoint(IPAddress.Loopback, witnessPort);

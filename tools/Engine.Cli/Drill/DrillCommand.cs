@@ -11,14 +11,14 @@ internal static class DrillCommand
     {
         var scenario = new Option<string>("--scenario") { Description = $"One of {string.Join(", ", Drill.Scenarios)}, or all (default): the rounds take them in turn.", DefaultValueFactory = _ => "all" };
         scenario.AcceptOnlyFromAmong([.. Drill.Scenarios, "all"]);
-        var rounds = new Option<int>("--rounds") { Description = "Rounds in all, one fault each (default: one per scenario).", DefaultValueFactory = _ => 0 };
+        var rounds = new Option<int?>("--rounds") { Description = "Rounds in all, one fault each, the scenarios taking turns (default: one per scenario)." };
         var rate = new Option<double>("--rate") { Description = "Orders per second of the load, open loop (default 2000).", DefaultValueFactory = _ => 2000 };
         var seed = new Option<int?>("--seed") { Description = "Seed of the fault moments and choices (default: from the clock; printed). Round i uses seed+i: `--seed S+i --rounds 1 --scenario NAME` replays it." };
         var seconds = new Option<double>("--round-seconds") { Description = "Load per round in seconds (default 3); the fault strikes between a quarter and a half of it.", DefaultValueFactory = _ => 3 };
         var faultMs = new Option<int>("--fault-ms") { Description = "How long a stall, cut, slow link or partition lasts (default 1500 ms; the pair's silence timeout is 500 ms).", DefaultValueFactory = _ => 1500 };
         var delayMs = new Option<int>("--delay-ms") { Description = "slow-link: delay each way (default 50 ms).", DefaultValueFactory = _ => 50 };
         var json = new Option<bool>("--json") { Description = "End with one JSON object (rounds, lost, duplicates, split_brain, takeover_ms_p50, takeover_ms_p99, …); progress goes to standard error." };
-        var keep = new Option<bool>("--keep") { Description = "Keep the nodes' data directories (they are kept anyway when a round fails)." };
+        var keep = new Option<bool>("--keep") { Description = "Keep the nodes' data directories and logs (A.log, B.log); they are kept anyway when a round fails." };
         var command = new Command("drill", $"""
             Failover drills: start a primary, a backup and a witness as real processes (each node's replication endpoint and its way to the witness behind a fault proxy),
             drive orders through the client library, and per round strike one fault at a seeded random moment:
@@ -27,7 +27,7 @@ internal static class DrillCommand
               cut-link                    black-hole the replication link both ways for --fault-ms
               slow-link                   delay the replication link by --delay-ms each way for --fault-ms
               corrupt-link                flip one byte of the primary's replication stream
-              partition                   cut the link and one node's way to the witness (which one is seeded) for --fault-ms
+              partition                   cut the link and one node's way to the witness for --fault-ms (the primary's on even round seeds, else the backup's)
             Per round: detection, takeover (fault to first receipt from the new primary's epoch), longest gap between receipts, acked orders lost or doubled,
             split brain (two different blocks acknowledged under one number), both journals verified and agreeing. Exits 1 if anything was lost, doubled or split,
             or a round failed; every process it started is stopped, also on Ctrl-C or SIGTERM.
@@ -39,12 +39,12 @@ internal static class DrillCommand
         {
             string chosen = parse.GetValue(scenario)!;
             string[] scenarios = chosen == "all" ? Drill.Scenarios : [chosen];
-            int total = parse.GetValue(rounds) is > 0 and var n ? n : scenarios.Length;
+            int total = parse.GetValue(rounds) ?? scenarios.Length;
             var options = new DrillOptions(scenarios, total, parse.GetValue(rate), parse.GetValue(seed) ?? Environment.TickCount & 0x7fff_ffff,
                 parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep));
-            if (options.Rate is <= 0 or > 200_000 || options.RoundSeconds is < 1 or > 600 || options.FaultMs is < 100 or > 60_000 || options.DelayMs is < 1 or > 10_000)
+            if (options.Rounds is < 1 or > 1_000_000 || options.Rate is <= 0 or > 200_000 || options.RoundSeconds is < 1 or > 600 || options.FaultMs is < 100 or > 60_000 || options.DelayMs is < 1 or > 10_000)
             {
-                Console.Error.WriteLine("engine drill: --rate must be in (0, 200000], --round-seconds 1 to 600, --fault-ms 100 to 60000, --delay-ms 1 to 10000");
+                Console.Error.WriteLine("engine drill: --rounds must be 1 to 1000000, --rate in (0, 200000], --round-seconds 1 to 600, --fault-ms 100 to 60000, --delay-ms 1 to 10000");
                 return 2;
             }
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -59,6 +59,11 @@ internal static class DrillCommand
             {
                 Console.Error.WriteLine("engine drill: interrupted; every process it started is stopped");
                 return 130;
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.Error.WriteLine($"engine drill: {e.Message}");
+                return 2;
             }
             if (options.Json)
             {
