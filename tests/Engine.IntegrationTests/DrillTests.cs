@@ -47,6 +47,34 @@ public class DrillTests
     }
 
     [Test]
+    public void An_interrupted_drill_stops_every_process_it_started()
+    {
+        using var drill = EngineProcess.Start("drill", "--scenario", "slow-link", "--rounds", "100");
+        drill.WaitForOutput(o => o.Contains("pair up", StringComparison.Ordinal), "the drill's pair to come up", Wait);
+        // "pair up: A pid N primary, B pid N backup, witness pid N"
+        int[] pids = [.. System.Text.RegularExpressions.Regex.Matches(drill.StdOut, @"pid (\d+)").Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))];
+        Assert.That(pids, Has.Length.EqualTo(3));
+        Assert.That(drill.Terminate(Wait), Is.EqualTo(130), drill.StdErr);
+        foreach (int pid in pids)
+        {
+            Assert.That(Exited(pid), Is.True, $"process {pid} is still running after the drill was interrupted");
+        }
+    }
+
+    private static bool Exited(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return process.WaitForExit(TimeSpan.FromSeconds(10));
+        }
+        catch (ArgumentException)
+        {
+            return true; // gone already
+        }
+    }
+
+    [Test]
     public void An_unknown_scenario_is_refused_by_name()
     {
         using var drill = EngineProcess.Start("drill", "--scenario", "meteor-strike");
@@ -138,7 +166,7 @@ public class DrillTests
         string a = $"eng-a-{Environment.ProcessId}", b = $"eng-b-{Environment.ProcessId}";
         if (Run("ip", "netns", "add", a) != 0)
         {
-            Assert.Ignore("`ip netns` is not permitted here (needs root and network namespaces): the two-host variant is skipped");
+            Assert.Ignore("`ip netns add` failed (needs iproute2, root and network namespaces): the two-host variant is skipped here");
         }
         string root = Path.Combine(Path.GetTempPath(), $"netns-{Guid.NewGuid():N}");
         try
@@ -193,10 +221,18 @@ public class DrillTests
         }
     }
 
+    /// <summary>Runs a tool to its end; its exit code, or -1 if it is not installed.</summary>
     private static int Run(string file, params string[] args)
     {
-        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        process.WaitForExit();
-        return process.ExitCode;
+        try
+        {
+            using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+            process.WaitForExit();
+            return process.ExitCode;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return -1;
+        }
     }
 }
