@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
+using Engine.Core.Server;
 using Engine.Protocol;
 
 namespace Engine.Replication;
@@ -49,10 +50,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         Lease = lease;
         _lastSealedBlockNo = head.BlockNo;
         _ackedBlockNo = head.BlockNo;
-        _listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(listen);
-        _listener.Listen(4);
+        _listener = Listener.Bind(listen, backlog: 4);
     }
 
     /// <summary>Whether this primary may acknowledge without a backup in step: the operator's or the witness's solo lease.</summary>
@@ -161,31 +159,18 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoop()
+    private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, async socket =>
     {
-        while (!_stop.IsCancellationRequested)
+        try
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            socket.NoDelay = true;
-            try
-            {
-                await AttachAsync(socket).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException)
-            {
-                _log($"a backup's attach failed: {e.Message}");
-                socket.Dispose();
-            }
+            await AttachAsync(socket).ConfigureAwait(false);
         }
-    }
+        catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException)
+        {
+            _log($"a backup's attach failed: {e.Message}");
+            socket.Dispose();
+        }
+    }, _stop.Token);
 
     /// <summary>Handshake, catch-up from the journal, then live.</summary>
     private async Task AttachAsync(Socket socket)

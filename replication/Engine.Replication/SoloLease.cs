@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Engine.Core.Server;
 
 namespace Engine.Replication;
 
@@ -205,7 +206,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
 /// </remarks>
 public sealed class WitnessServer : IAsyncDisposable
 {
-    private readonly TcpListener _listener;
+    private readonly Socket _listener;
     private readonly int _leaseMs;
     private readonly Action<string> _log;
     private readonly object _gate = new();
@@ -219,9 +220,8 @@ public sealed class WitnessServer : IAsyncDisposable
     {
         _leaseMs = leaseMs;
         _log = log;
-        _listener = new TcpListener(listen);
-        _listener.Start();
-        Endpoint = (IPEndPoint)_listener.LocalEndpoint;
+        _listener = Listener.Bind(listen, backlog: 16);
+        Endpoint = (IPEndPoint)_listener.LocalEndPoint!;
     }
 
     public IPEndPoint Endpoint { get; }
@@ -267,49 +267,35 @@ public sealed class WitnessServer : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoop()
+    private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, socket =>
     {
-        while (!_stop.IsCancellationRequested)
+        _ = Task.Run(async () =>
         {
-            TcpClient client;
+            await using var stream = new NetworkStream(socket, ownsSocket: true);
             try
             {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                using (client)
+                var buffer = new byte[256];
+                int read = await stream.ReadAsync(buffer).ConfigureAwait(false);
+                string[] parts = Encoding.ASCII.GetString(buffer, 0, read).Trim().Split(' ');
+                string answer = parts switch
                 {
-                    try
-                    {
-                        NetworkStream stream = client.GetStream();
-                        var buffer = new byte[256];
-                        int read = await stream.ReadAsync(buffer).ConfigureAwait(false);
-                        string[] parts = Encoding.ASCII.GetString(buffer, 0, read).Trim().Split(' ');
-                        string answer = parts switch
-                        {
-                            ["ACQUIRE", string node, string epoch] when ulong.TryParse(epoch, CultureInfo.InvariantCulture, out ulong e) => Decide(node, e),
-                            ["RELEASE", string node] => Release(node),
-                            _ => "ERROR expected: ACQUIRE node epoch, or RELEASE node",
-                        };
-                        await stream.WriteAsync(Encoding.ASCII.GetBytes(answer + "\n")).ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is IOException or SocketException)
-                    {
-                    }
-                }
-            });
-        }
-    }
+                    ["ACQUIRE", string node, string epoch] when ulong.TryParse(epoch, CultureInfo.InvariantCulture, out ulong e) => Decide(node, e),
+                    ["RELEASE", string node] => Release(node),
+                    _ => "ERROR expected: ACQUIRE node epoch, or RELEASE node",
+                };
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(answer + "\n")).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or SocketException)
+            {
+            }
+        });
+        return Task.CompletedTask;
+    }, _stop.Token);
 
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _listener.Stop();
+        _listener.Dispose();
         if (_loop is not null)
         {
             await _loop.ConfigureAwait(false);

@@ -42,15 +42,8 @@ internal sealed class Gateway : IAsyncDisposable
     /// hands the socket over at takeover: clients that fail over meanwhile are already connected
     /// (in the kernel's backlog) and are answered the moment the new primary accepts.
     /// </summary>
-    public static Socket BindListener(EngineSettings settings)
-    {
-        IPEndPoint endpoint = EngineSettings.ParseEndpoint(settings.Listen, nameof(settings.Listen));
-        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        listener.Bind(endpoint);
-        listener.Listen(512);
-        return listener;
-    }
+    public static Socket BindListener(EngineSettings settings) =>
+        Listener.Bind(EngineSettings.ParseEndpoint(settings.Listen, nameof(settings.Listen)), backlog: 512);
 
     public RingBuffer<TxSlot> Ring { get; }
 
@@ -85,30 +78,18 @@ internal sealed class Gateway : IAsyncDisposable
         _log($"session {session.Id} (client {session.ClientId}) closed: {session.CloseReason}");
     }
 
-    private async Task AcceptLoop()
+    private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, socket =>
     {
-        while (!_stopping.IsCancellationRequested)
+        if (_sessions.Count >= _settings.MaxSessions)
         {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            if (_sessions.Count >= _settings.MaxSessions)
-            {
-                _log($"refused a connection from {socket.RemoteEndPoint}: {_settings.MaxSessions} sessions already");
-                socket.Close();
-                continue;
-            }
-            socket.NoDelay = true;
-            var session = new Session(Interlocked.Increment(ref _nextSessionId), socket, this, _settings);
-            _sessions[session.Id] = (session, Task.Run(() => session.Run(_stopping.Token)));
+            _log($"refused a connection from {socket.RemoteEndPoint}: {_settings.MaxSessions} sessions already");
+            socket.Close();
+            return Task.CompletedTask;
         }
-    }
+        var session = new Session(Interlocked.Increment(ref _nextSessionId), socket, this, _settings);
+        _sessions[session.Id] = (session, Task.Run(() => session.Run(_stopping.Token)));
+        return Task.CompletedTask;
+    }, _stopping.Token);
 
     /// <summary>Stops accepting and reading; sessions stay open so queued replies can still be sent.</summary>
     public async Task StopAcceptingAsync()

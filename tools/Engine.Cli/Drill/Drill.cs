@@ -23,7 +23,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     private static readonly string[] DetectionLines = ["lost the primary", "lost the backup", "INCIDENT", "the primary has been silent"];
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"engine-drill-{Environment.ProcessId}");
-    private readonly List<(ulong Lsn, uint ClientId, ulong ClientSeq)> _allAcks = [];
+    private readonly List<(uint ClientId, ulong ClientSeq, ulong Lsn)> _allAcks = [];
     private NodeProcess? _witness;
     private FaultProxy? _witnessProxyA;
     private FaultProxy? _witnessProxyB;
@@ -60,7 +60,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             }
         }
         // Every order acknowledged in any round, against the final primary's journal.
-        report.FinalLost = CheckAll(Path.Combine(Primary.Data, "journal"));
+        (report.FinalLost, report.FinalDuplicates) = await LoadGenerator.CheckJournalAsync(Path.Combine(Primary.Data, "journal"), _allAcks).ConfigureAwait(false);
         _failed = !report.Ok;
         return report;
     }
@@ -178,7 +178,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 node.RemoveDiscardedJournals();
             }
         }
-        _allAcks.AddRange(result.Acks.Select(a => (a.Lsn, a.ClientId, a.ClientSeq)));
+        _allAcks.AddRange(result.Acks.Select(a => (a.ClientId, a.ClientSeq, a.Lsn)));
         return round;
     }
 
@@ -315,32 +315,6 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             return true;
         });
         return new ChainState(report.Intact, report.Head, lastLsn, hashAt, epochAt, byLsn, seen);
-    }
-
-    /// <summary>Every order acknowledged in any round is in the final primary's journal at its LSN.</summary>
-    private long CheckAll(string journal)
-    {
-        var wanted = _allAcks.ToDictionary(a => a.Lsn, a => (a.ClientId, a.ClientSeq));
-        long found = 0;
-        using JournalReader reader = JournalReader.Open(journal);
-        reader.Scan((entry, _) =>
-        {
-            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
-            {
-                return false;
-            }
-            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-            for (int i = 0; i < header.Count; i++)
-            {
-                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                if (wanted.TryGetValue(lsn, out var key) && key == (tx.ClientId, tx.ClientSeq))
-                {
-                    found++;
-                }
-            }
-            return true;
-        });
-        return wanted.Count - found;
     }
 
     private static double LongestGap(IReadOnlyList<AckedOrder> acks)

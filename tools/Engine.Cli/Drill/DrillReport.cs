@@ -62,7 +62,10 @@ internal sealed class DrillReport(DrillOptions options)
     /// <summary>Orders acknowledged in any round and missing from the final primary's journal at the end.</summary>
     public long FinalLost { get; set; }
 
-    public bool Ok => _rounds.Count == options.Rounds && _rounds.All(r => r.Ok) && FinalLost == 0;
+    /// <summary>Orders acknowledged in any round and journaled more than once in the final primary's journal.</summary>
+    public long FinalDuplicates { get; set; }
+
+    public bool Ok => _rounds.Count == options.Rounds && _rounds.All(r => r.Ok) && FinalLost == 0 && FinalDuplicates == 0;
 
     public string Table()
     {
@@ -75,7 +78,7 @@ internal sealed class DrillReport(DrillOptions options)
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"  {g.Key,-13} {s.Rounds,7} {s.Failed,7} {s.Lost,5} {s.Duplicates,4} {s.Split,6} {Num(s.DetectP50),11}   {Num(s.TakeoverP50),6}/{Num(s.TakeoverP99)}/{Num(s.TakeoverMax),-8} {s.GapP50,6:F0}/{s.GapP99:F0}/{s.GapMax,-8:F0} {s.Acked,9:N0}");
         }
-        text.AppendLine(CultureInfo.InvariantCulture, $"  every order acknowledged in any round, checked against the final primary's journal: {FinalLost} missing");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  every order acknowledged in any round, checked against the final primary's journal: {FinalLost} missing, {FinalDuplicates} doubled");
         text.Append(Ok ? "OK: nothing acknowledged was lost, doubled or split, and the pair came back whole after every fault." : "FAILED");
         return text.ToString();
     }
@@ -86,6 +89,7 @@ internal sealed class DrillReport(DrillOptions options)
         Dictionary<string, object?> json = all.ToJson();
         json["seed"] = options.Seed;
         json["final_lost"] = FinalLost;
+        json["final_duplicates"] = FinalDuplicates;
         json["ok"] = Ok;
         json["scenarios"] = _rounds.GroupBy(r => r.Scenario).ToDictionary(g => g.Key, g => Summarize(g).ToJson());
         return json;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
+using Engine.Core.Server;
 
 namespace Engine.Cli.Drill;
 
@@ -27,7 +28,7 @@ public enum LinkFault
 /// </summary>
 public sealed class FaultProxy : IDisposable
 {
-    private readonly TcpListener _listener;
+    private readonly Socket _listener;
     private readonly IPEndPoint _target;
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
@@ -40,10 +41,18 @@ public sealed class FaultProxy : IDisposable
     public FaultProxy(IPEndPoint listen, IPEndPoint target)
     {
         _target = target;
-        _listener = new TcpListener(listen);
-        _listener.Start();
-        Endpoint = (IPEndPoint)_listener.LocalEndpoint;
-        _ = Task.Run(AcceptLoop);
+        _listener = Listener.Bind(listen, backlog: 16);
+        Endpoint = (IPEndPoint)_listener.LocalEndPoint!;
+        _ = Task.Run(() => Listener.AcceptAllAsync(_listener, socket =>
+        {
+            var pair = new Pair(socket);
+            lock (_gate)
+            {
+                _pairs.Add(pair);
+            }
+            _ = Task.Run(() => Serve(pair));
+            return Task.CompletedTask;
+        }, _stop.Token));
     }
 
     /// <summary>Where the proxy listens.</summary>
@@ -80,29 +89,6 @@ public sealed class FaultProxy : IDisposable
     /// <summary>Flips one byte in the middle of the next chunk of at least 64 bytes that comes back from the target (target → client).</summary>
     public void CorruptOnce() => Interlocked.Exchange(ref _corruptPending, 1);
 
-    private async Task AcceptLoop()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-            client.NoDelay = true;
-            var pair = new Pair(client);
-            lock (_gate)
-            {
-                _pairs.Add(pair);
-            }
-            _ = Task.Run(() => Serve(pair));
-        }
-    }
-
     private async Task Serve(Pair pair)
     {
         try
@@ -118,7 +104,8 @@ public sealed class FaultProxy : IDisposable
                 return;
             }
             await pair.Upstream.ConnectAsync(_target, _stop.Token).ConfigureAwait(false);
-            await Task.WhenAll(Pump(pair, pair.Client, pair.Upstream, corrupt: false), Pump(pair, pair.Upstream, pair.Client, corrupt: true)).ConfigureAwait(false);
+            NetworkStream upstream = pair.Upstream.GetStream();
+            await Task.WhenAll(Pump(pair, pair.Client, upstream, corrupt: false), Pump(pair, upstream, pair.Client, corrupt: true)).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
@@ -134,7 +121,7 @@ public sealed class FaultProxy : IDisposable
     }
 
     /// <summary>One direction: read, then drop (black hole), hold (delay) or pass on.</summary>
-    private async Task Pump(Pair pair, TcpClient from, TcpClient to, bool corrupt)
+    private async Task Pump(Pair pair, Stream from, Stream to, bool corrupt)
     {
         // Delayed chunks wait in order in a bounded queue; the writer sends each at its due time.
         var queue = Channel.CreateBounded<(long Due, byte[] Bytes, int Length)>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
@@ -149,7 +136,7 @@ public sealed class FaultProxy : IDisposable
                 }
                 if (_fault != LinkFault.Blackhole)
                 {
-                    await to.GetStream().WriteAsync(bytes.AsMemory(0, length), _stop.Token).ConfigureAwait(false);
+                    await to.WriteAsync(bytes.AsMemory(0, length), _stop.Token).ConfigureAwait(false);
                 }
             }
         });
@@ -158,7 +145,7 @@ public sealed class FaultProxy : IDisposable
             var buffer = new byte[64 * 1024];
             while (true)
             {
-                int read = await from.GetStream().ReadAsync(buffer, _stop.Token).ConfigureAwait(false);
+                int read = await from.ReadAsync(buffer, _stop.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
@@ -198,7 +185,7 @@ public sealed class FaultProxy : IDisposable
     public void Dispose()
     {
         _stop.Cancel();
-        _listener.Stop();
+        _listener.Dispose();
         lock (_gate)
         {
             foreach (Pair pair in _pairs)
@@ -208,12 +195,14 @@ public sealed class FaultProxy : IDisposable
         }
     }
 
-    private sealed class Pair(TcpClient client)
+    private sealed class Pair(Socket client)
     {
         private int _closed;
 
-        public TcpClient Client { get; } = client;
+        /// <summary>The accepted connection.</summary>
+        public NetworkStream Client { get; } = new(client, ownsSocket: true);
 
+        /// <summary>The connection to the target.</summary>
         public TcpClient Upstream { get; } = new() { NoDelay = true };
 
         public volatile bool SawBlackhole;

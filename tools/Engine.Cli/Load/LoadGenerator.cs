@@ -126,7 +126,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         long? duplicates = null;
         if (options.Journal is not null)
         {
-            (lost, duplicates) = await CheckJournalAsync(options.Journal, acks).ConfigureAwait(false);
+            (lost, duplicates) = await CheckJournalAsync(options.Journal, [.. acks.Select(a => (a.ClientId, a.ClientSeq, a.Lsn))]).ConfigureAwait(false);
         }
         foreach (Connection c in connections)
         {
@@ -209,7 +209,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
     /// Every acked order must be in the journal exactly once: at its receipt's LSN, with its own
     /// (clientId, clientSeq), and nowhere else. Waits (bounded) for the engine to commit the last one.
     /// </summary>
-    private static async Task<(long Lost, long Duplicates)> CheckJournalAsync(string directory, List<AckedOrder> receipts)
+    public static async Task<(long Lost, long Duplicates)> CheckJournalAsync(string directory, IReadOnlyCollection<(uint ClientId, ulong ClientSeq, ulong Lsn)> receipts)
     {
         ulong needed = receipts.Count == 0 ? 0 : receipts.Max(r => r.Lsn);
         var byLsn = new Dictionary<ulong, (uint, ulong)>();
