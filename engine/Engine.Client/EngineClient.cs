@@ -26,6 +26,10 @@ public sealed class EngineClient : IAsyncDisposable
     private readonly Pending[] _pending;
     private readonly int _pendingMask;
     private readonly SemaphoreSlim _window;
+
+    // Released when an answer frees a slot while a sender waits for the next seq's slot (see TryEnqueue).
+    private readonly SemaphoreSlim _slotFreed = new(0, int.MaxValue);
+    private int _slotWaiters;
     private readonly CancellationTokenSource _disposed = new();
     private byte[] _sendBuffer = new byte[64 * 1024];
     private byte[] _flushBuffer = new byte[64 * 1024];
@@ -105,7 +109,19 @@ public sealed class EngineClient : IAsyncDisposable
     {
         await _window.WaitAsync(cancel).ConfigureAwait(false);
         var answer = new TaskCompletionSource<SubmitResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Enqueue(ref tx, answer);
+        try
+        {
+            while (!TryEnqueue(ref tx, answer))
+            {
+                await _slotFreed.WaitAsync(cancel).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            StopWaitingForSlot();
+            _window.Release();
+            throw;
+        }
         return await answer.Task.ConfigureAwait(false);
     }
 
@@ -123,6 +139,7 @@ public sealed class EngineClient : IAsyncDisposable
     /// </summary>
     public bool TrySend(ref Transaction tx, int timeoutMs, bool flush = true)
     {
+        long deadline = Environment.TickCount64 + timeoutMs;
         if (!_window.Wait(0))
         {
             // About to wait for answers: make sure what is buffered is on its way first.
@@ -132,20 +149,43 @@ public sealed class EngineClient : IAsyncDisposable
                 return false;
             }
         }
-        Enqueue(ref tx, null, flush);
+        while (!TryEnqueue(ref tx, null, flush))
+        {
+            Flush();
+            int left = (int)Math.Max(0, deadline - Environment.TickCount64);
+            if (left == 0 || !_slotFreed.Wait(left))
+            {
+                StopWaitingForSlot();
+                _window.Release();
+                return false;
+            }
+        }
         return true;
     }
 
     /// <summary>Sends whatever <see cref="TrySend(ref Transaction, int, bool)"/> left buffered.</summary>
     public void Flush() => FlushSoon();
 
-    private void Enqueue(ref Transaction tx, TaskCompletionSource<SubmitResult>? answer, bool flush = true)
+    /// <summary>
+    /// Numbers and queues the request, unless the slot its seq maps to still holds an older request
+    /// that is unanswered: answers can come out of order (a request waits at the ack gate of a
+    /// primary that lost its backup while later ones are rejected at once), so a window of
+    /// <see cref="ClientOptions.MaxInFlight"/> requests can span more seqs than there are slots.
+    /// Then nothing new is sent until that old request is answered (or resent after a failover):
+    /// false, and the caller waits on <see cref="_slotFreed"/>, counted as a waiter.
+    /// </summary>
+    private bool TryEnqueue(ref Transaction tx, TaskCompletionSource<SubmitResult>? answer, bool flush = true)
     {
         lock (_lock)
         {
+            ref Pending slot = ref _pending[(int)((_nextSeq + 1) & (ulong)_pendingMask)];
+            if (slot.Live)
+            {
+                _slotWaiters++;
+                return false;
+            }
             tx.ClientId = _options.ClientId;
             tx.ClientSeq = ++_nextSeq;
-            ref Pending slot = ref _pending[(int)(tx.ClientSeq & (ulong)_pendingMask)];
             slot = new Pending { Tx = tx, Answer = answer, Live = true, SentTicks = Environment.TickCount64 };
             _inFlight++;
             if (_socket is not null)
@@ -156,6 +196,16 @@ public sealed class EngineClient : IAsyncDisposable
         if (flush)
         {
             FlushSoon();
+        }
+        return true;
+    }
+
+    /// <summary>A sender that waited for a slot and gives up.</summary>
+    private void StopWaitingForSlot()
+    {
+        lock (_lock)
+        {
+            _slotWaiters = Math.Max(0, _slotWaiters - 1);
         }
     }
 
@@ -307,6 +357,11 @@ public sealed class EngineClient : IAsyncDisposable
             answer = slot.Answer;
             slot = default;
             _inFlight--;
+            if (_slotWaiters > 0)
+            {
+                _slotWaiters--;
+                _slotFreed.Release();
+            }
             _answeredSinceRelease++;
             while (_oldestUnanswered <= _nextSeq && !_pending[(int)(_oldestUnanswered & (ulong)_pendingMask)].Live)
             {
@@ -464,6 +519,11 @@ public sealed class EngineClient : IAsyncDisposable
                 _pending[i] = default;
             }
             _inFlight = 0;
+            if (_slotWaiters > 0)
+            {
+                _slotFreed.Release(_slotWaiters);
+                _slotWaiters = 0;
+            }
         }
         foreach (var answer in failed)
         {

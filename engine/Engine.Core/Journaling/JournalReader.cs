@@ -60,10 +60,20 @@ public sealed class JournalReader : IDisposable
     /// <summary>Re-hashes the whole committed chain from its genesis block.</summary>
     public VerifyReport Verify() => VerifyChain(_log, _log.BeginAddress, _log.CommittedUntilAddress);
 
-    /// <summary>Visits every committed block in order (entry span valid during the call only).</summary>
-    public void Scan(BlockVisitor visit)
+    /// <summary>
+    /// Verifies the committed blocks from <paramref name="from"/> (the address where an earlier
+    /// verification stopped: its <see cref="VerifyReport.CommittedUntil"/>) as the continuation of
+    /// <paramref name="trusted"/>, the head that verification reached: re-hashes only what is new.
+    /// </summary>
+    public VerifyReport VerifyFrom(long from, ChainHead trusted) => from <= _log.CommittedUntilAddress
+        ? VerifyChain(_log, from, _log.CommittedUntilAddress, trusted)
+        : new VerifyReport(0, 0, 0, null, new BlockFault(trusted.BlockNo + 1, from, $"the journal's committed end {_log.CommittedUntilAddress} is before address {from}: not the journal verified before"),
+            _log.CommittedUntilAddress, TimeSpan.Zero);
+
+    /// <summary>Visits every committed block in order (entry span valid during the call only), from <paramref name="from"/> (an entry's address) or the beginning.</summary>
+    public void Scan(BlockVisitor visit, long? from = null)
     {
-        using var scanner = new EntryScanner(_log, _log.BeginAddress, _log.CommittedUntilAddress);
+        using var scanner = new EntryScanner(_log, from ?? _log.BeginAddress, _log.CommittedUntilAddress);
         while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
         {
             if (!visit(entry, address))
@@ -78,10 +88,10 @@ public sealed class JournalReader : IDisposable
     /// as a chain from genesis. A scan that stops short of <paramref name="until"/> (a corrupt entry
     /// length can do that) is a fault too, never a silently shorter chain.
     /// </summary>
-    internal static VerifyReport VerifyChain(FasterLog log, long from, long until)
+    internal static VerifyReport VerifyChain(FasterLog log, long from, long until, ChainHead? trusted = null)
     {
         var clock = Stopwatch.StartNew();
-        var verifier = new ChainVerifier();
+        ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier();
         BlockFault? fault = null;
         long reached = from;
         try
@@ -99,16 +109,16 @@ public sealed class JournalReader : IDisposable
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            fault = new BlockFault(ExpectedNext(verifier), reached, $"the log could not be read past here: {e.GetType().Name}: {e.Message}");
+            fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the log could not be read past here: {e.GetType().Name}: {e.Message}");
         }
         if (fault is null && reached < until)
         {
-            fault = new BlockFault(ExpectedNext(verifier), reached, $"the entries end at address {reached}, before the committed end {until}");
+            fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the entries end at address {reached}, before the committed end {until}");
         }
-        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 ? verifier.Head : null, fault, until, clock.Elapsed);
+        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 || trusted is not null ? verifier.Head : null, fault, until, clock.Elapsed);
     }
 
-    private static ulong ExpectedNext(ChainVerifier verifier) => verifier.Blocks == 0 ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;
+    private static ulong ExpectedNext(ChainVerifier verifier, bool fromGenesis) => verifier.Blocks == 0 && fromGenesis ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;
 
     public void Dispose()
     {

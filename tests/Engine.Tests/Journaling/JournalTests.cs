@@ -124,6 +124,37 @@ public class JournalTests
     }
 
     [Test]
+    public void Verifying_from_an_earlier_verification_rehashes_only_what_came_after_and_refuses_a_foreign_start()
+    {
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            SyntheticLedgerRun.Run(journal, 3_000, TinyRing, seed: 1);
+        }
+        VerifyReport first;
+        using (JournalReader reader = JournalReader.Open(Settings().Directory))
+        {
+            first = reader.Verify();
+        }
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            SyntheticLedgerRun.Run(journal, 3_000, TinyRing, seed: 2);
+        }
+        using JournalReader again = JournalReader.Open(Settings().Directory);
+        VerifyReport whole = again.Verify();
+        VerifyReport rest = again.VerifyFrom(first.CommittedUntil, first.Head!.Value);
+        Assert.Multiple(() =>
+        {
+            Assert.That(rest.Intact, Is.True, rest.Fault?.ToString());
+            Assert.That(rest.Head, Is.EqualTo(whole.Head), "the same head as a verification from genesis");
+            Assert.That(rest.Blocks, Is.EqualTo(whole.Blocks - first.Blocks), "only the blocks after the first verification");
+            Assert.That(again.VerifyFrom(whole.CommittedUntil, whole.Head!.Value).Head, Is.EqualTo(whole.Head), "nothing new: the trusted head stands");
+            ChainHead stranger = first.Head!.Value with { Hash = whole.Head!.Value.Hash };
+            Assert.That(again.VerifyFrom(first.CommittedUntil, stranger).Intact, Is.False, "a head the next block does not chain to");
+            Assert.That(again.VerifyFrom(whole.CommittedUntil + 64, whole.Head!.Value).Intact, Is.False, "a start past the journal's end");
+        });
+    }
+
+    [Test]
     public void Flipping_any_byte_of_any_block_fails_verification_at_that_block()
     {
         string original = Settings().Directory;

@@ -226,8 +226,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            primaryChain = ReadChain(primaryJournal, blocksOfAcks, keys);
-            if (primaryChain.LastLsn >= needed || clock.Elapsed > TimeSpan.FromSeconds(10))
+            primaryChain = Primary.ReadChain(blocksOfAcks, keys);
+            if (primaryChain.Head?.LastLsn >= needed || clock.Elapsed > TimeSpan.FromSeconds(10))
             {
                 break;
             }
@@ -237,7 +237,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         clock.Restart();
         while (true)
         {
-            backupChain = ReadChain(backupJournal, [0], []);
+            backupChain = Backup.ReadChain([], []);
             if (backupChain.Head?.BlockNo >= primaryChain.Head?.BlockNo || clock.Elapsed > TimeSpan.FromSeconds(5))
             {
                 break;
@@ -249,10 +249,12 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             // One chain is a prefix of the other (equal once the last commits are in).
             ulong at = Math.Min(p.BlockNo, b.BlockNo);
-            Hash32 ours = at == p.BlockNo ? p.Hash : ReadChain(primaryJournal, [at], []).HashAt.GetValueOrDefault(at);
-            Hash32 theirs = at == b.BlockNo ? b.Hash : ReadChain(backupJournal, [at], []).HashAt.GetValueOrDefault(at);
+            Hash32 ours = at == p.BlockNo ? p.Hash : Primary.HashAt(at);
+            Hash32 theirs = at == b.BlockNo ? b.Hash : Backup.HashAt(at);
             round.JournalsAgree = ours == theirs;
         }
+        Primary.Verified(primaryChain);
+        Backup.Verified(backupChain);
 
         foreach (AckedOrder ack in acks)
         {
@@ -276,46 +278,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         round.TakeoverMs = first is { } f ? Milliseconds(f - fault) : null;
     }
 
-    private sealed record ChainState(bool Intact, ChainHead? Head, ulong LastLsn, Dictionary<ulong, Hash32> HashAt, Dictionary<ulong, ulong> EpochAt,
+    /// <summary>What a journal check read: the verification (from the node's last verified point), and what the round's checks need from the blocks after it.</summary>
+    private sealed record ChainState(bool Intact, ChainHead? Head, long CommittedUntil, Dictionary<ulong, Hash32> HashAt, Dictionary<ulong, ulong> EpochAt,
         Dictionary<ulong, (uint, ulong)> Orders, Dictionary<(uint, ulong), int> Seen);
-
-    /// <summary>Verifies a journal and reads what the checks need: hashes and epochs of the named blocks, the named orders by LSN and how often each occurs.</summary>
-    private static ChainState ReadChain(string directory, HashSet<ulong> blocks, HashSet<(uint, ulong)> orders)
-    {
-        var hashAt = new Dictionary<ulong, Hash32>();
-        var epochAt = new Dictionary<ulong, ulong>();
-        var byLsn = new Dictionary<ulong, (uint, ulong)>();
-        var seen = new Dictionary<(uint, ulong), int>();
-        ulong lastLsn = 0;
-        using JournalReader reader = JournalReader.Open(directory);
-        VerifyReport report = reader.Verify();
-        reader.Scan((entry, _) =>
-        {
-            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
-            {
-                return false;
-            }
-            if (blocks.Contains(header.BlockNo))
-            {
-                hashAt[header.BlockNo] = BlockFormat.StoredHash(entry, in header);
-                epochAt[header.BlockNo] = header.Epoch;
-            }
-            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-            for (int i = 0; i < header.Count; i++)
-            {
-                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                var key = (tx.ClientId, tx.ClientSeq);
-                if (orders.Contains(key))
-                {
-                    byLsn[lsn] = key;
-                    seen[key] = seen.GetValueOrDefault(key) + 1;
-                }
-                lastLsn = lsn;
-            }
-            return true;
-        });
-        return new ChainState(report.Intact, report.Head, lastLsn, hashAt, epochAt, byLsn, seen);
-    }
 
     private static double LongestGap(IReadOnlyList<AckedOrder> acks)
     {
@@ -418,6 +383,69 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 "--replication-listen", $"127.0.0.1:{ReplicationPort}", "--peer", $"127.0.0.1:{Peer!.LinkProxy.Port}",
                 "--witness", $"127.0.0.1:{WitnessProxy.Port}");
         }
+
+        /// <summary>Where the last intact verification of this node's journal ended: the next one re-hashes only what came after.</summary>
+        private (long Address, ChainHead Head)? _verified;
+
+        private string JournalDirectory => System.IO.Path.Combine(Data, "journal");
+
+        /// <summary>
+        /// Verifies the journal from where the last check ended (or from genesis, the first time or
+        /// when the journal was replaced by a rejoin, which breaks the continuation) and reads, from
+        /// the blocks after that point, the hashes and epochs of <paramref name="blocks"/> and where
+        /// and how often <paramref name="orders"/> occur. Every order of a round is sealed after the
+        /// check of the round before it, so nothing the round needs lies before that point.
+        /// </summary>
+        public ChainState ReadChain(HashSet<ulong> blocks, HashSet<(uint, ulong)> orders)
+        {
+            var hashAt = new Dictionary<ulong, Hash32>();
+            var epochAt = new Dictionary<ulong, ulong>();
+            var byLsn = new Dictionary<ulong, (uint, ulong)>();
+            var seen = new Dictionary<(uint, ulong), int>();
+            using JournalReader reader = JournalReader.Open(JournalDirectory);
+            VerifyReport report = _verified is { } from ? reader.VerifyFrom(from.Address, from.Head) : reader.Verify();
+            long? scanFrom = _verified?.Address;
+            if (!report.Intact && _verified is not null)
+            {
+                report = reader.Verify(); // replaced since: verify it whole
+                scanFrom = null;
+            }
+            reader.Scan((entry, _) =>
+            {
+                if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
+                {
+                    return false;
+                }
+                if (blocks.Contains(header.BlockNo))
+                {
+                    hashAt[header.BlockNo] = BlockFormat.StoredHash(entry, in header);
+                    epochAt[header.BlockNo] = header.Epoch;
+                }
+                ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+                for (int i = 0; i < header.Count; i++)
+                {
+                    ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                    var key = (tx.ClientId, tx.ClientSeq);
+                    if (orders.Contains(key))
+                    {
+                        byLsn[lsn] = key;
+                        seen[key] = seen.GetValueOrDefault(key) + 1;
+                    }
+                }
+                return true;
+            }, scanFrom);
+            return new ChainState(report.Intact, report.Head, report.CommittedUntil, hashAt, epochAt, byLsn, seen);
+        }
+
+        /// <summary>The hash of block <paramref name="blockNo"/> (a full scan: only for the rare agreement check below a head).</summary>
+        public Hash32 HashAt(ulong blockNo)
+        {
+            _verified = null;
+            return ReadChain([blockNo], []).HashAt.GetValueOrDefault(blockNo);
+        }
+
+        /// <summary>The next check starts where <paramref name="chain"/> ended, if it was intact.</summary>
+        public void Verified(ChainState chain) => _verified = chain.Intact && chain.Head is { } head ? (chain.CommittedUntil, head) : null;
 
         /// <summary>Journals a rejoining node moved aside (never acknowledged suffixes): the drill keeps the disk bounded.</summary>
         public void RemoveDiscardedJournals()
