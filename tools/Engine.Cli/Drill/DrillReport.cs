@@ -41,7 +41,8 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public double GapMs { get; set; }
 
-    public bool Ok => Whole && Lost == 0 && Duplicates == 0 && SplitBrain == 0 && JournalsIntact && JournalsAgree && !StateMismatch;
+    /// <summary>Nothing lost, doubled or split, every request answered, both journals whole and agreeing, and the pair whole again.</summary>
+    public bool Ok => Whole && Lost == 0 && Duplicates == 0 && SplitBrain == 0 && Unanswered == 0 && JournalsIntact && JournalsAgree && !StateMismatch;
 
     public string Line(int number, int of) => string.Create(CultureInfo.InvariantCulture,
         $"round {number}/{of} {Scenario,-13} seed {Seed}: {Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
@@ -104,7 +105,7 @@ internal sealed class DrillReport(DrillOptions options)
         double[] detections = [.. list.Where(r => r.DetectionMs is not null).Select(r => r.DetectionMs!.Value).Order()];
         double[] gaps = [.. list.Select(r => r.GapMs).Order()];
         return new Summary(list.Count, list.Count(r => !r.Ok), list.Sum(r => r.Lost), list.Sum(r => r.Duplicates), list.Sum(r => r.SplitBrain),
-            list.Sum(r => r.Acked), Percentile(detections, 50), Percentile(takeovers, 50), Percentile(takeovers, 99), takeovers.Length == 0 ? null : takeovers[^1],
+            list.Sum(r => r.Acked), list.Sum(r => r.Unanswered), Percentile(detections, 50), Percentile(takeovers, 50), Percentile(takeovers, 99), takeovers.Length == 0 ? null : takeovers[^1],
             Percentile(gaps, 50) ?? 0, Percentile(gaps, 99) ?? 0, gaps.Length == 0 ? 0 : gaps[^1]);
     }
 
@@ -114,7 +115,7 @@ internal sealed class DrillReport(DrillOptions options)
 
     private static string Num(double? v) => v is { } x ? x.ToString("F0", CultureInfo.InvariantCulture) : "-";
 
-    private sealed record Summary(int Rounds, int Failed, long Lost, long Duplicates, long Split, long Acked, double? DetectP50,
+    private sealed record Summary(int Rounds, int Failed, long Lost, long Duplicates, long Split, long Acked, long Unanswered, double? DetectP50,
         double? TakeoverP50, double? TakeoverP99, double? TakeoverMax, double GapP50, double GapP99, double GapMax)
     {
         public Dictionary<string, object?> ToJson() => new()
@@ -125,6 +126,7 @@ internal sealed class DrillReport(DrillOptions options)
             ["duplicates"] = Duplicates,
             ["split_brain"] = Split,
             ["acked"] = Acked,
+            ["unanswered"] = Unanswered,
             ["detection_ms_p50"] = Round(DetectP50),
             ["takeover_ms_p50"] = Round(TakeoverP50),
             ["takeover_ms_p99"] = Round(TakeoverP99),
