@@ -211,17 +211,63 @@ public sealed class WitnessServer : IAsyncDisposable
     private readonly Action<string> _log;
     private readonly object _gate = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly string? _stateFile;
     private string? _holder;
     private ulong _holderEpoch;
     private ulong _highestEpoch;
     private Task? _loop;
 
-    public WitnessServer(IPEndPoint listen, int leaseMs, Action<string> log)
+    /// <param name="listen">Where to listen.</param>
+    /// <param name="leaseMs">How long a holder may act on a grant without renewing it.</param>
+    /// <param name="log">Where decisions are told.</param>
+    /// <param name="stateFile">Where the holder and the highest epoch granted are kept across restarts
+    /// (written, synced and renamed into place before a decision that changes them is answered);
+    /// null to keep them in memory only.</param>
+    /// <exception cref="InvalidDataException">The state file exists but cannot be read.</exception>
+    public WitnessServer(IPEndPoint listen, int leaseMs, Action<string> log, string? stateFile = null)
     {
         _leaseMs = leaseMs;
         _log = log;
+        _stateFile = stateFile;
+        if (stateFile is not null && File.Exists(stateFile))
+        {
+            string[] fields = File.ReadAllText(stateFile).Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries);
+            if (fields is not ["holder", string holder, "holder_epoch", string holderEpoch, "highest_epoch", string highest]
+                || !ulong.TryParse(holderEpoch, CultureInfo.InvariantCulture, out _holderEpoch)
+                || !ulong.TryParse(highest, CultureInfo.InvariantCulture, out _highestEpoch))
+            {
+                throw new InvalidDataException($"the witness state in '{stateFile}' is not readable; move it away only if both nodes are known to agree");
+            }
+            _holder = holder == "-" ? null : holder;
+            log($"state from {stateFile}: holder {holder} (epoch {_holderEpoch}), highest epoch granted {_highestEpoch}");
+        }
         _listener = Listener.Bind(listen, backlog: 16);
         Endpoint = (IPEndPoint)_listener.LocalEndPoint!;
+    }
+
+    /// <summary>Makes a new state durable (if there is a state file) before it takes effect; false if it could not be written.</summary>
+    private bool Persist(string? holder, ulong holderEpoch, ulong highest)
+    {
+        if (_stateFile is null)
+        {
+            return true;
+        }
+        try
+        {
+            string temporary = _stateFile + ".tmp";
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            {
+                file.Write(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"holder {holder ?? "-"}\nholder_epoch {holderEpoch}\nhighest_epoch {highest}\n")));
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, _stateFile, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log($"could not write the state to {_stateFile}: {e.Message}; nothing changed");
+            return false;
+        }
     }
 
     public IPEndPoint Endpoint { get; }
@@ -241,13 +287,18 @@ public sealed class WitnessServer : IAsyncDisposable
             {
                 return string.Create(CultureInfo.InvariantCulture, $"DENIED {_holder} {_holderEpoch} held");
             }
-            if (_holder != node)
+            ulong highest = Math.Max(_highestEpoch, epoch);
+            if (_holder != node || _holderEpoch != epoch || _highestEpoch != highest)
             {
+                if (!Persist(node, epoch, highest))
+                {
+                    return "DENIED - 0 unwritable";
+                }
                 _log($"solo lease granted to {node} (epoch {epoch})");
             }
             _holder = node;
             _holderEpoch = epoch;
-            _highestEpoch = Math.Max(_highestEpoch, epoch);
+            _highestEpoch = highest;
             return string.Create(CultureInfo.InvariantCulture, $"GRANTED {_leaseMs}");
         }
     }
@@ -260,6 +311,10 @@ public sealed class WitnessServer : IAsyncDisposable
             if (_holder != node)
             {
                 return $"NOT-HOLDER {_holder ?? "-"}";
+            }
+            if (!Persist(null, _holderEpoch, _highestEpoch))
+            {
+                return $"NOT-RELEASED unwritable";
             }
             _holder = null;
             _log($"solo lease released by {node}");

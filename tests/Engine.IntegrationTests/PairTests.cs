@@ -286,6 +286,37 @@ public class PairTests
         Assert.That(await AskWitness(witness.Endpoint, "HELLO"), Does.StartWith("ERROR"));
     }
 
+    [Test]
+    public async Task A_restarted_witness_keeps_its_holder_and_its_fence_from_the_state_file()
+    {
+        string state = Path.Combine(Path.GetTempPath(), $"witness-{Guid.NewGuid():N}.state");
+        var any = new IPEndPoint(IPAddress.Loopback, 0);
+        try
+        {
+            await using (var first = new Engine.Replication.WitnessServer(any, 300, _ => { }, state))
+            {
+                Assert.That(first.Decide("a", 1), Does.StartWith("GRANTED"));
+            }
+            await using (var second = new Engine.Replication.WitnessServer(any, 300, _ => { }, state))
+            {
+                Assert.That(second.Decide("b", 2), Does.StartWith("DENIED a 1 held"), "the holder survives the restart");
+                Assert.That(second.Release("a"), Is.EqualTo("RELEASED"));
+                Assert.That(second.Decide("b", 2), Does.StartWith("GRANTED"));
+            }
+            await using (var third = new Engine.Replication.WitnessServer(any, 300, _ => { }, state))
+            {
+                Assert.That(third.Decide("a", 1), Does.Contain("fenced"), "the highest epoch survives the restart");
+                Assert.That(third.Decide("b", 2), Does.StartWith("GRANTED"), "and so does b's grant");
+            }
+            await File.WriteAllTextAsync(state, "holder\n");
+            Assert.Throws<InvalidDataException>(() => _ = new Engine.Replication.WitnessServer(any, 300, _ => { }, state), "an unreadable state is refused, not reset");
+        }
+        finally
+        {
+            File.Delete(state);
+        }
+    }
+
     private static async Task<string> AskWitness(IPEndPoint witness, string line)
     {
         using var client = new TcpClient();

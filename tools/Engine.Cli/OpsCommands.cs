@@ -11,9 +11,10 @@ internal static class OpsCommands
     {
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to listen on.", Required = true };
         var leaseMs = new Option<int>("--lease-ms") { Description = "How long a holder may act on a grant without renewing it (default 1000 ms); it renews every third.", DefaultValueFactory = _ => 1000 };
-        var command = new Command("witness", "Run the witness of a pair: grants the solo lease to one node at a time and keeps it with that node until it gives it back (a backup is in step with it again); never grants a lower epoch than one granted before. A backup asks for it before it takes over. Restarting the witness forgets both: the operator's override.")
+        var state = new Option<string>("--state") { Description = "File that keeps the holder and the highest epoch granted across restarts (written before each decision that changes them). Without it a restart forgets both: only as the operator's override." };
+        var command = new Command("witness", "Run the witness of a pair: grants the solo lease to one node at a time and keeps it with that node until it gives it back (a backup is in step with it again); never grants a lower epoch than one granted before. A backup asks for it before it takes over.")
         {
-            listen, leaseMs,
+            listen, leaseMs, state,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -22,8 +23,18 @@ internal static class OpsCommands
                 Console.Error.WriteLine("engine witness: --lease-ms must be 300 to 60000");
                 return 2;
             }
-            await using var witness = new WitnessServer(EngineSettings.ParseEndpoint(parse.GetValue(listen)!, "--listen"), parse.GetValue(leaseMs),
-                message => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} witness: {message}"));
+            WitnessServer created;
+            try
+            {
+                created = new WitnessServer(EngineSettings.ParseEndpoint(parse.GetValue(listen)!, "--listen"), parse.GetValue(leaseMs),
+                    message => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} witness: {message}"), parse.GetValue(state));
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or System.Net.Sockets.SocketException)
+            {
+                Console.Error.WriteLine($"engine witness: {e.Message}");
+                return 2;
+            }
+            await using WitnessServer witness = created;
             witness.Start();
             Console.WriteLine($"witness: listening on {witness.Endpoint}, leases of {parse.GetValue(leaseMs)} ms");
             using var stop = new CancellationTokenSource();

@@ -69,7 +69,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     {
         Directory.CreateDirectory(_root);
         int witnessPort = FreePort();
-        _witness = NodeProcess.Start(witnessPort, "witness", "--listen", $"127.0.0.1:{witnessPort}");
+        _witness = NodeProcess.Start(witnessPort, "witness", "--listen", $"127.0.0.1:{witnessPort}", "--state", Path.Combine(_root, "witness.state"));
         if (!_witness.WaitForLog("listening", StartTimeout))
         {
             _failed = true;
