@@ -159,13 +159,17 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// One connection at a time: the handshake, and for a backup the whole catch-up. Whatever goes
+    /// wrong with one connection is logged and the loop goes on (it must never end but at the stop).
+    /// </summary>
     private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, async socket =>
     {
         try
         {
             await AttachAsync(socket).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException)
+        catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException or ObjectDisposedException)
         {
             _log($"a backup's attach failed: {e.Message}");
             socket.Dispose();
@@ -330,12 +334,24 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         public bool InStep => _live && !_closed;
 
         /// <summary>Catch-up: a frame straight to the socket (blocking; the attach task runs it).</summary>
+        /// <summary>Sends at once (the catch-up); throws once the link is closed, so a catch-up for a link that is gone stops.</summary>
         public void SendNow(ReadOnlySpan<byte> frame)
         {
             int sent = 0;
-            while (sent < frame.Length && !_closed)
+            try
             {
-                sent += _socket.Send(frame[sent..]);
+                while (sent < frame.Length)
+                {
+                    if (_closed)
+                    {
+                        throw new IOException("the backup link was closed");
+                    }
+                    sent += _socket.Send(frame[sent..]);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                throw new IOException("the backup link was closed");
             }
             Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
         }

@@ -47,7 +47,7 @@ internal sealed class RoundResult(string scenario, int seed)
     public string Line(int number, int of) => string.Create(CultureInfo.InvariantCulture,
         $"round {number}/{of} {Scenario,-13} seed {Seed}: {Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
         $"acked {Acked:N0}, rejected {Rejected:N0} ({string.Join(", ", RejectedByReason.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))}), lost {Lost}, duplicates {Duplicates}, split {SplitBrain}{(Unanswered > 0 ? $", unanswered {Unanswered:N0}" : "")}; " +
-        $"{(Whole ? "pair whole" : "PAIR NOT WHOLE")}, journals {(JournalsIntact ? "intact" : "BROKEN")} and {(JournalsAgree ? "agreeing" : "NOT AGREEING")}" +
+        $"{(Whole ? $"pair whole, journals {(JournalsIntact ? "intact" : "BROKEN")} and {(JournalsAgree ? "agreeing" : "NOT AGREEING")}" : "PAIR NOT WHOLE (journals not checked)")}" +
         $"{(StateMismatch ? ", STATE MISMATCH" : "")} {(Ok ? "ok" : "FAILED")}");
 
     private static string Ms(double? ms) => ms is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v:F0} ms") : "-";
