@@ -180,7 +180,14 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private async Task AttachAsync(Socket socket)
     {
         var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes];
-        var hello = await ReplicationFrame.ReadAsync(socket, buffer, _stop.Token).ConfigureAwait(false);
+        (ReplicationType Type, int PayloadLength)? hello;
+        using (var answer = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
+        {
+            // A node sends its Hello as soon as it connects; one that does not must not hold up the
+            // accept loop (connections are served one at a time).
+            answer.CancelAfter(4 * PairTimings.SilenceMs);
+            hello = await ReplicationFrame.ReadAsync(socket, buffer, answer.Token).ConfigureAwait(false);
+        }
         if (hello is not { Type: ReplicationType.Hello })
         {
             socket.Dispose();

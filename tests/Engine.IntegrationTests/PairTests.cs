@@ -263,6 +263,31 @@ public class PairTests
     }
 
     [Test]
+    public async Task A_connection_that_never_says_hello_does_not_hold_up_the_replication_endpoint()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
+        int replication = FreePort();
+        try
+        {
+            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", root, "--listen", $"127.0.0.1:{FreePort()}",
+                "--replication-listen", $"127.0.0.1:{replication}");
+            primary.WaitForOutput(o => o.Contains("taking a backup on", StringComparison.Ordinal), "the primary to start", Wait);
+            var endpoint = new IPEndPoint(IPAddress.Loopback, replication);
+            using var silent = new TcpClient();
+            await silent.ConnectAsync(endpoint); // connects, says nothing
+            ulong? epoch = await Engine.Replication.BackupClient.ProbePrimaryEpochAsync(endpoint, default, TimeSpan.FromSeconds(10));
+            Assert.That(epoch, Is.EqualTo(1UL), "the probe behind the silent connection is answered");
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
+    [Test]
     public async Task The_witness_keeps_the_lease_with_its_holder_until_released_and_never_grants_a_lower_epoch()
     {
         await using var witness = new Engine.Replication.WitnessServer(new IPEndPoint(IPAddress.Loopback, 0), 300, _ => { });
