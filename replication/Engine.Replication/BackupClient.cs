@@ -40,6 +40,9 @@ public sealed class BackupClient
 
     private readonly Func<CancellationToken, Task<bool>> _mayTakeOver;
 
+    /// <summary>How long the primary may take to answer our Hello.</summary>
+    private const int HelloAnswerMs = 5_000;
+
     /// <param name="primary">The primary's replication endpoint.</param>
     /// <param name="journal">This node's journal, ending at <paramref name="head"/>.</param>
     /// <param name="exchange">This node's order book, replayed up to <paramref name="head"/>.</param>
@@ -219,8 +222,10 @@ public sealed class BackupClient
             (ReplicationType Type, int PayloadLength)? hello;
             using (var answer = CancellationTokenSource.CreateLinkedTokenSource(stop))
             {
-                // A primary that accepts but never answers (stopped, or behind a black hole) is no primary.
-                answer.CancelAfter(PairTimings.SilenceMs);
+                // A primary that accepts but never answers (stopped, or behind a black hole) is no
+                // primary. Generous: before it answers, the primary looks for our head in its journal
+                // (a scan from genesis, which takes a while on a long journal).
+                answer.CancelAfter(HelloAnswerMs);
                 hello = await ReplicationFrame.ReadAsync(primary, buffer, answer.Token).ConfigureAwait(false);
             }
             if (hello is not { Type: ReplicationType.HelloAck })
