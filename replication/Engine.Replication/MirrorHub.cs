@@ -290,6 +290,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         ReplicationFrame.Write(caughtUp, ReplicationType.CaughtUp, []);
         link.SendNow(caughtUp);
         link.GoLive();
+        Lease.Nudge(); // a backup in step: a solo lease goes back to the witness now, not at the next renewal
         _log($"backup node {nodeId:x8} at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
     }
 

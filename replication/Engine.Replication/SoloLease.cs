@@ -17,7 +17,7 @@ public interface ISoloLease
     /// <summary>True while this node may acknowledge alone.</summary>
     bool Held { get; }
 
-    /// <summary>The backup was just lost: ask for the lease now rather than at the next poll.</summary>
+    /// <summary>The backup was just lost (ask for the lease now) or is in step again (give it back now), rather than at the next poll.</summary>
     void Nudge()
     {
     }

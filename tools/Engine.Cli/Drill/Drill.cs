@@ -50,7 +50,16 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             cancel.ThrowIfCancellationRequested();
             string scenario = options.Scenarios[i % options.Scenarios.Length];
-            RoundResult round = await RunRoundAsync(scenario, options.Seed + i, cancel).ConfigureAwait(false);
+            RoundResult round;
+            try
+            {
+                round = await RunRoundAsync(scenario, options.Seed + i, cancel).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancel.IsCancellationRequested)
+            {
+                // A round that cannot even run (no node takes the load's logon, …) fails the drill here.
+                round = new RoundResult(scenario, options.Seed + i) { Detail = $"the round could not run: {e.GetType().Name}: {e.Message}" };
+            }
             report.Add(round);
             await say.WriteLineAsync(round.Line(i + 1, options.Rounds)).ConfigureAwait(false);
             if (!round.Whole)
@@ -60,7 +69,15 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             }
         }
         // Every order acknowledged in any round, against the final primary's journal.
-        (report.FinalLost, report.FinalDuplicates) = await LoadGenerator.CheckJournalAsync(Path.Combine(Primary.Data, "journal"), _allAcks).ConfigureAwait(false);
+        try
+        {
+            (report.FinalLost, report.FinalDuplicates) = await LoadGenerator.CheckJournalAsync(Path.Combine(Primary.Data, "journal"), _allAcks).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or JournalCorruptException)
+        {
+            await say.WriteLineAsync($"the final check could not read the primary's journal: {e.Message}").ConfigureAwait(false);
+            report.FinalLost = -1; // unknown: not ok
+        }
         _failed = !report.Ok;
         return report;
     }
@@ -109,7 +126,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 round.Detail = "primary killed";
                 if (!backup.Process.WaitForLog("TAKEOVER", StartTimeout, since: markBackup))
                 {
-                    round.Detail += "; the backup did not take over";
+                    round.Detail += "; THE BACKUP DID NOT TAKE OVER";
+                    round.Failure = true;
                 }
                 primary.Start("backup");
                 break;
@@ -161,7 +179,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             Primary = backup;
         }
-        round.Whole = await WaitWholeAsync(Primary, Primary == primary ? markPrimary : markBackup, cancel).ConfigureAwait(false);
+        // Since the fault: all of the primary's output if its process is new, else what came after the mark.
+        int mark = Primary.Process == primaryAtFault ? markPrimary : Primary.Process == backupAtFault ? markBackup : 0;
+        round.Whole = !round.Failure && await WaitWholeAsync(Primary, mark, cancel).ConfigureAwait(false);
         round.Acked = result.Acked;
         round.Rejected = result.Rejected;
         round.RejectedByReason = result.RejectedByReason;
@@ -190,7 +210,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
     /// <summary>
     /// The pair is whole when the primary's last word on its backup (since the fault) is that one is
-    /// in step, the other node runs, and any restarted node has come back in step.
+    /// in step, any solo lease it took is back with the witness, and both nodes run.
     /// </summary>
     private static async Task<bool> WaitWholeAsync(Node primary, int mark, CancellationToken cancel)
     {
@@ -201,7 +221,10 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             string since = output[Math.Min(mark, output.Length)..];
             int live = since.LastIndexOf("mirroring live", StringComparison.Ordinal);
             int lost = Math.Max(since.LastIndexOf("lost the backup", StringComparison.Ordinal), since.LastIndexOf("TAKEOVER", StringComparison.Ordinal));
-            if (live >= lost && !primary.Peer!.Process.HasExited && !primary.Process.HasExited)
+            // A solo lease taken since must be back with the witness: until then the backup could not take over.
+            bool leaseBack = since.LastIndexOf("solo lease given back", StringComparison.Ordinal) >= Math.Max(
+                since.LastIndexOf("solo lease from the witness", StringComparison.Ordinal), since.LastIndexOf("under the witness's solo lease", StringComparison.Ordinal));
+            if (live >= lost && leaseBack && !primary.Peer!.Process.HasExited && !primary.Process.HasExited)
             {
                 return true;
             }

@@ -14,6 +14,9 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public bool Whole { get; set; }
 
+    /// <summary>The fault did not have the effect it must have (a killed primary not replaced).</summary>
+    public bool Failure { get; set; }
+
     public long Acked { get; set; }
 
     public long Rejected { get; set; }
@@ -42,7 +45,7 @@ internal sealed class RoundResult(string scenario, int seed)
     public double GapMs { get; set; }
 
     /// <summary>Nothing lost, doubled or split, every request answered, both journals whole and agreeing, and the pair whole again.</summary>
-    public bool Ok => Whole && Lost == 0 && Duplicates == 0 && SplitBrain == 0 && Unanswered == 0 && JournalsIntact && JournalsAgree && !StateMismatch;
+    public bool Ok => !Failure && Whole && Lost == 0 && Duplicates == 0 && SplitBrain == 0 && Unanswered == 0 && JournalsIntact && JournalsAgree && !StateMismatch;
 
     public string Line(int number, int of) => string.Create(CultureInfo.InvariantCulture,
         $"round {number}/{of} {Scenario,-13} seed {Seed}: {Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
