@@ -56,6 +56,10 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _lastHeld;
 
+    // True from a grant until the witness confirms the release: the lease is sticky, so a renewal
+    // that failed (the witness unreachable for a moment) does not end it there.
+    private bool _holderAtWitness;
+
     /// <param name="witness">The witness's endpoint.</param>
     /// <param name="nodeId">This node's name at the witness.</param>
     /// <param name="epoch">The epoch this node seals in.</param>
@@ -76,6 +80,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         _log = log;
         _validUntilTicks = heldUntilTicks;
         _lastHeld = heldUntilTicks != 0;
+        _holderAtWitness = heldUntilTicks != 0;
         _loop = Task.Run(Loop, CancellationToken.None);
     }
 
@@ -108,6 +113,11 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 {
                     Interlocked.Exchange(ref _validUntilTicks, validUntil);
                     pause = Math.Max(20, leaseMs / 3);
+                    _holderAtWitness = true;
+                }
+                else if (answer.StartsWith("DENIED", StringComparison.Ordinal))
+                {
+                    _holderAtWitness = false; // someone else holds it, or we are fenced
                 }
                 if (granted != _lastHeld)
                 {
@@ -123,7 +133,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                     _fenced?.Invoke();
                 }
             }
-            else if (_lastHeld)
+            else if (_holderAtWitness)
             {
                 // A backup is in step again: it holds everything acknowledged alone, so the lease
                 // may go to it should this node die. Stop acknowledging alone first, then release.
@@ -133,6 +143,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 {
                     _log($"a backup is in step: solo lease given back to the witness ({answer})");
                     _lastHeld = false;
+                    _holderAtWitness = false;
                 }
             }
             try
