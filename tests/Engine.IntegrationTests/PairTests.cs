@@ -342,6 +342,36 @@ public class PairTests
         }
     }
 
+    [Test]
+    public async Task A_holder_gives_the_lease_back_even_after_a_renewal_was_lost()
+    {
+        var any = new IPEndPoint(IPAddress.Loopback, 0);
+        await using var witness = new Engine.Replication.WitnessServer(any, 300, _ => { });
+        witness.Start();
+        using var link = new Engine.Cli.Drill.FaultProxy(any, witness.Endpoint);
+        bool wanted = true;
+        await using var lease = new Engine.Replication.WitnessLease(link.Endpoint, "a", () => 1, () => Volatile.Read(ref wanted), _ => { });
+        WaitUntil(() => lease.Held, "the first grant");
+
+        link.Set(Engine.Cli.Drill.LinkFault.Blackhole); // renewals are lost: the lease lapses here...
+        WaitUntil(() => !lease.Held, "the lease to lapse at the holder");
+        Assert.That(witness.Decide("b", 2), Does.StartWith("DENIED a"), "...but the witness still has a as holder (sticky)");
+
+        link.Set(Engine.Cli.Drill.LinkFault.None);
+        Volatile.Write(ref wanted, false); // a backup is in step again: a must give the lease back
+        WaitUntil(() => witness.Decide("b", 2).StartsWith("GRANTED", StringComparison.Ordinal), "a to release, so that b can take over");
+    }
+
+    private static void WaitUntil(Func<bool> condition, string what)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.That(clock.Elapsed, Is.LessThan(Wait), $"timed out waiting for {what}");
+            Thread.Sleep(5);
+        }
+    }
+
     private static async Task<string> AskWitness(IPEndPoint witness, string line)
     {
         using var client = new TcpClient();
