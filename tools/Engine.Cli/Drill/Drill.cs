@@ -463,8 +463,21 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         /// <summary>The hash of block <paramref name="blockNo"/> (a full scan: only for the rare agreement check below a head).</summary>
         public Hash32 HashAt(ulong blockNo)
         {
-            _verified = null;
-            return ReadChain([blockNo], []).HashAt.GetValueOrDefault(blockNo);
+            Hash32 found = default;
+            using JournalReader reader = JournalReader.Open(JournalDirectory);
+            reader.Scan((entry, _) =>
+            {
+                if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > blockNo)
+                {
+                    return false;
+                }
+                if (header.BlockNo == blockNo)
+                {
+                    found = BlockFormat.StoredHash(entry, in header);
+                }
+                return true;
+            });
+            return found;
         }
 
         /// <summary>The next check starts where <paramref name="chain"/> ended, if it was intact.</summary>
