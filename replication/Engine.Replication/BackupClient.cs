@@ -39,6 +39,7 @@ public sealed class BackupClient
     private readonly Dictionary<ulong, Hash32> _checksums = [];
 
     private readonly Func<CancellationToken, Task<bool>> _mayTakeOver;
+    private volatile bool _inStep;
 
     /// <summary>How long the primary may take to answer our Hello.</summary>
     private const int HelloAnswerMs = 5_000;
@@ -65,6 +66,9 @@ public sealed class BackupClient
 
     /// <summary>Where this node's chain ends now.</summary>
     public ChainHead Head { get; private set; }
+
+    /// <summary>True while this node is caught up and following the primary live (for the status page).</summary>
+    public bool InStep => _inStep;
 
     /// <summary>Blocks received, verified, journaled and applied.</summary>
     public long BlocksApplied { get; private set; }
@@ -116,7 +120,16 @@ public sealed class BackupClient
                     connect.CancelAfter(PairTimings.SilenceMs);
                     await socket.ConnectAsync(_primary, connect.Token).ConfigureAwait(false);
                 }
-                (bool attached, BackupOutcome outcome) = await Follow(socket, stop).ConfigureAwait(false);
+                bool attached;
+                BackupOutcome outcome;
+                try
+                {
+                    (attached, outcome) = await Follow(socket, stop).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _inStep = false;
+                }
                 if (outcome is BackupOutcome.Diverged or BackupOutcome.StateMismatch)
                 {
                     return outcome;
@@ -270,6 +283,7 @@ public sealed class BackupClient
                 if (frame.Value.Type == ReplicationType.CaughtUp)
                 {
                     inStep = true;
+                    _inStep = true;
                     _log($"in step with the primary at {_primary}: caught up to block {Head.BlockNo}, following live");
                     continue;
                 }

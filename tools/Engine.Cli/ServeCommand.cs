@@ -1,17 +1,13 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using System.Net;
 using System.Net.Sockets;
 using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
-using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Replication;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 
@@ -21,8 +17,6 @@ namespace Engine.Cli;
 internal static class ServeCommand
 {
     public const string EnvironmentPrefix = "ENGINE_";
-
-    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = false };
 
     public static Command Build()
     {
@@ -131,37 +125,57 @@ internal static class ServeCommand
             Console.Error.WriteLine("engine serve: --role primary needs --replication-listen; --role backup needs --peer and --replication-listen");
             return 2;
         }
+        var board = new NodeBoard();
+        void Say(string message)
+        {
+            Log.Info(log, message);
+            board.Log.Add(message);
+        }
+        void Alarm(string message)
+        {
+            Log.Critical(log, message);
+            board.Log.Add(message);
+        }
+        // Up for the whole life of the process, whatever the node's role: an operator (or `engine
+        // drill --attach`) follows a backup too.
+        WebApplication? adminApp = null;
+        if (!string.IsNullOrEmpty(settings.Admin))
+        {
+            adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease);
+            await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
+            Say($"admin endpoint on http://{settings.Admin}/status");
+        }
+        await using var stopAdmin = new AsyncDisposer(async () =>
+        {
+            if (adminApp is not null)
+            {
+                await adminApp.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                await adminApp.DisposeAsync().ConfigureAwait(false);
+            }
+        });
         while (true)
         {
             using var stepDown = new CancellationTokenSource();
             EngineNode? node;
             try
             {
-                node = await StartNodeAsync(settings, reference, pair, message => Log.Info(log, message), stepDown, stop.Token).ConfigureAwait(false);
+                node = await StartNodeAsync(settings, reference, pair, Say, board, stepDown, stop.Token).ConfigureAwait(false);
             }
             catch (JournalCorruptException e)
             {
-                Log.Critical(log, $"refusing to start: {e.Message}");
+                Alarm($"refusing to start: {e.Message}");
                 return 3;
             }
             catch (Exception e) when (e is InvalidOperationException or SocketException or IOException or InvalidDataException)
             {
-                Log.Critical(log, $"refusing to start: {e.Message}");
+                Alarm($"refusing to start: {e.Message}");
                 return 3;
             }
             if (node is null)
             {
                 return 0; // a backup stopped before it ever took over
             }
-            Log.Info(log, $"listening for front-ends on {node.ListenEndPoint}");
-
-            WebApplication? adminApp = null;
-            if (!string.IsNullOrEmpty(settings.Admin))
-            {
-                adminApp = BuildAdmin(settings, node, pair);
-                await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
-                Log.Info(log, $"admin endpoint on http://{settings.Admin}/status");
-            }
+            Say($"listening for front-ends on {node.ListenEndPoint}");
 
             using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stepDown.Token);
             try
@@ -170,15 +184,11 @@ internal static class ServeCommand
             }
             catch (OperationCanceledException)
             {
-                Log.Info(log, stop.IsCancellationRequested
+                Say(stop.IsCancellationRequested
                     ? "stopping: draining the pipeline and committing the journal"
                     : "stepping down to backup: draining the pipeline and committing the journal; what was never acknowledged is answered by the new primary");
             }
-            if (adminApp is not null)
-            {
-                await adminApp.StopAsync(CancellationToken.None).ConfigureAwait(false);
-                await adminApp.DisposeAsync().ConfigureAwait(false);
-            }
+            board.Starting();
             await node.DisposeAsync().ConfigureAwait(false);
             if (stop.IsCancellationRequested)
             {
@@ -188,18 +198,26 @@ internal static class ServeCommand
         }
     }
 
+    /// <summary>Runs an async clean-up at the end of a scope.</summary>
+    private sealed class AsyncDisposer(Func<Task> dispose) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await dispose().ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Starts the node for its role. A backup first mirrors (journals and applies the primary's
     /// blocks) and only returns once it takes over, or null if it was stopped before that.
     /// </summary>
     /// <remarks>The <paramref name="stepDown"/> source is cancelled when this node, as primary without a backup, learns that
     /// the other node took over: the witness answers "fenced", or its peer is primary in a higher epoch.</remarks>
-    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log,
+    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log, NodeBoard board,
         CancellationTokenSource stepDown, CancellationToken stop)
     {
         if (pair.Role == "standalone")
         {
-            return EngineNode.Start(settings, reference, log);
+            EngineNode standalone = EngineNode.Start(settings, reference, log);
+            board.Serving(standalone, null);
+            return standalone;
         }
         (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
         IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
@@ -225,7 +243,9 @@ internal static class ServeCommand
                 hub.Start();
                 WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
                 log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
-                return EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
+                EngineNode primaryNode = EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
+                board.Serving(primaryNode, hub);
+                return primaryNode;
             }
 
             IPEndPoint primary = EngineSettings.ParseEndpoint(pair.Peer!, "--peer");
@@ -259,6 +279,7 @@ internal static class ServeCommand
                         lastRefusal = answer;
                         return granted;
                     });
+                board.Following(follower);
                 BackupOutcome outcome = await follower.RunAsync(stop).ConfigureAwait(false);
                 head = follower.Head;
                 if (outcome == BackupOutcome.Stopped)
@@ -293,7 +314,9 @@ internal static class ServeCommand
             takeoverHub.Start();
             WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.Witness is not null ? ", acknowledging alone under the witness's solo lease until a backup is in step" : pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
-            return EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
+            EngineNode tookOver = EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
+            board.Serving(tookOver, takeoverHub);
+            return tookOver;
         }
         catch
         {
@@ -354,42 +377,5 @@ internal static class ServeCommand
                 }
             }
         });
-    }
-
-    private static WebApplication BuildAdmin(EngineSettings settings, EngineNode node, PairOptions pair)
-    {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls($"http://{settings.Admin}");
-        WebApplication app = builder.Build();
-        app.MapPost("/admin/go-solo", () =>
-        {
-            if (pair.Witness is not null)
-            {
-                return Results.Conflict("this node takes its solo lease from the witness");
-            }
-            pair.OperatorLease.Grant();
-            return Results.Text("solo lease granted: this node acknowledges alone while no backup is in step\n");
-        });
-        app.MapGet("/status", async () =>
-        {
-            NodeStatus status = node.Status();
-            StateReport? state = null;
-            try
-            {
-                state = await node.ProbeAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is TimeoutException or InvalidOperationException)
-            {
-                // Busy or stopping: status without the state checksum.
-            }
-            var body = JsonSerializer.SerializeToUtf8Bytes(new
-            {
-                status,
-                state = state is null ? null : new { lsn = state.LastLsn, checksum = state.Checksum.ToString(), open_orders = state.OpenOrders, trades = state.Trades },
-            }, s_json);
-            return Results.Bytes(body, "application/json");
-        });
-        return app;
     }
 }
