@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 
 namespace Engine.Cli;
 
@@ -8,15 +7,9 @@ namespace Engine.Cli;
 /// the drill: start, wait for a line in its log (and when it came), SIGKILL, SIGTERM, SIGSTOP/SIGCONT.
 /// Disposing kills it.
 /// </summary>
-internal sealed partial class NodeProcess : IDisposable
+internal sealed class NodeProcess : WatchedProcess
 {
-    public const int SigTerm = 15;
-    public const int SigStop = 19;
-    public const int SigCont = 18;
-
     private readonly Process _process;
-    private readonly System.Text.StringBuilder _output = new();
-    private readonly List<(long Ticks, int End)> _lineTimes = [];
 
     private NodeProcess(Process process, int port)
     {
@@ -24,67 +17,9 @@ internal sealed partial class NodeProcess : IDisposable
         Port = port;
     }
 
-    /// <summary>What the node has logged so far.</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
-
-    /// <summary>Waits until the node has logged a line containing <paramref name="text"/>; false if it exited or time ran out.</summary>
-    /// <param name="text">What to look for.</param>
-    /// <param name="timeout">How long to wait.</param>
-    /// <param name="since">Look only at what was logged after this many characters (see <see cref="Output"/>'s length).</param>
-    public bool WaitForLog(string text, TimeSpan timeout, int since = 0)
-    {
-        var clock = Stopwatch.StartNew();
-        bool Seen() => Output.AsSpan(Math.Min(since, Output.Length)).Contains(text, StringComparison.Ordinal);
-        while (clock.Elapsed < timeout)
-        {
-            if (Seen())
-            {
-                return true;
-            }
-            if (_process.HasExited)
-            {
-                return Seen();
-            }
-            Thread.Sleep(5);
-        }
-        return false;
-    }
-
-    /// <summary>When (<see cref="Stopwatch"/> ticks) the first line after <paramref name="since"/> containing one of <paramref name="texts"/> arrived; null if none has.</summary>
-    public long? FirstLineAt(int since, params string[] texts)
-    {
-        lock (_output)
-        {
-            int start = since;
-            foreach ((long ticks, int end) in _lineTimes)
-            {
-                if (end <= since)
-                {
-                    continue;
-                }
-                string line = _output.ToString(start, end - start);
-                start = end;
-                if (texts.Any(t => line.Contains(t, StringComparison.Ordinal)))
-                {
-                    return ticks;
-                }
-            }
-            return null;
-        }
-    }
-
     public int Port { get; }
 
-    public int Id => _process.Id;
+    public override int Id => _process.Id;
 
     public static NodeProcess Start(int port, params string[] args)
     {
@@ -100,33 +35,17 @@ internal sealed partial class NodeProcess : IDisposable
         }
         var process = Process.Start(info)!;
         var node = new NodeProcess(process, port);
-        process.OutputDataReceived += (_, e) => node.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => node.Append(e.Data);
+        process.OutputDataReceived += (_, e) => node.Append(e.Data, Stopwatch.GetTimestamp());
+        process.ErrorDataReceived += (_, e) => node.Append(e.Data, Stopwatch.GetTimestamp());
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return node;
     }
 
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            long now = Stopwatch.GetTimestamp();
-            lock (_output)
-            {
-                _output.AppendLine(line);
-                _lineTimes.Add((now, _output.Length));
-            }
-        }
-    }
-
-    /// <summary>Sends a signal (SIGSTOP, SIGCONT, …) to the process.</summary>
-    public void Signal(int signal) => _ = Kill(_process.Id, signal);
-
-    public bool HasExited => _process.HasExited;
+    public override bool HasExited => _process.HasExited;
 
     /// <summary>SIGKILL: no chance to flush, commit or say goodbye.</summary>
-    public void KillHard()
+    public override void KillHard()
     {
         _process.Kill(entireProcessTree: true);
         _process.WaitForExit(10_000);
@@ -137,7 +56,7 @@ internal sealed partial class NodeProcess : IDisposable
     {
         if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
         {
-            _ = Kill(_process.Id, SigTerm);
+            Signal(SigTerm);
         }
         else
         {
@@ -151,7 +70,7 @@ internal sealed partial class NodeProcess : IDisposable
         return _process.ExitCode;
     }
 
-    public void Dispose()
+    public override void Dispose()
     {
         try
         {
@@ -165,7 +84,4 @@ internal sealed partial class NodeProcess : IDisposable
         }
         _process.Dispose();
     }
-
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
 }
