@@ -74,6 +74,122 @@ public class DrillTests
         }
     }
 
+    /// <summary>
+    /// The operator's pair (a witness, a primary, a backup, started here as an operator would, with
+    /// admin endpoints), drilled by <c>engine drill --attach</c>: it kills, restarts and stalls nodes
+    /// it did not start, loses nothing, and leaves the pair running and whole.
+    /// </summary>
+    [Test]
+    public async Task An_attached_drill_kills_and_stalls_a_running_pair_and_leaves_it_whole()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"attach-{Guid.NewGuid():N}");
+        int witnessPort = Drill.FreePort();
+        var (clientA, clientB, replA, replB, adminA, adminB) = (Drill.FreePort(), Drill.FreePort(), Drill.FreePort(), Drill.FreePort(), Drill.FreePort(), Drill.FreePort());
+        string[] Node(string name, string role, int client, int admin, int replication, int peer) => ["serve", "--role", role, "--data", Path.Combine(root, name),
+            "--listen", $"127.0.0.1:{client}", "--admin", $"127.0.0.1:{admin}", "--replication-listen", $"127.0.0.1:{replication}",
+            "--peer", $"127.0.0.1:{peer}", "--witness", $"127.0.0.1:{witnessPort}"];
+        try
+        {
+            using var witness = EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}", "--state", Path.Combine(root, "witness.state"));
+            using var a = EngineProcess.Start(Node("a", "primary", clientA, adminA, replA, replB));
+            using var b = EngineProcess.Start(Node("b", "backup", clientB, adminB, replB, replA));
+            a.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the operator's pair to be in step", Wait);
+
+            using var drill = EngineProcess.Start("drill", "--attach", $"127.0.0.1:{adminA}", "--attach", $"127.0.0.1:{adminB}",
+                "--rounds", "3", "--seed", "11", "--round-seconds", "2", "--fault-ms", "1000", "--json");
+            int exit = drill.WaitForExit(TimeSpan.FromMinutes(4));
+            TestContext.Out.WriteLine(drill.StdErr);
+            Assert.That(exit, Is.Zero, drill.StdErr);
+            JsonElement result = JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
+            Assert.Multiple(() =>
+            {
+                Assert.That(result.GetProperty("ok").GetBoolean(), Is.True);
+                Assert.That(result.GetProperty("rounds").GetInt32(), Is.EqualTo(3));
+                Assert.That(result.GetProperty("lost").GetInt64() + result.GetProperty("final_lost").GetInt64(), Is.Zero);
+                Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
+                Assert.That(result.GetProperty("split_brain").GetInt64(), Is.Zero);
+                JsonElement scenarios = result.GetProperty("scenarios");
+                foreach (string scenario in Drill.AttachedScenarios)
+                {
+                    Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(1), scenario);
+                }
+                Assert.That(scenarios.GetProperty("kill-primary").GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "a killed primary is replaced");
+            });
+            // Round 1 killed A (the primary), round 2 the backup (A again): both restarted by the drill, detached.
+            Assert.That(a.HasExited, Is.True, "the drill killed the node the operator started as primary");
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            JsonElement statusA = JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{adminA}/status"))).RootElement;
+            JsonElement statusB = JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{adminB}/status"))).RootElement;
+            Assert.Multiple(() =>
+            {
+                Assert.That(statusA.GetProperty("pid").GetInt32(), Is.Not.EqualTo(a.Id), "A runs again, as a new process");
+                // Round 3 stalled the primary (B), so A took over again.
+                JsonElement[] primaries = [.. new[] { statusA, statusB }.Where(s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal))];
+                Assert.That(primaries, Has.Length.EqualTo(1), "one primary");
+                Assert.That(new[] { statusA, statusB }.Count(s => s.GetProperty("role").GetString() == "backup"), Is.EqualTo(1), "and its backup");
+                Assert.That(primaries.Single().GetProperty("backup_in_step").GetBoolean(), Is.True, "the drill leaves the pair whole");
+                Assert.That(File.ReadAllText(Path.Combine(root, "a", "restarted-by-drill.log")), Does.Contain("in step with the primary"),
+                    "a restarted node's output goes beside its data when the old one's went to a pipe");
+            });
+        }
+        finally
+        {
+            KillEverythingUnder(root); // the restarted nodes are nobody's children: find them by their data directory
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>SIGKILLs every process whose command line names <paramref name="root"/>, and waits for them to go.</summary>
+    private static void KillEverythingUnder(string root)
+    {
+        foreach (string proc in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out int pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+            try
+            {
+                if (File.ReadAllText(Path.Combine(proc, "cmdline")).Contains(root, StringComparison.Ordinal))
+                {
+                    using var process = Process.GetProcessById(pid);
+                    process.Kill();
+                    process.WaitForExit(TimeSpan.FromSeconds(10));
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+                // Gone meanwhile.
+            }
+        }
+    }
+
+    [Test]
+    public void An_attached_drill_refuses_what_it_cannot_do_and_says_why()
+    {
+        using var once = EngineProcess.Start("drill", "--attach", "127.0.0.1:1");
+        Assert.That(once.WaitForExit(Wait), Is.EqualTo(2));
+        Assert.That(once.StdErr, Does.Contain("give it twice"));
+        using var link = EngineProcess.Start("drill", "--attach", "127.0.0.1:1", "--attach", "127.0.0.1:2", "--scenario", "cut-link");
+        Assert.That(link.WaitForExit(Wait), Is.EqualTo(2));
+        Assert.That(link.StdErr, Does.Contain("cut-link needs the drill's fault proxies"));
+        using var nobody = EngineProcess.Start("drill", "--attach", $"127.0.0.1:{Drill.FreePort()}", "--attach", $"127.0.0.1:{Drill.FreePort()}");
+        Assert.That(nobody.WaitForExit(Wait), Is.EqualTo(2));
+        Assert.That(nobody.StdErr, Does.Contain("no engine node answered on the admin endpoint"));
+    }
+
+    [TestCase(new[] { "serve", "--role", "primary", "--data", "d" }, new[] { "serve", "--role", "backup", "--data", "d" })]
+    [TestCase(new[] { "serve", "--role=primary" }, new[] { "serve", "--role=backup" })]
+    [TestCase(new[] { "serve", "--data", "d" }, new[] { "serve", "--data", "d", "--role", "backup" })]
+    public void A_restart_repeats_the_command_line_with_the_new_role(string[] before, string[] after)
+    {
+        var launch = new Launch("/usr/bin/engine", before, "/", [], null);
+        Assert.That(launch.WithRole("backup"), Is.EqualTo(after));
+    }
+
     [Test]
     public void An_unknown_scenario_is_refused_by_name()
     {

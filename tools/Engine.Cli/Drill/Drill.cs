@@ -18,12 +18,16 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 {
     public static readonly string[] Scenarios = ["kill-primary", "kill-backup", "stall-primary", "cut-link", "slow-link", "corrupt-link", "partition"];
 
+    /// <summary>What a drill attached to nodes started elsewhere can do: its fault proxies are only in the links of the nodes it starts.</summary>
+    public static readonly string[] AttachedScenarios = ["kill-primary", "kill-backup", "stall-primary"];
+
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan WholeTimeout = TimeSpan.FromSeconds(120);
     private static readonly string[] DetectionLines = ["lost the primary", "lost the backup", "INCIDENT", "the primary has been silent"];
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"engine-drill-{Environment.ProcessId}");
     private readonly List<(uint ClientId, ulong ClientSeq, ulong Lsn)> _allAcks = [];
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
     private NodeProcess? _witness;
     private FaultProxy? _witnessProxyA;
     private FaultProxy? _witnessProxyB;
@@ -38,14 +42,24 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     public async Task<DrillReport> RunAsync(CancellationToken cancel)
     {
         var report = new DrillReport(options);
-        await say.WriteLineAsync($"engine drill: seed {options.Seed}, {options.Rounds} round(s) of {string.Join(", ", options.Scenarios)}, {options.Rate:N0} orders/s, data in {_root}").ConfigureAwait(false);
-        StartCluster();
-        if (!Primary.Process.WaitForLog("mirroring live", StartTimeout))
+        bool attach = options.Attach.Length > 0;
+        await say.WriteLineAsync($"engine drill: seed {options.Seed}, {options.Rounds} round(s) of {string.Join(", ", options.Scenarios)}, {options.Rate:N0} orders/s, "
+            + (attach ? $"attached to the nodes at {string.Join(" and ", options.Attach)}" : $"data in {_root}")).ConfigureAwait(false);
+        if (attach)
         {
-            _failed = true;
-            throw new InvalidOperationException($"the pair did not come up:\n--- A ---\n{_a!.Process.Output}\n--- B ---\n{_b!.Process.Output}");
+            await AttachClusterAsync(cancel).ConfigureAwait(false);
+            await say.WriteLineAsync($"attached: A ({options.Attach[0]}) pid {_a!.Process.Id}, B ({options.Attach[1]}) pid {_b!.Process.Id}; {Primary.Name} is primary, the pair is whole").ConfigureAwait(false);
         }
-        await say.WriteLineAsync($"pair up: A pid {_a!.Process.Id} primary, B pid {_b!.Process.Id} backup, witness pid {_witness!.Id}").ConfigureAwait(false);
+        else
+        {
+            StartCluster();
+            if (!Primary.Process.WaitForLog("mirroring live", StartTimeout))
+            {
+                _failed = true;
+                throw new InvalidOperationException($"the pair did not come up:\n--- A ---\n{_a!.Process.Output}\n--- B ---\n{_b!.Process.Output}");
+            }
+            await say.WriteLineAsync($"pair up: A pid {_a!.Process.Id} primary, B pid {_b!.Process.Id} backup, witness pid {_witness!.Id}").ConfigureAwait(false);
+        }
         for (int i = 0; i < options.Rounds; i++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -71,7 +85,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         // Every order acknowledged in any round, against the final primary's journal.
         try
         {
-            (report.FinalLost, report.FinalDuplicates) = await LoadGenerator.CheckJournalAsync(Path.Combine(Primary.Data, "journal"), _allAcks).ConfigureAwait(false);
+            (report.FinalLost, report.FinalDuplicates) = await LoadGenerator.CheckJournalAsync(Primary.JournalDirectory, _allAcks).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or JournalCorruptException)
         {
@@ -95,13 +109,44 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         var witness = new IPEndPoint(IPAddress.Loopback, witnessPort);
         _witnessProxyA = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
         _witnessProxyB = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
-        _a = new Node("A", Path.Combine(_root, "a"), _witnessProxyA);
-        _b = new Node("B", Path.Combine(_root, "b"), _witnessProxyB);
-        _a.Peer = _b;
-        _b.Peer = _a;
-        _a.Start("primary");
-        _b.Start("backup");
+        var a = new OwnNode("A", Path.Combine(_root, "a"), _witnessProxyA);
+        var b = new OwnNode("B", Path.Combine(_root, "b"), _witnessProxyB);
+        (_a, _b, a.Peer, b.Peer) = (a, b, b, a);
+        a.Start("primary");
+        b.Start("backup");
         Primary = _a;
+    }
+
+    /// <summary>
+    /// Attaches to two running nodes by their admin endpoints: one must be primary, the other its
+    /// backup, and the pair whole (backup in step, no solo lease) before the first round.
+    /// </summary>
+    private async Task AttachClusterAsync(CancellationToken cancel)
+    {
+        AttachedProcess a = await AttachedProcess.AttachAsync(_http, options.Attach[0], TimeSpan.FromSeconds(10), null, cancel).ConfigureAwait(false);
+        AttachedProcess b = await AttachedProcess.AttachAsync(_http, options.Attach[1], TimeSpan.FromSeconds(10), null, cancel).ConfigureAwait(false);
+        (_a, _b) = (new AttachedNode("A", options.Attach[0], a, _http), new AttachedNode("B", options.Attach[1], b, _http));
+        (_a.Peer, _b.Peer) = (_b, _a);
+        if (a.Id == b.Id)
+        {
+            throw new InvalidOperationException($"{options.Attach[0]} and {options.Attach[1]} are the same node (pid {a.Id})");
+        }
+        if (a.Status.IsPrimary == b.Status.IsPrimary || !(a.Status.Role == "backup" || b.Status.Role == "backup"))
+        {
+            throw new InvalidOperationException($"the drill needs a primary and its backup; found {a.Status.Role} at {options.Attach[0]} and {b.Status.Role} at {options.Attach[1]}");
+        }
+        Primary = a.Status.IsPrimary ? _a : _b;
+        string admin = Primary == _a ? options.Attach[0] : options.Attach[1];
+        var clock = Stopwatch.StartNew();
+        NodeStatusView status;
+        while (!(status = await NodeStatusView.GetAsync(_http, admin, cancel).ConfigureAwait(false)).Whole)
+        {
+            if (clock.Elapsed > StartTimeout)
+            {
+                throw new InvalidOperationException($"the pair is not whole (the primary at {admin} says backup_in_step {status.BackupInStep}, solo_lease {status.SoloLease}): the drill starts from a whole pair");
+            }
+            await Task.Delay(100, cancel).ConfigureAwait(false);
+        }
     }
 
     private async Task<RoundResult> RunRoundAsync(string scenario, int seed, CancellationToken cancel)
@@ -109,13 +154,17 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         var random = new Random(seed);
         Node primary = Primary, backup = Backup;
         var round = new RoundResult(scenario, seed);
-        var load = new LoadGenerator(new LoadOptions([primary.ClientEndpoint, backup.ClientEndpoint], options.Rate, TimeSpan.FromSeconds(options.RoundSeconds),
+        // The fault strikes between a quarter and a half of the round; at least a second of load
+        // follows its end, or a takeover that clients see only then (a stalled primary) goes unmeasured.
+        TimeSpan faultAt = TimeSpan.FromSeconds(options.RoundSeconds * (0.25 + 0.25 * random.NextDouble()));
+        TimeSpan loadFor = TimeSpan.FromSeconds(Math.Max(options.RoundSeconds, faultAt.TotalSeconds + (options.FaultMs / 1000.0) + 1));
+        var load = new LoadGenerator(new LoadOptions([primary.ClientEndpoint, backup.ClientEndpoint], options.Rate, loadFor,
             null, 4, 256, 1, "dev-token-{id}", null, seed, Json: false), TextWriter.Null);
         Task<LoadResult> running = load.RunAsync(cancel);
 
-        await Task.Delay(TimeSpan.FromSeconds(options.RoundSeconds * (0.25 + 0.25 * random.NextDouble())), cancel).ConfigureAwait(false);
+        await Task.Delay(faultAt, cancel).ConfigureAwait(false);
         // The processes as they were at the fault (a killed one is replaced): detection is read from them.
-        NodeProcess primaryAtFault = primary.Process, backupAtFault = backup.Process;
+        WatchedProcess primaryAtFault = primary.Process, backupAtFault = backup.Process;
         int markPrimary = primaryAtFault.Output.Length, markBackup = backupAtFault.Output.Length;
         long fault = Stopwatch.GetTimestamp();
         TimeSpan length = TimeSpan.FromMilliseconds(options.FaultMs);
@@ -124,23 +173,42 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             case "kill-primary":
                 primary.Process.KillHard();
                 round.Detail = "primary killed";
-                if (!backup.Process.WaitForLog("TAKEOVER", StartTimeout, since: markBackup))
+                try
                 {
-                    round.Detail += "; THE BACKUP DID NOT TAKE OVER";
-                    round.Failure = true;
+                    if (!backup.Process.WaitForLog("TAKEOVER", StartTimeout, since: markBackup))
+                    {
+                        round.Detail += "; THE BACKUP DID NOT TAKE OVER";
+                        round.Failure = true;
+                    }
                 }
-                primary.Start("backup");
+                finally
+                {
+                    // Also when interrupted: an attached pair outlives the drill, whole.
+                    round.Detail += await primary.RestartAsync("backup", CancellationToken.None).ConfigureAwait(false);
+                }
                 break;
             case "kill-backup":
                 backup.Process.KillHard();
                 round.Detail = "backup killed";
-                primary.Process.WaitForLog("lost the backup", StartTimeout, since: markPrimary);
-                backup.Start("backup");
+                try
+                {
+                    primary.Process.WaitForLog("lost the backup", StartTimeout, since: markPrimary);
+                }
+                finally
+                {
+                    round.Detail += await backup.RestartAsync("backup", CancellationToken.None).ConfigureAwait(false);
+                }
                 break;
             case "stall-primary":
-                primary.Process.Signal(NodeProcess.SigStop);
-                await Task.Delay(length, cancel).ConfigureAwait(false);
-                primary.Process.Signal(NodeProcess.SigCont);
+                primary.Process.Signal(WatchedProcess.SigStop);
+                try
+                {
+                    await Task.Delay(length, cancel).ConfigureAwait(false);
+                }
+                finally
+                {
+                    primary.Process.Signal(WatchedProcess.SigCont); // also when interrupted: an attached node outlives the drill
+                }
                 round.Detail = $"primary stopped {options.FaultMs} ms";
                 break;
             case "cut-link":
@@ -156,7 +224,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 round.Detail = $"link +{options.DelayMs} ms each way for {options.FaultMs} ms";
                 break;
             case "corrupt-link":
-                primary.LinkProxy.CorruptOnce();
+                primary.LinkProxy!.CorruptOnce();
                 round.Detail = "one byte flipped";
                 break;
             case "partition":
@@ -164,7 +232,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 // round seeds, the backup on odd ones (so the two kinds alternate when scenarios cycle).
                 Node isolated = seed % 2 == 0 ? primary : backup;
                 SetLink(LinkFault.Blackhole);
-                isolated.WitnessProxy.Set(LinkFault.Blackhole);
+                isolated.WitnessProxy!.Set(LinkFault.Blackhole);
                 await Task.Delay(length, cancel).ConfigureAwait(false);
                 isolated.WitnessProxy.Set(LinkFault.None);
                 SetLink(LinkFault.None);
@@ -193,7 +261,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         if (round.Whole)
         {
             await CheckJournalsAsync(round, result.Acks, fault).ConfigureAwait(false);
-            foreach (Node node in new[] { _a, _b! })
+            foreach (OwnNode node in new[] { _a, _b! }.OfType<OwnNode>())
             {
                 node.RemoveDiscardedJournals();
             }
@@ -204,8 +272,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
     private void SetLink(LinkFault fault, TimeSpan delay = default)
     {
-        _a!.LinkProxy.Set(fault, delay);
-        _b!.LinkProxy.Set(fault, delay);
+        _a!.LinkProxy!.Set(fault, delay);
+        _b!.LinkProxy!.Set(fault, delay);
     }
 
     /// <summary>
@@ -244,7 +312,6 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         ulong needed = acks.Count == 0 ? 0 : acks.Max(a => a.Lsn);
         var keys = acks.Select(a => (a.ClientId, a.ClientSeq)).ToHashSet();
         var blocksOfAcks = acks.Select(a => a.BlockNo).ToHashSet();
-        string primaryJournal = Path.Combine(Primary.Data, "journal"), backupJournal = Path.Combine(Backup.Data, "journal");
         ChainState primaryChain;
         var clock = Stopwatch.StartNew();
         while (true)
@@ -338,17 +405,19 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             node?.Dispose();
             if (node is not null && (options.Keep || _failed))
             {
+                Directory.CreateDirectory(_root);
                 await File.WriteAllTextAsync(Path.Combine(_root, $"{node.Name}.log"), node.Log).ConfigureAwait(false);
             }
         }
         _witness?.Dispose();
         _witnessProxyA?.Dispose();
         _witnessProxyB?.Dispose();
+        _http.Dispose();
         if (Directory.Exists(_root))
         {
             if (options.Keep || _failed)
             {
-                await say.WriteLineAsync($"data kept in {_root}").ConfigureAwait(false);
+                await say.WriteLineAsync($"{(options.Attach.Length > 0 ? "logs" : "data")} kept in {_root}").ConfigureAwait(false);
             }
             else
             {
@@ -357,60 +426,45 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         }
     }
 
-    /// <summary>One node of the pair: its ports, its data, the proxy in front of its replication endpoint, its way to the witness, its current process.</summary>
-    private sealed class Node : IDisposable
+    /// <summary>One node of the pair: where its clients and its journal are, its current process, and how to start it again.</summary>
+    private abstract class Node(string name, string journalDirectory) : IDisposable
     {
-        public Node(string name, string data, FaultProxy witnessProxy)
-        {
-            Name = name;
-            Data = data;
-            WitnessProxy = witnessProxy;
-            ClientPort = FreePort();
-            ReplicationPort = FreePort();
-            LinkProxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, ReplicationPort));
-        }
+        public string Name { get; } = name;
 
-        public string Name { get; }
+        public string JournalDirectory { get; } = journalDirectory;
 
-        public string Data { get; }
+        public abstract string ClientEndpoint { get; }
 
-        public int ClientPort { get; }
+        /// <summary>In front of this node's replication endpoint (the other node reaches it only through here); null where the drill did not start the node.</summary>
+        public virtual FaultProxy? LinkProxy => null;
 
-        public int ReplicationPort { get; }
-
-        public string ClientEndpoint => $"127.0.0.1:{ClientPort}";
-
-        /// <summary>In front of this node's replication endpoint: the other node reaches it only through here.</summary>
-        public FaultProxy LinkProxy { get; }
-
-        /// <summary>Between this node and the witness.</summary>
-        public FaultProxy WitnessProxy { get; }
+        /// <summary>Between this node and the witness; null where the drill did not start the node.</summary>
+        public virtual FaultProxy? WitnessProxy => null;
 
         public Node? Peer { get; set; }
 
-        public NodeProcess Process { get; private set; } = null!;
+        public WatchedProcess Process { get; private set; } = null!;
 
-        /// <summary>Everything the node's processes have logged, one after the other.</summary>
+        /// <summary>Everything the node's processes have logged (while watched), one after the other.</summary>
         public string Log => _earlier + Process?.Output;
 
         private string _earlier = "";
 
-        public void Start(string role)
+        /// <summary>Starts the node (again) in <paramref name="role"/> after its process died; returns a note for the round's detail.</summary>
+        public abstract Task<string> RestartAsync(string role, CancellationToken cancel);
+
+        protected void Replace(WatchedProcess process, string role)
         {
             if (Process is not null)
             {
                 _earlier += Process.Output + $"--- restarted as {role} ---\n";
+                Process.Dispose();
             }
-            Process?.Dispose();
-            Process = NodeProcess.Start(ClientPort, "serve", "--role", role, "--data", Data, "--listen", ClientEndpoint,
-                "--replication-listen", $"127.0.0.1:{ReplicationPort}", "--peer", $"127.0.0.1:{Peer!.LinkProxy.Port}",
-                "--witness", $"127.0.0.1:{WitnessProxy.Port}");
+            Process = process;
         }
 
         /// <summary>Where the last intact verification of this node's journal ended: the next one re-hashes only what came after.</summary>
         private (long Address, ChainHead Head)? _verified;
-
-        private string JournalDirectory => System.IO.Path.Combine(Data, "journal");
 
         /// <summary>
         /// Verifies the journal from where the last check ended (or from genesis, the first time or
@@ -483,19 +537,84 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         /// <summary>The next check starts where <paramref name="chain"/> ended, if it was intact.</summary>
         public void Verified(ChainState chain) => _verified = chain.Intact && chain.Head is { } head ? (chain.CommittedUntil, head) : null;
 
+        public virtual void Dispose() => Process?.Dispose();
+    }
+
+    /// <summary>A node the drill started: its ports and data, the proxies in its links; disposing kills it.</summary>
+    private sealed class OwnNode : Node
+    {
+        private readonly string _data;
+        private readonly FaultProxy _linkProxy;
+        private readonly FaultProxy _witnessProxy;
+        private readonly int _clientPort = FreePort();
+        private readonly int _replicationPort = FreePort();
+
+        public OwnNode(string name, string data, FaultProxy witnessProxy)
+            : base(name, System.IO.Path.Combine(data, "journal"))
+        {
+            _data = data;
+            _witnessProxy = witnessProxy;
+            _linkProxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, _replicationPort));
+        }
+
+        public override string ClientEndpoint => $"127.0.0.1:{_clientPort}";
+
+        public override FaultProxy LinkProxy => _linkProxy;
+
+        public override FaultProxy WitnessProxy => _witnessProxy;
+
+        public void Start(string role) => Replace(NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint,
+            "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{Peer!.LinkProxy!.Port}",
+            "--witness", $"127.0.0.1:{WitnessProxy.Port}"), role);
+
+        public override Task<string> RestartAsync(string role, CancellationToken cancel)
+        {
+            Start(role);
+            return Task.FromResult("");
+        }
+
         /// <summary>Journals a rejoining node moved aside (never acknowledged suffixes): the drill keeps the disk bounded.</summary>
         public void RemoveDiscardedJournals()
         {
-            foreach (string aside in Directory.GetDirectories(Data, "journal.discarded-*"))
+            foreach (string aside in Directory.GetDirectories(_data, "journal.discarded-*"))
             {
                 Directory.Delete(aside, recursive: true);
             }
         }
 
-        public void Dispose()
+        public override void Dispose()
         {
-            Process?.Dispose();
-            LinkProxy.Dispose();
+            base.Dispose();
+            _linkProxy.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A node started elsewhere, followed by its admin endpoint. A restart repeats its command line,
+    /// working directory and environment with another <c>--role</c>, detached: it outlives the drill,
+    /// as the node it replaces would have. Disposing stops watching; it never kills.
+    /// </summary>
+    private sealed class AttachedNode : Node
+    {
+        private readonly string _admin;
+        private readonly HttpClient _http;
+
+        public AttachedNode(string name, string admin, AttachedProcess process, HttpClient http)
+            : base(name, process.Status.Journal)
+        {
+            _admin = admin;
+            _http = http;
+            Replace(process, process.Status.Role);
+        }
+
+        public override string ClientEndpoint => ((AttachedProcess)Process).Status.ClientEndpoint;
+
+        public override async Task<string> RestartAsync(string role, CancellationToken cancel)
+        {
+            var old = (AttachedProcess)Process;
+            string output = old.Launch.Relaunch(role, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(JournalDirectory)!, "restarted-by-drill.log"));
+            Replace(await AttachedProcess.AttachAsync(_http, _admin, StartTimeout, old.Id, cancel).ConfigureAwait(false), role);
+            return $"; restarted as {role}, pid {Process.Id}, output to {output}";
         }
     }
 }

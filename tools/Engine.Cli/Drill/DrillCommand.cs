@@ -14,11 +14,12 @@ internal static class DrillCommand
         var rounds = new Option<int?>("--rounds") { Description = "Rounds in all, one fault each, the scenarios taking turns (default: one per scenario)." };
         var rate = new Option<double>("--rate") { Description = "Orders per second of the load, open loop (default 2000).", DefaultValueFactory = _ => 2000 };
         var seed = new Option<int?>("--seed") { Description = "Seed of the fault moments and choices (default: from the clock; printed). Round i uses seed+i: `--seed S+i --rounds 1 --scenario NAME` replays it." };
-        var seconds = new Option<double>("--round-seconds") { Description = "Load per round in seconds (default 3); the fault strikes between a quarter and a half of it.", DefaultValueFactory = _ => 3 };
+        var seconds = new Option<double>("--round-seconds") { Description = "Load per round in seconds (default 3); the fault strikes between a quarter and a half of it, and the load goes on for at least a second after the fault ends.", DefaultValueFactory = _ => 3 };
         var faultMs = new Option<int>("--fault-ms") { Description = "How long a stall, cut, slow link or partition lasts (default 1500 ms; the pair's silence timeout is 500 ms).", DefaultValueFactory = _ => 1500 };
         var delayMs = new Option<int>("--delay-ms") { Description = "slow-link: delay each way (default 50 ms).", DefaultValueFactory = _ => 50 };
         var json = new Option<bool>("--json") { Description = "End with one JSON object (rounds, lost, duplicates, split_brain, takeover_ms_p50, takeover_ms_p99, …); progress goes to standard error." };
         var keep = new Option<bool>("--keep") { Description = "Keep the nodes' data directories and logs (A.log, B.log); they are kept anyway when a round fails." };
+        var attach = new Option<string[]>("--attach") { Description = "HOST:PORT of a running node's admin endpoint (`engine serve --admin`), twice: drill that pair (on this host) instead of starting one.", Arity = ArgumentArity.OneOrMore };
         var command = new Command("drill", $"""
             Failover drills: start a primary, a backup and a witness as real processes (each node's replication endpoint and its way to the witness behind a fault proxy),
             drive orders through the client library, and per round strike one fault at a seeded random moment:
@@ -31,17 +32,32 @@ internal static class DrillCommand
             Per round: detection, takeover (fault to first receipt from the new primary's epoch), longest gap between receipts, acked orders lost or doubled,
             split brain (two different blocks acknowledged under one number), both journals verified and agreeing. Exits 1 if anything was lost, doubled or split,
             or a round failed; every process it started is stopped, also on Ctrl-C or SIGTERM.
+            With --attach A --attach B it drills a running pair instead (one primary, its backup, whole at the start; both on this host, started with --admin):
+            it follows them through their admin endpoints (/status, /log), signals their pids, reads their journals, and restarts a killed node with its own
+            command line, working directory and environment and --role backup, detached, its output appended where the old one's went. Such a drill runs
+            {string.Join(", ", Drill.AttachedScenarios)} (its fault proxies sit only in links it builds); it leaves the pair running, and a stalled node is always continued.
             """)
         {
-            scenario, rounds, rate, seed, seconds, faultMs, delayMs, json, keep,
+            scenario, rounds, rate, seed, seconds, faultMs, delayMs, json, keep, attach,
         };
         command.SetAction(async (parse, cancel) =>
         {
             string chosen = parse.GetValue(scenario)!;
-            string[] scenarios = chosen == "all" ? Drill.Scenarios : [chosen];
+            string[] attached = parse.GetValue(attach) ?? [];
+            if (attached.Length is not (0 or 2))
+            {
+                Console.Error.WriteLine($"engine drill: --attach names the two nodes of a pair (their admin endpoints): give it twice, not {attached.Length} time(s)");
+                return 2;
+            }
+            if (attached.Length > 0 && chosen != "all" && !Drill.AttachedScenarios.Contains(chosen))
+            {
+                Console.Error.WriteLine($"engine drill: {chosen} needs the drill's fault proxies in the pair's links, which it builds only around nodes it starts; attached, it runs {string.Join(", ", Drill.AttachedScenarios)}");
+                return 2;
+            }
+            string[] scenarios = chosen != "all" ? [chosen] : attached.Length > 0 ? Drill.AttachedScenarios : Drill.Scenarios;
             int total = parse.GetValue(rounds) ?? scenarios.Length;
             var options = new DrillOptions(scenarios, total, parse.GetValue(rate), parse.GetValue(seed) ?? Environment.TickCount & 0x7fff_ffff,
-                parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep));
+                parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep), attached);
             if (options.Rounds is < 1 or > 1_000_000 || options.Rate is <= 0 or > 200_000 || options.RoundSeconds is < 1 or > 600 || options.FaultMs is < 100 or > 60_000 || options.DelayMs is < 1 or > 10_000)
             {
                 Console.Error.WriteLine("engine drill: --rounds must be 1 to 1000000, --rate in (0, 200000], --round-seconds 1 to 600, --fault-ms 100 to 60000, --delay-ms 1 to 10000");
@@ -80,4 +96,4 @@ internal static class DrillCommand
 }
 
 /// <summary>What <c>engine drill</c> was asked to do.</summary>
-internal sealed record DrillOptions(string[] Scenarios, int Rounds, double Rate, int Seed, double RoundSeconds, int FaultMs, int DelayMs, bool Json, bool Keep);
+internal sealed record DrillOptions(string[] Scenarios, int Rounds, double Rate, int Seed, double RoundSeconds, int FaultMs, int DelayMs, bool Json, bool Keep, string[] Attach);
