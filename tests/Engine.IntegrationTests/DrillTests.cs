@@ -74,97 +74,66 @@ public class DrillTests
         }
     }
 
-    /// <summary>
-    /// The operator's pair (a witness, a primary, a backup, started here as an operator would, with
-    /// admin endpoints), drilled by <c>engine drill --attach</c>: it kills, restarts and stalls nodes
-    /// it did not start, loses nothing, and leaves the pair running and whole.
-    /// </summary>
     [Test]
-    public async Task An_attached_drill_kills_and_stalls_a_running_pair_and_leaves_it_whole()
+    public async Task An_attached_drill_runs_every_scenario_on_a_running_pair_and_leaves_it_whole()
     {
-        string root = Path.Combine(Path.GetTempPath(), $"attach-{Guid.NewGuid():N}");
-        int witnessPort = Drill.FreePort();
-        var (clientA, clientB, replA, replB, adminA, adminB) = (Drill.FreePort(), Drill.FreePort(), Drill.FreePort(), Drill.FreePort(), Drill.FreePort(), Drill.FreePort());
-        string[] Node(string name, string role, int client, int admin, int replication, int peer) => ["serve", "--role", role, "--data", Path.Combine(root, name),
-            "--listen", $"127.0.0.1:{client}", "--admin", $"127.0.0.1:{admin}", "--replication-listen", $"127.0.0.1:{replication}",
-            "--peer", $"127.0.0.1:{peer}", "--witness", $"127.0.0.1:{witnessPort}"];
-        try
+        using var pair = OperatorPair.Start(proxies: true);
+        using var drill = EngineProcess.Start(["drill", .. pair.DrillArguments, "--rounds", "7", "--seed", "11", "--round-seconds", "2", "--fault-ms", "1000", "--json"]);
+        int exit = drill.WaitForExit(TimeSpan.FromMinutes(6));
+        TestContext.Out.WriteLine(drill.StdErr);
+        Assert.That(exit, Is.Zero, drill.StdErr);
+        JsonElement result = JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
+        Assert.Multiple(() =>
         {
-            using var witness = EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}", "--state", Path.Combine(root, "witness.state"));
-            using var a = EngineProcess.Start(Node("a", "primary", clientA, adminA, replA, replB));
-            using var b = EngineProcess.Start(Node("b", "backup", clientB, adminB, replB, replA));
-            a.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the operator's pair to be in step", Wait);
-
-            using var drill = EngineProcess.Start("drill", "--attach", $"127.0.0.1:{adminA}", "--attach", $"127.0.0.1:{adminB}",
-                "--rounds", "3", "--seed", "11", "--round-seconds", "2", "--fault-ms", "1000", "--json");
-            int exit = drill.WaitForExit(TimeSpan.FromMinutes(4));
-            TestContext.Out.WriteLine(drill.StdErr);
-            Assert.That(exit, Is.Zero, drill.StdErr);
-            JsonElement result = JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
-            Assert.Multiple(() =>
+            Assert.That(result.GetProperty("ok").GetBoolean(), Is.True);
+            Assert.That(result.GetProperty("rounds").GetInt32(), Is.EqualTo(7));
+            Assert.That(result.GetProperty("lost").GetInt64() + result.GetProperty("final_lost").GetInt64(), Is.Zero);
+            Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
+            Assert.That(result.GetProperty("split_brain").GetInt64(), Is.Zero);
+            JsonElement scenarios = result.GetProperty("scenarios");
+            foreach (string scenario in Scenarios)
             {
-                Assert.That(result.GetProperty("ok").GetBoolean(), Is.True);
-                Assert.That(result.GetProperty("rounds").GetInt32(), Is.EqualTo(3));
-                Assert.That(result.GetProperty("lost").GetInt64() + result.GetProperty("final_lost").GetInt64(), Is.Zero);
-                Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
-                Assert.That(result.GetProperty("split_brain").GetInt64(), Is.Zero);
-                JsonElement scenarios = result.GetProperty("scenarios");
-                foreach (string scenario in Drill.AttachedScenarios)
-                {
-                    Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(1), scenario);
-                }
-                Assert.That(scenarios.GetProperty("kill-primary").GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "a killed primary is replaced");
-            });
-            // Round 1 killed A (the primary), round 2 the backup (A again): both restarted by the drill, detached.
-            Assert.That(a.HasExited, Is.True, "the drill killed the node the operator started as primary");
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            JsonElement statusA = JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{adminA}/status"))).RootElement;
-            JsonElement statusB = JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{adminB}/status"))).RootElement;
-            Assert.Multiple(() =>
-            {
-                Assert.That(statusA.GetProperty("pid").GetInt32(), Is.Not.EqualTo(a.Id), "A runs again, as a new process");
-                // Round 3 stalled the primary (B), so A took over again.
-                JsonElement[] primaries = [.. new[] { statusA, statusB }.Where(s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal))];
-                Assert.That(primaries, Has.Length.EqualTo(1), "one primary");
-                Assert.That(new[] { statusA, statusB }.Count(s => s.GetProperty("role").GetString() == "backup"), Is.EqualTo(1), "and its backup");
-                Assert.That(primaries.Single().GetProperty("backup_in_step").GetBoolean(), Is.True, "the drill leaves the pair whole");
-                Assert.That(File.ReadAllText(Path.Combine(root, "a", "restarted-by-drill.log")), Does.Contain("in step with the primary"),
-                    "a restarted node's output goes beside its data when the old one's went to a pipe");
-            });
-        }
-        finally
-        {
-            KillEverythingUnder(root); // the restarted nodes are nobody's children: find them by their data directory
-            if (Directory.Exists(root))
-            {
-                Directory.Delete(root, recursive: true);
+                Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(1), scenario);
             }
-        }
+            Assert.That(scenarios.GetProperty("kill-primary").GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "a killed primary is replaced");
+            Assert.That(scenarios.GetProperty("cut-link").GetProperty("detection_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "the operator's proxy cut the link");
+        });
+        // Round 1 killed A (the primary), round 2 the backup (A again): restarted by the drill, detached.
+        Assert.That(pair.A.HasExited, Is.True, "the drill killed the node the operator started as primary");
+        (JsonElement primary, JsonElement backup) = await pair.WaitWholeAsync();
+        JsonElement a = await OperatorPair.StatusAsync(pair.AdminA);
+        Assert.Multiple(() =>
+        {
+            Assert.That(a.GetProperty("pid").GetInt32(), Is.Not.EqualTo(pair.A.Id), "A runs again, as a new process");
+            Assert.That(primary.GetProperty("solo_lease").GetBoolean(), Is.False, "no solo lease left held");
+            Assert.That(backup.GetProperty("in_step").GetBoolean(), Is.True);
+            Assert.That(File.ReadAllText(Path.Combine(pair.Root, "a", "restarted-by-drill.log")), Does.Contain("in step with the primary"),
+                "a restarted node's output goes beside its data when the old one's went to a pipe");
+        });
     }
 
-    /// <summary>SIGKILLs every process whose command line names <paramref name="root"/>, and waits for them to go.</summary>
-    private static void KillEverythingUnder(string root)
+    [Test]
+    public async Task An_attached_drill_interrupted_while_the_primary_is_stopped_continues_it_and_leaves_the_pair_whole()
     {
-        foreach (string proc in Directory.GetDirectories("/proc"))
+        using var pair = OperatorPair.Start(proxies: false);
+        using var drill = EngineProcess.Start(["drill", .. pair.DrillArguments, "--scenario", "stall-primary", "--rounds", "100", "--fault-ms", "8000"]);
+        int primary = pair.A.Id;
+        var clock = Stopwatch.StartNew();
+        while (ProcessState(primary) != 'T')
         {
-            if (!int.TryParse(Path.GetFileName(proc), out int pid) || pid == Environment.ProcessId)
-            {
-                continue;
-            }
-            try
-            {
-                if (File.ReadAllText(Path.Combine(proc, "cmdline")).Contains(root, StringComparison.Ordinal))
-                {
-                    using var process = Process.GetProcessById(pid);
-                    process.Kill();
-                    process.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
-            {
-                // Gone meanwhile.
-            }
+            Assert.That(clock.Elapsed, Is.LessThan(Wait), $"the drill did not stop the primary (pid {primary}); drill:\n{drill.StdOut}{drill.StdErr}");
+            Thread.Sleep(5);
         }
+        Assert.That(drill.Terminate(Wait), Is.EqualTo(130), drill.StdErr);
+        Assert.That(ProcessState(primary), Is.Not.EqualTo('T'), "the interrupted drill left the primary stopped");
+        await pair.WaitWholeAsync();
+    }
+
+    /// <summary>The state letter of a process in /proc/PID/stat (R, S, T for stopped, …).</summary>
+    private static char ProcessState(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        return stat[stat.LastIndexOf(')') + 2];
     }
 
     [Test]
@@ -172,10 +141,16 @@ public class DrillTests
     {
         using var once = EngineProcess.Start("drill", "--attach", "127.0.0.1:1");
         Assert.That(once.WaitForExit(Wait), Is.EqualTo(2));
-        Assert.That(once.StdErr, Does.Contain("give it twice"));
+        Assert.That(once.StdErr, Does.Contain("give each twice"));
         using var link = EngineProcess.Start("drill", "--attach", "127.0.0.1:1", "--attach", "127.0.0.1:2", "--scenario", "cut-link");
         Assert.That(link.WaitForExit(Wait), Is.EqualTo(2));
-        Assert.That(link.StdErr, Does.Contain("cut-link needs the drill's fault proxies"));
+        Assert.That(link.StdErr, Does.Contain("attached, cut-link needs --link-proxy"));
+        using var partition = EngineProcess.Start("drill", "--attach", "127.0.0.1:1", "--attach", "127.0.0.1:2", "--link-proxy", "127.0.0.1:3", "--link-proxy", "127.0.0.1:4", "--scenario", "partition");
+        Assert.That(partition.WaitForExit(Wait), Is.EqualTo(2));
+        Assert.That(partition.StdErr, Does.Contain("partition needs --link-proxy and --witness-proxy"));
+        using var stray = EngineProcess.Start("drill", "--link-proxy", "127.0.0.1:3", "--link-proxy", "127.0.0.1:4");
+        Assert.That(stray.WaitForExit(Wait), Is.EqualTo(2));
+        Assert.That(stray.StdErr, Does.Contain("go with --attach"));
         using var nobody = EngineProcess.Start("drill", "--attach", $"127.0.0.1:{Drill.FreePort()}", "--attach", $"127.0.0.1:{Drill.FreePort()}");
         Assert.That(nobody.WaitForExit(Wait), Is.EqualTo(2));
         Assert.That(nobody.StdErr, Does.Contain("no engine node answered on the admin endpoint"));

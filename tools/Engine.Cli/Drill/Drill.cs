@@ -18,8 +18,18 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 {
     public static readonly string[] Scenarios = ["kill-primary", "kill-backup", "stall-primary", "cut-link", "slow-link", "corrupt-link", "partition"];
 
-    /// <summary>What a drill attached to nodes started elsewhere can do: its fault proxies are only in the links of the nodes it starts.</summary>
-    public static readonly string[] AttachedScenarios = ["kill-primary", "kill-backup", "stall-primary"];
+    /// <summary>
+    /// What a drill attached to nodes started elsewhere can do: kills and stalls always; link faults
+    /// with an <c>engine proxy --control</c> in front of each node's replication endpoint
+    /// (<c>--link-proxy</c>); a partition also with one on each node's way to the witness (<c>--witness-proxy</c>).
+    /// </summary>
+    public static string[] AttachedScenarios(bool linkProxies, bool witnessProxies) =>
+        [.. Scenarios.Where(s => s switch
+        {
+            "cut-link" or "slow-link" or "corrupt-link" => linkProxies,
+            "partition" => linkProxies && witnessProxies,
+            _ => true,
+        })];
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan WholeTimeout = TimeSpan.FromSeconds(120);
@@ -125,7 +135,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     {
         AttachedProcess a = await AttachedProcess.AttachAsync(_http, options.Attach[0], TimeSpan.FromSeconds(10), null, cancel).ConfigureAwait(false);
         AttachedProcess b = await AttachedProcess.AttachAsync(_http, options.Attach[1], TimeSpan.FromSeconds(10), null, cancel).ConfigureAwait(false);
-        (_a, _b) = (new AttachedNode("A", options.Attach[0], a, _http), new AttachedNode("B", options.Attach[1], b, _http));
+        RemoteProxy? Switch(string[] controls, int i) => controls.Length > 0 ? new RemoteProxy(controls[i]) : null;
+        (_a, _b) = (new AttachedNode("A", options.Attach[0], a, _http, Switch(options.LinkProxies, 0), Switch(options.WitnessProxies, 0)),
+            new AttachedNode("B", options.Attach[1], b, _http, Switch(options.LinkProxies, 1), Switch(options.WitnessProxies, 1)));
         (_a.Peer, _b.Peer) = (_b, _a);
         if (a.Id == b.Id)
         {
@@ -136,6 +148,16 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             throw new InvalidOperationException($"the drill needs a primary and its backup; found {a.Status.Role} at {options.Attach[0]} and {b.Status.Role} at {options.Attach[1]}");
         }
         Primary = a.Status.IsPrimary ? _a : _b;
+        foreach (RemoteProxy proxy in new[] { _a.LinkProxy, _b.LinkProxy, _a.WitnessProxy, _b.WitnessProxy }.OfType<RemoteProxy>())
+        {
+            proxy.Send("status");
+        }
+        // The backup follows its primary through the proxy in front of the primary's replication endpoint: it must carry that link.
+        if (Primary.LinkProxy is RemoteProxy front && front.Connections() == 0)
+        {
+            throw new InvalidOperationException($"the proxy at {front.Control} carries no connection, so it is not in front of the primary's replication endpoint: "
+                + "give --link-proxy in the order of --attach, each the proxy that node's peer connects through");
+        }
         string admin = Primary == _a ? options.Attach[0] : options.Attach[1];
         var clock = Stopwatch.StartNew();
         NodeStatusView status;
@@ -436,10 +458,10 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         public abstract string ClientEndpoint { get; }
 
         /// <summary>In front of this node's replication endpoint (the other node reaches it only through here); null where the drill did not start the node.</summary>
-        public virtual FaultProxy? LinkProxy => null;
+        public ILinkSwitch? LinkProxy { get; protected init; }
 
         /// <summary>Between this node and the witness; null where the drill did not start the node.</summary>
-        public virtual FaultProxy? WitnessProxy => null;
+        public ILinkSwitch? WitnessProxy { get; protected init; }
 
         public Node? Peer { get; set; }
 
@@ -537,7 +559,12 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         /// <summary>The next check starts where <paramref name="chain"/> ended, if it was intact.</summary>
         public void Verified(ChainState chain) => _verified = chain.Intact && chain.Head is { } head ? (chain.CommittedUntil, head) : null;
 
-        public virtual void Dispose() => Process?.Dispose();
+        public virtual void Dispose()
+        {
+            Process?.Dispose();
+            (LinkProxy as IDisposable)?.Dispose();
+            (WitnessProxy as IDisposable)?.Dispose();
+        }
     }
 
     /// <summary>A node the drill started: its ports and data, the proxies in its links; disposing kills it.</summary>
@@ -555,17 +582,15 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             _data = data;
             _witnessProxy = witnessProxy;
             _linkProxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, _replicationPort));
+            LinkProxy = _linkProxy;
+            WitnessProxy = witnessProxy;
         }
 
         public override string ClientEndpoint => $"127.0.0.1:{_clientPort}";
 
-        public override FaultProxy LinkProxy => _linkProxy;
-
-        public override FaultProxy WitnessProxy => _witnessProxy;
-
         public void Start(string role) => Replace(NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint,
-            "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{Peer!.LinkProxy!.Port}",
-            "--witness", $"127.0.0.1:{WitnessProxy.Port}"), role);
+            "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{((OwnNode)Peer!)._linkProxy.Port}",
+            "--witness", $"127.0.0.1:{_witnessProxy.Port}"), role);
 
         public override Task<string> RestartAsync(string role, CancellationToken cancel)
         {
@@ -582,11 +607,6 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             }
         }
 
-        public override void Dispose()
-        {
-            base.Dispose();
-            _linkProxy.Dispose();
-        }
     }
 
     /// <summary>
@@ -599,9 +619,11 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         private readonly string _admin;
         private readonly HttpClient _http;
 
-        public AttachedNode(string name, string admin, AttachedProcess process, HttpClient http)
+        public AttachedNode(string name, string admin, AttachedProcess process, HttpClient http, RemoteProxy? linkProxy, RemoteProxy? witnessProxy)
             : base(name, process.Status.Journal)
         {
+            LinkProxy = linkProxy;
+            WitnessProxy = witnessProxy;
             _admin = admin;
             _http = http;
             Replace(process, process.Status.Role);

@@ -20,6 +20,8 @@ internal static class DrillCommand
         var json = new Option<bool>("--json") { Description = "End with one JSON object (rounds, lost, duplicates, split_brain, takeover_ms_p50, takeover_ms_p99, …); progress goes to standard error." };
         var keep = new Option<bool>("--keep") { Description = "Keep the nodes' data directories and logs (A.log, B.log); they are kept anyway when a round fails." };
         var attach = new Option<string[]>("--attach") { Description = "HOST:PORT of a running node's admin endpoint (`engine serve --admin`), twice: drill that pair (on this host) instead of starting one.", Arity = ArgumentArity.OneOrMore };
+        var linkProxy = new Option<string[]>("--link-proxy") { Description = "With --attach, twice, in the same order: the control endpoint (`engine proxy --control`) of the proxy in front of that node's replication endpoint (the other node's --peer). Enables cut-link, slow-link, corrupt-link.", Arity = ArgumentArity.OneOrMore };
+        var witnessProxy = new Option<string[]>("--witness-proxy") { Description = "With --attach and --link-proxy, twice, in the same order: the control endpoint of the proxy between that node and its witness (its --witness). Enables partition.", Arity = ArgumentArity.OneOrMore };
         var command = new Command("drill", $"""
             Failover drills: start a primary, a backup and a witness as real processes (each node's replication endpoint and its way to the witness behind a fault proxy),
             drive orders through the client library, and per round strike one fault at a seeded random moment:
@@ -34,30 +36,38 @@ internal static class DrillCommand
             or a round failed; every process it started is stopped, also on Ctrl-C or SIGTERM.
             With --attach A --attach B it drills a running pair instead (one primary, its backup, whole at the start; both on this host, started with --admin):
             it follows them through their admin endpoints (/status, /log), signals their pids, reads their journals, and restarts a killed node with its own
-            command line, working directory and environment and --role backup, detached, its output appended where the old one's went. Such a drill runs
-            {string.Join(", ", Drill.AttachedScenarios)} (its fault proxies sit only in links it builds); it leaves the pair running, and a stalled node is always continued.
+            command line, working directory and environment and --role backup, detached, its output appended where the old one's went (else DATA/restarted-by-drill.log).
+            Attached, it runs kill-primary, kill-backup and stall-primary; the link scenarios need `engine proxy --control` in the links, named by --link-proxy
+            (and --witness-proxy for partition). It leaves the pair running and whole; a stalled node is always continued, a killed one always restarted.
             """)
         {
-            scenario, rounds, rate, seed, seconds, faultMs, delayMs, json, keep, attach,
+            scenario, rounds, rate, seed, seconds, faultMs, delayMs, json, keep, attach, linkProxy, witnessProxy,
         };
         command.SetAction(async (parse, cancel) =>
         {
             string chosen = parse.GetValue(scenario)!;
-            string[] attached = parse.GetValue(attach) ?? [];
-            if (attached.Length is not (0 or 2))
+            string[] attached = parse.GetValue(attach) ?? [], links = parse.GetValue(linkProxy) ?? [], witnesses = parse.GetValue(witnessProxy) ?? [];
+            if (attached.Length is not (0 or 2) || links.Length is not (0 or 2) || witnesses.Length is not (0 or 2))
             {
-                Console.Error.WriteLine($"engine drill: --attach names the two nodes of a pair (their admin endpoints): give it twice, not {attached.Length} time(s)");
+                Console.Error.WriteLine("engine drill: --attach names the two nodes of a pair (their admin endpoints), --link-proxy and --witness-proxy a proxy for each: give each twice");
                 return 2;
             }
-            if (attached.Length > 0 && chosen != "all" && !Drill.AttachedScenarios.Contains(chosen))
+            if (attached.Length == 0 && links.Length + witnesses.Length > 0)
             {
-                Console.Error.WriteLine($"engine drill: {chosen} needs the drill's fault proxies in the pair's links, which it builds only around nodes it starts; attached, it runs {string.Join(", ", Drill.AttachedScenarios)}");
+                Console.Error.WriteLine("engine drill: --link-proxy and --witness-proxy go with --attach (without it the drill builds its own proxies)");
                 return 2;
             }
-            string[] scenarios = chosen != "all" ? [chosen] : attached.Length > 0 ? Drill.AttachedScenarios : Drill.Scenarios;
+            string[] possible = attached.Length > 0 ? Drill.AttachedScenarios(links.Length > 0, witnesses.Length > 0 && links.Length > 0) : Drill.Scenarios;
+            if (chosen != "all" && !possible.Contains(chosen))
+            {
+                Console.Error.WriteLine($"engine drill: attached, {chosen} needs {(chosen == "partition" ? "--link-proxy and --witness-proxy" : "--link-proxy")} (`engine proxy --control` in the links); "
+                    + $"with what was given it runs {string.Join(", ", possible)}");
+                return 2;
+            }
+            string[] scenarios = chosen != "all" ? [chosen] : possible;
             int total = parse.GetValue(rounds) ?? scenarios.Length;
             var options = new DrillOptions(scenarios, total, parse.GetValue(rate), parse.GetValue(seed) ?? Environment.TickCount & 0x7fff_ffff,
-                parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep), attached);
+                parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep), attached, links, witnesses);
             if (options.Rounds is < 1 or > 1_000_000 || options.Rate is <= 0 or > 200_000 || options.RoundSeconds is < 1 or > 600 || options.FaultMs is < 100 or > 60_000 || options.DelayMs is < 1 or > 10_000)
             {
                 Console.Error.WriteLine("engine drill: --rounds must be 1 to 1000000, --rate in (0, 200000], --round-seconds 1 to 600, --fault-ms 100 to 60000, --delay-ms 1 to 10000");
@@ -96,4 +106,4 @@ internal static class DrillCommand
 }
 
 /// <summary>What <c>engine drill</c> was asked to do.</summary>
-internal sealed record DrillOptions(string[] Scenarios, int Rounds, double Rate, int Seed, double RoundSeconds, int FaultMs, int DelayMs, bool Json, bool Keep, string[] Attach);
+internal sealed record DrillOptions(string[] Scenarios, int Rounds, double Rate, int Seed, double RoundSeconds, int FaultMs, int DelayMs, bool Json, bool Keep, string[] Attach, string[] LinkProxies, string[] WitnessProxies);

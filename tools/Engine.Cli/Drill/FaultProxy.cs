@@ -19,6 +19,16 @@ public enum LinkFault
     Delay = 2,
 }
 
+/// <summary>Something that breaks a link on command: a <see cref="FaultProxy"/> in this process, or an <c>engine proxy</c> steered through its control endpoint (<see cref="RemoteProxy"/>).</summary>
+public interface ILinkSwitch
+{
+    /// <summary>Sets the fault; <paramref name="delay"/> is used by <see cref="LinkFault.Delay"/>. Back to <see cref="LinkFault.None"/> heals the link.</summary>
+    void Set(LinkFault fault, TimeSpan delay = default);
+
+    /// <summary>Flips one byte of the next chunk that comes back from the target.</summary>
+    void CorruptOnce();
+}
+
 /// <summary>
 /// A TCP proxy between two processes that breaks the link on purpose: a black hole, a delay, one
 /// flipped byte. <c>engine drill</c> puts one in front of each node's replication endpoint (and of the
@@ -26,7 +36,7 @@ public enum LinkFault
 /// <see cref="LinkFault.None"/>) closes every connection that lived through a black hole: both ends
 /// have given up on it, as they would on a real network.
 /// </summary>
-public sealed class FaultProxy : IDisposable
+public sealed class FaultProxy : ILinkSwitch, IDisposable
 {
     private readonly Socket _listener;
     private readonly IPEndPoint _target;
@@ -65,6 +75,18 @@ public sealed class FaultProxy : IDisposable
 
     /// <summary>Times a byte was flipped.</summary>
     public long Corrupted => Interlocked.Read(ref _corrupted);
+
+    /// <summary>Connections passing through now.</summary>
+    public int Connections
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pairs.Count;
+            }
+        }
+    }
 
     /// <summary>Sets the fault; <paramref name="delay"/> is used by <see cref="LinkFault.Delay"/>. Back to <see cref="LinkFault.None"/> heals the link.</summary>
     public void Set(LinkFault fault, TimeSpan delay = default)
