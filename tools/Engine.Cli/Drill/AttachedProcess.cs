@@ -121,7 +121,7 @@ internal sealed class AttachedProcess : WatchedProcess
                 }
             }
             catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException
-                or TaskCanceledException && !_stop.IsCancellationRequested)
+                || (e is TaskCanceledException && !_stop.IsCancellationRequested))
             {
                 // Dead, stopped or restarting: keep asking until disposed.
             }
