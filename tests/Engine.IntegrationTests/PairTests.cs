@@ -362,6 +362,68 @@ public class PairTests
         WaitUntil(() => witness.Decide("b", 2).StartsWith("GRANTED", StringComparison.Ordinal), "a to release, so that b can take over");
     }
 
+    /// <summary>
+    /// A primary cut off from both its backup and the witness while the backup takes over: a client
+    /// that asks it now is answered at once ("no backup"), so its answer timeout never fires and it
+    /// would stay there until the partition heals. The cut-off primary sends its clients over instead.
+    /// </summary>
+    [Test]
+    public async Task A_primary_cut_off_from_backup_and_witness_sends_new_clients_to_the_node_that_took_over()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
+        var any = new IPEndPoint(IPAddress.Loopback, 0);
+        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort(), witnessPort = FreePort();
+        try
+        {
+            using var witness = EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}");
+            witness.WaitForOutput(o => o.Contains("listening", StringComparison.Ordinal), "the witness to start", Wait);
+            using var link = new Engine.Cli.Drill.FaultProxy(any, new IPEndPoint(IPAddress.Loopback, primaryReplication));
+            using var primaryToWitness = new Engine.Cli.Drill.FaultProxy(any, new IPEndPoint(IPAddress.Loopback, witnessPort));
+            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
+                "--replication-listen", $"127.0.0.1:{primaryReplication}", "--witness", $"127.0.0.1:{primaryToWitness.Port}");
+            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
+                "--peer", $"127.0.0.1:{link.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--witness", $"127.0.0.1:{witnessPort}");
+            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+
+            link.Set(Engine.Cli.Drill.LinkFault.Blackhole);
+            primaryToWitness.Set(Engine.Cli.Drill.LinkFault.Blackhole);
+            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over with the witness's lease", Wait);
+
+            // A front-end that knows both nodes, starting now (the partition holds throughout).
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Engine.Client.SubmitResult result;
+            ulong id = 0;
+            int answeredBy;
+            do
+            {
+                Assert.That(clock.Elapsed, Is.LessThan(Wait), "clients of the cut-off primary never reached the node that took over (answered 'no backup' instead)");
+                await using var client = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
+                {
+                    Endpoints = [$"127.0.0.1:{primaryPort}", $"127.0.0.1:{backupPort}"],
+                    ClientId = 1,
+                    Token = "dev-token-1",
+                });
+                result = await client.SubmitAsync(Order(++id)).WaitAsync(Wait);
+                answeredBy = client.Endpoint.Port;
+                if (!result.Accepted)
+                {
+                    Assert.That(result.Rejection.Reason, Is.EqualTo(Engine.Protocol.RejectReason.NoBackup), result.ToString());
+                    await Task.Delay(100);
+                }
+            }
+            while (!result.Accepted);
+            Assert.That(answeredBy, Is.EqualTo(backupPort), "acknowledged by the node that took over");
+            primary.WaitForOutput(o => o.Contains("sending clients to the other node", StringComparison.Ordinal), "the cut-off primary to say so", Wait);
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
     private static void WaitUntil(Func<bool> condition, string what)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();

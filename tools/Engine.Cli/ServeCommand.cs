@@ -245,6 +245,7 @@ internal static class ServeCommand
                 log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
                 EngineNode primaryNode = EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
                 board.Serving(primaryNode, hub);
+                SendClientsAwayWhileOrphaned(primaryNode, hub, pair, log);
                 return primaryNode;
             }
 
@@ -316,6 +317,7 @@ internal static class ServeCommand
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.Witness is not null ? ", acknowledging alone under the witness's solo lease until a backup is in step" : pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
             EngineNode tookOver = EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
             board.Serving(tookOver, takeoverHub);
+            SendClientsAwayWhileOrphaned(tookOver, takeoverHub, pair, log);
             return tookOver;
         }
         catch
@@ -346,6 +348,56 @@ internal static class ServeCommand
                 }
             },
             granted: hub.LeaseGranted);
+    }
+
+    /// <summary>
+    /// With a witness: a primary that could acknowledge and then, for <see cref="PairTimings.SilenceMs"/>,
+    /// could not (no backup in step and no lease: it is cut off from both its backup and the witness)
+    /// sends its clients to the other node, which has had that long to take over with the witness's
+    /// lease, instead of answering them "no backup" until the partition heals (a client that is
+    /// answered never times out, so it would never go over); it takes them back the moment it can
+    /// acknowledge again. A primary that never could (waiting for its first backup) keeps answering
+    /// "no backup", and so does one whose lease is the operator's: there the operator decides.
+    /// </summary>
+    private static void SendClientsAwayWhileOrphaned(EngineNode node, MirrorHub hub, PairOptions pair, Action<string> log)
+    {
+        if (pair.Witness is null)
+        {
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
+            bool armed = false, away = false;
+            long unableSince = 0;
+            while (!hub.IsStopping)
+            {
+                await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+                if (hub.MayAcknowledge)
+                {
+                    armed = true;
+                    unableSince = 0;
+                    if (away)
+                    {
+                        away = false;
+                        node.RedirectClients(null);
+                        log("acknowledging again: taking clients back");
+                    }
+                    continue;
+                }
+                if (!armed || away)
+                {
+                    continue;
+                }
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                unableSince = unableSince == 0 ? now : unableSince;
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(unableSince, now).TotalMilliseconds >= PairTimings.SilenceMs && !hub.IsStopping)
+                {
+                    away = true;
+                    node.RedirectClients("no backup and no solo lease: the other node may have taken over");
+                    log($"no backup in step and no solo lease for {PairTimings.SilenceMs} ms (cut off from backup and witness?): sending clients to the other node");
+                }
+            }
+        });
     }
 
     /// <summary>

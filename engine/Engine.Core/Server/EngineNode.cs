@@ -110,6 +110,9 @@ public sealed class EngineNode : IAsyncDisposable
 
     public IPEndPoint ListenEndPoint => _gateway.LocalEndPoint;
 
+    /// <summary>Sends every client to the other node while <paramref name="reason"/> is set (see <see cref="Gateway.Redirect"/>); null takes them back.</summary>
+    public void RedirectClients(string? reason) => _gateway.Redirect(reason);
+
     /// <summary>"standalone", "primary", or "primary (took over)".</summary>
     public string Role { get; }
 

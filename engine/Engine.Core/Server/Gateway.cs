@@ -22,6 +22,7 @@ internal sealed class Gateway : IAsyncDisposable
     private Task? _acceptLoop;
     private long _nextSessionId;
     private long _busy;
+    private volatile string? _redirecting;
 
     public Gateway(EngineSettings settings, RingBuffer<TxSlot> ring, ClientRegistry clients, ReferenceData reference, ClientSeqTable clientSeqs,
         Func<ulong> lastLsn, Action<string> log, Socket? listener = null)
@@ -71,6 +72,26 @@ internal sealed class Gateway : IAsyncDisposable
     public void Log(string message) => _log(message);
 
     public void CountBusy(int count) => Interlocked.Add(ref _busy, count);
+
+    /// <summary>While set, why clients are sent to the other node: logons are answered "not primary".</summary>
+    public string? Redirecting => _redirecting;
+
+    /// <summary>
+    /// Sends every client to the other node (closes the sessions; logons are answered "not primary"
+    /// until <paramref name="reason"/> is null again): a primary that can acknowledge nothing, while
+    /// the other node may have taken over. The pipeline runs on; clients resend what was unanswered.
+    /// </summary>
+    public void Redirect(string? reason)
+    {
+        _redirecting = reason;
+        if (reason is not null)
+        {
+            foreach (var (session, _) in _sessions.Values)
+            {
+                session.Close($"sent to the other node: {reason}");
+            }
+        }
+    }
 
     public void OnClosed(Session session)
     {

@@ -271,11 +271,14 @@ internal sealed class Session : IDisposable
             return false;
         }
         ClientRegistry.Entry? entry = _gateway.Clients[clientId];
-        if (entry is null || !_gateway.Reference.Authenticate(clientId, token))
+        bool known = entry is not null && _gateway.Reference.Authenticate(clientId, token);
+        if (entry is null || !known || _gateway.Redirecting is not null)
         {
-            var refused = new LogonAck { ClientId = clientId, Status = LogonStatus.BadCredentials };
+            var refused = new LogonAck { ClientId = clientId, Status = known ? LogonStatus.NotPrimary : LogonStatus.BadCredentials };
             Enqueue(reply[..ReplyCodec.EncodeLogonAck(in refused, reply)]);
-            _gateway.Log($"session {Id} from {Remote}: logon refused for client {clientId} (unknown client or wrong token)");
+            _gateway.Log(known
+                ? $"session {Id} from {Remote}: client {clientId} sent to the other node ({_gateway.Redirecting})"
+                : $"session {Id} from {Remote}: logon refused for client {clientId} (unknown client or wrong token)");
             // Let the write loop send the refusal, then close.
             _ = Task.Delay(200).ContinueWith(_ => Close("logon refused"), TaskScheduler.Default);
             return false;
