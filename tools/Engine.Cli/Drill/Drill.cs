@@ -174,8 +174,21 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     private async Task<RoundResult> RunRoundAsync(string scenario, int seed, CancellationToken cancel)
     {
         var random = new Random(seed);
-        Node primary = Primary, backup = Backup;
         var round = new RoundResult(scenario, seed);
+        // The roles as they are, not as the last fault left them: a primary starved of the CPU for
+        // the silence timeout is taken over with no fault injected. Then wait until the pair is whole.
+        Node current = await CurrentPrimaryAsync(cancel).ConfigureAwait(false);
+        if (current != Primary)
+        {
+            round.Unplanned = $"{current.Name} had taken over from {Primary.Name} before the fault (no fault was injected: a takeover of the pair's own)";
+            Primary = current;
+        }
+        if (!await WaitWholeAsync(Primary, 0, cancel).ConfigureAwait(false))
+        {
+            round.Detail = "the pair was not whole before the fault";
+            return round;
+        }
+        Node primary = Primary, backup = Backup;
         // The fault strikes between a quarter and a half of the round; at least a second of load
         // follows its end, or a takeover that clients see only then (a stalled primary) goes unmeasured.
         TimeSpan faultAt = TimeSpan.FromSeconds(options.RoundSeconds * (0.25 + 0.25 * random.NextDouble()));
@@ -290,6 +303,32 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         }
         _allAcks.AddRange(result.Acks.Select(a => (a.ClientId, a.ClientSeq, a.Lsn)));
         return round;
+    }
+
+    /// <summary>Which node is primary now, from both nodes' /status: one primary and one backup (waits while a node steps down or restarts).</summary>
+    private async Task<Node> CurrentPrimaryAsync(CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        string seen = "no answer";
+        while (clock.Elapsed < WholeTimeout)
+        {
+            try
+            {
+                NodeStatusView a = await NodeStatusView.GetAsync(_http, _a!.Admin, cancel).ConfigureAwait(false);
+                NodeStatusView b = await NodeStatusView.GetAsync(_http, _b!.Admin, cancel).ConfigureAwait(false);
+                if (a.IsPrimary != b.IsPrimary && (a.Role == "backup" || b.Role == "backup"))
+                {
+                    return a.IsPrimary ? _a : _b;
+                }
+                seen = $"A {a.Role}, B {b.Role}";
+            }
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException || (e is TaskCanceledException && !cancel.IsCancellationRequested))
+            {
+                seen = e.Message;
+            }
+            await Task.Delay(50, cancel).ConfigureAwait(false);
+        }
+        throw new InvalidOperationException($"the pair has not been one primary and one backup for {WholeTimeout.TotalSeconds:0} s ({seen})");
     }
 
     private void SetLink(LinkFault fault, TimeSpan delay = default)
@@ -457,6 +496,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
         public abstract string ClientEndpoint { get; }
 
+        /// <summary>The node's admin endpoint (its /status says which role it has).</summary>
+        public abstract string Admin { get; }
+
         /// <summary>In front of this node's replication endpoint (the other node reaches it only through here); null where the drill did not start the node.</summary>
         public ILinkSwitch? LinkProxy { get; protected init; }
 
@@ -574,6 +616,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         private readonly FaultProxy _linkProxy;
         private readonly FaultProxy _witnessProxy;
         private readonly int _clientPort = FreePort();
+        private readonly int _adminPort = FreePort();
         private readonly int _replicationPort = FreePort();
 
         public OwnNode(string name, string data, FaultProxy witnessProxy)
@@ -588,7 +631,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
         public override string ClientEndpoint => $"127.0.0.1:{_clientPort}";
 
-        public void Start(string role) => Replace(NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint,
+        public override string Admin => $"127.0.0.1:{_adminPort}";
+
+        public void Start(string role) => Replace(NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint, "--admin", Admin,
             "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{((OwnNode)Peer!)._linkProxy.Port}",
             "--witness", $"127.0.0.1:{_witnessProxy.Port}"), role);
 
@@ -630,6 +675,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         }
 
         public override string ClientEndpoint => ((AttachedProcess)Process).Status.ClientEndpoint;
+
+        public override string Admin => _admin;
 
         public override async Task<string> RestartAsync(string role, CancellationToken cancel)
         {

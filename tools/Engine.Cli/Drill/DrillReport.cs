@@ -12,6 +12,9 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public string Detail { get; set; } = "";
 
+    /// <summary>What changed before the fault with no fault injected (the pair's own takeover, e.g. a primary starved of the CPU): reported, not a failure.</summary>
+    public string? Unplanned { get; set; }
+
     public bool Whole { get; set; }
 
     /// <summary>The fault did not have the effect it must have (a killed primary not replaced).</summary>
@@ -48,7 +51,7 @@ internal sealed class RoundResult(string scenario, int seed)
     public bool Ok => !Failure && Whole && Lost == 0 && Duplicates == 0 && SplitBrain == 0 && Unanswered == 0 && JournalsIntact && JournalsAgree && !StateMismatch;
 
     public string Line(int number, int of) => string.Create(CultureInfo.InvariantCulture,
-        $"round {number}/{of} {Scenario,-13} seed {Seed}: {Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
+        $"round {number}/{of} {Scenario,-13} seed {Seed}: {(Unplanned is null ? "" : $"NOTE {Unplanned}; ")}{Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
         $"acked {Acked:N0}, rejected {Rejected:N0} ({string.Join(", ", RejectedByReason.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))}), lost {Lost}, duplicates {Duplicates}, split {SplitBrain}{(Unanswered > 0 ? $", unanswered {Unanswered:N0}" : "")}; " +
         $"{(Whole ? $"pair whole, journals {(JournalsIntact ? "intact" : "BROKEN")} and {(JournalsAgree ? "agreeing" : "NOT AGREEING")}" : "PAIR NOT WHOLE (journals not checked)")}" +
         $"{(StateMismatch ? ", STATE MISMATCH" : "")} {(Ok ? "ok" : "FAILED")}");
@@ -83,6 +86,11 @@ internal sealed class DrillReport(DrillOptions options)
                 $"  {g.Key,-13} {s.Rounds,7} {s.Failed,7} {s.Lost,5} {s.Duplicates,4} {s.Split,6} {Num(s.DetectP50),11}   {Num(s.TakeoverP50),6}/{Num(s.TakeoverP99)}/{Num(s.TakeoverMax),-8} {s.GapP50,6:F0}/{s.GapP99:F0}/{s.GapMax,-8:F0} {s.Acked,9:N0}");
         }
         text.AppendLine(CultureInfo.InvariantCulture, $"  every order acknowledged in any round, checked against the final primary's journal: {FinalLost} missing, {FinalDuplicates} doubled");
+        int unplanned = _rounds.Count(r => r.Unplanned is not null);
+        if (unplanned > 0)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  takeovers nobody injected (found at the start of a round; see the NOTE lines): {unplanned}");
+        }
         text.Append(Ok ? "OK: nothing acknowledged was lost, doubled or split, and the pair came back whole after every fault." : "FAILED");
         return text.ToString();
     }
@@ -94,6 +102,7 @@ internal sealed class DrillReport(DrillOptions options)
         json["seed"] = options.Seed;
         json["final_lost"] = FinalLost;
         json["final_duplicates"] = FinalDuplicates;
+        json["unplanned_takeovers"] = _rounds.Count(r => r.Unplanned is not null);
         json["ok"] = Ok;
         json["scenarios"] = _rounds.GroupBy(r => r.Scenario).ToDictionary(g => g.Key, g => Summarize(g).ToJson());
         return json;
