@@ -86,6 +86,9 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
 
     public bool Held => Stopwatch.GetTimestamp() < Interlocked.Read(ref _validUntilTicks);
 
+    /// <summary>The witness still names this node its holder (a renewal may have lapsed here): until it is given back, the other node cannot take over.</summary>
+    public bool HolderAtWitness => Volatile.Read(ref _holderAtWitness);
+
     public void Nudge()
     {
         if (_wake.CurrentCount == 0)

@@ -383,7 +383,11 @@ public class PairTests
                 "--replication-listen", $"127.0.0.1:{primaryReplication}", "--witness", $"127.0.0.1:{primaryToWitness.Port}");
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{link.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--witness", $"127.0.0.1:{witnessPort}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            // In step, and the solo lease the primary held while it had no backup given back (a holder
+            // keeps it, whatever happens, until it gives it back: then nobody could take over).
+            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal)
+                && (!o.Contains("solo lease from the witness", StringComparison.Ordinal) || o.Contains("solo lease given back", StringComparison.Ordinal)),
+                "the pair to be in step and the primary's solo lease back with the witness", Wait);
 
             link.Set(Engine.Cli.Drill.LinkFault.Blackhole);
             primaryToWitness.Set(Engine.Cli.Drill.LinkFault.Blackhole);

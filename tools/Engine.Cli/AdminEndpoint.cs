@@ -118,9 +118,11 @@ internal static class AdminEndpoint
                 epoch = status?.Epoch ?? head?.Epoch,
                 block = status?.Block ?? head?.BlockNo,
                 lsn = status?.Lsn ?? head?.LastLsn,
-                // Primary: a backup is following live, and whether it holds a solo lease meanwhile. Backup: following live.
+                // Primary: a backup is following live; whose lease lets it acknowledge alone, and whether it
+                // holds one (a witness's until given back, even if a renewal lapsed). Backup: following live.
                 backup_in_step = phase.Hub?.IsConnected,
-                solo_lease = phase.Hub?.Lease.Held,
+                lease = phase.Hub?.Lease switch { WitnessLease => "witness", OperatorLease => "operator", null => null, _ => "other" },
+                solo_lease = phase.Hub?.Lease switch { WitnessLease w => w.Held || w.HolderAtWitness, { } other => other.Held, null => (bool?)null },
                 in_step = phase.Follower?.InStep,
                 listen = phase.Node?.ListenEndPoint.ToString() ?? settings.Listen,
                 journal = Path.GetFullPath(settings.JournalDirectory),

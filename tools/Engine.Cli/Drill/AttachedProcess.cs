@@ -142,12 +142,12 @@ internal sealed class AttachedProcess : WatchedProcess
 }
 
 /// <summary>The parts of a node's <c>GET /status</c> the drill uses.</summary>
-internal sealed record NodeStatusView(int Pid, string Role, string Listen, string Journal, bool? BackupInStep, bool? SoloLease)
+internal sealed record NodeStatusView(int Pid, string Role, string Listen, string Journal, bool? BackupInStep, string? Lease, bool? SoloLease)
 {
     public bool IsPrimary => Role.StartsWith("primary", StringComparison.Ordinal);
 
-    /// <summary>A primary with a backup in step and no solo lease held.</summary>
-    public bool Whole => IsPrimary && BackupInStep == true && SoloLease != true;
+    /// <summary>A primary with a backup in step and no witness's lease still held (the backup could not take over); the operator's lease does not count.</summary>
+    public bool Whole => IsPrimary && BackupInStep == true && !(Lease == "witness" && SoloLease == true);
 
     /// <summary>Where clients reach it: a wildcard listen address is reached on the loopback.</summary>
     public string ClientEndpoint => Listen.StartsWith("0.0.0.0:", StringComparison.Ordinal) ? $"127.0.0.1:{Listen[8..]}"
@@ -162,7 +162,7 @@ internal sealed record NodeStatusView(int Pid, string Role, string Listen, strin
             JsonElement root = json.RootElement;
             static bool? Flag(JsonElement e) => e.ValueKind is JsonValueKind.True or JsonValueKind.False ? e.GetBoolean() : null;
             return new NodeStatusView(root.GetProperty("pid").GetInt32(), root.GetProperty("role").GetString()!, root.GetProperty("listen").GetString()!,
-                root.GetProperty("journal").GetString()!, Flag(root.GetProperty("backup_in_step")), Flag(root.GetProperty("solo_lease")));
+                root.GetProperty("journal").GetString()!, Flag(root.GetProperty("backup_in_step")), root.GetProperty("lease").GetString(), Flag(root.GetProperty("solo_lease")));
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {

@@ -158,17 +158,26 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             throw new InvalidOperationException($"the proxy at {front.Control} carries no connection, so it is not in front of the primary's replication endpoint: "
                 + "give --link-proxy in the order of --attach, each the proxy that node's peer connects through");
         }
-        string admin = Primary == _a ? options.Attach[0] : options.Attach[1];
+        if (await WaitReportedWholeAsync(Primary, StartTimeout, cancel).ConfigureAwait(false) is { } why)
+        {
+            throw new InvalidOperationException($"the pair is not whole ({why}): the drill starts from a whole pair");
+        }
+    }
+
+    /// <summary>Waits until the primary's /status says the pair is whole (a backup in step, no witness's lease held); null then, else what it last said.</summary>
+    private async Task<string?> WaitReportedWholeAsync(Node primary, TimeSpan timeout, CancellationToken cancel)
+    {
         var clock = Stopwatch.StartNew();
         NodeStatusView status;
-        while (!(status = await NodeStatusView.GetAsync(_http, admin, cancel).ConfigureAwait(false)).Whole)
+        while (!(status = await NodeStatusView.GetAsync(_http, primary.Admin, cancel).ConfigureAwait(false)).Whole)
         {
-            if (clock.Elapsed > StartTimeout)
+            if (clock.Elapsed > timeout)
             {
-                throw new InvalidOperationException($"the pair is not whole (the primary at {admin} says backup_in_step {status.BackupInStep}, solo_lease {status.SoloLease}): the drill starts from a whole pair");
+                return $"the primary at {primary.Admin} says role {status.Role}, backup_in_step {status.BackupInStep}, {status.Lease} lease held {status.SoloLease}";
             }
-            await Task.Delay(100, cancel).ConfigureAwait(false);
+            await Task.Delay(50, cancel).ConfigureAwait(false);
         }
+        return null;
     }
 
     private async Task<RoundResult> RunRoundAsync(string scenario, int seed, CancellationToken cancel)
@@ -183,9 +192,9 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             round.Unplanned = $"{current.Name} had taken over from {Primary.Name} before the fault (no fault was injected: a takeover of the pair's own)";
             Primary = current;
         }
-        if (!await WaitWholeAsync(Primary, 0, cancel).ConfigureAwait(false))
+        if (await WaitReportedWholeAsync(Primary, WholeTimeout, cancel).ConfigureAwait(false) is { } notWhole)
         {
-            round.Detail = "the pair was not whole before the fault";
+            round.Detail = $"the pair was not whole before the fault ({notWhole})";
             return round;
         }
         Node primary = Primary, backup = Backup;
