@@ -115,7 +115,7 @@ internal static class AdminEndpoint
             {
                 pid = Environment.ProcessId,
                 role = phase.Role,
-                epoch = status?.Epoch ?? head?.Epoch,
+                epoch = phase.Hub?.Epoch ?? status?.Epoch ?? head?.Epoch, // a primary's: the one it seals in (above its head's right after a takeover)
                 block = status?.Block ?? head?.BlockNo,
                 lsn = status?.Lsn ?? head?.LastLsn,
                 // Primary: a backup is following live; whose lease lets it acknowledge alone, and whether it

@@ -142,7 +142,7 @@ internal sealed class AttachedProcess : WatchedProcess
 }
 
 /// <summary>The parts of a node's <c>GET /status</c> the drill uses.</summary>
-internal sealed record NodeStatusView(int Pid, string Role, string Listen, string Journal, bool? BackupInStep, string? Lease, bool? SoloLease)
+internal sealed record NodeStatusView(int Pid, string Role, ulong Epoch, string Listen, string Journal, bool? BackupInStep, string? Lease, bool? SoloLease)
 {
     public bool IsPrimary => Role.StartsWith("primary", StringComparison.Ordinal);
 
@@ -161,7 +161,8 @@ internal sealed record NodeStatusView(int Pid, string Role, string Listen, strin
             using JsonDocument json = JsonDocument.Parse(body);
             JsonElement root = json.RootElement;
             static bool? Flag(JsonElement e) => e.ValueKind is JsonValueKind.True or JsonValueKind.False ? e.GetBoolean() : null;
-            return new NodeStatusView(root.GetProperty("pid").GetInt32(), root.GetProperty("role").GetString()!, root.GetProperty("listen").GetString()!,
+            return new NodeStatusView(root.GetProperty("pid").GetInt32(), root.GetProperty("role").GetString()!,
+                root.GetProperty("epoch").ValueKind == JsonValueKind.Number ? root.GetProperty("epoch").GetUInt64() : 0, root.GetProperty("listen").GetString()!,
                 root.GetProperty("journal").GetString()!, Flag(root.GetProperty("backup_in_step")), root.GetProperty("lease").GetString(), Flag(root.GetProperty("solo_lease")));
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)

@@ -186,7 +186,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         var round = new RoundResult(scenario, seed);
         // The roles as they are, not as the last fault left them: a primary starved of the CPU for
         // the silence timeout is taken over with no fault injected. Then wait until the pair is whole.
-        Node current = await CurrentPrimaryAsync(cancel).ConfigureAwait(false);
+        (Node current, ulong epochBefore) = await CurrentPrimaryAsync(cancel).ConfigureAwait(false);
         if (current != Primary)
         {
             round.Unplanned = $"{current.Name} had taken over from {Primary.Name} before the fault (no fault was injected: a takeover of the pair's own)";
@@ -304,7 +304,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         round.StateMismatch = _a!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal) || _b!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal);
         if (round.Whole)
         {
-            await CheckJournalsAsync(round, result.Acks, fault).ConfigureAwait(false);
+            await CheckJournalsAsync(round, result.Acks, fault, epochBefore).ConfigureAwait(false);
             foreach (OwnNode node in new[] { _a, _b! }.OfType<OwnNode>())
             {
                 node.RemoveDiscardedJournals();
@@ -314,8 +314,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         return round;
     }
 
-    /// <summary>Which node is primary now, from both nodes' /status: one primary and one backup (waits while a node steps down or restarts).</summary>
-    private async Task<Node> CurrentPrimaryAsync(CancellationToken cancel)
+    /// <summary>Which node is primary now, and in which epoch, from both nodes' /status: one primary and one backup (waits while a node steps down or restarts).</summary>
+    private async Task<(Node Primary, ulong Epoch)> CurrentPrimaryAsync(CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
         string seen = "no answer";
@@ -327,7 +327,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 NodeStatusView b = await NodeStatusView.GetAsync(_http, _b!.Admin, cancel).ConfigureAwait(false);
                 if (a.IsPrimary != b.IsPrimary && (a.Role == "backup" || b.Role == "backup"))
                 {
-                    return a.IsPrimary ? _a : _b;
+                    return a.IsPrimary ? (_a, a.Epoch) : (_b, b.Epoch);
                 }
                 seen = $"A {a.Role}, B {b.Role}";
             }
@@ -377,7 +377,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     /// exactly once, at its receipt's LSN and in its receipt's block; no two receipts name different
     /// blocks under one number (split brain). Also the takeover time, from the blocks' epochs.
     /// </summary>
-    private async Task CheckJournalsAsync(RoundResult round, IReadOnlyList<AckedOrder> acks, long fault)
+    private async Task CheckJournalsAsync(RoundResult round, IReadOnlyList<AckedOrder> acks, long fault, ulong epochBefore)
     {
         ulong needed = acks.Count == 0 ? 0 : acks.Max(a => a.Lsn);
         var keys = acks.Select(a => (a.ClientId, a.ClientSeq)).ToHashSet();
@@ -432,9 +432,10 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         round.SplitBrain = acks.GroupBy(a => a.BlockNo).Count(g => g.Select(a => a.BlockHash).Distinct().Count() > 1);
 
         // Takeover: from the fault to the first receipt in a block of a newer epoch than before it.
+        // The epoch before the fault is the primary's as it reported it at the round's start: on a busy
+        // machine the load may have had no receipt yet when the fault struck.
         ulong EpochOf(AckedOrder a) => primaryChain.EpochAt.GetValueOrDefault(a.BlockNo);
-        ulong before = acks.Any(a => a.ArrivedTicks < fault) ? acks.Where(a => a.ArrivedTicks < fault).Max(EpochOf) : acks.Select(EpochOf).DefaultIfEmpty(0UL).Min();
-        long? first = acks.Where(a => a.ArrivedTicks >= fault && EpochOf(a) > before).Select(a => (long?)a.ArrivedTicks).Min();
+        long? first = acks.Where(a => a.ArrivedTicks >= fault && EpochOf(a) > epochBefore).Select(a => (long?)a.ArrivedTicks).Min();
         round.TakeoverMs = first is { } f ? Milliseconds(f - fault) : null;
     }
 
