@@ -20,19 +20,10 @@ public class DrillTests
     public void A_short_drill_of_every_scenario_loses_nothing_doubles_nothing_and_never_splits()
     {
         using var drill = EngineProcess.Start("drill", "--rounds", "14", "--seed", "42", "--round-seconds", "2", "--fault-ms", "1000", "--json");
-        int exit = drill.WaitForExit(TimeSpan.FromMinutes(8));
-        TestContext.Out.WriteLine(drill.StdErr);
-        Assert.That(exit, Is.Zero, drill.StdErr);
-        JsonElement result = JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
+        JsonElement result = DrillResult(drill, TimeSpan.FromMinutes(8));
         Assert.Multiple(() =>
         {
-            Assert.That(result.GetProperty("ok").GetBoolean(), Is.True);
-            Assert.That(result.GetProperty("rounds").GetInt32(), Is.EqualTo(14));
-            Assert.That(result.GetProperty("failed_rounds").GetInt32(), Is.Zero);
-            Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero);
-            Assert.That(result.GetProperty("final_lost").GetInt64(), Is.Zero);
-            Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
-            Assert.That(result.GetProperty("split_brain").GetInt64(), Is.Zero);
+            AssertNothingLostDoubledOrSplit(result, rounds: 14);
             Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(14 * 1000));
             Assert.That(result.GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "kills, stalls and cuts make takeovers");
             JsonElement scenarios = result.GetProperty("scenarios");
@@ -79,17 +70,10 @@ public class DrillTests
     {
         using var pair = OperatorPair.Start(proxies: true);
         using var drill = EngineProcess.Start(["drill", .. pair.DrillArguments, "--rounds", "7", "--seed", "11", "--round-seconds", "2", "--fault-ms", "1000", "--json"]);
-        int exit = drill.WaitForExit(TimeSpan.FromMinutes(6));
-        TestContext.Out.WriteLine(drill.StdErr);
-        Assert.That(exit, Is.Zero, drill.StdErr);
-        JsonElement result = JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
+        JsonElement result = DrillResult(drill, TimeSpan.FromMinutes(6));
         Assert.Multiple(() =>
         {
-            Assert.That(result.GetProperty("ok").GetBoolean(), Is.True);
-            Assert.That(result.GetProperty("rounds").GetInt32(), Is.EqualTo(7));
-            Assert.That(result.GetProperty("lost").GetInt64() + result.GetProperty("final_lost").GetInt64(), Is.Zero);
-            Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
-            Assert.That(result.GetProperty("split_brain").GetInt64(), Is.Zero);
+            AssertNothingLostDoubledOrSplit(result, rounds: 7);
             JsonElement scenarios = result.GetProperty("scenarios");
             foreach (string scenario in Scenarios)
             {
@@ -127,6 +111,26 @@ public class DrillTests
         Assert.That(drill.Terminate(Wait), Is.EqualTo(130), drill.StdErr);
         Assert.That(ProcessState(primary), Is.Not.EqualTo('T'), "the interrupted drill left the primary stopped");
         await pair.WaitWholeAsync();
+    }
+
+    /// <summary>Waits for a drill run with --json to end with exit 0 and returns its JSON summary (its progress goes to the test's output).</summary>
+    private static JsonElement DrillResult(EngineProcess drill, TimeSpan timeout)
+    {
+        int exit = drill.WaitForExit(timeout);
+        TestContext.Out.WriteLine(drill.StdErr);
+        Assert.That(exit, Is.Zero, drill.StdErr);
+        return JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
+    }
+
+    private static void AssertNothingLostDoubledOrSplit(JsonElement result, int rounds)
+    {
+        Assert.That(result.GetProperty("ok").GetBoolean(), Is.True);
+        Assert.That(result.GetProperty("rounds").GetInt32(), Is.EqualTo(rounds));
+        Assert.That(result.GetProperty("failed_rounds").GetInt32(), Is.Zero);
+        Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero);
+        Assert.That(result.GetProperty("final_lost").GetInt64(), Is.Zero);
+        Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
+        Assert.That(result.GetProperty("split_brain").GetInt64(), Is.Zero);
     }
 
     /// <summary>The state letter of a process in /proc/PID/stat (R, S, T for stopped, …).</summary>
