@@ -152,6 +152,9 @@ public class DrillTests
         using var partition = EngineProcess.Start("drill", "--attach", "127.0.0.1:1", "--attach", "127.0.0.1:2", "--link-proxy", "127.0.0.1:3", "--link-proxy", "127.0.0.1:4", "--scenario", "partition");
         Assert.That(partition.WaitForExit(Wait), Is.EqualTo(2));
         Assert.That(partition.StdErr, Does.Contain("partition needs --link-proxy and --witness-proxy"));
+        using var malformed = EngineProcess.Start("drill", "--attach", "127.0.0.1:1", "--attach", "node-b");
+        Assert.That(malformed.WaitForExit(Wait), Is.EqualTo(2));
+        Assert.That(malformed.StdErr, Does.Contain("'node-b' is not HOST:PORT"));
         using var stray = EngineProcess.Start("drill", "--link-proxy", "127.0.0.1:3", "--link-proxy", "127.0.0.1:4");
         Assert.That(stray.WaitForExit(Wait), Is.EqualTo(2));
         Assert.That(stray.StdErr, Does.Contain("go with --attach"));

@@ -164,20 +164,33 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         }
     }
 
-    /// <summary>Waits until the primary's /status says the pair is whole (a backup in step, no witness's lease held); null then, else what it last said.</summary>
+    /// <summary>
+    /// Waits until the primary's /status says the pair is whole: a backup in step, and no witness's
+    /// lease still held (until it is given back the backup could not take over). Null then, else
+    /// what the primary last said.
+    /// </summary>
     private async Task<string?> WaitReportedWholeAsync(Node primary, TimeSpan timeout, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
-        NodeStatusView status;
-        while (!(status = await NodeStatusView.GetAsync(_http, primary.Admin, cancel).ConfigureAwait(false)).Whole)
+        string seen = "no answer";
+        while (clock.Elapsed < timeout)
         {
-            if (clock.Elapsed > timeout)
+            try
             {
-                return $"the primary at {primary.Admin} says role {status.Role}, backup_in_step {status.BackupInStep}, {status.Lease} lease held {status.SoloLease}";
+                NodeStatusView status = await NodeStatusView.GetAsync(_http, primary.Admin, cancel).ConfigureAwait(false);
+                if (status.Whole)
+                {
+                    return null;
+                }
+                seen = $"the primary at {primary.Admin} says role {status.Role}, backup_in_step {status.BackupInStep}, {status.Lease} lease held {status.SoloLease}";
+            }
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException || (e is TaskCanceledException && !cancel.IsCancellationRequested))
+            {
+                seen = e.Message;
             }
             await Task.Delay(50, cancel).ConfigureAwait(false);
         }
-        return null;
+        return seen;
     }
 
     private async Task<RoundResult> RunRoundAsync(string scenario, int seed, CancellationToken cancel)
@@ -287,13 +300,15 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         }
 
         LoadResult result = await running.ConfigureAwait(false);
-        if (backup.Process.Output.AsSpan(Math.Min(markBackup, backup.Process.Output.Length)).Contains("TAKEOVER", StringComparison.Ordinal))
+        // Who is primary now, and is the pair whole again: as the nodes report it (the load ran a
+        // second past the fault's end, so what they report is what the fault left).
+        if (!round.Failure)
         {
-            Primary = backup;
+            (Primary, _) = await CurrentPrimaryAsync(cancel).ConfigureAwait(false);
+            string? stillBroken = await WaitReportedWholeAsync(Primary, WholeTimeout, cancel).ConfigureAwait(false);
+            round.Whole = stillBroken is null;
+            round.Detail += stillBroken is null ? "" : $"; not whole after {WholeTimeout.TotalSeconds:0} s: {stillBroken}";
         }
-        // Since the fault: all of the primary's output if its process is new, else what came after the mark.
-        int mark = Primary.Process == primaryAtFault ? markPrimary : Primary.Process == backupAtFault ? markBackup : 0;
-        round.Whole = !round.Failure && await WaitWholeAsync(Primary, mark, cancel).ConfigureAwait(false);
         round.Acked = result.Acked;
         round.Rejected = result.Rejected;
         round.RejectedByReason = result.RejectedByReason;
@@ -344,31 +359,6 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     {
         _a!.LinkProxy!.Set(fault, delay);
         _b!.LinkProxy!.Set(fault, delay);
-    }
-
-    /// <summary>
-    /// The pair is whole when the primary's last word on its backup (since the fault) is that one is
-    /// in step, any solo lease it took is back with the witness, and both nodes run.
-    /// </summary>
-    private static async Task<bool> WaitWholeAsync(Node primary, int mark, CancellationToken cancel)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < WholeTimeout)
-        {
-            string output = primary.Process.Output;
-            string since = output[Math.Min(mark, output.Length)..];
-            int live = since.LastIndexOf("mirroring live", StringComparison.Ordinal);
-            int lost = Math.Max(since.LastIndexOf("lost the backup", StringComparison.Ordinal), since.LastIndexOf("TAKEOVER", StringComparison.Ordinal));
-            // A solo lease taken since must be back with the witness: until then the backup could not take over.
-            bool leaseBack = since.LastIndexOf("solo lease given back", StringComparison.Ordinal) >= Math.Max(
-                since.LastIndexOf("solo lease from the witness", StringComparison.Ordinal), since.LastIndexOf("under the witness's solo lease", StringComparison.Ordinal));
-            if (live >= lost && leaseBack && !primary.Peer!.Process.HasExited && !primary.Process.HasExited)
-            {
-                return true;
-            }
-            await Task.Delay(20, cancel).ConfigureAwait(false);
-        }
-        return false;
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Engine.Core.Server;
 
 namespace Engine.Cli.Drill;
 
@@ -50,6 +51,18 @@ internal static class DrillCommand
             if (attached.Length is not (0 or 2) || links.Length is not (0 or 2) || witnesses.Length is not (0 or 2))
             {
                 Console.Error.WriteLine("engine drill: --attach names the two nodes of a pair (their admin endpoints), --link-proxy and --witness-proxy a proxy for each: give each twice");
+                return 2;
+            }
+            try
+            {
+                foreach (string endpoint in attached.Concat(links).Concat(witnesses))
+                {
+                    _ = EngineSettings.ParseEndpoint(endpoint, "--attach/--link-proxy/--witness-proxy");
+                }
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"engine drill: {e.Message}");
                 return 2;
             }
             if (attached.Length == 0 && links.Length + witnesses.Length > 0)

@@ -124,6 +124,7 @@ internal static class ProxyCommand
 /// </summary>
 internal sealed class RemoteProxy(string control) : ILinkSwitch, IDisposable
 {
+    private readonly System.Net.IPEndPoint _endpoint = EngineSettings.ParseEndpoint(control, "proxy control endpoint");
     private TcpClient? _client;
     private StreamReader? _reader;
     private StreamWriter? _writer;
@@ -157,9 +158,8 @@ internal sealed class RemoteProxy(string control) : ILinkSwitch, IDisposable
             {
                 if (_client is null)
                 {
-                    (string host, int port) = Split(Control);
                     _client = new TcpClient { NoDelay = true, ReceiveTimeout = 5000, SendTimeout = 5000 };
-                    _client.Connect(host, port);
+                    _client.Connect(_endpoint);
                     _reader = new StreamReader(_client.GetStream(), Encoding.ASCII);
                     _writer = new StreamWriter(_client.GetStream(), Encoding.ASCII) { AutoFlush = true, NewLine = "\n" };
                 }
@@ -180,14 +180,6 @@ internal sealed class RemoteProxy(string control) : ILinkSwitch, IDisposable
                 }
             }
         }
-    }
-
-    private static (string Host, int Port) Split(string endpoint)
-    {
-        int colon = endpoint.LastIndexOf(':');
-        return colon > 0 && int.TryParse(endpoint.AsSpan(colon + 1), CultureInfo.InvariantCulture, out int port)
-            ? (endpoint[..colon].Trim('[', ']'), port)
-            : throw new InvalidOperationException($"'{endpoint}' is not HOST:PORT");
     }
 
     public void Dispose()
