@@ -143,11 +143,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             throw new InvalidOperationException($"{options.Attach[0]} and {options.Attach[1]} are the same node (pid {a.Id})");
         }
-        if (a.Status.IsPrimary == b.Status.IsPrimary || !(a.Status.Role == "backup" || b.Status.Role == "backup"))
-        {
-            throw new InvalidOperationException($"the drill needs a primary and its backup; found {a.Status.Role} at {options.Attach[0]} and {b.Status.Role} at {options.Attach[1]}");
-        }
-        Primary = a.Status.IsPrimary ? _a : _b;
+        // A pair still starting (or stepping down) gets the time a round would give it.
+        (Primary, _) = await CurrentPrimaryAsync(cancel).ConfigureAwait(false);
         foreach (RemoteProxy proxy in new[] { _a.LinkProxy, _b.LinkProxy, _a.WitnessProxy, _b.WitnessProxy }.OfType<RemoteProxy>())
         {
             proxy.Send("status");
