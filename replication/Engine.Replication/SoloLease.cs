@@ -122,6 +122,12 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 {
                     _holderAtWitness = false; // someone else holds it, or we are fenced
                 }
+                else
+                {
+                    // No answer: the request may still have reached the witness and been granted
+                    // (the lease is sticky), so count ourselves its holder until a release is answered.
+                    _holderAtWitness = true;
+                }
                 if (granted != _lastHeld)
                 {
                     _log(granted ? $"solo lease from the witness at {_witness} ({leaseMs} ms, renewed)" : $"the witness refused the solo lease: {answer}");
