@@ -56,6 +56,9 @@ public class ServeTests
 
         JsonElement status = await server.StatusAsync();
         Assert.That(status.GetProperty("state").GetProperty("trades").GetInt64(), Is.EqualTo(1));
+        JsonElement light = await server.StatusAsync(state: false);
+        Assert.That(light.GetProperty("state").ValueKind, Is.EqualTo(JsonValueKind.Null), "?state=false walks no book");
+        Assert.That(light.GetProperty("status").GetProperty("applied").GetInt64(), Is.GreaterThan(0));
     }
 
     [Test]

@@ -50,11 +50,11 @@ public sealed class EngineServer : IDisposable
     public Task<EngineClient> ConnectAsync(uint clientId = 1, string? token = null) =>
         EngineClient.ConnectAsync(new ClientOptions { Endpoints = [Endpoint], ClientId = clientId, Token = token ?? $"dev-token-{clientId}", ReconnectFor = TimeSpan.FromSeconds(5) });
 
-    /// <summary>GET /status, parsed.</summary>
-    public async Task<JsonElement> StatusAsync()
+    /// <summary>GET /status (with the state checksum unless <paramref name="state"/> is false), parsed.</summary>
+    public async Task<JsonElement> StatusAsync(bool state = true)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{AdminPort}/status")).ConfigureAwait(false);
+        string body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{AdminPort}/status{(state ? "" : "?state=false")}")).ConfigureAwait(false);
         return JsonDocument.Parse(body).RootElement.Clone();
     }
 

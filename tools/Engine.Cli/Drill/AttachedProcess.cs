@@ -155,7 +155,7 @@ internal sealed record NodeStatusView(int Pid, string Role, ulong Epoch, string 
 
     public static async Task<NodeStatusView> GetAsync(HttpClient http, string admin, CancellationToken cancel)
     {
-        string body = await http.GetStringAsync(new Uri($"http://{admin}/status"), cancel).ConfigureAwait(false);
+        string body = await http.GetStringAsync(new Uri($"http://{admin}/status?state=false"), cancel).ConfigureAwait(false);
         try
         {
             using JsonDocument json = JsonDocument.Parse(body);
