@@ -21,6 +21,11 @@ namespace Engine.Core.Journaling;
 /// then re-hashed from genesis to the committed end; if any block fails, the journal is not opened
 /// and <see cref="JournalCorruptException"/> names the first bad block. Nothing is truncated or
 /// repaired silently: the operator restores the node from its peer.</para>
+/// <para><b>Cluster and version.</b> A new journal's genesis block carries
+/// <see cref="JournalSettings.ClusterId"/>. An existing journal whose genesis names another cluster
+/// (<see cref="JournalClusterMismatchException"/>) or whose blocks are of another format version
+/// (<see cref="JournalFormatException"/>) is refused before it is re-hashed, and never appended to:
+/// a node never continues another cluster's chain, and a chain never changes version.</para>
 /// <para>Appends come from one thread (the sealer stage). Everything else is thread-safe.</para>
 /// </remarks>
 public sealed class Journal : IDisposable
