@@ -29,24 +29,39 @@ internal static class LogCommands
 
     private static Option<bool> JsonOption() => new("--json") { Description = "Machine-readable output (JSON)." };
 
+    private static Option<string> ClusterIdOption(string description) => new("--cluster-id") { Description = description };
+
     private static Command Verify()
     {
         var dir = DirArgument();
         var json = JsonOption();
+        var cluster = ClusterIdOption("The cluster the journal must belong to (32 hex digits; 00…0 is the development cluster). Default: whatever its genesis names.");
         var command = new Command("verify",
-            "Re-hash the whole chain from the genesis block to the committed end. Exit 0 if intact, 1 naming the first bad block, 2 if there is no journal.")
+            "Re-hash the whole chain from the genesis block to the committed end (block format 2, or 1 from before cluster ids), checking every block's format, " +
+            "kinds, reserved bytes and cluster id. Exit 0 if intact, 1 naming the first bad block, 2 if there is no journal.")
         {
             dir,
             json,
+            cluster,
         };
         command.SetAction(parse =>
         {
             string path = parse.GetValue(dir)!.FullName;
             bool asJson = parse.GetValue(json);
+            ClusterId? expected = null;
+            if (parse.GetValue(cluster) is { } hex)
+            {
+                if (!ClusterId.TryParse(hex, out ClusterId id))
+                {
+                    Console.Error.WriteLine($"engine log verify: --cluster-id takes 32 hex digits, not '{hex}'");
+                    return ExitError;
+                }
+                expected = id;
+            }
             try
             {
                 using JournalReader reader = JournalReader.Open(path);
-                VerifyReport report = reader.Verify();
+                VerifyReport report = reader.Verify(expected);
                 if (asJson)
                 {
                     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
@@ -56,6 +71,8 @@ internal static class LogCommands
                         ["blocks"] = report.Blocks,
                         ["transactions"] = report.Transactions,
                         ["bytes"] = report.Bytes,
+                        ["format_version"] = report.FormatVersion,
+                        ["cluster_id"] = report.FormatVersion == BlockFormat.Version1 ? null : report.ClusterId?.ToString(),
                         ["head_block"] = report.Head?.BlockNo,
                         ["head_lsn"] = report.Head?.LastLsn,
                         ["head_epoch"] = report.Head?.Epoch,
@@ -92,6 +109,16 @@ internal static class LogCommands
         Console.WriteLine(string.Create(c, $"  blocks        {report.Blocks:N0} verified (genesis included)"));
         Console.WriteLine(string.Create(c, $"  transactions  {report.Transactions:N0}"));
         Console.WriteLine(string.Create(c, $"  bytes         {report.Bytes:N0} up to committed address {report.CommittedUntil:N0}"));
+        if (report.FormatVersion != 0)
+        {
+            Console.WriteLine(report.FormatVersion == BlockFormat.Version1
+                ? "  format        block format 1 (from before cluster ids: read for audit, never continued)"
+                : $"  format        block format {report.FormatVersion}");
+        }
+        if (report.FormatVersion == BlockFormat.Version && report.ClusterId is { } clusterId)
+        {
+            Console.WriteLine($"  cluster       {clusterId.Describe()}");
+        }
         if (report.Head is { } head)
         {
             Console.WriteLine(string.Create(c, $"  head          block {head.BlockNo:N0}, lsn {head.LastLsn:N0}, epoch {head.Epoch}"));
@@ -135,13 +162,30 @@ internal static class LogCommands
                 using var writer = new Utf8JsonWriter(stdout);
                 using var text = new StreamWriter(stdout, leaveOpen: true) { AutoFlush = false };
                 string? error = null;
+                ushort version = 0;
                 reader.Scan((entry, address) =>
                 {
-                    string? shape = BlockFormat.TryReadHeader(entry, out BlockHeader header);
+                    // The chain's version is its first block's; a block of another is refused
+                    // here as by the verifier (a chain never changes version).
+                    string? shape = BlockFormat.TryReadHeader(entry, out BlockHeader header, acceptVersion1: version is 0 or BlockFormat.Version1);
+                    if (shape is null && version != 0 && header.Version != version)
+                    {
+                        shape = $"block format version {header.Version} in a chain of version {version}";
+                    }
                     if (shape is not null)
                     {
                         error = $"entry at address {address} is not a block: {shape} (run 'engine log verify')";
                         return false;
+                    }
+                    if (version == 0)
+                    {
+                        version = header.Version;
+                        if (!asJson)
+                        {
+                            text.WriteLine(header.Version == BlockFormat.Version1
+                                ? $"journal {path}: block format 1 (no cluster id)"
+                                : $"journal {path}: block format {header.Version}, cluster {header.ClusterId.Describe()}");
+                        }
                     }
                     if (header.Count == 0 || header.LastLsn < first)
                     {
@@ -155,7 +199,13 @@ internal static class LogCommands
                     ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
                     for (int i = 0; i < header.Count && remaining > 0; i++)
                     {
-                        ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                        ReadOnlySpan<byte> record = body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes);
+                        if (header.Version == BlockFormat.Version && !LedgerRecord.IsKnown(LedgerRecord.KindOf(record)))
+                        {
+                            error = $"block {header.BlockNo}, record {i} (LSN {LedgerRecord.LsnOf(record)}) has {LedgerRecord.Unknown(LedgerRecord.KindOf(record))} (run 'engine log verify')";
+                            return false;
+                        }
+                        ulong lsn = LedgerRecord.Read(record, header.Version, out Transaction tx);
                         if (lsn < first)
                         {
                             continue;
@@ -197,7 +247,7 @@ internal static class LogCommands
         writer.WriteStartObject();
         writer.WriteNumber("lsn", lsn);
         writer.WriteNumber("block", blockNo);
-        writer.WriteString("kind", tx.Kind switch { MessageType.NewOrder => "new_order", MessageType.Cancel => "cancel", MessageType.Replace => "replace", _ => tx.Kind.ToString() });
+        writer.WriteString("kind", KindName(tx.Kind));
         writer.WriteNumber("client_id", tx.ClientId);
         writer.WriteNumber("client_seq", tx.ClientSeq);
         writer.WriteNumber("account", tx.Account);
@@ -221,6 +271,10 @@ internal static class LogCommands
         writer.WriteEndObject();
     }
 
+    /// <summary>The record kind's name, as dump prints it (text and JSON).</summary>
+    private static string KindName(MessageType kind) =>
+        kind switch { MessageType.NewOrder => "new_order", MessageType.Cancel => "cancel", MessageType.Replace => "replace", _ => kind.ToString() };
+
     private static Command Generate()
     {
         var dir = DirArgument();
@@ -228,6 +282,7 @@ internal static class LogCommands
         var durability = new Option<Durability>("--durability") { Description = "When a block counts as journaled: memory or disk.", DefaultValueFactory = _ => Durability.Memory };
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic order flow.", DefaultValueFactory = _ => 42 };
         var report = new Option<bool>("--report-durable") { Description = "Print 'durable BLOCK HASH' for every block once it is journaled." };
+        var cluster = ClusterIdOption("The cluster a new journal's genesis names (32 hex digits); an existing journal must be of it. Default: the development cluster (all zeros).");
         var command = new Command("generate",
             "Write synthetic orders through the real pipeline (validate, seal, journal) into a journal: test data for verify, dump and drills. Appends if the journal exists.")
         {
@@ -236,6 +291,7 @@ internal static class LogCommands
             durability,
             seed,
             report,
+            cluster,
         };
         command.SetAction(parse =>
         {
@@ -247,9 +303,15 @@ internal static class LogCommands
             }
             string path = parse.GetValue(dir)!.FullName;
             bool reportDurable = parse.GetValue(report);
+            ClusterId clusterId = ClusterId.Development;
+            if (parse.GetValue(cluster) is { } hex && !ClusterId.TryParse(hex, out clusterId))
+            {
+                Console.Error.WriteLine($"engine log generate: --cluster-id takes 32 hex digits, not '{hex}'");
+                return ExitError;
+            }
             try
             {
-                using Journal journal = Journal.Open(new JournalSettings { Directory = path, Durability = parse.GetValue(durability) });
+                using Journal journal = Journal.Open(new JournalSettings { Directory = path, Durability = parse.GetValue(durability), ClusterId = clusterId });
                 Console.Error.WriteLine($"engine log generate: {journal.Settings}; continuing after {journal.Head}");
                 Action<SealedBlock>? onDurable = reportDurable
                     ? block => Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"durable {block.BlockNo} {block.Hash}"))

@@ -6,7 +6,9 @@ namespace Engine.Core.Chain;
 /// <summary>
 /// Packs accepted transactions into the next block of the chain and seals it: header, SHA-256 over
 /// header and body in one call, hash after the body. Single-threaded (the sealer stage owns it);
-/// one preallocated buffer, no allocation per transaction or per block.
+/// one preallocated buffer, no allocation per transaction or per block. Every block carries the
+/// cluster id of the head it continues (<see cref="ChainHead.ClusterId"/>): a builder cannot seal
+/// a block of another cluster onto a chain.
 /// </summary>
 public sealed class BlockBuilder
 {
@@ -64,22 +66,27 @@ public sealed class BlockBuilder
             throw new InvalidOperationException("an empty block is only sealed as the genesis block");
         }
         int length = SealInto(_buffer, new BlockHeader(Epoch, _head.BlockNo + 1, _head.LastLsn + 1, _count,
-            _count * LedgerRecord.Bytes, timestampNs, _head.Hash), out Hash32 hash);
-        _head = new ChainHead(Epoch, _head.BlockNo + 1, _head.LastLsn + (ulong)_count, hash);
+            _count * LedgerRecord.Bytes, timestampNs, _head.Hash) { ClusterId = _head.ClusterId }, out Hash32 hash);
+        _head = new ChainHead(Epoch, _head.BlockNo + 1, _head.LastLsn + (ulong)_count, hash) { ClusterId = _head.ClusterId };
         _count = 0;
         sealedHead = _head;
         return _buffer.AsSpan(0, length);
     }
 
     /// <summary>
-    /// The genesis block: block 0, no transactions, previous hash 32 zero bytes, written once when
-    /// a journal is created. Its hash anchors the chain.
+    /// The genesis block: block 0 of kind genesis, no transactions, previous hash 32 zero bytes,
+    /// the cluster's id; written once when a journal is created. Its hash anchors the chain, and
+    /// depends on the cluster id: two clusters' chains differ from their first block on.
     /// </summary>
-    public static byte[] Genesis(ulong epoch, long timestampNs, out ChainHead head)
+    public static byte[] Genesis(ClusterId clusterId, ulong epoch, long timestampNs, out ChainHead head)
     {
         var entry = new byte[BlockFormat.EntryBytes(0)];
-        SealInto(entry, new BlockHeader(epoch, BlockFormat.GenesisBlockNo, 1, 0, 0, timestampNs, Hash32.Zero), out Hash32 hash);
-        head = new ChainHead(epoch, BlockFormat.GenesisBlockNo, 0, hash);
+        SealInto(entry, new BlockHeader(epoch, BlockFormat.GenesisBlockNo, 1, 0, 0, timestampNs, Hash32.Zero)
+        {
+            Kind = BlockKind.Genesis,
+            ClusterId = clusterId,
+        }, out Hash32 hash);
+        head = new ChainHead(epoch, BlockFormat.GenesisBlockNo, 0, hash) { ClusterId = clusterId };
         return entry;
     }
 

@@ -9,5 +9,12 @@ namespace Engine.Core.Chain;
 /// <param name="Hash">The last block's hash: what the next block chains to.</param>
 public readonly record struct ChainHead(ulong Epoch, ulong BlockNo, ulong LastLsn, Hash32 Hash)
 {
-    public override string ToString() => $"block {BlockNo}, lsn {LastLsn}, epoch {Epoch}, head {Hash}";
+    /// <summary>
+    /// The cluster the chain belongs to (every block header carries it): the next block must carry
+    /// the same. Default: the development cluster (all zeros).
+    /// </summary>
+    public ClusterId ClusterId { get; init; }
+
+    public override string ToString() =>
+        $"block {BlockNo}, lsn {LastLsn}, epoch {Epoch}, head {Hash}{(ClusterId.IsDevelopment ? "" : $", cluster {ClusterId}")}";
 }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using Engine.Protocol;
 
@@ -14,28 +13,45 @@ public sealed record BlockFault(ulong BlockNo, long Address, string Reason)
 }
 
 /// <summary>
-/// Checks a chain one entry at a time, in log order: shape, numbering, dense LSNs, the link to the
-/// previous block and the block's own SHA-256. Stops trusting at the first fault.
+/// Checks a chain one entry at a time, in log order: shape (version, kind, flags, reserved bytes,
+/// sizes), numbering, dense LSNs, record kinds, the cluster id, the link to the previous block and
+/// the block's own SHA-256. Stops trusting at the first fault.
 /// </summary>
+/// <remarks>
+/// The chain's format version and cluster id are those of its genesis block (or of the trusted head
+/// it continues); every later block must carry the same: a chain never changes version, and a block
+/// of another cluster never joins it.
+/// </remarks>
 public sealed class ChainVerifier
 {
+    private readonly ClusterId? _expectedCluster;
     private ChainHead _head;
     private bool _expectGenesis;
 
-    /// <summary>Verifies a chain from its genesis block.</summary>
-    public ChainVerifier()
+    /// <summary>
+    /// Verifies a chain from its genesis block: version 2, or version 1 (read for audit). With
+    /// <paramref name="expectedCluster"/>, genesis must name that cluster; without, the chain's
+    /// cluster is whatever genesis names, and every block must name the same.
+    /// </summary>
+    public ChainVerifier(ClusterId? expectedCluster = null)
     {
         _expectGenesis = true;
+        _expectedCluster = expectedCluster;
     }
 
-    /// <summary>Verifies a chain that continues after a head already trusted.</summary>
+    /// <summary>Verifies a version 2 chain that continues after a head already trusted, of the head's cluster.</summary>
     public ChainVerifier(ChainHead trusted)
     {
         _head = trusted;
+        _expectedCluster = trusted.ClusterId;
+        FormatVersion = BlockFormat.Version;
     }
 
     /// <summary>The last verified block.</summary>
     public ChainHead Head => _head;
+
+    /// <summary>The chain's block format version: its genesis's (0 before genesis is verified).</summary>
+    public ushort FormatVersion { get; private set; }
 
     public long Blocks { get; private set; }
 
@@ -47,10 +63,16 @@ public sealed class ChainVerifier
     public BlockFault? Check(ReadOnlySpan<byte> entry, long address, out BlockHeader header)
     {
         ulong expectedNo = _expectGenesis ? BlockFormat.GenesisBlockNo : _head.BlockNo + 1;
-        string? shape = BlockFormat.TryReadHeader(entry, out header);
+        // Version 1 is parsed here so that a chain switching version is named as such; a version 1
+        // chain itself is only ever verified from its genesis (audit), never continued.
+        string? shape = BlockFormat.TryReadHeader(entry, out header, acceptVersion1: true);
         if (shape is not null)
         {
             return new BlockFault(expectedNo, address, shape);
+        }
+        if (!_expectGenesis && header.Version != FormatVersion)
+        {
+            return new BlockFault(expectedNo, address, $"block format version {header.Version} in a chain of version {FormatVersion}: a chain never changes version");
         }
         if (header.BlockNo != expectedNo)
         {
@@ -58,13 +80,27 @@ public sealed class ChainVerifier
         }
         if (_expectGenesis)
         {
-            if (header.Count != 0 || header.FirstLsn != 1 || header.PrevHash != Hash32.Zero)
+            if (header.Kind != BlockKind.Genesis || header.Count != 0 || header.FirstLsn != 1 || header.PrevHash != Hash32.Zero)
             {
-                return new BlockFault(expectedNo, address, "the genesis block must be empty, start at LSN 1 and chain to 32 zero bytes");
+                return new BlockFault(expectedNo, address, "the genesis block must be of kind genesis, empty, start at LSN 1 and chain to 32 zero bytes");
+            }
+            if (_expectedCluster is { } expected && header.ClusterId != expected)
+            {
+                return new BlockFault(expectedNo, address, header.Version == BlockFormat.Version1
+                    ? $"a version 1 chain has no cluster id; cluster {expected.Describe()} was expected"
+                    : $"genesis names cluster {header.ClusterId.Describe()}, not {expected.Describe()}: another cluster's chain");
             }
         }
         else
         {
+            if (header.Kind != BlockKind.Transactions)
+            {
+                return new BlockFault(expectedNo, address, $"block of kind {header.Kind} after genesis: only genesis is of that kind");
+            }
+            if (header.ClusterId != _head.ClusterId)
+            {
+                return new BlockFault(expectedNo, address, $"cluster id {header.ClusterId.Describe()} in a chain of cluster {_head.ClusterId.Describe()}: a block of another cluster's chain");
+            }
             if (header.Epoch < _head.Epoch)
             {
                 return new BlockFault(expectedNo, address, $"epoch {header.Epoch} after epoch {_head.Epoch}");
@@ -78,26 +114,34 @@ public sealed class ChainVerifier
                 return new BlockFault(expectedNo, address, $"previous hash {header.PrevHash.ToShortString()} does not match block {_head.BlockNo}'s hash {_head.Hash.ToShortString()}");
             }
         }
-        int hashed = BlockFormat.HeaderBytes + header.BodyBytes;
         Hash32 computed = default;
-        SHA256.HashData(entry[..hashed], computed);
+        SHA256.HashData(BlockFormat.Hashed(entry, in header), computed);
         if (computed != BlockFormat.StoredHash(entry, in header))
         {
             return new BlockFault(expectedNo, address, $"hash mismatch: computed {computed.ToShortString()}, stored {BlockFormat.StoredHash(entry, in header).ToShortString()}");
         }
-        // The hash matched, so the records are as sealed; a dense LSN check still catches a sealer
-        // bug rather than tampering.
+        // The hash matched, so the records are as sealed; the dense LSNs and known kinds still
+        // catch a faulty sealer, and a kind this reader does not know is refused, never skipped.
         ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
         for (int i = 0; i < header.Count; i++)
         {
-            ulong lsn = BinaryPrimitives.ReadUInt64LittleEndian(body[(i * LedgerRecord.Bytes)..]);
+            ReadOnlySpan<byte> record = body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes);
+            ulong lsn = LedgerRecord.LsnOf(record);
             if (lsn != header.FirstLsn + (ulong)i)
             {
                 return new BlockFault(expectedNo, address, $"record {i} has LSN {lsn}, expected {header.FirstLsn + (ulong)i}");
             }
+            if (header.Version != BlockFormat.Version1 && !LedgerRecord.IsKnown(LedgerRecord.KindOf(record)))
+            {
+                return new BlockFault(expectedNo, address, $"record {i} (LSN {lsn}) has {LedgerRecord.Unknown(LedgerRecord.KindOf(record))}");
+            }
         }
-        _expectGenesis = false;
-        _head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, computed);
+        if (_expectGenesis)
+        {
+            FormatVersion = header.Version;
+            _expectGenesis = false;
+        }
+        _head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, computed) { ClusterId = header.ClusterId };
         Blocks++;
         Transactions += header.Count;
         Bytes += entry.Length;

@@ -1,12 +1,29 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using Engine.Protocol;
 
 namespace Engine.Core.Chain;
 
 /// <summary>
-/// A transaction as the ledger keeps it: 64 fixed bytes inside a block body, little-endian.
+/// A transaction as the ledger keeps it: 64 fixed bytes inside a block body, little-endian. Every
+/// record starts with its LSN and its <see cref="RecordKind"/>; the other 55 bytes are the kind's.
 /// </summary>
 /// <remarks>
+/// Block format version 2 (docs/ledger-format.md):
+/// <code>
+///  every record              order requests (kinds 0x01 new, 0x02 cancel, 0x03 replace)
+///  0 u64 lsn                  9 u8 side   10 u8 type   11 u8 tif
+///  8 u8  kind                12 u32 instrument
+///  9 .. 63  kind's payload   16 u32 clientId           20 u32 account
+///                            24 u64 clientSeq
+///                            32 u64 clientOrderId
+///                            40 u64 origClientOrderId
+///                            48 i64 price (ticks)
+///                            56 i64 quantity
+/// </code>
+/// Version 1 (read for audit only, <see cref="Read(ReadOnlySpan{byte}, ushort, out Transaction)"/>)
+/// had no record kind: the order's message type sat at byte 60:
 /// <code>
 ///  0 u64 lsn                 32 u64 origClientOrderId
 ///  8 u32 clientId            40 i64 price (ticks)
@@ -14,30 +31,105 @@ namespace Engine.Core.Chain;
 /// 16 u64 clientSeq           56 u32 instrument
 /// 24 u64 clientOrderId       60 u8 kind  61 u8 side  62 u8 type  63 u8 tif
 /// </code>
+/// The record kinds of the order requests are the protocol's <see cref="MessageType"/> values, so
+/// the sealer writes the validated request's type as it is (a test pins the equality).
 /// </remarks>
 public static class LedgerRecord
 {
     public const int Bytes = 64;
 
+    /// <summary>Where the kind sits in every record (v2).</summary>
+    public const int KindOffset = 8;
+
     public static void Write(in Transaction tx, ulong lsn, Span<byte> destination)
     {
         destination = destination[..Bytes];
         BinaryPrimitives.WriteUInt64LittleEndian(destination, lsn);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[8..], tx.ClientId);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[12..], tx.Account);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[16..], tx.ClientSeq);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[24..], tx.ClientOrderId);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[32..], tx.OrigClientOrderId);
-        BinaryPrimitives.WriteInt64LittleEndian(destination[40..], tx.Price);
-        BinaryPrimitives.WriteInt64LittleEndian(destination[48..], tx.Quantity);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[56..], tx.Instrument);
-        destination[60] = (byte)tx.Kind;
-        destination[61] = (byte)tx.Side;
-        destination[62] = (byte)tx.Type;
-        destination[63] = (byte)tx.TimeInForce;
+        destination[8] = (byte)tx.Kind;
+        destination[9] = (byte)tx.Side;
+        destination[10] = (byte)tx.Type;
+        destination[11] = (byte)tx.TimeInForce;
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[12..], tx.Instrument);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[16..], tx.ClientId);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[20..], tx.Account);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[24..], tx.ClientSeq);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[32..], tx.ClientOrderId);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[40..], tx.OrigClientOrderId);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[48..], tx.Price);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[56..], tx.Quantity);
     }
 
+    /// <summary>The LSN of a record (any version: it is the first 8 bytes in both).</summary>
+    public static ulong LsnOf(ReadOnlySpan<byte> record) => BinaryPrimitives.ReadUInt64LittleEndian(record);
+
+    /// <summary>The kind of a v2 record: what a reader dispatches on.</summary>
+    public static RecordKind KindOf(ReadOnlySpan<byte> record) => (RecordKind)record[KindOffset];
+
+    /// <summary>True for the kinds this version knows (the order requests).</summary>
+    public static bool IsKnown(RecordKind kind) => kind is RecordKind.OrderNew or RecordKind.OrderCancel or RecordKind.OrderReplace;
+
+    /// <summary>The family of a kind, by its range.</summary>
+    public static RecordFamily FamilyOf(RecordKind kind) => (byte)kind switch
+    {
+        0x00 => RecordFamily.None,
+        <= 0x0F => RecordFamily.OrderRequest,
+        <= 0x2F => RecordFamily.Admin,
+        <= 0x4F => RecordFamily.ReferenceData,
+        <= 0x5F => RecordFamily.Chain,
+        <= 0xEF => RecordFamily.Unassigned,
+        _ => RecordFamily.Continuation,
+    };
+
+    /// <summary>Why a reader of this version refuses <paramref name="kind"/>, for a fault message.</summary>
+    public static string Unknown(RecordKind kind) => FamilyOf(kind) switch
+    {
+        RecordFamily.None => "kind 0x00, which no record has (a zeroed record)",
+        RecordFamily.OrderRequest => $"kind 0x{(byte)kind:x2}, an order request kind reserved for later (0x04-0x0F)",
+        RecordFamily.Admin => $"kind 0x{(byte)kind:x2}, an admin transaction (0x10-0x2F), reserved: not known to this reader",
+        RecordFamily.ReferenceData => $"kind 0x{(byte)kind:x2}, a reference data change (0x30-0x4F), reserved: not known to this reader",
+        RecordFamily.Chain => $"kind 0x{(byte)kind:x2}, a chain record (0x50-0x5F), reserved: not known to this reader",
+        RecordFamily.Continuation => $"kind 0x{(byte)kind:x2}, a continuation (0xF0-0xFF), reserved: not known to this reader",
+        _ => $"kind 0x{(byte)kind:x2}, unassigned",
+    };
+
+    /// <summary>
+    /// Reads an order request from a v2 record; returns its LSN. Callers read verified blocks
+    /// (<see cref="ChainVerifier"/> refuses every kind it does not know), so today every record is
+    /// one; a record of another kind throws rather than be misread as an order: dispatch on
+    /// <see cref="KindOf"/> once other kinds exist.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The record is not an order request.</exception>
     public static ulong Read(ReadOnlySpan<byte> source, out Transaction tx)
+    {
+        source = source[..Bytes];
+        byte kind = source[8];
+        if (kind is < (byte)RecordKind.OrderNew or > (byte)RecordKind.OrderReplace)
+        {
+            ThrowNotAnOrder(source);
+        }
+        tx = new Transaction
+        {
+            Kind = (MessageType)kind,
+            Side = (Side)source[9],
+            Type = (OrderType)source[10],
+            TimeInForce = (TimeInForce)source[11],
+            Instrument = BinaryPrimitives.ReadUInt32LittleEndian(source[12..]),
+            ClientId = BinaryPrimitives.ReadUInt32LittleEndian(source[16..]),
+            Account = BinaryPrimitives.ReadUInt32LittleEndian(source[20..]),
+            ClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(source[24..]),
+            ClientOrderId = BinaryPrimitives.ReadUInt64LittleEndian(source[32..]),
+            OrigClientOrderId = BinaryPrimitives.ReadUInt64LittleEndian(source[40..]),
+            Price = BinaryPrimitives.ReadInt64LittleEndian(source[48..]),
+            Quantity = BinaryPrimitives.ReadInt64LittleEndian(source[56..]),
+        };
+        return BinaryPrimitives.ReadUInt64LittleEndian(source);
+    }
+
+    /// <summary>Reads an order request from a record of block format <paramref name="formatVersion"/> (1 or 2).</summary>
+    public static ulong Read(ReadOnlySpan<byte> source, ushort formatVersion, out Transaction tx) =>
+        formatVersion == BlockFormat.Version1 ? ReadVersion1(source, out tx) : Read(source, out tx);
+
+    private static ulong ReadVersion1(ReadOnlySpan<byte> source, out Transaction tx)
     {
         source = source[..Bytes];
         tx = new Transaction
@@ -57,4 +149,9 @@ public static class LedgerRecord
         };
         return BinaryPrimitives.ReadUInt64LittleEndian(source);
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowNotAnOrder(ReadOnlySpan<byte> record) =>
+        throw new InvalidDataException($"the record with LSN {LsnOf(record)} is not an order request: {Unknown(KindOf(record))}");
 }

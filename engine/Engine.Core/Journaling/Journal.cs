@@ -21,6 +21,11 @@ namespace Engine.Core.Journaling;
 /// then re-hashed from genesis to the committed end; if any block fails, the journal is not opened
 /// and <see cref="JournalCorruptException"/> names the first bad block. Nothing is truncated or
 /// repaired silently: the operator restores the node from its peer.</para>
+/// <para><b>Cluster and version.</b> A new journal's genesis block carries
+/// <see cref="JournalSettings.ClusterId"/>. An existing journal whose genesis names another cluster
+/// (<see cref="JournalClusterMismatchException"/>) or whose blocks are of another format version
+/// (<see cref="JournalFormatException"/>) is refused before it is re-hashed, and never appended to:
+/// a node never continues another cluster's chain, and a chain never changes version.</para>
 /// <para>Appends come from one thread (the sealer stage). Everything else is thread-safe.</para>
 /// </remarks>
 public sealed class Journal : IDisposable
@@ -65,6 +70,9 @@ public sealed class Journal : IDisposable
 
     /// <summary>The end of the chain when the journal was opened: the sealer continues after it.</summary>
     public ChainHead Head { get; }
+
+    /// <summary>The cluster whose chain this is (its genesis's, equal to <see cref="JournalSettings.ClusterId"/>).</summary>
+    public ClusterId ClusterId => Head.ClusterId;
 
     public long TailAddress => _log.TailAddress;
 
@@ -145,16 +153,20 @@ public sealed class Journal : IDisposable
                 {
                     throw new JournalCorruptException($"'{directory}' was created ({CreatedMarker} exists) but no commit was recovered: refusing to start an empty chain over it");
                 }
-                // Timestamp 0: the genesis block depends on nothing but the epoch, so two new
-                // journals (the two nodes of a new pair) start from the same chain.
-                byte[] genesis = BlockBuilder.Genesis(settings.Epoch, 0, out head);
+                // Timestamp 0: the genesis block depends on nothing but the cluster id and the
+                // epoch, so two new journals of one cluster (the two nodes of a new pair) start
+                // from the same chain, and two clusters' chains differ from block 0 on.
+                byte[] genesis = BlockBuilder.Genesis(settings.ClusterId, settings.Epoch, 0, out head);
                 log.Enqueue(genesis);
                 log.CommitAsync().AsTask().GetAwaiter().GetResult();
                 new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);
             }
             else
             {
-                VerifyReport report = JournalReader.VerifyChain(log, log.BeginAddress, log.CommittedUntilAddress);
+                // Refuse another cluster's journal, or one of a version we never continue, from
+                // its genesis alone: before re-hashing what may be millions of blocks.
+                RefuseForeignGenesis(log, directory, settings.ClusterId);
+                VerifyReport report = JournalReader.VerifyChain(log, log.BeginAddress, log.CommittedUntilAddress, expectedCluster: settings.ClusterId);
                 if (report.Fault is not null)
                 {
                     throw new JournalCorruptException($"the journal in '{directory}' does not verify: {report.Fault}", report.Fault);
@@ -168,6 +180,50 @@ public sealed class Journal : IDisposable
             log?.Dispose();
             device.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Throws when the journal's first block says it must not be continued here: a version other
+    /// than the one we write (version 1: <see cref="JournalFormatException"/>), or another cluster's
+    /// genesis (<see cref="JournalClusterMismatchException"/>). A first block that does not even
+    /// parse, or cannot be read, is left to the chain verification, which names the fault.
+    /// </summary>
+    private static void RefuseForeignGenesis(FasterLog log, string directory, ClusterId expected)
+    {
+        if (!TryReadFirstHeader(log, out BlockHeader genesis) || genesis.BlockNo != BlockFormat.GenesisBlockNo)
+        {
+            return;
+        }
+        if (genesis.Version != BlockFormat.Version)
+        {
+            throw new JournalFormatException(
+                $"the journal in '{directory}' is of block format version {genesis.Version} (from before cluster ids); this engine writes version " +
+                $"{BlockFormat.Version} and never appends it to an older chain. Keep the journal for audit ('engine log verify|dump' read it) " +
+                "and start this node on an empty data directory: a backup catches up from its primary, a new cluster starts a new chain.",
+                genesis.Version);
+        }
+        if (genesis.ClusterId != expected)
+        {
+            throw new JournalClusterMismatchException(
+                $"the journal in '{directory}' belongs to cluster {genesis.ClusterId.Describe()}, and this node is of cluster {expected.Describe()}: " +
+                "refusing to continue another cluster's chain (check the node's cluster credentials and its data directory)",
+                expected, genesis.ClusterId);
+        }
+    }
+
+    private static bool TryReadFirstHeader(FasterLog log, out BlockHeader header)
+    {
+        header = default;
+        try
+        {
+            using var scanner = new EntryScanner(log, log.BeginAddress, log.CommittedUntilAddress);
+            return scanner.TryNext(out ReadOnlySpan<byte> entry, out _, out _)
+                && BlockFormat.TryReadHeader(entry, out header, acceptVersion1: true) is null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false; // a damaged first entry: the verification that follows reports it
         }
     }
 

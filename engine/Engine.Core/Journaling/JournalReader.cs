@@ -57,8 +57,12 @@ public sealed class JournalReader : IDisposable
 
     public long CommittedUntil => _log.CommittedUntilAddress;
 
-    /// <summary>Re-hashes the whole committed chain from its genesis block.</summary>
-    public VerifyReport Verify() => VerifyChain(_log, _log.BeginAddress, _log.CommittedUntilAddress);
+    /// <summary>
+    /// Re-hashes the whole committed chain from its genesis block (block format version 2, or 1 for
+    /// audit). With <paramref name="expectedCluster"/>, genesis must name that cluster; without, the
+    /// chain is of whatever cluster its genesis names (every block must name the same).
+    /// </summary>
+    public VerifyReport Verify(ClusterId? expectedCluster = null) => VerifyChain(_log, _log.BeginAddress, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
 
     /// <summary>
     /// Verifies the committed blocks from <paramref name="from"/> (the address where an earlier
@@ -88,10 +92,10 @@ public sealed class JournalReader : IDisposable
     /// as a chain from genesis. A scan that stops short of <paramref name="until"/> (a corrupt entry
     /// length can do that) is a fault too, never a silently shorter chain.
     /// </summary>
-    internal static VerifyReport VerifyChain(FasterLog log, long from, long until, ChainHead? trusted = null)
+    internal static VerifyReport VerifyChain(FasterLog log, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null)
     {
         var clock = Stopwatch.StartNew();
-        ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier();
+        ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier(expectedCluster);
         BlockFault? fault = null;
         long reached = from;
         try
@@ -115,7 +119,10 @@ public sealed class JournalReader : IDisposable
         {
             fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the entries end at address {reached}, before the committed end {until}");
         }
-        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 || trusted is not null ? verifier.Head : null, fault, until, clock.Elapsed);
+        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 || trusted is not null ? verifier.Head : null, fault, until, clock.Elapsed)
+        {
+            FormatVersion = verifier.FormatVersion,
+        };
     }
 
     private static ulong ExpectedNext(ChainVerifier verifier, bool fromGenesis) => verifier.Blocks == 0 && fromGenesis ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;

@@ -55,6 +55,15 @@ public sealed record JournalSettings
     /// </summary>
     public int MemoryCommitIntervalUs { get; init; } = 2000;
 
+    /// <summary>
+    /// The cluster this node belongs to. A new journal's genesis block carries it (and so does
+    /// every later block), so two clusters' chains never share a block; an existing journal whose
+    /// genesis names another cluster is refused (<see cref="JournalClusterMismatchException"/>).
+    /// Default <see cref="ClusterId.Development"/> (all zeros): a node without cluster credentials.
+    /// Set it from the cluster's credentials.
+    /// </summary>
+    public ClusterId ClusterId { get; init; } = ClusterId.Development;
+
     /// <summary>Epoch written into the genesis block of a new journal. Default 1.</summary>
     public ulong Epoch { get; init; } = 1;
 
@@ -102,7 +111,7 @@ public sealed record JournalSettings
     public override string ToString() => Describe();
 
     private string Describe() =>
-        $"journal {Directory}: durability {Durability.ToString().ToLowerInvariant()}, page {1L << PageSizeBits >> 10} KiB, " +
+        $"journal {Directory}: cluster {ClusterId.Describe()}, durability {Durability.ToString().ToLowerInvariant()}, page {1L << PageSizeBits >> 10} KiB, " +
         $"memory {1L << MemorySizeBits >> 20} MiB, segment {1L << SegmentSizeBits >> 20} MiB, commit lag ≤ {MaxCommitLagBytes >> 10} KiB{(Durability == Durability.Memory ? $" / ≥ {MemoryCommitIntervalUs} µs apart" : "")}, " +
         $"≤ {MaxTransactionsPerBlock} tx/block";
 }

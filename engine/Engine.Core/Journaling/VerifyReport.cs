@@ -12,6 +12,12 @@ namespace Engine.Core.Journaling;
 /// <param name="Elapsed">How long the check took.</param>
 public sealed record VerifyReport(long Blocks, long Transactions, long Bytes, ChainHead? Head, BlockFault? Fault, long CommittedUntil, TimeSpan Elapsed)
 {
+    /// <summary>The chain's block format version (its genesis's; 0 when not even genesis verified).</summary>
+    public ushort FormatVersion { get; init; }
+
+    /// <summary>The chain's cluster (every block's, as its genesis names it); null when nothing verified.</summary>
+    public ClusterId? ClusterId => Head?.ClusterId;
+
     public bool Intact => Fault is null;
 
     public double BytesPerSecond => Elapsed.TotalSeconds > 0 ? Bytes / Elapsed.TotalSeconds : 0;
