@@ -21,6 +21,13 @@ public enum BackupOutcome
 
     /// <summary>The same blocks gave a different state here than on the primary: a determinism bug. Stop, loudly.</summary>
     StateMismatch = 3,
+
+    /// <summary>
+    /// This node's own journal failed (<see cref="Journal.Fault"/>): it may have acknowledged blocks it
+    /// never got to disk, so it is no backup any more and must never take over, whatever happens to
+    /// the primary. The link is closed, so the primary follows its solo rule at once.
+    /// </summary>
+    JournalFailed = 4,
 }
 
 /// <summary>
@@ -108,9 +115,15 @@ public sealed class BackupClient
         bool lostInStep = false;
         while (!stop.IsCancellationRequested)
         {
+            if (_journal.Fault is { } failed)
+            {
+                // Also when the commit failed in the background while the link was quiet: never take over.
+                _log($"this node's journal failed ({failed.Message}): no backup any more, and never a takeover");
+                return BackupOutcome.JournalFailed;
+            }
             try
             {
-                if (lostInStep && await _mayTakeOver(stop).ConfigureAwait(false))
+                if (lostInStep && await _mayTakeOver(stop).ConfigureAwait(false) && _journal.Fault is null)
                 {
                     return BackupOutcome.PrimaryLost;
                 }
@@ -130,7 +143,7 @@ public sealed class BackupClient
                 {
                     _inStep = false;
                 }
-                if (outcome is BackupOutcome.Diverged or BackupOutcome.StateMismatch)
+                if (outcome is BackupOutcome.Diverged or BackupOutcome.StateMismatch or BackupOutcome.JournalFailed)
                 {
                     return outcome;
                 }
@@ -342,6 +355,12 @@ public sealed class BackupClient
             // catch-up resumes from our head.
             _log($"INCIDENT: corrupt data on the replication link ({e.Message}); nothing applied; resetting the link");
             return (attached, BackupOutcome.Stopped);
+        }
+        catch (JournalFaultException e)
+        {
+            // Our own disk, not the link: an IOException too, so caught before the link's failures.
+            _log($"this node's journal failed ({e.Message}): closing the link; no backup any more, and never a takeover");
+            return (attached, BackupOutcome.JournalFailed);
         }
         catch (Exception e) when (e is SocketException or IOException)
         {

@@ -42,6 +42,11 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private Task? _acceptLoop;
     private bool _stopping;
 
+    // Set once by Halt, under _gate: this node's journal or pipeline failed. _inStepAtHalt: whether a
+    // backup was in step at that moment (it decides the lease from then on, see WantsLease).
+    private volatile bool _halted;
+    private bool _inStepAtHalt;
+
     public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ISoloLease lease, Action<string> log, ulong? epoch = null)
     {
         Epoch = epoch ?? head.Epoch;
@@ -66,8 +71,54 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <summary>The epoch this primary seals in: told to every node that attaches (an old primary learns it and steps down).</summary>
     public ulong Epoch { get; }
 
-    /// <summary>Not connected and not solo: the gateway answers "no backup".</summary>
-    public bool MayAcknowledge => Solo || IsConnected;
+    /// <summary>Not connected and not solo, or halted: the gateway answers "no backup".</summary>
+    public bool MayAcknowledge => !_halted && (Solo || IsConnected);
+
+    /// <summary>True once <see cref="Halt"/> was called: the link is closed for good.</summary>
+    public bool IsHalted => _halted;
+
+    /// <summary>
+    /// Whether this node wants the witness's solo lease now: while no backup is in step. Once halted,
+    /// what it was at the halt, for good: a primary whose backup was in step must not take the lease
+    /// when its link closes (the backup, which holds everything, needs it to take over), and one that
+    /// was acknowledging alone must not give it back (the backup lacks what it acknowledged).
+    /// </summary>
+    public bool WantsLease
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _halted ? !_inStepAtHalt : _link?.InStep != true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// This node's journal or pipeline failed: fall silent on the link for good. The backup's link is
+    /// closed at once (it sees the connection end and takes over, without waiting for the silence
+    /// timeout), no backup is taken any more (the replication endpoint is closed), nothing more passes
+    /// the ack gate, and the lease stays as it was (see <see cref="WantsLease"/>). Idempotent.
+    /// </summary>
+    public void Halt(string reason)
+    {
+        BackupLink? link;
+        lock (_gate)
+        {
+            if (_halted)
+            {
+                return;
+            }
+            _inStepAtHalt = _link?.InStep == true;
+            _halted = true;
+            link = _link;
+            _link = null; // so the close below is no "lost the backup" (which would nudge the lease)
+            Monitor.PulseAll(_gate);
+        }
+        _listener.Dispose();
+        link?.Close($"this node halted: {reason}");
+        _log($"halted ({reason}): the backup's link is closed{(link is null ? " (there was none)" : "")} and no backup is taken any more");
+    }
 
     public void Start() => _acceptLoop = Task.Run(AcceptLoop, CancellationToken.None);
 
@@ -98,9 +149,13 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             while (true)
             {
                 BackupLink? link = _link;
-                if (_ackedBlockNo >= blockNo || (Solo && link?.InStep != true))
+                if (_ackedBlockNo >= blockNo || (!_halted && Solo && link?.InStep != true))
                 {
                     return;
+                }
+                if (_halted)
+                {
+                    throw new OperationCanceledException($"halted: block {blockNo} was never acknowledged by a backup");
                 }
                 if (_stop.IsCancellationRequested || (_stopping && link?.InStep != true))
                 {
@@ -230,6 +285,11 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         ulong catchUpTo;
         lock (_gate)
         {
+            if (_halted)
+            {
+                link.Dispose(); // halted meanwhile: no backup any more
+                return;
+            }
             _link?.Close("replaced by a new backup");
             _link = link;
             catchUpTo = _lastSealedBlockNo; // later blocks queue on the link until the catch-up is sent

@@ -29,6 +29,18 @@ internal sealed class NodeBoard
 
     public Phase Current => Volatile.Read(ref _phase);
 
+    private string? _haltReason;
+
+    /// <summary>Why the node halted (its journal or pipeline failed), or null. It stays up to say so and serves nobody.</summary>
+    public string? HaltReason => Volatile.Read(ref _haltReason);
+
+    /// <summary>The node halted: its role reads "halted" from now on (a primary's node status stays, with the reason).</summary>
+    public void Halted(string reason)
+    {
+        Volatile.Write(ref _haltReason, reason);
+        Volatile.Write(ref _phase, Current with { Role = "halted" });
+    }
+
     /// <summary>One phase of the process: a follower (backup) or a serving node (primary, standalone), never both.</summary>
     internal sealed record Phase(string Role, BackupClient? Follower, EngineNode? Node, MirrorHub? Hub);
 }
@@ -117,6 +129,8 @@ internal static class AdminEndpoint
             {
                 pid = Environment.ProcessId,
                 role = phase.Role,
+                halted = board.HaltReason is not null,
+                halt_reason = board.HaltReason,
                 epoch = phase.Hub?.Epoch ?? status?.Epoch ?? head?.Epoch, // a primary's: the one it seals in (above its head's right after a takeover)
                 block = status?.Block ?? head?.BlockNo,
                 lsn = status?.Lsn ?? head?.LastLsn,

@@ -18,6 +18,13 @@ internal static class ServeCommand
 {
     public const string EnvironmentPrefix = "ENGINE_";
 
+    /// <summary>
+    /// The exit code of a node that halted (its journal or its pipeline failed) and was then stopped:
+    /// distinct from a clean stop (0), bad arguments or configuration (2) and a refusal to start (3),
+    /// so a supervisor can tell a node that needs its disk looked at from one that was merely stopped.
+    /// </summary>
+    public const int ExitHalted = 4;
+
     public static Command Build()
     {
         var data = new Option<string>("--data") { Description = "The node's data directory (the journal goes in DATA/journal). Required, here, in ENGINE_DATA or in the config file." };
@@ -38,6 +45,8 @@ internal static class ServeCommand
             Settings come from the config file, then environment variables ({EnvironmentPrefix}DATA, {EnvironmentPrefix}LISTEN, {EnvironmentPrefix}DURABILITY, {EnvironmentPrefix}RINGSIZE, …), then flags, later ones winning.
             Other settings: RingSize, OutboundRingSize, WaitStrategy (adaptive, blocking, yielding, busy-spin, adaptive:SPINS:YIELDS), Topology (single, fused, separate), MaxTransactionsPerBlock, MaxInFlightPerClient, MaxOutboundBytesPerSession, MaxSessions, LogonTimeoutMs, DrainTimeoutMs.
             SIGTERM or Ctrl-C: stop accepting, drain, commit the journal, exit 0.
+            A node whose journal fails (an I/O error, a full disk) or whose pipeline halts halts: it acknowledges nothing more, closes its backup's link (the backup takes over at once), answers every logon "not primary", says why on /status, and stays up until SIGTERM or Ctrl-C, then exits {ExitHalted}. A backup whose own journal fails halts too, and never takes over.
+            Exit codes: 0 stopped; 2 bad arguments or configuration; 3 refused to start (a journal that does not verify, a port in use, …) or stopped on a state mismatch with the primary; {ExitHalted} halted, then stopped.
             """)
         {
             data,
@@ -173,29 +182,54 @@ internal static class ServeCommand
             }
             if (node is null)
             {
-                return 0; // a backup stopped before it ever took over
+                // A backup whose own journal failed comes back halted; otherwise it was stopped before it ever took over.
+                return board.HaltReason is { } backupHalt ? await StayHaltedAsync(backupHalt, null).ConfigureAwait(false) : 0;
             }
             Say($"listening for front-ends on {node.ListenEndPoint}");
 
             using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stepDown.Token);
-            try
+            if (await UntilHaltedAsync(node.WhenHalted, either.Token).ConfigureAwait(false) is { } halted)
             {
-                await Task.Delay(Timeout.Infinite, either.Token).ConfigureAwait(false);
+                return await StayHaltedAsync(halted, node).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
-            {
-                Say(stop.IsCancellationRequested
-                    ? "stopping: draining the pipeline and committing the journal"
-                    : "stepping down to backup: draining the pipeline and committing the journal; what was never acknowledged is answered by the new primary");
-            }
+            Say(stop.IsCancellationRequested
+                ? "stopping: draining the pipeline and committing the journal"
+                : "stepping down to backup: draining the pipeline and committing the journal; what was never acknowledged is answered by the new primary");
             board.Starting();
             await node.DisposeAsync().ConfigureAwait(false);
             if (stop.IsCancellationRequested)
             {
-                return 0;
+                return node.Halted ? ExitHalted : 0; // halted while stopping: its last commit failed
             }
             pair = pair with { Role = "backup" };
         }
+
+        // The node has already stopped acknowledging, closed its backup's link and sent its clients away
+        // (EngineNode.Halt, MirrorHub.Halt), or, a backup, stopped following for good: it stays up, serving
+        // nobody and never taking over, to say why, until it is stopped.
+        async Task<int> StayHaltedAsync(string reason, EngineNode? halted)
+        {
+            board.Halted(reason);
+            Alarm($"HALTED: {reason}. Staying up to say so (/status); SIGTERM or Ctrl-C exits {ExitHalted}");
+            await UntilHaltedAsync(new TaskCompletionSource<string>().Task, stop.Token).ConfigureAwait(false);
+            Say("stopping the halted node");
+            if (halted is not null)
+            {
+                await halted.DisposeAsync().ConfigureAwait(false);
+            }
+            return ExitHalted;
+        }
+    }
+
+    /// <summary>Waits until <paramref name="halted"/> completes or <paramref name="cancel"/> is cancelled (a task that never completes: until cancelled); returns the reason of the halt, or null if cancelled first.</summary>
+    private static async Task<string?> UntilHaltedAsync(Task<string> halted, CancellationToken cancel)
+    {
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using (cancel.Register(() => cancelled.TrySetResult()))
+        {
+            await Task.WhenAny(halted, cancelled.Task).ConfigureAwait(false);
+        }
+        return halted.IsCompletedSuccessfully ? halted.Result : null;
     }
 
     /// <summary>Runs an async clean-up at the end of a scope.</summary>
@@ -243,7 +277,8 @@ internal static class ServeCommand
                 hub.Start();
                 WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
                 log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
-                EngineNode primaryNode = EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary");
+                EngineNode primaryNode = EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary",
+                    onHalt: hub.Halt);
                 board.Serving(primaryNode, hub);
                 SendClientsAwayWhileOrphaned(primaryNode, hub, pair, log);
                 return primaryNode;
@@ -281,8 +316,23 @@ internal static class ServeCommand
                         return granted;
                     });
                 board.Following(follower);
-                BackupOutcome outcome = await follower.RunAsync(stop).ConfigureAwait(false);
+                BackupOutcome outcome;
+                // A commit that fails in the background while the link is quiet stops the follower too, at once.
+                using (var following = CancellationTokenSource.CreateLinkedTokenSource(stop, journal.FaultToken))
+                {
+                    outcome = await follower.RunAsync(following.Token).ConfigureAwait(false);
+                }
                 head = follower.Head;
+                if (outcome == BackupOutcome.JournalFailed || journal.Fault is not null)
+                {
+                    // Whatever else happened meanwhile (the primary lost too): it may have acknowledged
+                    // blocks it never got to disk, so it is no backup any more and never takes over. The
+                    // link is closed (the primary follows its solo rule); clients are refused at once.
+                    clientListener.Dispose();
+                    board.Halted($"this node's journal failed ({journal.Fault?.Message}): it is no backup any more and never takes over");
+                    journal.Dispose();
+                    return null;
+                }
                 if (outcome == BackupOutcome.Stopped)
                 {
                     clientListener.Dispose();
@@ -315,7 +365,8 @@ internal static class ServeCommand
             takeoverHub.Start();
             WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
             log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.Witness is not null ? ", acknowledging alone under the witness's solo lease until a backup is in step" : pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
-            EngineNode tookOver = EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener);
+            EngineNode tookOver = EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener,
+                onHalt: takeoverHub.Halt);
             board.Serving(tookOver, takeoverHub);
             SendClientsAwayWhileOrphaned(tookOver, takeoverHub, pair, log);
             return tookOver;
@@ -338,10 +389,11 @@ internal static class ServeCommand
         {
             return;
         }
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => !hub.IsConnected, log, heldUntilTicks,
+        // WantsLease: while no backup is in step; once halted, as it was at the halt (see MirrorHub.WantsLease).
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
             fenced: () =>
             {
-                if (!stepDown.IsCancellationRequested && !hub.IsStopping)
+                if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
                 {
                     log($"the witness has granted an epoch above ours ({epoch}): the other node took over");
                     stepDown.Cancel();
@@ -369,7 +421,7 @@ internal static class ServeCommand
         {
             bool armed = false, away = false;
             long unableSince = 0;
-            while (!hub.IsStopping)
+            while (!hub.IsStopping && !hub.IsHalted) // halted: the node has sent its clients away for good
             {
                 await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
                 if (hub.MayAcknowledge)
@@ -414,10 +466,11 @@ internal static class ServeCommand
         IPEndPoint peer = EngineSettings.ParseEndpoint(pair.Peer, "--peer");
         _ = Task.Run(async () =>
         {
-            while (!stepDown.IsCancellationRequested && !hub.IsStopping)
+            // Halted: no step-down either; the node stays halted, saying why, until it is stopped.
+            while (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
             {
                 await Task.Delay(500, CancellationToken.None).ConfigureAwait(false);
-                if (hub.IsConnected || hub.IsStopping)
+                if (hub.IsConnected || hub.IsStopping || hub.IsHalted)
                 {
                     continue;
                 }

@@ -46,6 +46,14 @@ public sealed class Journal : IDisposable
     private volatile bool _stopping;
     private volatile Exception? _fault;
 
+    // Cancelled once, when _fault is first set: whoever must act on a failed journal at once (the
+    // node halts, a backup stops following) registers here instead of polling Fault.
+    private readonly CancellationTokenSource _faulted = new();
+
+    // The test-only fault point (JournalFaultPoint): appends that succeed before one fails; −1 when
+    // unset. Read and written by the appending thread only.
+    private long _appendsBeforeFault;
+
     // Mirrors FasterLog.CommittedUntilAddress as of the last completed commit; written by the
     // committer under _durableGate, read anywhere.
     private long _committedUntil;
@@ -57,6 +65,7 @@ public sealed class Journal : IDisposable
 
     private Journal(JournalSettings settings, IDevice device, FasterLog log, ChainHead head)
     {
+        _appendsBeforeFault = JournalFaultPoint.AppendsBeforeFault();
         Settings = settings;
         _device = device;
         _log = log;
@@ -83,8 +92,15 @@ public sealed class Journal : IDisposable
     /// <summary>Commits that did not complete within 2 s and were issued again (should stay 0).</summary>
     public long CommitStalls => Interlocked.Read(ref _commitStalls);
 
-    /// <summary>A commit that failed; sticky: once set, every wait throws it.</summary>
+    /// <summary>A commit or an append that failed; sticky: once set, every append and every wait throws <see cref="JournalFaultException"/>.</summary>
     public Exception? Fault => _fault;
+
+    /// <summary>
+    /// Cancelled the moment the journal faults (see <see cref="Fault"/>), on the thread that saw the
+    /// failure (the committer's, or the appender's): callbacks registered here must be short and must
+    /// not wait on the journal. A journal that never faults never cancels it.
+    /// </summary>
+    public CancellationToken FaultToken => _faulted.Token;
 
     /// <summary>True when <paramref name="directory"/> holds a journal.</summary>
     public static bool Exists(string directory) =>
@@ -247,25 +263,56 @@ public sealed class Journal : IDisposable
     /// Appends one sealed block; returns its address. In memory durability, waits while the
     /// uncommitted tail exceeds the lag limit (back-pressure on the sealer).
     /// </summary>
+    /// <exception cref="JournalFaultException">The journal has failed (now or before): nothing of the block was enqueued.</exception>
     public long Append(ReadOnlySpan<byte> block)
     {
         ThrowIfFaulted();
+        if (_appendsBeforeFault >= 0 && _appendsBeforeFault-- == 0)
+        {
+            InjectAppendFault();
+        }
         if (Settings.Durability == Durability.Memory && _log.TailAddress - CommittedUntil > Settings.MaxCommitLagBytes)
         {
             WaitLagBelowLimit();
         }
-        long address = _log.Enqueue(block);
+        long address;
+        try
+        {
+            address = _log.Enqueue(block);
+        }
+        catch (Exception e)
+        {
+            // Whatever FASTER could not take, nothing after it may be taken either: the chain would
+            // have a hole. Sticky, like a failed commit.
+            Fail(e);
+            throw Faulted(_fault ?? e);
+        }
         RequestCommit();
         return address;
+    }
+
+    /// <summary>The fault point fires: fail as a device would (see <see cref="JournalFaultPoint"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void InjectAppendFault()
+    {
+        Fail(new IOException($"injected by {JournalFaultPoint.AppendAfterBlocksVariable}: the device failed an append after {Interlocked.Read(ref _commits)} commits (a test fault point)"));
+        ThrowIfFaulted();
     }
 
     /// <summary>True when the block at <paramref name="address"/> counts as journaled in this durability.</summary>
     public bool IsDurable(long address) =>
         Settings.Durability == Durability.Memory || CommittedUntil > address;
 
-    /// <summary>Waits until the block at <paramref name="address"/> is journaled; throws the sticky fault if a commit failed.</summary>
+    /// <summary>Waits until the block at <paramref name="address"/> is journaled; throws the sticky fault if the journal failed.</summary>
+    /// <remarks>
+    /// Checks the fault first, also in memory durability (where a block counts once appended): once the
+    /// journal has failed, nothing more passes the node's ack gate, even what was appended before, so a
+    /// failed journal stops the acknowledgements at once rather than at the next append.
+    /// </remarks>
+    /// <exception cref="JournalFaultException">The journal has failed.</exception>
     public void WaitDurable(long address)
     {
+        ThrowIfFaulted();
         if (IsDurable(address))
         {
             return;
@@ -328,6 +375,10 @@ public sealed class Journal : IDisposable
         while (true)
         {
             _commitWanted.Wait();
+            if (_fault is not null)
+            {
+                return; // an append failed (the device is gone): no commit after it can be trusted either
+            }
             // Memory durability: pace the commits (nobody waits on them unless the lag limit is
             // near, and then the lag check below lets it through at once).
             long wait = lastCommit + intervalTicks - System.Diagnostics.Stopwatch.GetTimestamp();
@@ -366,7 +417,7 @@ public sealed class Journal : IDisposable
             {
                 // A device or commit failure is sticky: no later commit can be trusted to cover
                 // what this one lost, so every waiter gets it and the pipeline halts.
-                _fault = e;
+                Fail(e);
             }
             lock (_durableGate)
             {
@@ -388,7 +439,37 @@ public sealed class Journal : IDisposable
     {
         if (_fault is { } fault)
         {
-            throw new IOException($"the journal failed a commit and accepts nothing more: {fault.Message}", fault);
+            ThrowFaulted(fault);
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void ThrowFaulted(Exception fault) => throw Faulted(fault);
+
+    private static JournalFaultException Faulted(Exception fault) =>
+        new($"the journal failed and accepts nothing more: {fault.Message}", fault);
+
+    /// <summary>
+    /// Makes <paramref name="error"/> the sticky fault (the first one wins), wakes every waiter so it
+    /// throws, and cancels <see cref="FaultToken"/> (its callbacks run here, on this thread).
+    /// </summary>
+    private void Fail(Exception error)
+    {
+        if (Interlocked.CompareExchange(ref _fault, error, null) is not null)
+        {
+            return;
+        }
+        lock (_durableGate)
+        {
+            Monitor.PulseAll(_durableGate);
+        }
+        try
+        {
+            _faulted.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // A listener's callback failed: the fault stands, and the others were told.
         }
     }
 

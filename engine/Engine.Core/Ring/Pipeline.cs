@@ -76,6 +76,19 @@ public sealed class Pipeline<T> : IDisposable
         return drained && joined && !Ring.State.IsHalted;
     }
 
+    /// <summary>
+    /// Halts the pipeline from outside, as a stage whose handler throws under
+    /// <see cref="FaultPolicy.Halt"/> does: claims answer <see cref="ClaimStatus.Halted"/> at once,
+    /// and every stage stops at the end of the batch it is in. For a failure no stage sees when it
+    /// happens (the journal's committer failing a commit). The first fault is the one kept; the
+    /// <see cref="RingSettings.OnFault"/> callback is not called (the caller knows).
+    /// </summary>
+    public void Halt(StageFault fault)
+    {
+        ArgumentNullException.ThrowIfNull(fault);
+        Ring.State.Halt(fault);
+    }
+
     /// <summary>Shuts down with <see cref="DefaultDrainTimeout"/>.</summary>
     public void Dispose() => Shutdown(DefaultDrainTimeout);
 

@@ -32,7 +32,9 @@ public sealed record NodeStatus(
     int Gen0Collections,
     int Gen1Collections,
     int Gen2Collections,
-    long AllocatedBytes);
+    long AllocatedBytes,
+    bool Halted,
+    string? HaltReason);
 
 /// <summary>
 /// One engine process: the journal (replayed into the order book at start), the inbound pipeline
@@ -44,6 +46,13 @@ public sealed record NodeStatus(
 ///  sessions ◀─ dispatch ◀─ [outbound ring, single producer: apply] ◀────────────────┘
 /// </code>
 /// The journal stage is the seam where the backup's acknowledgement will join (mirror).
+/// <para><b>Halting.</b> When the inbound or outbound pipeline halts (a handler threw) or the journal
+/// fails (a commit or an append did not reach the device), the node halts, once, and stays up so it
+/// can say why: the inbound pipeline stops (nothing more passes the ack gate, so nothing is answered
+/// that was not journaled), its clients are sent away and every logon is answered "not primary"
+/// (<see cref="RedirectClients"/>), and the <c>onHalt</c> callback given at start runs (a pair's
+/// primary falls silent on its link there, so its backup takes over). <see cref="Status"/> and
+/// <see cref="Role"/> say "halted" and why.</para>
 /// </remarks>
 public sealed class EngineNode : IAsyncDisposable
 {
@@ -59,13 +68,21 @@ public sealed class EngineNode : IAsyncDisposable
     private double _txPerSecond;
     private int _stopped;
     private readonly IBlockMirror? _mirror;
+    private readonly string _role;
+    private readonly Action<string>? _onHalt;
+    private readonly TaskCompletionSource<string> _halted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenRegistration _journalFault;
+
+    // Set once, by the first halt; read by Status and the role from any thread.
+    private string? _haltReason;
 
     private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, Journal? journal, Exchange? exchange,
-        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null)
+        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null)
     {
         Settings = settings;
         Reference = reference;
-        Role = role;
+        _role = role;
+        _onHalt = onHalt;
         _log = log;
         if (journal is null || exchange is null)
         {
@@ -79,12 +96,33 @@ public sealed class EngineNode : IAsyncDisposable
         clientSeqs.Seed(Exchange.ClientSeqs);
         var clients = new ClientRegistry(reference.Clients.Select(c => c.ClientId));
 
-        var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings { Size = settings.OutboundRingSize, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"outbound fault: {f}") });
+        // A fault callback runs on the failing stage's thread just before its pipeline halts; it may run
+        // before this constructor has finished (Halt copes with the fields not yet set).
+        var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings
+        {
+            Size = settings.OutboundRingSize,
+            Wait = WaitStrategy.Parse(settings.WaitStrategy),
+            OnFault = f =>
+            {
+                Halt($"the outbound pipeline halted: {f}", f);
+                log($"outbound fault: {f}");
+            },
+        });
         outbound.AddStage("dispatch", new DispatchStage(new Dispatcher(clients, Counters)));
         _outbound = outbound.Start();
 
         _ledger = new LedgerPipeline(
-            new RingSettings { Size = settings.RingSize, Producers = ProducerKind.Multi, Wait = WaitStrategy.Parse(settings.WaitStrategy), OnFault = f => log($"FAULT {f}") },
+            new RingSettings
+            {
+                Size = settings.RingSize,
+                Producers = ProducerKind.Multi,
+                Wait = WaitStrategy.Parse(settings.WaitStrategy),
+                OnFault = f =>
+                {
+                    Halt($"the pipeline halted: {f}", f);
+                    log($"FAULT {f}");
+                },
+            },
             _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
         _ledger.AddAfterJournal("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, (ulong)settings.ChecksumEveryBlocks));
         _inbound = _ledger.Builder.Start();
@@ -97,6 +135,17 @@ public sealed class EngineNode : IAsyncDisposable
         };
         _gateway.Start();
         _rateSampler = new Timer(_ => SampleRate(), null, 1000, 1000);
+        // Last, so that everything Halt touches exists; runs at once if the journal has already failed.
+        _journalFault = _journal.FaultToken.Register(() =>
+        {
+            Exception error = _journal.Fault!;
+            Halt($"the journal failed: {error.Message}", new StageFault("journal (committer or append)", -1, error, FaultPolicy.Halt));
+        });
+        if (Volatile.Read(ref _haltReason) is { } early)
+        {
+            // Halted while starting (a stage failed before the gateway existed): send clients away now.
+            _gateway.Redirect($"halted: {early}");
+        }
     }
 
     public EngineSettings Settings { get; }
@@ -113,8 +162,51 @@ public sealed class EngineNode : IAsyncDisposable
     /// <summary>Sends every client to the other node while <paramref name="reason"/> is set (see <see cref="Gateway.Redirect"/>); null takes them back.</summary>
     public void RedirectClients(string? reason) => _gateway.Redirect(reason);
 
-    /// <summary>"standalone", "primary", or "primary (took over)".</summary>
-    public string Role { get; }
+    /// <summary>"standalone", "primary", or "primary (took over)"; "halted" once the node has halted.</summary>
+    public string Role => Halted ? "halted" : _role;
+
+    /// <summary>True once the node has halted (see the remarks on <see cref="EngineNode"/>); it never resumes.</summary>
+    public bool Halted => Volatile.Read(ref _haltReason) is not null;
+
+    /// <summary>Why the node halted, or null.</summary>
+    public string? HaltReason => Volatile.Read(ref _haltReason);
+
+    /// <summary>Completes, with the reason, when the node halts; never completes otherwise.</summary>
+    public Task<string> WhenHalted => _halted.Task;
+
+    /// <summary>
+    /// Halts the node, once (later calls do nothing): stops the inbound pipeline with
+    /// <paramref name="fault"/> (if a stage's own fault, the pipeline keeps that one), sends every
+    /// client away, runs the <c>onHalt</c> callback. Runs on the thread that saw the failure: a stage's,
+    /// or the journal's committer.
+    /// </summary>
+    private void Halt(string reason, StageFault fault)
+    {
+        if (Interlocked.CompareExchange(ref _haltReason, reason, null) is not null)
+        {
+            return;
+        }
+        // First, so that nothing more is acknowledged: from here on, claims answer Halted and every stage
+        // stops at the end of its batch (the journal gate itself throws on a failed journal). Then the
+        // link (the backup takes over) and the clients (they go to it); the log line last, as it may be slow.
+        _inbound?.Halt(fault);
+        string? callbackFailed = null;
+        try
+        {
+            _onHalt?.Invoke(reason);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            callbackFailed = e.Message;
+        }
+        _gateway?.Redirect($"halted: {reason}");
+        _log($"HALTED: {reason}. Acknowledging nothing more; clients are sent to the other node; this process stays up to say why until it is stopped");
+        if (callbackFailed is not null)
+        {
+            _log($"the halt callback failed: {callbackFailed}");
+        }
+        _halted.TrySetResult(reason);
+    }
 
     /// <summary>Opens the journal, replays it, starts the pipelines and the gateway: a node alone.</summary>
     public static EngineNode Start(EngineSettings settings, ReferenceData reference, Action<string>? log = null)
@@ -126,13 +218,16 @@ public sealed class EngineNode : IAsyncDisposable
     /// <summary>
     /// Starts a node on a journal and state already open and replayed (a primary of a pair, or a
     /// backup taking over), continuing the chain after <paramref name="head"/>, mirroring to
-    /// <paramref name="mirror"/> and sealing in <paramref name="epoch"/>.
+    /// <paramref name="mirror"/> and sealing in <paramref name="epoch"/>. <c>onHalt</c> is called once, with
+    /// the reason, when the node halts (see the remarks on <see cref="EngineNode"/>), on the thread that
+    /// saw the failure, before the clients are sent away: a pair's primary falls silent on its link
+    /// there. It must be short.
     /// </summary>
     public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, Journal journal, Exchange exchange,
-        IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null)
+        IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null)
     {
         settings.Validate();
-        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener);
+        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener, onHalt);
     }
 
     /// <summary>
@@ -239,7 +334,9 @@ public sealed class EngineNode : IAsyncDisposable
             Gen0Collections: GC.CollectionCount(0),
             Gen1Collections: GC.CollectionCount(1),
             Gen2Collections: GC.CollectionCount(2),
-            AllocatedBytes: GC.GetTotalAllocatedBytes());
+            AllocatedBytes: GC.GetTotalAllocatedBytes(),
+            Halted: Halted,
+            HaltReason: HaltReason);
     }
 
     private void SampleRate()
@@ -261,6 +358,7 @@ public sealed class EngineNode : IAsyncDisposable
             return;
         }
         await _rateSampler.DisposeAsync().ConfigureAwait(false);
+        await _journalFault.DisposeAsync().ConfigureAwait(false);
         await _gateway.StopAcceptingAsync().ConfigureAwait(false);
         _mirror?.BeginStop();
         var drain = TimeSpan.FromMilliseconds(Settings.DrainTimeoutMs);
@@ -272,9 +370,21 @@ public sealed class EngineNode : IAsyncDisposable
             await mirror.DisposeAsync().ConfigureAwait(false);
         }
         Hash32 checksum = Exchange.ComputeChecksum();
-        _journal.Dispose();
-        _log($"stopped: inbound {(inboundDrained ? "drained" : "NOT drained")}, outbound {(outboundDrained ? "drained" : "NOT drained")}, " +
-             $"journal committed at {_ledger.Sealer.Builder.Head}, last lsn {Exchange.LastLsn}, state {checksum}");
+        try
+        {
+            _journal.Dispose();
+        }
+        catch (JournalFaultException e)
+        {
+            // The last commit failed: what was answered in memory durability may not be on disk. Counted
+            // as a halt, so that the process says so with its exit code.
+            Interlocked.CompareExchange(ref _haltReason, $"the journal failed its last commit: {e.Message}", null);
+        }
+        string journal = _journal.Fault is { } failed
+            ? $"journal FAILED ({failed.Message}): only what was committed before is on disk; sealed up to {_ledger.Sealer.Builder.Head}"
+            : $"journal committed at {_ledger.Sealer.Builder.Head}";
+        _log($"stopped{(Halted ? " (halted)" : "")}: inbound {(inboundDrained ? "drained" : "NOT drained")}, outbound {(outboundDrained ? "drained" : "NOT drained")}, " +
+             $"{journal}, last lsn {Exchange.LastLsn}, state {checksum}");
         if (_inbound.Fault is { } fault)
         {
             _log($"the pipeline had halted: {fault}");
