@@ -32,7 +32,11 @@ public sealed record NodeStatus(
     int Gen0Collections,
     int Gen1Collections,
     int Gen2Collections,
-    long AllocatedBytes);
+    long AllocatedBytes)
+{
+    /// <summary>The client port's counters: logons, refusals, throttled addresses, protocol violations (see <see cref="GatewayCounters"/>).</summary>
+    public GatewayStats? Gateway { get; init; }
+}
 
 /// <summary>
 /// One engine process: the journal (replayed into the order book at start), the inbound pipeline
@@ -239,7 +243,10 @@ public sealed class EngineNode : IAsyncDisposable
             Gen0Collections: GC.CollectionCount(0),
             Gen1Collections: GC.CollectionCount(1),
             Gen2Collections: GC.CollectionCount(2),
-            AllocatedBytes: GC.GetTotalAllocatedBytes());
+            AllocatedBytes: GC.GetTotalAllocatedBytes())
+        {
+            Gateway = _gateway.Stats(),
+        };
     }
 
     private void SampleRate()
