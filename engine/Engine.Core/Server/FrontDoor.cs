@@ -200,8 +200,10 @@ internal sealed class FrontDoor : IAsyncDisposable
             Refuse(socket, address);
             return;
         }
-        // Non-blocking, for the direct send of a refusal now and of replies once logged on.
-        socket.Blocking = false;
+        // Plaintext: non-blocking, for the direct send of a refusal now and of replies once logged
+        // on. TLS goes through a NetworkStream, which wants a blocking socket (it never blocks on it:
+        // every operation on it is asynchronous).
+        socket.Blocking = Tls is not null;
         var logon = new PendingLogon(socket, address, now);
         List<PendingLogon>? evicted = Add(logon);
         foreach (PendingLogon old in evicted ?? [])
@@ -343,8 +345,8 @@ internal sealed class FrontDoor : IAsyncDisposable
         {
             return;
         }
+        Interlocked.Increment(ref counter); // counted before the close, so whoever sees the close sees the count
         logon.Close();
-        Interlocked.Increment(ref counter);
         Digest.Report(kind, logon.Address, message);
         if (failure)
         {
