@@ -27,8 +27,19 @@ public sealed record ClientOptions
     /// <summary>How long the client keeps trying to reconnect before it fails every pending request. Default 30 s.</summary>
     public TimeSpan ReconnectFor { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>TLS to the engine (its port must be started with a certificate); null (default) for plaintext.</summary>
+    public ClientTlsOptions? Tls { get; init; }
+
     internal IPEndPoint[] Parse() => [.. Endpoints.Select(e =>
         e.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && int.TryParse(e.AsSpan(10), out int port)
             ? new IPEndPoint(IPAddress.Loopback, port)
             : IPEndPoint.TryParse(e, out IPEndPoint? endpoint) ? endpoint : throw new ArgumentException($"'{e}' is not HOST:PORT"))];
+
+    /// <summary>Each endpoint's host as written (the default TLS target host).</summary>
+    internal string[] Hosts() => [.. Endpoints.Select(e =>
+    {
+        int colon = e.LastIndexOf(':');
+        string host = colon > 0 ? e[..colon] : e;
+        return host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
+    })];
 }

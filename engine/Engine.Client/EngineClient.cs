@@ -1,5 +1,8 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using Engine.Protocol;
 
 namespace Engine.Client;
@@ -16,12 +19,18 @@ namespace Engine.Client;
 /// <para>Failover: when the connection drops, the client connects to the next endpoint, logs on,
 /// and resends every unanswered request with its original clientSeq. The engine applies a
 /// (clientId, clientSeq) at most once and answers a repeat with the original outcome, so nothing is
-/// lost or done twice.</para>
+/// lost or done twice. A node that answers the logon "not primary" and names the other node sends
+/// the client there next, if that endpoint is one of <see cref="ClientOptions.Endpoints"/> (a client
+/// never takes its token to an endpoint it was not given).</para>
+/// <para>TLS (<see cref="ClientOptions.Tls"/>): the same protocol inside a TLS 1.2/1.3 session,
+/// the engine's certificate checked against the system's trust store or the given certificates.</para>
 /// </remarks>
 public sealed class EngineClient : IAsyncDisposable
 {
     private readonly ClientOptions _options;
     private readonly IPEndPoint[] _endpoints;
+    private readonly string[] _hosts;
+    private readonly X509Certificate2Collection? _trusted;
     private readonly object _lock = new();
     private readonly Pending[] _pending;
     private readonly int _pendingMask;
@@ -35,7 +44,7 @@ public sealed class EngineClient : IAsyncDisposable
     private byte[] _flushBuffer = new byte[64 * 1024];
     private int _sendLength;
     private bool _flushing;
-    private Socket? _socket;
+    private EngineLink? _link;
     private int _endpointIndex;
     private ulong _nextSeq;
     private ulong _oldestUnanswered = 1;
@@ -52,6 +61,8 @@ public sealed class EngineClient : IAsyncDisposable
     {
         _options = options;
         _endpoints = options.Parse();
+        _hosts = options.Hosts();
+        _trusted = options.Tls?.LoadTrusted();
         int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)options.MaxInFlight);
         _pending = new Pending[capacity];
         _pendingMask = capacity - 1;
@@ -96,7 +107,7 @@ public sealed class EngineClient : IAsyncDisposable
     public static async Task<EngineClient> ConnectAsync(ClientOptions options, CancellationToken cancel = default)
     {
         var client = new EngineClient(options);
-        client._socket = await client.ConnectAnyAsync(cancel).ConfigureAwait(false);
+        client._link = await client.ConnectAnyAsync(cancel).ConfigureAwait(false);
         client._nextSeq = client.LastClientSeqAtLogon;
         client._oldestUnanswered = client._nextSeq + 1;
         client._readLoop = Task.Run(client.ReadLoop, CancellationToken.None);
@@ -188,7 +199,7 @@ public sealed class EngineClient : IAsyncDisposable
             tx.ClientSeq = ++_nextSeq;
             slot = new Pending { Tx = tx, Answer = answer, Live = true, SentTicks = Environment.TickCount64 };
             _inFlight++;
-            if (_socket is not null)
+            if (_link is not null)
             {
                 AppendFrame(in tx);
             }
@@ -223,7 +234,7 @@ public sealed class EngineClient : IAsyncDisposable
     {
         lock (_lock)
         {
-            if (_flushing || _sendLength == 0 || _socket is null)
+            if (_flushing || _sendLength == 0 || _link is null)
             {
                 return;
             }
@@ -236,12 +247,12 @@ public sealed class EngineClient : IAsyncDisposable
     {
         while (true)
         {
-            Socket? socket;
+            EngineLink? link;
             int length;
             lock (_lock)
             {
-                socket = _socket;
-                if (_sendLength == 0 || socket is null)
+                link = _link;
+                if (_sendLength == 0 || link is null)
                 {
                     _flushing = false;
                     return;
@@ -252,13 +263,9 @@ public sealed class EngineClient : IAsyncDisposable
             }
             try
             {
-                int sent = 0;
-                while (sent < length)
-                {
-                    sent += await socket.SendAsync(_flushBuffer.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
-                }
+                await link.SendAsync(_flushBuffer.AsMemory(0, length)).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
             {
                 // The read loop sees the broken connection and fails over; what was not sent is resent then.
                 lock (_lock)
@@ -275,13 +282,13 @@ public sealed class EngineClient : IAsyncDisposable
         var buffer = new byte[64 * 1024];
         while (!_disposed.IsCancellationRequested)
         {
-            Socket socket = _socket!;
+            EngineLink link = _link!;
             int filled = 0;
             try
             {
                 while (true)
                 {
-                    int read = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, _disposed.Token).ConfigureAwait(false);
+                    int read = await link.ReceiveAsync(buffer.AsMemory(filled), _disposed.Token).ConfigureAwait(false);
                     if (read == 0)
                     {
                         break;
@@ -311,7 +318,7 @@ public sealed class EngineClient : IAsyncDisposable
             {
                 return;
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidDataException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidDataException or IOException or InvalidOperationException)
             {
                 // Fall through to failover.
             }
@@ -391,15 +398,15 @@ public sealed class EngineClient : IAsyncDisposable
     {
         lock (_lock)
         {
-            _socket?.Dispose();
-            _socket = null;
+            _link?.Dispose();
+            _link = null;
             _sendLength = 0;
         }
-        Socket socket;
+        EngineLink link;
         try
         {
             _endpointIndex = (_endpointIndex + 1) % _endpoints.Length;
-            socket = await ConnectAnyAsync(_disposed.Token).ConfigureAwait(false);
+            link = await ConnectAnyAsync(_disposed.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is EngineUnavailableException or OperationCanceledException or UnauthorizedAccessException)
         {
@@ -409,9 +416,9 @@ public sealed class EngineClient : IAsyncDisposable
         }
         lock (_lock)
         {
-            // The socket becomes usable and the resends are queued under one lock, so no new
+            // The link becomes usable and the resends are queued under one lock, so no new
             // request can overtake an older one: the engine sees each client's seqs in order.
-            _socket = socket;
+            _link = link;
             // Resend everything unanswered, oldest first, with its original clientSeq.
             for (ulong seq = _oldestUnanswered; seq <= _nextSeq; seq++)
             {
@@ -427,28 +434,52 @@ public sealed class EngineClient : IAsyncDisposable
         FlushSoon();
     }
 
-    private async Task<Socket> ConnectAnyAsync(CancellationToken cancel)
+    private async Task<EngineLink> ConnectAnyAsync(CancellationToken cancel)
     {
         var deadline = DateTime.UtcNow + _options.ReconnectFor;
         // Short and capped: during a takeover the new primary opens within tens of milliseconds,
         // and a refused connect on loopback costs microseconds.
         var backoff = TimeSpan.FromMilliseconds(5);
         string lastError = "no endpoint";
+        var tried = new bool[_endpoints.Length];
         while (DateTime.UtcNow < deadline)
         {
-            for (int i = 0; i < _endpoints.Length; i++)
+            Array.Clear(tried);
+            int index = _endpointIndex;
+            // One round: every endpoint once, in order from the current one, except that a node
+            // answering "not primary" may name the one to try next.
+            for (int attempt = 0; attempt < _endpoints.Length; attempt++)
             {
-                int index = (_endpointIndex + i) % _endpoints.Length;
+                tried[index] = true;
+                int next = -1;
                 try
                 {
-                    Socket socket = await LogonAsync(_endpoints[index], cancel).ConfigureAwait(false);
+                    EngineLink link = await LogonAsync(index, cancel).ConfigureAwait(false);
                     _endpointIndex = index;
-                    return socket;
+                    return link;
                 }
-                catch (Exception e) when (e is SocketException or TimeoutException or IOException or InvalidDataException or NotPrimaryException)
+                catch (NotPrimaryException e)
+                {
+                    lastError = $"{_endpoints[index]}: {e.Message}";
+                    next = e.OtherNode is { } other ? Array.IndexOf(_endpoints, other) : -1;
+                }
+                catch (Exception e) when (e is SocketException or TimeoutException or IOException or InvalidDataException or AuthenticationException or RetryLaterException)
                 {
                     lastError = $"{_endpoints[index]}: {e.Message}";
                 }
+                if (next < 0 || tried[next])
+                {
+                    next = (index + 1) % _endpoints.Length;
+                    for (int i = 0; i < _endpoints.Length && tried[next]; i++)
+                    {
+                        next = (next + 1) % _endpoints.Length;
+                    }
+                    if (tried[next])
+                    {
+                        break;
+                    }
+                }
+                index = next;
             }
             await Task.Delay(backoff, cancel).ConfigureAwait(false);
             backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 100));
@@ -456,22 +487,32 @@ public sealed class EngineClient : IAsyncDisposable
         throw new EngineUnavailableException($"no engine endpoint took a logon within {_options.ReconnectFor.TotalSeconds} s (last: {lastError})");
     }
 
-    private async Task<Socket> LogonAsync(IPEndPoint endpoint, CancellationToken cancel)
+    private async Task<EngineLink> LogonAsync(int index, CancellationToken cancel)
     {
+        IPEndPoint endpoint = _endpoints[index];
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        EngineLink? link = null;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             timeout.CancelAfter(_options.ConnectTimeout);
             await socket.ConnectAsync(endpoint, timeout.Token).ConfigureAwait(false);
+            SslStream? tls = null;
+            if (_options.Tls is { } tlsOptions)
+            {
+                tls = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+                link = new EngineLink(socket, tls);
+                await tls.AuthenticateAsClientAsync(tlsOptions.ForHost(_hosts[index], _trusted), timeout.Token).ConfigureAwait(false);
+            }
+            link ??= new EngineLink(socket, null);
             var frame = new byte[ReplyCodec.MaxFrameBytes];
             int length = ReplyCodec.EncodeLogon(_options.ClientId, _options.Token, frame);
-            await socket.SendAsync(frame.AsMemory(0, length), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            await link.SendAsync(frame.AsMemory(0, length), timeout.Token).ConfigureAwait(false);
             int expected = Frame.HeaderBytes + ReplyCodec.LogonAckBodyBytes;
             int got = 0;
             while (got < expected)
             {
-                int read = await socket.ReceiveAsync(frame.AsMemory(got, expected - got), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                int read = await link.ReceiveAsync(frame.AsMemory(got, expected - got), timeout.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     throw new IOException("the engine closed the connection during logon");
@@ -486,22 +527,40 @@ public sealed class EngineClient : IAsyncDisposable
             {
                 case LogonStatus.Ok:
                     LastClientSeqAtLogon = ack.LastClientSeq;
-                    return socket;
+                    return link;
                 case LogonStatus.NotPrimary:
-                    throw new NotPrimaryException();
+                    throw new NotPrimaryException(ack.OtherNode);
+                case LogonStatus.Throttled:
+                    throw new RetryLaterException("the engine refuses this address for a while (too many failed logons from it)");
+                case LogonStatus.Unavailable:
+                    throw new RetryLaterException("the engine has no room for another session now");
+                case LogonStatus.TlsRequired:
+                    throw new UnauthorizedAccessException($"the engine at {endpoint} requires TLS: set ClientOptions.Tls");
                 default:
                     throw new UnauthorizedAccessException($"the engine refused client {_options.ClientId}: {ack.Status}");
             }
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
-            socket.Dispose();
+            Dispose();
             throw new TimeoutException($"no logon answer within {_options.ConnectTimeout.TotalMilliseconds} ms");
         }
         catch
         {
-            socket.Dispose();
+            Dispose();
             throw;
+        }
+
+        void Dispose()
+        {
+            if (link is not null)
+            {
+                link.Dispose();
+            }
+            else
+            {
+                socket.Dispose();
+            }
         }
     }
 
@@ -540,8 +599,8 @@ public sealed class EngineClient : IAsyncDisposable
         await _disposed.CancelAsync().ConfigureAwait(false);
         lock (_lock)
         {
-            _socket?.Dispose();
-            _socket = null;
+            _link?.Dispose();
+            _link = null;
         }
         if (_readLoop is not null)
         {
@@ -558,10 +617,10 @@ public sealed class EngineClient : IAsyncDisposable
     /// </summary>
     private void CheckAnswerTimeout()
     {
-        Socket? stale = null;
+        EngineLink? stale = null;
         lock (_lock)
         {
-            if (_inFlight == 0 || _socket is null)
+            if (_inFlight == 0 || _link is null)
             {
                 return;
             }
@@ -572,11 +631,11 @@ public sealed class EngineClient : IAsyncDisposable
             ref Pending oldest = ref _pending[(int)(_oldestUnanswered & (ulong)_pendingMask)];
             if (oldest.Live && Environment.TickCount64 - oldest.SentTicks > (long)_options.AnswerTimeout.TotalMilliseconds)
             {
-                stale = _socket;
+                stale = _link;
                 oldest.SentTicks = Environment.TickCount64; // one failover per timeout, not one per tick
             }
         }
-        stale?.Dispose();
+        stale?.Abort();
     }
 
     private struct Pending
@@ -587,11 +646,12 @@ public sealed class EngineClient : IAsyncDisposable
         public bool Live;
     }
 
-    private sealed class NotPrimaryException : Exception
+    private sealed class NotPrimaryException(IPEndPoint? otherNode)
+        : Exception(otherNode is null ? "the node is not the primary" : $"the node is not the primary (it names {otherNode})")
     {
-        public NotPrimaryException()
-            : base("the node is not the primary")
-        {
-        }
+        public IPEndPoint? OtherNode { get; } = otherNode;
     }
+
+    /// <summary>A refusal that may pass: throttled, no room. The client goes on to the next endpoint and retries.</summary>
+    private sealed class RetryLaterException(string message) : Exception(message);
 }

@@ -28,12 +28,29 @@ public enum ExecType : byte
     Replaced = 4,
 }
 
-/// <summary>The answer to a logon.</summary>
+/// <summary>
+/// The answer to a logon. Every status but <see cref="Ok"/> is followed by the engine closing the
+/// connection. Codes are part of the wire protocol: never renumber, only add (a client that does
+/// not know a code treats it as a refusal).
+/// </summary>
 public enum LogonStatus : byte
 {
     Ok = 0,
+
+    /// <summary>Unknown client id or wrong token: do not retry with the same credentials.</summary>
     BadCredentials = 1,
+
+    /// <summary>This node does not serve clients now (a backup, stepping down, halted); the LogonAck may name the node to try instead.</summary>
     NotPrimary = 2,
+
+    /// <summary>Too many failed logons from this address lately: refused without looking at the logon; retry later.</summary>
+    Throttled = 3,
+
+    /// <summary>The engine has no room for another session now; retry later.</summary>
+    Unavailable = 4,
+
+    /// <summary>The port requires TLS and the connection spoke plaintext.</summary>
+    TlsRequired = 5,
 }
 
 public enum Side : byte

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 
 namespace Engine.Protocol;
@@ -66,6 +68,14 @@ public struct LogonAck
 
     public ulong Epoch;
     public ulong LastLsn;
+
+    /// <summary>
+    /// With <see cref="LogonStatus.NotPrimary"/>: the client endpoint of the node to try instead, when
+    /// the refusing node knows it; null otherwise. It travels in place of <see cref="LastClientSeq"/>
+    /// and <see cref="Epoch"/> (which mean nothing in a refusal), so the frame keeps its size and a
+    /// client that predates it still reads a plain NotPrimary.
+    /// </summary>
+    public IPEndPoint? OtherNode;
 }
 
 /// <summary>Encodes and decodes replies, and the logon exchange.</summary>
@@ -81,9 +91,11 @@ public struct LogonAck
 ///                                                                   40 i64 leavesQuantity
 /// Logon (40 B)                     LogonAck (32 B)                  48 i64 cumQuantity
 ///  0 u32 clientId                   0 u32 clientId
-///  4 u32 reserved = 0               4 u8  status, 5 u8[3] reserved
-///  8 u8[32] token, UTF-8, 0-padded  8 u64 lastClientSeq
-///                                  16 u64 epoch
+///  4 u32 reserved = 0               4 u8  status
+///  8 u8[32] token, UTF-8, 0-padded  5 u8  other node: 0 none, 4 IPv4, 6 IPv6 (NotPrimary only)
+///                                   6 u16 other node's port (NotPrimary only)
+///                                   8 u64 lastClientSeq ┐ NotPrimary: u8[16] other node's
+///                                  16 u64 epoch         ┘ address (IPv4 in the first 4 bytes)
 ///                                  24 u64 lastLsn
 /// </code>
 /// </remarks>
@@ -266,6 +278,7 @@ public static class ReplyCodec
         return RejectReason.None;
     }
 
+    /// <summary>Encodes a logon answer; <see cref="LogonAck.OtherNode"/> only with <see cref="LogonStatus.NotPrimary"/> (ignored otherwise).</summary>
     public static int EncodeLogonAck(in LogonAck ack, Span<byte> destination)
     {
         Span<byte> body = destination[Frame.HeaderBytes..];
@@ -275,6 +288,17 @@ public static class ReplyCodec
         BinaryPrimitives.WriteUInt64LittleEndian(body[8..], ack.LastClientSeq);
         BinaryPrimitives.WriteUInt64LittleEndian(body[16..], ack.Epoch);
         BinaryPrimitives.WriteUInt64LittleEndian(body[24..], ack.LastLsn);
+        if (ack.Status == LogonStatus.NotPrimary && ack.OtherNode is { } other)
+        {
+            Span<byte> address = body.Slice(8, 16);
+            address.Clear();
+            bool v4 = other.AddressFamily == AddressFamily.InterNetwork;
+            if (other.Address.TryWriteBytes(address, out _))
+            {
+                body[5] = v4 ? (byte)4 : (byte)6;
+                BinaryPrimitives.WriteUInt16LittleEndian(body[6..], (ushort)other.Port);
+            }
+        }
         Frame.WriteHeader(destination, MessageType.LogonAck, LogonAckBodyBytes);
         return Frame.HeaderBytes + LogonAckBodyBytes;
     }
@@ -292,6 +316,14 @@ public static class ReplyCodec
         ack.LastClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
         ack.Epoch = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
         ack.LastLsn = BinaryPrimitives.ReadUInt64LittleEndian(body[24..]);
+        // An unknown address kind (a later version's) reads as "no other node": the refusal stands.
+        if (ack.Status == LogonStatus.NotPrimary && body[5] is 4 or 6)
+        {
+            var address = new IPAddress(body[5] == 4 ? body.Slice(8, 4) : body.Slice(8, 16));
+            ack.OtherNode = new IPEndPoint(address, BinaryPrimitives.ReadUInt16LittleEndian(body[6..]));
+            ack.LastClientSeq = 0;
+            ack.Epoch = 0;
+        }
         return RejectReason.None;
     }
 

@@ -24,9 +24,12 @@ internal static class LoadCommand
         var journal = new Option<string>("--journal") { Description = "The engine's journal directory: after the run, check every acked order is in it exactly once (lost, duplicates)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the order mix (default 1).", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object at the end instead of the table." };
+        var tls = new Option<bool>("--tls") { Description = "Connect with TLS (the engine serves with --tls-cert/--tls-key); the certificate is checked against the system's trust store unless --tls-ca is given." };
+        var tlsHost = new Option<string>("--tls-host") { Description = "The name the engine's certificate must carry (default: the host of each --target)." };
+        var tlsCa = new Option<string>("--tls-ca") { Description = "PEM file of the certificates to trust instead of the system's store (a private CA, or the engine's self-signed certificate)." };
         var command = new Command("load", "Drive an engine with a realistic order mix (limits that rest and cross, IOC, cancels, replaces) and measure throughput and latency.")
         {
-            target, rate, max, duration, count, connections, window, firstClient, token, journal, seed, json,
+            target, rate, max, duration, count, connections, window, firstClient, token, journal, seed, json, tls, tlsHost, tlsCa,
         };
         command.Validators.Add(result =>
         {
@@ -61,7 +64,10 @@ internal static class LoadCommand
                 parse.GetValue(token)!,
                 parse.GetValue(journal),
                 parse.GetValue(seed),
-                parse.GetValue(json));
+                parse.GetValue(json),
+                parse.GetValue(tls) || parse.GetValue(tlsCa) is not null || parse.GetValue(tlsHost) is not null
+                    ? new ClientTlsOptions { TargetHost = parse.GetValue(tlsHost), TrustedCertificatesFile = parse.GetValue(tlsCa) }
+                    : null);
             try
             {
                 LoadResult result = await new LoadGenerator(options, Console.Error).RunAsync(cancel).ConfigureAwait(false);

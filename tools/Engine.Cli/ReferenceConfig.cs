@@ -1,5 +1,6 @@
 using Engine.Core.Book;
 using Engine.Core.Ledger;
+using Engine.Core.Server;
 using Microsoft.Extensions.Configuration;
 
 namespace Engine.Cli;
@@ -10,8 +11,10 @@ namespace Engine.Cli;
 /// <code>
 /// "Instruments": [ { "Id": 1, "Symbol": "ACME", "TickSize": 1 } ],
 /// "Accounts":    [ { "Id": 1, "MaxOrderQuantity": 1000000, "MaxOrderNotional": 1000000000000, "MaxOpenOrders": 100000 } ],
-/// "Clients":     [ { "Id": 1, "Token": "secret", "Accounts": [ 1 ] } ]
+/// "Clients":     [ { "Id": 1, "TokenHash": "pbkdf2-sha256$5000$…$…", "Accounts": [ 1 ] } ]
 /// </code>
+/// A client gives its token as <c>TokenHash</c> (from <c>engine token hash</c>) or, discouraged,
+/// in clear as <c>Token</c> (start-up warns); never both.
 /// </summary>
 internal static class ReferenceConfig
 {
@@ -31,8 +34,26 @@ internal static class ReferenceConfig
         return new ReferenceData(
             new InstrumentTable(instruments.Select(i => new Instrument(i.Id, i.Symbol ?? $"#{i.Id}", i.TickSize))),
             accounts.ToDictionary(a => a.Id, a => new AccountLimits(a.MaxOrderQuantity, a.MaxOrderNotional, a.MaxOpenOrders)),
-            clients.Select(c => new ClientEntitlement(c.Id, c.Token ?? "", c.Accounts ?? [])),
+            clients.Select(Entitlement),
             file is null ? "configuration" : $"configuration file {file}");
+    }
+
+    private static ClientEntitlement Entitlement(ClientDto client)
+    {
+        if ((client.Token is null) == (client.TokenHash is null))
+        {
+            throw new InvalidDataException($"client {client.Id}: give exactly one of TokenHash (from `engine token hash`) or Token");
+        }
+        try
+        {
+            return client.TokenHash is not null
+                ? new ClientEntitlement(client.Id, TokenHash.Parse(client.TokenHash), client.Accounts ?? [])
+                : new ClientEntitlement(client.Id, client.Token!, client.Accounts ?? []);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw new InvalidDataException($"client {client.Id}: {e.Message}");
+        }
     }
 
     private sealed class InstrumentDto
@@ -54,6 +75,7 @@ internal static class ReferenceConfig
     {
         public uint Id { get; set; }
         public string? Token { get; set; }
+        public string? TokenHash { get; set; }
         public List<uint>? Accounts { get; set; }
     }
 }

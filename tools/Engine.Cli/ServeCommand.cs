@@ -38,6 +38,10 @@ internal static class ServeCommand
         var replicationListen = new Option<string>("--replication-listen") { Description = "primary and backup: HOST:PORT where this node, as primary, takes its backup." };
         var witness = new Option<string>("--witness") { Description = "HOST:PORT of an `engine witness`: the solo lease comes from it, and only while no backup is in step (instead of --allow-solo)." };
         var allowSolo = new Option<bool>("--allow-solo") { Description = "the operator's solo lease: as primary (from the start, or after a takeover), acknowledge while no backup is in step. Without it such a primary answers \"no backup\"." };
+        var tlsCert = new Option<string>("--tls-cert") { Description = "PEM certificate (chain) for the client port: with --tls-key, clients must speak TLS 1.2/1.3 (Gateway:TlsCertificateFile)." };
+        var tlsKey = new Option<string>("--tls-key") { Description = "PEM private key of --tls-cert (Gateway:TlsKeyFile)." };
+        var peerListen = new Option<string>("--peer-listen") { Description = "HOST:PORT of the other node's client port: named in the \"not primary\" answer to clients that log on here while this node does not serve (Gateway:PeerListen)." };
+        var allowDevOnNetwork = new Option<bool>("--allow-dev-config-on-network") { Description = "Serve the built-in development configuration (tokens everybody knows), or one with no clients, on a non-loopback --listen. Refused without it." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", $"""
@@ -60,6 +64,10 @@ internal static class ServeCommand
             allowSolo,
             witness,
             logFormat,
+            tlsCert,
+            tlsKey,
+            peerListen,
+            allowDevOnNetwork,
         };
         command.SetAction((parse, cancel) =>
         {
@@ -75,8 +83,11 @@ internal static class ServeCommand
             Flag("Listen", parse.GetValue(listen));
             Flag("Admin", parse.GetValue(admin));
             Flag("Durability", parse.GetValue(durability)?.ToString());
+            Flag("Gateway:TlsCertificateFile", parse.GetValue(tlsCert));
+            Flag("Gateway:TlsKeyFile", parse.GetValue(tlsKey));
+            Flag("Gateway:PeerListen", parse.GetValue(peerListen));
             var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo), parse.GetValue(witness));
-            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair);
+            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair, parse.GetValue(allowDevOnNetwork));
         });
         return command;
     }
@@ -87,7 +98,7 @@ internal static class ServeCommand
         public OperatorLease OperatorLease { get; } = new(AllowSolo);
     }
 
-    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair)
+    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair, bool allowDevOnNetwork = false)
     {
         using ILoggerFactory logging = LoggerFactory.Create(builder =>
         {
@@ -115,15 +126,25 @@ internal static class ServeCommand
             IConfiguration configuration = builder.AddEnvironmentVariables(EnvironmentPrefix).AddInMemoryCollection(flags).Build();
             settings = (configuration.Get<EngineSettings>() ?? new EngineSettings()).Validate();
             reference = ReferenceConfig.Load(configuration, configFile);
+            GatewayTls.From(settings.Gateway); // a bad certificate or key is refused now, not at the first takeover
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or InvalidDataException)
         {
             Console.Error.WriteLine($"engine serve: {e.Message}");
             return 2;
         }
+        if (DevelopmentConfigOnNetwork(settings, reference, allowDevOnNetwork) is { } refusal)
+        {
+            Console.Error.WriteLine($"engine serve: {refusal}");
+            return 2;
+        }
 
         Log.Info(log, $"settings: {settings}");
         Log.Info(log, $"reference data: {reference}");
+        if (!reference.IsDevelopment && reference.ClientsWithPlaintextTokens is { Count: > 0 } plain)
+        {
+            Log.Info(log, $"WARNING: clients {string.Join(", ", plain)} have their token in clear in the configuration (Token): give TokenHash instead (`engine token hash`)");
+        }
 
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
@@ -232,6 +253,23 @@ internal static class ServeCommand
         return halted.IsCompletedSuccessfully ? halted.Result : null;
     }
 
+    /// <summary>
+    /// Why the node must not serve <paramref name="reference"/> on <see cref="EngineSettings.Listen"/>, or null:
+    /// tokens everybody knows (the development set), or no client at all, on an address others can
+    /// reach, without the operator's explicit <c>--allow-dev-config-on-network</c>.
+    /// </summary>
+    private static string? DevelopmentConfigOnNetwork(EngineSettings settings, ReferenceData reference, bool allowed)
+    {
+        System.Net.IPEndPoint listen = EngineSettings.ParseEndpoint(settings.Listen, "--listen");
+        if (allowed || IPAddress.IsLoopback(listen.Address) || (!reference.IsDevelopment && reference.Clients.Any()))
+        {
+            return null;
+        }
+        string what = reference.IsDevelopment ? "the built-in development configuration (tokens dev-token-N, known to everyone)" : "a configuration with no clients";
+        return $"refusing to serve {what} on {settings.Listen}, which is not a loopback address: give --config with Clients and their TokenHash " +
+               "(`engine token hash`), listen on 127.0.0.1, or pass --allow-dev-config-on-network to accept the risk";
+    }
+
     /// <summary>Runs an async clean-up at the end of a scope.</summary>
     private sealed class AsyncDisposer(Func<Task> dispose) : IAsyncDisposable
     {
@@ -289,6 +327,9 @@ internal static class ServeCommand
             // Bound now, accepted from at takeover: failing-over clients connect meanwhile and wait in
             // the backlog instead of backing off, so the first of them is answered at once.
             Socket clientListener = EngineNode.BindClientListener(settings);
+            // Until takeover, logons are answered "not primary" (held a moment while the primary is
+            // lost: we may serve them); the node we become takes the port over, accept loop and all.
+            await using LogonResponder responder = LogonResponder.Start(clientListener, settings, log, mayServeSoon: () => board.Current.Follower is not { InStep: true });
             await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
             long takeoverLeaseUntil = 0;
             string? lastRefusal = null;
@@ -335,6 +376,7 @@ internal static class ServeCommand
                 }
                 if (outcome == BackupOutcome.Stopped)
                 {
+                    await responder.DisposeAsync().ConfigureAwait(false);
                     clientListener.Dispose();
                     journal.Dispose();
                     return null;
@@ -345,6 +387,7 @@ internal static class ServeCommand
                 }
                 if (outcome == BackupOutcome.StateMismatch)
                 {
+                    await responder.DisposeAsync().ConfigureAwait(false);
                     clientListener.Dispose();
                     journal.Dispose();
                     throw new InvalidOperationException("the backup's state diverged from the primary's after the same blocks (see the log): stopped");

@@ -1,4 +1,5 @@
 using Engine.Core.Ledger;
+using Engine.Core.Server;
 
 namespace Engine.Core.Book;
 
@@ -8,8 +9,16 @@ namespace Engine.Core.Book;
 /// <param name="MaxOpenOrders">Most orders resting on the books for the account at once.</param>
 public sealed record AccountLimits(long MaxOrderQuantity, long MaxOrderNotional, int MaxOpenOrders);
 
-/// <summary>A client that may log on: its secret token and the accounts it may trade for.</summary>
-public sealed record ClientEntitlement(uint ClientId, string Token, IReadOnlyList<uint> Accounts);
+/// <summary>A client that may log on: the salted hash of its secret token and the accounts it may trade for.</summary>
+public sealed record ClientEntitlement(uint ClientId, TokenHash Credential, IReadOnlyList<uint> Accounts)
+{
+    /// <summary>A client whose token is given in clear: it is hashed at once (see <see cref="TokenHash.FromPlaintext"/>), nothing keeps the clear text.</summary>
+    /// <exception cref="ArgumentException">The token is empty or longer than the logon frame carries.</exception>
+    public ClientEntitlement(uint clientId, string token, IReadOnlyList<uint> accounts)
+        : this(clientId, TokenHash.FromPlaintext(token), accounts)
+    {
+    }
+}
 
 /// <summary>
 /// What the engine is configured with: instruments, accounts with their limits, clients with their
@@ -21,10 +30,17 @@ public sealed class ReferenceData
     private readonly Dictionary<uint, HashSet<uint>> _accountsByClient;
 
     public ReferenceData(InstrumentTable instruments, IReadOnlyDictionary<uint, AccountLimits> accounts, IEnumerable<ClientEntitlement> clients, string source)
+        : this(instruments, accounts, clients, source, isDevelopment: false)
+    {
+    }
+
+    private ReferenceData(InstrumentTable instruments, IReadOnlyDictionary<uint, AccountLimits> accounts, IEnumerable<ClientEntitlement> clients, string source,
+        bool isDevelopment)
     {
         Instruments = instruments;
         Accounts = accounts;
         Source = source;
+        IsDevelopment = isDevelopment;
         _clients = [];
         _accountsByClient = [];
         foreach (ClientEntitlement client in clients)
@@ -40,10 +56,7 @@ public sealed class ReferenceData
                     throw new ArgumentException($"client {client.ClientId} trades for account {account}, which has no limits configured");
                 }
             }
-            if (string.IsNullOrEmpty(client.Token) || System.Text.Encoding.UTF8.GetByteCount(client.Token) > Protocol.ReplyCodec.MaxTokenBytes)
-            {
-                throw new ArgumentException($"client {client.ClientId}: the token must be 1 to {Protocol.ReplyCodec.MaxTokenBytes} bytes");
-            }
+            ArgumentNullException.ThrowIfNull(client.Credential);
             _accountsByClient[client.ClientId] = [.. client.Accounts];
         }
         AccountIds = [.. accounts.Keys.Order()];
@@ -61,11 +74,27 @@ public sealed class ReferenceData
     /// <summary>Where this came from ("built-in development" or a file), for the start-up log.</summary>
     public string Source { get; }
 
-    /// <summary>True when the client exists and the token is its token (compared in constant time).</summary>
+    /// <summary>
+    /// The built-in development set, whose tokens everybody knows: <c>engine serve</c> refuses it
+    /// on anything but a loopback address unless the operator says so.
+    /// </summary>
+    public bool IsDevelopment { get; }
+
+    /// <summary>Clients whose token the configuration gave in clear (<c>Token</c> instead of <c>TokenHash</c>): start-up warns.</summary>
+    public IReadOnlyList<uint> ClientsWithPlaintextTokens => [.. Clients.Where(c => c.Credential.FromPlaintextToken).Select(c => c.ClientId)];
+
+    /// <summary>
+    /// True when the client exists and <paramref name="token"/> (UTF-8, without the frame's zero
+    /// padding) hashes to its stored hash: the key derivation runs in full and the comparison is
+    /// in constant time (<see cref="TokenHash.Verify(ReadOnlySpan{byte})"/>). Costs the hash's
+    /// iterations: never call it on a socket completion thread.
+    /// </summary>
+    public bool Authenticate(uint clientId, ReadOnlySpan<byte> token) =>
+        _clients.TryGetValue(clientId, out ClientEntitlement? client) && client.Credential.Verify(token);
+
+    /// <summary>As <see cref="Authenticate(uint, ReadOnlySpan{byte})"/>, for a token as text.</summary>
     public bool Authenticate(uint clientId, string token) =>
-        _clients.TryGetValue(clientId, out ClientEntitlement? client) &&
-        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
-            System.Text.Encoding.UTF8.GetBytes(client.Token), System.Text.Encoding.UTF8.GetBytes(token));
+        _clients.TryGetValue(clientId, out ClientEntitlement? client) && client.Credential.Verify(token);
 
     public bool MayTrade(uint clientId, uint account) =>
         _accountsByClient.TryGetValue(clientId, out HashSet<uint>? accounts) && accounts.Contains(account);
@@ -81,7 +110,7 @@ public sealed class ReferenceData
         var limits = new AccountLimits(1_000_000, 1_000_000_000_000, 100_000);
         var accounts = Enumerable.Range(1, 10).ToDictionary(a => (uint)a, _ => limits);
         var clients = Enumerable.Range(1, 64).Select(c => new ClientEntitlement((uint)c, $"dev-token-{c}", [.. accounts.Keys]));
-        return new ReferenceData(InstrumentTable.Development(), accounts, clients, "built-in development configuration");
+        return new ReferenceData(InstrumentTable.Development(), accounts, clients, "built-in development configuration", isDevelopment: true);
     }
 
     public override string ToString() =>

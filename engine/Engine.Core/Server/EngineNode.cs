@@ -34,7 +34,11 @@ public sealed record NodeStatus(
     int Gen2Collections,
     long AllocatedBytes,
     bool Halted,
-    string? HaltReason);
+    string? HaltReason)
+{
+    /// <summary>The client port's counters: logons, refusals, throttled addresses, protocol violations (see <see cref="GatewayCounters"/>).</summary>
+    public GatewayStats? Gateway { get; init; }
+}
 
 /// <summary>
 /// One engine process: the journal (replayed into the order book at start), the inbound pipeline
@@ -336,7 +340,10 @@ public sealed class EngineNode : IAsyncDisposable
             Gen2Collections: GC.CollectionCount(2),
             AllocatedBytes: GC.GetTotalAllocatedBytes(),
             Halted: Halted,
-            HaltReason: HaltReason);
+            HaltReason: HaltReason)
+        {
+            Gateway = _gateway.Stats(),
+        };
     }
 
     private void SampleRate()

@@ -52,8 +52,11 @@ public sealed record EngineSettings
     /// <summary>Bytes of replies a session may have waiting to be sent; a client that reads slower is disconnected. Default 4 MiB.</summary>
     public int MaxOutboundBytesPerSession { get; init; } = 4 << 20;
 
-    /// <summary>Connections at once; more are refused. Default 1,024.</summary>
+    /// <summary>Logged-on sessions at once; a logon past it is answered "unavailable". Default 1,024. (Connections that have not logged on yet are bounded by <see cref="GatewaySettings.MaxPendingLogons"/>.)</summary>
     public int MaxSessions { get; init; } = 1024;
+
+    /// <summary>The client port's defences, TLS and the other node's endpoint (section <c>Gateway</c>).</summary>
+    public GatewaySettings Gateway { get; init; } = new();
 
     /// <summary>How long a connection may take to log on. Default 5 s.</summary>
     public int LogonTimeoutMs { get; init; } = 5000;
@@ -100,6 +103,7 @@ public sealed record EngineSettings
         {
             throw new ArgumentOutOfRangeException(nameof(MaxSessions), "sessions and timeouts must be positive");
         }
+        Gateway.Validate();
         JournalSettings().Validate();
         return this;
     }
@@ -127,5 +131,5 @@ public sealed record EngineSettings
     public override string ToString() =>
         $"data {Data}, listen {Listen}, admin {(string.IsNullOrEmpty(Admin) ? "off" : Admin)}, durability {Durability.ToString().ToLowerInvariant()}, " +
         $"ring {RingSize}/{OutboundRingSize} ({WaitStrategy}, {Topology.ToString().ToLowerInvariant()}), ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
-        $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions";
+        $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions; client port: {Gateway}";
 }

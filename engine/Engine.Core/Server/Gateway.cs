@@ -1,25 +1,36 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Engine.Core.Book;
 using Engine.Core.Ledger;
 using Engine.Core.Ring;
+using Engine.Protocol;
 
 namespace Engine.Core.Server;
 
 /// <summary>
-/// The TCP front door: accepts connections up to <see cref="EngineSettings.MaxSessions"/>, runs a
-/// <see cref="Session"/> for each, and stops them on shutdown.
+/// The TCP front door of a serving node: the <see cref="FrontDoor"/> brings each connection to its
+/// logon; the gateway checks the credentials, makes a <see cref="Session"/> for each client that
+/// logs on (up to <see cref="EngineSettings.MaxSessions"/>), and stops them on shutdown.
 /// </summary>
-internal sealed class Gateway : IAsyncDisposable
+/// <remarks>
+/// Token checks cost a slow hash (<see cref="TokenHash"/>): they run on the thread pool, one at a
+/// time (<see cref="_tokenChecks"/>), so logons never take more than one core from the pipeline
+/// and a socket completion thread never waits for one. A logon waiting for its check stays in the
+/// door's bounded set, under its timeout, so a flood of logons queues at most that many checks.
+/// </remarks>
+internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
 {
     private readonly EngineSettings _settings;
-    private readonly Socket _listener;
+    private readonly FrontDoor _door;
     private readonly ConcurrentDictionary<long, (Session Session, Task Run)> _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Action<string> _log;
     private readonly Func<ulong> _lastLsn;
-    private Task? _acceptLoop;
+    private readonly SemaphoreSlim _tokenChecks = new(1, 1);
+    private readonly ArrayPool<byte> _buffers;
+    private readonly bool _doorTakenOver;
     private long _nextSessionId;
     private long _busy;
     private volatile string? _redirecting;
@@ -34,14 +45,21 @@ internal sealed class Gateway : IAsyncDisposable
         ClientSeqs = clientSeqs;
         _lastLsn = lastLsn;
         _log = log;
-        _listener = listener ?? BindListener(settings);
-        LocalEndPoint = (IPEndPoint)_listener.LocalEndPoint!;
+        // Outbound buffers of sessions that ended, kept for the next (a client that reconnects): at
+        // most 16 of each size, so what the pool keeps stays bounded.
+        _buffers = ArrayPool<byte>.Create(maxArrayLength: Math.Max(settings.MaxOutboundBytesPerSession, 64 * 1024), maxArraysPerBucket: 16);
+        // A listener a LogonResponder answers on (a backup's, bound ahead of time) is taken over with
+        // its door: connections in it, held logons, counters and failed-logon counts carry on.
+        FrontDoor? taken = listener is null ? null : LogonResponder.TakeOver(listener);
+        _doorTakenOver = taken is not null;
+        _door = taken ?? new FrontDoor(listener ?? BindListener(settings), settings, log);
+        LocalEndPoint = _door.LocalEndPoint;
     }
 
     /// <summary>
     /// Binds and listens on <see cref="EngineSettings.Listen"/>. A backup does this at start-up and
     /// hands the socket over at takeover: clients that fail over meanwhile are already connected
-    /// (in the kernel's backlog) and are answered the moment the new primary accepts.
+    /// and are answered the moment the new primary takes them (see <see cref="LogonResponder"/>).
     /// </summary>
     public static Socket BindListener(EngineSettings settings) =>
         Listener.Bind(EngineSettings.ParseEndpoint(settings.Listen, nameof(settings.Listen)), backlog: 512);
@@ -67,7 +85,20 @@ internal sealed class Gateway : IAsyncDisposable
 
     public long BusyReplies => Interlocked.Read(ref _busy);
 
-    public void Start() => _acceptLoop = AcceptLoop();
+    /// <summary>The client port's counters (shared with the responder that ran the port before, if any).</summary>
+    public GatewayStats Stats() => _door.Stats();
+
+    public void Start()
+    {
+        if (_doorTakenOver)
+        {
+            _door.HandOver(this);
+        }
+        else
+        {
+            _door.Start(this);
+        }
+    }
 
     public void Log(string message) => _log(message);
 
@@ -96,36 +127,116 @@ internal sealed class Gateway : IAsyncDisposable
     public void OnClosed(Session session)
     {
         _sessions.TryRemove(session.Id, out _);
-        _log($"session {session.Id} (client {session.ClientId}) closed: {session.CloseReason}");
+        Interlocked.Increment(ref _door.Counters.SessionsClosed);
+        _door.Digest.Report(GatewayEvent.SessionClosed, session.Address, $"session {session.Id} (client {session.ClientId}) closed: {session.CloseReason}");
     }
 
-    private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, socket =>
+    void ILogonAnswerer.OnLogon(FrontDoor door, PendingLogon logon)
     {
+        if (_redirecting is { } reason)
+        {
+            if (door.TryTake(logon))
+            {
+                door.AnswerNotPrimary(logon, reason);
+            }
+            return;
+        }
+        if (Clients[logon.ClientId] is null)
+        {
+            // No token to check: refused at once, without the slow hash.
+            if (door.TryTake(logon))
+            {
+                door.AnswerBadCredentials(logon);
+            }
+            return;
+        }
+        _ = CheckTokenAsync(door, logon);
+    }
+
+    private async Task CheckTokenAsync(FrontDoor door, PendingLogon logon)
+    {
+        // Forced onto the thread pool: this may be a socket completion thread, and the check is slow.
+        await _tokenChecks.WaitAsync().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        bool ok;
+        try
+        {
+            if (logon.IsFinished)
+            {
+                return; // timed out or pushed out while it waited
+            }
+            ok = Reference.Authenticate(logon.ClientId, logon.Token);
+        }
+        finally
+        {
+            _tokenChecks.Release();
+        }
+        logon.WipeToken();
+        if (!door.TryTake(logon))
+        {
+            return;
+        }
+        if (!ok)
+        {
+            door.AnswerBadCredentials(logon);
+            return;
+        }
+        if (_redirecting is { } reason)
+        {
+            door.AnswerNotPrimary(logon, reason);
+            return;
+        }
+        if (_stopping.IsCancellationRequested)
+        {
+            door.AnswerUnavailable(logon, "the engine is stopping");
+            return;
+        }
         if (_sessions.Count >= _settings.MaxSessions)
         {
-            _log($"refused a connection from {socket.RemoteEndPoint}: {_settings.MaxSessions} sessions already");
-            socket.Close();
-            return Task.CompletedTask;
+            door.AnswerUnavailable(logon, $"{_settings.MaxSessions} sessions already");
+            return;
         }
-        var session = new Session(Interlocked.Increment(ref _nextSessionId), socket, this, _settings);
+        Open(door, logon, Clients[logon.ClientId]!);
+    }
+
+    /// <summary>Makes the session: its buffers now, the "ok" first in them, then the client's replies routed to it.</summary>
+    private void Open(FrontDoor door, PendingLogon logon, ClientRegistry.Entry entry)
+    {
+        uint clientId = logon.ClientId;
+        var session = new Session(Interlocked.Increment(ref _nextSessionId), logon, entry, this, _settings, _buffers);
+        var ack = new LogonAck
+        {
+            ClientId = clientId,
+            Status = LogonStatus.Ok,
+            LastClientSeq = ClientSeqs.Highest(clientId),
+            Epoch = Epoch,
+            LastLsn = LastLsn,
+        };
+        Span<byte> reply = stackalloc byte[ReplyCodec.MaxFrameBytes];
+        // The answer goes in before the session is the client's: no reply to an earlier request can overtake it.
+        session.Enqueue(reply[..ReplyCodec.EncodeLogonAck(in ack, reply)]);
         _sessions[session.Id] = (session, Task.Run(() => session.Run(_stopping.Token)));
-        return Task.CompletedTask;
-    }, _stopping.Token);
+        if (session.IsClosed)
+        {
+            _sessions.TryRemove(session.Id, out _); // closed before it was listed (its OnClosed found nothing to remove)
+            return;
+        }
+        Session? replaced = entry.Attach(session);
+        replaced?.Close($"client {clientId} logged on again from {session.Remote}");
+        door.LoggedOn(logon, $"session {session.Id} from {session.Remote}: client {clientId} logged on (last seq {ack.LastClientSeq}){(logon.Tls is null ? "" : " over TLS")}");
+    }
 
     /// <summary>Stops accepting and reading; sessions stay open so queued replies can still be sent.</summary>
     public async Task StopAcceptingAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
-        _listener.Close();
-        if (_acceptLoop is not null)
-        {
-            await _acceptLoop.ConfigureAwait(false);
-        }
+        await _door.StopAcceptingAsync().ConfigureAwait(false);
+        _door.CloseListener();
     }
 
     public async ValueTask DisposeAsync()
     {
         await StopAcceptingAsync().ConfigureAwait(false);
+        await _door.DisposeAsync().ConfigureAwait(false);
         // Give each session a moment to send what is queued for it, then close it.
         long deadline = Environment.TickCount64 + 2000;
         while (_sessions.Values.Any(s => !s.Session.IsClosed && !s.Session.IsFlushed) && Environment.TickCount64 < deadline)

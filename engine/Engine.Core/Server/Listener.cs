@@ -33,6 +33,12 @@ public static class Listener
     /// <paramref name="accepted"/>, awaited before the next accept, until <paramref name="stop"/> or
     /// until the listener is closed.
     /// </summary>
+    /// <remarks>
+    /// An accept that fails for the one connection (reset before it was taken) or for want of a
+    /// resource (out of file descriptors under a flood) does not end the loop: it waits a moment
+    /// and goes on, so a flood that exhausts descriptors for a while does not close the port for
+    /// good. Cancelling <paramref name="stop"/> leaves the listener open and listening.
+    /// </remarks>
     public static async Task AcceptAllAsync(Socket listener, Func<Socket, Task> accepted, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
@@ -42,11 +48,36 @@ public static class Listener
             {
                 socket = await listener.AcceptAsync(stop).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
                 return;
             }
-            socket.NoDelay = true;
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.OperationAborted or SocketError.Interrupted or SocketError.NotSocket
+                or SocketError.InvalidArgument or SocketError.Shutdown)
+            {
+                return; // the listener was closed
+            }
+            catch (SocketException)
+            {
+                try
+                {
+                    await Task.Delay(10, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                continue;
+            }
+            try
+            {
+                socket.NoDelay = true;
+            }
+            catch (SocketException)
+            {
+                socket.Dispose(); // reset already: nothing to hand over
+                continue;
+            }
             await accepted(socket).ConfigureAwait(false);
         }
     }

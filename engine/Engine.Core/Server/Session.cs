@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using Engine.Core.Ledger;
 using Engine.Core.Ring;
@@ -8,8 +10,10 @@ using Engine.Protocol;
 namespace Engine.Core.Server;
 
 /// <summary>
-/// One front-end connection: a read loop that logs the client on and publishes its requests into
-/// the inbound ring, and a write loop that sends what the dispatch stage queued for it.
+/// One logged-on front-end connection: a read loop that publishes its requests into the inbound
+/// ring, and a write loop that sends what the dispatch stage queued for it. Made by the
+/// <see cref="Gateway"/> only once the logon succeeded (<see cref="FrontDoor"/> handles everything
+/// before): its buffers are the first thing of size a connection gets.
 /// </summary>
 /// <remarks>
 /// <para>Bounded both ways. In: a frame longer than <see cref="Frame.MaxBytes"/> or shorter than a
@@ -17,6 +21,12 @@ namespace Engine.Core.Server;
 /// or when the ring is full, are answered "busy" at once. Out: replies wait in a buffer of
 /// <see cref="EngineSettings.MaxOutboundBytesPerSession"/>; a client that reads slower than that
 /// is disconnected, and nobody else slows down.</para>
+/// <para>Buffers are rented from the gateway's pool and given back when both loops have ended
+/// (<see cref="Run"/>): a client that reconnects often reuses them instead of making the GC
+/// zero 8 MiB each time.</para>
+/// <para>Over TLS, replies cannot go straight to the socket (the stream encrypts in its own
+/// writes, one at a time): every reply is queued and the write loop sends each batch through the
+/// stream. Plaintext sessions keep the direct non-blocking send.</para>
 /// </remarks>
 internal sealed class Session : IDisposable
 {
@@ -24,42 +34,73 @@ internal sealed class Session : IDisposable
     private const int MaxFramesPerClaim = 256;
 
     private readonly Socket _socket;
+    private readonly SslStream? _tls;
     private readonly Gateway _gateway;
     private readonly EngineSettings _settings;
+    private readonly ArrayPool<byte> _pool;
+    private readonly ClientRegistry.Entry _client;
     private readonly object _sendLock = new();
     private readonly SemaphoreSlim _sendWanted = new(0, int.MaxValue);
+    private readonly int _outboundBytes;
     private byte[] _pending;
     private byte[] _sending;
+    private byte[] _read;
+    private readonly int _readFilled;
     private int _pendingLength;
     private int _sendSignalled;
     private volatile bool _sendInProgress;
     private int _closed;
-    private ClientRegistry.Entry? _client;
 
-    public Session(long id, Socket socket, Gateway gateway, EngineSettings settings)
+    /// <summary>A session for <paramref name="logon"/>, whose client is <paramref name="client"/>: takes over its socket, its TLS stream and the bytes read after the logon frame.</summary>
+    public Session(long id, PendingLogon logon, ClientRegistry.Entry client, Gateway gateway, EngineSettings settings, ArrayPool<byte> pool)
     {
         Id = id;
-        _socket = socket;
+        _socket = logon.Socket;
+        _tls = logon.Tls;
         _gateway = gateway;
         _settings = settings;
-        Remote = socket.RemoteEndPoint;
-        // Non-blocking for the direct sends of Enqueue; the async receive and send work either way.
-        socket.Blocking = false;
-        _pending = new byte[settings.MaxOutboundBytesPerSession];
-        _sending = new byte[settings.MaxOutboundBytesPerSession];
+        _pool = pool;
+        _client = client;
+        ClientId = logon.ClientId;
+        Remote = logon.Remote;
+        Address = logon.Address;
+        if (logon.TlsTransport is { } transport)
+        {
+            transport.YieldReads = false; // logged on: decrypt where the bytes arrive
+        }
+        _outboundBytes = settings.MaxOutboundBytesPerSession;
+        _pending = pool.Rent(_outboundBytes);
+        _sending = pool.Rent(_outboundBytes);
+        _read = pool.Rent(ReadBufferBytes);
+        ReadOnlySpan<byte> early = logon.AfterLogon;
+        early.CopyTo(_read);
+        _readFilled = early.Length;
     }
 
     public long Id { get; }
 
     public EndPoint? Remote { get; }
 
-    public uint ClientId { get; private set; }
+    public IPAddress Address { get; }
+
+    public uint ClientId { get; }
 
     public string? CloseReason { get; private set; }
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
-    public Task Run(CancellationToken stopping) => Task.WhenAll(ReadLoop(stopping), WriteLoop());
+    /// <summary>Runs both loops until the session closes, then gives the buffers back.</summary>
+    public async Task Run(CancellationToken stopping)
+    {
+        try
+        {
+            await Task.WhenAll(ReadLoop(stopping), WriteLoop()).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReturnBuffers();
+        }
+    }
 
     /// <summary>
     /// Sends <paramref name="frame"/> (one frame or several): straight to the socket when nothing
@@ -75,7 +116,7 @@ internal sealed class Session : IDisposable
             {
                 return false;
             }
-            if (_pendingLength == 0 && !_sendInProgress)
+            if (_pendingLength == 0 && !_sendInProgress && _tls is null)
             {
                 int sent = _socket.Send(frame, SocketFlags.None, out SocketError error);
                 if (error is SocketError.Success or SocketError.WouldBlock)
@@ -92,9 +133,9 @@ internal sealed class Session : IDisposable
                     return false;
                 }
             }
-            if (_pendingLength + frame.Length > _pending.Length)
+            if (_pendingLength + frame.Length > _outboundBytes)
             {
-                Close($"outbound buffer full ({_pending.Length >> 10} KiB): the client does not read");
+                Close($"outbound buffer full ({_outboundBytes >> 10} KiB): the client does not read");
                 return false;
             }
             frame.CopyTo(_pending.AsSpan(_pendingLength));
@@ -126,7 +167,7 @@ internal sealed class Session : IDisposable
             return;
         }
         CloseReason = reason;
-        _client?.Detach(this);
+        _client.Detach(this);
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -162,15 +203,22 @@ internal sealed class Session : IDisposable
                     _pendingLength = 0;
                     _sendInProgress = true;
                 }
-                int sent = 0;
-                while (sent < length)
+                if (_tls is null)
                 {
-                    sent += await _socket.SendAsync(_sending.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
+                    int sent = 0;
+                    while (sent < length)
+                    {
+                        sent += await _socket.SendAsync(_sending.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    await _tls.WriteAsync(_sending.AsMemory(0, length)).ConfigureAwait(false);
                 }
                 _sendInProgress = false;
             }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
         {
             Close($"send failed: {e.Message}");
         }
@@ -178,43 +226,53 @@ internal sealed class Session : IDisposable
 
     private async Task ReadLoop(CancellationToken stopping)
     {
-        var buffer = new byte[ReadBufferBytes];
-        int filled = 0;
-        using var logonTimeout = new CancellationTokenSource(_settings.LogonTimeoutMs);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, logonTimeout.Token);
+        byte[] buffer = _read;
+        int filled = _readFilled;
         try
         {
+            // What the client sent right behind its logon came in with it.
+            if (filled > 0 && !Consume(buffer, ref filled))
+            {
+                return;
+            }
             while (!IsClosed)
             {
-                CancellationToken token = _client is null ? linked.Token : stopping;
-                int read = await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, token).ConfigureAwait(false);
+                int read = _tls is null
+                    ? await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, stopping).ConfigureAwait(false)
+                    : await _tls.ReadAsync(buffer.AsMemory(filled), stopping).ConfigureAwait(false);
                 if (read == 0)
                 {
                     Close("the client closed the connection");
                     return;
                 }
                 filled += read;
-                int consumed = HandleFrames(buffer.AsSpan(0, filled));
-                if (consumed < 0)
+                if (!Consume(buffer, ref filled))
                 {
-                    return; // closed for a protocol violation
+                    return;
                 }
-                buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
-                filled -= consumed;
             }
         }
         catch (OperationCanceledException)
         {
             // On shutdown only the reading stops: replies to what was already taken still go out.
-            if (!stopping.IsCancellationRequested)
-            {
-                Close($"no logon within {_settings.LogonTimeoutMs} ms");
-            }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
         {
             Close($"receive failed: {e.Message}");
         }
+    }
+
+    /// <summary>Handles the complete frames in the buffer and keeps the partial rest at its start; false if the session closed.</summary>
+    private bool Consume(byte[] buffer, ref int filled)
+    {
+        int consumed = HandleFrames(buffer.AsSpan(0, filled));
+        if (consumed < 0)
+        {
+            return false; // closed for a protocol violation
+        }
+        buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
+        filled -= consumed;
+        return true;
     }
 
     /// <summary>Handles every complete frame at the start of <paramref name="data"/>; returns the bytes consumed, or -1 if the session was closed.</summary>
@@ -236,22 +294,12 @@ internal sealed class Session : IDisposable
             {
                 break;
             }
-            if (_client is null)
+            starts[frames] = offset;
+            lengths[frames] = length;
+            if (++frames == MaxFramesPerClaim)
             {
-                if (!Logon(data.Slice(offset, length)))
-                {
-                    return -1;
-                }
-            }
-            else
-            {
-                starts[frames] = offset;
-                lengths[frames] = length;
-                if (++frames == MaxFramesPerClaim)
-                {
-                    Publish(data, starts, lengths, frames);
-                    frames = 0;
-                }
+                Publish(data, starts, lengths, frames);
+                frames = 0;
             }
             offset += length;
         }
@@ -262,48 +310,10 @@ internal sealed class Session : IDisposable
         return offset;
     }
 
-    private bool Logon(ReadOnlySpan<byte> frame)
-    {
-        Span<byte> reply = stackalloc byte[ReplyCodec.MaxFrameBytes];
-        if (ReplyCodec.DecodeLogon(frame, out uint clientId, out string token) != RejectReason.None)
-        {
-            Close("protocol violation: the first frame must be a well-formed logon");
-            return false;
-        }
-        ClientRegistry.Entry? entry = _gateway.Clients[clientId];
-        bool known = entry is not null && _gateway.Reference.Authenticate(clientId, token);
-        if (entry is null || !known || _gateway.Redirecting is not null)
-        {
-            var refused = new LogonAck { ClientId = clientId, Status = known ? LogonStatus.NotPrimary : LogonStatus.BadCredentials };
-            Enqueue(reply[..ReplyCodec.EncodeLogonAck(in refused, reply)]);
-            _gateway.Log(known
-                ? $"session {Id} from {Remote}: client {clientId} sent to the other node ({_gateway.Redirecting})"
-                : $"session {Id} from {Remote}: logon refused for client {clientId} (unknown client or wrong token)");
-            // Let the write loop send the refusal, then close.
-            _ = Task.Delay(200).ContinueWith(_ => Close("logon refused"), TaskScheduler.Default);
-            return false;
-        }
-        ClientId = clientId;
-        _client = entry;
-        Session? replaced = entry.Attach(this);
-        replaced?.Close($"client {clientId} logged on again from {Remote}");
-        var ack = new LogonAck
-        {
-            ClientId = clientId,
-            Status = LogonStatus.Ok,
-            LastClientSeq = _gateway.ClientSeqs.Highest(clientId),
-            Epoch = _gateway.Epoch,
-            LastLsn = _gateway.LastLsn,
-        };
-        Enqueue(reply[..ReplyCodec.EncodeLogonAck(in ack, reply)]);
-        _gateway.Log($"session {Id} from {Remote}: client {clientId} logged on (last seq {ack.LastClientSeq})");
-        return true;
-    }
-
     /// <summary>Claims slots for the frames in one go and publishes them; answers "busy" for what does not fit.</summary>
     private void Publish(ReadOnlySpan<byte> data, Span<int> starts, Span<int> lengths, int frames)
     {
-        ClientRegistry.Entry client = _client!;
+        ClientRegistry.Entry client = _client;
         int admitted = Math.Min(frames, _settings.MaxInFlightPerClient - Volatile.Read(ref client.InFlight));
         admitted = Math.Max(admitted, 0);
         // A primary without its backup takes nothing it could not acknowledge.
@@ -364,6 +374,31 @@ internal sealed class Session : IDisposable
         if (published < frames)
         {
             _gateway.CountBusy(frames - published);
+        }
+    }
+
+    /// <summary>
+    /// Gives the buffers back once both loops have ended: the write loop is done with
+    /// <see cref="_sending"/>, and <see cref="Enqueue"/>, which checks <see cref="IsClosed"/> under
+    /// the same lock before it touches <see cref="_pending"/>, never writes into a returned buffer.
+    /// </summary>
+    private void ReturnBuffers()
+    {
+        lock (_sendLock)
+        {
+            _pool.Return(_pending);
+            _pool.Return(_sending);
+            _pending = _sending = [];
+            _pendingLength = 0;
+        }
+        _pool.Return(_read);
+        _read = [];
+        try
+        {
+            _tls?.Dispose();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        {
         }
     }
 

@@ -21,7 +21,8 @@ internal sealed record LoadOptions(
     string TokenFormat,
     string? Journal,
     int Seed,
-    bool Json);
+    bool Json,
+    ClientTlsOptions? Tls = null);
 
 /// <summary>What a load run measured.</summary>
 internal sealed record LoadResult(
@@ -73,6 +74,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                 ClientId = clientId,
                 Token = options.TokenFormat.Replace("{id}", clientId.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal),
                 MaxInFlight = options.Window,
+                Tls = options.Tls,
             }, cancel).ConfigureAwait(false);
             connections.Add(new Connection(this, client, new OrderMix(options.Seed + i, instruments.All, (uint)(i % 10) + 1, (client.LastClientSeqAtLogon + 1) * 1_000_000)));
         }
