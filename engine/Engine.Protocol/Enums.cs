@@ -115,6 +115,19 @@ public enum RejectReason : ushort
     AccountNotAllowed = 29,
     /// <summary>A request before a successful logon.</summary>
     NotLoggedOn = 30,
+    /// <summary>
+    /// The client id is 0 or above <see cref="ProtocolLimits.MaxClientId"/>: no client can have it,
+    /// and the engine could not keep its clientSeqs apart.
+    /// </summary>
+    BadClientId = 31,
+    /// <summary>
+    /// clientSeq is more than <see cref="ProtocolLimits.ClientSeqWindow"/> above the last one this
+    /// client's requests reached: a jump no honest client makes (it numbers 1, 2, 3, …). Not
+    /// executed; each such rejection lets the client's window move on by one window, so a client
+    /// that lost count (many requests answered <see cref="Busy"/> or <see cref="NoBackup"/>) gets
+    /// back in after a few.
+    /// </summary>
+    ClientSeqTooFarAhead = 32,
 
     // State (40-63): checked by the order book, deterministically; the request is in the ledger
     // with its LSN, and the rejection is its outcome.

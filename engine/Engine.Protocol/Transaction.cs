@@ -81,9 +81,23 @@ public struct Transaction
     };
 }
 
-/// <summary>Bounds on fields, checked by the codec on decode.</summary>
+/// <summary>Bounds on fields, checked by the codec on decode (and again by the order book, for a transaction that never was decoded).</summary>
 public static class ProtocolLimits
 {
+    /// <summary>
+    /// Largest client id: 65,535. Per-client state before the ledger (the highest clientSeq sealed)
+    /// is an array indexed by client id, so every id that can log on is tracked; a configuration
+    /// naming a larger id is refused.
+    /// </summary>
+    public const uint MaxClientId = 65_535;
+
+    /// <summary>
+    /// How far above the last clientSeq taken for a client a request's clientSeq may be: 1,024,
+    /// the outcomes the order book keeps per client (its dedupe window), and the most requests a
+    /// client may have unanswered.
+    /// </summary>
+    public const ulong ClientSeqWindow = 1024;
+
     /// <summary>Largest order quantity: 10^9 (a field beyond it is a typo or an attack, not an order).</summary>
     public const long MaxQuantity = 1_000_000_000;
 

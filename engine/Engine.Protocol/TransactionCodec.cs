@@ -76,8 +76,9 @@ public static class TransactionCodec
 
     /// <summary>
     /// Decodes a complete frame into <paramref name="tx"/> and checks every field that needs no
-    /// engine state. Returns <see cref="RejectReason.None"/> or the first reason it is invalid;
-    /// on a frame-level failure <paramref name="tx"/> holds whatever could be read (for the reply).
+    /// engine state (<see cref="Check"/>). Returns <see cref="RejectReason.None"/> or the first
+    /// reason it is invalid; on a frame-level failure <paramref name="tx"/> is default, on a field
+    /// failure it holds the decoded fields (for the reply). Never throws: any bytes are an answer.
     /// </summary>
     public static RejectReason Decode(ReadOnlySpan<byte> frame, out Transaction tx)
     {
@@ -107,6 +108,7 @@ public static class TransactionCodec
         tx.Account = BinaryPrimitives.ReadUInt32LittleEndian(body[4..]);
         tx.ClientSeq = BinaryPrimitives.ReadUInt64LittleEndian(body[8..]);
         tx.ClientOrderId = BinaryPrimitives.ReadUInt64LittleEndian(body[16..]);
+        bool reservedZero;
         switch (type)
         {
             case MessageType.NewOrder:
@@ -116,27 +118,53 @@ public static class TransactionCodec
                 tx.Side = (Side)body[44];
                 tx.Type = (OrderType)body[45];
                 tx.TimeInForce = (TimeInForce)body[46];
-                return body[47] != 0 ? RejectReason.ReservedNotZero : CheckNewOrder(in tx);
+                reservedZero = body[47] == 0;
+                break;
             case MessageType.Cancel:
                 tx.OrigClientOrderId = BinaryPrimitives.ReadUInt64LittleEndian(body[24..]);
                 tx.Instrument = BinaryPrimitives.ReadUInt32LittleEndian(body[32..]);
-                return BinaryPrimitives.ReadUInt32LittleEndian(body[36..]) != 0 ? RejectReason.ReservedNotZero : CheckCancel(in tx);
+                reservedZero = BinaryPrimitives.ReadUInt32LittleEndian(body[36..]) == 0;
+                break;
             default:
                 tx.OrigClientOrderId = BinaryPrimitives.ReadUInt64LittleEndian(body[24..]);
                 tx.Price = BinaryPrimitives.ReadInt64LittleEndian(body[32..]);
                 tx.Quantity = BinaryPrimitives.ReadInt64LittleEndian(body[40..]);
                 tx.Instrument = BinaryPrimitives.ReadUInt32LittleEndian(body[48..]);
                 tx.Type = OrderType.Limit;
-                return BinaryPrimitives.ReadUInt32LittleEndian(body[52..]) != 0 ? RejectReason.ReservedNotZero : CheckReplace(in tx);
+                reservedZero = BinaryPrimitives.ReadUInt32LittleEndian(body[52..]) == 0;
+                break;
         }
+        return reservedZero ? Check(in tx) : RejectReason.ReservedNotZero;
     }
 
-    private static RejectReason CheckNewOrder(in Transaction tx)
+    /// <summary>
+    /// The checks that need no engine state, on a request however it was made: the idempotency key
+    /// (a client id that can exist, a clientSeq above 0), then the fields its kind carries. The
+    /// codec runs them on decode; the order book runs them again on every transaction it applies,
+    /// so a journaled transaction that never was decoded (a hand-made block, an older version's
+    /// journal) meets the same rules and no field outside them ever reaches the book.
+    /// </summary>
+    public static RejectReason Check(in Transaction tx)
     {
+        if (tx.ClientId is 0 or > ProtocolLimits.MaxClientId)
+        {
+            return RejectReason.BadClientId;
+        }
         if (tx.ClientSeq == 0)
         {
             return RejectReason.BadClientSeq;
         }
+        return tx.Kind switch
+        {
+            MessageType.NewOrder => CheckNewOrder(in tx),
+            MessageType.Cancel => RejectReason.None,
+            MessageType.Replace => CheckReplace(in tx),
+            _ => RejectReason.UnknownMessageType,
+        };
+    }
+
+    private static RejectReason CheckNewOrder(in Transaction tx)
+    {
         if (tx.Side is not (Side.Buy or Side.Sell))
         {
             return RejectReason.BadSide;
@@ -166,15 +194,8 @@ public static class TransactionCodec
         return CheckPrice(tx.Price);
     }
 
-    private static RejectReason CheckCancel(in Transaction tx) =>
-        tx.ClientSeq == 0 ? RejectReason.BadClientSeq : RejectReason.None;
-
     private static RejectReason CheckReplace(in Transaction tx)
     {
-        if (tx.ClientSeq == 0)
-        {
-            return RejectReason.BadClientSeq;
-        }
         if (tx.ClientOrderId == tx.OrigClientOrderId)
         {
             return RejectReason.SameOrderId;

@@ -19,11 +19,21 @@ namespace Engine.Core.Book;
 /// an IOC, FOK or market remainder is cancelled. A FOK that cannot fill in full is cancelled whole
 /// before it trades. A replace keeps its place only if the price stays and the quantity does not
 /// grow; otherwise it goes to the back of its (new) level, and may trade if it now crosses.</para>
+/// <para>Total: <see cref="Apply"/> gives every transaction an outcome and throws on none, whatever
+/// its fields, also one that never passed validation (a hand-made block, an older version's
+/// journal): a poison transaction in the journal would otherwise stop both nodes of a pair, and
+/// again at every restart. By construction, not by catching: the stateless checks of the codec run
+/// again first (<see cref="TransactionCodec.Check"/>, the instrument and its tick), so prices and
+/// quantities that reach the book are bounded (notional in <see cref="Int128"/>, level totals far
+/// inside a long), and the dedupe window's growth saturates for any clientSeq.</para>
 /// </remarks>
 public sealed class Exchange
 {
-    /// <summary>Outcomes kept per client for duplicates: more than any client can have in flight.</summary>
-    public const int DedupeWindow = 1024;
+    /// <summary>
+    /// Outcomes kept per client for duplicates: as many as any client can have in flight, and the
+    /// furthest a clientSeq may be ahead of its client's window (<see cref="ProtocolLimits.ClientSeqWindow"/>).
+    /// </summary>
+    public const int DedupeWindow = (int)ProtocolLimits.ClientSeqWindow;
 
     private readonly ReferenceData _reference;
     private readonly OrderBook?[] _books;
@@ -40,7 +50,8 @@ public sealed class Exchange
     public Exchange(ReferenceData reference)
     {
         _reference = reference;
-        _books = new OrderBook?[reference.Instruments.All.Max(i => (int)i.Id) + 1];
+        // Instrument ids are at most InstrumentTable.MaxId; no instruments at all is a book with no books.
+        _books = new OrderBook?[reference.Instruments.All.Select(i => (int)i.Id).DefaultIfEmpty(0).Max() + 1];
         foreach (var instrument in reference.Instruments.All)
         {
             _books[instrument.Id] = new OrderBook(instrument.Id);
@@ -81,7 +92,7 @@ public sealed class Exchange
     public bool TryGetOutcome(uint clientId, ulong clientSeq, out Outcome outcome)
     {
         outcome = default;
-        if (!_clients.TryGetValue(clientId, out ClientState? client) || clientSeq > client.LastSeq)
+        if (clientSeq == 0 || !_clients.TryGetValue(clientId, out ClientState? client) || clientSeq > client.LastSeq)
         {
             return false;
         }
@@ -90,13 +101,22 @@ public sealed class Exchange
     }
 
     /// <summary>
-    /// Applies one journaled transaction. A (clientId, clientSeq) already applied changes nothing
-    /// and reports its original outcome again.
+    /// Applies one journaled transaction; total: any transaction gets an outcome, nothing throws.
+    /// A (clientId, clientSeq) already applied changes nothing and reports its original outcome
+    /// again. One without a valid key (client id 0 or above <see cref="ProtocolLimits.MaxClientId"/>,
+    /// clientSeq 0) is rejected and kept nowhere: there is nothing to keep it under. Any other that
+    /// fails a stateless check is rejected with that reason as its logged outcome.
     /// </summary>
     public void Apply<TSink>(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash, ref TSink sink)
         where TSink : struct, IExecutionSink
     {
         LastLsn = lsn;
+        RejectReason stateless = TransactionCodec.Check(in tx);
+        if (stateless is RejectReason.BadClientId or RejectReason.BadClientSeq)
+        {
+            sink.Rejected(in tx, stateless, lsn);
+            return;
+        }
         ClientState client = Client(tx.ClientId);
         if (tx.ClientSeq <= client.LastSeq)
         {
@@ -104,13 +124,17 @@ public sealed class Exchange
             return;
         }
         _block = (blockNo, blockHash);
-        RejectReason reason = tx.Kind switch
+        RejectReason reason = stateless != RejectReason.None ? stateless : _reference.Instruments.Check(in tx);
+        if (reason == RejectReason.None)
         {
-            MessageType.NewOrder => NewOrder(in tx, lsn, ref sink),
-            MessageType.Cancel => Cancel(in tx, lsn, ref sink),
-            MessageType.Replace => Replace(in tx, lsn, ref sink),
-            _ => RejectReason.UnknownMessageType,
-        };
+            reason = tx.Kind switch
+            {
+                MessageType.NewOrder => NewOrder(in tx, lsn, ref sink),
+                MessageType.Cancel => Cancel(in tx, lsn, ref sink),
+                MessageType.Replace => Replace(in tx, lsn, ref sink),
+                _ => RejectReason.UnknownMessageType,
+            };
+        }
         if (reason != RejectReason.None)
         {
             sink.Rejected(in tx, reason, lsn);
@@ -495,6 +519,33 @@ public sealed class Exchange
         {
             throw new InvalidOperationException($"{_orders.Live} live orders, {resting} on books, {_byKey.Count} keys, {_accounts.Values.Sum(a => a.Open)} counted open");
         }
+        // No account has fewer than no open orders.
+        if (_accounts.Values.Any(a => a.Open < 0))
+        {
+            throw new InvalidOperationException("an account counts negative open orders");
+        }
+        // Every key names a resting order with that key, and every resting order is within the protocol's limits.
+        foreach (var (key, index) in _byKey)
+        {
+            ref Order order = ref _orders[index];
+            if (order.ClientId != key.ClientId || order.ClientOrderId != key.ClientOrderId)
+            {
+                throw new InvalidOperationException($"key {key} names order {order.ClientId}/{order.ClientOrderId}");
+            }
+            if (order.Price is <= 0 or > ProtocolLimits.MaxPrice || order.Leaves + order.Cum > ProtocolLimits.MaxQuantity || order.Side is not (Side.Buy or Side.Sell))
+            {
+                throw new InvalidOperationException($"order {key} rests at {order.Price} with {order.Leaves} open, {order.Cum} filled, side {order.Side}");
+            }
+        }
+        // The clients are indexed once each, in first-seen order, and each window is sane.
+        if (_clientsInOrder.Count != _clients.Count)
+        {
+            throw new InvalidOperationException($"{_clients.Count} clients, {_clientsInOrder.Count} in order");
+        }
+        foreach (ClientState client in _clientsInOrder)
+        {
+            client.AssertInvariants();
+        }
     }
 
     private readonly record struct Taker(uint ClientId, uint Account, ulong ClientSeq, ulong ClientOrderId, uint Instrument, Side Side, ulong Lsn)
@@ -538,7 +589,9 @@ public sealed class Exchange
     /// clientSeq. The ring is as long as the span of seqs seen (rounded up to a power of two) up to
     /// <see cref="DedupeWindow"/>, so every outcome within the window is always kept, while a client
     /// that sent a handful of requests costs a handful of entries. It grows only with the seqs in
-    /// the log, so it is the same on every node.
+    /// the log, so it is the same on every node. Any increasing sequence of seqs is fine, jumps of
+    /// any size included: a span of the window or more takes the whole window (rounding a span
+    /// above 2^63 up to a power of two would wrap to 0).
     /// </summary>
     private sealed class ClientState(uint id)
     {
@@ -552,6 +605,7 @@ public sealed class Exchange
 
         public Outcome[] Window { get; private set; } = new Outcome[InitialWindow];
 
+        /// <summary>Keeps the outcome of a seq above <see cref="LastSeq"/> (the only kind Apply records) and makes it the last.</summary>
         public void Record(in Outcome outcome)
         {
             ulong seq = outcome.ClientSeq;
@@ -559,13 +613,42 @@ public sealed class Exchange
             {
                 _firstSeq = seq;
             }
-            ulong span = seq - _firstSeq + 1;
-            if (span > (ulong)Window.Length && Window.Length < DedupeWindow)
+            if (Window.Length < DedupeWindow)
             {
-                Grow((int)Math.Min(DedupeWindow, System.Numerics.BitOperations.RoundUpToPowerOf2(span)));
+                // seq > LastSeq ≥ _firstSeq - 1, so the distance does not wrap; from the window on, the whole window.
+                ulong distance = seq - _firstSeq;
+                int length = distance >= DedupeWindow - 1 ? DedupeWindow : (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)distance + 1);
+                if (length > Window.Length)
+                {
+                    Grow(length);
+                }
             }
             Window[seq & (ulong)(Window.Length - 1)] = outcome;
             LastSeq = seq;
+        }
+
+        /// <summary>The window's shape and contents agree with the seqs (tests: one sentence per relationship).</summary>
+        public void AssertInvariants()
+        {
+            // The ring is a power of two, at least the initial size and at most the dedupe window.
+            if (!System.Numerics.BitOperations.IsPow2(Window.Length) || Window.Length < InitialWindow || Window.Length > DedupeWindow)
+            {
+                throw new InvalidOperationException($"client {Id}: a window of {Window.Length}");
+            }
+            for (int i = 0; i < Window.Length; i++)
+            {
+                ulong seq = Window[i].ClientSeq;
+                // Every kept outcome sits in its seq's slot, is not above the last seq and not below the first.
+                if (seq != 0 && ((int)(seq & (ulong)(Window.Length - 1)) != i || seq > LastSeq || seq < _firstSeq))
+                {
+                    throw new InvalidOperationException($"client {Id}: seq {seq} at slot {i} of {Window.Length}, last {LastSeq}, first {_firstSeq}");
+                }
+            }
+            // The last seq's outcome is always kept.
+            if (LastSeq != 0 && Window[LastSeq & (ulong)(Window.Length - 1)].ClientSeq != LastSeq)
+            {
+                throw new InvalidOperationException($"client {Id}: the outcome of its last seq {LastSeq} is not kept");
+            }
         }
 
         private void Grow(int length)

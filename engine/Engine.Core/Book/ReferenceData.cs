@@ -45,6 +45,12 @@ public sealed class ReferenceData
         _accountsByClient = [];
         foreach (ClientEntitlement client in clients)
         {
+            // Every client that can log on must be one whose clientSeqs the sealer tracks (an array
+            // indexed by client id), and the gateway sizes its registry by the largest id.
+            if (client.ClientId is 0 or > Protocol.ProtocolLimits.MaxClientId)
+            {
+                throw new ArgumentException($"client id {client.ClientId} is outside 1..{Protocol.ProtocolLimits.MaxClientId}");
+            }
             if (!_clients.TryAdd(client.ClientId, client))
             {
                 throw new ArgumentException($"client {client.ClientId} is configured twice");

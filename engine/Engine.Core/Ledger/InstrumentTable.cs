@@ -19,13 +19,18 @@ public sealed class InstrumentTable
     public InstrumentTable(IEnumerable<Instrument> instruments)
     {
         var list = instruments.ToList();
-        _byId = new Instrument?[list.Count == 0 ? 1 : (int)list.Max(i => i.Id) + 1];
+        // Ids are checked before the table is sized by the largest: a hostile configuration's id
+        // of 2^31 would otherwise make a negative size (OverflowException), not a clear refusal.
         foreach (Instrument instrument in list)
         {
             if (instrument.Id is 0 or > MaxId)
             {
                 throw new ArgumentException($"instrument id {instrument.Id} is outside 1..{MaxId}");
             }
+        }
+        _byId = new Instrument?[list.Count == 0 ? 1 : (int)list.Max(i => i.Id) + 1];
+        foreach (Instrument instrument in list)
+        {
             if (instrument.TickSize <= 0)
             {
                 throw new ArgumentException($"instrument {instrument.Symbol}: tick size must be positive");

@@ -22,9 +22,11 @@ public readonly struct ValidateStage(InstrumentTable instruments, Book.Reference
         {
             return;
         }
-        if (slot.FrameLength > FrameBuffer.Capacity)
+        // Unsigned: a negative length (never written by a session, but the slot is not trusted) is
+        // refused here too, before FrameBytes would slice with it.
+        if ((uint)slot.FrameLength > FrameBuffer.Capacity)
         {
-            slot.Reject = RejectReason.FrameTooLarge;
+            slot.Reject = slot.FrameLength < 0 ? RejectReason.FrameTooShort : RejectReason.FrameTooLarge;
             slot.Tx = default;
             return;
         }
@@ -81,9 +83,13 @@ public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blo
 /// every ring batch (nothing waits for a block to fill) or when it is full.
 /// </summary>
 /// <remarks>
-/// It also keeps a request that was taken before out of the ledger: a (clientId, clientSeq) not
-/// above the highest one sealed for that client is marked <see cref="TxSlot.Duplicate"/> (a client
-/// resending after a reconnect); the apply stage answers it with the original outcome.
+/// <para>Before a transaction gets an LSN, its (clientId, clientSeq) is checked against the
+/// <see cref="ClientSeqTable"/>: one not above the highest sealed for that client is marked
+/// <see cref="TxSlot.Duplicate"/> (a client resending after a reconnect; the apply stage answers it
+/// with the original outcome); one more than a window ahead is rejected
+/// (<see cref="RejectReason.ClientSeqTooFarAhead"/>) and never journaled, so no single request can
+/// make a client's seqs jump; a client id no client can have is rejected.</para>
+/// <para>Total for any slot content: every slot gets a verdict, nothing here throws on a field.</para>
 /// </remarks>
 public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 {
@@ -91,17 +97,37 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
     {
         BlockBuilder builder = sealer.Builder;
         slot.Duplicate = false;
-        if (slot.Reject == RejectReason.None && slot.Probe is null && !sealer.ClientSeqs.TryAdvance(slot.Tx.ClientId, slot.Tx.ClientSeq))
+        if (slot.Probe is null && slot.Reject != RejectReason.None)
         {
-            slot.Duplicate = true;
-        }
-        else if (slot.Reject == RejectReason.None && slot.Probe is null)
-        {
-            slot.BlockNo = builder.NextBlockNo;
-            slot.Lsn = builder.Add(in slot.Tx);
-            if (builder.IsFull)
+            // Answered before the ledger: its seq is spent (the client goes on with the next), which
+            // moves the client's window. Only the session's own client: a request naming another
+            // client id (ClientMismatch) must not move that client's window.
+            if (slot.Tx.ClientId == slot.SessionClientId)
             {
-                sealer.Cut();
+                sealer.ClientSeqs.NoteAnsweredBeforeLedger(slot.Tx.ClientId, slot.Tx.ClientSeq);
+            }
+        }
+        else if (slot.Probe is null)
+        {
+            switch (sealer.ClientSeqs.TryAdvance(slot.Tx.ClientId, slot.Tx.ClientSeq))
+            {
+                case ClientSeqVerdict.Next:
+                    slot.BlockNo = builder.NextBlockNo;
+                    slot.Lsn = builder.Add(in slot.Tx);
+                    if (builder.IsFull)
+                    {
+                        sealer.Cut();
+                    }
+                    break;
+                case ClientSeqVerdict.Duplicate:
+                    slot.Duplicate = true;
+                    break;
+                case ClientSeqVerdict.TooFarAhead:
+                    slot.Reject = RejectReason.ClientSeqTooFarAhead;
+                    break;
+                default:
+                    slot.Reject = RejectReason.BadClientId;
+                    break;
             }
         }
         if (endOfBatch && builder.Count > 0)

@@ -198,4 +198,82 @@ public class ExchangeTests
         Assert.That(_exchange.TryGetOutcome(1, 2, out Outcome outcome), Is.True);
         Assert.That(outcome.Reason, Is.EqualTo(RejectReason.UnknownOrder));
     }
+
+    /// <summary>
+    /// Issue 10's poison: clientSeq 1 then 2^63+1 from one client. The dedupe window's growth
+    /// rounded the span up to a power of two, which wraps to 0 above 2^63, and Apply threw after the
+    /// block was journaled: both nodes halted, and again at every restart. Fails on the code before.
+    /// </summary>
+    [TestCase(0x8000_0000_0000_0001UL)]
+    [TestCase(ulong.MaxValue)]
+    [TestCase(ulong.MaxValue - 1)]
+    [TestCase(1UL + Exchange.DedupeWindow)]
+    [TestCase(2UL + Exchange.DedupeWindow)]
+    public void A_clientSeq_jump_of_any_size_is_applied_and_the_window_stays_sane(ulong jump)
+    {
+        Apply(Transaction.NewOrder(1, 1, 2, 1, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 100, 5));
+        Apply(Transaction.NewOrder(1, jump, 2, 1, 2, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 100, 5));
+        Assert.That(_out.Replies[^1], Is.EqualTo((jump, RejectReason.None, 2UL)), "journaled, so applied: it is the ledger's outcome");
+        Assert.That(_exchange.LastClientSeq(1), Is.EqualTo(jump));
+
+        // Duplicates still answer with their outcomes; the skipped seqs were never executed.
+        var sink = new RecordingSink(_out);
+        var resend = Transaction.NewOrder(1, jump, 2, 1, 2, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 100, 5);
+        _exchange.Apply(in resend, ++_lsn, 1, default, ref sink);
+        Assert.That(_out.Replies[^1], Is.EqualTo((jump, RejectReason.None, 2UL)));
+        var skipped = Transaction.NewOrder(1, jump - 1, 2, 1, 3, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 100, 5);
+        _exchange.Apply(in skipped, ++_lsn, 1, default, ref sink);
+        Assert.That(_out.Replies[^1].Reason, Is.EqualTo(RejectReason.StaleClientSeq));
+        _exchange.AssertInvariants();
+        Assert.That(_exchange.OpenOrders, Is.EqualTo(2));
+        if (jump != ulong.MaxValue)
+        {
+            // And the client goes on from there.
+            Apply(Transaction.Cancel(1, jump + 1, 2, 1, 9, 2));
+            Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+        }
+    }
+
+    /// <summary>
+    /// What validation refuses can still be in a journal (an older version's, a hand-made block):
+    /// the book runs the same checks and answers with the same reasons, never throws, and keeps
+    /// nothing under a key that is not one.
+    /// </summary>
+    [Test]
+    public void A_transaction_that_never_passed_validation_gets_a_rejection_not_an_exception()
+    {
+        Transaction good = Transaction.NewOrder(1, 0, 2, 1, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 100, 5);
+        (Transaction Tx, RejectReason Reason)[] poison =
+        [
+            (good with { ClientSeq = 0 }, RejectReason.BadClientSeq),
+            (good with { ClientId = 0 }, RejectReason.BadClientId),
+            (good with { ClientId = ProtocolLimits.MaxClientId + 1 }, RejectReason.BadClientId),
+            (good with { Kind = (MessageType)77 }, RejectReason.UnknownMessageType),
+            (good with { Side = (Side)9 }, RejectReason.BadSide),
+            (good with { Type = 0 }, RejectReason.BadOrderType),
+            (good with { TimeInForce = (TimeInForce)200 }, RejectReason.BadTimeInForce),
+            (good with { Quantity = -1 }, RejectReason.QuantityOutOfRange),
+            (good with { Quantity = long.MinValue }, RejectReason.QuantityOutOfRange),
+            (good with { Quantity = 0 }, RejectReason.ZeroQuantity),
+            (good with { Price = long.MaxValue }, RejectReason.PriceOutOfRange),
+            (good with { Price = -100 }, RejectReason.PriceOutOfRange),
+            (good with { Type = OrderType.Market, TimeInForce = TimeInForce.Ioc }, RejectReason.MarketOrderHasPrice),
+            (good with { Instrument = uint.MaxValue }, RejectReason.UnknownInstrument),
+            (good with { Account = uint.MaxValue }, RejectReason.AccountNotAllowed),
+            (Transaction.Replace(1, 0, 2, 1, 5, 5, 100, 5), RejectReason.SameOrderId),
+            (Transaction.Replace(1, 0, 2, 1, 6, 5, 100, long.MaxValue), RejectReason.QuantityOutOfRange),
+        ];
+        foreach (var (tx, reason) in poison)
+        {
+            Transaction numbered = tx.ClientSeq == 0 && reason != RejectReason.BadClientSeq ? tx with { ClientSeq = NextSeq(tx.ClientId) } : tx;
+            Assert.DoesNotThrow(() => Apply(numbered), $"{numbered}");
+            Assert.That(LastReply, Is.EqualTo(reason), $"{numbered}");
+        }
+        Assert.Multiple(() =>
+        {
+            Assert.That(_exchange.OpenOrders, Is.Zero);
+            Assert.That(_exchange.ClientSeqs.Select(c => c.ClientId), Is.EqualTo(new uint[] { 1 }), "no state kept for client ids no client can have");
+            Assert.That(_exchange.TryGetOutcome(1, 0, out _), Is.False, "seq 0 is never an outcome");
+        });
+    }
 }

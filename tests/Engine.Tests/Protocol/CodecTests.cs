@@ -12,9 +12,9 @@ public class CodecTests
     private static readonly Gen<Side> GenSide = Gen.OneOf(Side.Buy, Side.Sell);
     private static readonly Gen<TimeInForce> GenTif = Gen.OneOf(TimeInForce.Gtc, TimeInForce.Ioc, TimeInForce.Fok);
 
-    // Who and what: client, seq (never 0), account, instrument, client order id.
+    // Who and what: client (1 to the largest id), seq (never 0), account, instrument, client order id.
     private static readonly Gen<(uint, ulong, uint, uint, ulong)> GenIds =
-        Gen.Select(Gen.UInt, Gen.ULong[1, ulong.MaxValue], Gen.UInt, Gen.UInt, Gen.ULong);
+        Gen.Select(Gen.UInt[1, ProtocolLimits.MaxClientId], Gen.ULong[1, ulong.MaxValue], Gen.UInt, Gen.UInt, Gen.ULong);
 
     private static readonly Gen<long> GenPrice = Gen.Long[1, ProtocolLimits.MaxPrice];
     private static readonly Gen<long> GenQuantity = Gen.Long[1, ProtocolLimits.MaxQuantity];
@@ -121,6 +121,9 @@ public class CodecTests
 
         Transaction t = ValidLimit;
         yield return Field(t with { ClientSeq = 0 }, RejectReason.BadClientSeq, "client seq zero");
+        yield return Field(t with { ClientId = 0 }, RejectReason.BadClientId, "client id zero");
+        yield return Field(t with { ClientId = ProtocolLimits.MaxClientId + 1 }, RejectReason.BadClientId, "client id above the largest");
+        yield return Field(Transaction.Cancel(uint.MaxValue, 1, 3, 1, 101, 100), RejectReason.BadClientId, "cancel from client id 2^32-1");
         yield return Field(t with { Side = (Side)7 }, RejectReason.BadSide, "bad side");
         yield return Field(t with { Type = (OrderType)9 }, RejectReason.BadOrderType, "bad order type");
         yield return Field(t with { TimeInForce = 0 }, RejectReason.BadTimeInForce, "bad time in force");
