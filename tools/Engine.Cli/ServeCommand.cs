@@ -41,6 +41,7 @@ internal static class ServeCommand
             Run an engine node: accept front-ends on --listen, journal every accepted order, apply it to the order book, answer.
             Settings come from the config file, then environment variables ({EnvironmentPrefix}DATA, {EnvironmentPrefix}LISTEN, {EnvironmentPrefix}DURABILITY, {EnvironmentPrefix}RINGSIZE, …), then flags, later ones winning.
             Other settings: RingSize, OutboundRingSize, WaitStrategy (adaptive, blocking, yielding, busy-spin, adaptive:SPINS:YIELDS), Topology (single, fused, separate), MaxTransactionsPerBlock, MaxInFlightPerClient, MaxOutboundBytesPerSession, MaxSessions, LogonTimeoutMs, DrainTimeoutMs.
+            Client port (section Gateway, environment {EnvironmentPrefix}GATEWAY__…): MaxPendingLogons, MaxPendingLogonsPerAddress, FailedLogonLimit, FailedLogonWindowMs, FailedLogonBlockMs, MaxTrackedAddresses, HoldLogonMs.
             SIGTERM or Ctrl-C: stop accepting, drain, commit the journal, exit 0.
             """)
         {
