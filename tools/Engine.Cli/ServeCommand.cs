@@ -7,6 +7,7 @@ using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -31,6 +32,8 @@ internal static class ServeCommand
         var replicationListen = new Option<string>("--replication-listen") { Description = "primary and backup: HOST:PORT where this node, as primary, takes its backup." };
         var witness = new Option<string>("--witness") { Description = "HOST:PORT of an `engine witness`: the solo lease comes from it, and only while no backup is in step (instead of --allow-solo)." };
         var allowSolo = new Option<bool>("--allow-solo") { Description = "the operator's solo lease: as primary (from the start, or after a takeover), acknowledge while no backup is in step. Without it such a primary answers \"no backup\"." };
+        var cluster = new Option<string>("--cluster") { Description = "The cluster's cluster.json (from `engine cluster init`); with --key, the replication link is authenticated and encrypted with it. Also the setting Cluster, ENGINE_CLUSTER. Without both: the built-in development cluster (loopback only: its keys are public)." };
+        var key = new Option<string>("--key") { Description = "This node's key file (NAME.key from `engine cluster init`, a node's). Also the setting Key, ENGINE_KEY." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", $"""
@@ -50,6 +53,8 @@ internal static class ServeCommand
             replicationListen,
             allowSolo,
             witness,
+            cluster,
+            key,
             logFormat,
         };
         command.SetAction((parse, cancel) =>
@@ -66,6 +71,8 @@ internal static class ServeCommand
             Flag("Listen", parse.GetValue(listen));
             Flag("Admin", parse.GetValue(admin));
             Flag("Durability", parse.GetValue(durability)?.ToString());
+            Flag("Cluster", parse.GetValue(cluster));
+            Flag("Key", parse.GetValue(key));
             var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo), parse.GetValue(witness));
             return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair);
         });
@@ -76,6 +83,38 @@ internal static class ServeCommand
     {
         /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
         public OperatorLease OperatorLease { get; } = new(AllowSolo);
+
+        /// <summary>Who this node is in its cluster: the replication link authenticates with it (set once the settings are read).</summary>
+        public ClusterCredentials Credentials { get; init; } = null!;
+    }
+
+    /// <summary>
+    /// This node's credentials from the settings Cluster and Key (flags, ENGINE_CLUSTER/ENGINE_KEY or
+    /// the config file), both or neither. Neither: the development cluster, named after the
+    /// replication endpoint (as the witness tells nodes apart), with a warning naming the risk.
+    /// </summary>
+    private static ClusterCredentials LoadCredentials(IConfiguration configuration, PairOptions pair, Action<string> warn)
+    {
+        string? cluster = configuration["Cluster"], key = configuration["Key"];
+        if (string.IsNullOrEmpty(cluster) != string.IsNullOrEmpty(key))
+        {
+            throw new ArgumentException("--cluster and --key go together (the cluster's cluster.json and this node's key file)");
+        }
+        if (string.IsNullOrEmpty(cluster))
+        {
+            if (pair.Role != "standalone")
+            {
+                warn("WARNING: no --cluster/--key: the replication link uses the built-in DEVELOPMENT cluster, whose keys are in the source, so anyone who can reach "
+                    + "--replication-listen or --peer can pose as this node's backup or primary and read every order. For loopback and tests only; `engine cluster init` makes a cluster.");
+            }
+            return ClusterCredentials.Development($"node@{pair.ReplicationListen ?? "standalone"}");
+        }
+        ClusterCredentials credentials = ClusterCredentials.Load(cluster, key!);
+        if (credentials.Self.Role != PrincipalRole.Node)
+        {
+            throw new ArgumentException($"{key} is the key of '{credentials.Self.Name}', a {Principal.RoleName(credentials.Self.Role)}: a node runs with a node's key");
+        }
+        return credentials;
     }
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair)
@@ -106,6 +145,7 @@ internal static class ServeCommand
             IConfiguration configuration = builder.AddEnvironmentVariables(EnvironmentPrefix).AddInMemoryCollection(flags).Build();
             settings = (configuration.Get<EngineSettings>() ?? new EngineSettings()).Validate();
             reference = ReferenceConfig.Load(configuration, configFile);
+            pair = pair with { Credentials = LoadCredentials(configuration, pair, warning => Log.Info(log, warning)) };
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or InvalidDataException)
         {
@@ -114,6 +154,7 @@ internal static class ServeCommand
         }
 
         Log.Info(log, $"settings: {settings}");
+        Log.Info(log, $"cluster: {pair.Credentials}");
         Log.Info(log, $"reference data: {reference}");
 
         using var stop = new CancellationTokenSource();
@@ -221,15 +262,14 @@ internal static class ServeCommand
         }
         (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
         IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
-        ReplicationFrame.NodeId = ReplicationFrame.NodeIdOf(pair.ReplicationListen!);
-        log($"node id {ReplicationFrame.NodeId:x8} (from the replication endpoint {pair.ReplicationListen})");
+        log($"node {pair.Credentials.Self.Name} on the replication endpoint {pair.ReplicationListen}");
         try
         {
             if (pair.Role == "primary" && pair.Peer is not null)
             {
                 // An old primary that comes back must not compete with the node that took over: if the
                 // peer answers as a primary of a higher epoch, step down and follow it.
-                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), journal.Head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), pair.Credentials, journal.Head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
                 if (peerEpoch > journal.Head.Epoch)
                 {
                     log($"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup");
@@ -238,7 +278,7 @@ internal static class ServeCommand
             }
             if (pair.Role == "primary")
             {
-                var hub = new MirrorHub(replication, journal, journal.Head, pair.OperatorLease, log);
+                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.OperatorLease, log);
                 AttachWitness(hub, pair, journal.Head.Epoch, log, heldUntilTicks: 0, stepDown);
                 hub.Start();
                 WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
@@ -261,7 +301,7 @@ internal static class ServeCommand
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
                 BackupClient? follower = null;
-                follower = new BackupClient(primary, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
+                follower = new BackupClient(primary, pair.Credentials, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
                     pair.Witness is null ? null : async cancel =>
                     {
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
@@ -310,7 +350,7 @@ internal static class ServeCommand
                 head = journal.Head;
             }
             ulong epoch = head.Epoch + 1;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.OperatorLease, log, epoch);
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.OperatorLease, log, epoch);
             AttachWitness(takeoverHub, pair, epoch, log, takeoverLeaseUntil, stepDown);
             takeoverHub.Start();
             WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
@@ -421,7 +461,7 @@ internal static class ServeCommand
                 {
                     continue;
                 }
-                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, pair.Credentials, head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
                 if (theirs > hub.Epoch && !hub.IsStopping)
                 {
                     log($"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})");
