@@ -1,9 +1,11 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
+using Engine.Security;
 
 namespace Engine.Replication;
 
@@ -32,12 +34,15 @@ public enum BackupOutcome
 
 /// <summary>
 /// The backup's end of the pair: connects to the primary's replication endpoint (retrying until it
-/// is there), sends where its chain ends, receives the catch-up and then the live blocks: verify
-/// each (never apply one that does not chain), journal it, apply it to its own order book, ack it.
+/// is there), authenticates as this node and requires the primary to be a node of the same cluster
+/// (<see cref="ReplicationLink"/>), sends where its chain ends, receives the catch-up and then the
+/// live blocks: verify each (never apply one that does not chain), journal it, apply it to its own
+/// order book, ack it. Anything the primary sends that is not a frame of this protocol resets the link.
 /// </summary>
 public sealed class BackupClient
 {
     private readonly IPEndPoint _primary;
+    private readonly ClusterCredentials _credentials;
     private readonly Journal _journal;
     private readonly Exchange _exchange;
     private readonly Action<string> _log;
@@ -52,6 +57,7 @@ public sealed class BackupClient
     private const int HelloAnswerMs = 5_000;
 
     /// <param name="primary">The primary's replication endpoint.</param>
+    /// <param name="credentials">This node's principal: what it authenticates as, and the roster the primary must be in.</param>
     /// <param name="journal">This node's journal, ending at <paramref name="head"/>.</param>
     /// <param name="exchange">This node's order book, replayed up to <paramref name="head"/>.</param>
     /// <param name="head">Where this node's chain ends.</param>
@@ -59,9 +65,10 @@ public sealed class BackupClient
     /// <param name="checksumEvery">Compare state checksums with the primary every this many blocks.</param>
     /// <param name="mayTakeOver">Asked once the primary is lost while we were in step (and again on every failed
     /// attempt to reach it): true to take over, false to keep trying the primary. Default: always (no witness).</param>
-    public BackupClient(IPEndPoint primary, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000,
+    public BackupClient(IPEndPoint primary, ClusterCredentials credentials, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000,
         Func<CancellationToken, Task<bool>>? mayTakeOver = null)
     {
+        _credentials = credentials;
         _mayTakeOver = mayTakeOver ?? (_ => Task.FromResult(true));
         _checksumEvery = checksumEvery;
         _primary = primary;
@@ -83,23 +90,23 @@ public sealed class BackupClient
     /// <summary>
     /// Asks the node at <paramref name="peer"/> whether it is a primary, and of which epoch: a node
     /// that starts as primary first checks that its peer has not taken over meanwhile (an old
-    /// primary that comes back must learn the higher epoch and step down). Null if nobody answers.
+    /// primary that comes back must learn the higher epoch and step down). Authenticated both ways
+    /// like any replication link: only a node of our cluster is believed. Null if nobody (or nobody
+    /// of ours) answers.
     /// </summary>
-    public static async Task<ulong?> ProbePrimaryEpochAsync(IPEndPoint peer, ChainHead ours, TimeSpan timeout)
+    public static async Task<ulong?> ProbePrimaryEpochAsync(IPEndPoint peer, ClusterCredentials self, ChainHead ours, TimeSpan timeout)
     {
-        using var socket = new Socket(peer.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var cancel = new CancellationTokenSource(timeout);
         try
         {
-            await socket.ConnectAsync(peer, cancel.Token).ConfigureAwait(false);
-            await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, ReplicationFrame.ProbeOnly, in ours), SocketFlags.None, cancel.Token).ConfigureAwait(false);
-            var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes];
-            var frame = await ReplicationFrame.ReadAsync(socket, buffer, cancel.Token).ConfigureAwait(false);
+            using ReplicationLink link = await ReplicationLink.ConnectAsync(peer, self, timeout, cancel.Token).ConfigureAwait(false);
+            await link.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, ReplicationFrame.ProbeOnly, in ours), cancel.Token).ConfigureAwait(false);
+            var frame = await link.ReadAsync(cancel.Token).ConfigureAwait(false);
             if (frame is not { Type: ReplicationType.HelloAck })
             {
                 return null;
             }
-            return ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), out _).Epoch;
+            return ReplicationFrame.ReadHello(frame.Value.Payload.Span, out _).Epoch;
         }
         catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException)
         {
@@ -113,6 +120,7 @@ public sealed class BackupClient
         // True from losing the primary while in step until we attach to a primary again: only then
         // does this node hold everything that was acknowledged, and only then may it take over.
         bool lostInStep = false;
+        string? lastRefusal = null;
         while (!stop.IsCancellationRequested)
         {
             if (_journal.Fault is { } failed)
@@ -127,17 +135,13 @@ public sealed class BackupClient
                 {
                     return BackupOutcome.PrimaryLost;
                 }
-                using var socket = new Socket(_primary.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                using (var connect = CancellationTokenSource.CreateLinkedTokenSource(stop))
-                {
-                    connect.CancelAfter(PairTimings.SilenceMs);
-                    await socket.ConnectAsync(_primary, connect.Token).ConfigureAwait(false);
-                }
+                using ReplicationLink link = await ReplicationLink.ConnectAsync(_primary, _credentials, TimeSpan.FromMilliseconds(PairTimings.SilenceMs), stop).ConfigureAwait(false);
+                lastRefusal = null;
                 bool attached;
                 BackupOutcome outcome;
                 try
                 {
-                    (attached, outcome) = await Follow(socket, stop).ConfigureAwait(false);
+                    (attached, outcome) = await Follow(link, stop).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -161,9 +165,19 @@ public sealed class BackupClient
             {
                 return BackupOutcome.Stopped;
             }
-            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            catch (LinkRefusedException e)
             {
-                // No primary there (yet), or no answer to the connect: try again shortly.
+                // Not a node of our cluster there, or it will not have us: said once, then retried
+                // quietly (the operator may be fixing the other side's files).
+                if (e.Message != lastRefusal)
+                {
+                    _log($"the replication endpoint at {_primary} did not authenticate: {e.Message}; retrying");
+                }
+                lastRefusal = e.Message;
+            }
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+            {
+                // No primary there (yet), no answer to the connect, or the connection failed: try again shortly.
             }
             try
             {
@@ -211,64 +225,72 @@ public sealed class BackupClient
     }
 
     /// <summary>Unpacks an LZ4 catch-up batch and applies its Block frames in order.</summary>
+    /// <exception cref="InvalidDataException">The batch does not unpack, or holds anything but whole, intact Block frames.</exception>
     private bool ApplyBatch(ReadOnlySpan<byte> payload, byte[] unpacked, ChainVerifier verifier, ref NullSink sink)
     {
-        int rawLength = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(payload);
-        if (rawLength > unpacked.Length || K4os.Compression.LZ4.LZ4Codec.Decode(payload[4..], unpacked.AsSpan(0, rawLength)) != rawLength)
+        if (payload.Length < 4)
+        {
+            throw new InvalidDataException($"a catch-up batch of {payload.Length} bytes");
+        }
+        uint rawLength = BinaryPrimitives.ReadUInt32LittleEndian(payload);
+        if (rawLength > (uint)unpacked.Length || K4os.Compression.LZ4.LZ4Codec.Decode(payload[4..], unpacked.AsSpan(0, (int)rawLength)) != rawLength)
         {
             throw new InvalidDataException("a catch-up batch that does not unpack");
         }
-        ReadOnlySpan<byte> frames = unpacked.AsSpan(0, rawLength);
+        ReadOnlySpan<byte> frames = unpacked.AsSpan(0, (int)rawLength);
         while (!frames.IsEmpty)
         {
-            int length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frames);
-            if (length < ReplicationFrame.HeaderBytes || length > frames.Length || (ReplicationType)frames[4] != ReplicationType.Block
-                || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frames[8..]) != Crc32C.Compute(frames[ReplicationFrame.HeaderBytes..length]))
+            uint length = frames.Length < ReplicationFrame.HeaderBytes ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(frames);
+            if (length < ReplicationFrame.HeaderBytes || length > (uint)frames.Length || (ReplicationType)frames[4] != ReplicationType.Block
+                || BinaryPrimitives.ReadUInt32LittleEndian(frames[8..]) != Crc32C.Compute(frames[ReplicationFrame.HeaderBytes..(int)length]))
             {
                 throw new InvalidDataException("a malformed frame inside a catch-up batch");
             }
-            if (!Apply(frames[ReplicationFrame.HeaderBytes..length], verifier, ref sink))
+            if (!Apply(frames[ReplicationFrame.HeaderBytes..(int)length], verifier, ref sink))
             {
                 return false;
             }
-            frames = frames[length..];
+            frames = frames[(int)length..];
         }
         return true;
     }
 
-    private async Task<(bool Attached, BackupOutcome Outcome)> Follow(Socket primary, CancellationToken stop)
+    /// <summary>Hello, catch-up, live: until the link ends, or our chain turns out to have diverged.</summary>
+    private async Task<(bool Attached, BackupOutcome Outcome)> Follow(ReplicationLink primary, CancellationToken stop)
     {
-        var buffer = new byte[ReplicationFrame.MaxBytes];
         ChainHead head = Head;
-        await primary.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, 0, in head), SocketFlags.None, stop).ConfigureAwait(false);
         bool inStep = false;
         bool attached = false;
         try
         {
-            (ReplicationType Type, int PayloadLength)? hello;
+            await primary.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, 0, in head), stop).ConfigureAwait(false);
+            (ReplicationType Type, ReadOnlyMemory<byte> Payload)? hello;
             using (var answer = CancellationTokenSource.CreateLinkedTokenSource(stop))
             {
                 // A primary that accepts but never answers (stopped, or behind a black hole) is no
                 // primary. Generous: before it answers, the primary looks for our head in its journal
                 // (a scan from genesis, which takes a while on a long journal).
                 answer.CancelAfter(HelloAnswerMs);
-                hello = await ReplicationFrame.ReadAsync(primary, buffer, answer.Token).ConfigureAwait(false);
+                hello = await primary.ReadAsync(answer.Token).ConfigureAwait(false);
             }
-            if (hello is not { Type: ReplicationType.HelloAck })
+            if (hello is null)
             {
                 return (false, BackupOutcome.Stopped);
             }
-            ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out byte status);
+            if (hello.Value.Type != ReplicationType.HelloAck)
+            {
+                throw new InvalidDataException($"a {hello.Value.Type} frame where the primary's hello belongs");
+            }
+            ReplicationFrame.ReadHello(hello.Value.Payload.Span, out byte status);
             if (status != 0)
             {
-                _log($"our chain (ending at {Head}) is not on the primary's: its suffix was never acknowledged");
+                _log($"our chain (ending at {Head}) is not on the primary's ({primary.Peer.Name}): its suffix was never acknowledged");
                 return (false, BackupOutcome.Diverged);
             }
             attached = true;
-            _log($"catching up from the primary at {_primary} after block {Head.BlockNo}");
+            _log($"catching up from the primary {primary.Peer.Name} at {_primary} after block {Head.BlockNo}");
             var verifier = new ChainVerifier(Head);
             var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
-            var ackPayload = new byte[ReplicationFrame.AckBytes];
             var heartbeat = new byte[ReplicationFrame.HeaderBytes];
             ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
             var sink = new NullSink();
@@ -279,10 +301,10 @@ public sealed class BackupClient
                 // stalled: a SIGSTOP, a long pause); either way this node takes over.
                 using var silence = CancellationTokenSource.CreateLinkedTokenSource(stop);
                 silence.CancelAfter(PairTimings.SilenceMs);
-                (ReplicationType Type, int PayloadLength)? frame;
+                (ReplicationType Type, ReadOnlyMemory<byte> Payload)? frame;
                 try
                 {
-                    frame = await ReplicationFrame.ReadAsync(primary, buffer, silence.Token).ConfigureAwait(false);
+                    frame = await primary.ReadAsync(silence.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
@@ -293,66 +315,57 @@ public sealed class BackupClient
                 {
                     return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
                 }
-                if (frame.Value.Type == ReplicationType.CaughtUp)
+                (ReplicationType type, ReadOnlyMemory<byte> payload) = frame.Value;
+                switch (type)
                 {
-                    inStep = true;
-                    _inStep = true;
-                    _log($"in step with the primary at {_primary}: caught up to block {Head.BlockNo}, following live");
-                    continue;
-                }
-                if (frame.Value.Type == ReplicationType.Heartbeat)
-                {
-                    await primary.SendAsync(heartbeat, SocketFlags.None, stop).ConfigureAwait(false);
-                    continue;
-                }
-                if (frame.Value.Type == ReplicationType.StateChecksum)
-                {
-                    ReadOnlySpan<byte> payload = buffer.AsSpan(ReplicationFrame.HeaderBytes, ReplicationFrame.AckBytes);
-                    ulong blockNo = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(payload);
-                    Hash32 theirs = Hash32.From(payload[8..]);
-                    if (_checksums.Remove(blockNo, out Hash32 ours))
-                    {
-                        if (ours != theirs)
+                    case ReplicationType.CaughtUp when payload.IsEmpty && !inStep:
+                        inStep = true;
+                        _inStep = true;
+                        _log($"in step with the primary {primary.Peer.Name} at {_primary}: caught up to block {Head.BlockNo}, following live");
+                        continue;
+                    case ReplicationType.Heartbeat when payload.IsEmpty:
+                        await primary.SendAsync(heartbeat, stop).ConfigureAwait(false);
+                        continue;
+                    case ReplicationType.StateChecksum:
+                        ulong blockNo = ReplicationFrame.ReadAck(payload.Span, out Hash32 theirs);
+                        if (_checksums.Remove(blockNo, out Hash32 ours))
                         {
-                            _log($"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
-                            return (false, BackupOutcome.StateMismatch);
+                            if (ours != theirs)
+                            {
+                                _log($"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
+                                return (false, BackupOutcome.StateMismatch);
+                            }
+                            _log($"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
                         }
-                        _log($"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
-                    }
-                    continue;
+                        continue;
+                    case ReplicationType.Block:
+                        if (!Apply(payload.Span, verifier, ref sink))
+                        {
+                            return (attached, BackupOutcome.Stopped);
+                        }
+                        break;
+                    case ReplicationType.CatchUpBatch when !inStep:
+                        if (!ApplyBatch(payload.Span, unpacked, verifier, ref sink))
+                        {
+                            return (attached, BackupOutcome.Stopped);
+                        }
+                        break;
+                    default:
+                        throw new InvalidDataException($"an unexpected {(Enum.IsDefined(type) ? type.ToString() : $"type-{(byte)type}")} frame of {payload.Length} bytes");
                 }
-                if (frame.Value.Type == ReplicationType.Block)
-                {
-                    if (!Apply(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), verifier, ref sink))
-                    {
-                        return (attached, BackupOutcome.Stopped);
-                    }
-                }
-                else if (frame.Value.Type == ReplicationType.CatchUpBatch)
-                {
-                    if (!ApplyBatch(buffer.AsSpan(ReplicationFrame.HeaderBytes, frame.Value.PayloadLength), unpacked, verifier, ref sink))
-                    {
-                        return (attached, BackupOutcome.Stopped);
-                    }
-                }
-                else
-                {
-                    continue;
-                }
-                // Acks are cumulative: one for the last block of what was just applied.
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(ackPayload, Head.BlockNo);
+                // Acks are cumulative: one for the last block of what was just applied, with its hash
+                // (the primary checks that it sent that block on this link).
                 Hash32 headHash = Head.Hash;
-                ((ReadOnlySpan<byte>)headHash).CopyTo(ackPayload.AsSpan(8));
-                ReplicationFrame.Write(ack, ReplicationType.Ack, ackPayload);
-                await primary.SendAsync(ack, SocketFlags.None, stop).ConfigureAwait(false);
+                ReplicationFrame.WriteAck(ack, ReplicationType.Ack, Head.BlockNo, in headHash);
+                await primary.SendAsync(ack, stop).ConfigureAwait(false);
             }
             return (attached, BackupOutcome.Stopped);
         }
         catch (InvalidDataException e)
         {
-            // Corrupt bytes on the link (a bad length or CRC): nothing of the frame was applied. The
-            // primary is not gone, so this is no takeover: reset the link and attach again, and the
-            // catch-up resumes from our head.
+            // Corrupt or unexpected bytes on the link (a record that fails authentication, a bad
+            // frame): nothing of it was applied. The primary is not gone, so this is no takeover:
+            // reset the link and attach again, and the catch-up resumes from our head.
             _log($"INCIDENT: corrupt data on the replication link ({e.Message}); nothing applied; resetting the link");
             return (attached, BackupOutcome.Stopped);
         }
@@ -362,7 +375,7 @@ public sealed class BackupClient
             _log($"this node's journal failed ({e.Message}): closing the link; no backup any more, and never a takeover");
             return (attached, BackupOutcome.JournalFailed);
         }
-        catch (Exception e) when (e is SocketException or IOException)
+        catch (IOException e)
         {
             _log($"the replication link failed: {e.Message}");
             return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);

@@ -6,6 +6,7 @@ using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Protocol;
+using Engine.Security;
 
 namespace Engine.Replication;
 
@@ -22,6 +23,14 @@ namespace Engine.Replication;
 /// <para>The ack gate: with a backup in step, <see cref="WaitAcked"/> waits for its ack. Without
 /// one, a hub with the solo lease lets everything through (a catch-up never stalls live traffic);
 /// without the lease it waits: nothing is acknowledged that only one process holds.</para>
+/// <para>Trust: every connection is a <see cref="SecureChannel"/> handshake first (up to
+/// <see cref="MaxHandshakes"/> at once, each within <see cref="SecureChannel.DefaultHandshakeTimeout"/>,
+/// beside the accept loop, which never waits for one), and only a principal of a role in
+/// <see cref="BackupRoles"/> gets further: to the serialized attach, where the hub scans its journal
+/// for the joiner's head. Nothing a connection sends ends the accept loop: every failure is that
+/// connection's, logged (rate-limited per source) and closed. An acknowledgement counts only if it
+/// names a block sent on that same link, with that block's hash (<see cref="SentBlocks"/>); ack state
+/// is the link's, so a new link starts with none, and anything else resets the link.</para>
 /// </remarks>
 public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
 {
@@ -31,11 +40,37 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <summary>Uncompressed bytes of Block frames per LZ4 batch of the catch-up (well under a frame's 1 MiB once compressed).</summary>
     public const int CatchUpBatchBytes = 256 << 10;
 
+    /// <summary>Handshakes under way at once, at most; a connection past it is closed at once (strangers cannot queue up the real backup).</summary>
+    public const int MaxHandshakes = 8;
+
+    /// <summary>
+    /// A send to the backup that makes no progress for this long closes the link: a peer that
+    /// authenticated and then never reads must not hold the one backup slot, nor make the sealer wait
+    /// on a full queue, for ever. Longer than the silence rule (an honest backup that stops reading
+    /// for that long has stopped acking and answering heartbeats too, and was dropped already).
+    /// </summary>
+    public const int MaxSendBlockedMs = 4 * PairTimings.SilenceMs;
+
+    /// <summary>Blocks sent on one link and not yet acknowledged, at most; past it the link is reset (its backup has stopped acknowledging).</summary>
+    public const int MaxUnackedBlocks = 1 << 18;
+
+    /// <summary>
+    /// The roles that may attach as a backup: nodes. An observer (a later issue: a read-only follower,
+    /// never counted for acknowledgements) is refused at the handshake for now; when it comes, it is
+    /// accepted here and served by its own kind of link in <see cref="AttachAsync"/>, never a
+    /// <see cref="BackupLink"/>.
+    /// </summary>
+    public static readonly IReadOnlyCollection<PrincipalRole> BackupRoles = [PrincipalRole.Node];
+
     private readonly Socket _listener;
     private readonly Journal _journal;
+    private readonly ClusterCredentials _credentials;
     private readonly Action<string> _log;
+    private readonly RefusalLog _refusals;
     private readonly object _gate = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _attach = new(1, 1);
+    private int _handshakes;
     private BackupLink? _link;
     private ulong _lastSealedBlockNo;
     private ulong _ackedBlockNo;
@@ -47,11 +82,20 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private volatile bool _halted;
     private bool _inStepAtHalt;
 
-    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ISoloLease lease, Action<string> log, ulong? epoch = null)
+    /// <param name="listen">The replication endpoint.</param>
+    /// <param name="journal">This node's journal.</param>
+    /// <param name="head">Where the journal ends.</param>
+    /// <param name="credentials">This node's principal: it proves it to every joiner and checks theirs.</param>
+    /// <param name="lease">The solo lease.</param>
+    /// <param name="log">Where the link's events are told.</param>
+    /// <param name="epoch">The epoch this primary seals in (default: the head's).</param>
+    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ClusterCredentials credentials, ISoloLease lease, Action<string> log, ulong? epoch = null)
     {
         Epoch = epoch ?? head.Epoch;
         _journal = journal;
+        _credentials = credentials;
         _log = log;
+        _refusals = new RefusalLog(log, "replication endpoint");
         Lease = lease;
         _lastSealedBlockNo = head.BlockNo;
         _ackedBlockNo = head.BlockNo;
@@ -122,12 +166,15 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
 
     public void Start() => _acceptLoop = Task.Run(AcceptLoop, CancellationToken.None);
 
+    /// <summary>Connections refused or closed for what they sent, so far (strangers, protocol violations).</summary>
+    public long Refusals => _refusals.Count;
+
     public void Send(ReadOnlySpan<byte> block, ulong blockNo)
     {
         lock (_gate)
         {
             _lastSealedBlockNo = blockNo;
-            _link?.Enqueue(ReplicationType.Block, block);
+            _link?.EnqueueBlock(block, blockNo);
         }
     }
 
@@ -184,11 +231,15 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
     }
 
-    internal void Acked(ulong blockNo)
+    /// <summary>
+    /// <paramref name="link"/> verified an ack for <paramref name="blockNo"/> (a block it carried, with
+    /// its hash). Only the current link moves the gate; the position only rises.
+    /// </summary>
+    internal void Acked(BackupLink link, ulong blockNo)
     {
         lock (_gate)
         {
-            if (blockNo > _ackedBlockNo)
+            if (_link == link && blockNo > _ackedBlockNo)
             {
                 _ackedBlockNo = blockNo;
             }
@@ -215,47 +266,129 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     }
 
     /// <summary>
-    /// One connection at a time: the handshake, and for a backup the whole catch-up. Whatever goes
-    /// wrong with one connection is logged and the loop goes on (it must never end but at the stop).
+    /// Accepts connections and hands each to its own handshake (at most <see cref="MaxHandshakes"/> at
+    /// once), so a stranger never holds the loop; authenticated peers then attach one at a time.
     /// </summary>
-    private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, async socket =>
+    private Task AcceptLoop() => Listener.AcceptAllAsync(_listener, socket =>
+    {
+        if (Interlocked.Increment(ref _handshakes) > MaxHandshakes)
+        {
+            Interlocked.Decrement(ref _handshakes);
+            _refusals.Refused(RemoteOf(socket), $"busy: {MaxHandshakes} handshakes under way");
+            socket.Dispose();
+            return Task.CompletedTask;
+        }
+        _ = Task.Run(() => ServeAsync(socket), CancellationToken.None);
+        return Task.CompletedTask;
+    }, _stop.Token);
+
+    /// <summary>One connection: the handshake, then (authenticated) the attach, one at a time. Whatever goes wrong stays with this connection.</summary>
+    private async Task ServeAsync(Socket socket)
+    {
+        EndPoint? remote = RemoteOf(socket);
+        ReplicationLink? link = null;
+        bool attached = false;
+        try
+        {
+            AcceptOutcome outcome;
+            try
+            {
+                outcome = await SecureChannel.AcceptAsync(socket, _credentials, LinkPurpose.Replication, BackupRoles, cancel: _stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _handshakes);
+            }
+            if (!outcome.Accepted)
+            {
+                _refusals.Refused(remote, outcome.Refusal!.Detail);
+                return;
+            }
+            // The backup sends acks and heartbeats, in records of one frame each: small buffers suffice,
+            // and a bigger record from it is a violation that closes the link.
+            link = new ReplicationLink(outcome.Channel!, ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes, 4096);
+            await _attach.WaitAsync(_stop.Token).ConfigureAwait(false);
+            try
+            {
+                attached = await AttachAsync(link, remote).ConfigureAwait(false); // then the backup link owns it
+            }
+            finally
+            {
+                _attach.Release();
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+#pragma warning disable CA1031 // One connection's failure, whatever it is, must never stop the endpoint or reach another connection.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            _refusals.Refused(remote, $"closed{(link is null ? "" : $" {link.Peer.Name}")}: {e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            if (!attached)
+            {
+                link?.Dispose();
+                socket.Dispose();
+            }
+        }
+    }
+
+    private static EndPoint? RemoteOf(Socket socket)
     {
         try
         {
-            await AttachAsync(socket).ConfigureAwait(false);
+            return socket.RemoteEndPoint;
         }
-        catch (Exception e) when (e is SocketException or IOException or InvalidDataException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            _log($"a backup's attach failed: {e.Message}");
-            socket.Dispose();
+            return null;
         }
-    }, _stop.Token);
+    }
 
-    /// <summary>Handshake, catch-up from the journal, then live.</summary>
-    private async Task AttachAsync(Socket socket)
+    /// <summary>Hello (or a probe), catch-up from the journal, then live. True if a backup link now owns <paramref name="link"/>.</summary>
+    private async Task<bool> AttachAsync(ReplicationLink link, EndPoint? remote)
     {
-        var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes];
-        (ReplicationType Type, int PayloadLength)? hello;
+        (ReplicationType Type, ReadOnlyMemory<byte> Payload)? hello;
         using (var answer = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
         {
-            // A node sends its Hello as soon as it connects; one that does not must not hold up the
-            // accept loop (connections are served one at a time).
+            // A node sends its Hello as soon as it is authenticated; one that does not must not hold up
+            // the attach of others (they are served one at a time).
             answer.CancelAfter(4 * PairTimings.SilenceMs);
-            hello = await ReplicationFrame.ReadAsync(socket, buffer, answer.Token).ConfigureAwait(false);
+            try
+            {
+                hello = await link.ReadAsync(answer.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+            {
+                _refusals.Refused(remote, $"closed {link.Peer.Name}: no hello within {4 * PairTimings.SilenceMs} ms");
+                return false;
+            }
         }
-        if (hello is not { Type: ReplicationType.Hello })
+        if (hello is null)
         {
-            socket.Dispose();
-            return;
+            return false;
         }
-        ChainHead theirs = ReplicationFrame.ReadHello(buffer.AsSpan(ReplicationFrame.HeaderBytes, hello.Value.PayloadLength), out byte intent, out uint nodeId);
+        if (hello.Value.Type != ReplicationType.Hello)
+        {
+            _refusals.Refused(remote, $"closed {link.Peer.Name}: a {Describe(hello.Value.Type)} frame where a hello belongs");
+            return false;
+        }
+        ChainHead theirs = ReplicationFrame.ReadHello(hello.Value.Payload.Span, out byte intent); // a wrong length throws: closed, logged
         if (intent == ReplicationFrame.ProbeOnly)
         {
             // Someone asking who is primary (an old primary coming back): answer with our epoch, attach nothing.
             ChainHead answer = new(Epoch, _lastSealedBlockNo, 0, default);
-            await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, 0, in answer), SocketFlags.None, _stop.Token).ConfigureAwait(false);
-            socket.Dispose();
-            return;
+            await link.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, 0, in answer), _stop.Token).ConfigureAwait(false);
+            return false;
+        }
+        if (intent != 0)
+        {
+            _refusals.Refused(remote, $"closed {link.Peer.Name}: a hello with status {intent}");
+            return false;
         }
 
         // Where does the backup's chain end on ours? Only a backup whose head is one of our blocks
@@ -273,33 +406,53 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             return true;
         });
         ChainHead ours = new(Epoch, _lastSealedBlockNo, 0, default);
-        await socket.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+        await link.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours), _stop.Token).ConfigureAwait(false);
         if (!onOurChain)
         {
-            _log($"a backup whose chain ends at {theirs} is not on ours: it must discard its journal and catch up from genesis");
-            socket.Dispose();
-            return;
+            _log($"backup {link.Peer.Name}: its chain ends at {theirs}, which is not on ours: it must discard its journal and catch up from genesis");
+            return false;
         }
 
-        var link = new BackupLink(this, socket, _log);
         ulong catchUpTo;
+        BackupLink backup;
         lock (_gate)
         {
             if (_halted)
             {
                 link.Dispose(); // halted meanwhile: no backup any more
-                return;
+                return false;
             }
-            _link?.Close("replaced by a new backup");
-            _link = link;
             catchUpTo = _lastSealedBlockNo; // later blocks queue on the link until the catch-up is sent
+            backup = new BackupLink(this, link, _log, catchUpTo);
+            _link?.Close($"replaced by a new backup ({link.Peer.Name})");
+            _link = backup;
         }
+        try
+        {
+            CatchUp(backup, theirs.BlockNo, catchUpTo, out long sent, out long rawBytes, out long wireBytes);
+            backup.GoLive();
+            Lease.Nudge(); // a backup in step: a solo lease goes back to the witness now, not at the next renewal
+            _log($"backup {link.Peer.Name} at {remote} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
+        }
+        catch (IOException e)
+        {
+            // The link was closed (replaced, silent, stopping) or failed: the catch-up stops where it is.
+            backup.Close($"the catch-up stopped: {e.Message}");
+        }
+        return true;
+    }
+
+    /// <summary>Sends the journal's blocks after <paramref name="theirs"/> up to <paramref name="catchUpTo"/> as LZ4 batches, then CaughtUp (blocking: the attach task runs it).</summary>
+    private void CatchUp(BackupLink link, ulong theirs, ulong catchUpTo, out long sent, out long rawBytes, out long wireBytes)
+    {
         _journal.Flush();
-        long sent = 0;
-        long rawBytes = 0;
-        long wireBytes = 0;
+        long blocks = 0;
+        long raw = 0;
+        long wire = 0;
         var batch = new byte[CatchUpBatchBytes];
         int batched = 0;
+        ulong batchLastNo = 0;
+        Hash32 batchLastHash = default;
         var compressed = new byte[ReplicationFrame.HeaderBytes + 4 + K4os.Compression.LZ4.LZ4Codec.MaximumOutputSize(CatchUpBatchBytes)];
         var heartbeat = new byte[ReplicationFrame.HeaderBytes];
         ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
@@ -310,14 +463,16 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             {
                 return;
             }
-            // The catch-up goes compressed: whole Block frames, LZ4 in one go per batch.
+            // The catch-up goes compressed: whole Block frames, LZ4 in one go per batch. The backup
+            // acks its head after each batch: the batch's last block, noted before it goes.
             Span<byte> payload = compressed.AsSpan(ReplicationFrame.HeaderBytes);
             BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)batched);
             int packed = K4os.Compression.LZ4.LZ4Codec.Encode(batch.AsSpan(0, batched), payload[4..], K4os.Compression.LZ4.LZ4Level.L00_FAST);
             int length = ReplicationFrame.Write(compressed, ReplicationType.CatchUpBatch, compressed.AsSpan(ReplicationFrame.HeaderBytes, 4 + packed).ToArray());
+            link.ExpectCatchUpAck(batchLastNo, in batchLastHash);
             link.SendNow(compressed.AsSpan(0, length));
-            rawBytes += batched;
-            wireBytes += length;
+            raw += batched;
+            wire += length;
             batched = 0;
             lastSent = Environment.TickCount64;
         }
@@ -328,14 +483,16 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             {
                 return false;
             }
-            if (header.BlockNo > theirs.BlockNo)
+            if (header.BlockNo > theirs)
             {
                 if (batched + ReplicationFrame.HeaderBytes + entry.Length > batch.Length)
                 {
                     FlushBatch();
                 }
                 batched += ReplicationFrame.Write(batch.AsSpan(batched), ReplicationType.Block, entry);
-                sent++;
+                batchLastNo = header.BlockNo;
+                batchLastHash = BlockFormat.StoredHash(entry, in header);
+                blocks++;
             }
             else if (Environment.TickCount64 - lastSent >= PairTimings.HeartbeatMs)
             {
@@ -349,10 +506,12 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         var caughtUp = new byte[ReplicationFrame.HeaderBytes];
         ReplicationFrame.Write(caughtUp, ReplicationType.CaughtUp, []);
         link.SendNow(caughtUp);
-        link.GoLive();
-        Lease.Nudge(); // a backup in step: a solo lease goes back to the witness now, not at the next renewal
-        _log($"backup node {nodeId:x8} at {socket.RemoteEndPoint} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
+        sent = blocks;
+        rawBytes = raw;
+        wireBytes = wire;
     }
+
+    private static string Describe(ReplicationType type) => Enum.IsDefined(type) ? type.ToString() : $"type-{(byte)type}";
 
     public async ValueTask DisposeAsync()
     {
@@ -374,14 +533,20 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
     }
 
-    /// <summary>One attached backup: a queue of frames (held back during catch-up), a writer, an ack reader, heartbeats.</summary>
+    /// <summary>
+    /// One attached backup: a queue of frames (held back during catch-up), a writer, an ack reader,
+    /// heartbeats and the send watchdog, and the blocks it was sent and has not acknowledged.
+    /// </summary>
     internal sealed class BackupLink : IDisposable
     {
         private readonly MirrorHub _hub;
-        private readonly Socket _socket;
+        private readonly ReplicationLink _link;
         private readonly Action<string> _log;
         private readonly object _sendLock = new();
         private readonly SemaphoreSlim _sendWanted = new(0, int.MaxValue);
+        private readonly ulong _catchUpTo;
+        private readonly SentBlocks _catchUpSent = new();
+        private readonly SentBlocks _liveSent = new();
         private byte[] _pending = new byte[MaxPendingBytes];
         private byte[] _sending = new byte[MaxPendingBytes];
         private int _pendingLength;
@@ -390,38 +555,63 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         private long _lastSentTicks = Environment.TickCount64;
         private long _lastHeardTicks = Environment.TickCount64;
 
-        public BackupLink(MirrorHub hub, Socket socket, Action<string> log)
+        /// <summary>When the send under way started (0: none): a send that makes no progress for <see cref="MaxSendBlockedMs"/> closes the link.</summary>
+        private long _sendingSinceTicks;
+
+        /// <param name="hub">The hub whose backup this is.</param>
+        /// <param name="link">The authenticated link; this owns it from now on.</param>
+        /// <param name="log">Where the link's events are told.</param>
+        /// <param name="catchUpTo">The last block the catch-up sends; acks up to it are checked against the catch-up's batches, later ones against the live blocks.</param>
+        public BackupLink(MirrorHub hub, ReplicationLink link, Action<string> log, ulong catchUpTo)
         {
             _hub = hub;
-            _socket = socket;
+            _link = link;
             _log = log;
+            _catchUpTo = catchUpTo;
             _ = Task.Run(ReadAcks, CancellationToken.None);
             _ = Task.Run(Heartbeats, CancellationToken.None);
         }
 
         public bool InStep => _live && !_closed;
 
-        /// <summary>Catch-up: a frame straight to the socket (blocking; the attach task runs it).</summary>
-        /// <summary>Sends at once (the catch-up); throws once the link is closed, so a catch-up for a link that is gone stops.</summary>
+        /// <summary>The catch-up will send a batch ending at <paramref name="blockNo"/>: the backup acks it after applying it.</summary>
+        public void ExpectCatchUpAck(ulong blockNo, in Hash32 hash)
+        {
+            if (!_catchUpSent.TryAdd(blockNo, in hash))
+            {
+                Close($"the backup has not acknowledged {MaxUnackedBlocks:N0} batches");
+            }
+        }
+
+        /// <summary>Sends at once (the catch-up, blocking; the attach task runs it); throws once the link is closed, so a catch-up for a link that is gone stops.</summary>
         public void SendNow(ReadOnlySpan<byte> frame)
         {
-            int sent = 0;
-            try
-            {
-                while (sent < frame.Length)
-                {
-                    if (_closed)
-                    {
-                        throw new IOException("the backup link was closed");
-                    }
-                    sent += _socket.Send(frame[sent..]);
-                }
-            }
-            catch (ObjectDisposedException)
+            if (_closed)
             {
                 throw new IOException("the backup link was closed");
             }
+            Volatile.Write(ref _sendingSinceTicks, Environment.TickCount64);
+            try
+            {
+                _link.Send(frame);
+            }
+            finally
+            {
+                Volatile.Write(ref _sendingSinceTicks, 0);
+            }
             Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
+        }
+
+        /// <summary>Queues a live block (the sealer, under the hub's lock) and notes it as sent and not acknowledged.</summary>
+        public void EnqueueBlock(ReadOnlySpan<byte> block, ulong blockNo)
+        {
+            BlockFormat.TryReadHeader(block, out BlockHeader header);
+            if (!_liveSent.TryAdd(blockNo, BlockFormat.StoredHash(block, in header)))
+            {
+                Close($"the backup has not acknowledged {MaxUnackedBlocks:N0} blocks");
+                return;
+            }
+            Enqueue(ReplicationType.Block, block);
         }
 
         public void Enqueue(ReplicationType type, ReadOnlySpan<byte> payload)
@@ -456,6 +646,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
 
         private void Signal() => _sendWanted.Release();
 
+        /// <summary>Sends the whole pending buffer at a time: one record (one AEAD operation) per batch of frames, up to 1 MiB.</summary>
         private async Task WriteLoop()
         {
             try
@@ -475,47 +666,71 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
                         _pendingLength = 0;
                         Monitor.PulseAll(_sendLock);
                     }
-                    int sent = 0;
-                    while (sent < length)
+                    if (length == 0)
                     {
-                        sent += await _socket.SendAsync(_sending.AsMemory(sent, length - sent), SocketFlags.None).ConfigureAwait(false);
+                        continue;
                     }
-                    if (length > 0)
-                    {
-                        Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
-                    }
+                    Volatile.Write(ref _sendingSinceTicks, Environment.TickCount64);
+                    await _link.SendAsync(_sending.AsMemory(0, length), CancellationToken.None).ConfigureAwait(false);
+                    Volatile.Write(ref _sendingSinceTicks, 0);
+                    Volatile.Write(ref _lastSentTicks, Environment.TickCount64);
                 }
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
                 Close($"send failed: {e.Message}");
             }
         }
 
+        /// <summary>Reads what the backup sends: verified acks and heartbeats. Anything else closes the link.</summary>
         private async Task ReadAcks()
         {
-            var buffer = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
             try
             {
                 while (!_closed)
                 {
-                    var frame = await ReplicationFrame.ReadAsync(_socket, buffer, CancellationToken.None).ConfigureAwait(false);
+                    var frame = await _link.ReadAsync(CancellationToken.None).ConfigureAwait(false);
                     if (frame is null)
                     {
                         Close("the backup closed the link");
                         return;
                     }
                     Volatile.Write(ref _lastHeardTicks, Environment.TickCount64);
-                    if (frame.Value.Type == ReplicationType.Ack)
+                    (ReplicationType type, ReadOnlyMemory<byte> payload) = frame.Value;
+                    if (type == ReplicationType.Ack)
                     {
-                        _hub.Acked(BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(ReplicationFrame.HeaderBytes)));
+                        ulong blockNo = ReplicationFrame.ReadAck(payload.Span, out Hash32 hash);
+                        string? wrong = Verify(blockNo, in hash);
+                        if (wrong is not null)
+                        {
+                            _log($"INCIDENT: backup {_link.Peer.Name} acknowledged {wrong}: resetting the link");
+                            Close($"a false acknowledgement ({wrong})");
+                            return;
+                        }
+                        _hub.Acked(this, blockNo);
+                    }
+                    else if (type != ReplicationType.Heartbeat || payload.Length != 0)
+                    {
+                        Close($"the backup sent a {Describe(type)} frame of {payload.Length} bytes, which a backup never sends");
+                        return;
                     }
                 }
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidDataException)
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidDataException)
             {
                 Close($"receive failed: {e.Message}");
             }
+        }
+
+        /// <summary>Null if the ack names a block sent on this link with its hash (and every block before it counts as acknowledged); else what is wrong with it.</summary>
+        private string? Verify(ulong blockNo, in Hash32 hash)
+        {
+            if (blockNo <= _catchUpTo)
+            {
+                return _catchUpSent.Acknowledge(blockNo, in hash);
+            }
+            _catchUpSent.Clear(); // cumulative: a live block's ack covers the whole catch-up
+            return _liveSent.Acknowledge(blockNo, in hash);
         }
 
         private async Task Heartbeats()
@@ -527,6 +742,12 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
                 if (now - Volatile.Read(ref _lastHeardTicks) > PairTimings.SilenceMs)
                 {
                     Close($"the backup has been silent for {PairTimings.SilenceMs} ms");
+                    return;
+                }
+                long sendingSince = Volatile.Read(ref _sendingSinceTicks);
+                if (sendingSince != 0 && now - sendingSince > MaxSendBlockedMs)
+                {
+                    Close($"the backup has taken nothing for {MaxSendBlockedMs} ms (it does not read)");
                     return;
                 }
                 if (_live && now - Volatile.Read(ref _lastSentTicks) >= PairTimings.HeartbeatMs)
@@ -549,9 +770,95 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             {
                 Monitor.PulseAll(_sendLock);
             }
-            _socket.Dispose();
+            _link.Dispose();
             _sendWanted.Release();
             _hub.Detach(this, why);
+        }
+    }
+
+    /// <summary>
+    /// The blocks sent on one link and not yet acknowledged, oldest first: number and hash, in a ring
+    /// that grows (doubling, allocating only then) up to <see cref="MaxUnackedBlocks"/>. An ack must
+    /// name one of them with its hash; it then acknowledges it and every older one (acks are
+    /// cumulative). Thread-safe (the sealer or the catch-up adds, the ack reader removes).
+    /// </summary>
+    internal sealed class SentBlocks
+    {
+        private readonly object _lock = new();
+        private ulong[] _numbers = new ulong[1024];
+        private Hash32[] _hashes = new Hash32[1024];
+        private int _first;
+        private int _count;
+
+        /// <summary>Notes a block as sent; false when <see cref="MaxUnackedBlocks"/> are waiting already.</summary>
+        public bool TryAdd(ulong blockNo, in Hash32 hash)
+        {
+            lock (_lock)
+            {
+                if (_count == _numbers.Length)
+                {
+                    if (_count == MaxUnackedBlocks)
+                    {
+                        return false;
+                    }
+                    Grow();
+                }
+                int at = (_first + _count) % _numbers.Length;
+                _numbers[at] = blockNo;
+                _hashes[at] = hash;
+                _count++;
+                return true;
+            }
+        }
+
+        /// <summary>Null if (<paramref name="blockNo"/>, <paramref name="hash"/>) is a block waiting here (it and all older are then removed); else why not.</summary>
+        public string? Acknowledge(ulong blockNo, in Hash32 hash)
+        {
+            lock (_lock)
+            {
+                while (_count > 0 && _numbers[_first] < blockNo)
+                {
+                    Pop();
+                }
+                if (_count == 0 || _numbers[_first] != blockNo)
+                {
+                    return $"block {blockNo}, which this link did not send or which was acknowledged already";
+                }
+                if (_hashes[_first] != hash)
+                {
+                    return $"block {blockNo} with hash {hash.ToShortString()}, but that block's hash is {_hashes[_first].ToShortString()}";
+                }
+                Pop();
+                return null;
+            }
+        }
+
+        public void Clear()
+        {
+            lock (_lock)
+            {
+                _first = 0;
+                _count = 0;
+            }
+        }
+
+        private void Pop()
+        {
+            _first = (_first + 1) % _numbers.Length;
+            _count--;
+        }
+
+        private void Grow()
+        {
+            int size = Math.Min(2 * _numbers.Length, MaxUnackedBlocks);
+            var numbers = new ulong[size];
+            var hashes = new Hash32[size];
+            for (int i = 0; i < _count; i++)
+            {
+                numbers[i] = _numbers[(_first + i) % _numbers.Length];
+                hashes[i] = _hashes[(_first + i) % _numbers.Length];
+            }
+            (_numbers, _hashes, _first) = (numbers, hashes, 0);
         }
     }
 }

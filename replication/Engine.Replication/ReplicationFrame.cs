@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Net.Sockets;
 using Engine.Core.Chain;
 using Engine.Protocol;
 
@@ -55,13 +54,15 @@ public static class PairTimings
 
 /// <summary>
 /// Frames of the replication link. Blocks are up to 64 KiB, far over the client protocol's 256
-/// bytes, so the link has its own framing:
+/// bytes, so the link has its own framing, carried inside the records of a
+/// <see cref="Engine.Security.SecureChannel"/> (<see cref="ReplicationLink"/>: a record holds one or
+/// more frames, or part of one; the channel authenticates, the CRC still checks the framing):
 /// <code>
 ///  0 u32 length (whole frame)  4 u8 type  5 u8[3] reserved = 0  8 u32 crc32c(payload)  12 payload
 ///
 ///  Hello / HelloAck payload (64 B): 0 u8 status (Hello: 0 attach, 2 probe only; HelloAck: 0 on our
-///    chain, 1 diverged), 1 u8[3] 0, 4 u32 node id (CRC-32C of its replication endpoint),
-///    8 u64 epoch, 16 u64 head block, 24 u64 last LSN, 32 u8[32] head hash
+///    chain, 1 diverged), 1 u8[3] 0, 4 u32 0 (was a node id: who the peer is now comes from the
+///    channel's authenticated principal), 8 u64 epoch, 16 u64 head block, 24 u64 last LSN, 32 u8[32] head hash
 ///  Block payload: the block entry (header, records, hash), verified by its own SHA-256 chain
 ///  Ack payload (40 B): 0 u64 block number, 8 u8[32] block hash (acks are cumulative)
 ///  CatchUpBatch payload: 0 u32 uncompressed length, 4 LZ4 block of whole Block frames
@@ -88,18 +89,11 @@ public static class ReplicationFrame
         return length;
     }
 
-    /// <summary>This process's node id, in every Hello: set once at start from the node's replication endpoint.</summary>
-    public static uint NodeId { get; set; }
-
-    /// <summary>A stable node id: CRC-32C of the node's replication endpoint as configured.</summary>
-    public static uint NodeIdOf(string replicationEndpoint) => Crc32C.Compute(System.Text.Encoding.UTF8.GetBytes(replicationEndpoint));
-
     public static byte[] Hello(ReplicationType type, byte status, in ChainHead head)
     {
         Span<byte> payload = stackalloc byte[HelloBytes];
         payload.Clear();
         payload[0] = status;
-        BinaryPrimitives.WriteUInt32LittleEndian(payload[4..], NodeId);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[8..], head.Epoch);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[16..], head.BlockNo);
         BinaryPrimitives.WriteUInt64LittleEndian(payload[24..], head.LastLsn);
@@ -110,12 +104,15 @@ public static class ReplicationFrame
         return frame;
     }
 
-    public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status) => ReadHello(payload, out status, out _);
-
-    public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status, out uint nodeId)
+    /// <summary>Reads a Hello or HelloAck payload.</summary>
+    /// <exception cref="InvalidDataException">Not exactly <see cref="HelloBytes"/> long.</exception>
+    public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status)
     {
+        if (payload.Length != HelloBytes)
+        {
+            throw new InvalidDataException($"a hello of {payload.Length} bytes (a hello is {HelloBytes})");
+        }
         status = payload[0];
-        nodeId = BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]);
         return new ChainHead(
             BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]),
             BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]),
@@ -123,46 +120,24 @@ public static class ReplicationFrame
             Hash32.From(payload[32..]));
     }
 
-    /// <summary>
-    /// Reads one whole frame from <paramref name="socket"/> into <paramref name="buffer"/> (grown if
-    /// needed); returns its type and payload length, or null when the peer closed the connection.
-    /// </summary>
-    /// <exception cref="InvalidDataException">A bad length or CRC: the link is corrupt.</exception>
-    public static async Task<(ReplicationType Type, int PayloadLength)?> ReadAsync(Socket socket, byte[] buffer, CancellationToken cancel)
+    /// <summary>Writes a whole Ack (or StateChecksum) frame, <see cref="HeaderBytes"/> + <see cref="AckBytes"/> long, for block <paramref name="blockNo"/> and <paramref name="hash"/>.</summary>
+    public static int WriteAck(Span<byte> destination, ReplicationType type, ulong blockNo, in Hash32 hash)
     {
-        if (!await ReadExactlyAsync(socket, buffer.AsMemory(0, HeaderBytes), cancel).ConfigureAwait(false))
-        {
-            return null;
-        }
-        int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(buffer);
-        if (length < HeaderBytes || length > MaxBytes || length > buffer.Length)
-        {
-            throw new InvalidDataException($"replication frame of {length} bytes");
-        }
-        if (!await ReadExactlyAsync(socket, buffer.AsMemory(HeaderBytes, length - HeaderBytes), cancel).ConfigureAwait(false))
-        {
-            return null;
-        }
-        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(8));
-        if (crc != Crc32C.Compute(buffer.AsSpan(HeaderBytes, length - HeaderBytes)))
-        {
-            throw new InvalidDataException("replication frame with a bad CRC");
-        }
-        return ((ReplicationType)buffer[4], length - HeaderBytes);
+        Span<byte> payload = stackalloc byte[AckBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(payload, blockNo);
+        ((ReadOnlySpan<byte>)hash).CopyTo(payload[8..]);
+        return Write(destination, type, payload);
     }
 
-    private static async Task<bool> ReadExactlyAsync(Socket socket, Memory<byte> target, CancellationToken cancel)
+    /// <summary>Reads an Ack (or StateChecksum) payload: a block number and a hash.</summary>
+    /// <exception cref="InvalidDataException">Not exactly <see cref="AckBytes"/> long.</exception>
+    public static ulong ReadAck(ReadOnlySpan<byte> payload, out Hash32 hash)
     {
-        int got = 0;
-        while (got < target.Length)
+        if (payload.Length != AckBytes)
         {
-            int read = await socket.ReceiveAsync(target[got..], SocketFlags.None, cancel).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return false;
-            }
-            got += read;
+            throw new InvalidDataException($"an acknowledgement of {payload.Length} bytes (one is {AckBytes})");
         }
-        return true;
+        hash = Hash32.From(payload[8..]);
+        return BinaryPrimitives.ReadUInt64LittleEndian(payload);
     }
 }

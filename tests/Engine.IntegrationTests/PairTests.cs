@@ -278,7 +278,7 @@ public class PairTests
             var endpoint = new IPEndPoint(IPAddress.Loopback, replication);
             using var silent = new TcpClient();
             await silent.ConnectAsync(endpoint); // connects, says nothing
-            ulong? epoch = await Engine.Replication.BackupClient.ProbePrimaryEpochAsync(endpoint, default, TimeSpan.FromSeconds(10));
+            ulong? epoch = await Engine.Replication.BackupClient.ProbePrimaryEpochAsync(endpoint, Engine.Security.ClusterCredentials.Development("node@probe"), default, TimeSpan.FromSeconds(10));
             Assert.That(epoch, Is.EqualTo(1UL), "the probe behind the silent connection is answered");
         }
         finally

@@ -35,6 +35,7 @@ public static class Program
         root.Subcommands.Add(Drill.DrillCommand.Build());
         root.Subcommands.Add(Drill.ProxyCommand.Build());
         root.Subcommands.Add(TokenCommand.Build());
+        root.Subcommands.Add(ClusterCommand.Build());
 
         // Bare `engine` shows the help rather than doing nothing.
         root.SetAction(parse =>

@@ -7,6 +7,7 @@ using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -42,6 +43,8 @@ internal static class ServeCommand
         var tlsKey = new Option<string>("--tls-key") { Description = "PEM private key of --tls-cert (Gateway:TlsKeyFile)." };
         var peerListen = new Option<string>("--peer-listen") { Description = "HOST:PORT of the other node's client port: named in the \"not primary\" answer to clients that log on here while this node does not serve (Gateway:PeerListen)." };
         var allowDevOnNetwork = new Option<bool>("--allow-dev-config-on-network") { Description = "Serve the built-in development configuration (tokens everybody knows), or one with no clients, on a non-loopback --listen. Refused without it." };
+        var cluster = new Option<string>("--cluster") { Description = "The cluster's cluster.json (from `engine cluster init`); with --key, the replication link is authenticated and encrypted with it. Also the setting Cluster, ENGINE_CLUSTER. Without both: the built-in development cluster (loopback only: its keys are public)." };
+        var key = new Option<string>("--key") { Description = "This node's key file (NAME.key from `engine cluster init`, a node's). Also the setting Key, ENGINE_KEY." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", $"""
@@ -64,6 +67,8 @@ internal static class ServeCommand
             replicationListen,
             allowSolo,
             witness,
+            cluster,
+            key,
             logFormat,
             tlsCert,
             tlsKey,
@@ -87,6 +92,8 @@ internal static class ServeCommand
             Flag("Gateway:TlsCertificateFile", parse.GetValue(tlsCert));
             Flag("Gateway:TlsKeyFile", parse.GetValue(tlsKey));
             Flag("Gateway:PeerListen", parse.GetValue(peerListen));
+            Flag("Cluster", parse.GetValue(cluster));
+            Flag("Key", parse.GetValue(key));
             var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo), parse.GetValue(witness));
             return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair, parse.GetValue(allowDevOnNetwork));
         });
@@ -97,6 +104,38 @@ internal static class ServeCommand
     {
         /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
         public OperatorLease OperatorLease { get; } = new(AllowSolo);
+
+        /// <summary>Who this node is in its cluster: the replication link authenticates with it (set once the settings are read).</summary>
+        public ClusterCredentials Credentials { get; init; } = null!;
+    }
+
+    /// <summary>
+    /// This node's credentials from the settings Cluster and Key (flags, ENGINE_CLUSTER/ENGINE_KEY or
+    /// the config file), both or neither. Neither: the development cluster, named after the
+    /// replication endpoint (as the witness tells nodes apart), with a warning naming the risk.
+    /// </summary>
+    private static ClusterCredentials LoadCredentials(IConfiguration configuration, PairOptions pair, Action<string> warn)
+    {
+        string? cluster = configuration["Cluster"], key = configuration["Key"];
+        if (string.IsNullOrEmpty(cluster) != string.IsNullOrEmpty(key))
+        {
+            throw new ArgumentException("--cluster and --key go together (the cluster's cluster.json and this node's key file)");
+        }
+        if (string.IsNullOrEmpty(cluster))
+        {
+            if (pair.Role != "standalone")
+            {
+                warn("WARNING: no --cluster/--key: the replication link uses the built-in DEVELOPMENT cluster, whose keys are in the source, so anyone who can reach "
+                    + "--replication-listen or --peer can pose as this node's backup or primary and read every order. For loopback and tests only; `engine cluster init` makes a cluster.");
+            }
+            return ClusterCredentials.Development($"node@{pair.ReplicationListen ?? "standalone"}");
+        }
+        ClusterCredentials credentials = ClusterCredentials.Load(cluster, key!);
+        if (credentials.Self.Role != PrincipalRole.Node)
+        {
+            throw new ArgumentException($"{key} is the key of '{credentials.Self.Name}', a {Principal.RoleName(credentials.Self.Role)}: a node runs with a node's key");
+        }
+        return credentials;
     }
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair, bool allowDevOnNetwork = false)
@@ -128,6 +167,7 @@ internal static class ServeCommand
             settings = (configuration.Get<EngineSettings>() ?? new EngineSettings()).Validate();
             reference = ReferenceConfig.Load(configuration, configFile);
             GatewayTls.From(settings.Gateway); // a bad certificate or key is refused now, not at the first takeover
+            pair = pair with { Credentials = LoadCredentials(configuration, pair, warning => Log.Info(log, warning)) };
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or InvalidDataException)
         {
@@ -141,6 +181,7 @@ internal static class ServeCommand
         }
 
         Log.Info(log, $"settings: {settings}");
+        Log.Info(log, $"cluster: {pair.Credentials}");
         Log.Info(log, $"reference data: {reference}");
         if (!reference.IsDevelopment && reference.ClientsWithPlaintextTokens is { Count: > 0 } plain)
         {
@@ -294,15 +335,14 @@ internal static class ServeCommand
         }
         (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
         IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
-        ReplicationFrame.NodeId = ReplicationFrame.NodeIdOf(pair.ReplicationListen!);
-        log($"node id {ReplicationFrame.NodeId:x8} (from the replication endpoint {pair.ReplicationListen})");
+        log($"node {pair.Credentials.Self.Name} on the replication endpoint {pair.ReplicationListen}");
         try
         {
             if (pair.Role == "primary" && pair.Peer is not null)
             {
                 // An old primary that comes back must not compete with the node that took over: if the
                 // peer answers as a primary of a higher epoch, step down and follow it.
-                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), journal.Head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), pair.Credentials, journal.Head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
                 if (peerEpoch > journal.Head.Epoch)
                 {
                     log($"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup");
@@ -311,7 +351,7 @@ internal static class ServeCommand
             }
             if (pair.Role == "primary")
             {
-                var hub = new MirrorHub(replication, journal, journal.Head, pair.OperatorLease, log);
+                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.OperatorLease, log);
                 AttachWitness(hub, pair, journal.Head.Epoch, log, heldUntilTicks: 0, stepDown);
                 hub.Start();
                 WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
@@ -338,7 +378,7 @@ internal static class ServeCommand
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
                 BackupClient? follower = null;
-                follower = new BackupClient(primary, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
+                follower = new BackupClient(primary, pair.Credentials, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
                     pair.Witness is null ? null : async cancel =>
                     {
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
@@ -404,7 +444,7 @@ internal static class ServeCommand
                 head = journal.Head;
             }
             ulong epoch = head.Epoch + 1;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.OperatorLease, log, epoch);
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.OperatorLease, log, epoch);
             AttachWitness(takeoverHub, pair, epoch, log, takeoverLeaseUntil, stepDown);
             takeoverHub.Start();
             WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
@@ -518,7 +558,7 @@ internal static class ServeCommand
                 {
                     continue;
                 }
-                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, pair.Credentials, head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
                 if (theirs > hub.Epoch && !hub.IsStopping)
                 {
                     log($"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})");
