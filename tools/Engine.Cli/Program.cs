@@ -34,6 +34,7 @@ public static class Program
         root.Subcommands.Add(OpsCommands.Admin());
         root.Subcommands.Add(Drill.DrillCommand.Build());
         root.Subcommands.Add(Drill.ProxyCommand.Build());
+        root.Subcommands.Add(ClusterCommand.Build());
 
         // Bare `engine` shows the help rather than doing nothing.
         root.SetAction(parse =>
