@@ -14,8 +14,8 @@ namespace Engine.Replication;
 /// <code>
 /// Authorization: Engine-Ed25519 name=NAME,ts=UNIX_MS,nonce=32_HEX,sig=BASE64URL
 ///
-/// signed bytes (UTF-8, fields joined by '\n'):
-///   engine-admin-v1 | NAME | UNIX_MS | NONCE | METHOD | HOST | PATH_AND_QUERY | hex(SHA-256(body))
+/// signed (context "admin-request/v1", see ClusterCredentials.Sign), UTF-8, fields joined by '\n':
+///   NAME | UNIX_MS | NONCE | METHOD | HOST | PATH_AND_QUERY | hex(SHA-256(body))
 /// </code>
 /// The method, host (the <c>Host</c> header: which node), path with query (which verb, its
 /// arguments) and body are covered, so a signature cannot be moved to another verb, argument or
@@ -40,7 +40,8 @@ public sealed record AdminAuthorization(string Name, long TimestampMs, string No
     /// <summary>The nonce: 16 random bytes as 32 lower-case hex digits.</summary>
     public const int NonceChars = 32;
 
-    private const string Domain = "engine-admin-v1";
+    /// <summary>The signing context: a signature made for an admin request is good for nothing else.</summary>
+    public const string SigningContext = "admin-request/v1";
 
     /// <summary>The header value for a request signed with <paramref name="sign"/> (an Ed25519 signer over the given bytes).</summary>
     public static string Create(string name, long timestampMs, string method, string host, string pathAndQuery, ReadOnlySpan<byte> body, Func<byte[], byte[]> sign)
@@ -60,7 +61,7 @@ public sealed record AdminAuthorization(string Name, long TimestampMs, string No
     {
         string bodyHash = Convert.ToHexStringLower(SHA256.HashData(body));
         return Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
-            $"{Domain}\n{name}\n{timestampMs}\n{nonce}\n{method}\n{host}\n{pathAndQuery}\n{bodyHash}"));
+            $"{name}\n{timestampMs}\n{nonce}\n{method}\n{host}\n{pathAndQuery}\n{bodyHash}"));
     }
 
     /// <summary>The bytes this header's signature must cover for the given request.</summary>

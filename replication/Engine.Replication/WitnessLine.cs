@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Engine.Security;
 
 namespace Engine.Replication;
 
@@ -43,7 +44,7 @@ public static class WitnessLine
     public const int MaxAnswerBytes = 128;
 
     /// <summary>The longest principal name the witness protocol carries.</summary>
-    public const int MaxNameBytes = 64;
+    public const int MaxNameBytes = Principal.MaxNameLength;
 
     /// <summary>The longest lease a witness grants (an hour): <c>engine witness --lease-ms</c> is far below.</summary>
     public const int MaxLeaseMs = 3_600_000;
@@ -130,22 +131,8 @@ public static class WitnessLine
         }
     }
 
-    /// <summary>True for a name the witness protocol carries: 1 to <see cref="MaxNameBytes"/> of letters, digits, '.', '_', '-' (and not "-", which means nobody).</summary>
-    public static bool IsName(ReadOnlySpan<char> name)
-    {
-        if (name.Length is 0 or > MaxNameBytes || name is "-")
-        {
-            return false;
-        }
-        foreach (char c in name)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
-            {
-                return false;
-            }
-        }
-        return true;
-    }
+    /// <summary>True for a name the witness protocol carries: a principal's name (<see cref="Principal.IsValidName"/>), but not "-", which means nobody.</summary>
+    public static bool IsName(ReadOnlySpan<char> name) => Principal.IsValidName(name) && name is not "-";
 
     private static bool TryHolder(string word, out string? holder)
     {

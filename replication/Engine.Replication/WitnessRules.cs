@@ -90,12 +90,17 @@ public readonly record struct WitnessDecision(WitnessAnswer Answer, WitnessState
 public static class WitnessRules
 {
     /// <summary>The decision on <c>ACQUIRE</c> by <paramref name="node"/> (its authenticated name) for <paramref name="epoch"/>.</summary>
-    public static WitnessDecision Acquire(WitnessState state, IReadOnlySet<string> nodes, string node, ulong epoch, int leaseMs)
+    /// <param name="state">What the witness remembers now.</param>
+    /// <param name="isNode">Whether a name is a node of the cluster (the roster's principals of role node).</param>
+    /// <param name="node">The asker's authenticated name.</param>
+    /// <param name="epoch">The epoch it asks for (1 or more).</param>
+    /// <param name="leaseMs">The length of a grant.</param>
+    public static WitnessDecision Acquire(WitnessState state, Func<string, bool> isNode, string node, ulong epoch, int leaseMs)
     {
-        ArgumentNullException.ThrowIfNull(nodes);
+        ArgumentNullException.ThrowIfNull(isNode);
         ArgumentNullException.ThrowIfNull(node);
         ArgumentOutOfRangeException.ThrowIfZero(epoch); // epochs start at 1 (genesis); the line parser refuses 0
-        if (!nodes.Contains(node))
+        if (!isNode(node))
         {
             return new(new WitnessAnswer.Denied(state.Holder, state.HighestEpoch, WitnessRefusal.UnknownNode), state);
         }

@@ -7,6 +7,7 @@ using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -74,8 +75,20 @@ internal static class ServeCommand
 
     private sealed record PairOptions(string Role, string? Peer, string? ReplicationListen, bool AllowSolo, string? Witness)
     {
+        private ClusterCredentials? _development;
+
         /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
         public OperatorLease OperatorLease { get; } = new(AllowSolo);
+
+        /// <summary>This node's principal (role node) in its cluster (from --cluster/--key); null: the development cluster.</summary>
+        public ClusterCredentials? Credentials { get; init; }
+
+        /// <summary>
+        /// Who this node is to the witness (the name it is granted under) and whose operators may use its
+        /// admin verbs: <see cref="Credentials"/>, else the development cluster's node named after its
+        /// replication endpoint (two nodes of a pair never share one).
+        /// </summary>
+        public ClusterCredentials NodeCredentials => Credentials ?? (_development ??= ClusterCredentials.Development(ReplicationListen ?? "node@standalone"));
     }
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair)
@@ -141,7 +154,15 @@ internal static class ServeCommand
         WebApplication? adminApp = null;
         if (!string.IsNullOrEmpty(settings.Admin))
         {
-            adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease);
+            try
+            {
+                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.NodeCredentials.Roster, Say);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"engine serve: {e.Message}");
+                return 2;
+            }
             await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
             Say($"admin endpoint on http://{settings.Admin}/status");
         }
@@ -255,6 +276,10 @@ internal static class ServeCommand
             // the backlog instead of backing off, so the first of them is answered at once.
             Socket clientListener = EngineNode.BindClientListener(settings);
             await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
+            if (pair.Witness is not null)
+            {
+                await WitnessLease.WarmUpAsync(pair.NodeCredentials).ConfigureAwait(false); // the takeover's first request is not the first handshake
+            }
             long takeoverLeaseUntil = 0;
             string? lastRefusal = null;
             while (true)
@@ -267,18 +292,19 @@ internal static class ServeCommand
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
                         // and went on alone), it has acknowledged what we lack, and it must stay primary.
                         ulong next = follower!.Head.Epoch + 1;
-                        (bool granted, long validUntil, _, string answer) = await WitnessLease.AcquireAsync(
-                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, next, cancel).ConfigureAwait(false);
-                        if (granted)
+                        (WitnessAnswer answer, long validUntil) = await WitnessLease.AcquireAsync(
+                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.NodeCredentials, next, cancel).ConfigureAwait(false);
+                        string said = WitnessLease.Describe(answer);
+                        if (answer is WitnessAnswer.Granted)
                         {
                             takeoverLeaseUntil = validUntil;
                         }
-                        else if (answer != lastRefusal)
+                        else if (said != lastRefusal)
                         {
-                            log($"the primary is lost, but the witness refuses the takeover ({answer}): still following");
+                            log($"the primary is lost, but the witness refuses the takeover ({said}): still following");
                         }
-                        lastRefusal = answer;
-                        return granted;
+                        lastRefusal = said;
+                        return answer is WitnessAnswer.Granted;
                     });
                 board.Following(follower);
                 BackupOutcome outcome = await follower.RunAsync(stop).ConfigureAwait(false);
@@ -338,7 +364,7 @@ internal static class ServeCommand
         {
             return;
         }
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => !hub.IsConnected, log, heldUntilTicks,
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.NodeCredentials, () => epoch, () => !hub.IsConnected, log, heldUntilTicks,
             fenced: () =>
             {
                 if (!stepDown.IsCancellationRequested && !hub.IsStopping)

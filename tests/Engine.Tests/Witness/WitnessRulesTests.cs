@@ -8,7 +8,7 @@ public class WitnessRulesTests
     private const int LeaseMs = 1000;
     private static readonly HashSet<string> s_nodes = ["a", "b"];
 
-    private static WitnessDecision Acquire(WitnessState state, string node, ulong epoch) => WitnessRules.Acquire(state, s_nodes, node, epoch, LeaseMs);
+    private static WitnessDecision Acquire(WitnessState state, string node, ulong epoch) => WitnessRules.Acquire(state, s_nodes.Contains, node, epoch, LeaseMs);
 
     [Test]
     public void A_free_lease_goes_to_a_configured_node_and_records_its_epoch()
