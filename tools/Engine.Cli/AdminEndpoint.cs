@@ -2,6 +2,7 @@ using System.Text.Json;
 using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -85,26 +86,92 @@ internal sealed class RecentLog(int capacity)
 /// <summary>
 /// The admin HTTP endpoint of <c>engine serve --admin</c>, up for the whole life of the process
 /// (also while the node is a backup): <c>GET /status</c>, <c>GET /log?after=N</c>,
-/// <c>POST /admin/go-solo</c>.
+/// <c>POST /admin/go-solo?minutes=N</c>.
 /// </summary>
+/// <remarks>
+/// Every verb that changes anything (today: go-solo) needs an operator's signature
+/// (<see cref="AdminAuthorization"/>, checked by <see cref="AdminRequestVerifier"/> against the
+/// cluster's roster): 401 without a valid one, 403 for a principal that is no operator. The GETs
+/// stay open: they change nothing, the drill and an operator's dashboard poll them every few
+/// milliseconds (a signature per poll would cost an Ed25519 verification each), and what they show
+/// (role, epoch, counters, pair events) is what a peer of the pair sees anyway; they show no order,
+/// key or token. Bounded like every listener: connections, request line, headers and body, and the
+/// time a client may take to send its headers.
+/// </remarks>
 internal static class AdminEndpoint
 {
+    /// <summary>Connections at once: the drill and an operator need a handful.</summary>
+    public const int MaxConnections = 32;
+
+    /// <summary>The largest request body (go-solo has none).</summary>
+    public const int MaxBodyBytes = 4096;
+
+    /// <summary>Default and bounds of a run-time go-solo lease (<c>?minutes=N</c>).</summary>
+    public const int GoSoloDefaultMinutes = 10, GoSoloMaxMinutes = 24 * 60;
+
     private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = false };
 
-    public static WebApplication Build(EngineSettings settings, NodeBoard board, string? peer, string? replicationListen, string? witness, OperatorLease operatorLease)
+    /// <param name="settings">The node's settings (its --admin endpoint, journal, client port).</param>
+    /// <param name="board">What the node is now, and its recent log lines.</param>
+    /// <param name="peer">The node's --peer, shown in /status.</param>
+    /// <param name="replicationListen">The node's --replication-listen, shown in /status.</param>
+    /// <param name="witness">The node's --witness: go-solo is refused where a witness gives the lease.</param>
+    /// <param name="operatorLease">What go-solo grants.</param>
+    /// <param name="roster">The cluster whose operators may change anything here.</param>
+    /// <param name="say">Where grants and refusals are told (the node's log); null: only the board's recent lines.</param>
+    /// <param name="allowDevelopmentOnNetwork">Serve with the development cluster (whose operator key everyone knows) on a non-loopback address.</param>
+    /// <exception cref="ArgumentException">The endpoint is not HOST:PORT, or the development cluster would serve off loopback without <paramref name="allowDevelopmentOnNetwork"/>.</exception>
+    public static WebApplication Build(EngineSettings settings, NodeBoard board, string? peer, string? replicationListen, string? witness, OperatorLease operatorLease,
+        ClusterRoster roster, Action<string>? say = null, bool allowDevelopmentOnNetwork = false)
     {
+        say ??= board.Log.Add;
+        System.Net.IPEndPoint at = EngineSettings.ParseEndpoint(settings.Admin!, "--admin");
+        if (roster.IsDevelopment && !allowDevelopmentOnNetwork && !System.Net.IPAddress.IsLoopback(at.Address))
+        {
+            throw new ArgumentException($"--admin {settings.Admin}: with the development cluster (no --cluster/--key) anyone could sign its admin verbs (the operator's key is in the source): "
+                + "loopback only. Make a cluster with `engine cluster init DIR`, or allow it explicitly for a test network");
+        }
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{settings.Admin}");
-        WebApplication app = builder.Build();
-        app.MapPost("/admin/go-solo", () =>
+        builder.WebHost.ConfigureKestrel(kestrel =>
         {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxConcurrentConnections = MaxConnections;
+            kestrel.Limits.MaxConcurrentUpgradedConnections = 0;
+            kestrel.Limits.MaxRequestBodySize = MaxBodyBytes;
+            kestrel.Limits.MaxRequestLineSize = 2048;
+            kestrel.Limits.MaxRequestHeaderCount = 32;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 8192;
+            kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(5);
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+        });
+        WebApplication app = builder.Build();
+        var verifier = new AdminRequestVerifier(roster, settings.Admin!);
+        var refusals = new RefusalLog(say, "admin endpoint");
+        app.MapPost("/admin/go-solo", async (HttpContext http) =>
+        {
+            (IResult? refused, string? signer) = await CheckOperatorAsync(http, verifier, refusals).ConfigureAwait(false);
+            if (refused is not null)
+            {
+                return refused;
+            }
             if (witness is not null)
             {
-                return Results.Conflict("this node takes its solo lease from the witness");
+                return Results.Conflict("this node takes its solo lease from the witness\n");
             }
-            operatorLease.Grant();
-            return Results.Text("solo lease granted: this node acknowledges alone while no backup is in step\n");
+            string? asked = http.Request.Query["minutes"];
+            int minutes = GoSoloDefaultMinutes;
+            if (asked is not null && (!int.TryParse(asked, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out minutes)
+                || minutes is < 1 or > GoSoloMaxMinutes))
+            {
+                return Results.BadRequest($"minutes must be 1 to {GoSoloMaxMinutes}\n");
+            }
+            operatorLease.GrantUntil(System.Diagnostics.Stopwatch.GetTimestamp() + (minutes * 60 * System.Diagnostics.Stopwatch.Frequency));
+            DateTime until = DateTime.UtcNow.AddMinutes(minutes);
+            say($"solo lease granted by the operator {signer} for {minutes} min (until {until:HH:mm:ss} UTC)");
+            return Results.Text($"solo lease granted for {minutes} min, until {until:yyyy-MM-ddTHH:mm:ss}Z: this node acknowledges alone while no backup is in step; "
+                + "after that it answers \"no backup\" again unless the operator repeats go-solo\n");
         });
         // ?state=false leaves out the state checksum: it walks the whole book on the apply thread, too
         // much for a watcher that asks every few milliseconds (engine drill).
@@ -139,6 +206,9 @@ internal static class AdminEndpoint
                 backup_in_step = phase.Hub?.IsConnected,
                 lease = phase.Hub?.Lease switch { WitnessLease => "witness", OperatorLease => "operator", null => null, _ => "other" },
                 solo_lease = phase.Hub?.Lease switch { WitnessLease w => w.Held || w.HolderAtWitness, { } other => other.Held, null => (bool?)null },
+                // A run-time go-solo's remaining time (ms); null when there is none or --allow-solo holds for good.
+                solo_lease_ms_left = phase.Hub?.Lease is OperatorLease { Always: false, Held: true } o
+                    ? (long?)System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), o.UntilTicks).TotalMilliseconds : null,
                 in_step = phase.Follower?.InStep,
                 listen = phase.Node?.ListenEndPoint.ToString() ?? settings.Listen,
                 journal = Path.GetFullPath(settings.JournalDirectory),
@@ -163,4 +233,49 @@ internal static class AdminEndpoint
         });
         return app;
     }
+
+    /// <summary>
+    /// No refusal (and the operator's name) when the request carries a fresh operator's signature over exactly this request; else the
+    /// refusal to send (401, 403 or 503 with the reason), logged at most once a second per source.
+    /// </summary>
+    private static async Task<(IResult? Refused, string? Operator)> CheckOperatorAsync(HttpContext http, AdminRequestVerifier verifier, RefusalLog refusals)
+    {
+        byte[] body;
+        try
+        {
+            // Bounded by Kestrel's MaxRequestBodySize: a larger body fails the read.
+            using var buffer = new MemoryStream();
+            await http.Request.Body.CopyToAsync(buffer, http.RequestAborted).ConfigureAwait(false);
+            body = buffer.ToArray();
+        }
+        catch (BadHttpRequestException e)
+        {
+            refusals.Refused(Remote(http), e.Message);
+            return (Results.StatusCode(e.StatusCode), null);
+        }
+        string pathAndQuery = http.Request.Path.Value + http.Request.QueryString.Value;
+        string? host = http.Request.Headers.Host.Count == 1 ? http.Request.Headers.Host[0] : null;
+        string? authorization = http.Request.Headers.Authorization.Count == 1 ? http.Request.Headers.Authorization[0] : null;
+        AdminCheck check = verifier.Check(authorization, http.Request.Method, host, pathAndQuery, body, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (check is AdminCheck.Allowed allowed)
+        {
+            return (null, allowed.Operator.Name);
+        }
+        (int status, string reason) = check switch
+        {
+            AdminCheck.Unauthenticated u => (StatusCodes.Status401Unauthorized, u.Reason),
+            AdminCheck.Forbidden f => (StatusCodes.Status403Forbidden, f.Reason),
+            AdminCheck.Busy b => (StatusCodes.Status503ServiceUnavailable, b.Reason),
+            _ => (StatusCodes.Status401Unauthorized, "refused"),
+        };
+        refusals.Refused(Remote(http), $"{http.Request.Method} {http.Request.Path}: {reason}");
+        if (status == StatusCodes.Status401Unauthorized)
+        {
+            http.Response.Headers.WWWAuthenticate = AdminAuthorization.Scheme;
+        }
+        return (Results.Text($"{reason}\n", statusCode: status), null);
+    }
+
+    private static System.Net.IPEndPoint? Remote(HttpContext http) =>
+        http.Connection.RemoteIpAddress is { } address ? new System.Net.IPEndPoint(address, http.Connection.RemotePort) : null;
 }

@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Net;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Security;
 
 namespace Engine.Cli;
 
@@ -12,10 +14,12 @@ internal static class OpsCommands
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to listen on.", Required = true };
         var leaseMs = new Option<int>("--lease-ms") { Description = "How long a holder may act on a grant without renewing it (default 1000 ms); it renews every third.", DefaultValueFactory = _ => 1000 };
         var state = new Option<string>("--state") { Description = "File that keeps the holder and the highest epoch granted across restarts (written before each decision that changes them). Without it a restart forgets both: only as the operator's override." };
-        var command = new Command("witness", "Run the witness of a pair: grants the solo lease to one node at a time and keeps it with that node until it gives it back (a backup is in step with it again); never grants a lower epoch than one granted before. A backup asks for it before it takes over.")
+        var cluster = new ClusterOptions(PrincipalRole.Witness, "witness", listens: true);
+        var command = new Command("witness", "Run the witness of a pair: grants the solo lease to one node of the cluster at a time (an authenticated node; the name is its principal's) and keeps it with that node until it gives it back (a backup is in step with it again); never grants a lower epoch than one granted before, nor one more than one above the highest granted. A backup asks for it before it takes over.")
         {
             listen, leaseMs, state,
         };
+        cluster.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
             if (parse.GetValue(leaseMs) is < 300 or > 60_000)
@@ -26,8 +30,10 @@ internal static class OpsCommands
             WitnessServer created;
             try
             {
-                created = new WitnessServer(EngineSettings.ParseEndpoint(parse.GetValue(listen)!, "--listen"), parse.GetValue(leaseMs),
-                    message => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} witness: {message}"), parse.GetValue(state));
+                IPEndPoint at = EngineSettings.ParseEndpoint(parse.GetValue(listen)!, "--listen");
+                ClusterCredentials credentials = cluster.Load(parse, at);
+                created = new WitnessServer(at, parse.GetValue(leaseMs), credentials, message => Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} witness: {message}"), parse.GetValue(state));
+                Console.WriteLine($"witness: {credentials}");
             }
             catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or System.Net.Sockets.SocketException)
             {
@@ -54,19 +60,42 @@ internal static class OpsCommands
 
     public static Command Admin()
     {
-        var admin = new Option<string>("--admin") { Description = "HOST:PORT of the node's admin endpoint.", Required = true };
-        var goSolo = new Command("go-solo", "Grant a primary the solo lease: it acknowledges alone while no backup is in step. Only for a node without a witness; make sure its old peer is really gone first.")
+        var admin = new Option<string>("--admin") { Description = "HOST:PORT of the node's admin endpoint, as the node's --admin names it (the request is signed for it).", Required = true };
+        var minutes = new Option<int>("--minutes") { Description = $"How long the lease holds (1 to {AdminEndpoint.GoSoloMaxMinutes}, default {AdminEndpoint.GoSoloDefaultMinutes}); after that the node answers \"no backup\" again unless go-solo is repeated.", DefaultValueFactory = _ => AdminEndpoint.GoSoloDefaultMinutes };
+        var cluster = new ClusterOptions(PrincipalRole.Operator, "operator", listens: false);
+        var goSolo = new Command("go-solo", "Grant a primary the solo lease for a while: it acknowledges alone while no backup is in step. Only for a node without a witness; make sure its old peer is really gone first. Signed with the operator's key.")
         {
-            admin,
+            admin, minutes,
         };
+        cluster.AddTo(goSolo);
         goSolo.SetAction(async (parse, cancel) =>
         {
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            if (parse.GetValue(minutes) is < 1 or > AdminEndpoint.GoSoloMaxMinutes)
+            {
+                Console.Error.WriteLine($"engine admin go-solo: --minutes must be 1 to {AdminEndpoint.GoSoloMaxMinutes}");
+                return 2;
+            }
+            ClusterCredentials credentials;
             try
             {
-                using HttpResponseMessage response = await http.PostAsync(new Uri($"http://{parse.GetValue(admin)}/admin/go-solo"), null, cancel).ConfigureAwait(false);
+                credentials = cluster.Load(parse, listen: null);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException)
+            {
+                Console.Error.WriteLine($"engine admin go-solo: {e.Message}");
+                return 2;
+            }
+            string host = parse.GetValue(admin)!;
+            string pathAndQuery = $"/admin/go-solo?minutes={parse.GetValue(minutes)}";
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"http://{host}{pathAndQuery}"));
+            request.Headers.Host = host;
+            request.Headers.TryAddWithoutValidation("Authorization", Sign(credentials, "POST", host, pathAndQuery, []));
+            try
+            {
+                using HttpResponseMessage response = await http.SendAsync(request, cancel).ConfigureAwait(false);
                 string body = await response.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
-                (response.IsSuccessStatusCode ? Console.Out : Console.Error).WriteLine(body.Trim());
+                (response.IsSuccessStatusCode ? Console.Out : Console.Error).WriteLine($"{(response.IsSuccessStatusCode ? "" : $"{(int)response.StatusCode} ")}{body.Trim()}");
                 return response.IsSuccessStatusCode ? 0 : 1;
             }
             catch (HttpRequestException e)
@@ -75,7 +104,80 @@ internal static class OpsCommands
                 return 2;
             }
         });
-        var command = new Command("admin", "Operator commands to a running node.") { goSolo };
+        var command = new Command("admin", "Operator commands to a running node (signed with an operator's key).") { goSolo };
         return command;
+    }
+
+    /// <summary>The Authorization header for an admin request signed by <paramref name="credentials"/> now.</summary>
+    public static string Sign(ClusterCredentials credentials, string method, string host, string pathAndQuery, byte[] body) =>
+        AdminAuthorization.Create(credentials.Self.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), method, host, pathAndQuery, body,
+            bytes => credentials.Sign(AdminAuthorization.SigningContext, bytes));
+}
+
+/// <summary>
+/// <c>--cluster FILE --key FILE</c> for a command that acts as one principal of the cluster, and,
+/// for one that listens, <c>--allow-development-cluster-on-network</c>. Without --cluster and --key
+/// the built-in development cluster is used (its keys are derived from a constant in the source: it
+/// authenticates nobody), and a listener then refuses any address but loopback unless that flag says
+/// the operator accepts that anyone who can reach it can act as any principal.
+/// </summary>
+internal sealed class ClusterOptions
+{
+    public const string AllowDevelopmentFlag = "--allow-development-cluster-on-network";
+
+    private readonly PrincipalRole _role;
+    private readonly string _developmentName;
+    private readonly Option<string> _cluster;
+    private readonly Option<string> _key;
+    private readonly Option<bool>? _allowDevelopment;
+
+    /// <param name="role">The role the key must have.</param>
+    /// <param name="developmentName">The principal's name in the development cluster.</param>
+    /// <param name="listens">Whether the command listens (then the development cluster is for loopback only, unless allowed).</param>
+    public ClusterOptions(PrincipalRole role, string developmentName, bool listens)
+    {
+        _role = role;
+        _developmentName = developmentName;
+        string roleName = Principal.RoleName(role);
+        _cluster = new Option<string>("--cluster") { Description = "The cluster's roster (DIR/cluster.json from `engine cluster init DIR`). Without --cluster and --key: the built-in development cluster, whose keys everyone knows" + (listens ? $" (loopback only, unless {AllowDevelopmentFlag})." : ".") };
+        _key = new Option<string>("--key") { Description = $"This process's private key: DIR/NAME.key of a principal of role {roleName}." };
+        if (listens)
+        {
+            _allowDevelopment = new Option<bool>(AllowDevelopmentFlag) { Description = "Listen on a non-loopback address with the development cluster: ANYONE WHO CAN REACH IT CAN ACT AS ANY NODE, WITNESS OR OPERATOR (its keys are in the source). For a test network only." };
+        }
+    }
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(_cluster);
+        command.Options.Add(_key);
+        if (_allowDevelopment is not null)
+        {
+            command.Options.Add(_allowDevelopment);
+        }
+    }
+
+    /// <summary>Loads the credentials the flags name, or the development ones; refuses the development cluster on a non-loopback <paramref name="listen"/> unless allowed.</summary>
+    /// <exception cref="ArgumentException">The flags are inconsistent, the key has the wrong role, or the development cluster would listen on the network.</exception>
+    /// <exception cref="InvalidDataException">A file is invalid (the message names it).</exception>
+    /// <exception cref="IOException">A file cannot be read.</exception>
+    public ClusterCredentials Load(ParseResult parse, IPEndPoint? listen)
+    {
+        string? cluster = parse.GetValue(_cluster), key = parse.GetValue(_key);
+        if ((cluster is null) != (key is null))
+        {
+            throw new ArgumentException("--cluster and --key go together (the roster and this principal's key in it)");
+        }
+        ClusterCredentials credentials = cluster is null ? ClusterCredentials.Development(_developmentName) : ClusterCredentials.Load(cluster, key!);
+        if (credentials.Self.Role != _role)
+        {
+            throw new ArgumentException($"{key} is the key of {credentials.Self}; this command needs one of role {Principal.RoleName(_role)}");
+        }
+        if (credentials.IsDevelopment && listen is not null && !IPAddress.IsLoopback(listen.Address) && !(_allowDevelopment is not null && parse.GetValue(_allowDevelopment)))
+        {
+            throw new ArgumentException($"no --cluster/--key: the development cluster, whose keys everyone knows, is for loopback only; {listen} is not loopback. "
+                + $"Make a cluster with `engine cluster init DIR`, or add {AllowDevelopmentFlag} for a test network");
+        }
+        return credentials;
     }
 }

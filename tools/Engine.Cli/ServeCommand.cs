@@ -105,8 +105,13 @@ internal static class ServeCommand
         /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
         public OperatorLease OperatorLease { get; } = new(AllowSolo);
 
-        /// <summary>Who this node is in its cluster: the replication link authenticates with it (set once the settings are read).</summary>
+        /// <summary>Who this node is in its cluster (from --cluster/--key, else the development cluster's node named after its
+        /// replication endpoint): the replication link authenticates with it, the witness grants under its name, and the
+        /// admin endpoint checks operators against its roster. Set once the settings are read.</summary>
         public ClusterCredentials Credentials { get; init; } = null!;
+
+        /// <summary>The same as <see cref="Credentials"/> (the name the witness and admin wiring use).</summary>
+        public ClusterCredentials NodeCredentials => Credentials;
     }
 
     /// <summary>
@@ -168,13 +173,15 @@ internal static class ServeCommand
             reference = ReferenceConfig.Load(configuration, configFile);
             GatewayTls.From(settings.Gateway); // a bad certificate or key is refused now, not at the first takeover
             pair = pair with { Credentials = LoadCredentials(configuration, pair, warning => Log.Info(log, warning)) };
+            // The journal's genesis names the cluster: a node never appends one cluster's blocks to another's chain.
+            settings = settings with { ClusterId = pair.Credentials.IsDevelopment ? ClusterId.Development : ClusterId.From(pair.Credentials.Roster.ClusterId) };
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or InvalidDataException)
         {
             Console.Error.WriteLine($"engine serve: {e.Message}");
             return 2;
         }
-        if (DevelopmentConfigOnNetwork(settings, reference, allowDevOnNetwork) is { } refusal)
+        if ((DevelopmentConfigOnNetwork(settings, reference, allowDevOnNetwork) ?? DevelopmentClusterOnNetwork(pair, allowDevOnNetwork)) is { } refusal)
         {
             Console.Error.WriteLine($"engine serve: {refusal}");
             return 2;
@@ -213,7 +220,15 @@ internal static class ServeCommand
         WebApplication? adminApp = null;
         if (!string.IsNullOrEmpty(settings.Admin))
         {
-            adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease);
+            try
+            {
+                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.NodeCredentials.Roster, Say);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"engine serve: {e.Message}");
+                return 2;
+            }
             await adminApp.StartAsync(CancellationToken.None).ConfigureAwait(false);
             Say($"admin endpoint on http://{settings.Admin}/status");
         }
@@ -312,6 +327,28 @@ internal static class ServeCommand
                "(`engine token hash`), listen on 127.0.0.1, or pass --allow-dev-config-on-network to accept the risk";
     }
 
+    /// <summary>
+    /// Why the node must not use the development cluster (keys in the source) on its peer endpoints, or
+    /// null: anyone who can reach a non-loopback --replication-listen, --peer or --witness could pose as
+    /// this node's backup, primary or witness, unless the operator passes --allow-dev-config-on-network.
+    /// </summary>
+    private static string? DevelopmentClusterOnNetwork(PairOptions pair, bool allowed)
+    {
+        if (allowed || !pair.Credentials.IsDevelopment || pair.Role == "standalone")
+        {
+            return null;
+        }
+        foreach ((string? value, string flag) in new[] { (pair.ReplicationListen, "--replication-listen"), (pair.Peer, "--peer"), (pair.Witness, "--witness") })
+        {
+            if (value is not null && !IPAddress.IsLoopback(EngineSettings.ParseEndpoint(value, flag).Address))
+            {
+                return $"refusing to use the built-in development cluster (its keys are in the source) with {flag} {value}, which is not a loopback address: " +
+                       "make a cluster with `engine cluster init DIR` and pass --cluster DIR/cluster.json --key DIR/NODE.key, or pass --allow-dev-config-on-network to accept the risk";
+            }
+        }
+        return null;
+    }
+
     /// <summary>Runs an async clean-up at the end of a scope.</summary>
     private sealed class AsyncDisposer(Func<Task> dispose) : IAsyncDisposable
     {
@@ -372,6 +409,10 @@ internal static class ServeCommand
             // lost: we may serve them); the node we become takes the port over, accept loop and all.
             await using LogonResponder responder = LogonResponder.Start(clientListener, settings, log, mayServeSoon: () => board.Current.Follower is not { InStep: true });
             await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
+            if (pair.Witness is not null)
+            {
+                await WitnessLease.WarmUpAsync(pair.NodeCredentials).ConfigureAwait(false); // the takeover's first request is not the first handshake
+            }
             long takeoverLeaseUntil = 0;
             string? lastRefusal = null;
             while (true)
@@ -384,18 +425,19 @@ internal static class ServeCommand
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
                         // and went on alone), it has acknowledged what we lack, and it must stay primary.
                         ulong next = follower!.Head.Epoch + 1;
-                        (bool granted, long validUntil, _, string answer) = await WitnessLease.AcquireAsync(
-                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, next, cancel).ConfigureAwait(false);
-                        if (granted)
+                        (WitnessAnswer answer, long validUntil) = await WitnessLease.AcquireAsync(
+                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.NodeCredentials, next, cancel).ConfigureAwait(false);
+                        string said = WitnessLease.Describe(answer);
+                        if (answer is WitnessAnswer.Granted)
                         {
                             takeoverLeaseUntil = validUntil;
                         }
-                        else if (answer != lastRefusal)
+                        else if (said != lastRefusal)
                         {
-                            log($"the primary is lost, but the witness refuses the takeover ({answer}): still following");
+                            log($"the primary is lost, but the witness refuses the takeover ({said}): still following");
                         }
-                        lastRefusal = answer;
-                        return granted;
+                        lastRefusal = said;
+                        return answer is WitnessAnswer.Granted;
                     });
                 board.Following(follower);
                 BackupOutcome outcome;
@@ -474,7 +516,7 @@ internal static class ServeCommand
             return;
         }
         // WantsLease: while no backup is in step; once halted, as it was at the halt (see MirrorHub.WantsLease).
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.ReplicationListen!, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.NodeCredentials, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
             fenced: () =>
             {
                 if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)

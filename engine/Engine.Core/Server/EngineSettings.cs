@@ -108,9 +108,18 @@ public sealed record EngineSettings
         return this;
     }
 
+    /// <summary>
+    /// The cluster this node belongs to, written into a new journal's genesis block and checked against
+    /// an existing one's (a node never appends one cluster's blocks to another's chain). Not a setting of
+    /// its own: <c>engine serve</c> takes it from the cluster credentials (<c>--cluster</c>); the default is
+    /// the development cluster (all zeros).
+    /// </summary>
+    public Chain.ClusterId ClusterId { get; init; } = Chain.ClusterId.Development;
+
     public JournalSettings JournalSettings() => new()
     {
         Directory = JournalDirectory,
+        ClusterId = ClusterId,
         Durability = Durability,
         MaxTransactionsPerBlock = MaxTransactionsPerBlock,
     };

@@ -135,7 +135,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     {
         AttachedProcess a = await AttachedProcess.AttachAsync(_http, options.Attach[0], TimeSpan.FromSeconds(10), null, cancel).ConfigureAwait(false);
         AttachedProcess b = await AttachedProcess.AttachAsync(_http, options.Attach[1], TimeSpan.FromSeconds(10), null, cancel).ConfigureAwait(false);
-        RemoteProxy? Switch(string[] controls, int i) => controls.Length > 0 ? new RemoteProxy(controls[i]) : null;
+        RemoteProxy? Switch(string[] controls, int i) => controls.Length > 0 ? new RemoteProxy(controls[i], options.Operator) : null;
         (_a, _b) = (new AttachedNode("A", options.Attach[0], a, _http, Switch(options.LinkProxies, 0), Switch(options.WitnessProxies, 0)),
             new AttachedNode("B", options.Attach[1], b, _http, Switch(options.LinkProxies, 1), Switch(options.WitnessProxies, 1)));
         (_a.Peer, _b.Peer) = (_b, _a);

@@ -44,6 +44,9 @@ internal static class DrillCommand
         {
             scenario, rounds, rate, seed, seconds, faultMs, delayMs, json, keep, attach, linkProxy, witnessProxy,
         };
+        // Attached, the proxies' control ports take commands only from an operator of their cluster.
+        var cluster = new ClusterOptions(Engine.Security.PrincipalRole.Operator, "operator", listens: false);
+        cluster.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
             string chosen = parse.GetValue(scenario)!;
@@ -79,8 +82,21 @@ internal static class DrillCommand
             }
             string[] scenarios = chosen != "all" ? [chosen] : possible;
             int total = parse.GetValue(rounds) ?? scenarios.Length;
+            Engine.Security.ClusterCredentials operatorCredentials;
+            try
+            {
+                operatorCredentials = cluster.Load(parse, listen: null);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException)
+            {
+                Console.Error.WriteLine($"engine drill: {e.Message}");
+                return 2;
+            }
             var options = new DrillOptions(scenarios, total, parse.GetValue(rate), parse.GetValue(seed) ?? Environment.TickCount & 0x7fff_ffff,
-                parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep), attached, links, witnesses);
+                parse.GetValue(seconds), parse.GetValue(faultMs), parse.GetValue(delayMs), parse.GetValue(json), parse.GetValue(keep), attached, links, witnesses)
+            {
+                Operator = operatorCredentials,
+            };
             if (options.Rounds is < 1 or > 1_000_000 || options.Rate is <= 0 or > 200_000 || options.RoundSeconds is < 1 or > 600 || options.FaultMs is < 100 or > 60_000 || options.DelayMs is < 1 or > 10_000)
             {
                 Console.Error.WriteLine("engine drill: --rounds must be 1 to 1000000, --rate in (0, 200000], --round-seconds 1 to 600, --fault-ms 100 to 60000, --delay-ms 1 to 10000");
@@ -119,4 +135,8 @@ internal static class DrillCommand
 }
 
 /// <summary>What <c>engine drill</c> was asked to do.</summary>
-internal sealed record DrillOptions(string[] Scenarios, int Rounds, double Rate, int Seed, double RoundSeconds, int FaultMs, int DelayMs, bool Json, bool Keep, string[] Attach, string[] LinkProxies, string[] WitnessProxies);
+internal sealed record DrillOptions(string[] Scenarios, int Rounds, double Rate, int Seed, double RoundSeconds, int FaultMs, int DelayMs, bool Json, bool Keep, string[] Attach, string[] LinkProxies, string[] WitnessProxies)
+{
+    /// <summary>Attached: the operator the proxies' control ports must see (--cluster/--key); null: the development cluster's.</summary>
+    public Engine.Security.ClusterCredentials? Operator { get; init; }
+}

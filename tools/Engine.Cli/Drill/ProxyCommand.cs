@@ -1,21 +1,46 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Engine.Core.Server;
+using Engine.Security;
 
 namespace Engine.Cli.Drill;
 
 /// <summary><c>engine proxy</c>: the drill's fault proxy on its own, steered from standard input or a control endpoint.</summary>
+/// <remarks>
+/// The control endpoint takes commands only from an operator: each connection is a
+/// <see cref="SecureChannel"/> for <see cref="LinkPurpose.Control"/> on which the client proves it
+/// is a principal of role operator, and the proxy proves it holds an operator's key too (it is the
+/// operator's tool: <c>--cluster</c> and <c>--key</c> name the operator's key, or the development
+/// cluster's "operator@proxy" on loopback). Then one command per record, one answer per record. At
+/// most <see cref="MaxControlConnections"/> at once; a connection silent for
+/// <see cref="ControlIdleTimeout"/> is closed (the drill reconnects); a command that is not
+/// printable ASCII or longer than <see cref="MaxCommandBytes"/> closes its connection.
+/// </remarks>
 internal static class ProxyCommand
 {
     public const string Commands = "blackhole, delay MS, corrupt, heal, status";
+
+    /// <summary>Control connections at once: a drill needs one per proxy.</summary>
+    public const int MaxControlConnections = 4;
+
+    /// <summary>The longest command line.</summary>
+    public const int MaxCommandBytes = 256;
+
+    /// <summary>A control connection that sends nothing for this long is closed.</summary>
+    public static readonly TimeSpan ControlIdleTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>The proxy's name in the development cluster (an operator).</summary>
+    public const string DevelopmentName = "operator@proxy";
 
     public static Command Build()
     {
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to accept connections on.", Required = true };
         var target = new Option<string>("--target") { Description = "HOST:PORT to forward them to.", Required = true };
-        var control = new Option<string>("--control") { Description = "HOST:PORT where the same commands are taken over TCP, a line each, answered with a line (what `engine drill --attach … --link-proxy` steers)." };
+        var control = new Option<string>("--control") { Description = "HOST:PORT where the same commands are taken from an operator over the cluster's secure channel, one each, each answered (what `engine drill --attach … --link-proxy` steers)." };
+        var cluster = new ClusterOptions(PrincipalRole.Operator, DevelopmentName, listens: true);
         var command = new Command("proxy", """
             A TCP proxy that breaks a link on purpose (put it between a backup and its primary's replication endpoint, or between a node and its witness).
             Commands on standard input (and on --control), one per line: blackhole (pass nothing, say nothing), delay MS (pass everything MS later, in order),
@@ -26,20 +51,28 @@ internal static class ProxyCommand
         {
             listen, target, control,
         };
+        cluster.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
-            FaultProxy proxy;
+            FaultProxy? proxy = null;
             Socket? controlListener = null;
+            ClusterCredentials? credentials = null;
             try
             {
-                proxy = new FaultProxy(EngineSettings.ParseEndpoint(parse.GetValue(listen)!, "--listen"), EngineSettings.ParseEndpoint(parse.GetValue(target)!, "--target"));
-                if (parse.GetValue(control) is { } at)
+                IPEndPoint? controlAt = parse.GetValue(control) is { } at ? EngineSettings.ParseEndpoint(at, "--control") : null;
+                if (controlAt is not null)
                 {
-                    controlListener = Listener.Bind(EngineSettings.ParseEndpoint(at, "--control"), backlog: 4);
+                    credentials = cluster.Load(parse, controlAt);
+                }
+                proxy = new FaultProxy(EngineSettings.ParseEndpoint(parse.GetValue(listen)!, "--listen"), EngineSettings.ParseEndpoint(parse.GetValue(target)!, "--target"));
+                if (controlAt is not null)
+                {
+                    controlListener = Listener.Bind(controlAt, backlog: MaxControlConnections);
                 }
             }
-            catch (Exception e) when (e is ArgumentException or SocketException)
+            catch (Exception e) when (e is ArgumentException or SocketException or InvalidDataException or IOException)
             {
+                proxy?.Dispose();
                 Console.Error.WriteLine($"engine proxy: {e.Message}");
                 return 2;
             }
@@ -48,9 +81,9 @@ internal static class ProxyCommand
             using (proxy)
             using (controlListener)
             {
-                Console.WriteLine($"proxy: {proxy.Endpoint} -> {parse.GetValue(target)}{(controlListener is null ? "" : $", control on {controlListener.LocalEndPoint}")}; commands: {Commands}");
-                Task controlling = controlListener is null ? Task.CompletedTask
-                    : Listener.AcceptAllAsync(controlListener, socket => { _ = Task.Run(() => ServeControlAsync(proxy, socket, stop.Token)); return Task.CompletedTask; }, stop.Token);
+                Console.WriteLine($"proxy: {proxy.Endpoint} -> {parse.GetValue(target)}{(controlListener is null ? "" : $", control on {controlListener.LocalEndPoint} for operators of cluster {credentials!.Roster.ClusterIdHex}{(credentials.IsDevelopment ? " (DEVELOPMENT)" : "")}")}; commands: {Commands}");
+                var controlPort = controlListener is null ? null : new ControlPort(proxy, credentials!, stop.Token);
+                Task controlling = controlListener is null ? Task.CompletedTask : Listener.AcceptAllAsync(controlListener, controlPort!.Accept, stop.Token);
                 try
                 {
                     while (await Console.In.ReadLineAsync(stop.Token).ConfigureAwait(false) is { } line)
@@ -99,35 +132,88 @@ internal static class ProxyCommand
         return $"proxy: {proxy.Fault}, {proxy.Corrupted} bytes flipped so far, {proxy.Connections} connection(s)";
     }
 
-    private static async Task ServeControlAsync(FaultProxy proxy, Socket socket, CancellationToken stop)
+    /// <summary>The control endpoint: authenticated operators only, bounded, each connection timed out when idle.</summary>
+    private sealed class ControlPort(FaultProxy proxy, ClusterCredentials credentials, CancellationToken stop)
     {
-        await using var stream = new NetworkStream(socket, ownsSocket: true);
-        using var reader = new StreamReader(stream, Encoding.ASCII);
-        await using var writer = new StreamWriter(stream, Encoding.ASCII) { AutoFlush = true, NewLine = "\n" };
-        try
+        private readonly RefusalLog _refusals = new(Console.WriteLine, "proxy control");
+        private int _connections;
+
+        public Task Accept(Socket socket)
         {
-            // Bounded: a line of more than 256 characters is no command.
-            while (await reader.ReadLineAsync(stop).ConfigureAwait(false) is { } line)
+            if (Interlocked.Increment(ref _connections) > MaxControlConnections)
             {
-                await writer.WriteLineAsync(line.Length > 256 ? "proxy: unknown command (too long)" : Apply(proxy, line)).ConfigureAwait(false);
+                Interlocked.Decrement(ref _connections);
+                _refusals.Refused(socket.RemoteEndPoint, string.Create(CultureInfo.InvariantCulture, $"{MaxControlConnections} control connections already open"));
+                socket.Dispose();
+                return Task.CompletedTask;
             }
+            _ = Task.Run(() => ServeAsync(socket));
+            return Task.CompletedTask;
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+
+        private async Task ServeAsync(Socket socket)
         {
+            EndPoint? remote = null;
+            try
+            {
+                remote = socket.RemoteEndPoint;
+                AcceptOutcome outcome = await SecureChannel.AcceptAsync(socket, credentials, LinkPurpose.Control, [PrincipalRole.Operator], cancel: stop).ConfigureAwait(false);
+                if (outcome.Channel is not { } channel)
+                {
+                    _refusals.Refused(remote, $"handshake refused: {outcome.Refusal}");
+                    return;
+                }
+                using (channel)
+                {
+                    byte[] buffer = new byte[MaxCommandBytes + SecureChannel.TagBytes];
+                    while (true)
+                    {
+                        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                        idle.CancelAfter(ControlIdleTimeout);
+                        int read = await channel.ReceiveAsync(buffer, idle.Token).ConfigureAwait(false);
+                        if (read == 0)
+                        {
+                            return;
+                        }
+                        ReadOnlySpan<byte> line = buffer.AsSpan(0, read);
+                        if (line.ContainsAnyExceptInRange((byte)0x20, (byte)0x7E))
+                        {
+                            _refusals.Refused(remote, $"{channel.Peer.Name}: a command that is not printable ASCII: closed");
+                            return;
+                        }
+                        await channel.SendAsync(Encoding.ASCII.GetBytes(Apply(proxy, Encoding.ASCII.GetString(line))), idle.Token).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                if (!stop.IsCancellationRequested)
+                {
+                    _refusals.Refused(remote, e is OperationCanceledException ? $"idle for {ControlIdleTimeout.TotalSeconds:0} s: closed" : e.Message);
+                }
+            }
+            finally
+            {
+                socket.Dispose();
+                Interlocked.Decrement(ref _connections);
+            }
         }
     }
 }
 
 /// <summary>
-/// An <c>engine proxy --control</c> steered over TCP, one command line and one answer at a time:
-/// how an attached drill breaks links it did not build.
+/// An <c>engine proxy --control</c> steered over the cluster's secure channel as an operator, one
+/// command and one answer at a time: how an attached drill breaks links it did not build.
 /// </summary>
-internal sealed class RemoteProxy(string control) : ILinkSwitch, IDisposable
+/// <param name="control">The proxy's control endpoint.</param>
+/// <param name="credentials">An operator's credentials (the proxy refuses any other role); null: the development cluster's "operator".</param>
+internal sealed class RemoteProxy(string control, ClusterCredentials? credentials = null) : ILinkSwitch, IDisposable
 {
-    private readonly System.Net.IPEndPoint _endpoint = EngineSettings.ParseEndpoint(control, "proxy control endpoint");
-    private TcpClient? _client;
-    private StreamReader? _reader;
-    private StreamWriter? _writer;
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(5);
+    private readonly IPEndPoint _endpoint = EngineSettings.ParseEndpoint(control, "proxy control endpoint");
+    private readonly ClusterCredentials _credentials = credentials ?? ClusterCredentials.Development("operator");
+    private readonly byte[] _answer = new byte[512 + SecureChannel.TagBytes];
+    private SecureChannel? _channel;
 
     public string Control { get; } = control;
 
@@ -150,28 +236,47 @@ internal sealed class RemoteProxy(string control) : ILinkSwitch, IDisposable
     }
 
     /// <summary>Sends one command (connecting, or reconnecting once, as needed) and returns the answer.</summary>
+    /// <exception cref="InvalidOperationException">No proxy answers there, it refused this operator, or it refused the command.</exception>
     public string Send(string command)
     {
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                if (_client is null)
+                using var timeout = new CancellationTokenSource(s_timeout);
+                if (_channel is null)
                 {
-                    _client = new TcpClient { NoDelay = true, ReceiveTimeout = 5000, SendTimeout = 5000 };
-                    _client.Connect(_endpoint);
-                    _reader = new StreamReader(_client.GetStream(), Encoding.ASCII);
-                    _writer = new StreamWriter(_client.GetStream(), Encoding.ASCII) { AutoFlush = true, NewLine = "\n" };
+                    var socket = new Socket(_endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                    try
+                    {
+                        socket.ConnectAsync(_endpoint, timeout.Token).AsTask().GetAwaiter().GetResult();
+                    }
+                    catch
+                    {
+                        socket.Dispose();
+                        throw;
+                    }
+                    _channel = SecureChannel.ConnectAsync(socket, _credentials, LinkPurpose.Control, PrincipalRole.Operator, cancel: timeout.Token).GetAwaiter().GetResult();
                 }
-                _writer!.WriteLine(command);
-                string answer = _reader!.ReadLine() ?? throw new IOException("the proxy closed its control connection");
+                _channel.Send(Encoding.ASCII.GetBytes(command));
+                int read = _channel.ReceiveAsync(_answer, timeout.Token).AsTask().GetAwaiter().GetResult();
+                if (read == 0)
+                {
+                    throw new IOException("the proxy closed its control connection");
+                }
+                string answer = Encoding.ASCII.GetString(_answer, 0, read);
                 if (!answer.StartsWith("proxy: ", StringComparison.Ordinal) || answer.StartsWith("proxy: unknown", StringComparison.Ordinal))
                 {
                     throw new InvalidOperationException($"the proxy at {Control} answered '{answer}' to '{command}'");
                 }
                 return answer;
             }
-            catch (Exception e) when (e is IOException or SocketException)
+            catch (LinkRefusedException e) when (e.Reason is not (RefusalReason.Timeout or RefusalReason.Closed or RefusalReason.Busy))
+            {
+                Dispose();
+                throw new InvalidOperationException($"the proxy control at {Control} and {_credentials.Self} do not trust each other: {e.Message}", e);
+            }
+            catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException)
             {
                 Dispose();
                 if (attempt > 0)
@@ -184,9 +289,7 @@ internal sealed class RemoteProxy(string control) : ILinkSwitch, IDisposable
 
     public void Dispose()
     {
-        _reader?.Dispose();
-        _writer?.Dispose();
-        _client?.Dispose();
-        (_client, _reader, _writer) = (null, null, null);
+        _channel?.Dispose();
+        _channel = null;
     }
 }
