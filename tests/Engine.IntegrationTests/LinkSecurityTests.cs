@@ -31,7 +31,7 @@ public class LinkSecurityTests
         int primaryMark = pair.Primary.StdOut.Length, backupMark = pair.Backup!.StdOut.Length;
 
         // 1. Today's protocol in plaintext: a Hello with the genesis block, as any process could send.
-        BlockBuilder.Genesis(1, 0, out ChainHead genesis);
+        BlockBuilder.Genesis(ClusterId.Development, 1, 0, out ChainHead genesis);
         using (var plain = new TcpClient())
         {
             await plain.ConnectAsync(pair.ReplicationEndPoint);
@@ -154,7 +154,7 @@ public class LinkSecurityTests
         ReplicationFrame.Write(shortHello, ReplicationType.Hello, new byte[10]);
         var unknown = new byte[ReplicationFrame.HeaderBytes + 4];
         ReplicationFrame.Write(unknown, (ReplicationType)99, new byte[4]);
-        BlockBuilder.Genesis(1, 0, out ChainHead genesis);
+        BlockBuilder.Genesis(ClusterId.Development, 1, 0, out ChainHead genesis);
         byte[] truncated = ReplicationFrame.Hello(ReplicationType.Hello, 0, in genesis)[..40];
         foreach (byte[] bad in new[] { empty, shortHello, unknown, truncated })
         {
