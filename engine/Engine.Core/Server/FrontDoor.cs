@@ -66,7 +66,7 @@ internal sealed class FrontDoor : IAsyncDisposable
         Digest = new EventDigest(log, Counters);
         Throttle = new LogonThrottle(_limits);
         _lastFlushMs = _lastExpireMs = Now;
-        _ticker = new Timer(_ => Tick(Now), null, TickMs, TickMs);
+        _ticker = new Timer(_ => SafeTick(), null, TickMs, TickMs);
     }
 
     public Socket Listener { get; }
@@ -428,6 +428,19 @@ internal sealed class FrontDoor : IAsyncDisposable
         // The set respects its bounds, and the per-address counts add up to it.
         System.Diagnostics.Debug.Assert(_pending.Count <= _limits.MaxPendingLogons, "no more pending logons than the limit");
         System.Diagnostics.Debug.Assert(_pendingByAddress.Values.Sum() == _pending.Count, "per-address counts sum to the set");
+    }
+
+    /// <summary>A timer callback must not throw (it would end the process): whatever a tick hits is logged, and the next tick runs.</summary>
+    private void SafeTick()
+    {
+        try
+        {
+            Tick(Now);
+        }
+        catch (Exception e)
+        {
+            _log($"client port: a housekeeping tick failed: {e}");
+        }
     }
 
     private void Tick(long now)
