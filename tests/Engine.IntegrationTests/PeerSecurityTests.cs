@@ -232,7 +232,7 @@ public class PeerSecurityTests
         }
     }
 
-    /// <summary>Sends <paramref name="line"/> with no handshake; returns what came back (as Latin-1) before the other side closed.</summary>
+    /// <summary>Sends <paramref name="line"/> with no handshake; returns what came back (as Latin-1) until the other side closed or a whole line came back.</summary>
     private static async Task<string> RawAsync(IPEndPoint at, string line)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -246,6 +246,10 @@ public class PeerSecurityTests
             while (await socket.ReceiveAsync(buffer, SocketFlags.None, patience.Token) is int read and > 0)
             {
                 received.Append(Encoding.Latin1.GetString(buffer, 0, read));
+                if (buffer.AsSpan(0, read).Contains((byte)'\n'))
+                {
+                    break; // an answer (a server without authentication keeps the connection for more)
+                }
             }
         }
         catch (SocketException)
