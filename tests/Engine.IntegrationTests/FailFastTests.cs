@@ -22,7 +22,7 @@ public class FailFastTests
     /// <summary>The exit code of a halted node that was then stopped (<c>engine serve --help</c>).</summary>
     private const int ExitHalted = 4;
 
-    /// <param name="fault">injected: the fault point fails the 301st block; disk-full: a 1 MiB tmpfs fills.</param>
+    /// <param name="fault">injected: the fault point fails the 21st block (a second or two into the load, however the load batches); disk-full: a 1 MiB tmpfs fills.</param>
     /// <param name="lease">allow-solo: the backup takes over alone at once; witness: only with the witness's lease,
     /// which the halted primary must not take when its link closes.</param>
     [TestCase("injected", "allow-solo")]
@@ -41,10 +41,13 @@ public class FailFastTests
             using EngineProcess? witness = lease == "witness" ? EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}") : null;
             witness?.WaitForOutput(o => o.Contains("listening", StringComparison.Ordinal), "the witness to start", Wait);
             string[] leaseArgs = lease == "witness" ? ["--witness", $"127.0.0.1:{witnessPort}"] : ["--allow-solo"];
-            var faulty = fault == "injected" ? new Dictionary<string, string> { ["ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS"] = "300" } : new Dictionary<string, string>();
+            var faulty = fault == "injected" ? new Dictionary<string, string> { ["ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS"] = "20" } : new Dictionary<string, string>();
             using var primary = EngineProcess.Start(faulty, ["serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--admin", $"127.0.0.1:{primaryAdmin}", "--replication-listen", $"127.0.0.1:{primaryReplication}", "--peer", $"127.0.0.1:{backupReplication}",
                 .. lease == "witness" ? leaseArgs : []]);
+            // The backup once the primary is up: the two starting at once on two shared cores is where a
+            // primary is most easily starved past the silence timeout (an unplanned takeover, no fault).
+            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
             using var backup = EngineProcess.Start(["serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--admin", $"127.0.0.1:{backupAdmin}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--peer", $"127.0.0.1:{primaryReplication}",
                 .. leaseArgs]);
@@ -52,14 +55,14 @@ public class FailFastTests
             primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal)
                 && (!o.Contains("solo lease from the witness", StringComparison.Ordinal) || o.Contains("solo lease given back", StringComparison.Ordinal)),
                 "the pair to be in step", Wait);
-            await WaitWholeAsync(primaryAdmin, backupAdmin);
+            await WaitWholeAsync(primaryAdmin, backupAdmin, primary, backup);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(backupData, "journal"), "--json");
 
-            JsonElement halted = await WaitStatusAsync(primaryAdmin, s => s.GetProperty("status").GetProperty("halted").GetBoolean(), "the primary to halt on its failed journal", load);
+            JsonElement halted = await WaitStatusAsync(primaryAdmin, s => s.GetProperty("status").GetProperty("halted").GetBoolean(), "the primary to halt on its failed journal", primary, backup, load);
             JsonElement tookOver = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal),
-                "the backup to take over from the halted primary", load);
+                "the backup to take over from the halted primary", primary, backup, load);
             Assert.That(tookOver.GetProperty("epoch").GetUInt64(), Is.EqualTo(2UL), "a takeover: the next epoch");
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
@@ -110,7 +113,7 @@ public class FailFastTests
         }
     }
 
-    /// <param name="fault">injected: the fault point fails the backup's 301st block; disk-full: its 1 MiB tmpfs fills.</param>
+    /// <param name="fault">injected: the fault point fails the backup's 21st block; disk-full: its 1 MiB tmpfs fills.</param>
     [TestCase("injected")]
     [TestCase("disk-full")]
     public async Task A_backup_whose_journal_fails_halts_never_takes_over_and_the_primary_goes_on_alone(string fault)
@@ -125,15 +128,16 @@ public class FailFastTests
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--admin", $"127.0.0.1:{primaryAdmin}", "--replication-listen", $"127.0.0.1:{primaryReplication}", "--allow-solo");
-            var faulty = fault == "injected" ? new Dictionary<string, string> { ["ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS"] = "300" } : new Dictionary<string, string>();
+            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+            var faulty = fault == "injected" ? new Dictionary<string, string> { ["ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS"] = "20" } : new Dictionary<string, string>();
             using var backup = EngineProcess.Start(faulty, "serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--admin", $"127.0.0.1:{backupAdmin}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--peer", $"127.0.0.1:{primaryReplication}", "--allow-solo");
             primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
-            await WaitWholeAsync(primaryAdmin, backupAdmin);
+            await WaitWholeAsync(primaryAdmin, backupAdmin, primary, backup);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(primaryData, "journal"), "--json");
-            JsonElement halted = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "halted", "the backup to halt on its failed journal", load);
+            JsonElement halted = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "halted", "the backup to halt on its failed journal", primary, backup, load);
             primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to lose its backup", Wait);
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
@@ -198,7 +202,7 @@ public class FailFastTests
     }
 
     /// <summary>Polls GET /status until <paramref name="condition"/> holds; fails naming <paramref name="what"/> and the last status (and the load's progress) if it does not within the wait.</summary>
-    private static async Task<JsonElement> WaitStatusAsync(int admin, Func<JsonElement, bool> condition, string what, EngineProcess? load = null)
+    private static async Task<JsonElement> WaitStatusAsync(int admin, Func<JsonElement, bool> condition, string what, params EngineProcess[] show)
     {
         var clock = Stopwatch.StartNew();
         string last = "";
@@ -219,21 +223,42 @@ public class FailFastTests
             }
             await Task.Delay(20);
         }
-        Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}; load: {load?.StdErr}");
+        Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}\n" + string.Join("\n", show.Select(p => $"--- pid {p.Id}:\n{Tail(p.StdOut)}{Tail(p.StdErr)}")));
         throw new InvalidOperationException("unreachable");
     }
+
+    private static string Tail(string output) => string.Join('\n', output.Split('\n').TakeLast(25));
 
     /// <summary>
     /// Waits until the node started as primary reports itself primary of epoch 1 with its backup in step
     /// and the other reports itself that backup, following live: the roles the test's fault is aimed at
     /// (a node starved of the CPU for the silence timeout may be taken over with no fault at all).
     /// </summary>
-    private static async Task WaitWholeAsync(int primaryAdmin, int backupAdmin)
+    /// <remarks>
+    /// If instead the roles have changed before any fault was injected, the test is inconclusive, not
+    /// failed: its fault is bound to a process (its environment, its data directory), and the engine did
+    /// what it must (the drill counts such takeovers as unplanned, not as failures).
+    /// </remarks>
+    private static async Task WaitWholeAsync(int primaryAdmin, int backupAdmin, params EngineProcess[] show)
     {
-        await WaitStatusAsync(primaryAdmin, s => s.GetProperty("role").GetString() == "primary" && s.GetProperty("epoch").GetUInt64() == 1
-            && s.GetProperty("backup_in_step").ValueKind == JsonValueKind.True, "the primary to report its backup in step");
-        await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "backup" && s.GetProperty("in_step").ValueKind == JsonValueKind.True,
-            "the backup to report itself in step");
+        // Both nodes at each look, so that a swap is seen whichever side shows it first.
+        await WaitStatusAsync(primaryAdmin, primary =>
+        {
+            JsonElement backup = StatusAsync(backupAdmin).GetAwaiter().GetResult();
+            bool roles = Planned(primary, "primary") & Planned(backup, "backup"); // both looked at, always
+            return roles && primary.GetProperty("backup_in_step").ValueKind == JsonValueKind.True && backup.GetProperty("in_step").ValueKind == JsonValueKind.True;
+        }, "the primary to report its backup in step and the backup itself in step", show);
+
+        static bool Planned(JsonElement status, string role)
+        {
+            string now = status.GetProperty("role").GetString()!;
+            bool swapped = role == "primary" ? now == "backup" : now.StartsWith("primary", StringComparison.Ordinal);
+            if (swapped || status.GetProperty("epoch") is { ValueKind: JsonValueKind.Number } epoch && epoch.GetUInt64() != 1)
+            {
+                Assert.Inconclusive($"an unplanned takeover before the fault (a node starved of the CPU past the silence timeout?): the node started as {role} reports {status}");
+            }
+            return now == role;
+        }
     }
 
     private static async Task<JsonElement> StatusAsync(int admin)

@@ -186,6 +186,12 @@ public sealed class EngineNode : IAsyncDisposable
     /// </summary>
     private void Halt(string reason, StageFault fault)
     {
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            // Stopping: the drain fails what waits at the ack gate on purpose (IBlockMirror.BeginStop), and
+            // the journal's own state is looked at once it is closed (DisposeAsync).
+            return;
+        }
         if (Interlocked.CompareExchange(ref _haltReason, reason, null) is not null)
         {
             return;
@@ -381,11 +387,15 @@ public sealed class EngineNode : IAsyncDisposable
         {
             _journal.Dispose();
         }
-        catch (JournalFaultException e)
+        catch (JournalFaultException)
         {
-            // The last commit failed: what was answered in memory durability may not be on disk. Counted
-            // as a halt, so that the process says so with its exit code.
-            Interlocked.CompareExchange(ref _haltReason, $"the journal failed its last commit: {e.Message}", null);
+            // The last commit failed; counted below.
+        }
+        if (_journal.Fault is { } lastFault)
+        {
+            // Failed while stopping (the drain's commits, the last one): what was answered in memory
+            // durability may not be on disk. Counted as a halt, so that the process says so with its exit code.
+            Interlocked.CompareExchange(ref _haltReason, $"the journal failed while stopping: {lastFault.Message}", null);
         }
         string journal = _journal.Fault is { } failed
             ? $"journal FAILED ({failed.Message}): only what was committed before is on disk; sealed up to {_ledger.Sealer.Builder.Head}"
