@@ -49,9 +49,14 @@ internal static class DemoCommand
         string root = Path.Combine(Path.GetTempPath(), $"engine-demo-{Environment.ProcessId}");
         string dataA = Path.Combine(root, "a"), dataB = Path.Combine(root, "b");
         int portA = FreePort(), portB = FreePort(), replA = FreePort(), replB = FreePort();
-        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}"];
-        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo"];
-        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}"];
+        // The demo's own cluster: the replication link authenticates and encrypts with real keys, as in production.
+        string clusterDir = Path.Combine(root, "cluster");
+        Engine.Security.ClusterSetup.Init(clusterDir, force: true);
+        string cluster = Path.Combine(clusterDir, "cluster.json");
+        string keyA = Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-a"), keyB = Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-b");
+        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA];
+        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo", "--cluster", cluster, "--key", keyB];
+        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA];
         var wait = TimeSpan.FromSeconds(30);
         NodeProcess? a = null, b = null;
         try
