@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Security.Cryptography;
 
 namespace Engine.Security;
@@ -12,7 +13,8 @@ namespace Engine.Security;
 /// </summary>
 internal sealed class RecordCipher : IDisposable
 {
-    public const int HeaderBytes = 4;
+    /// <summary>u32 length, u32 check of the length and the record counter (see <see cref="HeaderCheck"/>).</summary>
+    public const int HeaderBytes = 8;
     public const int TagBytes = 16;
     public const int OverheadBytes = HeaderBytes + TagBytes;
     private const int NonceBytes = 12;
@@ -41,11 +43,30 @@ internal sealed class RecordCipher : IDisposable
         int length = OverheadBytes + plaintext.Length;
         record = record[..length];
         BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)plaintext.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], HeaderCheck((uint)plaintext.Length, _counter));
         BinaryPrimitives.WriteUInt64BigEndian(_nonce.AsSpan(4), _counter);
         _aes.Encrypt(_nonce, plaintext, record.Slice(HeaderBytes, plaintext.Length), record[(HeaderBytes + plaintext.Length)..], record[..HeaderBytes]);
         Volatile.Write(ref _counter, _counter + 1);
         return length;
     }
+
+    /// <summary>
+    /// Whether the header of the next record to open is intact; its length if so. Checked before the
+    /// body is awaited: a corrupted length would otherwise have the receiver wait for bytes that are
+    /// not coming, which looks like a silent peer (a takeover) rather than a corrupt link (a reset).
+    /// </summary>
+    public bool TryReadHeader(ReadOnlySpan<byte> header, out uint length)
+    {
+        length = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        return BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) == HeaderCheck(length, _counter);
+    }
+
+    /// <summary>
+    /// CRC-32C of the length and the record counter: catches every accidental change of up to 32 bits
+    /// in the header at once. It is no defence against an attacker (who could stall the link by holding
+    /// bytes back anyway); the AEAD, whose associated data is the whole header, is.
+    /// </summary>
+    internal static uint HeaderCheck(uint length, ulong counter) => ~BitOperations.Crc32C(BitOperations.Crc32C(~0u, length), counter);
 
     /// <summary>Decrypts the next record in place; false (and <paramref name="ciphertext"/> cleared) if it fails authentication. The counter moves only on success.</summary>
     public bool TryOpen(ReadOnlySpan<byte> header, Span<byte> ciphertext, ReadOnlySpan<byte> tag)

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -49,9 +48,11 @@ namespace Engine.Security;
 /// can do anyway); everything after it is.</para>
 /// <para><b>Records</b>:
 /// <code>
-///  0 u32 length n (1 ≤ n ≤ MaxRecordBytes) | 4 AES-256-GCM ciphertext (n bytes) | 4+n u8[16] tag
-///  nonce = 4 zero bytes ‖ u64 big-endian record counter of that direction (from 0); associated data = the length field
+///  0 u32 length n (1 ≤ n ≤ MaxRecordBytes) | 4 u32 ~CRC-32C(length, counter) | 8 AES-256-GCM ciphertext (n bytes) | 8+n u8[16] tag
+///  nonce = 4 zero bytes ‖ u64 big-endian record counter of that direction (from 0); associated data = the 8-byte header
 /// </code>
+/// The header's check is tested before the body is awaited, so a length corrupted on the way is a
+/// reset at once, not a wait for bytes that never come (which a receiver would take for silence).
 /// The receiver expects the next counter, so a record replayed, reordered, dropped or altered (or a
 /// length changed) fails the tag: the receive throws and the channel is closed. The sender encrypts
 /// under the send lock at the moment it sends, so counter order is wire order whatever threads send.
@@ -62,8 +63,8 @@ public sealed class SecureChannel : IDisposable
     /// <summary>Plaintext bytes in one record, at most; longer sends are split into several records.</summary>
     public const int MaxRecordBytes = 1 << 20;
 
-    /// <summary>Bytes of the length field before each record.</summary>
-    public const int RecordHeaderBytes = 4;
+    /// <summary>Bytes of the header before each record: the length and its check.</summary>
+    public const int RecordHeaderBytes = RecordCipher.HeaderBytes;
 
     /// <summary>Bytes of the AES-GCM tag after each record.</summary>
     public const int TagBytes = 16;
@@ -225,7 +226,10 @@ public sealed class SecureChannel : IDisposable
             {
                 throw Ended();
             }
-            uint length = BinaryPrimitives.ReadUInt32LittleEndian(_receiveHeader);
+            if (!_open.TryReadHeader(_receiveHeader, out uint length))
+            {
+                throw Fail($"record {_open.Counter} has a corrupt header");
+            }
             if (length == 0 || length > MaxRecordBytes || length > destination.Length)
             {
                 throw Fail(length == 0 ? "an empty record" : $"a record of {length:N0} bytes (at most {Math.Min(MaxRecordBytes, destination.Length):N0} here)");

@@ -633,15 +633,21 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             Signal();
         }
 
-        /// <summary>The catch-up is on the wire: send what queued meanwhile, and everything from now on.</summary>
+        /// <summary>
+        /// The catch-up is on the wire: send what queued meanwhile, and everything from now on. The
+        /// silence rule counts from here, and a heartbeat goes first: a backup that had nothing to catch
+        /// up has sent nothing yet (it speaks when spoken to), and the time the attach took (the
+        /// journal scan, the catch-up) is the primary's, not the backup's silence.
+        /// </summary>
         public void GoLive()
         {
+            Volatile.Write(ref _lastHeardTicks, Environment.TickCount64);
             lock (_sendLock)
             {
                 _live = true;
             }
+            Enqueue(ReplicationType.Heartbeat, []);
             _ = Task.Run(WriteLoop, CancellationToken.None);
-            Signal();
         }
 
         private void Signal() => _sendWanted.Release();

@@ -118,11 +118,11 @@ internal static class ChannelHarness
     /// <summary>One whole record (length, ciphertext, tag) as it is on the wire.</summary>
     public static async Task<byte[]> ReadRecordAsync(Socket socket)
     {
-        var header = new byte[4];
+        var header = new byte[SecureChannel.RecordHeaderBytes];
         Assert.That(await ReadExactlyAsync(socket, header), Is.True, "a record");
-        var record = new byte[4 + BinaryPrimitives.ReadUInt32LittleEndian(header) + SecureChannel.TagBytes];
+        var record = new byte[SecureChannel.RecordHeaderBytes + BinaryPrimitives.ReadUInt32LittleEndian(header) + SecureChannel.TagBytes];
         header.CopyTo(record, 0);
-        Assert.That(await ReadExactlyAsync(socket, record.AsMemory(4)), Is.True, "a whole record");
+        Assert.That(await ReadExactlyAsync(socket, record.AsMemory(SecureChannel.RecordHeaderBytes)), Is.True, "a whole record");
         return record;
     }
 
