@@ -281,6 +281,7 @@ public class DrillTests
             TestContext.Out.WriteLine(delayed ? "tc netem: 1 ms each way on the veth pair" : "tc netem is not available in this kernel: the hop has no added delay");
 
             var none = new Dictionary<string, string>();
+            // The development tokens on a non-loopback address: the test's own private hop, so the risk is accepted by flag.
             using var primary = EngineProcess.StartIn(a, none, "serve", "--role", "primary", "--data", Path.Combine(root, "a"), "--listen", "10.77.0.1:7400",
                 "--replication-listen", "10.77.0.1:7500", "--allow-dev-config-on-network");
             using var backup = EngineProcess.StartIn(b, none, "serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", "10.77.0.2:7400",
