@@ -7,10 +7,10 @@ namespace Engine.Replication;
 /// <summary>What travels on the link between the primary and its backup.</summary>
 public enum ReplicationType : byte
 {
-    /// <summary>Primary → backup, first: who I am and where my chain ends.</summary>
+    /// <summary>Backup → primary, first (once the channel is authenticated): where my chain ends; status 2: only asking for the epoch (a probe).</summary>
     Hello = 1,
 
-    /// <summary>Backup → primary: in step (status 0) or not, and where the backup's chain ends.</summary>
+    /// <summary>Primary → backup: whether the backup's head is on our chain (status 0) or not (1), and our epoch and last block.</summary>
     HelloAck = 2,
 
     /// <summary>Primary → backup: one sealed block, exactly as journaled.</summary>
