@@ -12,15 +12,26 @@ namespace Engine.Replication;
 /// acknowledging before the witness can grant the lease to the other node.
 /// </summary>
 /// <remarks>
-/// Each request is one <see cref="SecureChannel"/> to the witness (purpose
+/// Requests go over a <see cref="SecureChannel"/> to the witness (purpose
 /// <see cref="LinkPurpose.Witness"/>): this node proves it is its principal (role node, the name the
-/// witness grants under), the witness proves it is the cluster's witness, then one request and one
-/// answer (<see cref="WitnessLine"/>), parsed strictly into a <see cref="WitnessAnswer"/>.
+/// witness grants under), the witness proves it is the cluster's witness; then a request and its
+/// answer (<see cref="WitnessLine"/>) at a time, parsed strictly into a <see cref="WitnessAnswer"/>.
+/// The lease's loop keeps its channel between requests (dropped after any failure or
+/// <see cref="IdleTimeout"/> unused); <see cref="AcquireAsync"/> and <see cref="ReleaseAsync"/> make one each.
 /// </remarks>
 public sealed class WitnessLease : ISoloLease, IAsyncDisposable
 {
-    /// <summary>Connect, handshake, request and answer, at most: a request not answered by then may still have been granted (the holder counts itself holder).</summary>
-    public static readonly TimeSpan AskTimeout = TimeSpan.FromMilliseconds(200);
+    /// <summary>
+    /// Connect, handshake, request and answer, at most; a request not answered by then may still have
+    /// been granted (the node then counts itself holder). Half a lease: an answer that comes this late
+    /// still grants what is left of the lease (it counts from the send), and a new channel needs three
+    /// round trips (the handshake's two, then the request) where the plain line of before needed one:
+    /// with 200 ms, on this two-core machine under a load average of 30 to 46, most asks timed out.
+    /// </summary>
+    public static readonly TimeSpan AskTimeout = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>A channel to the witness unused this long is closed here and a new one made for the next request, before the witness closes it (<see cref="WitnessServer.IdleTimeout"/>).</summary>
+    public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(5);
 
     private const int MarginMs = 150;
 
@@ -36,6 +47,11 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     private readonly Action? _granted;
     private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _lastHeld;
+
+    // The loop's channel to the witness, kept between requests (renewals every third of a lease take
+    // one round trip, not a handshake); only the loop touches it.
+    private SecureChannel? _channel;
+    private long _channelUsedTicks;
 
     // True from a grant until the witness confirms the release: the lease is sticky, so a renewal
     // that failed (the witness unreachable for a moment) does not end it there.
@@ -94,7 +110,9 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
             int pause = 50;
             if (_wanted())
             {
-                (WitnessAnswer answer, long validUntil) = await AcquireAsync(_witness, _credentials, _epoch(), _stop.Token).ConfigureAwait(false);
+                long asked = Stopwatch.GetTimestamp();
+                WitnessAnswer answer = await AskOnChannelAsync(new WitnessRequest(WitnessVerb.Acquire, _epoch())).ConfigureAwait(false);
+                long validUntil = ValidUntil(answer, asked);
                 bool granted = false;
                 switch (answer)
                 {
@@ -134,7 +152,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 // A backup is in step again: it holds everything acknowledged alone, so the lease
                 // may go to it should this node die. Stop acknowledging alone first, then release.
                 Interlocked.Exchange(ref _validUntilTicks, 0);
-                WitnessAnswer answer = await ReleaseAsync(_witness, _credentials, _stop.Token).ConfigureAwait(false);
+                WitnessAnswer answer = await AskOnChannelAsync(new WitnessRequest(WitnessVerb.Release, 0)).ConfigureAwait(false);
                 if (answer is WitnessAnswer.Released or WitnessAnswer.NotHolder)
                 {
                     _log($"a backup is in step: solo lease given back to the witness ({Describe(answer)})");
@@ -163,9 +181,53 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         CheckNode(credentials);
         long asked = Stopwatch.GetTimestamp();
         WitnessAnswer answer = await AskAsync(witness, credentials, new WitnessRequest(WitnessVerb.Acquire, epoch), cancel).ConfigureAwait(false);
-        return answer is WitnessAnswer.Granted g
-            ? (answer, asked + ((g.LeaseMs - MarginMs) * Stopwatch.Frequency / 1000))
-            : (answer, 0);
+        return (answer, ValidUntil(answer, asked));
+    }
+
+    /// <summary>Until when (Stopwatch ticks) a grant asked for at <paramref name="askedTicks"/> may be acted on here; 0 if it is none.</summary>
+    private static long ValidUntil(WitnessAnswer answer, long askedTicks) =>
+        answer is WitnessAnswer.Granted g ? askedTicks + ((g.LeaseMs - MarginMs) * Stopwatch.Frequency / 1000) : 0;
+
+    /// <summary>
+    /// One request on the loop's channel (made, or made again, as needed); <see cref="WitnessAnswer.NoAnswer"/>
+    /// on any failure, the channel then dropped. A kept channel that fails (the witness restarted, or
+    /// closed it) is replaced once at once: asking again is harmless (a renewal grants the same, a
+    /// second release finds no lease to give back).
+    /// </summary>
+    private async Task<WitnessAnswer> AskOnChannelAsync(WitnessRequest request)
+    {
+        if (_channel is not null && Stopwatch.GetElapsedTime(_channelUsedTicks) > IdleTimeout)
+        {
+            _channel.Dispose();
+            _channel = null;
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        timeout.CancelAfter(AskTimeout);
+        for (int attempt = 0; ; attempt++)
+        {
+            bool kept = _channel is not null;
+            WitnessAnswer answer;
+            try
+            {
+                _channel ??= await ConnectAsync(_witness, _credentials, timeout.Token).ConfigureAwait(false);
+                answer = await ExchangeAsync(_channel, _witness, request, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or InvalidDataException or ObjectDisposedException)
+            {
+                answer = new WitnessAnswer.NoAnswer(e is LinkRefusedException ? $"witness at {_witness} refused: {e.Message}" : $"witness unreachable ({e.Message})");
+            }
+            if (answer is not WitnessAnswer.NoAnswer)
+            {
+                _channelUsedTicks = Stopwatch.GetTimestamp();
+                return answer;
+            }
+            _channel?.Dispose();
+            _channel = null;
+            if (!kept || attempt > 0 || timeout.IsCancellationRequested)
+            {
+                return answer;
+            }
+        }
     }
 
     /// <summary>
@@ -174,29 +236,38 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     /// compiling the cryptography: measured here, a cold first request took ~475 ms (past
     /// <see cref="AskTimeout"/>) and the second ~120 ms, against ~2 ms warm.
     /// </summary>
+    /// <remarks>Best effort: a warm-up that fails (a loaded machine, no loopback) changes nothing but the first request's time.</remarks>
     public static async Task WarmUpAsync(ClusterCredentials credentials)
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        Task connected = client.ConnectAsync(listener.LocalEndPoint!);
-        using Socket accepted = await listener.AcceptAsync().ConfigureAwait(false);
-        await connected.ConfigureAwait(false);
-        Task<AcceptOutcome> server = SecureChannel.AcceptAsync(accepted, credentials, LinkPurpose.Witness, [credentials.Self.Role]);
-        using SecureChannel channel = await SecureChannel.ConnectAsync(client, credentials, LinkPurpose.Witness, credentials.Self.Role).ConfigureAwait(false);
-        using SecureChannel? other = (await server.ConfigureAwait(false)).Channel;
-        if (other is null)
+        try
         {
-            return;
+            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            listener.Listen(1);
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Task connected = client.ConnectAsync(listener.LocalEndPoint!);
+            using Socket accepted = await listener.AcceptAsync().ConfigureAwait(false);
+            await connected.ConfigureAwait(false);
+            TimeSpan patient = TimeSpan.FromSeconds(30); // cold code on a busy machine; nobody waits on this
+            Task<AcceptOutcome> server = SecureChannel.AcceptAsync(accepted, credentials, LinkPurpose.Witness, [credentials.Self.Role], timeout: patient);
+            using SecureChannel channel = await SecureChannel.ConnectAsync(client, credentials, LinkPurpose.Witness, credentials.Self.Role, timeout: patient).ConfigureAwait(false);
+            using SecureChannel? other = (await server.ConfigureAwait(false)).Channel;
+            if (other is null)
+            {
+                return;
+            }
+            var buffer = new byte[WitnessLine.MaxAnswerBytes + SecureChannel.TagBytes];
+            await channel.SendAsync(WitnessLine.Format(new WitnessRequest(WitnessVerb.Acquire, 1))).ConfigureAwait(false);
+            int read = await other.ReceiveAsync(buffer).ConfigureAwait(false);
+            _ = WitnessLine.TryParseRequest(buffer.AsSpan(0, read), out _, out _);
+            await other.SendAsync(WitnessLine.Format(new WitnessAnswer.Granted(1000))).ConfigureAwait(false);
+            read = await channel.ReceiveAsync(buffer).ConfigureAwait(false);
+            _ = WitnessLine.TryParseAnswer(buffer.AsSpan(0, read), out _, out _);
         }
-        var buffer = new byte[WitnessLine.MaxAnswerBytes + SecureChannel.TagBytes];
-        await channel.SendAsync(WitnessLine.Format(new WitnessRequest(WitnessVerb.Acquire, 1))).ConfigureAwait(false);
-        int read = await other.ReceiveAsync(buffer).ConfigureAwait(false);
-        _ = WitnessLine.TryParseRequest(buffer.AsSpan(0, read), out _, out _);
-        await other.SendAsync(WitnessLine.Format(new WitnessAnswer.Granted(1000))).ConfigureAwait(false);
-        read = await channel.ReceiveAsync(buffer).ConfigureAwait(false);
-        _ = WitnessLine.TryParseAnswer(buffer.AsSpan(0, read), out _, out _);
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or InvalidDataException)
+        {
+            // Only the first real request's time depends on it.
+        }
     }
 
     /// <summary>Gives the lease back for this node (<paramref name="credentials"/>): <see cref="WitnessAnswer.Released"/> or <see cref="WitnessAnswer.NotHolder"/> when done.</summary>
@@ -216,24 +287,12 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     /// <summary>One request, one answer over a fresh secure channel; <see cref="WitnessAnswer.NoAnswer"/> when there is none within <see cref="AskTimeout"/>.</summary>
     private static async Task<WitnessAnswer> AskAsync(IPEndPoint witness, ClusterCredentials credentials, WitnessRequest request, CancellationToken cancel)
     {
-        var socket = new Socket(witness.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(AskTimeout);
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-            timeout.CancelAfter(AskTimeout);
-            await socket.ConnectAsync(witness, timeout.Token).ConfigureAwait(false);
-            using SecureChannel channel = await SecureChannel.ConnectAsync(socket, credentials, LinkPurpose.Witness, PrincipalRole.Witness, timeout: AskTimeout, cancel: timeout.Token)
-                .ConfigureAwait(false);
-            await channel.SendAsync(WitnessLine.Format(request), timeout.Token).ConfigureAwait(false);
-            byte[] buffer = new byte[WitnessLine.MaxAnswerBytes + SecureChannel.TagBytes];
-            int read = await channel.ReceiveAsync(buffer, timeout.Token).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return new WitnessAnswer.NoAnswer($"witness at {witness} closed without an answer");
-            }
-            return WitnessLine.TryParseAnswer(buffer.AsSpan(0, read), out WitnessAnswer answer, out string error)
-                ? answer
-                : new WitnessAnswer.NoAnswer($"witness at {witness} answered something that is no answer ({error})");
+            using SecureChannel channel = await ConnectAsync(witness, credentials, timeout.Token).ConfigureAwait(false);
+            return await ExchangeAsync(channel, witness, request, timeout.Token).ConfigureAwait(false);
         }
         catch (LinkRefusedException e)
         {
@@ -243,10 +302,37 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         {
             return new WitnessAnswer.NoAnswer($"witness unreachable ({e.Message})");
         }
-        finally
+    }
+
+    /// <summary>A secure channel to the witness: this node proves it is its principal, the witness that it is the cluster's witness.</summary>
+    private static async Task<SecureChannel> ConnectAsync(IPEndPoint witness, ClusterCredentials credentials, CancellationToken cancel)
+    {
+        var socket = new Socket(witness.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(witness, cancel).ConfigureAwait(false);
+            return await SecureChannel.ConnectAsync(socket, credentials, LinkPurpose.Witness, PrincipalRole.Witness, timeout: AskTimeout, cancel: cancel).ConfigureAwait(false);
+        }
+        catch
         {
             socket.Dispose();
+            throw;
         }
+    }
+
+    /// <summary>Sends one request and reads its answer, parsed strictly.</summary>
+    private static async Task<WitnessAnswer> ExchangeAsync(SecureChannel channel, IPEndPoint witness, WitnessRequest request, CancellationToken cancel)
+    {
+        await channel.SendAsync(WitnessLine.Format(request), cancel).ConfigureAwait(false);
+        byte[] buffer = new byte[WitnessLine.MaxAnswerBytes + SecureChannel.TagBytes];
+        int read = await channel.ReceiveAsync(buffer, cancel).ConfigureAwait(false);
+        if (read == 0)
+        {
+            return new WitnessAnswer.NoAnswer($"witness at {witness} closed without an answer");
+        }
+        return WitnessLine.TryParseAnswer(buffer.AsSpan(0, read), out WitnessAnswer answer, out string error)
+            ? answer
+            : new WitnessAnswer.NoAnswer($"witness at {witness} answered something that is no answer ({error})");
     }
 
     private static void CheckNode(ClusterCredentials credentials)
@@ -262,6 +348,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(false);
+        _channel?.Dispose();
         _stop.Dispose();
         _wake.Dispose();
     }

@@ -16,10 +16,11 @@ namespace Engine.Replication;
 /// <remarks>
 /// <para>Every connection is a <see cref="SecureChannel"/> for <see cref="LinkPurpose.Witness"/>:
 /// the client must prove it holds the key of a principal of role <see cref="PrincipalRole.Node"/>,
-/// and the name it is granted under is that principal's, never a string it sends. Then one request
-/// and one answer (<see cref="WitnessLine"/>), and the connection is closed. Anything else (no
-/// handshake, another cluster, another role, a false signature, a malformed or overlong line, a
-/// connection that takes longer than <see cref="ConnectionTimeout"/>) closes that connection only,
+/// and the name it is granted under is that principal's, never a string it sends. Then requests and
+/// answers (<see cref="WitnessLine"/>), one at a time, while the node sends one at least every
+/// <see cref="IdleTimeout"/>. Anything else (no handshake, another cluster, another role, a false
+/// signature, a malformed or overlong line, a first request later than <see cref="ConnectionTimeout"/>
+/// after the accept) closes that connection only,
 /// counted and logged at most once a second per source; the listener and everyone else go on. At most
 /// <see cref="MaxConnections"/> connections at once, more are closed at once.</para>
 /// <para>The lease is sticky: once granted, nobody else gets it until the holder gives it back
@@ -32,8 +33,15 @@ public sealed class WitnessServer : IAsyncDisposable
     /// <summary>Connections at once: two nodes need one each now and then; the rest is slack for reconnects.</summary>
     public const int MaxConnections = 64;
 
-    /// <summary>Handshake, request and answer of one connection, at most.</summary>
+    /// <summary>Handshake and first request of a connection, at most.</summary>
     public static readonly TimeSpan ConnectionTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A node's connection stays open this long after an answer for its next request: a holder renews
+    /// every third of a lease on the channel it has (one round trip, as before authentication, instead
+    /// of a handshake's three). Nodes drop an idle channel sooner (<see cref="WitnessLease"/>).
+    /// </summary>
+    public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(10);
 
     private readonly Socket _listener;
     private readonly int _leaseMs;
@@ -47,6 +55,8 @@ public sealed class WitnessServer : IAsyncDisposable
     private WitnessState _state = WitnessState.Empty;
     private int _connections;
     private long _malformed;
+    private long _channels;
+    private long _requests;
     private Task? _loop;
 
     /// <param name="listen">Where to listen.</param>
@@ -101,6 +111,12 @@ public sealed class WitnessServer : IAsyncDisposable
 
     /// <summary>Authenticated connections that sent a request that is not one (also counted in <see cref="Refused"/>).</summary>
     public long Malformed => Interlocked.Read(ref _malformed);
+
+    /// <summary>Connections that passed the handshake so far.</summary>
+    public long Channels => Interlocked.Read(ref _channels);
+
+    /// <summary>Requests answered so far.</summary>
+    public long Requests => Interlocked.Read(ref _requests);
 
     public void Start() => _loop = Task.Run(AcceptLoop, CancellationToken.None);
 
@@ -216,10 +232,11 @@ public sealed class WitnessServer : IAsyncDisposable
         return Task.CompletedTask;
     }, _stop.Token);
 
-    /// <summary>One connection: handshake, one request, one answer; never throws.</summary>
+    /// <summary>One connection: handshake, then requests and answers, one at a time, until the node closes it, goes idle or sends a malformed one; never throws.</summary>
     private async Task ServeAsync(Socket socket)
     {
         EndPoint? remote = null;
+        int answered = 0;
         try
         {
             remote = socket.RemoteEndPoint;
@@ -232,27 +249,34 @@ public sealed class WitnessServer : IAsyncDisposable
                 _refusals.Refused(remote, $"handshake refused: {outcome.Refusal}");
                 return;
             }
+            Interlocked.Increment(ref _channels);
             using (channel)
             {
                 // Room for the longest request and the tag: a longer record fails the receive (InvalidDataException).
                 byte[] buffer = new byte[WitnessLine.MaxRequestBytes + SecureChannel.TagBytes];
-                int read = await channel.ReceiveAsync(buffer, timeout.Token).ConfigureAwait(false);
-                if (read == 0)
+                while (true)
                 {
-                    return; // closed without asking: nothing to do
+                    int read = await channel.ReceiveAsync(buffer, timeout.Token).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        return; // closed between requests: nothing to do
+                    }
+                    if (!WitnessLine.TryParseRequest(buffer.AsSpan(0, read), out WitnessRequest request, out string error))
+                    {
+                        Interlocked.Increment(ref _malformed);
+                        _refusals.Refused(remote, $"{channel.Peer.Name}: not a request ({error}): closed");
+                        return;
+                    }
+                    WitnessAnswer answer = request.Verb == WitnessVerb.Acquire ? Decide(channel.Peer.Name, request.Epoch) : Release(channel.Peer.Name);
+                    if (answer is WitnessAnswer.Denied { Reason: WitnessRefusal.EpochTooHigh or WitnessRefusal.UnknownNode } refusal)
+                    {
+                        _refusals.Refused(remote, string.Create(CultureInfo.InvariantCulture, $"{channel.Peer.Name}: ACQUIRE {request.Epoch} refused ({WitnessLine.Word(refusal.Reason)})"));
+                    }
+                    await channel.SendAsync(WitnessLine.Format(answer), timeout.Token).ConfigureAwait(false);
+                    answered++;
+                    Interlocked.Increment(ref _requests);
+                    timeout.CancelAfter(IdleTimeout); // the next request, if any, within this
                 }
-                if (!WitnessLine.TryParseRequest(buffer.AsSpan(0, read), out WitnessRequest request, out string error))
-                {
-                    Interlocked.Increment(ref _malformed);
-                    _refusals.Refused(remote, $"{channel.Peer.Name}: not a request ({error}): closed");
-                    return;
-                }
-                WitnessAnswer answer = request.Verb == WitnessVerb.Acquire ? Decide(channel.Peer.Name, request.Epoch) : Release(channel.Peer.Name);
-                if (answer is WitnessAnswer.Denied { Reason: WitnessRefusal.EpochTooHigh or WitnessRefusal.UnknownNode } refusal)
-                {
-                    _refusals.Refused(remote, string.Create(CultureInfo.InvariantCulture, $"{channel.Peer.Name}: ACQUIRE {request.Epoch} refused ({WitnessLine.Word(refusal.Reason)})"));
-                }
-                await channel.SendAsync(WitnessLine.Format(answer), timeout.Token).ConfigureAwait(false);
             }
         }
         catch (InvalidDataException e)
@@ -262,9 +286,10 @@ public sealed class WitnessServer : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
-            if (!_stop.IsCancellationRequested)
+            // A node that answered before and then went quiet (or closed) is no stranger: its channel simply ends.
+            if (!_stop.IsCancellationRequested && answered == 0)
             {
-                _refusals.Refused(remote, e is OperationCanceledException ? $"no request within {ConnectionTimeout.TotalSeconds:0.#} s: closed" : e.Message);
+                _refusals.Refused(remote, e is OperationCanceledException ? "no request in time: closed" : e.Message);
             }
         }
         finally

@@ -202,6 +202,22 @@ public class WitnessServerTests
     }
 
     [Test]
+    public async Task A_holder_renews_on_the_channel_it_has_not_with_a_handshake_each_time()
+    {
+        await using var witness = new WitnessServer(s_any, 300, s_witness, _ => { });
+        witness.Start();
+        bool wanted = true;
+        await using (var lease = new WitnessLease(witness.Endpoint, s_a, () => 1, () => Volatile.Read(ref wanted), _ => { }))
+        {
+            Until.True(() => witness.Requests >= 8, "eight requests (renewals every 100 ms)");
+            Assert.That(witness.Channels, Is.LessThan(witness.Requests / 2), "most requests on a kept channel");
+            Volatile.Write(ref wanted, false);
+            Until.True(() => witness.State.Holder is null, "the release, on the same channel or a new one");
+        }
+        Assert.That(witness.State, Is.EqualTo(new WitnessState(null, 1, 1)));
+    }
+
+    [Test]
     public void Only_a_witness_runs_the_witness_and_only_a_node_asks()
     {
         Assert.Throws<ArgumentException>(() => _ = new WitnessServer(s_any, 300, ClusterCredentials.Development("operator"), _ => { }));

@@ -147,10 +147,10 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         (Primary, _) = await CurrentPrimaryAsync(cancel).ConfigureAwait(false);
         foreach (RemoteProxy proxy in new[] { _a.LinkProxy, _b.LinkProxy, _a.WitnessProxy, _b.WitnessProxy }.OfType<RemoteProxy>())
         {
-            proxy.Send("status");
+            await proxy.SendAsync("status", cancel).ConfigureAwait(false);
         }
         // The backup follows its primary through the proxy in front of the primary's replication endpoint: it must carry that link.
-        if (Primary.LinkProxy is RemoteProxy front && front.Connections() == 0)
+        if (Primary.LinkProxy is RemoteProxy front && await front.ConnectionsAsync(cancel).ConfigureAwait(false) == 0)
         {
             throw new InvalidOperationException($"the proxy at {front.Control} carries no connection, so it is not in front of the primary's replication endpoint: "
                 + "give --link-proxy in the order of --attach, each the proxy that node's peer connects through");
@@ -266,30 +266,30 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 round.Detail = $"primary stopped {options.FaultMs} ms";
                 break;
             case "cut-link":
-                SetLink(LinkFault.Blackhole);
+                await SetLinkAsync(LinkFault.Blackhole).ConfigureAwait(false);
                 await Task.Delay(length, cancel).ConfigureAwait(false);
-                SetLink(LinkFault.None);
+                await SetLinkAsync(LinkFault.None).ConfigureAwait(false);
                 round.Detail = $"link cut {options.FaultMs} ms";
                 break;
             case "slow-link":
-                SetLink(LinkFault.Delay, TimeSpan.FromMilliseconds(options.DelayMs));
+                await SetLinkAsync(LinkFault.Delay, TimeSpan.FromMilliseconds(options.DelayMs)).ConfigureAwait(false);
                 await Task.Delay(length, cancel).ConfigureAwait(false);
-                SetLink(LinkFault.None);
+                await SetLinkAsync(LinkFault.None).ConfigureAwait(false);
                 round.Detail = $"link +{options.DelayMs} ms each way for {options.FaultMs} ms";
                 break;
             case "corrupt-link":
-                primary.LinkProxy!.CorruptOnce();
+                await primary.LinkProxy!.CorruptOnceAsync().ConfigureAwait(false);
                 round.Detail = "one byte flipped";
                 break;
             case "partition":
                 // Both sides lose each other; one of them also loses the witness: the primary on even
                 // round seeds, the backup on odd ones (so the two kinds alternate when scenarios cycle).
                 Node isolated = seed % 2 == 0 ? primary : backup;
-                SetLink(LinkFault.Blackhole);
-                isolated.WitnessProxy!.Set(LinkFault.Blackhole);
+                await SetLinkAsync(LinkFault.Blackhole).ConfigureAwait(false);
+                await isolated.WitnessProxy!.SetAsync(LinkFault.Blackhole).ConfigureAwait(false);
                 await Task.Delay(length, cancel).ConfigureAwait(false);
-                isolated.WitnessProxy.Set(LinkFault.None);
-                SetLink(LinkFault.None);
+                await isolated.WitnessProxy.SetAsync(LinkFault.None).ConfigureAwait(false);
+                await SetLinkAsync(LinkFault.None).ConfigureAwait(false);
                 round.Detail = $"{(isolated == primary ? "primary" : "backup")} {isolated.Name} cut off from peer and witness {options.FaultMs} ms";
                 break;
             default:
@@ -352,10 +352,10 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         throw new InvalidOperationException($"the pair has not been one primary and one backup for {WholeTimeout.TotalSeconds:0} s ({seen})");
     }
 
-    private void SetLink(LinkFault fault, TimeSpan delay = default)
+    private async Task SetLinkAsync(LinkFault fault, TimeSpan delay = default)
     {
-        _a!.LinkProxy!.Set(fault, delay);
-        _b!.LinkProxy!.Set(fault, delay);
+        await _a!.LinkProxy!.SetAsync(fault, delay).ConfigureAwait(false);
+        await _b!.LinkProxy!.SetAsync(fault, delay).ConfigureAwait(false);
     }
 
     /// <summary>

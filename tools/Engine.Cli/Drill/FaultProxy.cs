@@ -20,13 +20,18 @@ public enum LinkFault
 }
 
 /// <summary>Something that breaks a link on command: a <see cref="FaultProxy"/> in this process, or an <c>engine proxy</c> steered through its control endpoint (<see cref="RemoteProxy"/>).</summary>
+/// <remarks>
+/// Asynchronous because a remote switch talks over the cluster's secure channel, whose handshake and
+/// receives are asynchronous: the engine runs socket completions inline on the socket engine's thread
+/// (Program.Main), so a caller that blocked on them there would wait for itself.
+/// </remarks>
 public interface ILinkSwitch
 {
     /// <summary>Sets the fault; <paramref name="delay"/> is used by <see cref="LinkFault.Delay"/>. Back to <see cref="LinkFault.None"/> heals the link.</summary>
-    void Set(LinkFault fault, TimeSpan delay = default);
+    Task SetAsync(LinkFault fault, TimeSpan delay = default);
 
     /// <summary>Flips one byte of the next chunk that comes back from the target.</summary>
-    void CorruptOnce();
+    Task CorruptOnceAsync();
 }
 
 /// <summary>
@@ -110,6 +115,18 @@ public sealed class FaultProxy : ILinkSwitch, IDisposable
 
     /// <summary>Flips one byte in the middle of the next chunk of at least 64 bytes that comes back from the target (target → client).</summary>
     public void CorruptOnce() => Interlocked.Exchange(ref _corruptPending, 1);
+
+    Task ILinkSwitch.SetAsync(LinkFault fault, TimeSpan delay)
+    {
+        Set(fault, delay);
+        return Task.CompletedTask;
+    }
+
+    Task ILinkSwitch.CorruptOnceAsync()
+    {
+        CorruptOnce();
+        return Task.CompletedTask;
+    }
 
     private async Task Serve(Pair pair)
     {

@@ -213,23 +213,24 @@ internal sealed class RemoteProxy(string control, ClusterCredentials? credential
     private readonly IPEndPoint _endpoint = EngineSettings.ParseEndpoint(control, "proxy control endpoint");
     private readonly ClusterCredentials _credentials = credentials ?? ClusterCredentials.Development("operator");
     private readonly byte[] _answer = new byte[512 + SecureChannel.TagBytes];
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private SecureChannel? _channel;
 
     public string Control { get; } = control;
 
-    public void Set(LinkFault fault, TimeSpan delay = default) => Send(fault switch
+    public Task SetAsync(LinkFault fault, TimeSpan delay = default) => SendAsync(fault switch
     {
         LinkFault.Blackhole => "blackhole",
         LinkFault.Delay => $"delay {(int)delay.TotalMilliseconds}",
         _ => "heal",
-    });
+    }, CancellationToken.None);
 
-    public void CorruptOnce() => Send("corrupt");
+    public Task CorruptOnceAsync() => SendAsync("corrupt", CancellationToken.None);
 
     /// <summary>How many connections pass through it now (from its status).</summary>
-    public int Connections()
+    public async Task<int> ConnectionsAsync(CancellationToken cancel)
     {
-        string answer = Send("status");
+        string answer = await SendAsync("status", cancel).ConfigureAwait(false);
         int end = answer.LastIndexOf(" connection(s)", StringComparison.Ordinal);
         int start = answer.LastIndexOf(", ", end, StringComparison.Ordinal) + 2;
         return int.Parse(answer.AsSpan(start, end - start), CultureInfo.InvariantCulture);
@@ -237,56 +238,66 @@ internal sealed class RemoteProxy(string control, ClusterCredentials? credential
 
     /// <summary>Sends one command (connecting, or reconnecting once, as needed) and returns the answer.</summary>
     /// <exception cref="InvalidOperationException">No proxy answers there, it refused this operator, or it refused the command.</exception>
-    public string Send(string command)
+    public async Task<string> SendAsync(string command, CancellationToken cancel)
     {
-        for (int attempt = 0; ; attempt++)
+        await _oneAtATime.WaitAsync(cancel).ConfigureAwait(false);
+        try
         {
-            try
+            for (int attempt = 0; ; attempt++)
             {
-                using var timeout = new CancellationTokenSource(s_timeout);
-                if (_channel is null)
+                try
                 {
-                    var socket = new Socket(_endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                    try
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+                    timeout.CancelAfter(s_timeout);
+                    if (_channel is null)
                     {
-                        socket.ConnectAsync(_endpoint, timeout.Token).AsTask().GetAwaiter().GetResult();
+                        var socket = new Socket(_endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                        try
+                        {
+                            await socket.ConnectAsync(_endpoint, timeout.Token).ConfigureAwait(false);
+                        }
+                        catch
+                        {
+                            socket.Dispose();
+                            throw;
+                        }
+                        _channel = await SecureChannel.ConnectAsync(socket, _credentials, LinkPurpose.Control, PrincipalRole.Operator, cancel: timeout.Token).ConfigureAwait(false);
                     }
-                    catch
+                    await _channel.SendAsync(Encoding.ASCII.GetBytes(command), timeout.Token).ConfigureAwait(false);
+                    int read = await _channel.ReceiveAsync(_answer, timeout.Token).ConfigureAwait(false);
+                    if (read == 0)
                     {
-                        socket.Dispose();
-                        throw;
+                        throw new IOException("the proxy closed its control connection");
                     }
-                    _channel = SecureChannel.ConnectAsync(socket, _credentials, LinkPurpose.Control, PrincipalRole.Operator, cancel: timeout.Token).GetAwaiter().GetResult();
+                    string answer = Encoding.ASCII.GetString(_answer, 0, read);
+                    if (!answer.StartsWith("proxy: ", StringComparison.Ordinal) || answer.StartsWith("proxy: unknown", StringComparison.Ordinal))
+                    {
+                        throw new InvalidOperationException($"the proxy at {Control} answered '{answer}' to '{command}'");
+                    }
+                    return answer;
                 }
-                _channel.Send(Encoding.ASCII.GetBytes(command));
-                int read = _channel.ReceiveAsync(_answer, timeout.Token).AsTask().GetAwaiter().GetResult();
-                if (read == 0)
+                catch (LinkRefusedException e) when (e.Reason is not (RefusalReason.Timeout or RefusalReason.Closed or RefusalReason.Busy))
                 {
-                    throw new IOException("the proxy closed its control connection");
+                    Dispose();
+                    throw new InvalidOperationException($"the proxy control at {Control} and {_credentials.Self} do not trust each other: {e.Message}", e);
                 }
-                string answer = Encoding.ASCII.GetString(_answer, 0, read);
-                if (!answer.StartsWith("proxy: ", StringComparison.Ordinal) || answer.StartsWith("proxy: unknown", StringComparison.Ordinal))
+                catch (Exception e) when (e is IOException or SocketException or InvalidDataException || (e is OperationCanceledException && !cancel.IsCancellationRequested))
                 {
-                    throw new InvalidOperationException($"the proxy at {Control} answered '{answer}' to '{command}'");
-                }
-                return answer;
-            }
-            catch (LinkRefusedException e) when (e.Reason is not (RefusalReason.Timeout or RefusalReason.Closed or RefusalReason.Busy))
-            {
-                Dispose();
-                throw new InvalidOperationException($"the proxy control at {Control} and {_credentials.Self} do not trust each other: {e.Message}", e);
-            }
-            catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException)
-            {
-                Dispose();
-                if (attempt > 0)
-                {
-                    throw new InvalidOperationException($"no `engine proxy --control` answers at {Control} ({e.Message})", e);
+                    Dispose();
+                    if (attempt > 0)
+                    {
+                        throw new InvalidOperationException($"no `engine proxy --control` answers at {Control} ({e.Message})", e);
+                    }
                 }
             }
         }
+        finally
+        {
+            _oneAtATime.Release();
+        }
     }
 
+    /// <summary>Closes the control connection (the next command opens a new one).</summary>
     public void Dispose()
     {
         _channel?.Dispose();
