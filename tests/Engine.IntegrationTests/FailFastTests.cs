@@ -61,6 +61,10 @@ public class FailFastTests
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(backupData, "journal"), "--json");
 
             JsonElement halted = await WaitStatusAsync(primaryAdmin, s => s.GetProperty("status").GetProperty("halted").GetBoolean(), "the primary to halt on its failed journal", primary, backup, load);
+            // A primary that lost its backup before the fault (starved of the CPU for the silence timeout) and
+            // then acknowledged alone under the lease halts holding blocks the backup lacks: the backup must not
+            // take over then, and this test's question is not asked.
+            InconclusiveIfBefore(primary, "lost the backup", "HALTED", "the primary lost its backup before its journal failed");
             JsonElement tookOver = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal),
                 "the backup to take over from the halted primary", primary, backup, load);
             Assert.That(tookOver.GetProperty("epoch").GetUInt64(), Is.EqualTo(2UL), "a takeover: the next epoch");
@@ -138,6 +142,7 @@ public class FailFastTests
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(primaryData, "journal"), "--json");
             JsonElement halted = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "halted", "the backup to halt on its failed journal", primary, backup, load);
+            InconclusiveIfBefore(backup, "lost the primary", "HALTED", "the backup lost its primary before its journal failed");
             primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to lose its backup", Wait);
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
@@ -225,6 +230,22 @@ public class FailFastTests
         }
         Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}\n" + string.Join("\n", show.Select(p => $"--- pid {p.Id}:\n{Tail(p.StdOut)}{Tail(p.StdErr)}")));
         throw new InvalidOperationException("unreachable");
+    }
+
+    /// <summary>
+    /// Makes the test inconclusive if <paramref name="process"/> said <paramref name="unplanned"/> before
+    /// <paramref name="marker"/>: a pair event no fault of the test's made (on two shared cores, a node
+    /// starved of the CPU past the 500 ms silence timeout), after which the test's question is not asked.
+    /// </summary>
+    private static void InconclusiveIfBefore(EngineProcess process, string unplanned, string marker, string what)
+    {
+        string output = process.StdOut;
+        int at = output.IndexOf(unplanned, StringComparison.Ordinal);
+        int end = output.IndexOf(marker, StringComparison.Ordinal);
+        if (at >= 0 && (end < 0 || at < end))
+        {
+            Assert.Inconclusive($"unplanned: {what}:\n{Tail(output[..(end < 0 ? output.Length : end)])}");
+        }
     }
 
     private static string Tail(string output) => string.Join('\n', output.Split('\n').TakeLast(25));
