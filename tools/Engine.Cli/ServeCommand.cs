@@ -80,15 +80,12 @@ internal static class ServeCommand
         /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
         public OperatorLease OperatorLease { get; } = new(AllowSolo);
 
-        /// <summary>This node's principal (role node) in its cluster (from --cluster/--key); null: the development cluster.</summary>
-        public ClusterCredentials? Credentials { get; init; }
-
         /// <summary>
         /// Who this node is to the witness (the name it is granted under) and whose operators may use its
-        /// admin verbs: <see cref="Credentials"/>, else the development cluster's node named after its
+        /// admin verbs: until serve reads --cluster/--key, the development cluster's node named after its
         /// replication endpoint (two nodes of a pair never share one).
         /// </summary>
-        public ClusterCredentials NodeCredentials => Credentials ?? (_development ??= ClusterCredentials.Development(ReplicationListen ?? "node@standalone"));
+        public ClusterCredentials NodeCredentials => _development ??= ClusterCredentials.Development($"node@{ReplicationListen ?? "standalone"}");
     }
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair)
