@@ -33,6 +33,9 @@ public sealed class WitnessServer : IAsyncDisposable
     /// <summary>Connections at once: two nodes need one each now and then; the rest is slack for reconnects.</summary>
     public const int MaxConnections = 64;
 
+    /// <summary>Nodes whose newest channel is remembered, at most.</summary>
+    private const int MaxRememberedNodes = 1024;
+
     /// <summary>Handshake and first request of a connection, at most.</summary>
     public static readonly TimeSpan ConnectionTimeout = TimeSpan.FromSeconds(2);
 
@@ -57,6 +60,15 @@ public sealed class WitnessServer : IAsyncDisposable
     private long _malformed;
     private long _channels;
     private long _requests;
+    private long _superseded;
+
+    // Per node, the number of its newest channel (under _gate). A request on an older channel is
+    // dropped: the node gave up on that channel (no answer in time) and may have asked again on a
+    // newer one since; deciding the old request after the new one (a late ACQUIRE after a RELEASE)
+    // would give the node a lease it believes it gave back, and the other node could never take over.
+    // Bounded (MaxRememberedNodes).
+    private readonly Dictionary<string, long> _newestChannel = new(StringComparer.Ordinal);
+    private long _channelNumber;
     private Task? _loop;
 
     /// <param name="listen">Where to listen.</param>
@@ -115,16 +127,29 @@ public sealed class WitnessServer : IAsyncDisposable
     /// <summary>Connections that passed the handshake so far.</summary>
     public long Channels => Interlocked.Read(ref _channels);
 
+    /// <summary>Requests dropped because their node had opened a newer channel since.</summary>
+    public long Superseded => Interlocked.Read(ref _superseded);
+
     /// <summary>Requests answered so far.</summary>
     public long Requests => Interlocked.Read(ref _requests);
 
     public void Start() => _loop = Task.Run(AcceptLoop, CancellationToken.None);
 
     /// <summary>The decision on an ACQUIRE by <paramref name="node"/> (an authenticated name), made durable before it is answered.</summary>
-    public WitnessAnswer Decide(string node, ulong epoch)
+    public WitnessAnswer Decide(string node, ulong epoch) => Decide(node, epoch, channel: 0)!;
+
+    /// <summary>
+    /// As <see cref="Decide(string, ulong)"/> for a request on channel <paramref name="channel"/> of
+    /// the node (0: none); null, with nothing decided, when the node has opened a newer channel since.
+    /// </summary>
+    private WitnessAnswer? Decide(string node, ulong epoch, long channel)
     {
         lock (_gate)
         {
+            if (IsSuperseded(node, channel))
+            {
+                return null;
+            }
             WitnessDecision decision = WitnessRules.Acquire(_state, _isNode, node, epoch, _leaseMs);
             if (decision.Next != _state)
             {
@@ -143,10 +168,17 @@ public sealed class WitnessServer : IAsyncDisposable
     }
 
     /// <summary>The holder <paramref name="node"/> (an authenticated name) gives the lease back: a backup is in step with it again.</summary>
-    public WitnessAnswer Release(string node)
+    public WitnessAnswer Release(string node) => Release(node, channel: 0)!;
+
+    /// <summary>As <see cref="Release(string)"/> for a request on channel <paramref name="channel"/>; null when superseded.</summary>
+    private WitnessAnswer? Release(string node, long channel)
     {
         lock (_gate)
         {
+            if (IsSuperseded(node, channel))
+            {
+                return null;
+            }
             WitnessDecision decision = WitnessRules.Release(_state, node);
             if (decision.Next != _state)
             {
@@ -159,6 +191,34 @@ public sealed class WitnessServer : IAsyncDisposable
             }
             return decision.Answer;
         }
+    }
+
+    /// <summary>Numbers a node's new channel; from now on its older channels are superseded.</summary>
+    private long OpenChannel(string node)
+    {
+        lock (_gate)
+        {
+            if (_newestChannel.Count >= MaxRememberedNodes && !_newestChannel.ContainsKey(node))
+            {
+                // Only the development cluster's open roster has more nodes than this (a real roster has
+                // at most 64 principals): forgetting costs only the ordering of requests already in flight.
+                _newestChannel.Clear();
+            }
+            long number = ++_channelNumber;
+            _newestChannel[node] = number;
+            return number;
+        }
+    }
+
+    /// <summary>Under the lock: true (and counted) when <paramref name="channel"/> is not the node's newest.</summary>
+    private bool IsSuperseded(string node, long channel)
+    {
+        if (channel == 0 || !_newestChannel.TryGetValue(node, out long newest) || newest == channel)
+        {
+            return false;
+        }
+        Interlocked.Increment(ref _superseded);
+        return true;
     }
 
     /// <summary>
@@ -250,6 +310,7 @@ public sealed class WitnessServer : IAsyncDisposable
                 return;
             }
             Interlocked.Increment(ref _channels);
+            long number = OpenChannel(channel.Peer.Name);
             using (channel)
             {
                 // Room for the longest request and the tag: a longer record fails the receive (InvalidDataException).
@@ -267,7 +328,11 @@ public sealed class WitnessServer : IAsyncDisposable
                         _refusals.Refused(remote, $"{channel.Peer.Name}: not a request ({error}): closed");
                         return;
                     }
-                    WitnessAnswer answer = request.Verb == WitnessVerb.Acquire ? Decide(channel.Peer.Name, request.Epoch) : Release(channel.Peer.Name);
+                    WitnessAnswer? decided = request.Verb == WitnessVerb.Acquire ? Decide(channel.Peer.Name, request.Epoch, number) : Release(channel.Peer.Name, number);
+                    if (decided is not { } answer)
+                    {
+                        return; // the node has a newer channel: this one is closed unanswered, as the node expects
+                    }
                     if (answer is WitnessAnswer.Denied { Reason: WitnessRefusal.EpochTooHigh or WitnessRefusal.UnknownNode } refusal)
                     {
                         _refusals.Refused(remote, string.Create(CultureInfo.InvariantCulture, $"{channel.Peer.Name}: ACQUIRE {request.Epoch} refused ({WitnessLine.Word(refusal.Reason)})"));

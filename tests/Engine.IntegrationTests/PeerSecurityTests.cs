@@ -16,7 +16,7 @@ namespace Engine.IntegrationTests;
 /// </summary>
 /// <remarks>
 /// The pair here runs in the development cluster (no --cluster/--key: each node is the development
-/// principal named after its replication endpoint), so its own keys are no secret; the strangers are
+/// principal "node@" + its replication endpoint), so its own keys are no secret; the strangers are
 /// those without a key of the right role in it: no handshake at all (the protocol before), the
 /// observer's or the operator's key, another cluster's key. The test code touches the witness and
 /// admin formats only in small helpers, so the same tests can be run against an engine without
@@ -34,6 +34,7 @@ public class PeerSecurityTests
         string state = Path.Combine(root, "witness.state");
         var witnessAt = new IPEndPoint(IPAddress.Loopback, witnessPort);
         string a = $"127.0.0.1:{primaryReplication}", b = $"127.0.0.1:{backupReplication}";
+        string nodeA = $"node@{a}", nodeB = $"node@{b}"; // the development principals the nodes are
         Directory.CreateDirectory(root);
         ClusterSetup.Init(Path.Combine(root, "other"));
         ClusterCredentials observer = ClusterCredentials.Development("observer"), operatorKey = ClusterCredentials.Development("operator");
@@ -44,35 +45,37 @@ public class PeerSecurityTests
             witness.WaitForOutput(o => o.Contains("listening", StringComparison.Ordinal), "the witness to start", Wait);
             string[] Node(string role, string data, int port, int replication) => ["serve", "--role", role, "--data", Path.Combine(root, data), "--listen", $"127.0.0.1:{port}",
                 "--replication-listen", $"127.0.0.1:{replication}", "--witness", $"127.0.0.1:{witnessPort}"];
+            // The primary alone first: it holds the lease until its backup is in step, then gives it back, so the
+            // witness's state is settled ("holder -") before the strangers come (requests the primary gave up on
+            // in between are dropped by the witness, not decided late).
             using var primary = EngineProcess.Start([.. Node("primary", "a", primaryPort, primaryReplication)]);
+            primary.WaitForOutput(o => o.Contains("solo lease from the witness", StringComparison.Ordinal), "the lone primary's lease", Wait);
             EngineProcess backup = EngineProcess.Start([.. Node("backup", "b", backupPort, backupReplication), "--peer", a]);
             try
             {
-                // Whole: in step, and the primary's start-up lease (held until its backup was in step), if it took one, back with the witness.
-                primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal)
-                    && (!o.Contains("solo lease from the witness", StringComparison.Ordinal) || o.Contains("solo lease given back", StringComparison.Ordinal)),
-                    "the pair to be in step and the lease free", Wait);
-                string? whole = File.Exists(state) ? await File.ReadAllTextAsync(state) : null;
-                Assert.That(whole, Is.Null.Or.EqualTo("holder -\nholder_epoch 1\nhighest_epoch 1\n"));
+                primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal) && o.Contains("solo lease given back", StringComparison.Ordinal),
+                    "the pair to be in step and the lease given back", Wait);
+                WaitForFile(state, "holder -\nholder_epoch 1\nhighest_epoch 1\n", "the witness to have the lease free");
+                string whole = await File.ReadAllTextAsync(state);
 
                 // Strangers try to take the free lease: the epoch that would fence both nodes for good, and the next epoch (a takeover blocked).
                 Assert.That(await RawAsync(witnessAt, "ACQUIRE x 18446744073709551615\n"), Does.Not.Contain("GRANTED"), "no handshake: no answer");
-                Assert.That(await RawAsync(witnessAt, $"ACQUIRE {b} 2\n"), Does.Not.Contain("GRANTED"));
+                Assert.That(await RawAsync(witnessAt, $"ACQUIRE {nodeB} 2\n"), Does.Not.Contain("GRANTED"));
                 Assert.That(await HandshakeAsync(witnessAt, observer, LinkPurpose.Witness, PrincipalRole.Witness, "ACQUIRE 18446744073709551615"), Is.EqualTo("refused: RoleNotAllowed"));
                 Assert.That(await HandshakeAsync(witnessAt, operatorKey, LinkPurpose.Witness, PrincipalRole.Witness, "ACQUIRE 2"), Is.EqualTo("refused: RoleNotAllowed"));
                 Assert.That(await HandshakeAsync(witnessAt, otherCluster, LinkPurpose.Witness, PrincipalRole.Witness, "ACQUIRE 2"), Is.EqualTo("refused: WrongCluster"));
-                Assert.That(File.Exists(state) ? await File.ReadAllTextAsync(state) : null, Is.EqualTo(whole), "the witness's state is unchanged");
+                Assert.That(await File.ReadAllTextAsync(state), Is.EqualTo(whole), "the witness's state is unchanged");
 
                 // The backup dies: the primary takes the lease and goes on alone.
                 backup.KillHard();
-                WaitForFile(state, $"holder {a}\nholder_epoch 1\nhighest_epoch 1\n", "the primary to hold the lease");
+                WaitForFile(state, $"holder {nodeA}\nholder_epoch 1\nhighest_epoch 1\n", "the primary to hold the lease");
                 string held = await File.ReadAllTextAsync(state);
                 // Strangers try to break the sticky lease (then the backup, back, could take over beside the primary).
-                Assert.That(await RawAsync(witnessAt, $"RELEASE {a}\n"), Does.Not.Contain("RELEASED"));
+                Assert.That(await RawAsync(witnessAt, $"RELEASE {nodeA}\n"), Does.Not.Contain("RELEASED"));
                 Assert.That(await HandshakeAsync(witnessAt, observer, LinkPurpose.Witness, PrincipalRole.Witness, "RELEASE"), Is.EqualTo("refused: RoleNotAllowed"));
                 Assert.That(await HandshakeAsync(witnessAt, otherCluster, LinkPurpose.Witness, PrincipalRole.Witness, "RELEASE"), Is.EqualTo("refused: WrongCluster"));
                 Assert.That(await HandshakeAsync(witnessAt, ClusterCredentials.Development("127.0.0.1:1"), LinkPurpose.Witness, PrincipalRole.Witness, "RELEASE"),
-                    Is.EqualTo($"NOT-HOLDER {a}"), "a node that is not the holder releases nothing");
+                    Is.EqualTo($"NOT-HOLDER {nodeA}"), "a node that is not the holder releases nothing");
                 Assert.That(await File.ReadAllTextAsync(state), Is.EqualTo(held), "the primary still holds the lease");
                 Assert.That(witness.StdOut, Does.Contain("witness: refused"), "the refusals are told");
 
@@ -82,7 +85,7 @@ public class PeerSecurityTests
                 WaitForFile(state, "holder -\nholder_epoch 1\nhighest_epoch 1\n", "the primary to give the lease back once the backup is in step");
                 primary.KillHard();
                 backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over with the witness's lease", Wait);
-                WaitForFile(state, $"holder {b}\nholder_epoch 2\nhighest_epoch 2\n", "the lease with the new primary in epoch 2");
+                WaitForFile(state, $"holder {nodeB}\nholder_epoch 2\nhighest_epoch 2\n", "the lease with the new primary in epoch 2");
             }
             finally
             {

@@ -217,6 +217,29 @@ public class WitnessServerTests
         Assert.That(witness.State, Is.EqualTo(new WitnessState(null, 1, 1)));
     }
 
+    /// <summary>
+    /// A node gave up on a channel (no answer in time) and asked again on a new one: a request still in
+    /// flight on the old channel must not be decided after the new one's (a late ACQUIRE after the
+    /// RELEASE would give it a lease it believes it gave back, and the other node could never take over).
+    /// </summary>
+    [Test]
+    public async Task A_request_on_a_channel_the_node_has_replaced_is_dropped_unanswered()
+    {
+        await using var witness = new WitnessServer(s_any, 300, s_witness, _ => { });
+        witness.Start();
+        using SecureChannel old = await ConnectAsync(witness.Endpoint, s_a);
+        using SecureChannel newer = await ConnectAsync(witness.Endpoint, s_a);
+        await newer.SendAsync(WitnessLine.Format(new WitnessRequest(WitnessVerb.Release, 0)));
+        Assert.That(await ReceiveOrClosedAsync(newer), Is.EqualTo(WitnessLine.Format(new WitnessAnswer.NotHolder(null))), "the newer channel is served");
+        await old.SendAsync(WitnessLine.Format(new WitnessRequest(WitnessVerb.Acquire, 1)));
+        Assert.That(await ReceiveOrClosedAsync(old), Is.Null, "the older one is closed unanswered");
+        Assert.That(witness.State, Is.EqualTo(WitnessState.Empty), "and its request not decided");
+        Assert.That(witness.Superseded, Is.EqualTo(1));
+        using SecureChannel b = await ConnectAsync(witness.Endpoint, s_b);
+        await newer.SendAsync(WitnessLine.Format(new WitnessRequest(WitnessVerb.Acquire, 1)));
+        Assert.That(await ReceiveOrClosedAsync(newer), Is.EqualTo(WitnessLine.Format(new WitnessAnswer.Granted(300))), "another node's channel supersedes nothing of a's");
+    }
+
     [Test]
     public void Only_a_witness_runs_the_witness_and_only_a_node_asks()
     {
