@@ -110,8 +110,6 @@ internal static class ServeCommand
         /// admin endpoint checks operators against its roster. Set once the settings are read.</summary>
         public ClusterCredentials Credentials { get; init; } = null!;
 
-        /// <summary>The same as <see cref="Credentials"/> (the name the witness and admin wiring use).</summary>
-        public ClusterCredentials NodeCredentials => Credentials;
     }
 
     /// <summary>
@@ -222,7 +220,7 @@ internal static class ServeCommand
         {
             try
             {
-                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.NodeCredentials.Roster, Say);
+                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.Credentials.Roster, Say);
             }
             catch (ArgumentException e)
             {
@@ -411,7 +409,7 @@ internal static class ServeCommand
             await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
             if (pair.Witness is not null)
             {
-                await WitnessLease.WarmUpAsync(pair.NodeCredentials).ConfigureAwait(false); // the takeover's first request is not the first handshake
+                await WitnessLease.WarmUpAsync(pair.Credentials).ConfigureAwait(false); // the takeover's first request is not the first handshake
             }
             long takeoverLeaseUntil = 0;
             string? lastRefusal = null;
@@ -426,7 +424,7 @@ internal static class ServeCommand
                         // and went on alone), it has acknowledged what we lack, and it must stay primary.
                         ulong next = follower!.Head.Epoch + 1;
                         (WitnessAnswer answer, long validUntil) = await WitnessLease.AcquireAsync(
-                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.NodeCredentials, next, cancel).ConfigureAwait(false);
+                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, next, cancel).ConfigureAwait(false);
                         string said = WitnessLease.Describe(answer);
                         if (answer is WitnessAnswer.Granted)
                         {
@@ -516,7 +514,7 @@ internal static class ServeCommand
             return;
         }
         // WantsLease: while no backup is in step; once halted, as it was at the halt (see MirrorHub.WantsLease).
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.NodeCredentials, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
             fenced: () =>
             {
                 if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
