@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Engine.Core.Book;
@@ -228,29 +227,13 @@ public sealed class BackupClient
     /// <exception cref="InvalidDataException">The batch does not unpack, or holds anything but whole, intact Block frames.</exception>
     private bool ApplyBatch(ReadOnlySpan<byte> payload, byte[] unpacked, ChainVerifier verifier, ref NullSink sink)
     {
-        if (payload.Length < 4)
+        CatchUpBatch.Reader blocks = CatchUpBatch.Open(payload, unpacked);
+        while (blocks.TryNext(out ReadOnlySpan<byte> block))
         {
-            throw new InvalidDataException($"a catch-up batch of {payload.Length} bytes");
-        }
-        uint rawLength = BinaryPrimitives.ReadUInt32LittleEndian(payload);
-        if (rawLength > (uint)unpacked.Length || K4os.Compression.LZ4.LZ4Codec.Decode(payload[4..], unpacked.AsSpan(0, (int)rawLength)) != rawLength)
-        {
-            throw new InvalidDataException("a catch-up batch that does not unpack");
-        }
-        ReadOnlySpan<byte> frames = unpacked.AsSpan(0, (int)rawLength);
-        while (!frames.IsEmpty)
-        {
-            uint length = frames.Length < ReplicationFrame.HeaderBytes ? 0 : BinaryPrimitives.ReadUInt32LittleEndian(frames);
-            if (length < ReplicationFrame.HeaderBytes || length > (uint)frames.Length || (ReplicationType)frames[4] != ReplicationType.Block
-                || BinaryPrimitives.ReadUInt32LittleEndian(frames[8..]) != Crc32C.Compute(frames[ReplicationFrame.HeaderBytes..(int)length]))
-            {
-                throw new InvalidDataException("a malformed frame inside a catch-up batch");
-            }
-            if (!Apply(frames[ReplicationFrame.HeaderBytes..(int)length], verifier, ref sink))
+            if (!Apply(block, verifier, ref sink))
             {
                 return false;
             }
-            frames = frames[(int)length..];
         }
         return true;
     }
@@ -294,7 +277,7 @@ public sealed class BackupClient
             var heartbeat = new byte[ReplicationFrame.HeaderBytes];
             ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
             var sink = new NullSink();
-            var unpacked = new byte[MirrorHub.CatchUpBatchBytes];
+            var unpacked = new byte[CatchUpBatch.MaxRawBytes];
             while (!stop.IsCancellationRequested)
             {
                 // A primary that sends nothing, not even a heartbeat, for this long is gone (or

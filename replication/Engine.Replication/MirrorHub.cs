@@ -37,8 +37,6 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <summary>Blocks queued for the backup and not yet sent, at most: the sealer waits beyond it.</summary>
     public const int MaxPendingBytes = 16 << 20;
 
-    /// <summary>Uncompressed bytes of Block frames per LZ4 batch of the catch-up (well under a frame's 1 MiB once compressed).</summary>
-    public const int CatchUpBatchBytes = 256 << 10;
 
     /// <summary>Handshakes under way at once, at most; a connection past it is closed at once (strangers cannot queue up the real backup).</summary>
     public const int MaxHandshakes = 8;
@@ -449,11 +447,11 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         long blocks = 0;
         long raw = 0;
         long wire = 0;
-        var batch = new byte[CatchUpBatchBytes];
+        var batch = new byte[CatchUpBatch.MaxRawBytes];
         int batched = 0;
         ulong batchLastNo = 0;
         Hash32 batchLastHash = default;
-        var compressed = new byte[ReplicationFrame.HeaderBytes + 4 + K4os.Compression.LZ4.LZ4Codec.MaximumOutputSize(CatchUpBatchBytes)];
+        var compressed = new byte[CatchUpBatch.MaxFrameBytes];
         var heartbeat = new byte[ReplicationFrame.HeaderBytes];
         ReplicationFrame.Write(heartbeat, ReplicationType.Heartbeat, []);
         long lastSent = Environment.TickCount64;
@@ -465,10 +463,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             }
             // The catch-up goes compressed: whole Block frames, LZ4 in one go per batch. The backup
             // acks its head after each batch: the batch's last block, noted before it goes.
-            Span<byte> payload = compressed.AsSpan(ReplicationFrame.HeaderBytes);
-            BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)batched);
-            int packed = K4os.Compression.LZ4.LZ4Codec.Encode(batch.AsSpan(0, batched), payload[4..], K4os.Compression.LZ4.LZ4Level.L00_FAST);
-            int length = ReplicationFrame.Write(compressed, ReplicationType.CatchUpBatch, compressed.AsSpan(ReplicationFrame.HeaderBytes, 4 + packed).ToArray());
+            int length = CatchUpBatch.Pack(batch.AsSpan(0, batched), compressed);
             link.ExpectCatchUpAck(batchLastNo, in batchLastHash);
             link.SendNow(compressed.AsSpan(0, length));
             raw += batched;

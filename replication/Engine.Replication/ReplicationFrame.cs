@@ -80,12 +80,18 @@ public static class ReplicationFrame
 
     public static int Write(Span<byte> destination, ReplicationType type, ReadOnlySpan<byte> payload)
     {
-        int length = HeaderBytes + payload.Length;
+        payload.CopyTo(destination[HeaderBytes..]);
+        return WriteHeader(destination, type, payload.Length);
+    }
+
+    /// <summary>Writes the header of a frame whose <paramref name="payloadLength"/> bytes of payload are already in place after it; returns the frame's length.</summary>
+    public static int WriteHeader(Span<byte> destination, ReplicationType type, int payloadLength)
+    {
+        int length = HeaderBytes + payloadLength;
         BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)length);
         destination[4] = (byte)type;
         destination.Slice(5, 3).Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[8..], Crc32C.Compute(payload));
-        payload.CopyTo(destination[HeaderBytes..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[8..], Crc32C.Compute(destination.Slice(HeaderBytes, payloadLength)));
         return length;
     }
 

@@ -28,7 +28,10 @@ public class LinkSecurityTests
         using var pair = SecurePair.Start();
         pair.StartBackup();
         pair.Primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
-        int primaryMark = pair.Primary.StdOut.Length, backupMark = pair.Backup!.StdOut.Length;
+        // Both sides' lines of the first attach, before the marks: the backup writes its "catching
+        // up" when the primary's answer arrives, which can be after the primary's "mirroring live".
+        pair.Backup!.WaitForOutput(o => o.Contains("in step with the primary", StringComparison.Ordinal), "the backup to be in step", Wait);
+        int primaryMark = pair.Primary.StdOut.Length, backupMark = pair.Backup.StdOut.Length;
 
         // 1. Today's protocol in plaintext: a Hello with the genesis block, as any process could send.
         BlockBuilder.Genesis(ClusterId.Development, 1, 0, out ChainHead genesis);

@@ -182,7 +182,7 @@ public sealed class Journal : IDisposable
                 // Refuse another cluster's journal, or one of a version we never continue, from
                 // its genesis alone: before re-hashing what may be millions of blocks.
                 RefuseForeignGenesis(log, directory, settings.ClusterId);
-                VerifyReport report = JournalReader.VerifyChain(log, log.BeginAddress, log.CommittedUntilAddress, expectedCluster: settings.ClusterId);
+                VerifyReport report = JournalReader.VerifyChain(log, settings.PageSizeBits, log.BeginAddress, log.CommittedUntilAddress, expectedCluster: settings.ClusterId);
                 if (report.Fault is not null)
                 {
                     throw new JournalCorruptException($"the journal in '{directory}' does not verify: {report.Fault}", report.Fault);

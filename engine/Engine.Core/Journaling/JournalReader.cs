@@ -12,11 +12,13 @@ public sealed class JournalReader : IDisposable
 {
     private readonly IDevice _device;
     private readonly FasterLog _log;
+    private readonly int _pageSizeBits;
 
-    private JournalReader(IDevice device, FasterLog log)
+    private JournalReader(IDevice device, FasterLog log, int pageSizeBits)
     {
         _device = device;
         _log = log;
+        _pageSizeBits = pageSizeBits;
     }
 
     /// <summary>Opens the journal in <paramref name="directory"/> read-only.</summary>
@@ -50,7 +52,7 @@ public sealed class JournalReader : IDisposable
             device.Dispose();
             throw new JournalCorruptException($"FASTER could not recover the journal's commit in '{directory}': {e.Message}", null, e);
         }
-        return new JournalReader(device, log);
+        return new JournalReader(device, log, geometry.PageSizeBits);
     }
 
     public long BeginAddress => _log.BeginAddress;
@@ -62,7 +64,7 @@ public sealed class JournalReader : IDisposable
     /// audit). With <paramref name="expectedCluster"/>, genesis must name that cluster; without, the
     /// chain is of whatever cluster its genesis names (every block must name the same).
     /// </summary>
-    public VerifyReport Verify(ClusterId? expectedCluster = null) => VerifyChain(_log, _log.BeginAddress, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
+    public VerifyReport Verify(ClusterId? expectedCluster = null) => VerifyChain(_log, _pageSizeBits, _log.BeginAddress, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
 
     /// <summary>
     /// Verifies the committed blocks from <paramref name="from"/> (the address where an earlier
@@ -70,7 +72,7 @@ public sealed class JournalReader : IDisposable
     /// <paramref name="trusted"/>, the head that verification reached: re-hashes only what is new.
     /// </summary>
     public VerifyReport VerifyFrom(long from, ChainHead trusted) => from <= _log.CommittedUntilAddress
-        ? VerifyChain(_log, from, _log.CommittedUntilAddress, trusted)
+        ? VerifyChain(_log, _pageSizeBits, from, _log.CommittedUntilAddress, trusted)
         : new VerifyReport(0, 0, 0, null, new BlockFault(trusted.BlockNo + 1, from, $"the journal's committed end {_log.CommittedUntilAddress} is before address {from}: not the journal verified before"),
             _log.CommittedUntilAddress, TimeSpan.Zero);
 
@@ -90,9 +92,12 @@ public sealed class JournalReader : IDisposable
     /// <summary>
     /// Verifies entries [<paramref name="from"/>, <paramref name="until"/>) of <paramref name="log"/>
     /// as a chain from genesis. A scan that stops short of <paramref name="until"/> (a corrupt entry
-    /// length can do that) is a fault too, never a silently shorter chain.
+    /// length can do that) is a fault too, never a silently shorter chain, with one exception:
+    /// FASTER never splits an entry across pages, so an entry that does not fit the rest of a page
+    /// leaves that rest empty and starts on the next page; a commit taken after the tail moved to the
+    /// page boundary but before that entry was committed ends at the boundary, after the empty tail.
     /// </summary>
-    internal static VerifyReport VerifyChain(FasterLog log, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null)
+    internal static VerifyReport VerifyChain(FasterLog log, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null)
     {
         var clock = Stopwatch.StartNew();
         ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier(expectedCluster);
@@ -115,7 +120,7 @@ public sealed class JournalReader : IDisposable
         {
             fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the log could not be read past here: {e.GetType().Name}: {e.Message}");
         }
-        if (fault is null && reached < until)
+        if (fault is null && reached < until && !IsEmptyPageTail(reached, until, pageSizeBits))
         {
             fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the entries end at address {reached}, before the committed end {until}");
         }
@@ -123,6 +128,13 @@ public sealed class JournalReader : IDisposable
         {
             FormatVersion = verifier.FormatVersion,
         };
+    }
+
+    /// <summary>[<paramref name="reached"/>, <paramref name="until"/>) is the unused rest of one page, ending at its boundary.</summary>
+    internal static bool IsEmptyPageTail(long reached, long until, int pageSizeBits)
+    {
+        long pageMask = (1L << pageSizeBits) - 1;
+        return (until & pageMask) == 0 && reached < until && (reached >> pageSizeBits) == ((until - 1) >> pageSizeBits);
     }
 
     private static ulong ExpectedNext(ChainVerifier verifier, bool fromGenesis) => verifier.Blocks == 0 && fromGenesis ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;

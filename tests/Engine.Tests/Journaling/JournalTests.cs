@@ -24,6 +24,21 @@ public class JournalTests
     /// <summary>Ring of 16 slots and blocks of at most 7: block cuts at the size bound and wrap-around happen at once.</summary>
     private static readonly RingSettings TinyRing = new() { Size = 16 };
 
+    /// <summary>
+    /// FASTER never splits an entry across pages: one that does not fit moves the tail to the next
+    /// page first, and a commit taken in that instant ends at the page boundary after an empty page
+    /// tail (seen as a rare "entries end before the committed end" after a SIGKILL). Only that gap is
+    /// accepted: one that does not end at a boundary, or spans more than the rest of one page, is not.
+    /// </summary>
+    [TestCase(4096 - 200, 4096, true)]
+    [TestCase(8192 + 1, 12288, true)]
+    [TestCase(4096 - 200, 4000, false)]
+    [TestCase(4096 - 200, 8192, false)]
+    [TestCase(100, 8192, false)]
+    [TestCase(4096, 4096, false)]
+    public void Only_the_empty_rest_of_one_page_may_end_a_chain_before_its_committed_end(long reached, long until, bool accepted) =>
+        Assert.That(JournalReader.IsEmptyPageTail(reached, until, pageSizeBits: 12), Is.EqualTo(accepted));
+
     [Test]
     public void A_new_journal_holds_a_genesis_block_and_reopens_to_the_same_head()
     {
