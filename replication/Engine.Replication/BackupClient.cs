@@ -50,13 +50,12 @@ public sealed class BackupClient
     private readonly Dictionary<ulong, Hash32> _checksums = [];
 
     private readonly Func<CancellationToken, Task<bool>> _mayTakeOver;
+    private readonly PairSettings _settings;
     private volatile bool _inStep;
-
-    /// <summary>How long the primary may take to answer our Hello.</summary>
-    private const int HelloAnswerMs = 5_000;
 
     /// <param name="primary">The primary's replication endpoint.</param>
     /// <param name="credentials">This node's principal: what it authenticates as, and the roster the primary must be in.</param>
+    /// <param name="settings">The pair's clocks.</param>
     /// <param name="journal">This node's journal, ending at <paramref name="head"/>.</param>
     /// <param name="exchange">This node's order book, replayed up to <paramref name="head"/>.</param>
     /// <param name="head">Where this node's chain ends.</param>
@@ -64,10 +63,11 @@ public sealed class BackupClient
     /// <param name="checksumEvery">Compare state checksums with the primary every this many blocks.</param>
     /// <param name="mayTakeOver">Asked once the primary is lost while we were in step (and again on every failed
     /// attempt to reach it): true to take over, false to keep trying the primary. Default: always (no witness).</param>
-    public BackupClient(IPEndPoint primary, ClusterCredentials credentials, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000,
+    public BackupClient(IPEndPoint primary, ClusterCredentials credentials, PairSettings settings, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000,
         Func<CancellationToken, Task<bool>>? mayTakeOver = null)
     {
         _credentials = credentials;
+        _settings = settings;
         _mayTakeOver = mayTakeOver ?? (_ => Task.FromResult(true));
         _checksumEvery = checksumEvery;
         _primary = primary;
@@ -134,7 +134,7 @@ public sealed class BackupClient
                 {
                     return BackupOutcome.PrimaryLost;
                 }
-                using ReplicationLink link = await ReplicationLink.ConnectAsync(_primary, _credentials, TimeSpan.FromMilliseconds(PairTimings.SilenceMs), stop).ConfigureAwait(false);
+                using ReplicationLink link = await ReplicationLink.ConnectAsync(_primary, _credentials, TimeSpan.FromMilliseconds(_settings.SilenceMs), stop).ConfigureAwait(false);
                 lastRefusal = null;
                 bool attached;
                 BackupOutcome outcome;
@@ -253,7 +253,7 @@ public sealed class BackupClient
                 // A primary that accepts but never answers (stopped, or behind a black hole) is no
                 // primary. Generous: before it answers, the primary looks for our head in its journal
                 // (a scan from genesis, which takes a while on a long journal).
-                answer.CancelAfter(HelloAnswerMs);
+                answer.CancelAfter(_settings.HelloAnswerMs);
                 hello = await primary.ReadAsync(answer.Token).ConfigureAwait(false);
             }
             if (hello is null)
@@ -283,7 +283,7 @@ public sealed class BackupClient
                 // A primary that sends nothing, not even a heartbeat, for this long is gone (or
                 // stalled: a SIGSTOP, a long pause); either way this node takes over.
                 using var silence = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                silence.CancelAfter(PairTimings.SilenceMs);
+                silence.CancelAfter(_settings.SilenceMs);
                 (ReplicationType Type, ReadOnlyMemory<byte> Payload)? frame;
                 try
                 {
@@ -291,7 +291,7 @@ public sealed class BackupClient
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
-                    _log($"the primary has been silent for {PairTimings.SilenceMs} ms");
+                    _log($"the primary has been silent for {_settings.SilenceMs} ms");
                     return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
                 }
                 if (frame is null)

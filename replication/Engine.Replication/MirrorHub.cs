@@ -41,14 +41,6 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <summary>Handshakes under way at once, at most; a connection past it is closed at once (strangers cannot queue up the real backup).</summary>
     public const int MaxHandshakes = 8;
 
-    /// <summary>
-    /// A send to the backup that makes no progress for this long closes the link: a peer that
-    /// authenticated and then never reads must not hold the one backup slot, nor make the sealer wait
-    /// on a full queue, for ever. Longer than the silence rule (an honest backup that stops reading
-    /// for that long has stopped acking and answering heartbeats too, and was dropped already).
-    /// </summary>
-    public const int MaxSendBlockedMs = 4 * PairTimings.SilenceMs;
-
     /// <summary>Blocks sent on one link and not yet acknowledged, at most; past it the link is reset (its backup has stopped acknowledging).</summary>
     public const int MaxUnackedBlocks = 1 << 18;
 
@@ -63,6 +55,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private readonly Socket _listener;
     private readonly Journal _journal;
     private readonly ClusterCredentials _credentials;
+    private readonly PairSettings _settings;
     private readonly Action<string> _log;
     private readonly RefusalLog _refusals;
     private readonly object _gate = new();
@@ -84,11 +77,13 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <param name="journal">This node's journal.</param>
     /// <param name="head">Where the journal ends.</param>
     /// <param name="credentials">This node's principal: it proves it to every joiner and checks theirs.</param>
+    /// <param name="settings">The pair's clocks.</param>
     /// <param name="lease">The solo lease.</param>
     /// <param name="log">Where the link's events are told.</param>
     /// <param name="epoch">The epoch this primary seals in (default: the head's).</param>
-    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ClusterCredentials credentials, ISoloLease lease, Action<string> log, ulong? epoch = null)
+    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ClusterCredentials credentials, PairSettings settings, ISoloLease lease, Action<string> log, ulong? epoch = null)
     {
+        _settings = settings;
         Epoch = epoch ?? head.Epoch;
         _journal = journal;
         _credentials = credentials;
@@ -355,14 +350,14 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         {
             // A node sends its Hello as soon as it is authenticated; one that does not must not hold up
             // the attach of others (they are served one at a time).
-            answer.CancelAfter(4 * PairTimings.SilenceMs);
+            answer.CancelAfter(_settings.HelloWaitMs);
             try
             {
                 hello = await link.ReadAsync(answer.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
             {
-                _refusals.Refused(remote, $"closed {link.Peer.Name}: no hello within {4 * PairTimings.SilenceMs} ms");
+                _refusals.Refused(remote, $"closed {link.Peer.Name}: no hello within {_settings.HelloWaitMs} ms");
                 return false;
             }
         }
@@ -489,7 +484,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
                 batchLastHash = BlockFormat.StoredHash(entry, in header);
                 blocks++;
             }
-            else if (Environment.TickCount64 - lastSent >= PairTimings.HeartbeatMs)
+            else if (Environment.TickCount64 - lastSent >= _settings.HeartbeatMs)
             {
                 // Still skipping what the backup has: keep it from taking the silence for a death.
                 link.SendNow(heartbeat);
@@ -550,7 +545,13 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         private long _lastSentTicks = Environment.TickCount64;
         private long _lastHeardTicks = Environment.TickCount64;
 
-        /// <summary>When the send under way started (0: none): a send that makes no progress for <see cref="MaxSendBlockedMs"/> closes the link.</summary>
+        /// <summary>
+        /// When the send under way started (0: none): a send that makes no progress for
+        /// <see cref="PairSettings.MaxSendBlockedMs"/> closes the link: a peer that authenticated and
+        /// then never reads must not hold the one backup slot, nor make the sealer wait on a full queue,
+        /// for ever. Longer than the silence rule (an honest backup that stops reading for that long has
+        /// stopped acking and answering heartbeats too, and was dropped already).
+        /// </summary>
         private long _sendingSinceTicks;
 
         /// <param name="hub">The hub whose backup this is.</param>
@@ -736,22 +737,23 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
 
         private async Task Heartbeats()
         {
+            PairSettings settings = _hub._settings;
             while (!_closed)
             {
-                await Task.Delay(PairTimings.HeartbeatMs / 2).ConfigureAwait(false);
+                await Task.Delay(settings.HeartbeatMs / 2).ConfigureAwait(false);
                 long now = Environment.TickCount64;
-                if (now - Volatile.Read(ref _lastHeardTicks) > PairTimings.SilenceMs)
+                if (now - Volatile.Read(ref _lastHeardTicks) > settings.SilenceMs)
                 {
-                    Close($"the backup has been silent for {PairTimings.SilenceMs} ms");
+                    Close($"the backup has been silent for {settings.SilenceMs} ms");
                     return;
                 }
                 long sendingSince = Volatile.Read(ref _sendingSinceTicks);
-                if (sendingSince != 0 && now - sendingSince > MaxSendBlockedMs)
+                if (sendingSince != 0 && now - sendingSince > settings.MaxSendBlockedMs)
                 {
-                    Close($"the backup has taken nothing for {MaxSendBlockedMs} ms (it does not read)");
+                    Close($"the backup has taken nothing for {settings.MaxSendBlockedMs} ms (it does not read)");
                     return;
                 }
-                if (_live && now - Volatile.Read(ref _lastSentTicks) >= PairTimings.HeartbeatMs)
+                if (_live && now - Volatile.Read(ref _lastSentTicks) >= settings.HeartbeatMs)
                 {
                     Enqueue(ReplicationType.Heartbeat, []);
                 }

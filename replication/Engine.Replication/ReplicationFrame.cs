@@ -40,19 +40,6 @@ public enum ReplicationType : byte
 }
 
 /// <summary>
-/// The pair's clocks. A heartbeat goes out when a side has sent nothing for <see cref="HeartbeatMs"/>;
-/// a side that hears nothing for <see cref="SilenceMs"/> drops the link (the backup then takes
-/// over; the primary stops acknowledging). Silence must be several heartbeats long, so that one
-/// late packet is not a failover, and short enough that a stalled primary (a long GC pause, a
-/// SIGSTOP) is replaced within a second.
-/// </summary>
-public static class PairTimings
-{
-    public const int HeartbeatMs = 50;
-    public const int SilenceMs = 500;
-}
-
-/// <summary>
 /// Frames of the replication link. Blocks are up to 64 KiB, far over the client protocol's 256
 /// bytes, so the link has its own framing, carried inside the records of a
 /// <see cref="Engine.Security.SecureChannel"/> (<see cref="ReplicationLink"/>: a record holds one or

@@ -33,10 +33,9 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     /// <summary>A channel to the witness unused this long is closed here and a new one made for the next request, before the witness closes it (<see cref="WitnessServer.IdleTimeout"/>).</summary>
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(5);
 
-    private const int MarginMs = 150;
-
     private readonly IPEndPoint _witness;
     private readonly ClusterCredentials _credentials;
+    private readonly int _marginMs;
     private readonly Func<ulong> _epoch;
     private readonly Func<bool> _wanted;
     private readonly Action<string> _log;
@@ -59,13 +58,14 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
 
     /// <param name="witness">The witness's endpoint.</param>
     /// <param name="credentials">This node's principal (role node): the name the witness grants under.</param>
+    /// <param name="settings">The pair's settings: a grant is acted on for its length less <see cref="PairSettings.LeaseMarginMs"/>.</param>
     /// <param name="epoch">The epoch this node seals in.</param>
     /// <param name="wanted">True while the lease is needed (no backup in step); once false again, the lease is released.</param>
     /// <param name="log">Where state changes are told.</param>
     /// <param name="heldUntilTicks">A grant already obtained (<see cref="AcquireAsync"/> before a takeover): held until then.</param>
     /// <param name="fenced">Called when the witness answers that a higher epoch exists: the other node took over.</param>
     /// <param name="granted">Called when the lease is granted after not being held: what waits for it may go.</param>
-    public WitnessLease(IPEndPoint witness, ClusterCredentials credentials, Func<ulong> epoch, Func<bool> wanted, Action<string> log, long heldUntilTicks = 0,
+    public WitnessLease(IPEndPoint witness, ClusterCredentials credentials, PairSettings settings, Func<ulong> epoch, Func<bool> wanted, Action<string> log, long heldUntilTicks = 0,
         Action? fenced = null, Action? granted = null)
     {
         CheckNode(credentials);
@@ -73,6 +73,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         _granted = granted;
         _witness = witness;
         _credentials = credentials;
+        _marginMs = settings.LeaseMarginMs;
         _epoch = epoch;
         _wanted = wanted;
         _log = log;
@@ -112,7 +113,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
             {
                 long asked = Stopwatch.GetTimestamp();
                 WitnessAnswer answer = await AskOnChannelAsync(new WitnessRequest(WitnessVerb.Acquire, _epoch())).ConfigureAwait(false);
-                long validUntil = ValidUntil(answer, asked);
+                long validUntil = ValidUntil(answer, asked, _marginMs);
                 bool granted = false;
                 switch (answer)
                 {
@@ -176,17 +177,18 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     /// in <paramref name="epoch"/>. A grant is valid here until its length minus a margin after the
     /// request was sent (<c>ValidUntilTicks</c>, Stopwatch ticks), so it lapses here before it does at the witness.
     /// </summary>
-    public static async Task<(WitnessAnswer Answer, long ValidUntilTicks)> AcquireAsync(IPEndPoint witness, ClusterCredentials credentials, ulong epoch, CancellationToken cancel)
+    public static async Task<(WitnessAnswer Answer, long ValidUntilTicks)> AcquireAsync(IPEndPoint witness, ClusterCredentials credentials, ulong epoch, int leaseMarginMs, CancellationToken cancel)
     {
         CheckNode(credentials);
         long asked = Stopwatch.GetTimestamp();
         WitnessAnswer answer = await AskAsync(witness, credentials, new WitnessRequest(WitnessVerb.Acquire, epoch), cancel).ConfigureAwait(false);
-        return (answer, ValidUntil(answer, asked));
+        return (answer, ValidUntil(answer, asked, leaseMarginMs));
     }
 
-    /// <summary>Until when (Stopwatch ticks) a grant asked for at <paramref name="askedTicks"/> may be acted on here; 0 if it is none.</summary>
-    private static long ValidUntil(WitnessAnswer answer, long askedTicks) =>
-        answer is WitnessAnswer.Granted g ? askedTicks + ((g.LeaseMs - MarginMs) * Stopwatch.Frequency / 1000) : 0;
+    /// <summary>Until when (Stopwatch ticks) a grant asked for at <paramref name="askedTicks"/> may be acted on here, its
+    /// length less <paramref name="marginMs"/> (travel time and clock drift); 0 if it is none. A grant no longer than the margin is worth nothing.</summary>
+    private static long ValidUntil(WitnessAnswer answer, long askedTicks, int marginMs) =>
+        answer is WitnessAnswer.Granted g && g.LeaseMs > marginMs ? askedTicks + ((g.LeaseMs - marginMs) * Stopwatch.Frequency / 1000) : 0;
 
     /// <summary>
     /// One request on the loop's channel (made, or made again, as needed); <see cref="WitnessAnswer.NoAnswer"/>

@@ -269,7 +269,7 @@ public class LinkSecurityTests
                     while (!_stopped)
                     {
                         Link.Send(heartbeat);
-                        Thread.Sleep(PairTimings.HeartbeatMs);
+                        Thread.Sleep(new PairSettings().HeartbeatMs);
                     }
                 }
                 catch (IOException)

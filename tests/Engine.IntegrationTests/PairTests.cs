@@ -298,7 +298,7 @@ public class PairTests
         witness.Start();
         using var link = new Engine.Cli.Drill.FaultProxy(any, witness.Endpoint);
         bool wanted = true;
-        await using var lease = new Engine.Replication.WitnessLease(link.Endpoint, Engine.Security.ClusterCredentials.Development("a"), () => 1, () => Volatile.Read(ref wanted), _ => { });
+        await using var lease = new Engine.Replication.WitnessLease(link.Endpoint, Engine.Security.ClusterCredentials.Development("a"), new Engine.Replication.PairSettings(), () => 1, () => Volatile.Read(ref wanted), _ => { });
         WaitUntil(() => lease.Held, "the first grant");
 
         link.Set(Engine.Cli.Drill.LinkFault.Blackhole); // renewals are lost: the lease lapses here...
@@ -334,7 +334,7 @@ public class PairTests
         await using var witness = new Engine.Replication.WitnessServer(any, 1000, Engine.Security.ClusterCredentials.Development("witness"), Tell);
         witness.Start();
         bool wanted = true;
-        await using var lease = new Engine.Replication.WitnessLease(witness.Endpoint, Engine.Security.ClusterCredentials.Development("a"), () => 1, () => Volatile.Read(ref wanted), _ => { });
+        await using var lease = new Engine.Replication.WitnessLease(witness.Endpoint, Engine.Security.ClusterCredentials.Development("a"), new Engine.Replication.PairSettings(), () => 1, () => Volatile.Read(ref wanted), _ => { });
         WaitUntil(() => events.Any(e => e.Contains("granted to a", StringComparison.Ordinal)), "a's request to be granted at the witness");
         WaitUntil(() => lease.HolderAtWitness, "a to give up waiting for the answer (it counts itself holder all the same)");
         Assert.That(lease.Held, Is.False, "a never heard the grant");

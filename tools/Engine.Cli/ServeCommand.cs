@@ -33,7 +33,7 @@ internal static class ServeCommand
         var admin = new Option<string>("--admin") { Description = "HOST:PORT for the admin HTTP endpoint, up whatever the node's role: GET /status, GET /log?after=N (recent pair events), POST /admin/go-solo. Off unless given." };
         var config = new Option<FileInfo>("--config") { Description = "JSON configuration file: any setting below, and Instruments, Accounts and Clients (else the built-in development set)." };
         var durability = new Option<Durability?>("--durability") { Description = "memory (default): a block counts once in the journal's memory; disk: once committed." };
-        var role = new Option<string>("--role") { Description = "standalone (default); primary (waits for a backup on --replication-listen, mirrors every block to it and acknowledges only what it holds); backup (follows the primary at --peer, catching up first, and takes over when it is gone).", DefaultValueFactory = _ => "standalone" };
+        var role = new Option<string>("--role") { Description = "standalone (default); primary (waits for a backup on --replication-listen, mirrors every block to it and acknowledges only what it holds); backup (follows the primary at --peer, catching up first, and takes over when it is gone). Also Pair:Role in the config file." };
         role.AcceptOnlyFromAmong("standalone", "primary", "backup");
         var peer = new Option<string>("--peer") { Description = "backup: HOST:PORT of the primary's replication endpoint. primary: the other node's; if it answers as a primary of a higher epoch (it took over), this node steps down to backup." };
         var replicationListen = new Option<string>("--replication-listen") { Description = "primary and backup: HOST:PORT where this node, as primary, takes its backup." };
@@ -51,6 +51,7 @@ internal static class ServeCommand
             Run an engine node: accept front-ends on --listen, journal every accepted order, apply it to the order book, answer.
             Settings come from the config file, then environment variables ({EnvironmentPrefix}DATA, {EnvironmentPrefix}LISTEN, {EnvironmentPrefix}DURABILITY, {EnvironmentPrefix}RINGSIZE, …), then flags, later ones winning.
             Other settings: RingSize, OutboundRingSize, WaitStrategy (adaptive, blocking, yielding, busy-spin, adaptive:SPINS:YIELDS), Topology (single, fused, separate), MaxTransactionsPerBlock, MaxInFlightPerClient, MaxOutboundBytesPerSession, MaxSessions, LogonTimeoutMs, DrainTimeoutMs.
+            Pair (section Pair, environment {EnvironmentPrefix}PAIR__…): Role, Peer, ReplicationListen, Witness, AllowSolo (the flags below), and its clocks HeartbeatMs (50), SilenceMs (500, at least three heartbeats), HelloAnswerMs (5000), LeaseMarginMs (150), PeerProbeMs (500), PeerProbeTimeoutMs (1000).
             Client port (section Gateway, environment {EnvironmentPrefix}GATEWAY__…): MaxPendingLogons, MaxPendingLogonsPerAddress, FailedLogonLimit, FailedLogonWindowMs, FailedLogonBlockMs, MaxTrackedAddresses, HoldLogonMs.
             SIGTERM or Ctrl-C: stop accepting, drain, commit the journal, exit 0.
             A node whose journal fails (an I/O error, a full disk) or whose pipeline halts halts: it acknowledges nothing more, closes its backup's link (the backup takes over at once), answers every logon "not primary", says why on /status, and stays up until SIGTERM or Ctrl-C, then exits {ExitHalted}. A backup whose own journal fails halts too, and never takes over.
@@ -94,16 +95,31 @@ internal static class ServeCommand
             Flag("Gateway:PeerListen", parse.GetValue(peerListen));
             Flag("Cluster", parse.GetValue(cluster));
             Flag("Key", parse.GetValue(key));
-            var pair = new PairOptions(parse.GetValue(role)!, parse.GetValue(peer), parse.GetValue(replicationListen), parse.GetValue(allowSolo), parse.GetValue(witness));
-            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, pair, parse.GetValue(allowDevOnNetwork));
+            Flag("Pair:Role", parse.GetValue(role));
+            Flag("Pair:Peer", parse.GetValue(peer));
+            Flag("Pair:ReplicationListen", parse.GetValue(replicationListen));
+            Flag("Pair:Witness", parse.GetValue(witness));
+            Flag("Pair:AllowSolo", parse.GetValue(allowSolo) ? "true" : null);
+            return RunAsync(parse.GetValue(config)?.FullName, flags, parse.GetValue(logFormat)!, parse.GetValue(allowDevOnNetwork));
         });
         return command;
     }
 
-    private sealed record PairOptions(string Role, string? Peer, string? ReplicationListen, bool AllowSolo, string? Witness)
+    /// <summary>The pair's settings and what the node derives from them once.</summary>
+    private sealed record PairOptions(PairSettings Settings)
     {
+        public PairRole Role => Settings.Role;
+
+        public string? Peer => Settings.Peer;
+
+        public string? ReplicationListen => Settings.ReplicationListen;
+
+        public string? Witness => Settings.Witness;
+
+        public bool AllowSolo => Settings.AllowSolo;
+
         /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
-        public OperatorLease OperatorLease { get; } = new(AllowSolo);
+        public OperatorLease OperatorLease { get; } = new(Settings.AllowSolo);
 
         /// <summary>Who this node is in its cluster (from --cluster/--key, else the development cluster's node named after its
         /// replication endpoint): the replication link authenticates with it, the witness grants under its name, and the
@@ -126,7 +142,7 @@ internal static class ServeCommand
         }
         if (string.IsNullOrEmpty(cluster))
         {
-            if (pair.Role != "standalone")
+            if (pair.Role != PairRole.Standalone)
             {
                 warn("WARNING: no --cluster/--key: the replication link uses the built-in DEVELOPMENT cluster, whose keys are in the source, so anyone who can reach "
                     + "--replication-listen or --peer can pose as this node's backup or primary and read every order. For loopback and tests only; `engine cluster init` makes a cluster.");
@@ -141,7 +157,7 @@ internal static class ServeCommand
         return credentials;
     }
 
-    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, PairOptions pair, bool allowDevOnNetwork = false)
+    private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, bool allowDevOnNetwork = false)
     {
         using ILoggerFactory logging = LoggerFactory.Create(builder =>
         {
@@ -159,6 +175,7 @@ internal static class ServeCommand
 
         EngineSettings settings;
         ReferenceData reference;
+        PairOptions pair;
         try
         {
             var builder = new ConfigurationBuilder();
@@ -170,6 +187,7 @@ internal static class ServeCommand
             settings = (configuration.Get<EngineSettings>() ?? new EngineSettings()).Validate();
             reference = ReferenceConfig.Load(configuration, configFile);
             GatewayTls.From(settings.Gateway); // a bad certificate or key is refused now, not at the first takeover
+            pair = new PairOptions((configuration.GetSection("Pair").Get<PairSettings>() ?? new PairSettings()).Validate());
             pair = pair with { Credentials = LoadCredentials(configuration, pair, warning => Log.Info(log, warning)) };
             // The journal's genesis names the cluster: a node never appends one cluster's blocks to another's chain.
             settings = settings with { ClusterId = pair.Credentials.IsDevelopment ? ClusterId.Development : ClusterId.From(pair.Credentials.Roster.ClusterId) };
@@ -197,11 +215,6 @@ internal static class ServeCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-        if ((pair.Role == "primary" && pair.ReplicationListen is null) || (pair.Role == "backup" && (pair.Peer is null || pair.ReplicationListen is null)))
-        {
-            Console.Error.WriteLine("engine serve: --role primary needs --replication-listen; --role backup needs --peer and --replication-listen");
-            return 2;
-        }
         var board = new NodeBoard();
         void Say(string message)
         {
@@ -277,7 +290,7 @@ internal static class ServeCommand
             {
                 return node.Halted ? ExitHalted : 0; // halted while stopping: its last commit failed
             }
-            pair = pair with { Role = "backup" };
+            pair = pair with { Settings = pair.Settings with { Role = PairRole.Backup } };
         }
 
         // The node has already stopped acknowledging, closed its backup's link and sent its clients away
@@ -332,7 +345,7 @@ internal static class ServeCommand
     /// </summary>
     private static string? DevelopmentClusterOnNetwork(PairOptions pair, bool allowed)
     {
-        if (allowed || !pair.Credentials.IsDevelopment || pair.Role == "standalone")
+        if (allowed || !pair.Credentials.IsDevelopment || pair.Role == PairRole.Standalone)
         {
             return null;
         }
@@ -362,7 +375,7 @@ internal static class ServeCommand
     private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log, NodeBoard board,
         CancellationTokenSource stepDown, CancellationToken stop)
     {
-        if (pair.Role == "standalone")
+        if (pair.Role == PairRole.Standalone)
         {
             EngineNode standalone = EngineNode.Start(settings, reference, log);
             board.Serving(standalone, null);
@@ -373,20 +386,20 @@ internal static class ServeCommand
         log($"node {pair.Credentials.Self.Name} on the replication endpoint {pair.ReplicationListen}");
         try
         {
-            if (pair.Role == "primary" && pair.Peer is not null)
+            if (pair.Role == PairRole.Primary && pair.Peer is not null)
             {
                 // An old primary that comes back must not compete with the node that took over: if the
                 // peer answers as a primary of a higher epoch, step down and follow it.
-                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), pair.Credentials, journal.Head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), pair.Credentials, journal.Head, TimeSpan.FromMilliseconds(pair.Settings.PeerProbeTimeoutMs)).ConfigureAwait(false);
                 if (peerEpoch > journal.Head.Epoch)
                 {
                     log($"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup");
-                    pair = pair with { Role = "backup" };
+                    pair = pair with { Settings = pair.Settings with { Role = PairRole.Backup } };
                 }
             }
-            if (pair.Role == "primary")
+            if (pair.Role == PairRole.Primary)
             {
-                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.OperatorLease, log);
+                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.Settings, pair.OperatorLease, log);
                 AttachWitness(hub, pair, journal.Head.Epoch, log, heldUntilTicks: 0, stepDown);
                 hub.Start();
                 WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
@@ -417,14 +430,14 @@ internal static class ServeCommand
             {
                 log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
                 BackupClient? follower = null;
-                follower = new BackupClient(primary, pair.Credentials, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
+                follower = new BackupClient(primary, pair.Credentials, pair.Settings, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
                     pair.Witness is null ? null : async cancel =>
                     {
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
                         // and went on alone), it has acknowledged what we lack, and it must stay primary.
                         ulong next = follower!.Head.Epoch + 1;
                         (WitnessAnswer answer, long validUntil) = await WitnessLease.AcquireAsync(
-                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, next, cancel).ConfigureAwait(false);
+                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, next, pair.Settings.LeaseMarginMs, cancel).ConfigureAwait(false);
                         string said = WitnessLease.Describe(answer);
                         if (answer is WitnessAnswer.Granted)
                         {
@@ -484,7 +497,7 @@ internal static class ServeCommand
                 head = journal.Head;
             }
             ulong epoch = head.Epoch + 1;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.OperatorLease, log, epoch);
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.Settings, pair.OperatorLease, log, epoch);
             AttachWitness(takeoverHub, pair, epoch, log, takeoverLeaseUntil, stepDown);
             takeoverHub.Start();
             WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
@@ -514,7 +527,7 @@ internal static class ServeCommand
             return;
         }
         // WantsLease: while no backup is in step; once halted, as it was at the halt (see MirrorHub.WantsLease).
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
+        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, pair.Settings, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
             fenced: () =>
             {
                 if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
@@ -527,7 +540,7 @@ internal static class ServeCommand
     }
 
     /// <summary>
-    /// With a witness: a primary that could acknowledge and then, for <see cref="PairTimings.SilenceMs"/>,
+    /// With a witness: a primary that could acknowledge and then, for <see cref="PairSettings.SilenceMs"/>,
     /// could not (no backup in step and no lease: it is cut off from both its backup and the witness)
     /// sends its clients to the other node, which has had that long to take over with the witness's
     /// lease, instead of answering them "no backup" until the partition heals (a client that is
@@ -566,11 +579,11 @@ internal static class ServeCommand
                 }
                 long now = System.Diagnostics.Stopwatch.GetTimestamp();
                 unableSince = unableSince == 0 ? now : unableSince;
-                if (System.Diagnostics.Stopwatch.GetElapsedTime(unableSince, now).TotalMilliseconds >= PairTimings.SilenceMs && !hub.IsStopping)
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(unableSince, now).TotalMilliseconds >= pair.Settings.SilenceMs && !hub.IsStopping)
                 {
                     away = true;
                     node.RedirectClients("no backup and no solo lease: the other node may have taken over");
-                    log($"no backup in step and no solo lease for {PairTimings.SilenceMs} ms (cut off from backup and witness?): sending clients to the other node");
+                    log($"no backup in step and no solo lease for {pair.Settings.SilenceMs} ms (cut off from backup and witness?): sending clients to the other node");
                 }
             }
         });
@@ -593,12 +606,12 @@ internal static class ServeCommand
             // Halted: no step-down either; the node stays halted, saying why, until it is stopped.
             while (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
             {
-                await Task.Delay(500, CancellationToken.None).ConfigureAwait(false);
+                await Task.Delay(pair.Settings.PeerProbeMs, CancellationToken.None).ConfigureAwait(false);
                 if (hub.IsConnected || hub.IsStopping || hub.IsHalted)
                 {
                     continue;
                 }
-                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, pair.Credentials, head, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, pair.Credentials, head, TimeSpan.FromMilliseconds(pair.Settings.PeerProbeTimeoutMs)).ConfigureAwait(false);
                 if (theirs > hub.Epoch && !hub.IsStopping)
                 {
                     log($"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})");

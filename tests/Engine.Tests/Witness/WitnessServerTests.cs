@@ -21,7 +21,7 @@ public class WitnessServerTests
     private static readonly ClusterCredentials s_b = ClusterCredentials.Development("b");
 
     private static async Task<WitnessAnswer> Acquire(WitnessServer witness, ClusterCredentials node, ulong epoch) =>
-        (await WitnessLease.AcquireAsync(witness.Endpoint, node, epoch, CancellationToken.None)).Answer;
+        (await WitnessLease.AcquireAsync(witness.Endpoint, node, epoch, new PairSettings().LeaseMarginMs, CancellationToken.None)).Answer;
 
     private static Task<WitnessAnswer> Release(WitnessServer witness, ClusterCredentials node) => WitnessLease.ReleaseAsync(witness.Endpoint, node, CancellationToken.None);
 
@@ -207,7 +207,7 @@ public class WitnessServerTests
         await using var witness = new WitnessServer(s_any, 300, s_witness, _ => { });
         witness.Start();
         bool wanted = true;
-        await using (var lease = new WitnessLease(witness.Endpoint, s_a, () => 1, () => Volatile.Read(ref wanted), _ => { }))
+        await using (var lease = new WitnessLease(witness.Endpoint, s_a, new PairSettings(), () => 1, () => Volatile.Read(ref wanted), _ => { }))
         {
             Until.True(() => witness.Requests >= 8, "eight requests (renewals every 100 ms)");
             Assert.That(witness.Channels, Is.LessThan(witness.Requests / 2), "most requests on a kept channel");
@@ -244,7 +244,7 @@ public class WitnessServerTests
     public void Only_a_witness_runs_the_witness_and_only_a_node_asks()
     {
         Assert.Throws<ArgumentException>(() => _ = new WitnessServer(s_any, 300, ClusterCredentials.Development("operator"), _ => { }));
-        Assert.ThrowsAsync<ArgumentException>(() => WitnessLease.AcquireAsync(s_any, ClusterCredentials.Development("observer"), 1, CancellationToken.None));
+        Assert.ThrowsAsync<ArgumentException>(() => WitnessLease.AcquireAsync(s_any, ClusterCredentials.Development("observer"), 1, new PairSettings().LeaseMarginMs, CancellationToken.None));
     }
 
     /// <summary>As <see cref="WitnessLease.AcquireAsync"/> for credentials of any role (it refuses a non-node itself): what a stranger's client does.</summary>
