@@ -109,8 +109,13 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     private void StartCluster()
     {
         Directory.CreateDirectory(_root);
+        // The drill's own cluster: the link and the witness authenticate and encrypt with real keys, as in production.
+        string clusterDir = Path.Combine(_root, "cluster");
+        Engine.Security.ClusterSetup.Init(clusterDir, force: true);
+        string cluster = Path.Combine(clusterDir, "cluster.json");
         int witnessPort = FreePort();
-        _witness = NodeProcess.Start(witnessPort, "witness", "--listen", $"127.0.0.1:{witnessPort}", "--state", Path.Combine(_root, "witness.state"));
+        _witness = NodeProcess.Start(witnessPort, "witness", "--listen", $"127.0.0.1:{witnessPort}", "--state", Path.Combine(_root, "witness.state"),
+            "--cluster", cluster, "--key", Engine.Security.ClusterSetup.KeyPath(clusterDir, "witness"));
         if (!_witness.WaitForLog("listening", StartTimeout))
         {
             _failed = true;
@@ -119,8 +124,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         var witness = new IPEndPoint(IPAddress.Loopback, witnessPort);
         _witnessProxyA = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
         _witnessProxyB = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
-        var a = new OwnNode("A", Path.Combine(_root, "a"), _witnessProxyA);
-        var b = new OwnNode("B", Path.Combine(_root, "b"), _witnessProxyB);
+        var a = new OwnNode("A", Path.Combine(_root, "a"), _witnessProxyA, cluster, Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-a"));
+        var b = new OwnNode("B", Path.Combine(_root, "b"), _witnessProxyB, cluster, Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-b"));
         (_a, _b, a.Peer, b.Peer) = (a, b, b, a);
         a.Start("primary");
         b.Start("backup");
@@ -612,14 +617,18 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         private readonly string _data;
         private readonly FaultProxy _linkProxy;
         private readonly FaultProxy _witnessProxy;
+        private readonly string _cluster;
+        private readonly string _key;
         private readonly int _clientPort = FreePort();
         private readonly int _adminPort = FreePort();
         private readonly int _replicationPort = FreePort();
 
-        public OwnNode(string name, string data, FaultProxy witnessProxy)
+        public OwnNode(string name, string data, FaultProxy witnessProxy, string cluster, string key)
             : base(name, System.IO.Path.Combine(data, "journal"))
         {
             _data = data;
+            _cluster = cluster;
+            _key = key;
             _witnessProxy = witnessProxy;
             _linkProxy = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, _replicationPort));
             LinkProxy = _linkProxy;
@@ -632,7 +641,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
         public void Start(string role) => Replace(NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint, "--admin", Admin,
             "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{((OwnNode)Peer!)._linkProxy.Port}",
-            "--witness", $"127.0.0.1:{_witnessProxy.Port}"), role);
+            "--witness", $"127.0.0.1:{_witnessProxy.Port}", "--cluster", _cluster, "--key", _key), role);
 
         public override Task<string> RestartAsync(string role, CancellationToken cancel)
         {
