@@ -44,7 +44,7 @@ public sealed class BackupClient
     private readonly ClusterCredentials _credentials;
     private readonly Journal _journal;
     private readonly Exchange _exchange;
-    private readonly Action<string> _log;
+    private readonly Action<PairEvent> _log;
 
     private readonly ulong _checksumEvery;
     private readonly Dictionary<ulong, Hash32> _checksums = [];
@@ -63,7 +63,7 @@ public sealed class BackupClient
     /// <param name="checksumEvery">Compare state checksums with the primary every this many blocks.</param>
     /// <param name="mayTakeOver">Asked once the primary is lost while we were in step (and again on every failed
     /// attempt to reach it): true to take over, false to keep trying the primary. Default: always (no witness).</param>
-    public BackupClient(IPEndPoint primary, ClusterCredentials credentials, PairSettings settings, Journal journal, Exchange exchange, ChainHead head, Action<string> log, ulong checksumEvery = 10_000,
+    public BackupClient(IPEndPoint primary, ClusterCredentials credentials, PairSettings settings, Journal journal, Exchange exchange, ChainHead head, Action<PairEvent> log, ulong checksumEvery = 10_000,
         Func<CancellationToken, Task<bool>>? mayTakeOver = null)
     {
         _credentials = credentials;
@@ -76,6 +76,9 @@ public sealed class BackupClient
         _log = log;
         Head = head;
     }
+
+    /// <summary>Tells a pair event about where this node's chain ends now.</summary>
+    private void Say(PairEventKind kind, string text) => _log(new PairEvent(kind, text, Head.Epoch, Head.BlockNo));
 
     /// <summary>Where this node's chain ends now.</summary>
     public ChainHead Head { get; private set; }
@@ -125,7 +128,7 @@ public sealed class BackupClient
             if (_journal.Fault is { } failed)
             {
                 // Also when the commit failed in the background while the link was quiet: never take over.
-                _log($"this node's journal failed ({failed.Message}): no backup any more, and never a takeover");
+                Say(PairEventKind.JournalFailed, $"this node's journal failed ({failed.Message}): no backup any more, and never a takeover");
                 return BackupOutcome.JournalFailed;
             }
             try
@@ -152,7 +155,7 @@ public sealed class BackupClient
                 }
                 if (outcome == BackupOutcome.PrimaryLost)
                 {
-                    _log($"lost the primary at {_primary}, in step up to block {Head.BlockNo}");
+                    Say(PairEventKind.PrimaryLost, $"lost the primary at {_primary}, in step up to block {Head.BlockNo}");
                 }
                 lostInStep = outcome == BackupOutcome.PrimaryLost || (lostInStep && !attached);
                 if (lostInStep)
@@ -170,7 +173,7 @@ public sealed class BackupClient
                 // quietly (the operator may be fixing the other side's files).
                 if (e.Message != lastRefusal)
                 {
-                    _log($"the replication endpoint at {_primary} did not authenticate: {e.Message}; retrying");
+                    Say(PairEventKind.Refused, $"the replication endpoint at {_primary} did not authenticate: {e.Message}; retrying");
                 }
                 lastRefusal = e.Message;
             }
@@ -197,7 +200,7 @@ public sealed class BackupClient
         if (fault is not null)
         {
             // Never applied. The link is reset; the next attach resumes from our head.
-            _log($"INCIDENT: a block from the primary does not chain and is not applied: {fault}; resetting the link");
+            Say(PairEventKind.LinkIncident, $"INCIDENT: a block from the primary does not chain and is not applied: {fault}; resetting the link");
             return false;
         }
         long address = _journal.Append(entry);
@@ -267,11 +270,11 @@ public sealed class BackupClient
             ReplicationFrame.ReadHello(hello.Value.Payload.Span, out byte status);
             if (status != 0)
             {
-                _log($"our chain (ending at {Head}) is not on the primary's ({primary.Peer.Name}): its suffix was never acknowledged");
+                Say(PairEventKind.Diverged, $"our chain (ending at {Head}) is not on the primary's ({primary.Peer.Name}): its suffix was never acknowledged");
                 return (false, BackupOutcome.Diverged);
             }
             attached = true;
-            _log($"catching up from the primary {primary.Peer.Name} at {_primary} after block {Head.BlockNo}");
+            Say(PairEventKind.CatchingUp, $"catching up from the primary {primary.Peer.Name} at {_primary} after block {Head.BlockNo}");
             var verifier = new ChainVerifier(Head);
             var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
             var heartbeat = new byte[ReplicationFrame.HeaderBytes];
@@ -291,7 +294,7 @@ public sealed class BackupClient
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
-                    _log($"the primary has been silent for {_settings.SilenceMs} ms");
+                    Say(PairEventKind.PrimarySilent, $"the primary has been silent for {_settings.SilenceMs} ms");
                     return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
                 }
                 if (frame is null)
@@ -304,7 +307,7 @@ public sealed class BackupClient
                     case ReplicationType.CaughtUp when payload.IsEmpty && !inStep:
                         inStep = true;
                         _inStep = true;
-                        _log($"in step with the primary {primary.Peer.Name} at {_primary}: caught up to block {Head.BlockNo}, following live");
+                        Say(PairEventKind.InStep, $"in step with the primary {primary.Peer.Name} at {_primary}: caught up to block {Head.BlockNo}, following live");
                         continue;
                     case ReplicationType.Heartbeat when payload.IsEmpty:
                         await primary.SendAsync(heartbeat, stop).ConfigureAwait(false);
@@ -315,10 +318,10 @@ public sealed class BackupClient
                         {
                             if (ours != theirs)
                             {
-                                _log($"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
+                                Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
                                 return (false, BackupOutcome.StateMismatch);
                             }
-                            _log($"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
+                            Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
                         }
                         continue;
                     case ReplicationType.Block:
@@ -349,18 +352,18 @@ public sealed class BackupClient
             // Corrupt or unexpected bytes on the link (a record that fails authentication, a bad
             // frame): nothing of it was applied. The primary is not gone, so this is no takeover:
             // reset the link and attach again, and the catch-up resumes from our head.
-            _log($"INCIDENT: corrupt data on the replication link ({e.Message}); nothing applied; resetting the link");
+            Say(PairEventKind.LinkIncident, $"INCIDENT: corrupt data on the replication link ({e.Message}); nothing applied; resetting the link");
             return (attached, BackupOutcome.Stopped);
         }
         catch (JournalFaultException e)
         {
             // Our own disk, not the link: an IOException too, so caught before the link's failures.
-            _log($"this node's journal failed ({e.Message}): closing the link; no backup any more, and never a takeover");
+            Say(PairEventKind.JournalFailed, $"this node's journal failed ({e.Message}): closing the link; no backup any more, and never a takeover");
             return (attached, BackupOutcome.JournalFailed);
         }
         catch (IOException e)
         {
-            _log($"the replication link failed: {e.Message}");
+            Say(PairEventKind.Note, $"the replication link failed: {e.Message}");
             return (attached, inStep ? BackupOutcome.PrimaryLost : BackupOutcome.Stopped);
         }
     }

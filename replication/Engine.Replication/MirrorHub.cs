@@ -56,7 +56,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     private readonly Journal _journal;
     private readonly ClusterCredentials _credentials;
     private readonly PairSettings _settings;
-    private readonly Action<string> _log;
+    private readonly Action<PairEvent> _log;
     private readonly RefusalLog _refusals;
     private readonly object _gate = new();
     private readonly CancellationTokenSource _stop = new();
@@ -81,14 +81,14 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// <param name="lease">The solo lease.</param>
     /// <param name="log">Where the link's events are told.</param>
     /// <param name="epoch">The epoch this primary seals in (default: the head's).</param>
-    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ClusterCredentials credentials, PairSettings settings, ISoloLease lease, Action<string> log, ulong? epoch = null)
+    public MirrorHub(IPEndPoint listen, Journal journal, ChainHead head, ClusterCredentials credentials, PairSettings settings, ISoloLease lease, Action<PairEvent> log, ulong? epoch = null)
     {
         _settings = settings;
         Epoch = epoch ?? head.Epoch;
         _journal = journal;
         _credentials = credentials;
         _log = log;
-        _refusals = new RefusalLog(log, "replication endpoint");
+        _refusals = new RefusalLog(line => log(new PairEvent(PairEventKind.Refused, line)), "replication endpoint");
         Lease = lease;
         _lastSealedBlockNo = head.BlockNo;
         _ackedBlockNo = head.BlockNo;
@@ -154,7 +154,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         }
         _listener.Dispose();
         link?.Close($"this node halted: {reason}");
-        _log($"halted ({reason}): the backup's link is closed{(link is null ? " (there was none)" : "")} and no backup is taken any more");
+        _log(new PairEvent(PairEventKind.Halted, $"halted ({reason}): the backup's link is closed{(link is null ? " (there was none)" : "")} and no backup is taken any more", Epoch, _lastSealedBlockNo));
     }
 
     public void Start() => _acceptLoop = Task.Run(AcceptLoop, CancellationToken.None);
@@ -254,7 +254,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         Lease.Nudge();
         if (!_stop.IsCancellationRequested)
         {
-            _log($"lost the backup ({why}): {(Solo ? "acknowledging alone (solo lease)" : "acknowledging nothing until a backup is back in step")}");
+            _log(new PairEvent(PairEventKind.BackupLost, $"lost the backup ({why}): {(Solo ? "acknowledging alone (solo lease)" : "acknowledging nothing until a backup is back in step")}", Epoch, Volatile.Read(ref _ackedBlockNo)));
         }
     }
 
@@ -402,7 +402,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         await link.SendAsync(ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours), _stop.Token).ConfigureAwait(false);
         if (!onOurChain)
         {
-            _log($"backup {link.Peer.Name}: its chain ends at {theirs}, which is not on ours: it must discard its journal and catch up from genesis");
+            _log(new PairEvent(PairEventKind.BackupDiverged, $"backup {link.Peer.Name}: its chain ends at {theirs}, which is not on ours: it must discard its journal and catch up from genesis", Epoch, theirs.BlockNo));
             return false;
         }
 
@@ -425,7 +425,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             CatchUp(backup, theirs.BlockNo, catchUpTo, out long sent, out long rawBytes, out long wireBytes);
             backup.GoLive();
             Lease.Nudge(); // a backup in step: a solo lease goes back to the witness now, not at the next renewal
-            _log($"backup {link.Peer.Name} at {remote} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live");
+            _log(new PairEvent(PairEventKind.BackupInStep, $"backup {link.Peer.Name} at {remote} caught up: {sent:N0} blocks from block {theirs.BlockNo + 1} to {catchUpTo} ({rawBytes:N0} bytes as {wireBytes:N0} with LZ4); mirroring live", Epoch, catchUpTo));
         }
         catch (IOException e)
         {
@@ -531,7 +531,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     {
         private readonly MirrorHub _hub;
         private readonly ReplicationLink _link;
-        private readonly Action<string> _log;
+        private readonly Action<PairEvent> _log;
         private readonly object _sendLock = new();
         private readonly SemaphoreSlim _sendWanted = new(0, int.MaxValue);
         private readonly ulong _catchUpTo;
@@ -558,7 +558,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         /// <param name="link">The authenticated link; this owns it from now on.</param>
         /// <param name="log">Where the link's events are told.</param>
         /// <param name="catchUpTo">The last block the catch-up sends; acks up to it are checked against the catch-up's batches, later ones against the live blocks.</param>
-        public BackupLink(MirrorHub hub, ReplicationLink link, Action<string> log, ulong catchUpTo)
+        public BackupLink(MirrorHub hub, ReplicationLink link, Action<PairEvent> log, ulong catchUpTo)
         {
             _hub = hub;
             _link = link;
@@ -705,7 +705,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
                         string? wrong = Verify(blockNo, in hash);
                         if (wrong is not null)
                         {
-                            _log($"INCIDENT: backup {_link.Peer.Name} acknowledged {wrong}: resetting the link");
+                            _log(new PairEvent(PairEventKind.LinkIncident, $"INCIDENT: backup {_link.Peer.Name} acknowledged {wrong}: resetting the link", _hub.Epoch, blockNo));
                             Close($"a false acknowledgement ({wrong})");
                             return;
                         }

@@ -38,7 +38,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     private readonly int _marginMs;
     private readonly Func<ulong> _epoch;
     private readonly Func<bool> _wanted;
-    private readonly Action<string> _log;
+    private readonly Action<PairEvent> _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _validUntilTicks;
@@ -65,7 +65,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     /// <param name="heldUntilTicks">A grant already obtained (<see cref="AcquireAsync"/> before a takeover): held until then.</param>
     /// <param name="fenced">Called when the witness answers that a higher epoch exists: the other node took over.</param>
     /// <param name="granted">Called when the lease is granted after not being held: what waits for it may go.</param>
-    public WitnessLease(IPEndPoint witness, ClusterCredentials credentials, PairSettings settings, Func<ulong> epoch, Func<bool> wanted, Action<string> log, long heldUntilTicks = 0,
+    public WitnessLease(IPEndPoint witness, ClusterCredentials credentials, PairSettings settings, Func<ulong> epoch, Func<bool> wanted, Action<PairEvent> log, long heldUntilTicks = 0,
         Action? fenced = null, Action? granted = null)
     {
         CheckNode(credentials);
@@ -136,7 +136,9 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 }
                 if (granted != _lastHeld)
                 {
-                    _log(granted ? $"solo lease from the witness at {_witness} ({((WitnessAnswer.Granted)answer).LeaseMs} ms, renewed)" : $"the witness refused the solo lease: {Describe(answer)}");
+                    _log(granted
+                        ? new PairEvent(PairEventKind.LeaseGranted, $"solo lease from the witness at {_witness} ({((WitnessAnswer.Granted)answer).LeaseMs} ms, renewed)", _epoch())
+                        : new PairEvent(PairEventKind.LeaseRefused, $"the witness refused the solo lease: {Describe(answer)}", _epoch()));
                     _lastHeld = granted;
                     if (granted)
                     {
@@ -156,7 +158,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
                 WitnessAnswer answer = await AskOnChannelAsync(new WitnessRequest(WitnessVerb.Release, 0)).ConfigureAwait(false);
                 if (answer is WitnessAnswer.Released or WitnessAnswer.NotHolder)
                 {
-                    _log($"a backup is in step: solo lease given back to the witness ({Describe(answer)})");
+                    _log(new PairEvent(PairEventKind.LeaseReleased, $"a backup is in step: solo lease given back to the witness ({Describe(answer)})", _epoch()));
                     _lastHeld = false;
                     _holderAtWitness = false;
                 }

@@ -19,7 +19,7 @@ internal sealed class NodeBoard
 {
     private Phase _phase = new("starting", null, null, null);
 
-    /// <summary>The node's recent log lines, numbered.</summary>
+    /// <summary>The node's recent pair events, numbered.</summary>
     public RecentLog Log { get; } = new(RecentLog.DefaultCapacity);
 
     public void Starting() => Volatile.Write(ref _phase, new Phase("starting", null, null, null));
@@ -47,33 +47,33 @@ internal sealed class NodeBoard
 }
 
 /// <summary>
-/// A bounded, numbered ring of log lines with their UTC times (milliseconds since the epoch). Written
-/// only by pair events and start-up messages, never per order; read by <c>GET /log?after=N</c>.
+/// A bounded, numbered ring of pair events with their UTC times (milliseconds since the epoch). Written
+/// only by pair events and start-up notes, never per order; read by <c>GET /log?after=N</c>.
 /// </summary>
 internal sealed class RecentLog(int capacity)
 {
     public const int DefaultCapacity = 1024;
 
-    private readonly (long Seq, long AtMs, string Text)[] _lines = new (long, long, string)[capacity];
+    private readonly (long Seq, long AtMs, PairEvent Event)[] _lines = new (long, long, PairEvent)[capacity];
     private long _next = 1;
 
-    public void Add(string text)
+    public void Add(PairEvent pairEvent)
     {
         long at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         lock (_lines)
         {
-            _lines[(int)(_next % _lines.Length)] = (_next, at, text);
+            _lines[(int)(_next % _lines.Length)] = (_next, at, pairEvent);
             _next++;
         }
     }
 
-    /// <summary>The lines numbered above <paramref name="after"/> still held (the oldest are overwritten), and the number the next line will get.</summary>
-    public (List<(long Seq, long AtMs, string Text)> Lines, long Next) After(long after)
+    /// <summary>The events numbered above <paramref name="after"/> still held (the oldest are overwritten), and the number the next one will get.</summary>
+    public (List<(long Seq, long AtMs, PairEvent Event)> Lines, long Next) After(long after)
     {
         lock (_lines)
         {
             long from = Math.Max(after + 1, Math.Max(1, _next - _lines.Length));
-            var lines = new List<(long, long, string)>((int)Math.Max(0, _next - from));
+            var lines = new List<(long, long, PairEvent)>((int)Math.Max(0, _next - from));
             for (long seq = from; seq < _next; seq++)
             {
                 lines.Add(_lines[(int)(seq % _lines.Length)]);
@@ -118,11 +118,11 @@ internal static class AdminEndpoint
     /// <param name="witness">The node's --witness: go-solo is refused where a witness gives the lease.</param>
     /// <param name="operatorLease">What go-solo grants.</param>
     /// <param name="roster">The cluster whose operators may change anything here.</param>
-    /// <param name="say">Where grants and refusals are told (the node's log); null: only the board's recent lines.</param>
+    /// <param name="say">Where grants and refusals are told (the node's log); null: only the board's recent events.</param>
     /// <param name="allowDevelopmentOnNetwork">Serve with the development cluster (whose operator key everyone knows) on a non-loopback address.</param>
     /// <exception cref="ArgumentException">The endpoint is not HOST:PORT, or the development cluster would serve off loopback without <paramref name="allowDevelopmentOnNetwork"/>.</exception>
     public static WebApplication Build(EngineSettings settings, NodeBoard board, string? peer, string? replicationListen, string? witness, OperatorLease operatorLease,
-        ClusterRoster roster, Action<string>? say = null, bool allowDevelopmentOnNetwork = false)
+        ClusterRoster roster, Action<PairEvent>? say = null, bool allowDevelopmentOnNetwork = false)
     {
         say ??= board.Log.Add;
         System.Net.IPEndPoint at = EngineSettings.ParseEndpoint(settings.Admin!, "--admin");
@@ -148,7 +148,8 @@ internal static class AdminEndpoint
         });
         WebApplication app = builder.Build();
         var verifier = new AdminRequestVerifier(roster, settings.Admin!);
-        var refusals = new RefusalLog(say, "admin endpoint");
+        ulong phaseEpoch() => board.Current.Hub?.Epoch ?? 0;
+        var refusals = new RefusalLog(line => say(new PairEvent(PairEventKind.Refused, line)), "admin endpoint");
         app.MapPost("/admin/go-solo", async (HttpContext http) =>
         {
             (IResult? refused, string? signer) = await CheckOperatorAsync(http, verifier, refusals).ConfigureAwait(false);
@@ -169,7 +170,7 @@ internal static class AdminEndpoint
             }
             operatorLease.GrantUntil(System.Diagnostics.Stopwatch.GetTimestamp() + (minutes * 60 * System.Diagnostics.Stopwatch.Frequency));
             DateTime until = DateTime.UtcNow.AddMinutes(minutes);
-            say($"solo lease granted by the operator {signer} for {minutes} min (until {until:HH:mm:ss} UTC)");
+            say(new PairEvent(PairEventKind.LeaseGranted, $"solo lease granted by the operator {signer} for {minutes} min (until {until:HH:mm:ss} UTC)", phaseEpoch()));
             return Results.Text($"solo lease granted for {minutes} min, until {until:yyyy-MM-ddTHH:mm:ss}Z: this node acknowledges alone while no backup is in step; "
                 + "after that it answers \"no backup\" again unless the operator repeats go-solo\n");
         });
@@ -222,12 +223,12 @@ internal static class AdminEndpoint
         });
         app.MapGet("/log", (long? after) =>
         {
-            (List<(long Seq, long AtMs, string Text)> lines, long next) = board.Log.After(after ?? 0);
+            (List<(long Seq, long AtMs, PairEvent Event)> lines, long next) = board.Log.After(after ?? 0);
             byte[] body = JsonSerializer.SerializeToUtf8Bytes(new
             {
                 pid = Environment.ProcessId,
                 next,
-                lines = lines.Select(l => new { seq = l.Seq, at_ms = l.AtMs, text = l.Text }),
+                lines = lines.Select(l => new { seq = l.Seq, at_ms = l.AtMs, kind = PairEvent.Name(l.Event.Kind), epoch = l.Event.Epoch, block = l.Event.BlockNo, text = l.Event.Text }),
             }, s_json);
             return Results.Bytes(body, "application/json");
         });

@@ -9,6 +9,7 @@ using Engine.Client;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.Cli;
 
@@ -49,21 +50,26 @@ internal static class DemoCommand
         string root = Path.Combine(Path.GetTempPath(), $"engine-demo-{Environment.ProcessId}");
         string dataA = Path.Combine(root, "a"), dataB = Path.Combine(root, "b");
         int portA = FreePort(), portB = FreePort(), replA = FreePort(), replB = FreePort();
+        // Admin endpoints: the demo follows each node's pair events (by kind) through them.
+        string adminA = $"127.0.0.1:{FreePort()}", adminB = $"127.0.0.1:{FreePort()}";
         // The demo's own cluster: the replication link authenticates and encrypts with real keys, as in production.
         string clusterDir = Path.Combine(root, "cluster");
         Engine.Security.ClusterSetup.Init(clusterDir, force: true);
         string cluster = Path.Combine(clusterDir, "cluster.json");
         string keyA = Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-a"), keyB = Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-b");
-        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA];
-        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo", "--cluster", cluster, "--key", keyB];
-        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA];
+        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA, "--admin", adminA];
+        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo", "--cluster", cluster, "--key", keyB, "--admin", adminB];
+        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA, "--admin", adminA];
         var wait = TimeSpan.FromSeconds(30);
         NodeProcess? a = null, b = null;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         try
         {
             a = NodeProcess.Start(portA, primaryA);
             b = NodeProcess.Start(portB, backupB);
-            if (!a.WaitForLog("mirroring live", wait))
+            a.FollowEvents(http, adminA, a.Id, appendText: false);
+            b.FollowEvents(http, adminB, b.Id, appendText: false);
+            if (!a.WaitForEvent(PairEventKind.BackupInStep, wait))
             {
                 return Fail("the pair did not come up", a, b);
             }
@@ -82,15 +88,16 @@ internal static class DemoCommand
 
             await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancel).ConfigureAwait(false);
             a.Dispose();
-            int mark = b.Output.Length;
+            int mark = b.EventCount;
             a = NodeProcess.Start(portA, rejoinA);
+            a.FollowEvents(http, adminA, a.Id, appendText: false);
             await say.WriteLineAsync($"restarted A (pid {a.Id}) as the backup of B").ConfigureAwait(false);
-            if (!b.WaitForLog("mirroring live", wait, since: mark))
+            if (!b.WaitForEvent(PairEventKind.BackupInStep, wait, since: mark))
             {
                 return Fail("A did not catch up", a, b);
             }
-            string caughtUp = b.Output[mark..].Split('\n').Last(l => l.Contains("mirroring live", StringComparison.Ordinal)).Trim();
-            bool diverged = a.Output.Contains("moved the diverged journal", StringComparison.Ordinal);
+            string caughtUp = b.LastEvent(PairEventKind.BackupInStep, mark)!.Text;
+            bool diverged = a.HasEvent(PairEventKind.Diverged);
             await say.WriteLineAsync($"A {(diverged ? "discarded its unacknowledged suffix (journal moved aside), " : "")}caught up and follows B live: {caughtUp[(caughtUp.IndexOf("caught up", StringComparison.Ordinal))..]}").ConfigureAwait(false);
 
             LoadResult result = await load.ConfigureAwait(false);

@@ -72,6 +72,7 @@ internal sealed class NodeProcess : WatchedProcess
 
     public override void Dispose()
     {
+        StopFollowing();
         try
         {
             if (!_process.HasExited)

@@ -216,15 +216,24 @@ internal static class ServeCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
         var board = new NodeBoard();
-        void Say(string message)
+        // Every pair event goes to the log (its kind a field of its own) and to /log.
+        void Raise(PairEvent pairEvent)
         {
-            Log.Info(log, message);
-            board.Log.Add(message);
+            if (pairEvent.Kind is PairEventKind.Halted or PairEventKind.StateMismatch or PairEventKind.JournalFailed)
+            {
+                Log.PairAlarm(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind));
+            }
+            else
+            {
+                Log.Pair(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind));
+            }
+            board.Log.Add(pairEvent);
         }
+        void Say(string message) => Raise(PairEvent.Note(message));
         void Alarm(string message)
         {
             Log.Critical(log, message);
-            board.Log.Add(message);
+            board.Log.Add(PairEvent.Note(message));
         }
         // Up for the whole life of the process, whatever the node's role: an operator (or `engine
         // drill --attach`) follows a backup too.
@@ -233,7 +242,7 @@ internal static class ServeCommand
         {
             try
             {
-                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.Credentials.Roster, Say);
+                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.Credentials.Roster, Raise);
             }
             catch (ArgumentException e)
             {
@@ -257,7 +266,7 @@ internal static class ServeCommand
             EngineNode? node;
             try
             {
-                node = await StartNodeAsync(settings, reference, pair, Say, board, stepDown, stop.Token).ConfigureAwait(false);
+                node = await StartNodeAsync(settings, reference, pair, Raise, board, stepDown, stop.Token).ConfigureAwait(false);
             }
             catch (JournalCorruptException e)
             {
@@ -299,7 +308,7 @@ internal static class ServeCommand
         async Task<int> StayHaltedAsync(string reason, EngineNode? halted)
         {
             board.Halted(reason);
-            Alarm($"HALTED: {reason}. Staying up to say so (/status); SIGTERM or Ctrl-C exits {ExitHalted}");
+            Raise(new PairEvent(PairEventKind.Halted, $"HALTED: {reason}. Staying up to say so (/status); SIGTERM or Ctrl-C exits {ExitHalted}"));
             await UntilHaltedAsync(new TaskCompletionSource<string>().Task, stop.Token).ConfigureAwait(false);
             Say("stopping the halted node");
             if (halted is not null)
@@ -372,9 +381,10 @@ internal static class ServeCommand
     /// </summary>
     /// <remarks>The <paramref name="stepDown"/> source is cancelled when this node, as primary without a backup, learns that
     /// the other node took over: the witness answers "fenced", or its peer is primary in a higher epoch.</remarks>
-    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<string> log, NodeBoard board,
+    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<PairEvent> raise, NodeBoard board,
         CancellationTokenSource stepDown, CancellationToken stop)
     {
+        void log(string text) => raise(PairEvent.Note(text));
         if (pair.Role == PairRole.Standalone)
         {
             EngineNode standalone = EngineNode.Start(settings, reference, log);
@@ -393,21 +403,22 @@ internal static class ServeCommand
                 ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), pair.Credentials, journal.Head, TimeSpan.FromMilliseconds(pair.Settings.PeerProbeTimeoutMs)).ConfigureAwait(false);
                 if (peerEpoch > journal.Head.Epoch)
                 {
-                    log($"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup");
+                    raise(new PairEvent(PairEventKind.SteppingDown, $"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup", peerEpoch.Value, journal.Head.BlockNo));
                     pair = pair with { Settings = pair.Settings with { Role = PairRole.Backup } };
                 }
             }
             if (pair.Role == PairRole.Primary)
             {
-                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.Settings, pair.OperatorLease, log);
-                AttachWitness(hub, pair, journal.Head.Epoch, log, heldUntilTicks: 0, stepDown);
+                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.Settings, pair.OperatorLease, raise);
+                AttachWitness(hub, pair, journal.Head.Epoch, raise, heldUntilTicks: 0, stepDown);
                 hub.Start();
-                WatchForHigherEpoch(hub, pair, journal.Head, log, stepDown);
-                log($"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}");
+                WatchForHigherEpoch(hub, pair, journal.Head, raise, stepDown);
+                raise(new PairEvent(PairEventKind.PrimaryStarted, $"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}",
+                    journal.Head.Epoch, journal.Head.BlockNo));
                 EngineNode primaryNode = EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary",
                     onHalt: hub.Halt);
                 board.Serving(primaryNode, hub);
-                SendClientsAwayWhileOrphaned(primaryNode, hub, pair, log);
+                SendClientsAwayWhileOrphaned(primaryNode, hub, pair, raise);
                 return primaryNode;
             }
 
@@ -428,9 +439,9 @@ internal static class ServeCommand
             string? lastRefusal = null;
             while (true)
             {
-                log($"backup: following the primary at {pair.Peer} from block {head.BlockNo}");
+                raise(new PairEvent(PairEventKind.Following, $"backup: following the primary at {pair.Peer} from block {head.BlockNo}", head.Epoch, head.BlockNo));
                 BackupClient? follower = null;
-                follower = new BackupClient(primary, pair.Credentials, pair.Settings, journal, exchange, head, log, (ulong)settings.ChecksumEveryBlocks,
+                follower = new BackupClient(primary, pair.Credentials, pair.Settings, journal, exchange, head, raise, (ulong)settings.ChecksumEveryBlocks,
                     pair.Witness is null ? null : async cancel =>
                     {
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
@@ -445,7 +456,7 @@ internal static class ServeCommand
                         }
                         else if (said != lastRefusal)
                         {
-                            log($"the primary is lost, but the witness refuses the takeover ({said}): still following");
+                            raise(new PairEvent(PairEventKind.TakeoverRefused, $"the primary is lost, but the witness refuses the takeover ({said}): still following", next, follower.Head.BlockNo));
                         }
                         lastRefusal = said;
                         return answer is WitnessAnswer.Granted;
@@ -497,15 +508,15 @@ internal static class ServeCommand
                 head = journal.Head;
             }
             ulong epoch = head.Epoch + 1;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.Settings, pair.OperatorLease, log, epoch);
-            AttachWitness(takeoverHub, pair, epoch, log, takeoverLeaseUntil, stepDown);
+            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.Settings, pair.OperatorLease, raise, epoch);
+            AttachWitness(takeoverHub, pair, epoch, raise, takeoverLeaseUntil, stepDown);
             takeoverHub.Start();
-            WatchForHigherEpoch(takeoverHub, pair, head, log, stepDown);
-            log($"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.Witness is not null ? ", acknowledging alone under the witness's solo lease until a backup is in step" : pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}");
+            WatchForHigherEpoch(takeoverHub, pair, head, raise, stepDown);
+            raise(new PairEvent(PairEventKind.TakeOver, $"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.Witness is not null ? ", acknowledging alone under the witness's solo lease until a backup is in step" : pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}", epoch, head.BlockNo));
             EngineNode tookOver = EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener,
                 onHalt: takeoverHub.Halt);
             board.Serving(tookOver, takeoverHub);
-            SendClientsAwayWhileOrphaned(tookOver, takeoverHub, pair, log);
+            SendClientsAwayWhileOrphaned(tookOver, takeoverHub, pair, raise);
             return tookOver;
         }
         catch
@@ -520,7 +531,7 @@ internal static class ServeCommand
     /// given back once one is. A witness that answers "fenced" has granted a higher epoch: the other
     /// node took over, so this one steps down at once (its clients go over to the new primary).
     /// </summary>
-    private static void AttachWitness(MirrorHub hub, PairOptions pair, ulong epoch, Action<string> log, long heldUntilTicks, CancellationTokenSource stepDown)
+    private static void AttachWitness(MirrorHub hub, PairOptions pair, ulong epoch, Action<PairEvent> log, long heldUntilTicks, CancellationTokenSource stepDown)
     {
         if (pair.Witness is null)
         {
@@ -532,7 +543,7 @@ internal static class ServeCommand
             {
                 if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
                 {
-                    log($"the witness has granted an epoch above ours ({epoch}): the other node took over");
+                    log(new PairEvent(PairEventKind.SteppingDown, $"the witness has granted an epoch above ours ({epoch}): the other node took over", epoch));
                     stepDown.Cancel();
                 }
             },
@@ -548,7 +559,7 @@ internal static class ServeCommand
     /// acknowledge again. A primary that never could (waiting for its first backup) keeps answering
     /// "no backup", and so does one whose lease is the operator's: there the operator decides.
     /// </summary>
-    private static void SendClientsAwayWhileOrphaned(EngineNode node, MirrorHub hub, PairOptions pair, Action<string> log)
+    private static void SendClientsAwayWhileOrphaned(EngineNode node, MirrorHub hub, PairOptions pair, Action<PairEvent> log)
     {
         if (pair.Witness is null)
         {
@@ -569,7 +580,7 @@ internal static class ServeCommand
                     {
                         away = false;
                         node.RedirectClients(null);
-                        log("acknowledging again: taking clients back");
+                        log(new PairEvent(PairEventKind.ClientsTakenBack, "acknowledging again: taking clients back", hub.Epoch));
                     }
                     continue;
                 }
@@ -583,7 +594,7 @@ internal static class ServeCommand
                 {
                     away = true;
                     node.RedirectClients("no backup and no solo lease: the other node may have taken over");
-                    log($"no backup in step and no solo lease for {pair.Settings.SilenceMs} ms (cut off from backup and witness?): sending clients to the other node");
+                    log(new PairEvent(PairEventKind.ClientsSentAway, $"no backup in step and no solo lease for {pair.Settings.SilenceMs} ms (cut off from backup and witness?): sending clients to the other node", hub.Epoch));
                 }
             }
         });
@@ -594,7 +605,7 @@ internal static class ServeCommand
     /// primary in a higher epoch: then the peer took over while this node was stalled or cut off, and
     /// this node steps down to be its backup (discarding what it sealed and never acknowledged).
     /// </summary>
-    private static void WatchForHigherEpoch(MirrorHub hub, PairOptions pair, ChainHead head, Action<string> log, CancellationTokenSource stepDown)
+    private static void WatchForHigherEpoch(MirrorHub hub, PairOptions pair, ChainHead head, Action<PairEvent> log, CancellationTokenSource stepDown)
     {
         if (pair.Peer is null)
         {
@@ -614,7 +625,7 @@ internal static class ServeCommand
                 ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, pair.Credentials, head, TimeSpan.FromMilliseconds(pair.Settings.PeerProbeTimeoutMs)).ConfigureAwait(false);
                 if (theirs > hub.Epoch && !hub.IsStopping)
                 {
-                    log($"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})");
+                    log(new PairEvent(PairEventKind.SteppingDown, $"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})", theirs.Value));
                     await stepDown.CancelAsync().ConfigureAwait(false);
                 }
             }

@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.Json;
+using Engine.Replication;
 
 namespace Engine.Cli;
 
 /// <summary>
 /// A node process the demo or the drill watches: its log as it arrives (with when each line came),
-/// waiting for a line, and signals. A <see cref="NodeProcess"/> is a child whose output we read; an
+/// its pair events by kind (followed through its admin endpoint), waiting for either, and signals. A <see cref="NodeProcess"/> is a child whose output we read; an
 /// attached node (<c>engine drill --attach</c>) is one started elsewhere, followed through its admin endpoint.
 /// </summary>
 internal abstract partial class WatchedProcess : IDisposable
@@ -16,8 +18,14 @@ internal abstract partial class WatchedProcess : IDisposable
     public const int SigStop = 19;
     public const int SigCont = 18;
 
+    /// <summary>How often the node's /log is asked for new events.</summary>
+    private static readonly TimeSpan PollEvery = TimeSpan.FromMilliseconds(20);
+
     private readonly StringBuilder _output = new();
     private readonly List<(long Ticks, int End)> _lineTimes = [];
+    private readonly List<(long Ticks, PairEvent Event)> _events = [];
+    private readonly CancellationTokenSource _stopFollowing = new();
+    private Task? _follower;
 
     /// <summary>What the node has logged so far (since we began watching it).</summary>
     public string Output
@@ -58,26 +66,154 @@ internal abstract partial class WatchedProcess : IDisposable
         return false;
     }
 
-    /// <summary>When (<see cref="Stopwatch"/> ticks) the first line after <paramref name="since"/> containing one of <paramref name="texts"/> was logged; null if none has.</summary>
-    public long? FirstLineAt(int since, params string[] texts)
+    /// <summary>Pair events followed so far (see <see cref="FollowEvents"/>).</summary>
+    public int EventCount
     {
-        lock (_output)
+        get
         {
-            int start = since;
-            foreach ((long ticks, int end) in _lineTimes)
+            lock (_events)
             {
-                if (end <= since)
+                return _events.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Follows the node's pair events through its admin endpoint (<c>GET /log</c>) until disposed:
+    /// what the drill and the demo decide on, by kind, instead of scraping log text.
+    /// </summary>
+    /// <param name="http">The client to poll with.</param>
+    /// <param name="admin">The node's --admin HOST:PORT.</param>
+    /// <param name="pid">Only events of this process (after a restart the endpoint is another's); null: whoever answers.</param>
+    /// <param name="appendText">Also add each event's text to <see cref="Output"/> (a node whose output we do not read).</param>
+    public void FollowEvents(HttpClient http, string admin, int? pid, bool appendText)
+    {
+        if (_follower is not null)
+        {
+            throw new InvalidOperationException("already following the node's events");
+        }
+        _follower = Task.Run(() => PollEventsAsync(http, new Uri($"http://{admin}/log"), pid, appendText, _stopFollowing.Token));
+    }
+
+    /// <summary>Stops following the node's events (and waits a moment for the poller to end).</summary>
+    protected void StopFollowing()
+    {
+        _stopFollowing.Cancel();
+        try
+        {
+            _follower?.Wait(TimeSpan.FromSeconds(2));
+        }
+        catch (AggregateException)
+        {
+        }
+    }
+
+    /// <summary>Waits until the node has raised an event of <paramref name="kind"/>, numbered from <paramref name="since"/> (<see cref="EventCount"/> before); false if it exited or time ran out.</summary>
+    public bool WaitForEvent(PairEventKind kind, TimeSpan timeout, int since = 0)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            if (HasEvent(kind, since))
+            {
+                return true;
+            }
+            if (HasExited)
+            {
+                return HasEvent(kind, since);
+            }
+            Thread.Sleep(5);
+        }
+        return false;
+    }
+
+    /// <summary>Whether an event of <paramref name="kind"/> came after the first <paramref name="since"/>.</summary>
+    public bool HasEvent(PairEventKind kind, int since = 0) => LastEvent(kind, since) is not null;
+
+    /// <summary>The last event of <paramref name="kind"/> after the first <paramref name="since"/>, or null.</summary>
+    public PairEvent? LastEvent(PairEventKind kind, int since = 0)
+    {
+        lock (_events)
+        {
+            for (int i = _events.Count - 1; i >= since; i--)
+            {
+                if (_events[i].Event.Kind == kind)
                 {
-                    continue;
-                }
-                string line = _output.ToString(start, end - start);
-                start = end;
-                if (texts.Any(t => line.Contains(t, StringComparison.Ordinal)))
-                {
-                    return ticks;
+                    return _events[i].Event;
                 }
             }
             return null;
+        }
+    }
+
+    /// <summary>When (<see cref="Stopwatch"/> ticks, as the node stamped it) the first event after the first <paramref name="since"/> of one of <paramref name="kinds"/> happened; null if none has.</summary>
+    public long? FirstEventAt(int since, params PairEventKind[] kinds)
+    {
+        lock (_events)
+        {
+            for (int i = since; i < _events.Count; i++)
+            {
+                if (kinds.Contains(_events[i].Event.Kind))
+                {
+                    return _events[i].Ticks;
+                }
+            }
+            return null;
+        }
+    }
+
+    private async Task PollEventsAsync(HttpClient http, Uri log, int? pid, bool appendText, CancellationToken stop)
+    {
+        long after = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var response = await http.GetAsync(new Uri(log, $"?after={after}"), stop).ConfigureAwait(false);
+                using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(stop).ConfigureAwait(false));
+                JsonElement root = body.RootElement;
+                if (pid is null || root.GetProperty("pid").GetInt32() == pid)
+                {
+                    long nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), nowTicks = Stopwatch.GetTimestamp();
+                    foreach (JsonElement line in root.GetProperty("lines").EnumerateArray())
+                    {
+                        long at = line.GetProperty("at_ms").GetInt64();
+                        long ticks = nowTicks - ((nowMs - at) * Stopwatch.Frequency / 1000);
+                        string text = line.GetProperty("text").GetString()!;
+                        after = line.GetProperty("seq").GetInt64();
+                        if (!PairEvent.TryParse(line.GetProperty("kind").GetString(), out PairEventKind kind))
+                        {
+                            kind = PairEventKind.Note; // a newer node's kind we do not know: text only
+                        }
+                        var pairEvent = new PairEvent(kind, text, line.GetProperty("epoch").GetUInt64(), line.GetProperty("block").GetUInt64());
+                        lock (_events)
+                        {
+                            _events.Add((ticks, pairEvent));
+                        }
+                        if (appendText)
+                        {
+                            Append($"{DateTimeOffset.FromUnixTimeMilliseconds(at):HH:mm:ss.fff} {pairEvent}", ticks);
+                        }
+                    }
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException or FormatException
+                || (e is TaskCanceledException && !stop.IsCancellationRequested))
+            {
+                // Not up yet, dead, stopped or restarting: keep asking until told to stop.
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            try
+            {
+                await Task.Delay(PollEvery, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 

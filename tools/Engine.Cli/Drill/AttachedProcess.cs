@@ -10,21 +10,12 @@ namespace Engine.Cli.Drill;
 /// </summary>
 internal sealed class AttachedProcess : WatchedProcess
 {
-    private static readonly TimeSpan PollEvery = TimeSpan.FromMilliseconds(20);
-
-    private readonly HttpClient _http;
-    private readonly Uri _log;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _poller;
-    private long _after;
-
     private AttachedProcess(HttpClient http, string admin, NodeStatusView status)
     {
-        _http = http;
-        _log = new Uri($"http://{admin}/log");
         Status = status;
         Launch = Launch.Of(status.Pid);
-        _poller = Task.Run(PollLogAsync);
+        // Its output is not ours to read: its pair events (and their text) come from its /log.
+        FollowEvents(http, admin, status.Pid, appendText: true);
     }
 
     /// <summary>What the node's admin endpoint said when we attached.</summary>
@@ -85,60 +76,7 @@ internal sealed class AttachedProcess : WatchedProcess
         }
     }
 
-    public override void Dispose()
-    {
-        _stop.Cancel();
-        try
-        {
-            _poller.Wait(TimeSpan.FromSeconds(2));
-        }
-        catch (AggregateException)
-        {
-        }
-        _stop.Dispose();
-    }
-
-    private async Task PollLogAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            try
-            {
-                using var response = await _http.GetAsync(new Uri(_log, $"?after={_after}"), _stop.Token).ConfigureAwait(false);
-                using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(_stop.Token).ConfigureAwait(false));
-                JsonElement root = body.RootElement;
-                // After a restart the endpoint belongs to another process: its lines are not this one's.
-                if (root.GetProperty("pid").GetInt32() == Status.Pid)
-                {
-                    long nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), nowTicks = Stopwatch.GetTimestamp();
-                    foreach (JsonElement line in root.GetProperty("lines").EnumerateArray())
-                    {
-                        long at = line.GetProperty("at_ms").GetInt64();
-                        string text = line.GetProperty("text").GetString()!;
-                        Append($"{DateTimeOffset.FromUnixTimeMilliseconds(at):HH:mm:ss.fff} {text}", nowTicks - ((nowMs - at) * Stopwatch.Frequency / 1000));
-                        _after = line.GetProperty("seq").GetInt64();
-                    }
-                }
-            }
-            catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException
-                || (e is TaskCanceledException && !_stop.IsCancellationRequested))
-            {
-                // Dead, stopped or restarting: keep asking until disposed.
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            try
-            {
-                await Task.Delay(PollEvery, _stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    public override void Dispose() => StopFollowing();
 }
 
 /// <summary>The parts of a node's <c>GET /status</c> the drill uses.</summary>

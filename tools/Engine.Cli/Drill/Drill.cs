@@ -5,6 +5,7 @@ using Engine.Cli.Load;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.Cli.Drill;
 
@@ -33,7 +34,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan WholeTimeout = TimeSpan.FromSeconds(120);
-    private static readonly string[] DetectionLines = ["lost the primary", "lost the backup", "INCIDENT", "the primary has been silent"];
+    /// <summary>The pair events that say a node noticed the fault.</summary>
+    private static readonly PairEventKind[] Detections = [PairEventKind.PrimaryLost, PairEventKind.BackupLost, PairEventKind.LinkIncident, PairEventKind.PrimarySilent];
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"engine-drill-{Environment.ProcessId}");
     private readonly List<(uint ClientId, ulong ClientSeq, ulong Lsn)> _allAcks = [];
@@ -63,7 +65,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         else
         {
             StartCluster();
-            if (!Primary.Process.WaitForLog("mirroring live", StartTimeout))
+            if (!Primary.Process.WaitForEvent(PairEventKind.BackupInStep, StartTimeout))
             {
                 _failed = true;
                 throw new InvalidOperationException($"the pair did not come up:\n--- A ---\n{_a!.Process.Output}\n--- B ---\n{_b!.Process.Output}");
@@ -124,8 +126,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         var witness = new IPEndPoint(IPAddress.Loopback, witnessPort);
         _witnessProxyA = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
         _witnessProxyB = new FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), witness);
-        var a = new OwnNode("A", Path.Combine(_root, "a"), _witnessProxyA, cluster, Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-a"));
-        var b = new OwnNode("B", Path.Combine(_root, "b"), _witnessProxyB, cluster, Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-b"));
+        var a = new OwnNode("A", Path.Combine(_root, "a"), _http, _witnessProxyA, cluster, Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-a"));
+        var b = new OwnNode("B", Path.Combine(_root, "b"), _http, _witnessProxyB, cluster, Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-b"));
         (_a, _b, a.Peer, b.Peer) = (a, b, b, a);
         a.Start("primary");
         b.Start("backup");
@@ -224,7 +226,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         await Task.Delay(faultAt, cancel).ConfigureAwait(false);
         // The processes as they were at the fault (a killed one is replaced): detection is read from them.
         WatchedProcess primaryAtFault = primary.Process, backupAtFault = backup.Process;
-        int markPrimary = primaryAtFault.Output.Length, markBackup = backupAtFault.Output.Length;
+        int markPrimary = primaryAtFault.EventCount, markBackup = backupAtFault.EventCount;
         long fault = Stopwatch.GetTimestamp();
         TimeSpan length = TimeSpan.FromMilliseconds(options.FaultMs);
         switch (scenario)
@@ -234,7 +236,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 round.Detail = "primary killed";
                 try
                 {
-                    if (!backup.Process.WaitForLog("TAKEOVER", StartTimeout, since: markBackup))
+                    if (!backup.Process.WaitForEvent(PairEventKind.TakeOver, StartTimeout, since: markBackup))
                     {
                         round.Detail += "; THE BACKUP DID NOT TAKE OVER";
                         round.Failure = true;
@@ -251,7 +253,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 round.Detail = "backup killed";
                 try
                 {
-                    primary.Process.WaitForLog("lost the backup", StartTimeout, since: markPrimary);
+                    primary.Process.WaitForEvent(PairEventKind.BackupLost, StartTimeout, since: markPrimary);
                 }
                 finally
                 {
@@ -315,10 +317,10 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         round.Rejected = result.Rejected;
         round.RejectedByReason = result.RejectedByReason;
         round.Unanswered = result.Errors;
-        long? detected = new[] { primaryAtFault.FirstLineAt(markPrimary, DetectionLines), backupAtFault.FirstLineAt(markBackup, DetectionLines) }.Where(t => t is not null).Min();
+        long? detected = new[] { primaryAtFault.FirstEventAt(markPrimary, Detections), backupAtFault.FirstEventAt(markBackup, Detections) }.Where(t => t is not null).Min();
         round.DetectionMs = detected is { } d ? Milliseconds(d - fault) : null;
         round.GapMs = LongestGap(result.Acks);
-        round.StateMismatch = _a!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal) || _b!.Process.Output.Contains("STATE MISMATCH", StringComparison.Ordinal);
+        round.StateMismatch = _a!.Process.HasEvent(PairEventKind.StateMismatch) || _b!.Process.HasEvent(PairEventKind.StateMismatch);
         if (round.Whole)
         {
             await CheckJournalsAsync(round, result.Acks, fault, epochBefore).ConfigureAwait(false);
@@ -617,16 +619,18 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         private readonly string _data;
         private readonly FaultProxy _linkProxy;
         private readonly FaultProxy _witnessProxy;
+        private readonly HttpClient _http;
         private readonly string _cluster;
         private readonly string _key;
         private readonly int _clientPort = FreePort();
         private readonly int _adminPort = FreePort();
         private readonly int _replicationPort = FreePort();
 
-        public OwnNode(string name, string data, FaultProxy witnessProxy, string cluster, string key)
+        public OwnNode(string name, string data, HttpClient http, FaultProxy witnessProxy, string cluster, string key)
             : base(name, System.IO.Path.Combine(data, "journal"))
         {
             _data = data;
+            _http = http;
             _cluster = cluster;
             _key = key;
             _witnessProxy = witnessProxy;
@@ -639,9 +643,15 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
         public override string Admin => $"127.0.0.1:{_adminPort}";
 
-        public void Start(string role) => Replace(NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint, "--admin", Admin,
-            "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{((OwnNode)Peer!)._linkProxy.Port}",
-            "--witness", $"127.0.0.1:{_witnessProxy.Port}", "--cluster", _cluster, "--key", _key), role);
+        public void Start(string role)
+        {
+            NodeProcess process = NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint, "--admin", Admin,
+                "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{((OwnNode)Peer!)._linkProxy.Port}",
+                "--witness", $"127.0.0.1:{_witnessProxy.Port}", "--cluster", _cluster, "--key", _key);
+            // Its output is read for people; what the drill decides on are its pair events, from its admin endpoint.
+            process.FollowEvents(_http, Admin, process.Id, appendText: false);
+            Replace(process, role);
+        }
 
         public override Task<string> RestartAsync(string role, CancellationToken cancel)
         {
