@@ -97,6 +97,32 @@ public static class ReplicationFrame
         return frame;
     }
 
+    /// <summary>
+    /// Why a whole frame (header and payload, <paramref name="frame"/> exactly its length field long)
+    /// is not one this side accepts, or null: a length out of bounds, reserved bytes set, a bad CRC.
+    /// </summary>
+    public static string? Invalid(ReadOnlySpan<byte> frame, int maxFrameBytes)
+    {
+        if (frame.Length < HeaderBytes)
+        {
+            return $"a replication frame of {frame.Length} bytes (a header is {HeaderBytes})";
+        }
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(frame);
+        if (length < HeaderBytes || length > maxFrameBytes || length != frame.Length)
+        {
+            return $"a replication frame of {length:N0} bytes (at most {maxFrameBytes:N0} here)";
+        }
+        if (frame[5] != 0 || frame[6] != 0 || frame[7] != 0)
+        {
+            return "a replication frame with reserved bytes set";
+        }
+        if (BinaryPrimitives.ReadUInt32LittleEndian(frame[8..]) != Crc32C.Compute(frame[HeaderBytes..]))
+        {
+            return "a replication frame with a bad CRC";
+        }
+        return null;
+    }
+
     /// <summary>Reads a Hello or HelloAck payload.</summary>
     /// <exception cref="InvalidDataException">Not exactly <see cref="HelloBytes"/> long.</exception>
     public static ChainHead ReadHello(ReadOnlySpan<byte> payload, out byte status)

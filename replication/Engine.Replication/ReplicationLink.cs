@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using Engine.Protocol;
 using Engine.Security;
 
 namespace Engine.Replication;
@@ -97,16 +96,11 @@ public sealed class ReplicationLink : IDisposable
                 {
                     int at = _start;
                     _start += (int)length;
-                    ReadOnlySpan<byte> frame = _buffer.AsSpan(at, (int)length);
-                    if (frame[5] != 0 || frame[6] != 0 || frame[7] != 0)
+                    if (ReplicationFrame.Invalid(_buffer.AsSpan(at, (int)length), _maxFrameBytes) is { } invalid)
                     {
-                        throw new InvalidDataException($"a replication frame from {Peer.Name} with reserved bytes set");
+                        throw new InvalidDataException($"{invalid}, from {Peer.Name}");
                     }
-                    if (BinaryPrimitives.ReadUInt32LittleEndian(frame[8..]) != Crc32C.Compute(frame[ReplicationFrame.HeaderBytes..]))
-                    {
-                        throw new InvalidDataException($"a replication frame from {Peer.Name} with a bad CRC");
-                    }
-                    return ((ReplicationType)frame[4], _buffer.AsMemory(at + ReplicationFrame.HeaderBytes, (int)length - ReplicationFrame.HeaderBytes));
+                    return ((ReplicationType)_buffer[at + 4], _buffer.AsMemory(at + ReplicationFrame.HeaderBytes, (int)length - ReplicationFrame.HeaderBytes));
                 }
             }
             // Not a whole frame yet: what is left (less than one frame) to the front, the next record behind it.
