@@ -202,12 +202,12 @@ public sealed class BackupClient
         }
         long address = _journal.Append(entry);
         _journal.WaitDurable(address);
-        Hash32 hash = BlockFormat.StoredHash(entry, in header);
-        ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-        for (int i = 0; i < header.Count; i++)
+        var records = BlockRecords.Of(entry, in header);
+        Hash32 hash = records.StoredHash;
+        foreach (BlockRecord record in records)
         {
-            ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-            _exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
+            record.ReadOrder(out Transaction tx);
+            _exchange.Apply(in tx, record.Lsn, header.BlockNo, in hash, ref sink);
         }
         Head = verifier.Head;
         BlocksApplied++;

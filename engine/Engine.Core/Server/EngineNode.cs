@@ -286,13 +286,14 @@ public sealed class EngineNode : IAsyncDisposable
         var sink = new NullSink();
         journal.Scan((entry, _) =>
         {
-            BlockFormat.TryReadHeader(entry, out BlockHeader header);
-            Hash32 hash = BlockFormat.StoredHash(entry, in header);
-            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-            for (int i = 0; i < header.Count; i++)
+            // The journal verified the chain when it opened: a block that does not read throws.
+            var records = BlockRecords.Open(entry);
+            ulong blockNo = records.Header.BlockNo;
+            Hash32 hash = records.StoredHash;
+            foreach (BlockRecord record in records)
             {
-                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
+                record.ReadOrder(out Transaction tx);
+                exchange.Apply(in tx, record.Lsn, blockNo, in hash, ref sink);
                 count++;
             }
             return true;

@@ -550,23 +550,23 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             }
             reader.Scan((entry, _) =>
             {
-                if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
+                if (BlockRecords.TryOpen(entry, out BlockRecords records) is not null)
                 {
                     return false;
                 }
+                BlockHeader header = records.Header;
                 if (blocks.Contains(header.BlockNo))
                 {
-                    hashAt[header.BlockNo] = BlockFormat.StoredHash(entry, in header);
+                    hashAt[header.BlockNo] = records.StoredHash;
                     epochAt[header.BlockNo] = header.Epoch;
                 }
-                ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-                for (int i = 0; i < header.Count; i++)
+                foreach (BlockRecord record in records)
                 {
-                    ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
+                    record.ReadOrder(out Transaction tx);
                     var key = (tx.ClientId, tx.ClientSeq);
                     if (orders.Contains(key))
                     {
-                        byLsn[lsn] = key;
+                        byLsn[record.Lsn] = key;
                         seen[key] = seen.GetValueOrDefault(key) + 1;
                     }
                 }

@@ -226,17 +226,16 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             {
                 reader.Scan((entry, _) =>
                 {
-                    if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
+                    if (BlockRecords.TryOpen(entry, out BlockRecords records) is not null)
                     {
                         return false;
                     }
-                    ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-                    for (int i = 0; i < header.Count; i++)
+                    foreach (BlockRecord record in records)
                     {
-                        ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                        byLsn[lsn] = (tx.ClientId, tx.ClientSeq);
+                        record.ReadOrder(out Transaction tx);
+                        byLsn[record.Lsn] = (tx.ClientId, tx.ClientSeq);
                         seen[(tx.ClientId, tx.ClientSeq)] = seen.GetValueOrDefault((tx.ClientId, tx.ClientSeq)) + 1;
-                        last = lsn;
+                        last = record.Lsn;
                     }
                     return true;
                 });
