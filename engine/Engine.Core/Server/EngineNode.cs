@@ -128,7 +128,7 @@ public sealed class EngineNode : IAsyncDisposable
                 },
             },
             _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
-        _ledger.AddAfterJournal("apply", new ApplyStage(Exchange, _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, (ulong)settings.ChecksumEveryBlocks));
+        _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, (ulong)settings.ChecksumEveryBlocks));
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
 
@@ -282,20 +282,13 @@ public sealed class EngineNode : IAsyncDisposable
     /// <summary>Applies every committed block of <paramref name="journal"/> to <paramref name="exchange"/>, in order, answering nobody.</summary>
     public static long Replay(Journal journal, Exchange exchange)
     {
+        var applier = new BlockApplier(exchange);
         long count = 0;
         var sink = new NullSink();
         journal.Scan((entry, _) =>
         {
             // The journal verified the chain when it opened: a block that does not read throws.
-            var records = BlockRecords.Open(entry);
-            ulong blockNo = records.Header.BlockNo;
-            Hash32 hash = records.StoredHash;
-            foreach (BlockRecord record in records)
-            {
-                record.ReadOrder(out Transaction tx);
-                exchange.Apply(in tx, record.Lsn, blockNo, in hash, ref sink);
-                count++;
-            }
+            count += applier.ApplyBlock(BlockRecords.Open(entry), ref sink);
             return true;
         });
         return count;
