@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
+using Engine.Core.Ledger;
 using Engine.Protocol;
 using Engine.Security;
 
@@ -43,7 +44,7 @@ public sealed class BackupClient
     private readonly IPEndPoint _primary;
     private readonly ClusterCredentials _credentials;
     private readonly Journal _journal;
-    private readonly Exchange _exchange;
+    private readonly BlockApplier _applier;
     private readonly Action<PairEvent> _log;
 
     private readonly ulong _checksumEvery;
@@ -72,7 +73,7 @@ public sealed class BackupClient
         _checksumEvery = checksumEvery;
         _primary = primary;
         _journal = journal;
-        _exchange = exchange;
+        _applier = new BlockApplier(exchange);
         _log = log;
         Head = head;
     }
@@ -205,19 +206,14 @@ public sealed class BackupClient
         }
         long address = _journal.Append(entry);
         _journal.WaitDurable(address);
-        Hash32 hash = BlockFormat.StoredHash(entry, in header);
-        ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-        for (int i = 0; i < header.Count; i++)
-        {
-            ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-            _exchange.Apply(in tx, lsn, header.BlockNo, in hash, ref sink);
-        }
+        // The verifier walked these records with the same reader: none is refused here.
+        _applier.ApplyBlock(BlockRecords.Of(entry, in header), ref sink);
         Head = verifier.Head;
         BlocksApplied++;
         if (_checksumEvery != 0 && header.BlockNo % _checksumEvery == 0)
         {
             // Kept until the primary's checksum for this block arrives (a few blocks later).
-            _checksums[header.BlockNo] = _exchange.ComputeChecksum();
+            _checksums[header.BlockNo] = _applier.Exchange.ComputeChecksum();
             if (_checksums.Count > 64)
             {
                 _checksums.Remove(_checksums.Keys.Min());

@@ -106,7 +106,8 @@ internal static class DemoCommand
             (ChainHead? headA, bool intactA) = Verify(Path.Combine(dataA, "journal"));
             (ChainHead? headB, bool intactB) = Verify(Path.Combine(dataB, "journal"));
             bool headsEqual = headA is { } x && headB is { } y && x.BlockNo == y.BlockNo && x.Hash == y.Hash;
-            bool ok = result.Lost == 0 && result.Duplicates == 0 && result.Errors == 0 && headsEqual && intactA && intactB && exitA == 0 && exitB == 0;
+            AuditResult audit = result.Audit!; // the load was given B's journal
+            bool ok = audit.Clean && result.Errors == 0 && headsEqual && intactA && intactB && exitA == 0 && exitB == 0;
             if (json)
             {
                 Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
@@ -114,8 +115,9 @@ internal static class DemoCommand
                     ["acked"] = result.Acked,
                     ["rejected"] = result.Rejected,
                     ["rejected_by_reason"] = result.RejectedByReason,
-                    ["lost"] = result.Lost,
-                    ["duplicates"] = result.Duplicates,
+                    ["lost"] = audit.Lost,
+                    ["duplicates"] = audit.Duplicates,
+                    ["split"] = audit.Split,
                     ["errors"] = result.Errors,
                     ["reconnects"] = result.Reconnects,
                     ["takeover_ms"] = Math.Round(takeoverMs),
@@ -133,13 +135,14 @@ internal static class DemoCommand
                     demo summary
                       orders acked        {result.Acked:N0}
                       rejected            {result.Rejected:N0} ({string.Join(", ", result.RejectedByReason.Select(kv => $"{kv.Key} {kv.Value:N0}"))})
-                      lost                {result.Lost} (acked orders missing from the journal)
-                      duplicates          {result.Duplicates} (acked orders journaled twice)
+                      lost                {audit.Lost} (acked orders missing from the journal, or not in the block their receipt names)
+                      duplicates          {audit.Duplicates} (acked orders journaled twice)
+                      split               {audit.Split} (block numbers the receipts name with two different hashes)
                       unanswered          {result.Errors}
                       takeover            {takeoverMs:F0} ms from SIGKILL to the new primary's first receipt
                       chain heads         {(headsEqual ? "equal" : "DIFFERENT")}: A block {headA?.BlockNo} {headA?.Hash.ToShortString()}, B block {headB?.BlockNo} {headB?.Hash.ToShortString()} (epoch {headB?.Epoch})
                       journals            A {(intactA ? "intact" : "BROKEN")}, B {(intactB ? "intact" : "BROKEN")}
-                    {(ok ? "OK: nothing acknowledged was lost or doubled, and the pair is whole again." : "FAILED")}
+                    {(ok ? "OK: nothing acknowledged was lost, doubled or split, and the pair is whole again." : "FAILED")}
                     """));
             }
             return ok ? 0 : 1;

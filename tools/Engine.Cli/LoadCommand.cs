@@ -21,7 +21,7 @@ internal static class LoadCommand
         var window = new Option<int>("--window") { Description = "Unanswered requests per connection at most (default 1024).", DefaultValueFactory = _ => 1024 };
         var firstClient = new Option<uint>("--client") { Description = "Client id of the first connection; the others follow (default 1).", DefaultValueFactory = _ => 1 };
         var token = new Option<string>("--token") { Description = "Token per client, {id} replaced by its id (default the development tokens: dev-token-{id}).", DefaultValueFactory = _ => "dev-token-{id}" };
-        var journal = new Option<string>("--journal") { Description = "The engine's journal directory: after the run, check every acked order is in it exactly once (lost, duplicates)." };
+        var journal = new Option<string>("--journal") { Description = "The engine's journal directory: after the run, check every acked order is in it exactly once, in the block its receipt names (lost, duplicates, split)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the order mix (default 1).", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object at the end instead of the table." };
         var tls = new Option<bool>("--tls") { Description = "Connect with TLS (the engine serves with --tls-cert/--tls-key); the certificate is checked against the system's trust store unless --tls-ca is given." };
@@ -79,7 +79,7 @@ internal static class LoadCommand
                 {
                     PrintTable(result);
                 }
-                return result.Lost is > 0 || result.Duplicates is > 0 ? 1 : 0;
+                return result.Audit is { Clean: false } ? 1 : 0;
             }
             catch (Exception e) when (e is EngineUnavailableException or UnauthorizedAccessException or ArgumentException)
             {
@@ -100,8 +100,9 @@ internal static class LoadCommand
         ["rejected"] = r.Rejected,
         ["rejected_by_reason"] = r.RejectedByReason,
         ["errors"] = r.Errors,
-        ["lost"] = r.Lost,
-        ["duplicates"] = r.Duplicates,
+        ["lost"] = r.Audit?.Lost,
+        ["duplicates"] = r.Audit?.Duplicates,
+        ["split"] = r.Audit?.Split,
         ["execution_reports"] = r.Reports,
         ["reconnects"] = r.Reconnects,
         ["seconds"] = Math.Round(r.Seconds, 3),
@@ -122,8 +123,9 @@ internal static class LoadCommand
         Console.WriteLine(string.Create(c, $"  acked         {r.Acked,14:N0}"));
         Console.WriteLine(string.Create(c, $"  rejected      {r.Rejected,14:N0}   {string.Join(", ", r.RejectedByReason.Select(kv => $"{kv.Key} {kv.Value:N0}"))}"));
         Console.WriteLine(string.Create(c, $"  errors        {r.Errors,14:N0}   (unanswered at the end)"));
-        Console.WriteLine(string.Create(c, $"  lost          {(r.Lost is { } l ? l.ToString("N0", c) : "not checked (no --journal)"),14}"));
-        Console.WriteLine(string.Create(c, $"  duplicates    {(r.Duplicates is { } d ? d.ToString("N0", c) : "not checked"),14}"));
+        Console.WriteLine(string.Create(c, $"  lost          {(r.Audit is { } a ? a.Lost.ToString("N0", c) : "not checked (no --journal)"),14}"));
+        Console.WriteLine(string.Create(c, $"  duplicates    {(r.Audit is { } d ? d.Duplicates.ToString("N0", c) : "not checked"),14}"));
+        Console.WriteLine(string.Create(c, $"  split         {(r.Audit is { } s ? s.Split.ToString("N0", c) : "not checked"),14}   (block numbers the receipts name with two hashes)"));
         Console.WriteLine(string.Create(c, $"  exec reports  {r.Reports,14:N0}"));
         Console.WriteLine(string.Create(c, $"  throughput    {r.ThroughputPerSecond,14:N0} /s"));
         Console.WriteLine(string.Create(c, $"  latency µs    p50 {Us(r.Latency, 50)}  p90 {Us(r.Latency, 90)}  p99 {Us(r.Latency, 99)}  p99.9 {Us(r.Latency, 99.9)}  max {(r.Latency.TotalCount == 0 ? 0 : Math.Round(r.Latency.GetMaxValue() * 1e6 / System.Diagnostics.Stopwatch.Frequency, 1))}"));

@@ -196,20 +196,17 @@ internal static class LogCommands
                         text.WriteLine(string.Create(CultureInfo.InvariantCulture,
                             $"block {header.BlockNo} epoch {header.Epoch} lsn {header.FirstLsn}-{header.LastLsn} at {DateTimeOffset.UnixEpoch.AddTicks(header.TimestampNs / 100):O} prev {header.PrevHash.ToShortString()} hash {BlockFormat.StoredHash(entry, in header).ToShortString()}"));
                     }
-                    ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-                    for (int i = 0; i < header.Count && remaining > 0; i++)
+                    var records = BlockRecords.Of(entry, in header);
+                    string? refused = null;
+                    while (remaining > 0 && records.TryMoveNext(out refused))
                     {
-                        ReadOnlySpan<byte> record = body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes);
-                        if (header.Version == BlockFormat.Version && !LedgerRecord.IsKnown(LedgerRecord.KindOf(record)))
-                        {
-                            error = $"block {header.BlockNo}, record {i} (LSN {LedgerRecord.LsnOf(record)}) has {LedgerRecord.Unknown(LedgerRecord.KindOf(record))} (run 'engine log verify')";
-                            return false;
-                        }
-                        ulong lsn = LedgerRecord.Read(record, header.Version, out Transaction tx);
+                        BlockRecord record = records.Current;
+                        ulong lsn = record.Lsn;
                         if (lsn < first)
                         {
                             continue;
                         }
+                        record.ReadOrder(out Transaction tx);
                         remaining--;
                         if (asJson)
                         {
@@ -222,6 +219,11 @@ internal static class LogCommands
                         {
                             text.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  lsn {lsn}  {tx}"));
                         }
+                    }
+                    if (refused is not null)
+                    {
+                        error = $"block {header.BlockNo}, {refused} (run 'engine log verify')";
+                        return false;
                     }
                     return remaining > 0;
                 });

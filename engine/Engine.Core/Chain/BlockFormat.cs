@@ -249,10 +249,10 @@ public static class BlockFormat
     }
 
     /// <summary>The records of a block whose header has been read.</summary>
-    public static ReadOnlySpan<byte> Body(ReadOnlySpan<byte> entry, in BlockHeader header) => entry.Slice(header.HeaderBytes, header.BodyBytes);
+    public static ReadOnlySpan<byte> Body(ReadOnlySpan<byte> entry, scoped in BlockHeader header) => entry.Slice(header.HeaderBytes, header.BodyBytes);
 
     /// <summary>The bytes the block's hash covers: header and body.</summary>
-    public static ReadOnlySpan<byte> Hashed(ReadOnlySpan<byte> entry, in BlockHeader header) => entry[..(header.HeaderBytes + header.BodyBytes)];
+    public static ReadOnlySpan<byte> Hashed(ReadOnlySpan<byte> entry, scoped in BlockHeader header) => entry[..(header.HeaderBytes + header.BodyBytes)];
 
     /// <summary>The stored hash of a block whose header has been read.</summary>
     public static Hash32 StoredHash(ReadOnlySpan<byte> entry, in BlockHeader header) => Hash32.From(entry[(header.HeaderBytes + header.BodyBytes)..]);

@@ -41,6 +41,9 @@ public static class LedgerRecord
     /// <summary>Where the kind sits in every record (v2).</summary>
     public const int KindOffset = 8;
 
+    /// <summary>Where a version 1 record kept the order's message type, its kind.</summary>
+    private const int Version1KindOffset = 60;
+
     public static void Write(in Transaction tx, ulong lsn, Span<byte> destination)
     {
         destination = destination[..Bytes];
@@ -64,6 +67,13 @@ public static class LedgerRecord
 
     /// <summary>The kind of a v2 record: what a reader dispatches on.</summary>
     public static RecordKind KindOf(ReadOnlySpan<byte> record) => (RecordKind)record[KindOffset];
+
+    /// <summary>
+    /// The kind of a record of block format <paramref name="formatVersion"/> (1 or 2): a version 1
+    /// record's message type is its kind (the order request kinds are the message types).
+    /// </summary>
+    public static RecordKind KindOf(ReadOnlySpan<byte> record, ushort formatVersion) =>
+        (RecordKind)record[formatVersion == BlockFormat.Version1 ? Version1KindOffset : KindOffset];
 
     /// <summary>True for the kinds this version knows (the order requests).</summary>
     public static bool IsKnown(RecordKind kind) => kind is RecordKind.OrderNew or RecordKind.OrderCancel or RecordKind.OrderReplace;
@@ -96,7 +106,7 @@ public static class LedgerRecord
     /// Reads an order request from a v2 record; returns its LSN. Callers read verified blocks
     /// (<see cref="ChainVerifier"/> refuses every kind it does not know), so today every record is
     /// one; a record of another kind throws rather than be misread as an order: dispatch on
-    /// <see cref="KindOf"/> once other kinds exist.
+    /// <see cref="KindOf(ReadOnlySpan{byte})"/> once other kinds exist.
     /// </summary>
     /// <exception cref="InvalidDataException">The record is not an order request.</exception>
     public static ulong Read(ReadOnlySpan<byte> source, out Transaction tx)
@@ -142,7 +152,7 @@ public static class LedgerRecord
             Price = BinaryPrimitives.ReadInt64LittleEndian(source[40..]),
             Quantity = BinaryPrimitives.ReadInt64LittleEndian(source[48..]),
             Instrument = BinaryPrimitives.ReadUInt32LittleEndian(source[56..]),
-            Kind = (MessageType)source[60],
+            Kind = (MessageType)source[Version1KindOffset],
             Side = (Side)source[61],
             Type = (OrderType)source[62],
             TimeInForce = (TimeInForce)source[63],

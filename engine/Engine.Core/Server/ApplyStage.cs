@@ -26,12 +26,19 @@ public sealed class NodeCounters
 /// duplicates are answered here too, so one thread decides every reply, in order.
 /// </summary>
 /// <remarks>
-/// In a pair it also computes the state checksum after every block whose number is a multiple of
+/// <para>A journaled transaction goes to the book through <see cref="BlockApplier.Apply"/>, the
+/// per-transaction step that replay and the backup reach through <see cref="BlockApplier.ApplyBlock"/>,
+/// so all three make the same book from the same blocks. This stage cannot take the whole-block
+/// form: it sees a block's transactions one ring slot at a time, already decoded from the client's
+/// frame (the block's bytes are the journal's), interleaved with the rejections, duplicates and
+/// probes it answers in the same order, and it tells each outcome to the clients through the
+/// outbound ring, where the whole-block form answers nobody.</para>
+/// <para>In a pair it also computes the state checksum after every block whose number is a multiple of
 /// <c>checksumEvery</c>, when the first transaction of a later block arrives (only then is the
 /// block known to be complete, whatever the topology), and sends it to the backup, which computes
-/// its own after the same block and compares.
+/// its own after the same block and compares.</para>
 /// </remarks>
-internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry clients, RingBuffer<OutboundSlot> outbound, NodeCounters counters,
+internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegistry clients, RingBuffer<OutboundSlot> outbound, NodeCounters counters,
     IBlockMirror? mirror = null, ulong checksumEvery = 0)
     : IStageHandler<TxSlot>
 {
@@ -47,14 +54,15 @@ internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry 
             return;
         }
         _checksummedBlockNo = completeBlockNo;
-        mirror.SendStateChecksum(completeBlockNo, exchange.ComputeChecksum());
+        mirror.SendStateChecksum(completeBlockNo, applier.Exchange.ComputeChecksum());
     }
 
     private void OnEventCore(ref TxSlot slot)
     {
         if (slot.Probe is { } probe)
         {
-            probe.Complete(new StateReport(exchange.LastLsn, exchange.ComputeChecksum(), exchange.OpenOrders, exchange.TradeCount));
+            Exchange book = applier.Exchange;
+            probe.Complete(new StateReport(book.LastLsn, book.ComputeChecksum(), book.OpenOrders, book.TradeCount));
             return;
         }
         // Out of flight before any reply goes out: the client may send its next request as soon as
@@ -71,7 +79,7 @@ internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry 
         }
         else if (slot.Duplicate)
         {
-            exchange.AnswerDuplicate(in slot.Tx, ref sink);
+            applier.Exchange.AnswerDuplicate(in slot.Tx, ref sink);
             Volatile.Write(ref counters.Duplicates, counters.Duplicates + 1);
         }
         else
@@ -83,7 +91,7 @@ internal struct ApplyStage(Exchange exchange, BlockTable blocks, ClientRegistry 
                 _appliedBlockNo = slot.BlockNo;
             }
             ref readonly SealedBlock block = ref blocks[slot.BlockNo];
-            exchange.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
+            applier.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
             Volatile.Write(ref counters.Applied, counters.Applied + 1);
             Volatile.Write(ref counters.LastLsn, slot.Lsn);
         }

@@ -178,13 +178,11 @@ public class ChainTests
         byte[] block = builder.Seal(-5, out _).ToArray();
         var verifier = new ChainVerifier(genesis);
         Assert.That(verifier.Check(block, 0, out BlockHeader header), Is.Null);
-        ReadOnlySpan<byte> body = BlockFormat.Body(block, in header);
         var received = new List<(ulong Lsn, RecordKind Kind, Transaction Tx)>();
-        for (int i = 0; i < header.Count; i++)
+        foreach (BlockRecord record in BlockRecords.Of(block, in header))
         {
-            ReadOnlySpan<byte> record = body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes);
-            ulong lsn = LedgerRecord.Read(record, out Transaction tx);
-            received.Add((lsn, LedgerRecord.KindOf(record), tx));
+            record.ReadOrder(out Transaction tx);
+            received.Add((record.Lsn, record.Kind, tx));
         }
         Assert.Multiple(() =>
         {
@@ -437,11 +435,12 @@ public class ChainTests
         List<byte[]> entries = Version1Blocks.Chain(first, second);
         var verifier = new ChainVerifier();
         Assert.That(VerifyAll(entries, verifier), Is.Null);
-        Assert.That(BlockFormat.TryReadHeader(entries[2], out BlockHeader header, acceptVersion1: true), Is.Null);
+        Assert.That(BlockRecords.TryOpen(entries[2], out BlockRecords records, acceptVersion1: true), Is.Null);
+        BlockHeader header = records.Header;
         var read = new List<Transaction>();
-        for (int i = 0; i < header.Count; i++)
+        foreach (BlockRecord record in records)
         {
-            LedgerRecord.Read(BlockFormat.Body(entries[2], in header).Slice(i * 64, 64), header.Version, out Transaction tx);
+            record.ReadOrder(out Transaction tx);
             read.Add(tx);
         }
         Assert.Multiple(() =>

@@ -145,10 +145,10 @@ public class JournalFormatTests
         var read = new List<Transaction>();
         reader.Scan((entry, _) =>
         {
-            Assert.That(BlockFormat.TryReadHeader(entry, out BlockHeader header, acceptVersion1: true), Is.Null);
-            for (int i = 0; i < header.Count; i++)
+            Assert.That(BlockRecords.TryOpen(entry, out BlockRecords records, acceptVersion1: true), Is.Null);
+            foreach (BlockRecord record in records)
             {
-                LedgerRecord.Read(BlockFormat.Body(entry, in header).Slice(i * LedgerRecord.Bytes), header.Version, out Transaction tx);
+                record.ReadOrder(out Transaction tx);
                 read.Add(tx);
             }
             return true;

@@ -274,12 +274,11 @@ public class JournalTests
         Assert.That(reader.Verify().Intact, Is.True);
         reader.Scan((entry, _) =>
         {
-            Assert.That(BlockFormat.TryReadHeader(entry, out BlockHeader header), Is.Null);
-            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-            for (int i = 0; i < header.Count; i++)
+            Assert.That(BlockRecords.TryOpen(entry, out BlockRecords records), Is.Null);
+            foreach (BlockRecord record in records)
             {
-                ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes), out Transaction tx);
-                all.Add((lsn, tx));
+                record.ReadOrder(out Transaction tx);
+                all.Add((record.Lsn, tx));
             }
             return true;
         });

@@ -38,7 +38,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     private static readonly PairEventKind[] Detections = [PairEventKind.PrimaryLost, PairEventKind.BackupLost, PairEventKind.LinkIncident, PairEventKind.PrimarySilent];
 
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"engine-drill-{Environment.ProcessId}");
-    private readonly List<(uint ClientId, ulong ClientSeq, ulong Lsn)> _allAcks = [];
+    private readonly List<AckedOrder> _allAcks = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
     private NodeProcess? _witness;
     private FaultProxy? _witnessProxyA;
@@ -97,12 +97,15 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         // Every order acknowledged in any round, against the final primary's journal.
         try
         {
-            (report.FinalLost, report.FinalDuplicates) = await LoadGenerator.CheckJournalAsync(Primary.JournalDirectory, _allAcks).ConfigureAwait(false);
+            report.Final = await JournalAudit.CheckAsync(Primary.JournalDirectory, _allAcks).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or JournalCorruptException)
         {
-            await say.WriteLineAsync($"the final check could not read the primary's journal: {e.Message}").ConfigureAwait(false);
-            report.FinalLost = -1; // unknown: not ok
+            report.Final = AuditResult.Unknown($"the primary's journal could not be opened: {e.Message}");
+        }
+        if (report.Final.Unreadable is { } unreadable)
+        {
+            await say.WriteLineAsync($"final check: {unreadable}").ConfigureAwait(false);
         }
         _failed = !report.Ok;
         return report;
@@ -329,7 +332,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 node.RemoveDiscardedJournals();
             }
         }
-        _allAcks.AddRange(result.Acks.Select(a => (a.ClientId, a.ClientSeq, a.Lsn)));
+        _allAcks.AddRange(result.Acks);
         return round;
     }
 
@@ -367,21 +370,19 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
     /// <summary>
     /// Both journals verify; the backup's chain is a prefix of the primary's (equal once the last
-    /// blocks are committed); every order acknowledged in the round is in the primary's journal
-    /// exactly once, at its receipt's LSN and in its receipt's block; no two receipts name different
-    /// blocks under one number (split brain). Also the takeover time, from the blocks' epochs.
+    /// blocks are committed); the round's receipts pass the <see cref="JournalAudit"/> against the
+    /// primary's journal (every order in it exactly once, in its receipt's block; no split brain).
+    /// Also the takeover time, from the epochs of the blocks the receipts name.
     /// </summary>
     private async Task CheckJournalsAsync(RoundResult round, IReadOnlyList<AckedOrder> acks, long fault, ulong epochBefore)
     {
-        ulong needed = acks.Count == 0 ? 0 : acks.Max(a => a.Lsn);
-        var keys = acks.Select(a => (a.ClientId, a.ClientSeq)).ToHashSet();
-        var blocksOfAcks = acks.Select(a => a.BlockNo).ToHashSet();
+        var audit = new JournalAudit(acks);
         ChainState primaryChain;
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            primaryChain = Primary.ReadChain(blocksOfAcks, keys);
-            if (primaryChain.Head?.LastLsn >= needed || clock.Elapsed > TimeSpan.FromSeconds(10))
+            primaryChain = Primary.ReadChain(audit);
+            if (primaryChain.Head?.LastLsn >= audit.NeededLsn || clock.Elapsed > JournalAudit.DefaultWait)
             {
                 break;
             }
@@ -391,7 +392,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         clock.Restart();
         while (true)
         {
-            backupChain = Backup.ReadChain([], []);
+            backupChain = Backup.ReadChain(null);
             if (backupChain.Head?.BlockNo >= primaryChain.Head?.BlockNo || clock.Elapsed > TimeSpan.FromSeconds(5))
             {
                 break;
@@ -410,32 +411,23 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         Primary.Verified(primaryChain);
         Backup.Verified(backupChain);
 
-        foreach (AckedOrder ack in acks)
+        AuditResult verdict = audit.Judge();
+        (round.Lost, round.Duplicates, round.SplitBrain) = (verdict.Lost, verdict.Duplicates, verdict.Split);
+        if (verdict.Unreadable is { } unreadable)
         {
-            bool there = primaryChain.Orders.TryGetValue(ack.Lsn, out var order) && order == (ack.ClientId, ack.ClientSeq)
-                && primaryChain.HashAt.TryGetValue(ack.BlockNo, out Hash32 hash) && hash == ack.BlockHash;
-            if (!there)
-            {
-                round.Lost++;
-            }
-            if (primaryChain.Seen.GetValueOrDefault((ack.ClientId, ack.ClientSeq)) > 1)
-            {
-                round.Duplicates++;
-            }
+            round.Detail += $"; the audit stopped reading the primary's journal early: {unreadable}";
         }
-        round.SplitBrain = acks.GroupBy(a => a.BlockNo).Count(g => g.Select(a => a.BlockHash).Distinct().Count() > 1);
 
         // Takeover: from the fault to the first receipt in a block of a newer epoch than before it.
         // The epoch before the fault is the primary's as it reported it at the round's start: on a busy
         // machine the load may have had no receipt yet when the fault struck.
-        ulong EpochOf(AckedOrder a) => primaryChain.EpochAt.GetValueOrDefault(a.BlockNo);
+        ulong EpochOf(AckedOrder a) => audit.EpochOf(a.BlockNo) ?? 0;
         long? first = acks.Where(a => a.ArrivedTicks >= fault && EpochOf(a) > epochBefore).Select(a => (long?)a.ArrivedTicks).Min();
         round.TakeoverMs = first is { } f ? Milliseconds(f - fault) : null;
     }
 
-    /// <summary>What a journal check read: the verification (from the node's last verified point), and what the round's checks need from the blocks after it.</summary>
-    private sealed record ChainState(bool Intact, ChainHead? Head, long CommittedUntil, Dictionary<ulong, Hash32> HashAt, Dictionary<ulong, ulong> EpochAt,
-        Dictionary<ulong, (uint, ulong)> Orders, Dictionary<(uint, ulong), int> Seen);
+    /// <summary>What a journal check read: the verification, from the node's last verified point.</summary>
+    private sealed record ChainState(bool Intact, ChainHead? Head, long CommittedUntil);
 
     private static double LongestGap(IReadOnlyList<AckedOrder> acks)
     {
@@ -536,17 +528,12 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
         /// <summary>
         /// Verifies the journal from where the last check ended (or from genesis, the first time or
-        /// when the journal was replaced by a rejoin, which breaks the continuation) and reads, from
-        /// the blocks after that point, the hashes and epochs of <paramref name="blocks"/> and where
-        /// and how often <paramref name="orders"/> occur. Every order of a round is sealed after the
-        /// check of the round before it, so nothing the round needs lies before that point.
+        /// when the journal was replaced by a rejoin, which breaks the continuation) and has
+        /// <paramref name="audit"/> read the blocks after that point. Every order of a round is
+        /// sealed after the check of the round before it, so nothing the round needs lies before it.
         /// </summary>
-        public ChainState ReadChain(HashSet<ulong> blocks, HashSet<(uint, ulong)> orders)
+        public ChainState ReadChain(JournalAudit? audit)
         {
-            var hashAt = new Dictionary<ulong, Hash32>();
-            var epochAt = new Dictionary<ulong, ulong>();
-            var byLsn = new Dictionary<ulong, (uint, ulong)>();
-            var seen = new Dictionary<(uint, ulong), int>();
             using JournalReader reader = JournalReader.Open(JournalDirectory);
             VerifyReport report = _verified is { } from ? reader.VerifyFrom(from.Address, from.Head) : reader.Verify();
             long? scanFrom = _verified?.Address;
@@ -555,31 +542,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 report = reader.Verify(); // replaced since: verify it whole
                 scanFrom = null;
             }
-            reader.Scan((entry, _) =>
-            {
-                if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
-                {
-                    return false;
-                }
-                if (blocks.Contains(header.BlockNo))
-                {
-                    hashAt[header.BlockNo] = BlockFormat.StoredHash(entry, in header);
-                    epochAt[header.BlockNo] = header.Epoch;
-                }
-                ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-                for (int i = 0; i < header.Count; i++)
-                {
-                    ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                    var key = (tx.ClientId, tx.ClientSeq);
-                    if (orders.Contains(key))
-                    {
-                        byLsn[lsn] = key;
-                        seen[key] = seen.GetValueOrDefault(key) + 1;
-                    }
-                }
-                return true;
-            }, scanFrom);
-            return new ChainState(report.Intact, report.Head, report.CommittedUntil, hashAt, epochAt, byLsn, seen);
+            audit?.Read(reader, scanFrom);
+            return new ChainState(report.Intact, report.Head, report.CommittedUntil);
         }
 
         /// <summary>The hash of block <paramref name="blockNo"/> (a full scan: only for the rare agreement check below a head).</summary>

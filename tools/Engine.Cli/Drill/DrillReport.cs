@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Engine.Cli.Load;
 
 namespace Engine.Cli.Drill;
 
@@ -33,7 +34,7 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public long Duplicates { get; set; }
 
-    public int SplitBrain { get; set; }
+    public long SplitBrain { get; set; }
 
     public bool JournalsIntact { get; set; }
 
@@ -66,13 +67,10 @@ internal sealed class DrillReport(DrillOptions options)
 
     public void Add(RoundResult round) => _rounds.Add(round);
 
-    /// <summary>Orders acknowledged in any round and missing from the final primary's journal at the end.</summary>
-    public long FinalLost { get; set; }
+    /// <summary>Every order acknowledged in any round, audited against the final primary's journal at the end.</summary>
+    public AuditResult Final { get; set; } = AuditResult.Unknown("not checked");
 
-    /// <summary>Orders acknowledged in any round and journaled more than once in the final primary's journal.</summary>
-    public long FinalDuplicates { get; set; }
-
-    public bool Ok => _rounds.Count == options.Rounds && _rounds.All(r => r.Ok) && FinalLost == 0 && FinalDuplicates == 0;
+    public bool Ok => _rounds.Count == options.Rounds && _rounds.All(r => r.Ok) && Final.Clean;
 
     public string Table()
     {
@@ -85,7 +83,7 @@ internal sealed class DrillReport(DrillOptions options)
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"  {g.Key,-13} {s.Rounds,7} {s.Failed,7} {s.Lost,5} {s.Duplicates,4} {s.Split,6} {Num(s.DetectP50),11}   {Num(s.TakeoverP50),6}/{Num(s.TakeoverP99)}/{Num(s.TakeoverMax),-8} {s.GapP50,6:F0}/{s.GapP99:F0}/{s.GapMax,-8:F0} {s.Acked,9:N0}");
         }
-        text.AppendLine(CultureInfo.InvariantCulture, $"  every order acknowledged in any round, checked against the final primary's journal: {FinalLost} missing, {FinalDuplicates} doubled");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  every order acknowledged in any round, checked against the final primary's journal: {Final.Lost} missing, {Final.Duplicates} doubled, {Final.Split} split");
         int unplanned = _rounds.Count(r => r.Unplanned is not null);
         if (unplanned > 0)
         {
@@ -100,8 +98,9 @@ internal sealed class DrillReport(DrillOptions options)
         Summary all = Summarize(Everything());
         Dictionary<string, object?> json = all.ToJson();
         json["seed"] = options.Seed;
-        json["final_lost"] = FinalLost;
-        json["final_duplicates"] = FinalDuplicates;
+        json["final_lost"] = Final.Lost;
+        json["final_duplicates"] = Final.Duplicates;
+        json["final_split"] = Final.Split;
         json["unplanned_takeovers"] = _rounds.Count(r => r.Unplanned is not null);
         json["ok"] = Ok;
         json["scenarios"] = _rounds.GroupBy(r => r.Scenario).ToDictionary(g => g.Key, g => Summarize(g).ToJson());

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using Engine.Client;
-using Engine.Core.Chain;
-using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Protocol;
 using HdrHistogram;
@@ -24,15 +22,14 @@ internal sealed record LoadOptions(
     bool Json,
     ClientTlsOptions? Tls = null);
 
-/// <summary>What a load run measured.</summary>
+/// <summary>What a load run measured; <see cref="Audit"/> is null when the receipts were not checked against a journal.</summary>
 internal sealed record LoadResult(
     long Sent,
     long Acked,
     long Rejected,
     Dictionary<string, long> RejectedByReason,
     long Errors,
-    long? Lost,
-    long? Duplicates,
+    AuditResult? Audit,
     long Reports,
     double Seconds,
     double ThroughputPerSecond,
@@ -48,7 +45,7 @@ internal readonly record struct AckedOrder(uint ClientId, ulong ClientSeq, ulong
 /// Drives the engine through <see cref="EngineClient"/> over several connections, open loop at a
 /// constant rate (latency measured from each request's intended send time, so a stall counts
 /// against every request it delays: coordinated omission corrected) or closed loop at full speed.
-/// Keeps every receipt, and can check them against the journal afterwards.
+/// Keeps every receipt, and can check them against the journal afterwards (<see cref="JournalAudit"/>).
 /// </summary>
 internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
 {
@@ -124,18 +121,21 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             }
         }
         List<AckedOrder> acks = [.. connections.SelectMany(c => c.Receipts)];
-        long? lost = null;
-        long? duplicates = null;
+        AuditResult? audit = null;
         if (options.Journal is not null)
         {
-            (lost, duplicates) = await CheckJournalAsync(options.Journal, [.. acks.Select(a => (a.ClientId, a.ClientSeq, a.Lsn))]).ConfigureAwait(false);
+            audit = await JournalAudit.CheckAsync(options.Journal, acks).ConfigureAwait(false);
+            if (audit.Unreadable is { } where)
+            {
+                await progress.WriteLineAsync($"journal check stopped reading early: {where}; acked orders after that point count as lost").ConfigureAwait(false);
+            }
         }
         foreach (Connection c in connections)
         {
             await c.Client.DisposeAsync().ConfigureAwait(false);
         }
         long answered = _acked + _rejected;
-        return new LoadResult(_sent, _acked, _rejected, byReason, _errors, lost, duplicates, _reports, seconds,
+        return new LoadResult(_sent, _acked, _rejected, byReason, _errors, audit, _reports, seconds,
             answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects, acks);
     }
 
@@ -205,51 +205,6 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                 $"  {clock.Elapsed.TotalSeconds,5:F0} s  sent {Interlocked.Read(ref _sent),12:N0}  acked {Interlocked.Read(ref _acked),12:N0}  rejected {Interlocked.Read(ref _rejected),9:N0}  {answered - lastAnswered,10:N0}/s")).ConfigureAwait(false);
             lastAnswered = answered;
         }
-    }
-
-    /// <summary>
-    /// Every acked order must be in the journal exactly once: at its receipt's LSN, with its own
-    /// (clientId, clientSeq), and nowhere else. Waits (bounded) for the engine to commit the last one.
-    /// </summary>
-    public static async Task<(long Lost, long Duplicates)> CheckJournalAsync(string directory, IReadOnlyCollection<(uint ClientId, ulong ClientSeq, ulong Lsn)> receipts)
-    {
-        ulong needed = receipts.Count == 0 ? 0 : receipts.Max(r => r.Lsn);
-        var byLsn = new Dictionary<ulong, (uint, ulong)>();
-        var seen = new Dictionary<(uint, ulong), int>();
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            byLsn.Clear();
-            seen.Clear();
-            ulong last = 0;
-            using (JournalReader reader = JournalReader.Open(directory))
-            {
-                reader.Scan((entry, _) =>
-                {
-                    if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null)
-                    {
-                        return false;
-                    }
-                    ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
-                    for (int i = 0; i < header.Count; i++)
-                    {
-                        ulong lsn = LedgerRecord.Read(body.Slice(i * LedgerRecord.Bytes, LedgerRecord.Bytes), out Transaction tx);
-                        byLsn[lsn] = (tx.ClientId, tx.ClientSeq);
-                        seen[(tx.ClientId, tx.ClientSeq)] = seen.GetValueOrDefault((tx.ClientId, tx.ClientSeq)) + 1;
-                        last = lsn;
-                    }
-                    return true;
-                });
-            }
-            if (last >= needed || deadline.Elapsed > TimeSpan.FromSeconds(10))
-            {
-                break;
-            }
-            await Task.Delay(50).ConfigureAwait(false);
-        }
-        long lost = receipts.Count(r => !byLsn.TryGetValue(r.Lsn, out var at) || at != (r.ClientId, r.ClientSeq));
-        long duplicates = receipts.Count(r => seen.GetValueOrDefault((r.ClientId, r.ClientSeq)) > 1);
-        return (lost, duplicates);
     }
 
     private sealed class Connection
