@@ -51,14 +51,11 @@ public enum PairMutation
     /// <summary>A backup takes over when it loses the primary while still catching up.</summary>
     TakeOverWhileCatchingUp = 2,
 
-    /// <summary>A node on witness lease gives the lease up when the witness is silent (not sticky).</summary>
-    LeaseNotSticky = 4,
+    /// <summary>The primary gives the witness's lease back once it has sent the catch-up, not once the backup acknowledged it.</summary>
+    ReleaseLeaseOnCatchUpSent = 4,
 
-    /// <summary>A backup accepts blocks of any epoch (no fencing of an old primary's blocks).</summary>
-    SkipEpochCheck = 8,
-
-    /// <summary>A backup acknowledges a block before applying it.</summary>
-    AckBeforeApply = 16,
+    /// <summary>A primary tells a backup whose chain ends in a later epoch to discard it (instead of stepping down: it is the old primary).</summary>
+    IgnoreHigherEpochHello = 8,
 }
 
 /// <summary>
@@ -89,6 +86,8 @@ public sealed class PairNode
     // Primary: the backup's link.
     private int _backup = NoConnection;
     private bool _backupLive;
+    private ulong _catchUpTo;
+    private bool _backupCaughtUp;
     private readonly Queue<(ulong BlockNo, Hash32 Hash)> _unacked = new();
     private ulong _ackedBlockNo;
     private ulong _lastSealedBlockNo;
@@ -109,6 +108,7 @@ public sealed class PairNode
     private bool _leaseAskInFlight;
     private long _nextLeaseAskAt;
     private bool _inStepAtHalt;
+    private string? _lastLeaseRefusal;
 
     // Primary with a witness: clients sent to the other node while cut off from backup and witness.
     private bool _couldAcknowledge;
@@ -259,7 +259,7 @@ public sealed class PairNode
         {
             return;
         }
-        _inStepAtHalt = BackupInStep;
+        _inStepAtHalt = BackupInStep && _backupCaughtUp;
         State = PairState.Halted;
         HaltReason = reason;
         CloseBackup(null);
@@ -449,8 +449,13 @@ public sealed class PairNode
         }
     }
 
-    /// <summary>Whether the witness's lease is wanted: while no backup is in step; once halted, what it was at the halt, for good.</summary>
-    private bool WantsLease => State == PairState.Halted ? !_inStepAtHalt : !BackupInStep;
+    /// <summary>
+    /// Whether the witness's lease is wanted: until a backup holds everything this node acknowledged
+    /// alone (it has acknowledged the end of its catch-up: a catch-up sent is not a catch-up received,
+    /// and a backup that lost it must not take over on a lease given back too early); once halted,
+    /// what it was at the halt, for good.
+    /// </summary>
+    private bool WantsLease => State == PairState.Halted ? !_inStepAtHalt : !(BackupInStep && _backupCaughtUp);
 
     private void TickLease(long now)
     {
@@ -484,6 +489,7 @@ public sealed class PairNode
                 bool was = SoloLeaseHeld;
                 _leaseUntil = g.LeaseMs > _settings.LeaseMarginMs ? _leaseAskedAt + Ticks(g.LeaseMs - _settings.LeaseMarginMs) : 0;
                 _holderAtWitness = true;
+                _lastLeaseRefusal = null;
                 pause = Math.Max(20, g.LeaseMs / 3);
                 if (!was)
                 {
@@ -507,13 +513,14 @@ public sealed class PairNode
                 }
                 break;
             case WitnessAnswer.Denied d:
-                Say(PairEventKind.LeaseRefused, $"the witness refused the solo lease ({d.Reason}, holder {d.Holder ?? "-"})");
+                string refusal = $"the witness refused the solo lease ({d.Reason}, holder {d.Holder ?? "-"})";
+                if (refusal != _lastLeaseRefusal)
+                {
+                    Say(PairEventKind.LeaseRefused, refusal);
+                }
+                _lastLeaseRefusal = refusal;
                 break;
             case WitnessAnswer.NoAnswer:
-                if ((_mutations & PairMutation.LeaseNotSticky) != 0)
-                {
-                    _holderAtWitness = false;
-                }
                 break;
         }
         _nextLeaseAskAt = now + Ticks(pause);
@@ -584,6 +591,13 @@ public sealed class PairNode
         _reconnectAt = _time.GetTimestamp() + Ticks(100);
     }
 
+    /// <summary>
+    /// The epoch a takeover claims: one above both the last block's and the primary's (from its hello):
+    /// a primary that sealed nothing in its epoch left no block of it, and a takeover from the head's
+    /// epoch alone would claim that same epoch again (two primaries in one epoch, neither fenced).
+    /// </summary>
+    private ulong TakeoverEpoch => Math.Max(Epoch, _ledger.Head.Epoch) + 1;
+
     private void AskToTakeOver()
     {
         if (_leaseSource != LeaseSource.Witness)
@@ -594,7 +608,7 @@ public sealed class PairNode
         _takeoverAskInFlight = true;
         _takeoverRequest = ++_nextRequest;
         _leaseAskedAt = _time.GetTimestamp();
-        _witness!.Ask(_takeoverRequest, new WitnessRequest(WitnessVerb.Acquire, _ledger.Head.Epoch + 1));
+        _witness!.Ask(_takeoverRequest, new WitnessRequest(WitnessVerb.Acquire, TakeoverEpoch));
     }
 
     private void OnTakeoverAnswer(WitnessAnswer answer)
@@ -618,7 +632,7 @@ public sealed class PairNode
 
     private void TakeOver()
     {
-        ulong epoch = _ledger.Head.Epoch + 1;
+        ulong epoch = TakeoverEpoch;
         _lostInStep = false;
         ClosePrimary();
         _primaryChecksums.Clear();
@@ -724,6 +738,14 @@ public sealed class PairNode
             _transport.Close(connection);
             return;
         }
+        if (theirs.Epoch > Epoch && (_mutations & PairMutation.IgnoreHigherEpochHello) == 0)
+        {
+            // Its chain has blocks of a later epoch: another node took over since, and this one is an old
+            // primary cut off until now. Telling it to discard would throw away what the new primary acknowledged.
+            _transport.Close(connection);
+            StepDown($"a backup's chain ends in epoch {theirs.Epoch}, above ours ({Epoch})");
+            return;
+        }
         bool onOurChain = theirs.BlockNo <= _lastSealedBlockNo && _ledger.HasBlock(theirs.BlockNo, theirs.Hash);
         _transport.Send(connection, ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours));
         if (!onOurChain)
@@ -740,10 +762,11 @@ public sealed class PairNode
         _backupHeardAt = now;
         _backupSentAt = now;
         ulong catchUpTo = _lastSealedBlockNo;
+        _catchUpTo = catchUpTo;
+        _backupCaughtUp = catchUpTo <= theirs.BlockNo || (_mutations & PairMutation.ReleaseLeaseOnCatchUpSent) != 0; // it holds everything already
         CatchUp(theirs.BlockNo, catchUpTo, out long sent);
         SendFrame(_backup, ReplicationType.CaughtUp, [], ref _backupSentAt);
         _backupLive = true;
-        _nextLeaseAskAt = 0; // a backup in step: a solo lease goes back to the witness now
         Say(PairEventKind.BackupInStep, $"backup caught up: {sent} blocks from block {theirs.BlockNo + 1} to {catchUpTo}; mirroring live", catchUpTo);
     }
 
@@ -802,6 +825,11 @@ public sealed class PairNode
                 {
                     _ackedBlockNo = blockNo;
                 }
+                if (!_backupCaughtUp && blockNo >= _catchUpTo)
+                {
+                    _backupCaughtUp = true;
+                    _nextLeaseAskAt = 0; // it holds everything acknowledged alone: the lease goes back now
+                }
                 break;
             case ReplicationType.Heartbeat:
                 break;
@@ -844,6 +872,7 @@ public sealed class PairNode
     {
         bool wasLive = _backupLive;
         _backupLive = false;
+        _backupCaughtUp = false;
         _unacked.Clear();
         _nextLeaseAskAt = 0; // no backup in step: ask for the lease now
         if (State == PairState.Primary && wasLive)
@@ -920,26 +949,20 @@ public sealed class PairNode
 
     private bool ApplyAndAck(ReadOnlySpan<byte> block)
     {
-        if ((_mutations & PairMutation.AckBeforeApply) != 0)
-        {
-            BlockFormat.TryReadHeader(block, out BlockHeader early);
-            SendAckFor(early.BlockNo, BlockFormat.StoredHash(block, in early));
-        }
         if (!Apply(block))
         {
             return false;
         }
-        if ((_mutations & PairMutation.AckBeforeApply) == 0)
-        {
-            SendAck();
-        }
+        SendAck();
         return true;
     }
 
     /// <summary>Verifies, journals and applies one block from the primary; false (the link reset) if it does not chain.</summary>
     private bool Apply(ReadOnlySpan<byte> block)
     {
-        if (BlockFormat.TryReadHeader(block, out BlockHeader header) is null && header.Epoch < Epoch && (_mutations & PairMutation.SkipEpochCheck) == 0)
+        // A primary of epoch E sends old blocks of any earlier epoch in its catch-up, but seals live
+        // blocks only in E, and never anything above it.
+        if (BlockFormat.TryReadHeader(block, out BlockHeader header) is null && (header.Epoch > Epoch || (State == PairState.InStep && header.Epoch != Epoch)))
         {
             Say(PairEventKind.LinkIncident, $"INCIDENT: a block of epoch {header.Epoch} from a primary of epoch {Epoch}: resetting the link");
             ClosePrimary();
@@ -969,18 +992,13 @@ public sealed class PairNode
 
     private void SendAck()
     {
-        ChainHead head = _ledger.Head;
-        SendAckFor(head.BlockNo, head.Hash);
-    }
-
-    private void SendAckFor(ulong blockNo, Hash32 hash)
-    {
         if (_primary == NoConnection)
         {
             return;
         }
+        ChainHead head = _ledger.Head;
         Span<byte> frame = stackalloc byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
-        ReplicationFrame.WriteAck(frame, ReplicationType.Ack, blockNo, in hash);
+        ReplicationFrame.WriteAck(frame, ReplicationType.Ack, head.BlockNo, head.Hash);
         _transport.Send(_primary, frame);
         _primarySentAt = _time.GetTimestamp();
     }

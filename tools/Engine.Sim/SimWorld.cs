@@ -1,0 +1,398 @@
+using System.Globalization;
+using Engine.Core.Book;
+using Engine.Core.Chain;
+using Engine.Protocol;
+using Engine.Replication;
+using Engine.Replication.Pair;
+
+namespace Engine.Sim;
+
+/// <summary>What one seed's run found.</summary>
+public sealed record SimResult(int Seed, string? Violation, IReadOnlyList<string> Trace, long Steps, double SimulatedSeconds, IReadOnlyDictionary<string, int> Faults, long Acknowledged,
+    bool NeededOperator, bool Liveness);
+
+/// <summary>
+/// One seed: two nodes (A starts primary, B backup), a witness and three clients on simulated time.
+/// The seed decides every latency, every fault and its moment: crashes and restarts, stalls, link
+/// cuts, partitions (also from the witness), delays, corrupted frames and failed journal writes, for
+/// <see cref="FaultSeconds"/>; then everything heals and the pair has <see cref="QuietSeconds"/> to
+/// become whole and answer every request. The invariants are checked after every step that changed a
+/// role, and at the end.
+/// </summary>
+public sealed class SimWorld
+{
+    public const int FaultSeconds = 20;
+    public const int QuietSeconds = 15;
+    private const int TraceLines = 60;
+
+    private readonly Random _random;
+    private readonly Queue<string> _trace = new();
+    private readonly List<string> _fullTrace;
+    private readonly Dictionary<ulong, Hash32> _acknowledgedBlocks = [];
+    private readonly List<(ulong BlockNo, Hash32 Hash, string What)> _acknowledged = [];
+    private readonly Dictionary<string, int> _faults = [];
+    private bool _roleChanged;
+    private string? _violation;
+
+    public SimWorld(int seed, PairMutation mutations = PairMutation.None, bool witnessNotSticky = false, bool keepFullTrace = false)
+    {
+        Seed = seed;
+        _random = new Random(seed);
+        _fullTrace = keepFullTrace ? [] : null!;
+        Mutations = mutations;
+        Clock = new SimClock();
+        Network = new SimNetwork(Clock, _random, Trace);
+        HasWitness = true;
+        Witness = new SimWitness(this, leaseMs: 2_000) { MutationNotSticky = witnessNotSticky };
+        Settings = new PairSettings { Role = PairRole.Primary, Witness = "127.0.0.1:3" };
+        ClusterId cluster = ClusterId.Parse("5eed000000000000000000000000000000000000000000000000000000000001"[..32]);
+        ReferenceData reference = ReferenceData.Development();
+        Nodes = [new SimNode(this, "A", new SimLedger(cluster, reference)), new SimNode(this, "B", new SimLedger(cluster, reference))];
+        Clients = [.. Enumerable.Range(1, 3).Select(i => new SimClient(this, (uint)i, 10_000))];
+    }
+
+    public int Seed { get; }
+
+    public SimClock Clock { get; }
+
+    public SimNetwork Network { get; }
+
+    public SimWitness Witness { get; }
+
+    public bool HasWitness { get; }
+
+    public PairSettings Settings { get; }
+
+    public PairMutation Mutations { get; }
+
+    public List<SimNode> Nodes { get; }
+
+    public List<SimClient> Clients { get; }
+
+    /// <summary>The full trace, when asked for (the determinism test compares two runs').</summary>
+    public IReadOnlyList<string> FullTrace => _fullTrace;
+
+    /// <summary>Clients send no new request from then on (the quiet period's second half is for answering).</summary>
+    public long StopSendingAt => ((long)FaultSeconds + (QuietSeconds / 2)) * 1_000 * SimClock.NanosPerMs;
+
+    public SimNode PeerOf(SimNode node) => node == Nodes[0] ? Nodes[1] : Nodes[0];
+
+    public long ClientLatency() => 20_000 + _random.Next(0, 200_000);
+
+    public long WitnessLatency() => 50_000 + _random.Next(0, 400_000);
+
+    /// <summary>A client's pause between an answer and its next request.</summary>
+    public long ThinkTime() => _random.Next(1, 80) * SimClock.NanosPerMs;
+
+    public SimResult Run()
+    {
+        Nodes[0].Start(PairRole.Primary, restart: false);
+        Nodes[1].Start(PairRole.Backup, restart: false);
+        Clock.After(200 * SimClock.NanosPerMs, () => Clients.ForEach(c => c.Start()));
+        long faultsEnd = (long)FaultSeconds * 1_000 * SimClock.NanosPerMs;
+        ScheduleFault(faultsEnd);
+        Clock.RunUntil(faultsEnd, CheckIfNeeded);
+        Heal();
+        Clock.After(OperatorAfterNs, OperatorStartsAPrimary);
+        long end = faultsEnd + ((long)QuietSeconds * 1_000 * SimClock.NanosPerMs);
+        Clock.RunUntil(end, CheckIfNeeded);
+        if (_violation is null)
+        {
+            CheckFinal();
+        }
+        return new SimResult(Seed, _violation, [.. _trace], Clock.Steps, Clock.Now / 1e9, _faults, _acknowledged.Count, NeededOperator, IsLiveness);
+    }
+
+    public void Trace(string line)
+    {
+        string stamped = string.Create(CultureInfo.InvariantCulture, $"{Clock.Now / 1e6,10:F3} ms  {line}");
+        _trace.Enqueue(stamped);
+        if (_trace.Count > TraceLines)
+        {
+            _trace.Dequeue();
+        }
+        _fullTrace?.Add(stamped);
+    }
+
+    public void OnEvent(SimNode node, PairEvent pairEvent)
+    {
+        Trace($"{PairEvent.Name(pairEvent.Kind)} e{pairEvent.Epoch} b{pairEvent.BlockNo}: {pairEvent.Text}");
+        if (pairEvent.Kind is PairEventKind.TakeOver or PairEventKind.PrimaryStarted or PairEventKind.SteppingDown or PairEventKind.InStep or PairEventKind.BackupInStep)
+        {
+            _roleChanged = true;
+        }
+    }
+
+    public void AfterStep(SimNode node)
+    {
+        // Nothing: the checks run after every event (CheckIfNeeded), where a role may have changed.
+    }
+
+    /// <summary>A client heard "accepted" for a request in <paramref name="receipt"/>'s block: no two blocks may be acknowledged under one number.</summary>
+    public void Acknowledged(SimNode by, SimClient client, ulong seq, Receipt receipt)
+    {
+        if (_acknowledgedBlocks.TryGetValue(receipt.BlockNo, out Hash32 earlier) && earlier != receipt.BlockHash)
+        {
+            Violate($"split brain: block {receipt.BlockNo} acknowledged as {earlier} and as {receipt.BlockHash} (by {by.Name}, client {client.Id} seq {seq})");
+            return;
+        }
+        if (!_acknowledgedBlocks.ContainsKey(receipt.BlockNo))
+        {
+            _acknowledgedBlocks[receipt.BlockNo] = receipt.BlockHash;
+            _acknowledged.Add((receipt.BlockNo, receipt.BlockHash, $"client {client.Id} seq {seq} by {by.Name}"));
+        }
+    }
+
+    private void CheckIfNeeded()
+    {
+        if (_violation is not null || !_roleChanged)
+        {
+            return;
+        }
+        _roleChanged = false;
+        CheckAcknowledgedKept();
+        CheckChainsAgree();
+    }
+
+    /// <summary>No acknowledged block is missing from the history of a node that is primary or in step.</summary>
+    private void CheckAcknowledgedKept()
+    {
+        foreach (SimNode node in Nodes)
+        {
+            if (node.Pair is { State: PairState.Primary or PairState.InStep })
+            {
+                foreach ((ulong blockNo, Hash32 hash, string what) in _acknowledged)
+                {
+                    if (!node.Ledger.HasBlock(blockNo, hash))
+                    {
+                        Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {node.Name} ({node.Pair.State}, head {node.Ledger.Head.BlockNo})");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Two nodes that are primary or in step have chains that are prefixes of one another; equal heads have equal books.</summary>
+    private void CheckChainsAgree()
+    {
+        if (Nodes.Any(n => n.Pair is not { State: PairState.Primary or PairState.InStep }))
+        {
+            return;
+        }
+        SimLedger a = Nodes[0].Ledger, b = Nodes[1].Ledger;
+        // Chained by hash: the last block both have being equal means every block before it is.
+        int last = Math.Min(a.Blocks.Count, b.Blocks.Count) - 1;
+        if (!a.Blocks[last].AsSpan().SequenceEqual(b.Blocks[last]))
+        {
+            Violate($"the chains of A and B differ at block {last} while both are primary or in step");
+            return;
+        }
+        if (a.Head.BlockNo == b.Head.BlockNo && a.Exchange.ComputeChecksum() != b.Exchange.ComputeChecksum())
+        {
+            Violate($"equal heads (block {a.Head.BlockNo}) but different state checksums");
+        }
+    }
+
+    private void CheckFinal()
+    {
+        SimNode[] primaries = [.. Nodes.Where(n => n.Pair?.State == PairState.Primary)];
+        if (primaries.Length != 1 || !primaries[0].Pair!.BackupInStep || PeerOf(primaries[0]).Pair?.State != PairState.InStep)
+        {
+            Violate($"the pair is not whole after {QuietSeconds} s of quiet: {string.Join(", ", Nodes.Select(n => $"{n.Name} {n.Pair?.State.ToString() ?? "down"}"))}", liveness: true);
+            return;
+        }
+        CheckAcknowledgedKept();
+        CheckChainsAgree();
+        foreach (SimClient client in Clients)
+        {
+            if (client.Contradictions.Count > 0)
+            {
+                Violate($"answered twice differently: {client.Contradictions[0]}");
+                return;
+            }
+            if (!client.Done)
+            {
+                Violate($"not every request was answered: {client}", liveness: true);
+                return;
+            }
+            foreach ((ulong seq, Receipt receipt) in client.Receipts)
+            {
+                if (primaries[0].Ledger.Find(client.Id, seq) is not { } journaled || journaled != receipt)
+                {
+                    Violate($"client {client.Id} seq {seq}: its receipt (block {receipt.BlockNo}, lsn {receipt.Lsn}) is not where the primary journaled it");
+                    return;
+                }
+            }
+        }
+    }
+
+    private void Violate(string what, bool liveness = false)
+    {
+        if (_violation is null)
+        {
+            _violation = what;
+            IsLiveness = liveness;
+            Trace($"VIOLATION ({(liveness ? "liveness" : "safety")}): {what}");
+        }
+    }
+
+    /// <summary>The violation is one of liveness (the pair did not heal, a request went unanswered), not of safety (nothing acknowledged was lost, doubled or split).</summary>
+    public bool IsLiveness { get; private set; }
+
+    private void Count(string fault) => _faults[fault] = _faults.GetValueOrDefault(fault) + 1;
+
+    private void ScheduleFault(long until)
+    {
+        long at = Clock.Now + (long)(_random.Next(300, 2_500) * SimClock.NanosPerMs);
+        if (at >= until)
+        {
+            return;
+        }
+        Clock.At(at, () =>
+        {
+            InjectFault();
+            ScheduleFault(until);
+        });
+    }
+
+    private void InjectFault()
+    {
+        SimNode node = Nodes[_random.Next(2)];
+        long lasting = _random.Next(100, 2_000) * SimClock.NanosPerMs;
+        switch (_random.Next(9))
+        {
+            case 0 when node.Up:
+                Count("crash");
+                Trace($"fault: crash {node.Name}, restart as backup in {lasting / SimClock.NanosPerMs} ms");
+                node.Crash();
+                Clock.After(lasting, () =>
+                {
+                    Trace($"fault: restart {node.Name} as backup");
+                    node.Start(PairRole.Backup, restart: true);
+                });
+                break;
+            case 1 when node.Up:
+                Count("stall");
+                Trace($"fault: stall {node.Name} for {lasting / SimClock.NanosPerMs} ms");
+                node.StalledUntil = Math.Max(node.StalledUntil, Clock.Now + lasting);
+                break;
+            case 2:
+                Count("cut");
+                Trace("fault: cut every link");
+                Network.CutAll();
+                break;
+            case 3 when !Network.Partitioned:
+                Count("partition");
+                Trace($"fault: partition the nodes for {lasting / SimClock.NanosPerMs} ms");
+                Network.Partitioned = true;
+                Clock.After(lasting, () =>
+                {
+                    Trace("fault: partition healed");
+                    Network.Partitioned = false;
+                });
+                break;
+            case 4:
+                Count("witness-partition");
+                Trace($"fault: {node.Name} cut off from the witness for {lasting / SimClock.NanosPerMs} ms");
+                Witness.CutOff.Add(node.Name);
+                Clock.After(lasting, () => Witness.CutOff.Remove(node.Name));
+                break;
+            case 5:
+                Count("delay");
+                Trace($"fault: +{lasting / 10 / SimClock.NanosPerMs} ms on the link for {lasting / SimClock.NanosPerMs} ms");
+                Network.ExtraDelayNs = lasting / 10;
+                Clock.After(lasting, () => Network.ExtraDelayNs = 0);
+                break;
+            case 6:
+                Count("corrupt");
+                Network.CorruptNext = true;
+                break;
+            case 7 when node.Up:
+                Count("journal-failure");
+                Trace($"fault: {node.Name}'s next journal write fails; the operator restarts it {lasting / SimClock.NanosPerMs} ms after it halts");
+                node.Ledger.FailNextWrite();
+                RestartWhenHalted(node, lasting);
+                break;
+            case 8:
+                Count("partition-with-witness");
+                Trace($"fault: {node.Name} cut off from peer and witness for {lasting / SimClock.NanosPerMs} ms");
+                Network.Partitioned = true;
+                Witness.CutOff.Add(node.Name);
+                Clock.After(lasting, () =>
+                {
+                    Network.Partitioned = false;
+                    Witness.CutOff.Remove(node.Name);
+                });
+                break;
+        }
+    }
+
+    private void RestartWhenHalted(SimNode node, long after)
+    {
+        Clock.After(50 * SimClock.NanosPerMs, () =>
+        {
+            if (node.Pair?.State == PairState.Halted)
+            {
+                Clock.After(after, () =>
+                {
+                    if (node.Pair?.State == PairState.Halted)
+                    {
+                        Trace($"operator: restart the halted {node.Name} as backup");
+                        node.Crash();
+                        node.Start(PairRole.Backup, restart: true);
+                    }
+                });
+            }
+            else if (Clock.Now < (long)FaultSeconds * 1_000 * SimClock.NanosPerMs)
+            {
+                RestartWhenHalted(node, after);
+            }
+        });
+    }
+
+    /// <summary>How long after the faults end the operator looks whether the pair has a primary.</summary>
+    private const long OperatorAfterNs = 5_000 * SimClock.NanosPerMs;
+
+    /// <summary>Seeds in which the pair had no primary once the faults ended, so the operator had to start one.</summary>
+    public bool NeededOperator { get; private set; }
+
+    /// <summary>
+    /// The operator's procedure when both nodes are backups and neither can take over (both were
+    /// restarted, or the node holding the witness's lease was): restart the node with the longer chain
+    /// as primary (the other then catches up from it). Counted: each one is a case the pair could not
+    /// heal alone.
+    /// </summary>
+    private void OperatorStartsAPrimary()
+    {
+        if (Nodes.Any(n => n.Pair?.State is PairState.Primary or PairState.Probing))
+        {
+            return;
+        }
+        NeededOperator = true;
+        SimNode longest = Nodes[1].Ledger.Head.BlockNo > Nodes[0].Ledger.Head.BlockNo ? Nodes[1] : Nodes[0];
+        Trace($"operator: no primary {OperatorAfterNs / SimClock.NanosPerMs} ms after the faults ended: restarting {longest.Name} (head {longest.Ledger.Head.BlockNo}) as primary");
+        longest.Crash();
+        longest.Start(PairRole.Primary, restart: true);
+    }
+
+    private void Heal()
+    {
+        Trace("quiet: every fault healed");
+        Network.Partitioned = false;
+        Network.ExtraDelayNs = 0;
+        Network.CorruptNext = false;
+        Witness.CutOff.Clear();
+        foreach (SimNode node in Nodes)
+        {
+            node.StalledUntil = 0;
+            node.Ledger.ClearFaults();
+            if (!node.Up || node.Pair!.State == PairState.Halted)
+            {
+                node.Crash();
+                Trace($"operator: restart {node.Name} as backup");
+                node.Start(PairRole.Backup, restart: true);
+            }
+        }
+    }
+}
