@@ -28,7 +28,7 @@ namespace Engine.Core.Journaling;
 /// a node never continues another cluster's chain, and a chain never changes version.</para>
 /// <para>Appends come from one thread (the sealer stage). Everything else is thread-safe.</para>
 /// </remarks>
-public sealed class Journal : IDisposable
+public sealed class Journal : IJournal
 {
     public const string SegmentPrefix = "log";
     public const string CommitDirectoryName = "commits";
