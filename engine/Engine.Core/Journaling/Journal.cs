@@ -162,13 +162,16 @@ public sealed class Journal : IJournal
                 throw new JournalCorruptException($"FASTER could not recover the commit in '{directory}': {e.Message}", null, e);
             }
 
+            FasterLog recovered = log;
+            ChainHead? verified = JournalRecovery.RecoverHead((from, until) => new EntryScanner(recovered, from, until), log.BeginAddress, log.CommittedUntilAddress,
+                settings.PageSizeBits, empty: log.TailAddress == log.BeginAddress, created ? $"{CreatedMarker} exists" : null, directory, settings.ClusterId);
             ChainHead head;
-            if (log.TailAddress == log.BeginAddress)
+            if (verified is { } existing)
             {
-                if (created)
-                {
-                    throw new JournalCorruptException($"'{directory}' was created ({CreatedMarker} exists) but no commit was recovered: refusing to start an empty chain over it");
-                }
+                head = existing;
+            }
+            else
+            {
                 // Timestamp 0: the genesis block depends on nothing but the cluster id and the
                 // epoch, so two new journals of one cluster (the two nodes of a new pair) start
                 // from the same chain, and two clusters' chains differ from block 0 on.
@@ -177,18 +180,6 @@ public sealed class Journal : IJournal
                 log.CommitAsync().AsTask().GetAwaiter().GetResult();
                 new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);
             }
-            else
-            {
-                // Refuse another cluster's journal, or one of a version we never continue, from
-                // its genesis alone: before re-hashing what may be millions of blocks.
-                RefuseForeignGenesis(log, directory, settings.ClusterId);
-                VerifyReport report = JournalReader.VerifyChain(log, settings.PageSizeBits, log.BeginAddress, log.CommittedUntilAddress, expectedCluster: settings.ClusterId);
-                if (report.Fault is not null)
-                {
-                    throw new JournalCorruptException($"the journal in '{directory}' does not verify: {report.Fault}", report.Fault);
-                }
-                head = report.Head!.Value;
-            }
             return new Journal(settings, device, log, head);
         }
         catch
@@ -196,50 +187,6 @@ public sealed class Journal : IJournal
             log?.Dispose();
             device.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>
-    /// Throws when the journal's first block says it must not be continued here: a version other
-    /// than the one we write (version 1: <see cref="JournalFormatException"/>), or another cluster's
-    /// genesis (<see cref="JournalClusterMismatchException"/>). A first block that does not even
-    /// parse, or cannot be read, is left to the chain verification, which names the fault.
-    /// </summary>
-    private static void RefuseForeignGenesis(FasterLog log, string directory, ClusterId expected)
-    {
-        if (!TryReadFirstHeader(log, out BlockHeader genesis) || genesis.BlockNo != BlockFormat.GenesisBlockNo)
-        {
-            return;
-        }
-        if (genesis.Version != BlockFormat.Version)
-        {
-            throw new JournalFormatException(
-                $"the journal in '{directory}' is of block format version {genesis.Version} (from before cluster ids); this engine writes version " +
-                $"{BlockFormat.Version} and never appends it to an older chain. Keep the journal for audit ('engine log verify|dump' read it) " +
-                "and start this node on an empty data directory: a backup catches up from its primary, a new cluster starts a new chain.",
-                genesis.Version);
-        }
-        if (genesis.ClusterId != expected)
-        {
-            throw new JournalClusterMismatchException(
-                $"the journal in '{directory}' belongs to cluster {genesis.ClusterId.Describe()}, and this node is of cluster {expected.Describe()}: " +
-                "refusing to continue another cluster's chain (check the node's cluster credentials and its data directory)",
-                expected, genesis.ClusterId);
-        }
-    }
-
-    private static bool TryReadFirstHeader(FasterLog log, out BlockHeader header)
-    {
-        header = default;
-        try
-        {
-            using var scanner = new EntryScanner(log, log.BeginAddress, log.CommittedUntilAddress);
-            return scanner.TryNext(out ReadOnlySpan<byte> entry, out _, out _)
-                && BlockFormat.TryReadHeader(entry, out header, acceptVersion1: true) is null;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return false; // a damaged first entry: the verification that follows reports it
         }
     }
 
