@@ -5,8 +5,8 @@ namespace Engine.Core.Journaling;
 /// <summary>
 /// The ledger's journal as the pair and the node use it: blocks appended in chain order, made
 /// durable by commits, read back in order. <see cref="Journal"/> keeps it on a FasterLog;
-/// the simulated journal keeps it on an in-memory device for the deterministic simulator. One
-/// contract test suite (tests/Engine.Tests/Journaling/JournalContractTests) runs against both.
+/// <see cref="SimulatedJournal"/> keeps it on an in-memory device for the deterministic simulator.
+/// One contract test suite (tests/Engine.Tests/Journaling/JournalContractTests) runs against both.
 /// </summary>
 /// <remarks>
 /// <para><b>Addresses.</b> <see cref="Append"/> returns the block's address: strictly greater than
@@ -25,9 +25,9 @@ namespace Engine.Core.Journaling;
 /// wait throw <see cref="JournalFaultException"/>.</para>
 /// <para><b>Dispose.</b> A clean close: commits what was appended (unless the journal has faulted),
 /// then releases the journal. A crash is not a dispose: it is the implementation's (a killed
-/// process, the simulated device's crash).</para>
+/// process, <see cref="SimulatedJournalDevice.Crash"/>).</para>
 /// <para><b>Threads.</b> Appends come from one thread. <see cref="Journal"/> is thread-safe
-/// otherwise; the simulated journal is driven from the simulator's one thread.</para>
+/// otherwise; <see cref="SimulatedJournal"/> is driven from the simulator's one thread.</para>
 /// </remarks>
 public interface IJournal : IDisposable
 {

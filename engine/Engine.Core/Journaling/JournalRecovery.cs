@@ -15,7 +15,7 @@ internal delegate IEntryCursor OpenEntries(long from, long until);
 
 /// <summary>
 /// What opening a journal checks, whatever holds its entries (a FasterLog for <see cref="Journal"/>
-/// and <see cref="JournalReader"/>, the simulated journal's in-memory device): one
+/// and <see cref="JournalReader"/>, the <see cref="SimulatedJournalDevice"/> for <see cref="SimulatedJournal"/>): one
 /// verification, so the two cannot accept different chains.
 /// </summary>
 internal static class JournalRecovery
