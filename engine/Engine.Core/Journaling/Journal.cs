@@ -44,6 +44,9 @@ public sealed class Journal : IJournal
     // the semaphore on the 0 → 1 edge, so a burst of appends costs one wake-up.
     private int _commitRequested;
     private volatile bool _stopping;
+
+    // Set by CrashForTest: the committer issues no further commit.
+    private volatile bool _crashed;
     private volatile Exception? _fault;
 
     // Cancelled once, when _fault is first set: whoever must act on a failed journal at once (the
@@ -246,6 +249,38 @@ public sealed class Journal : IJournal
         ThrowIfFaulted();
     }
 
+    /// <summary>
+    /// For tests: arms the fault point of <see cref="JournalFaultPoint"/> now, on this journal only:
+    /// <paramref name="appends"/> more appends succeed, the next one fails. From the appending thread.
+    /// </summary>
+    internal void FailAppendAfter(long appends)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(appends);
+        _appendsBeforeFault = appends;
+    }
+
+    /// <summary>
+    /// For tests: the process dies now, as under SIGKILL, without leaving it. The committer issues
+    /// no further commit (one already in flight completes, as it may when a process is killed), and
+    /// the log and its files are closed without the commit <see cref="Dispose"/> makes: the next
+    /// <see cref="Open"/> recovers to the last completed commit. The journal is unusable afterwards;
+    /// <see cref="Dispose"/> does nothing.
+    /// </summary>
+    internal void CrashForTest()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+        _crashed = true;
+        _stopping = true;
+        _commitWanted.Release();
+        _committer.Join();
+        _log.Dispose();
+        _device.Dispose();
+        _commitWanted.Dispose();
+    }
+
     /// <summary>True when the block at <paramref name="address"/> counts as journaled in this durability.</summary>
     public bool IsDurable(long address) =>
         Settings.Durability == Durability.Memory || CommittedUntil > address;
@@ -332,6 +367,10 @@ public sealed class Journal : IJournal
             if (wait > 0 && !_stopping && _log.TailAddress - _log.CommittedUntilAddress < Settings.MaxCommitLagBytes / 2)
             {
                 Thread.Sleep(TimeSpan.FromTicks(Math.Max(1, wait * TimeSpan.TicksPerSecond / System.Diagnostics.Stopwatch.Frequency)));
+            }
+            if (_crashed)
+            {
+                return; // the process is gone (CrashForTest): no commit after this instant
             }
             lastCommit = System.Diagnostics.Stopwatch.GetTimestamp();
             Volatile.Write(ref _commitRequested, 0);
