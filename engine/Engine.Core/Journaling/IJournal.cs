@@ -60,9 +60,10 @@ public interface IJournal : IDisposable
     CancellationToken FaultToken { get; }
 
     /// <summary>
-    /// Appends one sealed block (the caller continues the chain: the journal does not check it) and
-    /// asks for a commit; returns its address. The block is not committed when this returns:
-    /// that happens when a later commit covers it, and until then a crash may lose it. In
+    /// Appends one sealed block (the caller continues the chain: the journal does not check it);
+    /// returns its address. The block is not committed when this returns: a later commit covers it
+    /// (<see cref="Journal"/>'s committer is asked for one at once; on the simulated device the
+    /// simulator decides when), and until then a crash may lose it. In
     /// <see cref="Durability.Memory"/>, may wait while the uncommitted tail exceeds
     /// <see cref="JournalSettings.MaxCommitLagBytes"/>.
     /// </summary>

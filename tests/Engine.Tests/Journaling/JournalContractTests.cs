@@ -37,7 +37,7 @@ public sealed class JournalContractTests(string implementation, Durability durab
     public void A_new_journal_starts_at_its_clusters_genesis_and_reopens_to_the_same_head()
     {
         ChainHead created;
-        List<Entry> scanned;
+        List<ScannedBlock> scanned;
         using (IJournal journal = _harness.Open(s_cluster))
         {
             created = journal.Head;
@@ -93,7 +93,7 @@ public sealed class JournalContractTests(string implementation, Durability durab
     [Test]
     public void Scan_visits_exactly_the_committed_blocks_in_order_with_their_addresses()
     {
-        var expected = new List<Entry>();
+        var expected = new List<ScannedBlock>();
         using (IJournal journal = _harness.Open(s_cluster))
         {
             expected.AddRange(ScanAll(journal));
@@ -101,11 +101,11 @@ public sealed class JournalContractTests(string implementation, Durability durab
             for (int i = 0; i < 7; i++)
             {
                 byte[] block = chain.Next(1 + (i * 13 % 50));
-                expected.Add(new Entry(journal.Append(block), block));
+                expected.Add(new ScannedBlock(journal.Append(block), block));
             }
 
             // Before a flush: what is committed, and nothing else, in order from genesis.
-            List<Entry> early = ScanAll(journal);
+            List<ScannedBlock> early = ScanAll(journal);
             long committed = journal.CommittedUntil;
             Assert.That(early, Is.EqualTo(expected.Take(early.Count)), "a prefix of the appended chain");
             Assert.That(early.All(e => e.Address < committed), Is.True, "only committed blocks");
@@ -151,14 +151,14 @@ public sealed class JournalContractTests(string implementation, Durability durab
     [Test]
     public void A_crash_keeps_every_committed_block_and_at_most_the_blocks_appended_after_them()
     {
-        var appended = new List<(Entry Entry, ChainHead Head)>();
+        var appended = new List<(ScannedBlock Block, ChainHead Head)>();
         IJournal journal = _harness.Open(s_cluster);
-        List<Entry> genesis = ScanAll(journal);
+        List<ScannedBlock> genesis = ScanAll(journal);
         var chain = new TestChain(journal.Head);
         void Append(int transactions)
         {
             byte[] block = chain.Next(transactions);
-            appended.Add((new Entry(journal.Append(block), block), chain.Head));
+            appended.Add((new ScannedBlock(journal.Append(block), block), chain.Head));
         }
         Append(4);
         Append(8);
@@ -168,10 +168,10 @@ public sealed class JournalContractTests(string implementation, Durability durab
         _harness.Crash(journal, tearLastWrite: false);
 
         using IJournal reopened = _harness.Open(s_cluster);
-        List<Entry> recovered = ScanAll(reopened);
+        List<ScannedBlock> recovered = ScanAll(reopened);
         Assert.Multiple(() =>
         {
-            Assert.That(recovered, Is.EqualTo(genesis.Concat(appended.Select(a => a.Entry)).Take(recovered.Count)), "a prefix of what was appended");
+            Assert.That(recovered, Is.EqualTo(genesis.Concat(appended.Select(a => a.Block)).Take(recovered.Count)), "a prefix of what was appended");
             Assert.That(recovered, Has.Count.GreaterThanOrEqualTo(3), "with every block committed before the crash");
             Assert.That(reopened.Head, Is.EqualTo(appended[recovered.Count - 2].Head), "the head is the last block recovered");
             if (_harness.CommitsOnlyWhenTold)
@@ -304,18 +304,18 @@ public sealed class JournalContractTests(string implementation, Durability durab
     [Test]
     public void A_damaged_committed_block_refuses_the_journal_naming_that_block()
     {
-        var blocks = new List<Entry>();
+        var blocks = new List<ScannedBlock>();
         using (IJournal journal = _harness.Open(s_cluster))
         {
             var chain = new TestChain(journal.Head);
             for (int i = 0; i < 4; i++)
             {
                 byte[] block = chain.Next(5 + i);
-                blocks.Add(new Entry(journal.Append(block), block));
+                blocks.Add(new ScannedBlock(journal.Append(block), block));
             }
             journal.Flush();
         }
-        Entry damaged = blocks[2];
+        ScannedBlock damaged = blocks[2];
         _harness.FlipByte(damaged.Address + 4 + damaged.Bytes.Length / 2);
         var refused = Assert.Throws<JournalCorruptException>(() => _harness.Open(s_cluster).Dispose());
         Assert.That(refused!.Fault?.BlockNo, Is.EqualTo(3UL), refused.Message);
@@ -327,19 +327,19 @@ public sealed class JournalContractTests(string implementation, Durability durab
         var chain = new TestChain(reopened.Head);
         reopened.Append(chain.Next(7));
         reopened.Flush();
-        List<Entry> before = ScanAll(reopened);
+        List<ScannedBlock> before = ScanAll(reopened);
         reopened.Dispose();
         using IJournal again = _harness.Open(s_cluster);
         Assert.That(again.Head, Is.EqualTo(chain.Head), "the chain goes on after the recovered head");
         Assert.That(ScanAll(again), Is.EqualTo(before));
     }
 
-    internal static List<Entry> ScanAll(IJournal journal)
+    internal static List<ScannedBlock> ScanAll(IJournal journal)
     {
-        var entries = new List<Entry>();
+        var entries = new List<ScannedBlock>();
         journal.Scan((entry, address) =>
         {
-            entries.Add(new Entry(address, entry.ToArray()));
+            entries.Add(new ScannedBlock(address, entry.ToArray()));
             return true;
         });
         return entries;
@@ -347,9 +347,9 @@ public sealed class JournalContractTests(string implementation, Durability durab
 }
 
 /// <summary>One journaled block as a scan sees it; equal when address and bytes are.</summary>
-internal sealed record Entry(long Address, byte[] Bytes)
+internal sealed record ScannedBlock(long Address, byte[] Bytes)
 {
-    public bool Equals(Entry? other) => other is not null && Address == other.Address && Bytes.AsSpan().SequenceEqual(other.Bytes);
+    public bool Equals(ScannedBlock? other) => other is not null && Address == other.Address && Bytes.AsSpan().SequenceEqual(other.Bytes);
 
     public override int GetHashCode() => HashCode.Combine(Address, Bytes.Length);
 

@@ -246,7 +246,7 @@ public class SimulatedJournalTests
         using var temp = new TempDirectory("journal-sim-vs-faster");
         var device = new SimulatedJournalDevice();
         var blocks = new List<byte[]>();
-        List<Entry> real, simulated;
+        List<ScannedBlock> real, simulated;
         ChainHead realHead, simulatedHead;
         using (Journal journal = Journal.Open(Settings(durability, temp.Sub("j"))))
         using (SimulatedJournal twin = SimulatedJournal.Open(device, Settings(durability)))
