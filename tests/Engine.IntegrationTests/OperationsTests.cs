@@ -28,7 +28,7 @@ public class OperationsTests
             kill.WaitForExit();
         }
         Assert.That(server.Process.WaitForExit(Wait), Is.Zero, "SIGTERM is a clean stop");
-        Assert.That(server.Process.StdOut, Does.Contain("inbound drained, outbound drained"));
+        Assert.That(server.Process.LogText, Does.Contain("inbound drained, outbound drained"));
 
         server.Start();
         JsonElement after = (await server.StatusAsync()).GetProperty("state");
@@ -52,9 +52,9 @@ public class OperationsTests
         try
         {
             using var server = new EngineServer(extraArgs: ["--config", config, "--durability", "memory"]);
-            Assert.That(server.Process.StdOut, Does.Contain($"configuration file {config}: 1 instruments, 1 accounts, 1 clients"));
-            Assert.That(server.Process.StdOut, Does.Contain("durability memory"), "the flag wins over the file");
-            Assert.That(server.Process.StdOut, Does.Contain("in-flight ≤ 16/client"), "the file wins over the default");
+            Assert.That(server.Process.LogText, Does.Contain($"configuration file {config}: 1 instruments, 1 accounts, 1 clients"));
+            Assert.That(server.Process.LogText, Does.Contain("durability memory"), "the flag wins over the file");
+            Assert.That(server.Process.LogText, Does.Contain("in-flight ≤ 16/client"), "the file wins over the default");
 
             Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await server.ConnectAsync(1), "the development clients are gone");
             await using EngineClient client = await server.ConnectAsync(42, "s3cret");

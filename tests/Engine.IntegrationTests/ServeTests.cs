@@ -98,7 +98,7 @@ public class ServeTests
         var error = Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await server.ConnectAsync(1, "not-the-token"));
         Assert.That(error!.Message, Does.Contain("BadCredentials"));
         // The engine logs asynchronously: wait for the line rather than race it.
-        server.Process.WaitForOutput(o => o.Contains("logon refused for client 1", StringComparison.Ordinal), "the refusal in the engine's log", Wait);
+        server.Process.WaitForLog(o => o.Contains("logon refused for client 1", StringComparison.Ordinal), "the refusal in the engine's log", Wait);
     }
 
     [Test]
@@ -120,7 +120,7 @@ public class ServeTests
 
         // The other session is untouched.
         Assert.That((await good.SubmitAsync(Limit(2, Side.Buy, 990, 1))).Accepted, Is.True);
-        server.Process.WaitForOutput(o => o.Contains("protocol violation", StringComparison.Ordinal), "the violation in the engine's log", Wait);
+        server.Process.WaitForLog(o => o.Contains("protocol violation", StringComparison.Ordinal), "the violation in the engine's log", Wait);
 
         static byte[] Oversized()
         {
@@ -162,12 +162,12 @@ public class ServeTests
             {
                 cut = true;
             }
-            if (seq % 10_000 == 0 && server.Process.StdOut.Contains("the client does not read", StringComparison.Ordinal))
+            if (seq % 10_000 == 0 && server.Process.LogText.Contains("the client does not read", StringComparison.Ordinal))
             {
                 cut = true;
             }
         }
-        server.Process.WaitForOutput(o => o.Contains("the client does not read", StringComparison.Ordinal), "the slow reader to be disconnected", Wait);
+        server.Process.WaitForLog(o => o.Contains("the client does not read", StringComparison.Ordinal), "the slow reader to be disconnected", Wait);
 
         await using EngineClient other = await server.ConnectAsync(6);
         SubmitResult result = await other.SubmitAsync(Limit(1, Side.Sell, 2000, 1));

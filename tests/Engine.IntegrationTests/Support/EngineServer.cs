@@ -44,7 +44,7 @@ public sealed class EngineServer : IDisposable
     {
         _process?.Dispose();
         _process = EngineProcess.Start(_environment, ["serve", "--data", Data, "--listen", Endpoint, "--admin", $"127.0.0.1:{AdminPort}", .. _extraArgs]);
-        _process.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to start", TimeSpan.FromSeconds(60));
+        _process.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to start", TimeSpan.FromSeconds(60));
     }
 
     public Task<EngineClient> ConnectAsync(uint clientId = 1, string? token = null) =>
