@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Engine.Cli.Drill;
 using Engine.IntegrationTests.Support;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -286,13 +287,13 @@ public class DrillTests
                 "--replication-listen", "10.77.0.1:7500", "--allow-dev-config-on-network");
             using var backup = EngineProcess.StartIn(b, none, "serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", "10.77.0.2:7400",
                 "--peer", "10.77.0.1:7500", "--replication-listen", "10.77.0.2:7500", "--allow-solo", "--allow-dev-config-on-network");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step across the hop", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step across the hop", Wait);
 
             using var load = EngineProcess.StartIn(a, none, "load", "--target", "10.77.0.1:7400,10.77.0.2:7400", "--rate", "2000", "--duration", "5",
                 "--connections", "2", "--journal", Path.Combine(root, "b", "journal"), "--json");
             load.WaitForError(e => e.Contains(" 2 s ", StringComparison.Ordinal), "two seconds of load", Wait);
             primary.KillHard();
-            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over across the hop", Wait);
+            backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over across the hop", Wait);
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             backup.Terminate(Wait);
 

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -47,13 +48,13 @@ public class FailFastTests
                 .. lease == "witness" ? leaseArgs : []]);
             // The backup once the primary is up: the two starting at once on two shared cores is where a
             // primary is most easily starved past the silence timeout (an unplanned takeover, no fault).
-            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+            primary.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
             using var backup = EngineProcess.Start(["serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--admin", $"127.0.0.1:{backupAdmin}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--peer", $"127.0.0.1:{primaryReplication}",
                 .. leaseArgs]);
             // In step, and with a witness the lease the primary held while it had no backup given back.
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal)
-                && (!o.Contains("solo lease from the witness", StringComparison.Ordinal) || o.Contains("solo lease given back", StringComparison.Ordinal)),
+            primary.WaitForEvents(events => events.Any(e => e.Kind == PairEventKind.BackupInStep)
+                && (!events.Any(e => e.Kind == PairEventKind.LeaseGranted) || events.Any(e => e.Kind == PairEventKind.LeaseReleased)),
                 "the pair to be in step", Wait);
             await WaitWholeAsync(primaryAdmin, backupAdmin, primary, backup);
 
@@ -64,7 +65,7 @@ public class FailFastTests
             // A primary that lost its backup before the fault (starved of the CPU for the silence timeout) and
             // then acknowledged alone under the lease halts holding blocks the backup lacks: the backup must not
             // take over then, and this test's question is not asked.
-            InconclusiveIfBefore(primary, "lost the backup", "HALTED", "the primary lost its backup before its journal failed");
+            InconclusiveIfBefore(primary, PairEventKind.BackupLost, PairEventKind.Halted, "the primary lost its backup before its journal failed");
             JsonElement tookOver = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal),
                 "the backup to take over from the halted primary", primary, backup, load);
             Assert.That(tookOver.GetProperty("epoch").GetUInt64(), Is.EqualTo(2UL), "a takeover: the next epoch");
@@ -102,7 +103,7 @@ public class FailFastTests
             }
 
             Assert.That(primary.Terminate(Wait), Is.EqualTo(ExitHalted), "SIGTERM: the halted node's own exit code");
-            Assert.That(primary.StdOut, Does.Contain("HALTED"));
+            Assert.That(primary.HasEvent(PairEventKind.Halted), Is.True);
         }
         finally
         {
@@ -132,18 +133,18 @@ public class FailFastTests
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--admin", $"127.0.0.1:{primaryAdmin}", "--replication-listen", $"127.0.0.1:{primaryReplication}", "--allow-solo");
-            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+            primary.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
             var faulty = fault == "injected" ? new Dictionary<string, string> { ["ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS"] = "20" } : new Dictionary<string, string>();
             using var backup = EngineProcess.Start(faulty, "serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--admin", $"127.0.0.1:{backupAdmin}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--peer", $"127.0.0.1:{primaryReplication}", "--allow-solo");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
             await WaitWholeAsync(primaryAdmin, backupAdmin, primary, backup);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(primaryData, "journal"), "--json");
             JsonElement halted = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "halted", "the backup to halt on its failed journal", primary, backup, load);
-            InconclusiveIfBefore(backup, "lost the primary", "HALTED", "the backup lost its primary before its journal failed");
-            primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to lose its backup", Wait);
+            InconclusiveIfBefore(backup, PairEventKind.PrimaryLost, PairEventKind.Halted, "the backup lost its primary before its journal failed");
+            primary.WaitForEvent(PairEventKind.BackupLost, "the primary to lose its backup", Wait);
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
@@ -159,8 +160,8 @@ public class FailFastTests
             {
                 Assert.That(halted.GetProperty("halted").GetBoolean(), Is.True);
                 Assert.That(halted.GetProperty("halt_reason").GetString(), Does.Contain("journal failed").And.Contain("never takes over"));
-                Assert.That(backup.StdOut, Does.Contain("HALTED"));
-                Assert.That(backup.StdOut, Does.Not.Contain("lost the primary"), "its own disk is not the primary's death");
+                Assert.That(backup.HasEvent(PairEventKind.Halted), Is.True);
+                Assert.That(backup.HasEvent(PairEventKind.PrimaryLost), Is.False, "its own disk is not the primary's death");
             });
 
             // The primary follows the solo rule (its lease: --allow-solo): it acknowledges alone.
@@ -188,7 +189,7 @@ public class FailFastTests
                 Assert.That(now.GetProperty("role").GetString(), Is.EqualTo("halted"), $"the halted backup took over: {now}");
                 await Task.Delay(50);
             }
-            Assert.That(backup.StdOut, Does.Not.Contain("TAKEOVER"));
+            Assert.That(backup.HasEvent(PairEventKind.TakeOver), Is.False);
             Assert.That(() => ConnectClientPort(backupPort), Throws.InstanceOf<SocketException>(), "the halted backup refuses clients at once (its pre-bound client port is closed)");
 
             Assert.That(backup.Terminate(Wait), Is.EqualTo(ExitHalted), "SIGTERM: the halted node's own exit code");
@@ -228,23 +229,24 @@ public class FailFastTests
             }
             await Task.Delay(20);
         }
-        Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}\n" + string.Join("\n", show.Select(p => $"--- pid {p.Id}:\n{Tail(p.StdOut)}{Tail(p.StdErr)}")));
+        Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}\n" + string.Join("\n", show.Select(p => $"--- pid {p.Id}:\n{Tail(p.LogText)}{Tail(p.StdErr)}")));
         throw new InvalidOperationException("unreachable");
     }
 
     /// <summary>
-    /// Makes the test inconclusive if <paramref name="process"/> said <paramref name="unplanned"/> before
-    /// <paramref name="marker"/>: a pair event no fault of the test's made (on two shared cores, a node
-    /// starved of the CPU past the 500 ms silence timeout), after which the test's question is not asked.
+    /// Makes the test inconclusive if <paramref name="process"/> raised an event of kind <paramref name="unplanned"/>
+    /// before its first of kind <paramref name="marker"/> (or with none yet): a pair event no fault of the test's
+    /// made (on two shared cores, a node starved of the CPU past the 500 ms silence timeout), after which the
+    /// test's question is not asked.
     /// </summary>
-    private static void InconclusiveIfBefore(EngineProcess process, string unplanned, string marker, string what)
+    private static void InconclusiveIfBefore(EngineProcess process, PairEventKind unplanned, PairEventKind marker, string what)
     {
-        string output = process.StdOut;
-        int at = output.IndexOf(unplanned, StringComparison.Ordinal);
-        int end = output.IndexOf(marker, StringComparison.Ordinal);
+        List<PairEvent> events = [.. process.Events];
+        int at = events.FindIndex(e => e.Kind == unplanned);
+        int end = events.FindIndex(e => e.Kind == marker);
         if (at >= 0 && (end < 0 || at < end))
         {
-            Assert.Inconclusive($"unplanned: {what}:\n{Tail(output[..(end < 0 ? output.Length : end)])}");
+            Assert.Inconclusive($"unplanned: {what}:\n{string.Join('\n', events.Take(end < 0 ? events.Count : end).TakeLast(25))}");
         }
     }
 

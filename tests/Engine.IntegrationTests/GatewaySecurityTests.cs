@@ -7,6 +7,7 @@ using System.Text.Json;
 using Engine.Client;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -39,7 +40,7 @@ public class GatewaySecurityTests
         Assert.That((await trader.SubmitAsync(Order(1))).Accepted, Is.True);
 
         JsonElement before = (await server.StatusAsync(state: false)).GetProperty("status");
-        int linesBefore = Lines(server.Process.StdOut);
+        int linesBefore = Lines(server.Process.LogText);
         long peakRssBefore = PeakRssBytes(server.Process.Id);
 
         // The real client trades all through the flood; every order must be accepted.
@@ -127,7 +128,7 @@ public class GatewaySecurityTests
 
         JsonElement after = (await server.StatusAsync(state: false)).GetProperty("status");
         long allocated = after.GetProperty("allocated_bytes").GetInt64() - before.GetProperty("allocated_bytes").GetInt64();
-        int lines = Lines(server.Process.StdOut) - linesBefore;
+        int lines = Lines(server.Process.LogText) - linesBefore;
         long peakRssGrowth = PeakRssBytes(server.Process.Id) - peakRssBefore;
         JsonElement gateway = after.GetProperty("gateway");
         TestContext.Out.WriteLine($"{Connections} connections in {seconds:F1} s; {traded} orders traded meanwhile; engine allocated {allocated / 1e6:F1} MB, " +
@@ -181,7 +182,7 @@ public class GatewaySecurityTests
             Assert.That(gateway.GetProperty("refused_throttled").GetInt64(), Is.EqualTo(1));
             Assert.That(gateway.GetProperty("blocked_addresses").GetInt32(), Is.EqualTo(1));
         });
-        server.Process.WaitForOutput(o => o.Contains("127.0.0.7 failed 5 logons", StringComparison.Ordinal), "the block in the log", Wait);
+        server.Process.WaitForLog(o => o.Contains("127.0.0.7 failed 5 logons", StringComparison.Ordinal), "the block in the log", Wait);
     }
 
     [Test]
@@ -198,7 +199,7 @@ public class GatewaySecurityTests
             }
             using (EngineProcess allowed = EngineProcess.Start("serve", "--data", data, "--listen", "0.0.0.0:0", "--allow-dev-config-on-network"))
             {
-                allowed.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to serve with the flag", Wait);
+                allowed.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to serve with the flag", Wait);
                 Assert.That(allowed.Terminate(Wait), Is.Zero);
             }
         }
@@ -238,7 +239,7 @@ public class GatewaySecurityTests
                 },
             }));
             using var server = new EngineServer(Path.Combine(root, "data"), null, "--config", config);
-            Assert.That(server.Process.StdOut, Does.Contain("WARNING: clients 3 have their token in clear"));
+            Assert.That(server.Process.LogText, Does.Contain("WARNING: clients 3 have their token in clear"));
 
             await using (EngineClient one = await server.ConnectAsync(1, "s3cret-token-one"))
             {
@@ -317,7 +318,7 @@ public class GatewaySecurityTests
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--allow-solo",
                 "--peer-listen", $"127.0.0.1:{primaryPort}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             using (Socket socket = await Connect(backupPort, "127.0.0.1"))
             {
@@ -339,11 +340,11 @@ public class GatewaySecurityTests
             });
             // (On a box loaded enough to stall the primary past the silence timeout the backup takes
             // over, and then it is the node to log on to.)
-            bool backupTookOver = backup.StdOut.Contains("TAKEOVER", StringComparison.Ordinal);
+            bool backupTookOver = backup.HasEvent(PairEventKind.TakeOver);
             Assert.That(client.Endpoint.Port, backupTookOver ? Is.EqualTo(primaryPort).Or.EqualTo(backupPort) : Is.EqualTo(primaryPort),
-                $"primary {primaryPort}, backup {backupPort}; backup's log:\n{backup.StdOut}");
+                $"primary {primaryPort}, backup {backupPort}; backup's log:\n{backup.LogText}");
             Assert.That((await client.SubmitAsync(Order(1))).Accepted, Is.True);
-            backup.WaitForOutput(o => o.Contains("not primary", StringComparison.Ordinal), "the backup's log line", Wait);
+            backup.WaitForLog(o => o.Contains("not primary", StringComparison.Ordinal), "the backup's log line", Wait);
         }
         finally
         {

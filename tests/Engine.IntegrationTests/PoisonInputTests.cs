@@ -5,6 +5,7 @@ using System.Text.Json;
 using Engine.Client;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -36,7 +37,7 @@ public class PoisonInputTests
             using var backup = EngineProcess.Start(everyBlock, "serve", "--role", "backup", "--data", Path.Combine(root, "backup"),
                 "--listen", $"127.0.0.1:{backupPort}", "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}",
                 "--admin", $"127.0.0.1:{backupAdmin}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             using (RawClient attacker = await RawClient.LogOnAsync(primaryPort, clientId: 1))
             {
@@ -69,10 +70,11 @@ public class PoisonInputTests
                 Assert.That(primaryStatus.GetProperty("role").GetString(), Does.StartWith("primary"));
                 Assert.That(backupStatus.GetProperty("role").GetString(), Is.EqualTo("backup"));
                 Assert.That(primary.HasExited || backup.HasExited, Is.False);
-                Assert.That(primary.StdOut + backup.StdOut, Does.Not.Contain("FAULT").And.Not.Contain("STATE MISMATCH"));
+                Assert.That(primary.LogText + backup.LogText, Does.Not.Contain("FAULT"), "no pipeline fault on either node");
+                Assert.That(primary.HasEvent(PairEventKind.StateMismatch) || backup.HasEvent(PairEventKind.StateMismatch), Is.False);
             });
-            backup.WaitForOutput(o => o.Contains("state checksum after block 2 matches the primary's", StringComparison.Ordinal),
-                "the backup's book to match the primary's after the block that followed the poison", Wait);
+            backup.WaitForEvent(PairEventKind.ChecksumMatched, "the backup's book to match the primary's after the block that followed the poison", Wait,
+                where: e => e.BlockNo == 2);
         }
         finally
         {

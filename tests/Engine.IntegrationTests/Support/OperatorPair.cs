@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests.Support;
 
@@ -74,7 +75,7 @@ public sealed class OperatorPair : IDisposable
         A = EngineProcess.Start(Node("a", "primary", clientA, AdminA, replicationA, peerOfA, witnessOfA));
         _processes.Add(A);
         _processes.Add(EngineProcess.Start(Node("b", "backup", clientB, AdminB, replicationB, peerOfB, witnessOfB)));
-        A.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the operator's pair to be in step", Wait);
+        A.WaitForEvent(PairEventKind.BackupInStep, "the operator's pair to be in step", Wait);
     }
 
     /// <summary>GET /status of the node at <paramref name="admin"/>.</summary>
