@@ -184,7 +184,7 @@ public sealed class EngineProcess : IDisposable
     /// A JSON log entry's time and message (as the text log shows it), and the pair event it is if its state has a
     /// Kind (<c>Log.Pair</c>: Message, Kind, epoch, block); anything else is a line as it came, and no event.
     /// </summary>
-    private static (string Text, PairEvent? Event) ReadLogEntry(string line)
+    public static (string Text, PairEvent? Event) ReadLogEntry(string line)
     {
         if (!line.StartsWith('{'))
         {
