@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Cli;
 using Engine.Cli.Drill;
 using Engine.IntegrationTests.Support;
 using Engine.Replication;
@@ -85,13 +86,13 @@ public class DrillTests
         });
         // Round 1 killed A (the primary), round 2 the backup (A again): restarted by the drill, detached.
         Assert.That(pair.A.HasExited, Is.True, "the drill killed the node the operator started as primary");
-        (JsonElement primary, JsonElement backup) = await pair.WaitWholeAsync();
-        JsonElement a = await OperatorPair.StatusAsync(pair.AdminA);
+        (NodeStatusReport primary, NodeStatusReport backup) = await pair.WaitWholeAsync();
+        NodeStatusReport a = await AdminStatus.GetAsync(pair.AdminA);
         Assert.Multiple(() =>
         {
-            Assert.That(a.GetProperty("pid").GetInt32(), Is.Not.EqualTo(pair.A.Id), "A runs again, as a new process");
-            Assert.That(primary.GetProperty("solo_lease").GetBoolean(), Is.False, "no solo lease left held");
-            Assert.That(backup.GetProperty("in_step").GetBoolean(), Is.True);
+            Assert.That(a.Pid, Is.Not.EqualTo(pair.A.Id), "A runs again, as a new process");
+            Assert.That(primary.SoloLease, Is.False, "no solo lease left held");
+            Assert.That(backup.InStep, Is.True);
             Assert.That(File.ReadLines(Path.Combine(pair.Root, "a", "restarted-by-drill.log")).Select(line => EngineProcess.ReadLogEntry(line).Event?.Kind),
                 Has.Some.EqualTo(PairEventKind.InStep), "a restarted node's output (its log, in_step and all) goes beside its data when the old one's went to a pipe");
         });

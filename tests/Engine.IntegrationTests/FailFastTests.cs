@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Cli;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
 using Engine.Replication;
@@ -61,14 +62,14 @@ public class FailFastTests
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(backupData, "journal"), "--json");
 
-            JsonElement halted = await WaitStatusAsync(primaryAdmin, s => s.GetProperty("status").GetProperty("halted").GetBoolean(), "the primary to halt on its failed journal", primary, backup, load);
+            NodeStatusReport halted = await WaitStatusAsync(primaryAdmin, s => s.Status is { Halted: true }, "the primary to halt on its failed journal", primary, backup, load);
             // A primary that lost its backup before the fault (starved of the CPU for the silence timeout) and
             // then acknowledged alone under the lease halts holding blocks the backup lacks: the backup must not
             // take over then, and this test's question is not asked.
             InconclusiveIfBefore(primary, PairEventKind.BackupLost, PairEventKind.Halted, "the primary lost its backup before its journal failed");
-            JsonElement tookOver = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal),
+            NodeStatusReport tookOver = await WaitStatusAsync(backupAdmin, s => s.IsPrimary,
                 "the backup to take over from the halted primary", primary, backup, load);
-            Assert.That(tookOver.GetProperty("epoch").GetUInt64(), Is.EqualTo(2UL), "a takeover: the next epoch");
+            Assert.That(tookOver.Epoch, Is.EqualTo(2UL), "a takeover: the next epoch");
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
@@ -82,24 +83,24 @@ public class FailFastTests
             });
 
             // The halted node says so and why, sends clients away, and stays so.
-            JsonElement status = await StatusAsync(primaryAdmin);
-            string reason = status.GetProperty("status").GetProperty("halt_reason").GetString()!;
+            NodeStatusReport status = await StatusAsync(primaryAdmin);
+            string reason = status.Status!.HaltReason!;
             Assert.Multiple(() =>
             {
-                Assert.That(status.GetProperty("role").GetString(), Is.EqualTo("halted"));
-                Assert.That(status.GetProperty("status").GetProperty("role").GetString(), Is.EqualTo("halted"));
+                Assert.That(status.Role, Is.EqualTo("halted"));
+                Assert.That(status.Status!.Role, Is.EqualTo("halted"));
                 Assert.That(reason, Does.Contain("journal failed"));
                 Assert.That(reason, fault == "injected" ? Does.Contain("ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS") : Does.Contain("Commit").Or.Contain("space"), "the cause is named");
-                Assert.That(status.GetProperty("backup_in_step").GetBoolean(), Is.False, "the link is closed");
-                Assert.That(halted.GetProperty("status").GetProperty("lsn").GetUInt64(), Is.LessThanOrEqualTo(tookOver.GetProperty("lsn").GetUInt64()));
+                Assert.That(status.BackupInStep, Is.False, "the link is closed");
+                Assert.That(halted.Status!.Lsn, Is.LessThanOrEqualTo(tookOver.Lsn!.Value));
             });
             Assert.That(await LogonAsync(primaryPort), Is.EqualTo(LogonStatus.NotPrimary), "a logon to the halted node is answered 'not primary'");
             if (lease == "witness")
             {
                 // Its backup was in step when it halted: it must not have taken the witness's lease as its link
                 // closed (the backup, which holds everything, needed it to take over), nor hold it now.
-                Assert.That(status.GetProperty("solo_lease").GetBoolean(), Is.False, "the halted primary holds no lease");
-                Assert.That(tookOver.GetProperty("solo_lease").GetBoolean(), Is.True, "the new primary has the witness's lease");
+                Assert.That(status.SoloLease, Is.False, "the halted primary holds no lease");
+                Assert.That(tookOver.SoloLease, Is.True, "the new primary has the witness's lease");
             }
 
             Assert.That(primary.Terminate(Wait), Is.EqualTo(ExitHalted), "SIGTERM: the halted node's own exit code");
@@ -142,7 +143,7 @@ public class FailFastTests
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(primaryData, "journal"), "--json");
-            JsonElement halted = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "halted", "the backup to halt on its failed journal", primary, backup, load);
+            NodeStatusReport halted = await WaitStatusAsync(backupAdmin, s => s.Role == "halted", "the backup to halt on its failed journal", primary, backup, load);
             InconclusiveIfBefore(backup, PairEventKind.PrimaryLost, PairEventKind.Halted, "the backup lost its primary before its journal failed");
             primary.WaitForEvent(PairEventKind.BackupLost, "the primary to lose its backup", Wait);
 
@@ -158,8 +159,8 @@ public class FailFastTests
             });
             Assert.Multiple(() =>
             {
-                Assert.That(halted.GetProperty("halted").GetBoolean(), Is.True);
-                Assert.That(halted.GetProperty("halt_reason").GetString(), Does.Contain("journal failed").And.Contain("never takes over"));
+                Assert.That(halted.Halted, Is.True);
+                Assert.That(halted.HaltReason, Does.Contain("journal failed").And.Contain("never takes over"));
                 Assert.That(backup.HasEvent(PairEventKind.Halted), Is.True);
                 Assert.That(backup.HasEvent(PairEventKind.PrimaryLost), Is.False, "its own disk is not the primary's death");
             });
@@ -175,8 +176,8 @@ public class FailFastTests
                 Engine.Client.SubmitResult alone = await client.SubmitAsync(Transaction.NewOrder(0, 0, 1, 1, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 990, 1)).WaitAsync(Wait);
                 Assert.That(alone.Accepted, Is.True, $"the primary acknowledges alone: {alone}");
             }
-            JsonElement primaryStatus = await StatusAsync(primaryAdmin);
-            Assert.That(primaryStatus.GetProperty("backup_in_step").GetBoolean(), Is.False);
+            NodeStatusReport primaryStatus = await StatusAsync(primaryAdmin);
+            Assert.That(primaryStatus.BackupInStep, Is.False);
 
             // The primary dies. An in-step backup takes over within the 500 ms silence timeout (tens of
             // milliseconds after a kill: the connection resets); this one must not, ever. Watched for
@@ -185,8 +186,8 @@ public class FailFastTests
             var watch = Stopwatch.StartNew();
             while (watch.Elapsed < TimeSpan.FromSeconds(4))
             {
-                JsonElement now = await StatusAsync(backupAdmin);
-                Assert.That(now.GetProperty("role").GetString(), Is.EqualTo("halted"), $"the halted backup took over: {now}");
+                NodeStatusReport now = await StatusAsync(backupAdmin);
+                Assert.That(now.Role, Is.EqualTo("halted"), $"the halted backup took over: {now}");
                 await Task.Delay(50);
             }
             Assert.That(backup.HasEvent(PairEventKind.TakeOver), Is.False);
@@ -208,7 +209,7 @@ public class FailFastTests
     }
 
     /// <summary>Polls GET /status until <paramref name="condition"/> holds; fails naming <paramref name="what"/> and the last status (and the load's progress) if it does not within the wait.</summary>
-    private static async Task<JsonElement> WaitStatusAsync(int admin, Func<JsonElement, bool> condition, string what, params EngineProcess[] show)
+    private static async Task<NodeStatusReport> WaitStatusAsync(int admin, Func<NodeStatusReport, bool> condition, string what, params EngineProcess[] show)
     {
         var clock = Stopwatch.StartNew();
         string last = "";
@@ -216,7 +217,7 @@ public class FailFastTests
         {
             try
             {
-                JsonElement status = await StatusAsync(admin);
+                NodeStatusReport status = await StatusAsync(admin);
                 if (condition(status))
                 {
                     return status;
@@ -267,16 +268,16 @@ public class FailFastTests
         // Both nodes at each look, so that a swap is seen whichever side shows it first.
         await WaitStatusAsync(primaryAdmin, primary =>
         {
-            JsonElement backup = StatusAsync(backupAdmin).GetAwaiter().GetResult();
+            NodeStatusReport backup = StatusAsync(backupAdmin).GetAwaiter().GetResult();
             bool roles = Planned(primary, "primary") & Planned(backup, "backup"); // both looked at, always
-            return roles && primary.GetProperty("backup_in_step").ValueKind == JsonValueKind.True && backup.GetProperty("in_step").ValueKind == JsonValueKind.True;
+            return roles && primary.BackupInStep == true && backup.InStep == true;
         }, "the primary to report its backup in step and the backup itself in step", show);
 
-        static bool Planned(JsonElement status, string role)
+        static bool Planned(NodeStatusReport status, string role)
         {
-            string now = status.GetProperty("role").GetString()!;
+            string now = status.Role;
             bool swapped = role == "primary" ? now == "backup" : now.StartsWith("primary", StringComparison.Ordinal);
-            if (swapped || status.GetProperty("epoch") is { ValueKind: JsonValueKind.Number } epoch && epoch.GetUInt64() != 1)
+            if (swapped || status.Epoch is { } epoch && epoch != 1)
             {
                 Assert.Inconclusive($"an unplanned takeover before the fault (a node starved of the CPU past the silence timeout?): the node started as {role} reports {status}");
             }
@@ -284,12 +285,7 @@ public class FailFastTests
         }
     }
 
-    private static async Task<JsonElement> StatusAsync(int admin)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{admin}/status?state=false"));
-        return JsonDocument.Parse(body).RootElement.Clone();
-    }
+    private static Task<NodeStatusReport> StatusAsync(int admin) => AdminStatus.GetAsync($"127.0.0.1:{admin}", state: false);
 
     /// <summary>Logs on as client 30 on a raw socket and returns the answer's status.</summary>
     private static async Task<LogonStatus> LogonAsync(int port)

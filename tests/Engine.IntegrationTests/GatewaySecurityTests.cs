@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Engine.Client;
+using Engine.Core.Server;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
 using Engine.Replication;
@@ -39,7 +40,7 @@ public class GatewaySecurityTests
         await using EngineClient trader = await server.ConnectAsync(1);
         Assert.That((await trader.SubmitAsync(Order(1))).Accepted, Is.True);
 
-        JsonElement before = (await server.StatusAsync(state: false)).GetProperty("status");
+        NodeStatus before = (await server.StatusAsync(state: false)).Status!;
         int linesBefore = Lines(server.Process.LogText);
         long peakRssBefore = PeakRssBytes(server.Process.Id);
 
@@ -126,11 +127,11 @@ public class GatewaySecurityTests
         await trading.WaitAsync(Wait);
         double seconds = clock.Elapsed.TotalSeconds;
 
-        JsonElement after = (await server.StatusAsync(state: false)).GetProperty("status");
-        long allocated = after.GetProperty("allocated_bytes").GetInt64() - before.GetProperty("allocated_bytes").GetInt64();
+        NodeStatus after = (await server.StatusAsync(state: false)).Status!;
+        long allocated = after.AllocatedBytes - before.AllocatedBytes;
         int lines = Lines(server.Process.LogText) - linesBefore;
         long peakRssGrowth = PeakRssBytes(server.Process.Id) - peakRssBefore;
-        JsonElement gateway = after.GetProperty("gateway");
+        GatewayStats gateway = after.Gateway!;
         TestContext.Out.WriteLine($"{Connections} connections in {seconds:F1} s; {traded} orders traded meanwhile; engine allocated {allocated / 1e6:F1} MB, " +
             $"peak RSS +{peakRssGrowth / 1e6:F1} MB, {lines} log lines; gateway {gateway}");
 
@@ -143,7 +144,7 @@ public class GatewaySecurityTests
             Assert.That(peakRssGrowth, Is.LessThan(256L << 20), "growth of the engine's peak resident memory");
             // One line per connection would be thousands; aggregated, a few per source and second.
             Assert.That(lines, Is.LessThan(Connections / 4), "log lines written during the flood");
-            Assert.That(gateway.GetProperty("refused_throttled").GetInt64() + gateway.GetProperty("pending_evicted").GetInt64(), Is.GreaterThan(0), "the limits were reached");
+            Assert.That(gateway.RefusedThrottled + gateway.PendingEvicted, Is.GreaterThan(0), "the limits were reached");
         });
         // The engine is still whole: a new logon after the flood works.
         await using EngineClient third = await server.ConnectAsync(3);
@@ -175,12 +176,12 @@ public class GatewaySecurityTests
             await other.SendAsync(LogonFrame(1, "dev-token-1"));
             Assert.That((await ReadAck(other)).Status, Is.EqualTo(LogonStatus.Ok));
         }
-        JsonElement gateway = (await server.StatusAsync(state: false)).GetProperty("status").GetProperty("gateway");
+        GatewayStats gateway = (await server.StatusAsync(state: false)).Status!.Gateway!;
         Assert.Multiple(() =>
         {
-            Assert.That(gateway.GetProperty("logons_failed").GetInt64(), Is.EqualTo(5));
-            Assert.That(gateway.GetProperty("refused_throttled").GetInt64(), Is.EqualTo(1));
-            Assert.That(gateway.GetProperty("blocked_addresses").GetInt32(), Is.EqualTo(1));
+            Assert.That(gateway.LogonsFailed, Is.EqualTo(5));
+            Assert.That(gateway.RefusedThrottled, Is.EqualTo(1));
+            Assert.That(gateway.BlockedAddresses, Is.EqualTo(1));
         });
         server.Process.WaitForLog(o => o.Contains("127.0.0.7 failed 5 logons", StringComparison.Ordinal), "the block in the log", Wait);
     }
@@ -297,8 +298,8 @@ public class GatewaySecurityTests
             }));
             Assert.That(untrusted!.Message, Does.Contain("certificate"));
 
-            JsonElement gateway = (await server.StatusAsync(state: false)).GetProperty("status").GetProperty("gateway");
-            Assert.That(gateway.GetProperty("tls_failures").GetInt64(), Is.GreaterThanOrEqualTo(1), "the plaintext attempt is counted");
+            GatewayStats gateway = (await server.StatusAsync(state: false)).Status!.Gateway!;
+            Assert.That(gateway.TlsFailures, Is.GreaterThanOrEqualTo(1), "the plaintext attempt is counted");
         }
         finally
         {

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
+using Engine.Cli;
 using Engine.Client;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
@@ -55,8 +55,8 @@ public class LinkSecurityTests
         Assert.That((refused!.Reason, refused.ByPeer), Is.EqualTo((RefusalReason.RoleNotAllowed, true)), refused.Message);
 
         // The pair is whole: the real backup was never displaced, and orders are acknowledged.
-        JsonElement status = await OperatorPair.StatusAsync(pair.PrimaryAdmin);
-        Assert.That(status.GetProperty("backup_in_step").GetBoolean(), Is.True, status.ToString());
+        NodeStatusReport status = await AdminStatus.GetAsync(pair.PrimaryAdmin);
+        Assert.That(status.BackupInStep, Is.True, status.ToString());
         await using (EngineClient client = await pair.ConnectClientAsync(1))
         {
             SubmitResult result = await client.SubmitAsync(Order(1)).WaitAsync(Wait);
@@ -116,8 +116,8 @@ public class LinkSecurityTests
         Assert.That(lost.Text, Does.Contain("lost the backup (a false acknowledgement"));
         Assert.That(order.IsCompleted, Is.False, $"the order was answered on a false ack: {(order.IsCompletedSuccessfully ? order.Result.ToString() : order.Exception?.Message)}");
         Assert.That(await fake.Closed.WaitAsync(Wait), Is.False, "the fake's link was closed, and no block came after the false ack but the one it lied about");
-        JsonElement status = await OperatorPair.StatusAsync(pair.PrimaryAdmin);
-        Assert.That(status.GetProperty("backup_in_step").GetBoolean(), Is.False, status.ToString());
+        NodeStatusReport status = await AdminStatus.GetAsync(pair.PrimaryAdmin);
+        Assert.That(status.BackupInStep, Is.False, status.ToString());
 
         // The real backup: it receives the block, really acknowledges it, and only then is the order accepted.
         pair.StartBackup();

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
-using System.Text.Json;
+using Engine.Cli;
 using Engine.IntegrationTests.Support;
 using Engine.Replication;
 using Engine.Security;
@@ -152,13 +152,13 @@ public class PeerSecurityTests
                 Assert.That((int)response.StatusCode, Is.EqualTo(attempt == 0 ? 200 : 401), attempt == 0 ? "the operator's signature" : "the same request replayed");
             }
             Assert.That(await SoloLeaseAsync(http, admin), Is.True, "granted");
-            JsonElement granted = await StatusAsync(http, admin);
-            Assert.That(granted.GetProperty("solo_lease_ms_left").GetDouble(), Is.InRange(1, 10 * 60 * 1000), "a go-solo lease ends");
+            NodeStatusReport granted = await StatusAsync(http, admin);
+            Assert.That(granted.SoloLeaseMsLeft, Is.InRange(1, 10 * 60 * 1000), "a go-solo lease ends");
 
             using var command = EngineProcess.Start("admin", "go-solo", "--admin", admin, "--minutes", "1");
             Assert.That(command.WaitForExit(Wait), Is.Zero, command.StdErr);
             Assert.That(command.StdOut, Does.Contain("for 1 min"));
-            Assert.That((await StatusAsync(http, admin)).GetProperty("solo_lease_ms_left").GetDouble(), Is.InRange(1, 60 * 1000), "the command's lease: one minute");
+            Assert.That((await StatusAsync(http, admin)).SoloLeaseMsLeft, Is.InRange(1, 60 * 1000), "the command's lease: one minute");
             Assert.That(primary.EventsOf(PairEventKind.Refused).Select(e => e.Text), Has.Some.Contains("admin endpoint: refused"), "the refusals are told");
         }
         finally
@@ -207,10 +207,9 @@ public class PeerSecurityTests
     private static string Forged(string host) =>
         Engine.Replication.AdminAuthorization.Create("operator", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), "POST", host, "/admin/go-solo", [], _ => new byte[64]);
 
-    private static async Task<JsonElement> StatusAsync(HttpClient http, string admin) =>
-        JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://{admin}/status?state=false"))).RootElement.Clone();
+    private static Task<NodeStatusReport> StatusAsync(HttpClient http, string admin) => NodeStatusReport.GetAsync(http, admin, state: false, CancellationToken.None);
 
-    private static async Task<bool> SoloLeaseAsync(HttpClient http, string admin) => (await StatusAsync(http, admin)).GetProperty("solo_lease").GetBoolean();
+    private static async Task<bool> SoloLeaseAsync(HttpClient http, string admin) => (await StatusAsync(http, admin)).SoloLease!.Value;
 
     /// <summary>A secure channel to <paramref name="at"/> as <paramref name="who"/>, one line sent, the answer or "refused: REASON".</summary>
     private static async Task<string> HandshakeAsync(IPEndPoint at, ClusterCredentials who, LinkPurpose purpose, PrincipalRole serverRole, string line)
