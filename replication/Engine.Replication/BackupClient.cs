@@ -78,8 +78,8 @@ public sealed class BackupClient
         Head = head;
     }
 
-    /// <summary>Tells a pair event about where this node's chain ends now.</summary>
-    private void Say(PairEventKind kind, string text) => _log(new PairEvent(kind, text, Head.Epoch, Head.BlockNo));
+    /// <summary>Tells a pair event about where this node's chain ends now, or about block <paramref name="blockNo"/>.</summary>
+    private void Say(PairEventKind kind, string text, ulong? blockNo = null) => _log(new PairEvent(kind, text, Head.Epoch, blockNo ?? Head.BlockNo));
 
     /// <summary>Where this node's chain ends now.</summary>
     public ChainHead Head { get; private set; }
@@ -326,10 +326,10 @@ public sealed class BackupClient
                         {
                             if (ours != theirs)
                             {
-                                Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
+                                Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.", blockNo);
                                 return (false, BackupOutcome.StateMismatch);
                             }
-                            Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
+                            Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})", blockNo);
                         }
                         continue;
                     case ReplicationType.Block:

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
+using Engine.Cli;
 using Engine.Client;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
@@ -27,11 +27,11 @@ public class LinkSecurityTests
     {
         using var pair = SecurePair.Start();
         pair.StartBackup();
-        pair.Primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
-        // Both sides' lines of the first attach, before the marks: the backup writes its "catching
-        // up" when the primary's answer arrives, which can be after the primary's "mirroring live".
-        pair.Backup!.WaitForOutput(o => o.Contains("in step with the primary", StringComparison.Ordinal), "the backup to be in step", Wait);
-        int primaryMark = pair.Primary.StdOut.Length, backupMark = pair.Backup.StdOut.Length;
+        pair.Primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
+        // Both sides' events of the first attach, before the marks: the backup raises its catching_up
+        // when the primary's answer arrives, which can be after the primary's backup_in_step.
+        pair.Backup!.WaitForEvent(PairEventKind.InStep, "the backup to be in step", Wait);
+        int primaryMark = pair.Primary.EventCount, backupMark = pair.Backup.EventCount;
 
         // 1. Today's protocol in plaintext: a Hello with the genesis block, as any process could send.
         BlockBuilder.Genesis(ClusterId.Development, 1, 0, out ChainHead genesis);
@@ -55,20 +55,19 @@ public class LinkSecurityTests
         Assert.That((refused!.Reason, refused.ByPeer), Is.EqualTo((RefusalReason.RoleNotAllowed, true)), refused.Message);
 
         // The pair is whole: the real backup was never displaced, and orders are acknowledged.
-        JsonElement status = await OperatorPair.StatusAsync(pair.PrimaryAdmin);
-        Assert.That(status.GetProperty("backup_in_step").GetBoolean(), Is.True, status.ToString());
+        NodeStatusReport status = await AdminStatus.GetAsync(pair.PrimaryAdmin);
+        Assert.That(status.BackupInStep, Is.True, status.ToString());
         await using (EngineClient client = await pair.ConnectClientAsync(1))
         {
             SubmitResult result = await client.SubmitAsync(Order(1)).WaitAsync(Wait);
             Assert.That(result.Accepted, Is.True, result.ToString());
         }
-        string primaryLog = pair.Primary.StdOut[primaryMark..];
         Assert.Multiple(() =>
         {
-            Assert.That(primaryLog, Does.Not.Contain("lost the backup"));
-            Assert.That(primaryLog, Does.Not.Contain("mirroring live"), "nobody else attached");
-            Assert.That(primaryLog, Does.Contain("replication endpoint: refused"), "the refusals are logged");
-            Assert.That(pair.Backup.StdOut[backupMark..], Does.Not.Contain("catching up"), "the real backup kept its link");
+            Assert.That(pair.Primary.HasEvent(PairEventKind.BackupLost, since: primaryMark), Is.False);
+            Assert.That(pair.Primary.HasEvent(PairEventKind.BackupInStep, since: primaryMark), Is.False, "nobody else attached");
+            Assert.That(pair.Primary.EventsOf(PairEventKind.Refused, since: primaryMark).Select(e => e.Text), Has.Some.Contains("replication endpoint: refused"), "the refusals are logged");
+            Assert.That(pair.Backup.HasEvent(PairEventKind.CatchingUp, since: backupMark), Is.False, "the real backup kept its link");
         });
     }
 
@@ -87,7 +86,7 @@ public class LinkSecurityTests
         (ReplicationType Type, byte[] Payload) frame = await fake.NextAsync(t => t == ReplicationType.HelloAck);
         Assert.That(frame.Payload[0], Is.Zero, "the fake's head is on the primary's chain");
         await fake.NextAsync(t => t == ReplicationType.CaughtUp);
-        pair.Primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the fake backup to be in step", Wait);
+        pair.Primary.WaitForEvent(PairEventKind.BackupInStep, "the fake backup to be in step", Wait);
 
         await using EngineClient client = await pair.ConnectClientAsync(1, answerTimeout: Wait);
         Task<SubmitResult> order = client.SubmitAsync(Order(1));
@@ -111,18 +110,21 @@ public class LinkSecurityTests
         }
         await fake.Link.SendAsync(ack, CancellationToken.None);
 
-        pair.Primary.WaitForOutput(o => o.Contains("INCIDENT: backup node-b acknowledged", StringComparison.Ordinal), "the primary to see the false ack", Wait);
-        pair.Primary.WaitForOutput(o => o.Contains("lost the backup (a false acknowledgement", StringComparison.Ordinal), "the primary to reset the link", Wait);
+        PairEvent incident = pair.Primary.WaitForEvent(PairEventKind.LinkIncident, "the primary to see the false ack", Wait);
+        PairEvent lost = pair.Primary.WaitForEvent(PairEventKind.BackupLost, "the primary to reset the link", Wait);
+        Assert.That(incident.Text, Does.Contain("INCIDENT: backup node-b acknowledged"));
+        Assert.That(lost.Text, Does.Contain("lost the backup (a false acknowledgement"));
         Assert.That(order.IsCompleted, Is.False, $"the order was answered on a false ack: {(order.IsCompletedSuccessfully ? order.Result.ToString() : order.Exception?.Message)}");
         Assert.That(await fake.Closed.WaitAsync(Wait), Is.False, "the fake's link was closed, and no block came after the false ack but the one it lied about");
-        JsonElement status = await OperatorPair.StatusAsync(pair.PrimaryAdmin);
-        Assert.That(status.GetProperty("backup_in_step").GetBoolean(), Is.False, status.ToString());
+        NodeStatusReport status = await AdminStatus.GetAsync(pair.PrimaryAdmin);
+        Assert.That(status.BackupInStep, Is.False, status.ToString());
 
         // The real backup: it receives the block, really acknowledges it, and only then is the order accepted.
         pair.StartBackup();
         SubmitResult result = await order.WaitAsync(Wait);
         Assert.That(result.Accepted, Is.True, result.ToString());
-        pair.Backup!.WaitForOutput(o => o.Contains("in step with the primary node-a", StringComparison.Ordinal), "the real backup to be in step", Wait);
+        PairEvent inStep = pair.Backup!.WaitForEvent(PairEventKind.InStep, "the real backup to be in step", Wait);
+        Assert.That(inStep.Text, Does.Contain("in step with the primary node-a"));
     }
 
     [Test]
@@ -130,8 +132,8 @@ public class LinkSecurityTests
     {
         using var pair = SecurePair.Start();
         pair.StartBackup();
-        pair.Primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
-        int mark = pair.Primary.StdOut.Length;
+        pair.Primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
+        int mark = pair.Primary.EventCount;
 
         // Garbage, and a handshake that stops after its first message: closed by the primary.
         using (var garbage = new TcpClient())
@@ -172,21 +174,21 @@ public class LinkSecurityTests
         }
 
         // The real backup still has its link, and a restarted one attaches again: the endpoint serves on.
-        Assert.That(pair.Primary.StdOut[mark..], Does.Not.Contain("lost the backup"));
+        Assert.That(pair.Primary.HasEvent(PairEventKind.BackupLost, since: mark), Is.False);
         pair.Backup!.KillHard();
-        pair.Primary.WaitForOutput(o => o[mark..].Contains("lost the backup", StringComparison.Ordinal), "the primary to notice the killed backup", Wait);
+        pair.Primary.WaitForEvent(PairEventKind.BackupLost, "the primary to notice the killed backup", Wait, since: mark);
         pair.StartBackup();
-        pair.Primary.WaitForOutput(o => o[mark..].Contains("mirroring live", StringComparison.Ordinal), "the restarted backup to attach", Wait);
+        pair.Primary.WaitForEvent(PairEventKind.BackupInStep, "the restarted backup to attach", Wait, since: mark);
         await using (EngineClient client = await pair.ConnectClientAsync(1))
         {
             SubmitResult result = await client.SubmitAsync(Order(1)).WaitAsync(Wait);
             Assert.That(result.Accepted, Is.True, result.ToString());
         }
-        string log = pair.Primary.StdOut[mark..];
+        List<string> refusals = [.. pair.Primary.EventsOf(PairEventKind.Refused, since: mark).Select(e => e.Text)];
         Assert.Multiple(() =>
         {
-            Assert.That(log, Does.Contain("replication endpoint: refused 127.0.0.1:"));
-            Assert.That(log, Does.Contain("did not finish the handshake"), "the half handshake, by timeout");
+            Assert.That(refusals, Has.Some.Contains("replication endpoint: refused 127.0.0.1:"));
+            Assert.That(refusals, Has.Some.Contains("did not finish the handshake"), "the half handshake, by timeout");
         });
     }
 
@@ -465,7 +467,7 @@ public class LinkSecurityTests
                 "--replication-listen", $"127.0.0.1:{_replication}", "--admin", PrimaryAdmin,
                 "--cluster", Path.Combine(Cluster, "cluster.json"), "--key", Path.Combine(Cluster, "node-a.key"));
             _processes.Add(Primary);
-            Primary.WaitForOutput(o => o.Contains("taking a backup on", StringComparison.Ordinal), "the primary to start", Wait);
+            Primary.WaitForEvent(PairEventKind.PrimaryStarted, "the primary to start", Wait);
         }
 
         private static int FreePort()
@@ -481,7 +483,7 @@ public class LinkSecurityTests
             {
                 if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed)
                 {
-                    TestContext.Out.WriteLine($"--- an engine process:\n{process.StdOut}");
+                    TestContext.Out.WriteLine($"--- an engine process:\n{process.LogText}");
                 }
                 process.Dispose();
             }

@@ -216,16 +216,16 @@ internal static class ServeCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
         var board = new NodeBoard();
-        // Every pair event goes to the log (its kind a field of its own) and to /log.
+        // Every pair event goes to the log (its kind, epoch and block fields of their own) and to /log.
         void Raise(PairEvent pairEvent)
         {
             if (pairEvent.Kind is PairEventKind.Halted or PairEventKind.StateMismatch or PairEventKind.JournalFailed)
             {
-                Log.PairAlarm(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind));
+                Log.PairAlarm(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind), pairEvent.Epoch, pairEvent.BlockNo);
             }
             else
             {
-                Log.Pair(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind));
+                Log.Pair(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind), pairEvent.Epoch, pairEvent.BlockNo);
             }
             board.Log.Add(pairEvent);
         }
