@@ -1,4 +1,5 @@
 using Engine.IntegrationTests.Support;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -24,21 +25,21 @@ public class TakeoverEpochTests
             using var a = EngineProcess.Start(NodeA("primary"));
             using var b = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", $"127.0.0.1:{portB}",
                 "--peer", $"127.0.0.1:{replicationA}", "--replication-listen", $"127.0.0.1:{replicationB}", "--allow-solo");
-            a.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "B in step with A", Wait);
+            a.WaitForEvent(PairEventKind.BackupInStep, "B in step with A", Wait);
 
             // No order at all: B takes over in epoch 2 and seals nothing in it.
             a.KillHard();
-            b.WaitForOutput(o => o.Contains("TAKEOVER: primary now, epoch 2", StringComparison.Ordinal), "B to take over in epoch 2", Wait);
+            Assert.That(b.WaitForEvent(PairEventKind.TakeOver, "B to take over", Wait).Epoch, Is.EqualTo(2UL));
             a.Dispose();
-            int mark = b.StdOut.Length;
+            int mark = b.EventCount;
             using var rejoined = EngineProcess.Start(NodeA("backup"));
-            b.WaitForOutput(o => o[Math.Min(mark, o.Length)..].Contains("mirroring live", StringComparison.Ordinal), "A in step with B", Wait);
-            rejoined.WaitForOutput(o => o.Contains("in step with the primary", StringComparison.Ordinal), "A to know it is in step", Wait);
+            b.WaitForEvent(PairEventKind.BackupInStep, "A in step with B", Wait, since: mark);
+            rejoined.WaitForEvent(PairEventKind.InStep, "A to know it is in step", Wait);
 
             // B dies idle too: A must claim epoch 3. Epoch 2 is B's, though no block of it exists.
             b.KillHard();
-            rejoined.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "A to take over", Wait);
-            Assert.That(rejoined.StdOut, Does.Contain("TAKEOVER: primary now, epoch 3"), rejoined.StdOut);
+            PairEvent takeOver = rejoined.WaitForEvent(PairEventKind.TakeOver, "A to take over", Wait);
+            Assert.That(takeOver.Epoch, Is.EqualTo(3UL), rejoined.LogText);
         }
         finally
         {
