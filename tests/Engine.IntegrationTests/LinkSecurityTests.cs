@@ -127,6 +127,92 @@ public class LinkSecurityTests
         Assert.That(inStep.Text, Does.Contain("in step with the primary node-a"));
     }
 
+    /// <summary>
+    /// A node whose chain ends in a later epoch than the primary's has followed a primary that took over
+    /// since: this one is an old primary, cut off until now. It must step down and never answer "your
+    /// chain is not on mine" (the node would discard what the new primary acknowledged). Found by the
+    /// simulator (tools/Engine.Sim); fails on the code before it.
+    /// </summary>
+    [Test]
+    public async Task A_primary_that_meets_a_backup_from_a_later_epoch_steps_down_and_never_tells_it_to_discard()
+    {
+        using var pair = SecurePair.Start();
+        ChainHead head = pair.PrimaryHead();
+        var later = new ChainHead(head.Epoch + 1, head.BlockNo + 3, head.LastLsn + 3, Hash32.From(Enumerable.Repeat((byte)0x5a, 32).ToArray()));
+
+        using ReplicationLink link = await ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, pair.Key("node-b"), Wait, CancellationToken.None);
+        await link.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, 0, in later), CancellationToken.None);
+        var received = new List<ReplicationType>();
+        using (var deadline = new CancellationTokenSource(Wait))
+        {
+            try
+            {
+                while (await link.ReadAsync(deadline.Token) is { } frame)
+                {
+                    received.Add(frame.Type);
+                }
+            }
+            catch (IOException)
+            {
+                // Closed by the primary: what it should do.
+            }
+        }
+        Assert.That(received, Does.Not.Contain(ReplicationType.HelloAck), "no answer about our chain, least of all 'diverged'");
+        PairEvent steppedDown = pair.Primary.WaitForEvent(PairEventKind.SteppingDown, "the old primary to step down", Wait);
+        Assert.That(steppedDown.Epoch, Is.EqualTo(later.Epoch));
+    }
+
+    /// <summary>
+    /// A primary that acknowledged alone under the witness's lease gives the lease back only once its
+    /// new backup has acknowledged the end of the catch-up, not once the catch-up is sent: a backup that
+    /// never received it must not be able to take over (the lease given back would let it) without the
+    /// blocks acknowledged alone. Found by the simulator (tools/Engine.Sim); fails on the code before it.
+    /// </summary>
+    [Test]
+    public async Task The_solo_lease_goes_back_only_once_the_backup_has_acknowledged_its_catch_up()
+    {
+        using var pair = SecurePair.Start(withWitness: true);
+        pair.Primary.WaitForEvent(PairEventKind.LeaseGranted, "the primary alone to hold the witness's lease", Wait);
+        await using (EngineClient client = await pair.ConnectClientAsync(1, answerTimeout: Wait))
+        {
+            SubmitResult result = await client.SubmitAsync(Order(1)).WaitAsync(Wait);
+            Assert.That(result.Accepted, Is.True, $"acknowledged alone under the lease: {result}");
+        }
+        ClusterCredentials nodeB = pair.Key("node-b");
+        BlockBuilder.Genesis(ClusterId.From(nodeB.Roster.ClusterId), 1, 0, out ChainHead genesis);
+
+        using var fake = new FakeBackup(await ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, nodeB, Wait, CancellationToken.None));
+        int mark = pair.Primary.EventCount;
+        fake.Hello(genesis);
+        (ReplicationType Type, byte[] Payload) batch = await fake.NextAsync(t => t == ReplicationType.CatchUpBatch);
+        await fake.NextAsync(t => t == ReplicationType.CaughtUp);
+        pair.Primary.WaitForEvent(PairEventKind.BackupInStep, "the catch-up to be sent", Wait, since: mark);
+
+        // Sent, not acknowledged: the lease stays. A window of two lease renewals' worth of heartbeats (the
+        // code before this gave it back within one request to the witness, well under 100 ms).
+        var window = System.Diagnostics.Stopwatch.StartNew();
+        while (window.Elapsed < TimeSpan.FromSeconds(1.5))
+        {
+            Assert.That(pair.Primary.HasEvent(PairEventKind.LeaseReleased, since: mark), Is.False, "the lease went back before the backup acknowledged its catch-up");
+            Thread.Sleep(20);
+        }
+
+        // The backup acknowledges the catch-up's last block: now it holds everything, and the lease goes back.
+        var unpacked = new byte[CatchUpBatch.MaxRawBytes];
+        CatchUpBatch.Reader blocks = CatchUpBatch.Open(batch.Payload, unpacked);
+        BlockHeader last = default;
+        Hash32 lastHash = default;
+        while (blocks.TryNext(out ReadOnlySpan<byte> block))
+        {
+            BlockFormat.TryReadHeader(block, out last);
+            lastHash = BlockFormat.StoredHash(block, in last);
+        }
+        var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+        ReplicationFrame.WriteAck(ack, ReplicationType.Ack, last.BlockNo, in lastHash);
+        fake.Link.Send(ack);
+        pair.Primary.WaitForEvent(PairEventKind.LeaseReleased, "the lease to go back once the catch-up is acknowledged", Wait, since: mark);
+    }
+
     [Test]
     public async Task Garbage_half_handshakes_and_malformed_hellos_leave_the_endpoint_serving_the_real_backup()
     {
@@ -404,11 +490,16 @@ public class LinkSecurityTests
 
         public EngineProcess? Backup { get; private set; }
 
-        public static SecurePair Start()
+        /// <param name="withWitness">Also a witness (the cluster's): the primary takes its solo lease from it.</param>
+        public static SecurePair Start(bool withWitness = false)
         {
             var pair = new SecurePair();
             try
             {
+                if (withWitness)
+                {
+                    pair.StartWitness();
+                }
                 pair.StartPrimary();
                 return pair;
             }
@@ -461,11 +552,23 @@ public class LinkSecurityTests
             AnswerTimeout = answerTimeout ?? TimeSpan.FromSeconds(2),
         });
 
+        private int? _witnessPort;
+
+        private void StartWitness()
+        {
+            _witnessPort = FreePort();
+            EngineProcess witness = EngineProcess.Start("witness", "--listen", $"127.0.0.1:{_witnessPort}",
+                "--cluster", Path.Combine(Cluster, "cluster.json"), "--key", Path.Combine(Cluster, "witness.key"));
+            _processes.Add(witness);
+            witness.WaitForOutput(o => o.Contains("listening", StringComparison.Ordinal), "the witness to start", Wait);
+        }
+
         private void StartPrimary()
         {
-            Primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(Root, "a"), "--listen", $"127.0.0.1:{_primaryPort}",
+            string[] witness = _witnessPort is { } port ? ["--witness", $"127.0.0.1:{port}"] : [];
+            Primary = EngineProcess.Start(["serve", "--role", "primary", "--data", Path.Combine(Root, "a"), "--listen", $"127.0.0.1:{_primaryPort}",
                 "--replication-listen", $"127.0.0.1:{_replication}", "--admin", PrimaryAdmin,
-                "--cluster", Path.Combine(Cluster, "cluster.json"), "--key", Path.Combine(Cluster, "node-a.key"));
+                "--cluster", Path.Combine(Cluster, "cluster.json"), "--key", Path.Combine(Cluster, "node-a.key"), .. witness]);
             _processes.Add(Primary);
             Primary.WaitForEvent(PairEventKind.PrimaryStarted, "the primary to start", Wait);
         }

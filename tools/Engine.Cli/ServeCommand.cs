@@ -609,6 +609,14 @@ internal static class ServeCommand
     /// </summary>
     private static void WatchForHigherEpoch(MirrorHub hub, PairOptions pair, ChainHead head, Action<PairEvent> log, CancellationTokenSource stepDown)
     {
+        // A joining backup from a later epoch says the same as the peer would: another node took over.
+        hub.HigherEpochSeen = _ =>
+        {
+            if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
+            {
+                stepDown.Cancel();
+            }
+        };
         if (pair.Peer is null)
         {
             return;
