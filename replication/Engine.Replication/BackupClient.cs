@@ -78,11 +78,22 @@ public sealed class BackupClient
         Head = head;
     }
 
-    /// <summary>Tells a pair event about where this node's chain ends now.</summary>
-    private void Say(PairEventKind kind, string text) => _log(new PairEvent(kind, text, Head.Epoch, Head.BlockNo));
+    /// <summary>Tells a pair event about where this node's chain ends now, or about block <paramref name="blockNo"/>.</summary>
+    private void Say(PairEventKind kind, string text, ulong? blockNo = null) => _log(new PairEvent(kind, text, Head.Epoch, blockNo ?? Head.BlockNo));
 
     /// <summary>Where this node's chain ends now.</summary>
     public ChainHead Head { get; private set; }
+
+    /// <summary>The highest epoch a primary we followed said it seals in (its hello).</summary>
+    private ulong _primaryEpoch;
+
+    /// <summary>
+    /// The epoch a takeover claims: one above both our last block's and the primary's. A primary
+    /// that sealed nothing in its epoch (an idle one, right after its own takeover) left no block of
+    /// it, so a takeover from our head's epoch alone would claim that same epoch again: two primaries
+    /// in one epoch, neither fenced by the witness (found by the simulator).
+    /// </summary>
+    public ulong TakeoverEpoch => Math.Max(Head.Epoch, _primaryEpoch) + 1;
 
     /// <summary>True while this node is caught up and following the primary live (for the status page).</summary>
     public bool InStep => _inStep;
@@ -263,13 +274,14 @@ public sealed class BackupClient
             {
                 throw new InvalidDataException($"a {hello.Value.Type} frame where the primary's hello belongs");
             }
-            ReplicationFrame.ReadHello(hello.Value.Payload.Span, out byte status);
+            ChainHead primaryHead = ReplicationFrame.ReadHello(hello.Value.Payload.Span, out byte status);
             if (status != 0)
             {
                 Say(PairEventKind.Diverged, $"our chain (ending at {Head}) is not on the primary's ({primary.Peer.Name}): its suffix was never acknowledged");
                 return (false, BackupOutcome.Diverged);
             }
             attached = true;
+            _primaryEpoch = Math.Max(_primaryEpoch, primaryHead.Epoch);
             Say(PairEventKind.CatchingUp, $"catching up from the primary {primary.Peer.Name} at {_primary} after block {Head.BlockNo}");
             var verifier = new ChainVerifier(Head);
             var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
@@ -314,10 +326,10 @@ public sealed class BackupClient
                         {
                             if (ours != theirs)
                             {
-                                Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.");
+                                Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books: stopping.", blockNo);
                                 return (false, BackupOutcome.StateMismatch);
                             }
-                            Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})");
+                            Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})", blockNo);
                         }
                         continue;
                     case ReplicationType.Block:

@@ -115,10 +115,13 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     public bool IsHalted => _halted;
 
     /// <summary>
-    /// Whether this node wants the witness's solo lease now: while no backup is in step. Once halted,
-    /// what it was at the halt, for good: a primary whose backup was in step must not take the lease
-    /// when its link closes (the backup, which holds everything, needs it to take over), and one that
-    /// was acknowledging alone must not give it back (the backup lacks what it acknowledged).
+    /// Whether this node wants the witness's solo lease now: until a backup holds everything this node
+    /// acknowledged alone, that is until it has acknowledged the end of its catch-up (a catch-up sent is
+    /// not a catch-up received: given back on sending, the lease would let a backup that never got it
+    /// take over without the blocks acknowledged alone; found by the simulator). Once halted, what it
+    /// was at the halt, for good: a primary whose backup was in step must not take the lease when its
+    /// link closes (the backup, which holds everything, needs it to take over), and one that was
+    /// acknowledging alone must not give it back (the backup lacks what it acknowledged).
     /// </summary>
     public bool WantsLease
     {
@@ -126,10 +129,17 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         {
             lock (_gate)
             {
-                return _halted ? !_inStepAtHalt : _link?.InStep != true;
+                return _halted ? !_inStepAtHalt : _link is not { InStep: true, HoldsEverything: true };
             }
         }
     }
+
+    /// <summary>
+    /// Set by the host: a joining backup's chain ends in a later epoch than ours, so another node took
+    /// over since and this one is an old primary (cut off until now). It must step down; the backup is
+    /// refused, never told to discard what the new primary acknowledged.
+    /// </summary>
+    public Action<ulong>? HigherEpochSeen { get; set; }
 
     /// <summary>
     /// This node's journal or pipeline failed: fall silent on the link for good. The backup's link is
@@ -146,7 +156,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             {
                 return;
             }
-            _inStepAtHalt = _link?.InStep == true;
+            _inStepAtHalt = _link is { InStep: true, HoldsEverything: true };
             _halted = true;
             link = _link;
             _link = null; // so the close below is no "lost the backup" (which would nudge the lease)
@@ -230,13 +240,23 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
     /// </summary>
     internal void Acked(BackupLink link, ulong blockNo)
     {
+        bool nowHoldsEverything = false;
         lock (_gate)
         {
             if (_link == link && blockNo > _ackedBlockNo)
             {
                 _ackedBlockNo = blockNo;
             }
+            if (_link == link && !link.HoldsEverything && blockNo >= link.CatchUpTo)
+            {
+                link.HoldsEverything = true;
+                nowHoldsEverything = true;
+            }
             Monitor.PulseAll(_gate);
+        }
+        if (nowHoldsEverything)
+        {
+            Lease.Nudge(); // the backup holds everything acknowledged alone: the lease goes back now
         }
     }
 
@@ -383,6 +403,15 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
             _refusals.Refused(remote, $"closed {link.Peer.Name}: a hello with status {intent}");
             return false;
         }
+        if (theirs.Epoch > Epoch)
+        {
+            // Its chain has blocks of a later epoch: another node took over since, and this one is an old
+            // primary cut off until now. Telling it its chain is not on ours would make it discard what
+            // the new primary acknowledged (found by the simulator). Refuse it and step down instead.
+            _log(new PairEvent(PairEventKind.SteppingDown, $"backup {link.Peer.Name}: its chain ends in epoch {theirs.Epoch}, above ours ({Epoch}): another node took over; refusing it and stepping down", theirs.Epoch, theirs.BlockNo));
+            HigherEpochSeen?.Invoke(theirs.Epoch);
+            return false;
+        }
 
         // Where does the backup's chain end on ours? Only a backup whose head is one of our blocks
         // can catch up; anything else has a suffix we never acknowledged and must start over.
@@ -416,7 +445,7 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
                 return false;
             }
             catchUpTo = _lastSealedBlockNo; // later blocks queue on the link until the catch-up is sent
-            backup = new BackupLink(this, link, _log, catchUpTo);
+            backup = new BackupLink(this, link, _log, catchUpTo) { HoldsEverything = catchUpTo <= theirs.BlockNo };
             _link?.Close($"replaced by a new backup ({link.Peer.Name})");
             _link = backup;
         }
@@ -535,6 +564,12 @@ public sealed class MirrorHub : IBlockMirror, IAsyncDisposable
         private readonly object _sendLock = new();
         private readonly SemaphoreSlim _sendWanted = new(0, int.MaxValue);
         private readonly ulong _catchUpTo;
+
+        /// <summary>The last block of the catch-up: once the backup acknowledges it (or a later one), it holds everything this node acknowledged alone.</summary>
+        public ulong CatchUpTo => _catchUpTo;
+
+        /// <summary>The backup has acknowledged the end of its catch-up (or needed none). Under the hub's lock.</summary>
+        public bool HoldsEverything { get; set; }
         private readonly SentBlocks _catchUpSent = new();
         private readonly SentBlocks _liveSent = new();
         private byte[] _pending = new byte[MaxPendingBytes];

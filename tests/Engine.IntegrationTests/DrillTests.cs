@@ -2,8 +2,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Cli;
 using Engine.Cli.Drill;
 using Engine.IntegrationTests.Support;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -84,15 +86,15 @@ public class DrillTests
         });
         // Round 1 killed A (the primary), round 2 the backup (A again): restarted by the drill, detached.
         Assert.That(pair.A.HasExited, Is.True, "the drill killed the node the operator started as primary");
-        (JsonElement primary, JsonElement backup) = await pair.WaitWholeAsync();
-        JsonElement a = await OperatorPair.StatusAsync(pair.AdminA);
+        (NodeStatusReport primary, NodeStatusReport backup) = await pair.WaitWholeAsync();
+        NodeStatusReport a = await AdminStatus.GetAsync(pair.AdminA);
         Assert.Multiple(() =>
         {
-            Assert.That(a.GetProperty("pid").GetInt32(), Is.Not.EqualTo(pair.A.Id), "A runs again, as a new process");
-            Assert.That(primary.GetProperty("solo_lease").GetBoolean(), Is.False, "no solo lease left held");
-            Assert.That(backup.GetProperty("in_step").GetBoolean(), Is.True);
-            Assert.That(File.ReadAllText(Path.Combine(pair.Root, "a", "restarted-by-drill.log")), Does.Contain("in step with the primary"),
-                "a restarted node's output goes beside its data when the old one's went to a pipe");
+            Assert.That(a.Pid, Is.Not.EqualTo(pair.A.Id), "A runs again, as a new process");
+            Assert.That(primary.SoloLease, Is.False, "no solo lease left held");
+            Assert.That(backup.InStep, Is.True);
+            Assert.That(File.ReadLines(Path.Combine(pair.Root, "a", "restarted-by-drill.log")).Select(line => EngineProcess.ReadLogEntry(line).Event?.Kind),
+                Has.Some.EqualTo(PairEventKind.InStep), "a restarted node's output (its log, in_step and all) goes beside its data when the old one's went to a pipe");
         });
     }
 
@@ -286,13 +288,13 @@ public class DrillTests
                 "--replication-listen", "10.77.0.1:7500", "--allow-dev-config-on-network");
             using var backup = EngineProcess.StartIn(b, none, "serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", "10.77.0.2:7400",
                 "--peer", "10.77.0.1:7500", "--replication-listen", "10.77.0.2:7500", "--allow-solo", "--allow-dev-config-on-network");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step across the hop", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step across the hop", Wait);
 
             using var load = EngineProcess.StartIn(a, none, "load", "--target", "10.77.0.1:7400,10.77.0.2:7400", "--rate", "2000", "--duration", "5",
                 "--connections", "2", "--journal", Path.Combine(root, "b", "journal"), "--json");
             load.WaitForError(e => e.Contains(" 2 s ", StringComparison.Ordinal), "two seconds of load", Wait);
             primary.KillHard();
-            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over across the hop", Wait);
+            backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over across the hop", Wait);
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             backup.Terminate(Wait);
 

@@ -2,8 +2,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Cli;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -47,27 +49,27 @@ public class FailFastTests
                 .. lease == "witness" ? leaseArgs : []]);
             // The backup once the primary is up: the two starting at once on two shared cores is where a
             // primary is most easily starved past the silence timeout (an unplanned takeover, no fault).
-            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+            primary.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
             using var backup = EngineProcess.Start(["serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--admin", $"127.0.0.1:{backupAdmin}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--peer", $"127.0.0.1:{primaryReplication}",
                 .. leaseArgs]);
             // In step, and with a witness the lease the primary held while it had no backup given back.
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal)
-                && (!o.Contains("solo lease from the witness", StringComparison.Ordinal) || o.Contains("solo lease given back", StringComparison.Ordinal)),
+            primary.WaitForEvents(events => events.Any(e => e.Kind == PairEventKind.BackupInStep)
+                && (!events.Any(e => e.Kind == PairEventKind.LeaseGranted) || events.Any(e => e.Kind == PairEventKind.LeaseReleased)),
                 "the pair to be in step", Wait);
             await WaitWholeAsync(primaryAdmin, backupAdmin, primary, backup);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(backupData, "journal"), "--json");
 
-            JsonElement halted = await WaitStatusAsync(primaryAdmin, s => s.GetProperty("status").GetProperty("halted").GetBoolean(), "the primary to halt on its failed journal", primary, backup, load);
+            NodeStatusReport halted = await WaitStatusAsync(primaryAdmin, s => s.Status is { Halted: true }, "the primary to halt on its failed journal", primary, backup, load);
             // A primary that lost its backup before the fault (starved of the CPU for the silence timeout) and
             // then acknowledged alone under the lease halts holding blocks the backup lacks: the backup must not
             // take over then, and this test's question is not asked.
-            InconclusiveIfBefore(primary, "lost the backup", "HALTED", "the primary lost its backup before its journal failed");
-            JsonElement tookOver = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal),
+            InconclusiveIfBefore(primary, PairEventKind.BackupLost, PairEventKind.Halted, "the primary lost its backup before its journal failed");
+            NodeStatusReport tookOver = await WaitStatusAsync(backupAdmin, s => s.IsPrimary,
                 "the backup to take over from the halted primary", primary, backup, load);
-            Assert.That(tookOver.GetProperty("epoch").GetUInt64(), Is.EqualTo(2UL), "a takeover: the next epoch");
+            Assert.That(tookOver.Epoch, Is.EqualTo(2UL), "a takeover: the next epoch");
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
@@ -81,28 +83,28 @@ public class FailFastTests
             });
 
             // The halted node says so and why, sends clients away, and stays so.
-            JsonElement status = await StatusAsync(primaryAdmin);
-            string reason = status.GetProperty("status").GetProperty("halt_reason").GetString()!;
+            NodeStatusReport status = await StatusAsync(primaryAdmin);
+            string reason = status.Status!.HaltReason!;
             Assert.Multiple(() =>
             {
-                Assert.That(status.GetProperty("role").GetString(), Is.EqualTo("halted"));
-                Assert.That(status.GetProperty("status").GetProperty("role").GetString(), Is.EqualTo("halted"));
+                Assert.That(status.Role, Is.EqualTo("halted"));
+                Assert.That(status.Status!.Role, Is.EqualTo("halted"));
                 Assert.That(reason, Does.Contain("journal failed"));
                 Assert.That(reason, fault == "injected" ? Does.Contain("ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS") : Does.Contain("Commit").Or.Contain("space"), "the cause is named");
-                Assert.That(status.GetProperty("backup_in_step").GetBoolean(), Is.False, "the link is closed");
-                Assert.That(halted.GetProperty("status").GetProperty("lsn").GetUInt64(), Is.LessThanOrEqualTo(tookOver.GetProperty("lsn").GetUInt64()));
+                Assert.That(status.BackupInStep, Is.False, "the link is closed");
+                Assert.That(halted.Status!.Lsn, Is.LessThanOrEqualTo(tookOver.Lsn!.Value));
             });
             Assert.That(await LogonAsync(primaryPort), Is.EqualTo(LogonStatus.NotPrimary), "a logon to the halted node is answered 'not primary'");
             if (lease == "witness")
             {
                 // Its backup was in step when it halted: it must not have taken the witness's lease as its link
                 // closed (the backup, which holds everything, needed it to take over), nor hold it now.
-                Assert.That(status.GetProperty("solo_lease").GetBoolean(), Is.False, "the halted primary holds no lease");
-                Assert.That(tookOver.GetProperty("solo_lease").GetBoolean(), Is.True, "the new primary has the witness's lease");
+                Assert.That(status.SoloLease, Is.False, "the halted primary holds no lease");
+                Assert.That(tookOver.SoloLease, Is.True, "the new primary has the witness's lease");
             }
 
             Assert.That(primary.Terminate(Wait), Is.EqualTo(ExitHalted), "SIGTERM: the halted node's own exit code");
-            Assert.That(primary.StdOut, Does.Contain("HALTED"));
+            Assert.That(primary.HasEvent(PairEventKind.Halted), Is.True);
         }
         finally
         {
@@ -132,18 +134,18 @@ public class FailFastTests
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--admin", $"127.0.0.1:{primaryAdmin}", "--replication-listen", $"127.0.0.1:{primaryReplication}", "--allow-solo");
-            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+            primary.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
             var faulty = fault == "injected" ? new Dictionary<string, string> { ["ENGINE_FAULT_JOURNAL_APPEND_AFTER_BLOCKS"] = "20" } : new Dictionary<string, string>();
             using var backup = EngineProcess.Start(faulty, "serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--admin", $"127.0.0.1:{backupAdmin}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--peer", $"127.0.0.1:{primaryReplication}", "--allow-solo");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
             await WaitWholeAsync(primaryAdmin, backupAdmin, primary, backup);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "8", "--connections", "4", "--journal", Path.Combine(primaryData, "journal"), "--json");
-            JsonElement halted = await WaitStatusAsync(backupAdmin, s => s.GetProperty("role").GetString() == "halted", "the backup to halt on its failed journal", primary, backup, load);
-            InconclusiveIfBefore(backup, "lost the primary", "HALTED", "the backup lost its primary before its journal failed");
-            primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to lose its backup", Wait);
+            NodeStatusReport halted = await WaitStatusAsync(backupAdmin, s => s.Role == "halted", "the backup to halt on its failed journal", primary, backup, load);
+            InconclusiveIfBefore(backup, PairEventKind.PrimaryLost, PairEventKind.Halted, "the backup lost its primary before its journal failed");
+            primary.WaitForEvent(PairEventKind.BackupLost, "the primary to lose its backup", Wait);
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
@@ -157,10 +159,10 @@ public class FailFastTests
             });
             Assert.Multiple(() =>
             {
-                Assert.That(halted.GetProperty("halted").GetBoolean(), Is.True);
-                Assert.That(halted.GetProperty("halt_reason").GetString(), Does.Contain("journal failed").And.Contain("never takes over"));
-                Assert.That(backup.StdOut, Does.Contain("HALTED"));
-                Assert.That(backup.StdOut, Does.Not.Contain("lost the primary"), "its own disk is not the primary's death");
+                Assert.That(halted.Halted, Is.True);
+                Assert.That(halted.HaltReason, Does.Contain("journal failed").And.Contain("never takes over"));
+                Assert.That(backup.HasEvent(PairEventKind.Halted), Is.True);
+                Assert.That(backup.HasEvent(PairEventKind.PrimaryLost), Is.False, "its own disk is not the primary's death");
             });
 
             // The primary follows the solo rule (its lease: --allow-solo): it acknowledges alone.
@@ -174,8 +176,8 @@ public class FailFastTests
                 Engine.Client.SubmitResult alone = await client.SubmitAsync(Transaction.NewOrder(0, 0, 1, 1, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 990, 1)).WaitAsync(Wait);
                 Assert.That(alone.Accepted, Is.True, $"the primary acknowledges alone: {alone}");
             }
-            JsonElement primaryStatus = await StatusAsync(primaryAdmin);
-            Assert.That(primaryStatus.GetProperty("backup_in_step").GetBoolean(), Is.False);
+            NodeStatusReport primaryStatus = await StatusAsync(primaryAdmin);
+            Assert.That(primaryStatus.BackupInStep, Is.False);
 
             // The primary dies. An in-step backup takes over within the 500 ms silence timeout (tens of
             // milliseconds after a kill: the connection resets); this one must not, ever. Watched for
@@ -184,11 +186,11 @@ public class FailFastTests
             var watch = Stopwatch.StartNew();
             while (watch.Elapsed < TimeSpan.FromSeconds(4))
             {
-                JsonElement now = await StatusAsync(backupAdmin);
-                Assert.That(now.GetProperty("role").GetString(), Is.EqualTo("halted"), $"the halted backup took over: {now}");
+                NodeStatusReport now = await StatusAsync(backupAdmin);
+                Assert.That(now.Role, Is.EqualTo("halted"), $"the halted backup took over: {now}");
                 await Task.Delay(50);
             }
-            Assert.That(backup.StdOut, Does.Not.Contain("TAKEOVER"));
+            Assert.That(backup.HasEvent(PairEventKind.TakeOver), Is.False);
             Assert.That(() => ConnectClientPort(backupPort), Throws.InstanceOf<SocketException>(), "the halted backup refuses clients at once (its pre-bound client port is closed)");
 
             Assert.That(backup.Terminate(Wait), Is.EqualTo(ExitHalted), "SIGTERM: the halted node's own exit code");
@@ -207,7 +209,7 @@ public class FailFastTests
     }
 
     /// <summary>Polls GET /status until <paramref name="condition"/> holds; fails naming <paramref name="what"/> and the last status (and the load's progress) if it does not within the wait.</summary>
-    private static async Task<JsonElement> WaitStatusAsync(int admin, Func<JsonElement, bool> condition, string what, params EngineProcess[] show)
+    private static async Task<NodeStatusReport> WaitStatusAsync(int admin, Func<NodeStatusReport, bool> condition, string what, params EngineProcess[] show)
     {
         var clock = Stopwatch.StartNew();
         string last = "";
@@ -215,7 +217,7 @@ public class FailFastTests
         {
             try
             {
-                JsonElement status = await StatusAsync(admin);
+                NodeStatusReport status = await StatusAsync(admin);
                 if (condition(status))
                 {
                     return status;
@@ -228,23 +230,24 @@ public class FailFastTests
             }
             await Task.Delay(20);
         }
-        Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}\n" + string.Join("\n", show.Select(p => $"--- pid {p.Id}:\n{Tail(p.StdOut)}{Tail(p.StdErr)}")));
+        Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; last status: {last}\n" + string.Join("\n", show.Select(p => $"--- pid {p.Id}:\n{Tail(p.LogText)}{Tail(p.StdErr)}")));
         throw new InvalidOperationException("unreachable");
     }
 
     /// <summary>
-    /// Makes the test inconclusive if <paramref name="process"/> said <paramref name="unplanned"/> before
-    /// <paramref name="marker"/>: a pair event no fault of the test's made (on two shared cores, a node
-    /// starved of the CPU past the 500 ms silence timeout), after which the test's question is not asked.
+    /// Makes the test inconclusive if <paramref name="process"/> raised an event of kind <paramref name="unplanned"/>
+    /// before its first of kind <paramref name="marker"/> (or with none yet): a pair event no fault of the test's
+    /// made (on two shared cores, a node starved of the CPU past the 500 ms silence timeout), after which the
+    /// test's question is not asked.
     /// </summary>
-    private static void InconclusiveIfBefore(EngineProcess process, string unplanned, string marker, string what)
+    private static void InconclusiveIfBefore(EngineProcess process, PairEventKind unplanned, PairEventKind marker, string what)
     {
-        string output = process.StdOut;
-        int at = output.IndexOf(unplanned, StringComparison.Ordinal);
-        int end = output.IndexOf(marker, StringComparison.Ordinal);
+        List<PairEvent> events = [.. process.Events];
+        int at = events.FindIndex(e => e.Kind == unplanned);
+        int end = events.FindIndex(e => e.Kind == marker);
         if (at >= 0 && (end < 0 || at < end))
         {
-            Assert.Inconclusive($"unplanned: {what}:\n{Tail(output[..(end < 0 ? output.Length : end)])}");
+            Assert.Inconclusive($"unplanned: {what}:\n{string.Join('\n', events.Take(end < 0 ? events.Count : end).TakeLast(25))}");
         }
     }
 
@@ -265,16 +268,16 @@ public class FailFastTests
         // Both nodes at each look, so that a swap is seen whichever side shows it first.
         await WaitStatusAsync(primaryAdmin, primary =>
         {
-            JsonElement backup = StatusAsync(backupAdmin).GetAwaiter().GetResult();
+            NodeStatusReport backup = StatusAsync(backupAdmin).GetAwaiter().GetResult();
             bool roles = Planned(primary, "primary") & Planned(backup, "backup"); // both looked at, always
-            return roles && primary.GetProperty("backup_in_step").ValueKind == JsonValueKind.True && backup.GetProperty("in_step").ValueKind == JsonValueKind.True;
+            return roles && primary.BackupInStep == true && backup.InStep == true;
         }, "the primary to report its backup in step and the backup itself in step", show);
 
-        static bool Planned(JsonElement status, string role)
+        static bool Planned(NodeStatusReport status, string role)
         {
-            string now = status.GetProperty("role").GetString()!;
+            string now = status.Role;
             bool swapped = role == "primary" ? now == "backup" : now.StartsWith("primary", StringComparison.Ordinal);
-            if (swapped || status.GetProperty("epoch") is { ValueKind: JsonValueKind.Number } epoch && epoch.GetUInt64() != 1)
+            if (swapped || status.Epoch is { } epoch && epoch != 1)
             {
                 Assert.Inconclusive($"an unplanned takeover before the fault (a node starved of the CPU past the silence timeout?): the node started as {role} reports {status}");
             }
@@ -282,12 +285,7 @@ public class FailFastTests
         }
     }
 
-    private static async Task<JsonElement> StatusAsync(int admin)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{admin}/status?state=false"));
-        return JsonDocument.Parse(body).RootElement.Clone();
-    }
+    private static Task<NodeStatusReport> StatusAsync(int admin) => AdminStatus.GetAsync($"127.0.0.1:{admin}", state: false);
 
     /// <summary>Logs on as client 30 on a raw socket and returns the answer's status.</summary>
     private static async Task<LogonStatus> LogonAsync(int port)

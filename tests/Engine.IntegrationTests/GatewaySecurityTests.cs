@@ -5,8 +5,10 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Engine.Client;
+using Engine.Core.Server;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -38,8 +40,8 @@ public class GatewaySecurityTests
         await using EngineClient trader = await server.ConnectAsync(1);
         Assert.That((await trader.SubmitAsync(Order(1))).Accepted, Is.True);
 
-        JsonElement before = (await server.StatusAsync(state: false)).GetProperty("status");
-        int linesBefore = Lines(server.Process.StdOut);
+        NodeStatus before = (await server.StatusAsync(state: false)).Status!;
+        int linesBefore = Lines(server.Process.LogText);
         long peakRssBefore = PeakRssBytes(server.Process.Id);
 
         // The real client trades all through the flood; every order must be accepted.
@@ -125,11 +127,11 @@ public class GatewaySecurityTests
         await trading.WaitAsync(Wait);
         double seconds = clock.Elapsed.TotalSeconds;
 
-        JsonElement after = (await server.StatusAsync(state: false)).GetProperty("status");
-        long allocated = after.GetProperty("allocated_bytes").GetInt64() - before.GetProperty("allocated_bytes").GetInt64();
-        int lines = Lines(server.Process.StdOut) - linesBefore;
+        NodeStatus after = (await server.StatusAsync(state: false)).Status!;
+        long allocated = after.AllocatedBytes - before.AllocatedBytes;
+        int lines = Lines(server.Process.LogText) - linesBefore;
         long peakRssGrowth = PeakRssBytes(server.Process.Id) - peakRssBefore;
-        JsonElement gateway = after.GetProperty("gateway");
+        GatewayStats gateway = after.Gateway!;
         TestContext.Out.WriteLine($"{Connections} connections in {seconds:F1} s; {traded} orders traded meanwhile; engine allocated {allocated / 1e6:F1} MB, " +
             $"peak RSS +{peakRssGrowth / 1e6:F1} MB, {lines} log lines; gateway {gateway}");
 
@@ -142,7 +144,7 @@ public class GatewaySecurityTests
             Assert.That(peakRssGrowth, Is.LessThan(256L << 20), "growth of the engine's peak resident memory");
             // One line per connection would be thousands; aggregated, a few per source and second.
             Assert.That(lines, Is.LessThan(Connections / 4), "log lines written during the flood");
-            Assert.That(gateway.GetProperty("refused_throttled").GetInt64() + gateway.GetProperty("pending_evicted").GetInt64(), Is.GreaterThan(0), "the limits were reached");
+            Assert.That(gateway.RefusedThrottled + gateway.PendingEvicted, Is.GreaterThan(0), "the limits were reached");
         });
         // The engine is still whole: a new logon after the flood works.
         await using EngineClient third = await server.ConnectAsync(3);
@@ -174,14 +176,14 @@ public class GatewaySecurityTests
             await other.SendAsync(LogonFrame(1, "dev-token-1"));
             Assert.That((await ReadAck(other)).Status, Is.EqualTo(LogonStatus.Ok));
         }
-        JsonElement gateway = (await server.StatusAsync(state: false)).GetProperty("status").GetProperty("gateway");
+        GatewayStats gateway = (await server.StatusAsync(state: false)).Status!.Gateway!;
         Assert.Multiple(() =>
         {
-            Assert.That(gateway.GetProperty("logons_failed").GetInt64(), Is.EqualTo(5));
-            Assert.That(gateway.GetProperty("refused_throttled").GetInt64(), Is.EqualTo(1));
-            Assert.That(gateway.GetProperty("blocked_addresses").GetInt32(), Is.EqualTo(1));
+            Assert.That(gateway.LogonsFailed, Is.EqualTo(5));
+            Assert.That(gateway.RefusedThrottled, Is.EqualTo(1));
+            Assert.That(gateway.BlockedAddresses, Is.EqualTo(1));
         });
-        server.Process.WaitForOutput(o => o.Contains("127.0.0.7 failed 5 logons", StringComparison.Ordinal), "the block in the log", Wait);
+        server.Process.WaitForLog(o => o.Contains("127.0.0.7 failed 5 logons", StringComparison.Ordinal), "the block in the log", Wait);
     }
 
     [Test]
@@ -198,7 +200,7 @@ public class GatewaySecurityTests
             }
             using (EngineProcess allowed = EngineProcess.Start("serve", "--data", data, "--listen", "0.0.0.0:0", "--allow-dev-config-on-network"))
             {
-                allowed.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to serve with the flag", Wait);
+                allowed.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to serve with the flag", Wait);
                 Assert.That(allowed.Terminate(Wait), Is.Zero);
             }
         }
@@ -238,7 +240,7 @@ public class GatewaySecurityTests
                 },
             }));
             using var server = new EngineServer(Path.Combine(root, "data"), null, "--config", config);
-            Assert.That(server.Process.StdOut, Does.Contain("WARNING: clients 3 have their token in clear"));
+            Assert.That(server.Process.LogText, Does.Contain("WARNING: clients 3 have their token in clear"));
 
             await using (EngineClient one = await server.ConnectAsync(1, "s3cret-token-one"))
             {
@@ -296,8 +298,8 @@ public class GatewaySecurityTests
             }));
             Assert.That(untrusted!.Message, Does.Contain("certificate"));
 
-            JsonElement gateway = (await server.StatusAsync(state: false)).GetProperty("status").GetProperty("gateway");
-            Assert.That(gateway.GetProperty("tls_failures").GetInt64(), Is.GreaterThanOrEqualTo(1), "the plaintext attempt is counted");
+            GatewayStats gateway = (await server.StatusAsync(state: false)).Status!.Gateway!;
+            Assert.That(gateway.TlsFailures, Is.GreaterThanOrEqualTo(1), "the plaintext attempt is counted");
         }
         finally
         {
@@ -317,7 +319,7 @@ public class GatewaySecurityTests
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--allow-solo",
                 "--peer-listen", $"127.0.0.1:{primaryPort}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             using (Socket socket = await Connect(backupPort, "127.0.0.1"))
             {
@@ -339,11 +341,11 @@ public class GatewaySecurityTests
             });
             // (On a box loaded enough to stall the primary past the silence timeout the backup takes
             // over, and then it is the node to log on to.)
-            bool backupTookOver = backup.StdOut.Contains("TAKEOVER", StringComparison.Ordinal);
+            bool backupTookOver = backup.HasEvent(PairEventKind.TakeOver);
             Assert.That(client.Endpoint.Port, backupTookOver ? Is.EqualTo(primaryPort).Or.EqualTo(backupPort) : Is.EqualTo(primaryPort),
-                $"primary {primaryPort}, backup {backupPort}; backup's log:\n{backup.StdOut}");
+                $"primary {primaryPort}, backup {backupPort}; backup's log:\n{backup.LogText}");
             Assert.That((await client.SubmitAsync(Order(1))).Accepted, Is.True);
-            backup.WaitForOutput(o => o.Contains("not primary", StringComparison.Ordinal), "the backup's log line", Wait);
+            backup.WaitForLog(o => o.Contains("not primary", StringComparison.Ordinal), "the backup's log line", Wait);
         }
         finally
         {

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Cli;
 using Engine.Client;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
@@ -21,19 +22,19 @@ public class OperationsTests
                 Transaction.NewOrder(0, 0, 1, 1, (ulong)i, i % 2 == 0 ? Side.Buy : Side.Sell, OrderType.Limit, TimeInForce.Gtc, 990 + i % 20, 5))).ToList();
             Assert.That((await Task.WhenAll(pending)).All(r => r.Accepted), Is.True);
         }
-        JsonElement before = (await server.StatusAsync()).GetProperty("state");
+        NodeStateSummary before = (await server.StatusAsync()).State!;
 
         using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", server.Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             kill.WaitForExit();
         }
         Assert.That(server.Process.WaitForExit(Wait), Is.Zero, "SIGTERM is a clean stop");
-        Assert.That(server.Process.StdOut, Does.Contain("inbound drained, outbound drained"));
+        Assert.That(server.Process.LogText, Does.Contain("inbound drained, outbound drained"));
 
         server.Start();
-        JsonElement after = (await server.StatusAsync()).GetProperty("state");
-        Assert.That(after.GetProperty("checksum").GetString(), Is.EqualTo(before.GetProperty("checksum").GetString()));
-        Assert.That(after.GetProperty("lsn").GetUInt64(), Is.EqualTo(500UL));
+        NodeStateSummary after = (await server.StatusAsync()).State!;
+        Assert.That(after.Checksum, Is.EqualTo(before.Checksum));
+        Assert.That(after.Lsn, Is.EqualTo(500UL));
     }
 
     [Test]
@@ -52,9 +53,9 @@ public class OperationsTests
         try
         {
             using var server = new EngineServer(extraArgs: ["--config", config, "--durability", "memory"]);
-            Assert.That(server.Process.StdOut, Does.Contain($"configuration file {config}: 1 instruments, 1 accounts, 1 clients"));
-            Assert.That(server.Process.StdOut, Does.Contain("durability memory"), "the flag wins over the file");
-            Assert.That(server.Process.StdOut, Does.Contain("in-flight ≤ 16/client"), "the file wins over the default");
+            Assert.That(server.Process.LogText, Does.Contain($"configuration file {config}: 1 instruments, 1 accounts, 1 clients"));
+            Assert.That(server.Process.LogText, Does.Contain("durability memory"), "the flag wins over the file");
+            Assert.That(server.Process.LogText, Does.Contain("in-flight ≤ 16/client"), "the file wins over the default");
 
             Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await server.ConnectAsync(1), "the development clients are gone");
             await using EngineClient client = await server.ConnectAsync(42, "s3cret");

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.IntegrationTests.Support;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -28,14 +29,14 @@ public class PairTests
             using var backup = EngineProcess.Start(new Dictionary<string, string> { ["ENGINE_CHECKSUMEVERYBLOCKS"] = "50" },
                 "serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--allow-solo");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort},127.0.0.1:{backupPort}", "--rate", "5000",
                 "--duration", "6", "--connections", "4", "--journal", Path.Combine(backupData, "journal"), "--json");
             // Kill once the load has run for two seconds (its own progress line says so).
             load.WaitForError(e => e.Contains(" 2 s ", StringComparison.Ordinal), "two seconds of load", Wait);
             primary.KillHard();
-            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over", Wait);
+            PairEvent takeOver = backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over", Wait);
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
@@ -47,12 +48,12 @@ public class PairTests
                 Assert.That(result.GetProperty("reconnects").GetInt64(), Is.GreaterThanOrEqualTo(4), "every client failed over");
                 Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(10_000));
             });
-            Assert.That(backup.StdOut, Does.Contain("epoch 2"));
+            Assert.That(takeOver.Epoch, Is.EqualTo(2UL));
 
             // The old primary comes back as the backup of the new one: it catches up (discarding a
             // suffix that was never acknowledged, if it has one) and follows live.
             primary.Dispose();
-            int mark = backup.StdOut.Length;
+            int mark = backup.EventCount;
             string oldJournalAside = "";
             // Restarted with its old command line (--role primary), it finds its peer is primary in a
             // higher epoch and steps down to backup by itself.
@@ -61,13 +62,13 @@ public class PairTests
                 "serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
                 "--peer", $"127.0.0.1:{backupReplication}", "--replication-listen", $"127.0.0.1:{primaryReplication}"))
             {
-                rejoined.WaitForOutput(o => o.Contains("stepping down to backup", StringComparison.Ordinal), "the old primary to step down", Wait);
-                backup.WaitForOutput(o => o[Math.Min(mark, o.Length)..].Contains("mirroring live", StringComparison.Ordinal), "the old primary to catch up", Wait);
+                rejoined.WaitForEvent(PairEventKind.SteppingDown, "the old primary to step down", Wait);
+                backup.WaitForEvent(PairEventKind.BackupInStep, "the old primary to catch up", Wait, since: mark);
                 using var more = EngineProcess.Start("load", "--target", $"127.0.0.1:{backupPort}", "--rate", "5000", "--duration", "2", "--connections", "2", "--client", "11", "--json");
                 Assert.That(more.WaitForExit(Wait), Is.Zero, more.StdErr);
-                oldJournalAside = rejoined.StdOut.Contains("moved the diverged journal", StringComparison.Ordinal) ? "yes" : "no";
-                Assert.That(rejoined.StdOut, Does.Not.Contain("STATE MISMATCH"));
-                Assert.That(rejoined.StdOut, Does.Contain("matches the primary's"), "the two books were compared after the rejoin");
+                oldJournalAside = rejoined.LogText.Contains("moved the diverged journal", StringComparison.Ordinal) ? "yes" : "no";
+                Assert.That(rejoined.HasEvent(PairEventKind.StateMismatch), Is.False);
+                Assert.That(rejoined.HasEvent(PairEventKind.ChecksumMatched), Is.True, "the two books were compared after the rejoin");
                 rejoined.Terminate(Wait); // the backup stops first, so the primary's last blocks are in both
             }
             using (var stop = System.Diagnostics.Process.Start("kill", ["-TERM", backup.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
@@ -101,7 +102,7 @@ public class PairTests
                 "--replication-listen", $"127.0.0.1:{primaryReplication}");
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--allow-solo");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             await using var client = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
             {
@@ -114,7 +115,7 @@ public class PairTests
             Assert.That(before.Accepted, Is.True, before.ToString());
 
             Signal("STOP", primary.Id); // a long GC pause, a frozen VM
-            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over from the silent primary", Wait);
+            backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over from the silent primary", Wait);
 
             // The client's request goes to the frozen primary, gets no answer, and fails over.
             Engine.Client.SubmitResult during = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
@@ -122,7 +123,7 @@ public class PairTests
             Assert.That(during.Receipt.Lsn, Is.GreaterThan(before.Receipt.Lsn));
 
             Signal("CONT", primary.Id);
-            primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the old primary to notice", Wait);
+            primary.WaitForEvent(PairEventKind.BackupLost, "the old primary to notice", Wait);
             await using var stale = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
             {
                 Endpoints = [$"127.0.0.1:{primaryPort}"],
@@ -160,24 +161,24 @@ public class PairTests
             using var proxy = new Engine.Cli.Drill.FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, primaryReplication));
             using var backup = EngineProcess.Start(checksums, "serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{proxy.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort}", "--rate", "5000", "--duration", "5", "--connections", "2",
                 "--journal", Path.Combine(root, "backup", "journal"), "--json");
             load.WaitForError(e => e.Contains(" 1 s ", StringComparison.Ordinal), "a second of load", Wait);
-            int mark = primary.StdOut.Length;
+            int mark = primary.EventCount;
             proxy.CorruptOnce();
-            backup.WaitForOutput(o => o.Contains("INCIDENT", StringComparison.Ordinal), "the backup to detect the corruption", Wait);
-            primary.WaitForOutput(o => o[Math.Min(mark, o.Length)..].Contains("mirroring live", StringComparison.Ordinal), "the link to recover", Wait);
+            backup.WaitForEvent(PairEventKind.LinkIncident, "the backup to detect the corruption", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the link to recover", Wait, since: mark);
 
             Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
             JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
             Assert.Multiple(() =>
             {
                 Assert.That(proxy.Corrupted, Is.EqualTo(1));
-                Assert.That(backup.StdOut, Does.Not.Contain("TAKEOVER"), "corruption is not a death");
-                Assert.That(backup.StdOut, Does.Contain("matches the primary's"), "state checksums were compared");
-                Assert.That(backup.StdOut, Does.Not.Contain("STATE MISMATCH"));
+                Assert.That(backup.HasEvent(PairEventKind.TakeOver), Is.False, "corruption is not a death");
+                Assert.That(backup.HasEvent(PairEventKind.ChecksumMatched), Is.True, "state checksums were compared");
+                Assert.That(backup.HasEvent(PairEventKind.StateMismatch), Is.False);
                 Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero, "every acked order is in the backup's journal");
                 Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
                 Assert.That(result.GetProperty("errors").GetInt64(), Is.Zero);
@@ -221,7 +222,7 @@ public class PairTests
             using var primary = EngineProcess.Start([.. args]);
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
             await using var client = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
             {
                 Endpoints = [$"127.0.0.1:{primaryPort}"],
@@ -230,14 +231,14 @@ public class PairTests
             });
             Assert.That((await client.SubmitAsync(Order(1))).Accepted, Is.True);
 
+            int mark = primary.EventCount;
             backup.KillHard();
-            primary.WaitForOutput(o => o.Contains("lost the backup", StringComparison.Ordinal), "the primary to notice", Wait);
+            primary.WaitForEvent(PairEventKind.BackupLost, "the primary to notice", Wait, since: mark);
             if (lease == "witness")
             {
                 // The grant after the loss: the primary also held the lease at start-up, before its backup was in step.
-                primary.WaitForOutput(o => o.IndexOf("lost the backup", StringComparison.Ordinal) is int lost and >= 0
-                    && o.IndexOf("solo lease from the witness", lost, StringComparison.Ordinal) >= 0,
-                    "the witness's lease after the backup's loss", Wait);
+                primary.WaitForEvents(events => events.Skip(mark).SkipWhile(e => e.Kind != PairEventKind.BackupLost).Any(e => e.Kind == PairEventKind.LeaseGranted),
+                    "the witness's lease after the backup's loss (backup_lost, then lease_granted)", Wait);
             }
             Engine.Client.SubmitResult after = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
             if (lease is "none" or "go-solo")
@@ -274,7 +275,7 @@ public class PairTests
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", root, "--listen", $"127.0.0.1:{FreePort()}",
                 "--replication-listen", $"127.0.0.1:{replication}");
-            primary.WaitForOutput(o => o.Contains("taking a backup on", StringComparison.Ordinal), "the primary to start", Wait);
+            primary.WaitForEvent(PairEventKind.PrimaryStarted, "the primary to start", Wait);
             var endpoint = new IPEndPoint(IPAddress.Loopback, replication);
             using var silent = new TcpClient();
             await silent.ConnectAsync(endpoint); // connects, says nothing
@@ -367,13 +368,13 @@ public class PairTests
                 "--peer", $"127.0.0.1:{link.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--witness", $"127.0.0.1:{witnessPort}");
             // In step, and the solo lease the primary held while it had no backup given back (a holder
             // keeps it, whatever happens, until it gives it back: then nobody could take over).
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal)
-                && (!o.Contains("solo lease from the witness", StringComparison.Ordinal) || o.Contains("solo lease given back", StringComparison.Ordinal)),
+            primary.WaitForEvents(events => events.Any(e => e.Kind == PairEventKind.BackupInStep)
+                && (!events.Any(e => e.Kind == PairEventKind.LeaseGranted) || events.Any(e => e.Kind == PairEventKind.LeaseReleased)),
                 "the pair to be in step and the primary's solo lease back with the witness", Wait);
 
             link.Set(Engine.Cli.Drill.LinkFault.Blackhole);
             primaryToWitness.Set(Engine.Cli.Drill.LinkFault.Blackhole);
-            backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over with the witness's lease", Wait);
+            backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over with the witness's lease", Wait);
 
             // A front-end that knows both nodes, starting now (the partition holds throughout).
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -399,7 +400,7 @@ public class PairTests
             }
             while (!result.Accepted);
             Assert.That(answeredBy, Is.EqualTo(backupPort), "acknowledged by the node that took over");
-            primary.WaitForOutput(o => o.Contains("sending clients to the other node", StringComparison.Ordinal), "the cut-off primary to say so", Wait);
+            primary.WaitForEvent(PairEventKind.ClientsSentAway, "the cut-off primary to say so", Wait);
         }
         finally
         {

@@ -3,8 +3,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
-using System.Text.Json;
+using Engine.Cli;
 using Engine.IntegrationTests.Support;
+using Engine.Replication;
 using Engine.Security;
 
 namespace Engine.IntegrationTests;
@@ -49,11 +50,11 @@ public class PeerSecurityTests
             // witness's state is settled ("holder -") before the strangers come (requests the primary gave up on
             // in between are dropped by the witness, not decided late).
             using var primary = EngineProcess.Start([.. Node("primary", "a", primaryPort, primaryReplication)]);
-            primary.WaitForOutput(o => o.Contains("solo lease from the witness", StringComparison.Ordinal), "the lone primary's lease", Wait);
+            primary.WaitForEvent(PairEventKind.LeaseGranted, "the lone primary's lease", Wait);
             EngineProcess backup = EngineProcess.Start([.. Node("backup", "b", backupPort, backupReplication), "--peer", a]);
             try
             {
-                primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal) && o.Contains("solo lease given back", StringComparison.Ordinal),
+                primary.WaitForEvents(events => events.Any(e => e.Kind == PairEventKind.BackupInStep) && events.Any(e => e.Kind == PairEventKind.LeaseReleased),
                     "the pair to be in step and the lease given back", Wait);
                 WaitForFile(state, "holder -\nholder_epoch 1\nhighest_epoch 1\n", "the witness to have the lease free");
                 string whole = await File.ReadAllTextAsync(state);
@@ -84,7 +85,7 @@ public class PeerSecurityTests
                 backup = EngineProcess.Start([.. Node("backup", "b", backupPort, backupReplication), "--peer", a]);
                 WaitForFile(state, "holder -\nholder_epoch 1\nhighest_epoch 1\n", "the primary to give the lease back once the backup is in step");
                 primary.KillHard();
-                backup.WaitForOutput(o => o.Contains("TAKEOVER", StringComparison.Ordinal), "the backup to take over with the witness's lease", Wait);
+                backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over with the witness's lease", Wait);
                 WaitForFile(state, $"holder {nodeB}\nholder_epoch 2\nhighest_epoch 2\n", "the lease with the new primary in epoch 2");
             }
             finally
@@ -110,7 +111,7 @@ public class PeerSecurityTests
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "a"), "--listen", $"127.0.0.1:{port}",
                 "--replication-listen", $"127.0.0.1:{replication}", "--admin", admin);
-            primary.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
+            primary.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to start", Wait);
             using var http = new HttpClient { Timeout = Wait };
             var goSolo = new Uri($"http://{admin}/admin/go-solo");
 
@@ -151,14 +152,14 @@ public class PeerSecurityTests
                 Assert.That((int)response.StatusCode, Is.EqualTo(attempt == 0 ? 200 : 401), attempt == 0 ? "the operator's signature" : "the same request replayed");
             }
             Assert.That(await SoloLeaseAsync(http, admin), Is.True, "granted");
-            JsonElement granted = await StatusAsync(http, admin);
-            Assert.That(granted.GetProperty("solo_lease_ms_left").GetDouble(), Is.InRange(1, 10 * 60 * 1000), "a go-solo lease ends");
+            NodeStatusReport granted = await StatusAsync(http, admin);
+            Assert.That(granted.SoloLeaseMsLeft, Is.InRange(1, 10 * 60 * 1000), "a go-solo lease ends");
 
             using var command = EngineProcess.Start("admin", "go-solo", "--admin", admin, "--minutes", "1");
             Assert.That(command.WaitForExit(Wait), Is.Zero, command.StdErr);
             Assert.That(command.StdOut, Does.Contain("for 1 min"));
-            Assert.That((await StatusAsync(http, admin)).GetProperty("solo_lease_ms_left").GetDouble(), Is.InRange(1, 60 * 1000), "the command's lease: one minute");
-            Assert.That(primary.StdOut, Does.Contain("admin endpoint: refused"), "the refusals are told");
+            Assert.That((await StatusAsync(http, admin)).SoloLeaseMsLeft, Is.InRange(1, 60 * 1000), "the command's lease: one minute");
+            Assert.That(primary.EventsOf(PairEventKind.Refused).Select(e => e.Text), Has.Some.Contains("admin endpoint: refused"), "the refusals are told");
         }
         finally
         {
@@ -206,10 +207,9 @@ public class PeerSecurityTests
     private static string Forged(string host) =>
         Engine.Replication.AdminAuthorization.Create("operator", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), "POST", host, "/admin/go-solo", [], _ => new byte[64]);
 
-    private static async Task<JsonElement> StatusAsync(HttpClient http, string admin) =>
-        JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://{admin}/status?state=false"))).RootElement.Clone();
+    private static Task<NodeStatusReport> StatusAsync(HttpClient http, string admin) => NodeStatusReport.GetAsync(http, admin, state: false, CancellationToken.None);
 
-    private static async Task<bool> SoloLeaseAsync(HttpClient http, string admin) => (await StatusAsync(http, admin)).GetProperty("solo_lease").GetBoolean();
+    private static async Task<bool> SoloLeaseAsync(HttpClient http, string admin) => (await StatusAsync(http, admin)).SoloLease!.Value;
 
     /// <summary>A secure channel to <paramref name="at"/> as <paramref name="who"/>, one line sent, the answer or "refused: REASON".</summary>
     private static async Task<string> HandshakeAsync(IPEndPoint at, ClusterCredentials who, LinkPurpose purpose, PrincipalRole serverRole, string line)

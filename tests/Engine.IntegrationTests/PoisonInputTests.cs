@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
+using Engine.Cli;
 using Engine.Client;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests;
 
@@ -36,7 +37,7 @@ public class PoisonInputTests
             using var backup = EngineProcess.Start(everyBlock, "serve", "--role", "backup", "--data", Path.Combine(root, "backup"),
                 "--listen", $"127.0.0.1:{backupPort}", "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}",
                 "--admin", $"127.0.0.1:{backupAdmin}");
-            primary.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the pair to be in step", Wait);
+            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
 
             using (RawClient attacker = await RawClient.LogOnAsync(primaryPort, clientId: 1))
             {
@@ -63,16 +64,17 @@ public class PoisonInputTests
             }
 
             // Both nodes still serve: the primary with its backup in step, the backup following it to the same LSN.
-            (JsonElement primaryStatus, JsonElement backupStatus) = await WaitInStepAsync(primaryAdmin, backupAdmin, lsn: 3);
+            (NodeStatusReport primaryStatus, NodeStatusReport backupStatus) = await WaitInStepAsync(primaryAdmin, backupAdmin, lsn: 3);
             Assert.Multiple(() =>
             {
-                Assert.That(primaryStatus.GetProperty("role").GetString(), Does.StartWith("primary"));
-                Assert.That(backupStatus.GetProperty("role").GetString(), Is.EqualTo("backup"));
+                Assert.That(primaryStatus.Role, Does.StartWith("primary"));
+                Assert.That(backupStatus.Role, Is.EqualTo("backup"));
                 Assert.That(primary.HasExited || backup.HasExited, Is.False);
-                Assert.That(primary.StdOut + backup.StdOut, Does.Not.Contain("FAULT").And.Not.Contain("STATE MISMATCH"));
+                Assert.That(primary.LogText + backup.LogText, Does.Not.Contain("FAULT"), "no pipeline fault on either node");
+                Assert.That(primary.HasEvent(PairEventKind.StateMismatch) || backup.HasEvent(PairEventKind.StateMismatch), Is.False);
             });
-            backup.WaitForOutput(o => o.Contains("state checksum after block 2 matches the primary's", StringComparison.Ordinal),
-                "the backup's book to match the primary's after the block that followed the poison", Wait);
+            backup.WaitForEvent(PairEventKind.ChecksumMatched, "the backup's book to match the primary's after the block that followed the poison", Wait,
+                where: e => e.BlockNo == 2);
         }
         finally
         {
@@ -87,19 +89,17 @@ public class PoisonInputTests
         Transaction.NewOrder(0, seq, 1, 1, id, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 990, 1);
 
     /// <summary>Waits until the primary reports its backup in step and both report <paramref name="lsn"/>; returns both statuses.</summary>
-    private static async Task<(JsonElement Primary, JsonElement Backup)> WaitInStepAsync(int primaryAdmin, int backupAdmin, ulong lsn)
+    private static async Task<(NodeStatusReport Primary, NodeStatusReport Backup)> WaitInStepAsync(int primaryAdmin, int backupAdmin, ulong lsn)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         var clock = Stopwatch.StartNew();
         string last = "";
         while (clock.Elapsed < Wait)
         {
             try
             {
-                JsonElement primary = JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{primaryAdmin}/status?state=false"))).RootElement.Clone();
-                JsonElement backup = JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://127.0.0.1:{backupAdmin}/status"))).RootElement.Clone();
-                if (primary.GetProperty("backup_in_step").ValueKind == JsonValueKind.True && backup.GetProperty("in_step").ValueKind == JsonValueKind.True
-                    && primary.GetProperty("lsn").GetUInt64() == lsn && backup.GetProperty("lsn").GetUInt64() == lsn)
+                NodeStatusReport primary = await AdminStatus.GetAsync($"127.0.0.1:{primaryAdmin}", state: false);
+                NodeStatusReport backup = await AdminStatus.GetAsync($"127.0.0.1:{backupAdmin}");
+                if (primary.BackupInStep == true && backup.InStep == true && primary.Lsn == lsn && backup.Lsn == lsn)
                 {
                     return (primary, backup);
                 }

@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text.Json;
+using Engine.Cli;
 using Engine.Client;
+using Engine.Core.Server;
 using Engine.IntegrationTests.Support;
 using Engine.Protocol;
 
@@ -54,11 +56,11 @@ public class ServeTests
             Assert.That(sellerReports[0].LastPrice, Is.EqualTo(1000));
         });
 
-        JsonElement status = await server.StatusAsync();
-        Assert.That(status.GetProperty("state").GetProperty("trades").GetInt64(), Is.EqualTo(1));
-        JsonElement light = await server.StatusAsync(state: false);
-        Assert.That(light.GetProperty("state").ValueKind, Is.EqualTo(JsonValueKind.Null), "?state=false walks no book");
-        Assert.That(light.GetProperty("status").GetProperty("applied").GetInt64(), Is.GreaterThan(0));
+        NodeStatusReport status = await server.StatusAsync();
+        Assert.That(status.State!.Trades, Is.EqualTo(1UL));
+        NodeStatusReport light = await server.StatusAsync(state: false);
+        Assert.That(light.State, Is.Null, "?state=false walks no book");
+        Assert.That(light.Status!.Applied, Is.GreaterThan(0));
     }
 
     [Test]
@@ -83,11 +85,11 @@ public class ServeTests
         Assert.That(ReplyCodec.DecodeAccepted(replies.AsSpan(accepted, accepted), out Receipt second), Is.EqualTo(RejectReason.None));
         Assert.That(second, Is.EqualTo(first), "the same receipt, LSN and block hash");
 
-        JsonElement status = (await server.StatusAsync()).GetProperty("status");
+        NodeStatus status = (await server.StatusAsync()).Status!;
         Assert.Multiple(() =>
         {
-            Assert.That(status.GetProperty("lsn").GetUInt64(), Is.EqualTo(1UL), "journaled once");
-            Assert.That(status.GetProperty("duplicates").GetInt64(), Is.EqualTo(1));
+            Assert.That(status.Lsn, Is.EqualTo(1UL), "journaled once");
+            Assert.That(status.Duplicates, Is.EqualTo(1));
         });
     }
 
@@ -98,7 +100,7 @@ public class ServeTests
         var error = Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await server.ConnectAsync(1, "not-the-token"));
         Assert.That(error!.Message, Does.Contain("BadCredentials"));
         // The engine logs asynchronously: wait for the line rather than race it.
-        server.Process.WaitForOutput(o => o.Contains("logon refused for client 1", StringComparison.Ordinal), "the refusal in the engine's log", Wait);
+        server.Process.WaitForLog(o => o.Contains("logon refused for client 1", StringComparison.Ordinal), "the refusal in the engine's log", Wait);
     }
 
     [Test]
@@ -120,7 +122,7 @@ public class ServeTests
 
         // The other session is untouched.
         Assert.That((await good.SubmitAsync(Limit(2, Side.Buy, 990, 1))).Accepted, Is.True);
-        server.Process.WaitForOutput(o => o.Contains("protocol violation", StringComparison.Ordinal), "the violation in the engine's log", Wait);
+        server.Process.WaitForLog(o => o.Contains("protocol violation", StringComparison.Ordinal), "the violation in the engine's log", Wait);
 
         static byte[] Oversized()
         {
@@ -162,12 +164,12 @@ public class ServeTests
             {
                 cut = true;
             }
-            if (seq % 10_000 == 0 && server.Process.StdOut.Contains("the client does not read", StringComparison.Ordinal))
+            if (seq % 10_000 == 0 && server.Process.LogText.Contains("the client does not read", StringComparison.Ordinal))
             {
                 cut = true;
             }
         }
-        server.Process.WaitForOutput(o => o.Contains("the client does not read", StringComparison.Ordinal), "the slow reader to be disconnected", Wait);
+        server.Process.WaitForLog(o => o.Contains("the client does not read", StringComparison.Ordinal), "the slow reader to be disconnected", Wait);
 
         await using EngineClient other = await server.ConnectAsync(6);
         SubmitResult result = await other.SubmitAsync(Limit(1, Side.Sell, 2000, 1));
@@ -194,17 +196,17 @@ public class ServeTests
                 receipts.Add(result.Receipt);
             }
         }
-        JsonElement before = (await server.StatusAsync()).GetProperty("state");
+        NodeStateSummary before = (await server.StatusAsync()).State!;
 
         server.KillHard();
         server.Start();
 
-        JsonElement after = (await server.StatusAsync()).GetProperty("state");
+        NodeStateSummary after = (await server.StatusAsync()).State!;
         Assert.Multiple(() =>
         {
-            Assert.That(after.GetProperty("lsn").GetUInt64(), Is.EqualTo(before.GetProperty("lsn").GetUInt64()));
-            Assert.That(after.GetProperty("checksum").GetString(), Is.EqualTo(before.GetProperty("checksum").GetString()));
-            Assert.That(after.GetProperty("open_orders").GetInt32(), Is.EqualTo(before.GetProperty("open_orders").GetInt32()));
+            Assert.That(after.Lsn, Is.EqualTo(before.Lsn));
+            Assert.That(after.Checksum, Is.EqualTo(before.Checksum));
+            Assert.That(after.OpenOrders, Is.EqualTo(before.OpenOrders));
         });
 
         // Every receipt's LSN holds that very request in the journal, and the client resumes after its last seq.

@@ -109,7 +109,18 @@ internal static class AdminEndpoint
     /// <summary>Default and bounds of a run-time go-solo lease (<c>?minutes=N</c>).</summary>
     public const int GoSoloDefaultMinutes = 10, GoSoloMaxMinutes = 24 * 60;
 
-    private static readonly JsonSerializerOptions s_json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = false };
+    /// <summary>
+    /// How the endpoint writes JSON, and how its readers (<see cref="NodeStatusReport.Parse"/>) read it: snake_case names;
+    /// every constructor parameter present and non-nullable ones not null, so a reader finds out at once when
+    /// something that is no engine node (or a node of an incompatible version) answered.
+    /// </summary>
+    internal static JsonSerializerOptions Json { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = false,
+        RespectNullableAnnotations = true,
+        RespectRequiredConstructorParameters = true,
+    };
 
     /// <param name="settings">The node's settings (its --admin endpoint, journal, client port).</param>
     /// <param name="board">What the node is now, and its recent log lines.</param>
@@ -180,12 +191,12 @@ internal static class AdminEndpoint
         {
             NodeBoard.Phase phase = board.Current;
             NodeStatus? status = phase.Node?.Status();
-            StateReport? report = null;
+            StateReport? probed = null;
             if (phase.Node is { } node && state != false)
             {
                 try
                 {
-                    report = await node.ProbeAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                    probed = await node.ProbeAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is TimeoutException or InvalidOperationException or ObjectDisposedException)
                 {
@@ -193,33 +204,31 @@ internal static class AdminEndpoint
                 }
             }
             var head = phase.Follower?.Head;
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new
-            {
-                pid = Environment.ProcessId,
-                role = phase.Role,
-                halted = board.HaltReason is not null,
-                halt_reason = board.HaltReason,
-                epoch = phase.Hub?.Epoch ?? status?.Epoch ?? head?.Epoch, // a primary's: the one it seals in (above its head's right after a takeover)
-                block = status?.Block ?? head?.BlockNo,
-                lsn = status?.Lsn ?? head?.LastLsn,
+            var report = new NodeStatusReport(
+                Pid: Environment.ProcessId,
+                Role: phase.Role,
+                Halted: board.HaltReason is not null,
+                HaltReason: board.HaltReason,
+                Epoch: phase.Hub?.Epoch ?? status?.Epoch ?? head?.Epoch, // a primary's: the one it seals in (above its head's right after a takeover)
+                Block: status?.Block ?? head?.BlockNo,
+                Lsn: status?.Lsn ?? head?.LastLsn,
                 // Primary: a backup is following live; whose lease lets it acknowledge alone, and whether it
                 // holds one (a witness's until given back, even if a renewal lapsed). Backup: following live.
-                backup_in_step = phase.Hub?.IsConnected,
-                lease = phase.Hub?.Lease switch { WitnessLease => "witness", OperatorLease => "operator", null => null, _ => "other" },
-                solo_lease = phase.Hub?.Lease switch { WitnessLease w => w.Held || w.HolderAtWitness, { } other => other.Held, null => (bool?)null },
+                BackupInStep: phase.Hub?.IsConnected,
+                Lease: phase.Hub?.Lease switch { WitnessLease => "witness", OperatorLease => "operator", null => null, _ => "other" },
+                SoloLease: phase.Hub?.Lease switch { WitnessLease w => w.Held || w.HolderAtWitness, { } other => other.Held, null => (bool?)null },
                 // A run-time go-solo's remaining time (ms); null when there is none or --allow-solo holds for good.
-                solo_lease_ms_left = phase.Hub?.Lease is OperatorLease { Always: false, Held: true } o
+                SoloLeaseMsLeft: phase.Hub?.Lease is OperatorLease { Always: false, Held: true } o
                     ? (long?)System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), o.UntilTicks).TotalMilliseconds : null,
-                in_step = phase.Follower?.InStep,
-                listen = phase.Node?.ListenEndPoint.ToString() ?? settings.Listen,
-                journal = Path.GetFullPath(settings.JournalDirectory),
-                replication_listen = replicationListen,
-                peer,
-                witness,
-                status,
-                state = report is null ? null : new { lsn = report.LastLsn, checksum = report.Checksum.ToString(), open_orders = report.OpenOrders, trades = report.Trades },
-            }, s_json);
-            return Results.Bytes(body, "application/json");
+                InStep: phase.Follower?.InStep,
+                Listen: phase.Node?.ListenEndPoint.ToString() ?? settings.Listen,
+                Journal: Path.GetFullPath(settings.JournalDirectory),
+                ReplicationListen: replicationListen,
+                Peer: peer,
+                Witness: witness,
+                Status: status,
+                State: probed is null ? null : new NodeStateSummary(probed.LastLsn, probed.Checksum.ToString(), probed.OpenOrders, probed.Trades));
+            return Results.Bytes(report.ToJsonUtf8(), "application/json");
         });
         app.MapGet("/log", (long? after) =>
         {
@@ -229,7 +238,7 @@ internal static class AdminEndpoint
                 pid = Environment.ProcessId,
                 next,
                 lines = lines.Select(l => new { seq = l.Seq, at_ms = l.AtMs, kind = PairEvent.Name(l.Event.Kind), epoch = l.Event.Epoch, block = l.Event.BlockNo, text = l.Event.Text }),
-            }, s_json);
+            }, Json);
             return Results.Bytes(body, "application/json");
         });
         return app;

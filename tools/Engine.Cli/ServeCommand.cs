@@ -216,16 +216,16 @@ internal static class ServeCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
         var board = new NodeBoard();
-        // Every pair event goes to the log (its kind a field of its own) and to /log.
+        // Every pair event goes to the log (its kind, epoch and block fields of their own) and to /log.
         void Raise(PairEvent pairEvent)
         {
             if (pairEvent.Kind is PairEventKind.Halted or PairEventKind.StateMismatch or PairEventKind.JournalFailed)
             {
-                Log.PairAlarm(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind));
+                Log.PairAlarm(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind), pairEvent.Epoch, pairEvent.BlockNo);
             }
             else
             {
-                Log.Pair(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind));
+                Log.Pair(log, pairEvent.Text, PairEvent.Name(pairEvent.Kind), pairEvent.Epoch, pairEvent.BlockNo);
             }
             board.Log.Add(pairEvent);
         }
@@ -436,6 +436,7 @@ internal static class ServeCommand
                 await WitnessLease.WarmUpAsync(pair.Credentials).ConfigureAwait(false); // the takeover's first request is not the first handshake
             }
             long takeoverLeaseUntil = 0;
+            ulong takeoverEpoch = head.Epoch + 1;
             string? lastRefusal = null;
             while (true)
             {
@@ -446,7 +447,7 @@ internal static class ServeCommand
                     {
                         // With a witness, take over only with its lease: if the primary holds it (it lost us
                         // and went on alone), it has acknowledged what we lack, and it must stay primary.
-                        ulong next = follower!.Head.Epoch + 1;
+                        ulong next = follower!.TakeoverEpoch;
                         (WitnessAnswer answer, long validUntil) = await WitnessLease.AcquireAsync(
                             EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, next, pair.Settings.LeaseMarginMs, cancel).ConfigureAwait(false);
                         string said = WitnessLease.Describe(answer);
@@ -469,6 +470,7 @@ internal static class ServeCommand
                     outcome = await follower.RunAsync(following.Token).ConfigureAwait(false);
                 }
                 head = follower.Head;
+                takeoverEpoch = follower.TakeoverEpoch;
                 if (outcome == BackupOutcome.JournalFailed || journal.Fault is not null)
                 {
                     // Whatever else happened meanwhile (the primary lost too): it may have acknowledged
@@ -507,7 +509,7 @@ internal static class ServeCommand
                 (journal, exchange) = EngineNode.OpenAndReplay(settings, reference, log);
                 head = journal.Head;
             }
-            ulong epoch = head.Epoch + 1;
+            ulong epoch = takeoverEpoch;
             var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.Settings, pair.OperatorLease, raise, epoch);
             AttachWitness(takeoverHub, pair, epoch, raise, takeoverLeaseUntil, stepDown);
             takeoverHub.Start();
@@ -607,6 +609,14 @@ internal static class ServeCommand
     /// </summary>
     private static void WatchForHigherEpoch(MirrorHub hub, PairOptions pair, ChainHead head, Action<PairEvent> log, CancellationTokenSource stepDown)
     {
+        // A joining backup from a later epoch says the same as the peer would: another node took over.
+        hub.HigherEpochSeen = _ =>
+        {
+            if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
+            {
+                stepDown.Cancel();
+            }
+        };
         if (pair.Peer is null)
         {
             return;

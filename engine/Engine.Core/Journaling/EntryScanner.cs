@@ -6,7 +6,7 @@ namespace Engine.Core.Journaling;
 /// Walks FasterLog entries without copying them: each entry is a span into FASTER's page (or its
 /// read buffer), valid until the next call.
 /// </summary>
-internal sealed unsafe class EntryScanner : IDisposable
+internal sealed unsafe class EntryScanner : IEntryCursor
 {
     private readonly FasterLogScanIterator _iterator;
     private bool _holding;

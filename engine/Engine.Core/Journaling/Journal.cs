@@ -28,7 +28,7 @@ namespace Engine.Core.Journaling;
 /// a node never continues another cluster's chain, and a chain never changes version.</para>
 /// <para>Appends come from one thread (the sealer stage). Everything else is thread-safe.</para>
 /// </remarks>
-public sealed class Journal : IDisposable
+public sealed class Journal : IJournal
 {
     public const string SegmentPrefix = "log";
     public const string CommitDirectoryName = "commits";
@@ -44,6 +44,9 @@ public sealed class Journal : IDisposable
     // the semaphore on the 0 → 1 edge, so a burst of appends costs one wake-up.
     private int _commitRequested;
     private volatile bool _stopping;
+
+    // Set by CrashForTest: the committer issues no further commit.
+    private volatile bool _crashed;
     private volatile Exception? _fault;
 
     // Cancelled once, when _fault is first set: whoever must act on a failed journal at once (the
@@ -162,13 +165,16 @@ public sealed class Journal : IDisposable
                 throw new JournalCorruptException($"FASTER could not recover the commit in '{directory}': {e.Message}", null, e);
             }
 
+            FasterLog recovered = log;
+            ChainHead? verified = JournalRecovery.RecoverHead((from, until) => new EntryScanner(recovered, from, until), log.BeginAddress, log.CommittedUntilAddress,
+                settings.PageSizeBits, empty: log.TailAddress == log.BeginAddress, created ? $"{CreatedMarker} exists" : null, directory, settings.ClusterId);
             ChainHead head;
-            if (log.TailAddress == log.BeginAddress)
+            if (verified is { } existing)
             {
-                if (created)
-                {
-                    throw new JournalCorruptException($"'{directory}' was created ({CreatedMarker} exists) but no commit was recovered: refusing to start an empty chain over it");
-                }
+                head = existing;
+            }
+            else
+            {
                 // Timestamp 0: the genesis block depends on nothing but the cluster id and the
                 // epoch, so two new journals of one cluster (the two nodes of a new pair) start
                 // from the same chain, and two clusters' chains differ from block 0 on.
@@ -177,18 +183,6 @@ public sealed class Journal : IDisposable
                 log.CommitAsync().AsTask().GetAwaiter().GetResult();
                 new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);
             }
-            else
-            {
-                // Refuse another cluster's journal, or one of a version we never continue, from
-                // its genesis alone: before re-hashing what may be millions of blocks.
-                RefuseForeignGenesis(log, directory, settings.ClusterId);
-                VerifyReport report = JournalReader.VerifyChain(log, settings.PageSizeBits, log.BeginAddress, log.CommittedUntilAddress, expectedCluster: settings.ClusterId);
-                if (report.Fault is not null)
-                {
-                    throw new JournalCorruptException($"the journal in '{directory}' does not verify: {report.Fault}", report.Fault);
-                }
-                head = report.Head!.Value;
-            }
             return new Journal(settings, device, log, head);
         }
         catch
@@ -196,50 +190,6 @@ public sealed class Journal : IDisposable
             log?.Dispose();
             device.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>
-    /// Throws when the journal's first block says it must not be continued here: a version other
-    /// than the one we write (version 1: <see cref="JournalFormatException"/>), or another cluster's
-    /// genesis (<see cref="JournalClusterMismatchException"/>). A first block that does not even
-    /// parse, or cannot be read, is left to the chain verification, which names the fault.
-    /// </summary>
-    private static void RefuseForeignGenesis(FasterLog log, string directory, ClusterId expected)
-    {
-        if (!TryReadFirstHeader(log, out BlockHeader genesis) || genesis.BlockNo != BlockFormat.GenesisBlockNo)
-        {
-            return;
-        }
-        if (genesis.Version != BlockFormat.Version)
-        {
-            throw new JournalFormatException(
-                $"the journal in '{directory}' is of block format version {genesis.Version} (from before cluster ids); this engine writes version " +
-                $"{BlockFormat.Version} and never appends it to an older chain. Keep the journal for audit ('engine log verify|dump' read it) " +
-                "and start this node on an empty data directory: a backup catches up from its primary, a new cluster starts a new chain.",
-                genesis.Version);
-        }
-        if (genesis.ClusterId != expected)
-        {
-            throw new JournalClusterMismatchException(
-                $"the journal in '{directory}' belongs to cluster {genesis.ClusterId.Describe()}, and this node is of cluster {expected.Describe()}: " +
-                "refusing to continue another cluster's chain (check the node's cluster credentials and its data directory)",
-                expected, genesis.ClusterId);
-        }
-    }
-
-    private static bool TryReadFirstHeader(FasterLog log, out BlockHeader header)
-    {
-        header = default;
-        try
-        {
-            using var scanner = new EntryScanner(log, log.BeginAddress, log.CommittedUntilAddress);
-            return scanner.TryNext(out ReadOnlySpan<byte> entry, out _, out _)
-                && BlockFormat.TryReadHeader(entry, out header, acceptVersion1: true) is null;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return false; // a damaged first entry: the verification that follows reports it
         }
     }
 
@@ -297,6 +247,38 @@ public sealed class Journal : IDisposable
     {
         Fail(new IOException($"injected by {JournalFaultPoint.AppendAfterBlocksVariable}: the device failed an append after {Interlocked.Read(ref _commits)} commits (a test fault point)"));
         ThrowIfFaulted();
+    }
+
+    /// <summary>
+    /// For tests: arms the fault point of <see cref="JournalFaultPoint"/> now, on this journal only:
+    /// <paramref name="appends"/> more appends succeed, the next one fails. From the appending thread.
+    /// </summary>
+    internal void FailAppendAfter(long appends)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(appends);
+        _appendsBeforeFault = appends;
+    }
+
+    /// <summary>
+    /// For tests: the process dies now, as under SIGKILL, without leaving it. The committer issues
+    /// no further commit (one already in flight completes, as it may when a process is killed), and
+    /// the log and its files are closed without the commit <see cref="Dispose"/> makes: the next
+    /// <see cref="Open"/> recovers to the last completed commit. The journal is unusable afterwards;
+    /// <see cref="Dispose"/> does nothing.
+    /// </summary>
+    internal void CrashForTest()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+        _crashed = true;
+        _stopping = true;
+        _commitWanted.Release();
+        _committer.Join();
+        _log.Dispose();
+        _device.Dispose();
+        _commitWanted.Dispose();
     }
 
     /// <summary>True when the block at <paramref name="address"/> counts as journaled in this durability.</summary>
@@ -385,6 +367,10 @@ public sealed class Journal : IDisposable
             if (wait > 0 && !_stopping && _log.TailAddress - _log.CommittedUntilAddress < Settings.MaxCommitLagBytes / 2)
             {
                 Thread.Sleep(TimeSpan.FromTicks(Math.Max(1, wait * TimeSpan.TicksPerSecond / System.Diagnostics.Stopwatch.Frequency)));
+            }
+            if (_crashed)
+            {
+                return; // the process is gone (CrashForTest): no commit after this instant
             }
             lastCommit = System.Diagnostics.Stopwatch.GetTimestamp();
             Volatile.Write(ref _commitRequested, 0);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Engine.Core.Chain;
 using FASTER.core;
 
@@ -89,46 +88,9 @@ public sealed class JournalReader : IDisposable
         }
     }
 
-    /// <summary>
-    /// Verifies entries [<paramref name="from"/>, <paramref name="until"/>) of <paramref name="log"/>
-    /// as a chain from genesis. A scan that stops short of <paramref name="until"/> (a corrupt entry
-    /// length can do that) is a fault too, never a silently shorter chain, with one exception:
-    /// FASTER never splits an entry across pages, so an entry that does not fit the rest of a page
-    /// leaves that rest empty and starts on the next page; a commit taken after the tail moved to the
-    /// page boundary but before that entry was committed ends at the boundary, after the empty tail.
-    /// </summary>
-    internal static VerifyReport VerifyChain(FasterLog log, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null)
-    {
-        var clock = Stopwatch.StartNew();
-        ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier(expectedCluster);
-        BlockFault? fault = null;
-        long reached = from;
-        try
-        {
-            using var scanner = new EntryScanner(log, from, until);
-            while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out long next))
-            {
-                fault = verifier.Check(entry, address, out _);
-                if (fault is not null)
-                {
-                    break;
-                }
-                reached = next;
-            }
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the log could not be read past here: {e.GetType().Name}: {e.Message}");
-        }
-        if (fault is null && reached < until && !IsEmptyPageTail(reached, until, pageSizeBits))
-        {
-            fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the entries end at address {reached}, before the committed end {until}");
-        }
-        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 || trusted is not null ? verifier.Head : null, fault, until, clock.Elapsed)
-        {
-            FormatVersion = verifier.FormatVersion,
-        };
-    }
+    /// <summary>Verifies entries [<paramref name="from"/>, <paramref name="until"/>) of <paramref name="log"/>: <see cref="JournalRecovery.VerifyChain"/> over FasterLog's entries.</summary>
+    internal static VerifyReport VerifyChain(FasterLog log, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null) =>
+        JournalRecovery.VerifyChain((start, end) => new EntryScanner(log, start, end), pageSizeBits, from, until, trusted, expectedCluster);
 
     /// <summary>[<paramref name="reached"/>, <paramref name="until"/>) is the unused rest of one page, ending at its boundary.</summary>
     internal static bool IsEmptyPageTail(long reached, long until, int pageSizeBits)
@@ -136,8 +98,6 @@ public sealed class JournalReader : IDisposable
         long pageMask = (1L << pageSizeBits) - 1;
         return (until & pageMask) == 0 && reached < until && (reached >> pageSizeBits) == ((until - 1) >> pageSizeBits);
     }
-
-    private static ulong ExpectedNext(ChainVerifier verifier, bool fromGenesis) => verifier.Blocks == 0 && fromGenesis ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;
 
     public void Dispose()
     {

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
+using Engine.Cli;
 using Engine.Client;
 
 namespace Engine.IntegrationTests.Support;
@@ -44,19 +44,14 @@ public sealed class EngineServer : IDisposable
     {
         _process?.Dispose();
         _process = EngineProcess.Start(_environment, ["serve", "--data", Data, "--listen", Endpoint, "--admin", $"127.0.0.1:{AdminPort}", .. _extraArgs]);
-        _process.WaitForOutput(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to start", TimeSpan.FromSeconds(60));
+        _process.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the engine to start", TimeSpan.FromSeconds(60));
     }
 
     public Task<EngineClient> ConnectAsync(uint clientId = 1, string? token = null) =>
         EngineClient.ConnectAsync(new ClientOptions { Endpoints = [Endpoint], ClientId = clientId, Token = token ?? $"dev-token-{clientId}", ReconnectFor = TimeSpan.FromSeconds(5) });
 
-    /// <summary>GET /status (with the state checksum unless <paramref name="state"/> is false), parsed.</summary>
-    public async Task<JsonElement> StatusAsync(bool state = true)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string body = await http.GetStringAsync(new Uri($"http://127.0.0.1:{AdminPort}/status{(state ? "" : "?state=false")}")).ConfigureAwait(false);
-        return JsonDocument.Parse(body).RootElement.Clone();
-    }
+    /// <summary>GET /status (with the state checksum unless <paramref name="state"/> is false).</summary>
+    internal Task<NodeStatusReport> StatusAsync(bool state = true) => AdminStatus.GetAsync($"127.0.0.1:{AdminPort}", state);
 
     public void KillHard() => _process?.KillHard();
 

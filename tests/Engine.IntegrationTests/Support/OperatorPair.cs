@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
+using Engine.Cli;
+using Engine.Replication;
 
 namespace Engine.IntegrationTests.Support;
 
@@ -74,18 +75,12 @@ public sealed class OperatorPair : IDisposable
         A = EngineProcess.Start(Node("a", "primary", clientA, AdminA, replicationA, peerOfA, witnessOfA));
         _processes.Add(A);
         _processes.Add(EngineProcess.Start(Node("b", "backup", clientB, AdminB, replicationB, peerOfB, witnessOfB)));
-        A.WaitForOutput(o => o.Contains("mirroring live", StringComparison.Ordinal), "the operator's pair to be in step", Wait);
+        A.WaitForEvent(PairEventKind.BackupInStep, "the operator's pair to be in step", Wait);
     }
 
-    /// <summary>GET /status of the node at <paramref name="admin"/>.</summary>
-    public static async Task<JsonElement> StatusAsync(string admin)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        return JsonDocument.Parse(await http.GetStringAsync(new Uri($"http://{admin}/status")).ConfigureAwait(false)).RootElement.Clone();
-    }
 
     /// <summary>Waits until one node is primary with its backup in step and the other is that backup; returns both statuses.</summary>
-    public async Task<(JsonElement Primary, JsonElement Backup)> WaitWholeAsync()
+    internal async Task<(NodeStatusReport Primary, NodeStatusReport Backup)> WaitWholeAsync()
     {
         var clock = Stopwatch.StartNew();
         string last = "";
@@ -93,11 +88,9 @@ public sealed class OperatorPair : IDisposable
         {
             try
             {
-                JsonElement a = await StatusAsync(AdminA).ConfigureAwait(false), b = await StatusAsync(AdminB).ConfigureAwait(false);
-                bool aPrimary = a.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal);
-                (JsonElement primary, JsonElement backup) = aPrimary ? (a, b) : (b, a);
-                if (primary.GetProperty("role").GetString()!.StartsWith("primary", StringComparison.Ordinal) && backup.GetProperty("role").GetString() == "backup"
-                    && primary.GetProperty("backup_in_step").ValueKind == JsonValueKind.True)
+                NodeStatusReport a = await AdminStatus.GetAsync(AdminA).ConfigureAwait(false), b = await AdminStatus.GetAsync(AdminB).ConfigureAwait(false);
+                (NodeStatusReport primary, NodeStatusReport backup) = a.IsPrimary ? (a, b) : (b, a);
+                if (primary.IsPrimary && backup.Role == "backup" && primary.BackupInStep == true)
                 {
                     return (primary, backup);
                 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 
 namespace Engine.Cli.Drill;
 
@@ -10,7 +9,7 @@ namespace Engine.Cli.Drill;
 /// </summary>
 internal sealed class AttachedProcess : WatchedProcess
 {
-    private AttachedProcess(HttpClient http, string admin, NodeStatusView status)
+    private AttachedProcess(HttpClient http, string admin, NodeStatusReport status)
     {
         Status = status;
         Launch = Launch.Of(status.Pid);
@@ -19,7 +18,7 @@ internal sealed class AttachedProcess : WatchedProcess
     }
 
     /// <summary>What the node's admin endpoint said when we attached.</summary>
-    public NodeStatusView Status { get; }
+    public NodeStatusReport Status { get; }
 
     /// <summary>How it was started (read from /proc when we attached): what a restart repeats.</summary>
     public Launch Launch { get; }
@@ -42,7 +41,7 @@ internal sealed class AttachedProcess : WatchedProcess
             cancel.ThrowIfCancellationRequested();
             try
             {
-                NodeStatusView status = await NodeStatusView.GetAsync(http, admin, cancel).ConfigureAwait(false);
+                NodeStatusReport status = await NodeStatusReport.GetAsync(http, admin, state: false, cancel).ConfigureAwait(false);
                 if (status.Pid != notPid)
                 {
                     if (!Launch.IsRunning(status.Pid))
@@ -77,37 +76,6 @@ internal sealed class AttachedProcess : WatchedProcess
     }
 
     public override void Dispose() => StopFollowing();
-}
-
-/// <summary>The parts of a node's <c>GET /status</c> the drill uses.</summary>
-internal sealed record NodeStatusView(int Pid, string Role, ulong Epoch, string Listen, string Journal, bool? BackupInStep, string? Lease, bool? SoloLease)
-{
-    public bool IsPrimary => Role.StartsWith("primary", StringComparison.Ordinal);
-
-    /// <summary>A primary with a backup in step and no witness's lease still held (the backup could not take over); the operator's lease does not count.</summary>
-    public bool Whole => IsPrimary && BackupInStep == true && !(Lease == "witness" && SoloLease == true);
-
-    /// <summary>Where clients reach it: a wildcard listen address is reached on the loopback.</summary>
-    public string ClientEndpoint => Listen.StartsWith("0.0.0.0:", StringComparison.Ordinal) ? $"127.0.0.1:{Listen[8..]}"
-        : Listen.StartsWith("[::]:", StringComparison.Ordinal) ? $"[::1]:{Listen[5..]}" : Listen;
-
-    public static async Task<NodeStatusView> GetAsync(HttpClient http, string admin, CancellationToken cancel)
-    {
-        string body = await http.GetStringAsync(new Uri($"http://{admin}/status?state=false"), cancel).ConfigureAwait(false);
-        try
-        {
-            using JsonDocument json = JsonDocument.Parse(body);
-            JsonElement root = json.RootElement;
-            static bool? Flag(JsonElement e) => e.ValueKind is JsonValueKind.True or JsonValueKind.False ? e.GetBoolean() : null;
-            return new NodeStatusView(root.GetProperty("pid").GetInt32(), root.GetProperty("role").GetString()!,
-                root.GetProperty("epoch").ValueKind == JsonValueKind.Number ? root.GetProperty("epoch").GetUInt64() : 0, root.GetProperty("listen").GetString()!,
-                root.GetProperty("journal").GetString()!, Flag(root.GetProperty("backup_in_step")), root.GetProperty("lease").GetString(), Flag(root.GetProperty("solo_lease")));
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            throw new InvalidOperationException($"{admin} did not answer like an engine node's admin endpoint ({e.Message})", e);
-        }
-    }
 }
 
 /// <summary>

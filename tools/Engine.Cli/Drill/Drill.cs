@@ -184,7 +184,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             try
             {
-                NodeStatusView status = await NodeStatusView.GetAsync(_http, primary.Admin, cancel).ConfigureAwait(false);
+                NodeStatusReport status = await NodeStatusReport.GetAsync(_http, primary.Admin, state: false, cancel).ConfigureAwait(false);
                 if (status.Whole)
                 {
                     return null;
@@ -345,11 +345,11 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             try
             {
-                NodeStatusView a = await NodeStatusView.GetAsync(_http, _a!.Admin, cancel).ConfigureAwait(false);
-                NodeStatusView b = await NodeStatusView.GetAsync(_http, _b!.Admin, cancel).ConfigureAwait(false);
+                NodeStatusReport a = await NodeStatusReport.GetAsync(_http, _a!.Admin, state: false, cancel).ConfigureAwait(false);
+                NodeStatusReport b = await NodeStatusReport.GetAsync(_http, _b!.Admin, state: false, cancel).ConfigureAwait(false);
                 if (a.IsPrimary != b.IsPrimary && (a.Role == "backup" || b.Role == "backup"))
                 {
-                    return a.IsPrimary ? (_a, a.Epoch) : (_b, b.Epoch);
+                    return a.IsPrimary ? (_a, a.Epoch ?? 0) : (_b, b.Epoch ?? 0);
                 }
                 seen = $"A {a.Role}, B {b.Role}";
             }

@@ -1,0 +1,101 @@
+using Engine.Core.Chain;
+
+namespace Engine.Core.Journaling;
+
+/// <summary>
+/// The ledger's journal as the pair and the node use it: blocks appended in chain order, made
+/// durable by commits, read back in order. <see cref="Journal"/> keeps it on a FasterLog;
+/// <see cref="SimulatedJournal"/> keeps it on an in-memory device for the deterministic simulator.
+/// One contract test suite (tests/Engine.Tests/Journaling/JournalContractTests) runs against both.
+/// </summary>
+/// <remarks>
+/// <para><b>Addresses.</b> <see cref="Append"/> returns the block's address: strictly greater than
+/// every earlier block's, never reused while the journal is open, the same address
+/// <see cref="Scan"/> reports for it. Nothing else is promised about their values (they are
+/// FasterLog's logical addresses, with gaps).</para>
+/// <para><b>Committed.</b> A block is committed once <see cref="CommittedUntil"/> is greater than its
+/// address. A committed block survives a crash of the process; a block that is not may or may not
+/// (see <see cref="Append"/>). The journal opens (see the implementations' <c>Open</c>) on
+/// a chain re-hashed from genesis to the committed end, and <see cref="Head"/> is that chain's last
+/// block.</para>
+/// <para><b>Faults.</b> The first append or commit that fails becomes <see cref="Fault"/>, for good:
+/// from then on nothing more is committed (what was appended and not committed before it is
+/// lost, as a failing device loses what it had not written; what was committed stays), and
+/// <see cref="Append"/>, <see cref="WaitDurable"/> and a <see cref="Flush"/> that would have to
+/// wait throw <see cref="JournalFaultException"/>.</para>
+/// <para><b>Dispose.</b> A clean close: commits what was appended (unless the journal has faulted),
+/// then releases the journal. A crash is not a dispose: it is the implementation's (a killed
+/// process, <see cref="SimulatedJournalDevice.Crash"/>).</para>
+/// <para><b>Threads.</b> Appends come from one thread. <see cref="Journal"/> is thread-safe
+/// otherwise; <see cref="SimulatedJournal"/> is driven from the simulator's one thread.</para>
+/// </remarks>
+public interface IJournal : IDisposable
+{
+    /// <summary>
+    /// What the journal was opened with. <see cref="JournalSettings.Durability"/> decides
+    /// <see cref="IsDurable"/>; <see cref="JournalSettings.MaxTransactionsPerBlock"/> bounds the
+    /// blocks the sealer may append.
+    /// </summary>
+    JournalSettings Settings { get; }
+
+    /// <summary>
+    /// The end of the chain when the journal was opened (genesis for a new one): the verified
+    /// block the next appended block must continue. It does not move with appends.
+    /// </summary>
+    ChainHead Head { get; }
+
+    /// <summary>
+    /// Every block whose address is below this is committed (survives a crash). It never moves
+    /// back, moves only when a commit completes, and no longer moves once the journal has faulted.
+    /// </summary>
+    long CommittedUntil { get; }
+
+    /// <summary>The first append or commit that failed; sticky. Null while the journal works.</summary>
+    Exception? Fault { get; }
+
+    /// <summary>
+    /// Cancelled once, the moment <see cref="Fault"/> is set, on the thread that saw the failure:
+    /// callbacks must be short and must not wait on the journal. Never cancelled otherwise.
+    /// </summary>
+    CancellationToken FaultToken { get; }
+
+    /// <summary>
+    /// Appends one sealed block (the caller continues the chain: the journal does not check it);
+    /// returns its address. The block is not committed when this returns: a later commit covers it
+    /// (<see cref="Journal"/>'s committer is asked for one at once; on the simulated device the
+    /// simulator decides when), and until then a crash may lose it. In
+    /// <see cref="Durability.Memory"/>, may wait while the uncommitted tail exceeds
+    /// <see cref="JournalSettings.MaxCommitLagBytes"/>.
+    /// </summary>
+    /// <exception cref="JournalFaultException">The journal has failed, now or before: nothing of the block was appended, and <see cref="Fault"/> is set.</exception>
+    long Append(ReadOnlySpan<byte> block);
+
+    /// <summary>
+    /// True when the block at <paramref name="address"/> counts as journaled: in
+    /// <see cref="Durability.Memory"/> once appended (a crash may still lose it: the backup's copy
+    /// covers it), in <see cref="Durability.Disk"/> once committed. Does not look at <see cref="Fault"/>.
+    /// </summary>
+    bool IsDurable(long address);
+
+    /// <summary>
+    /// Returns once the block at <paramref name="address"/> is durable (<see cref="IsDurable"/>),
+    /// asking for the commit that makes it so if needed.
+    /// </summary>
+    /// <exception cref="JournalFaultException">The journal has failed, before or during the wait, even when the block itself is durable: once failed, nothing passes the node's ack gate.</exception>
+    void WaitDurable(long address);
+
+    /// <summary>
+    /// Returns once everything appended before the call is committed (in either durability),
+    /// committing it if needed. Returns at once when it already is, even after a fault.
+    /// </summary>
+    /// <exception cref="JournalFaultException">The journal failed before what was appended could be committed.</exception>
+    void Flush();
+
+    /// <summary>
+    /// Visits the committed blocks, in chain order from genesis, each with the address
+    /// <see cref="Append"/> returned for it (the span is valid during the call only), until
+    /// <paramref name="visit"/> returns false. Blocks appended but not yet committed when the scan
+    /// starts are not visited: flush first to see them. Works after a fault too.
+    /// </summary>
+    void Scan(BlockVisitor visit);
+}

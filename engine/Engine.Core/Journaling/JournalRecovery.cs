@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using Engine.Core.Chain;
+
+namespace Engine.Core.Journaling;
+
+/// <summary>Walks a journal's entries in log order, without copying them: each span is valid until the next call.</summary>
+internal interface IEntryCursor : IDisposable
+{
+    /// <summary>The next entry, its address and the address after it; false at the end of the range (or where the entries stop).</summary>
+    bool TryNext(out ReadOnlySpan<byte> entry, out long address, out long nextAddress);
+}
+
+/// <summary>Opens a cursor over the entries in [<paramref name="from"/>, <paramref name="until"/>).</summary>
+internal delegate IEntryCursor OpenEntries(long from, long until);
+
+/// <summary>
+/// What opening a journal checks, whatever holds its entries (a FasterLog for <see cref="Journal"/>
+/// and <see cref="JournalReader"/>, the <see cref="SimulatedJournalDevice"/> for <see cref="SimulatedJournal"/>): one
+/// verification, so the two cannot accept different chains.
+/// </summary>
+internal static class JournalRecovery
+{
+    /// <summary>
+    /// The head of the committed chain in [<paramref name="begin"/>, <paramref name="committedUntil"/>),
+    /// re-hashed from genesis; null when nothing was ever committed and the journal was never
+    /// created (the caller starts a new chain with a genesis block).
+    /// </summary>
+    /// <param name="open">The entries, as recovered: nothing after the last completed commit.</param>
+    /// <param name="begin">The first entry's address.</param>
+    /// <param name="committedUntil">The end of the last completed commit.</param>
+    /// <param name="pageSizeBits">log2 of the page, where an empty page tail may end the entries (see <see cref="VerifyChain"/>).</param>
+    /// <param name="empty">Nothing was recovered.</param>
+    /// <param name="created">Evidence that the genesis block was once committed (<c>journal.json</c>, the device's flag); null if none.</param>
+    /// <param name="where">The journal, for messages.</param>
+    /// <param name="expected">The node's cluster: genesis must name it.</param>
+    /// <exception cref="JournalCorruptException">The journal was created but nothing was recovered, or the chain does not verify.</exception>
+    /// <exception cref="JournalFormatException">Its genesis is of a format version this engine does not continue.</exception>
+    /// <exception cref="JournalClusterMismatchException">Its genesis names another cluster than <paramref name="expected"/>.</exception>
+    public static ChainHead? RecoverHead(OpenEntries open, long begin, long committedUntil, int pageSizeBits, bool empty, string? created, string where, ClusterId expected)
+    {
+        if (empty)
+        {
+            if (created is not null)
+            {
+                throw new JournalCorruptException($"'{where}' was created ({created}) but no commit was recovered: refusing to start an empty chain over it");
+            }
+            return null;
+        }
+        // Refuse another cluster's journal, or one of a version we never continue, from its
+        // genesis alone: before re-hashing what may be millions of blocks.
+        RefuseForeignGenesis(open, begin, committedUntil, where, expected);
+        VerifyReport report = VerifyChain(open, pageSizeBits, begin, committedUntil, expectedCluster: expected);
+        if (report.Fault is not null)
+        {
+            throw new JournalCorruptException($"the journal in '{where}' does not verify: {report.Fault}", report.Fault);
+        }
+        return report.Head!.Value;
+    }
+
+    /// <summary>
+    /// Throws when the journal's first block says it must not be continued here: a version other
+    /// than the one we write (version 1: <see cref="JournalFormatException"/>), or another cluster's
+    /// genesis (<see cref="JournalClusterMismatchException"/>). A first block that does not even
+    /// parse, or cannot be read, is left to the chain verification, which names the fault.
+    /// </summary>
+    private static void RefuseForeignGenesis(OpenEntries open, long begin, long committedUntil, string where, ClusterId expected)
+    {
+        if (!TryReadFirstHeader(open, begin, committedUntil, out BlockHeader genesis) || genesis.BlockNo != BlockFormat.GenesisBlockNo)
+        {
+            return;
+        }
+        if (genesis.Version != BlockFormat.Version)
+        {
+            throw new JournalFormatException(
+                $"the journal in '{where}' is of block format version {genesis.Version} (from before cluster ids); this engine writes version " +
+                $"{BlockFormat.Version} and never appends it to an older chain. Keep the journal for audit ('engine log verify|dump' read it) " +
+                "and start this node on an empty data directory: a backup catches up from its primary, a new cluster starts a new chain.",
+                genesis.Version);
+        }
+        if (genesis.ClusterId != expected)
+        {
+            throw new JournalClusterMismatchException(
+                $"the journal in '{where}' belongs to cluster {genesis.ClusterId.Describe()}, and this node is of cluster {expected.Describe()}: " +
+                "refusing to continue another cluster's chain (check the node's cluster credentials and its data directory)",
+                expected, genesis.ClusterId);
+        }
+    }
+
+    private static bool TryReadFirstHeader(OpenEntries open, long begin, long committedUntil, out BlockHeader header)
+    {
+        header = default;
+        try
+        {
+            using IEntryCursor cursor = open(begin, committedUntil);
+            return cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out _)
+                && BlockFormat.TryReadHeader(entry, out header, acceptVersion1: true) is null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false; // a damaged first entry: the verification that follows reports it
+        }
+    }
+
+    /// <summary>
+    /// Verifies entries [<paramref name="from"/>, <paramref name="until"/>) as a chain from genesis,
+    /// or as the continuation of <paramref name="trusted"/>. A scan that stops short of
+    /// <paramref name="until"/> (a corrupt entry length can do that) is a fault too, never a
+    /// silently shorter chain, with one exception: FASTER never splits an entry across pages, so an
+    /// entry that does not fit the rest of a page leaves that rest empty and starts on the next
+    /// page; a commit taken after the tail moved to the page boundary but before that entry was
+    /// committed ends at the boundary, after the empty tail (<see cref="JournalReader.IsEmptyPageTail"/>).
+    /// </summary>
+    public static VerifyReport VerifyChain(OpenEntries open, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null)
+    {
+        var clock = Stopwatch.StartNew();
+        ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier(expectedCluster);
+        BlockFault? fault = null;
+        long reached = from;
+        try
+        {
+            using IEntryCursor cursor = open(from, until);
+            while (cursor.TryNext(out ReadOnlySpan<byte> entry, out long address, out long next))
+            {
+                fault = verifier.Check(entry, address, out _);
+                if (fault is not null)
+                {
+                    break;
+                }
+                reached = next;
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the log could not be read past here: {e.GetType().Name}: {e.Message}");
+        }
+        if (fault is null && reached < until && !JournalReader.IsEmptyPageTail(reached, until, pageSizeBits))
+        {
+            fault = new BlockFault(ExpectedNext(verifier, trusted is null), reached, $"the entries end at address {reached}, before the committed end {until}");
+        }
+        return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 || trusted is not null ? verifier.Head : null, fault, until, clock.Elapsed)
+        {
+            FormatVersion = verifier.FormatVersion,
+        };
+    }
+
+    private static ulong ExpectedNext(ChainVerifier verifier, bool fromGenesis) => verifier.Blocks == 0 && fromGenesis ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;
+}
