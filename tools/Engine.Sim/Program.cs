@@ -10,6 +10,7 @@ bool json = false, trace = false;
 PairMutation mutations = PairMutation.None;
 bool witnessNotSticky = false;
 bool stopOnLiveness = false;
+int parallel = 1;
 for (int i = 0; i < args.Length; i++)
 {
     string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -29,6 +30,9 @@ for (int i = 0; i < args.Length; i++)
             break;
         case "--strict":
             stopOnLiveness = true;
+            break;
+        case "--parallel":
+            parallel = int.Parse(Value(), NumberStyles.None, CultureInfo.InvariantCulture);
             break;
         case "--mutation":
             string name = Value();
@@ -52,6 +56,7 @@ for (int i = 0; i < args.Length; i++)
                   --seed S      the first seed (default 1); --seed S --seeds 1 replays one seed exactly
                   --json        one JSON object at the end
                   --trace       print the whole trace of each seed
+                  --parallel P  run P seeds at a time (each seed stays deterministic; default 1)
                   --strict      a liveness violation (the pair not whole after the quiet period, a request unanswered) stops
                                 the run too; without it they are counted ("stuck") and the run goes on
                   --mutation M  switch on a deliberate bug (AckBeforeBackup, TakeOverWhileCatchingUp, ReleaseLeaseOnCatchUpSent,
@@ -73,10 +78,34 @@ var violations = new List<SimResult>();
 long acknowledged = 0;
 var operatorSeeds = new List<int>();
 var stuck = new List<SimResult>();
+// Seeds run in batches, P at a time; results are taken in seed order, so the report (and where it
+// stops) is the same whatever P is.
+var pending = new Queue<(SimResult Result, IReadOnlyList<string> FullTrace)>();
+int nextToRun = first;
+(SimResult Result, IReadOnlyList<string> FullTrace) Next()
+{
+    if (pending.Count == 0)
+    {
+        int batch = Math.Min(Math.Max(1, parallel) * 8, first + seeds - nextToRun);
+        var results = new (SimResult, IReadOnlyList<string>)[batch];
+        int start = nextToRun;
+        Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallel) }, i =>
+        {
+            var world = new SimWorld(start + i, mutations, witnessNotSticky, keepFullTrace: trace);
+            SimResult r = world.Run();
+            results[i] = (r, world.FullTrace);
+        });
+        nextToRun += batch;
+        foreach ((SimResult, IReadOnlyList<string>) r in results)
+        {
+            pending.Enqueue(r);
+        }
+    }
+    return pending.Dequeue();
+}
 for (int seed = first; seed < first + seeds; seed++)
 {
-    var world = new SimWorld(seed, mutations, witnessNotSticky, keepFullTrace: trace);
-    SimResult result = world.Run();
+    (SimResult result, IReadOnlyList<string> fullTrace) = Next();
     steps += result.Steps;
     simulated += result.SimulatedSeconds;
     acknowledged += result.Acknowledged;
@@ -90,7 +119,7 @@ for (int seed = first; seed < first + seeds; seed++)
     }
     if (trace)
     {
-        foreach (string line in world.FullTrace)
+        foreach (string line in fullTrace)
         {
             Console.WriteLine(line);
         }
