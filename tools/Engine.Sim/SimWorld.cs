@@ -117,7 +117,18 @@ public sealed class SimWorld
     public void OnEvent(SimNode node, PairEvent pairEvent)
     {
         Trace($"{PairEvent.Name(pairEvent.Kind)} e{pairEvent.Epoch} b{pairEvent.BlockNo}: {pairEvent.Text}");
-        if (pairEvent.Kind is PairEventKind.TakeOver or PairEventKind.PrimaryStarted or PairEventKind.SteppingDown or PairEventKind.InStep or PairEventKind.BackupInStep)
+        // Faults aimed at the pair's most delicate moment (FoundationDB calls this buggify): right after a
+        // primary has sent a catch-up, sometimes the network goes before the backup has it.
+        if (pairEvent.Kind == PairEventKind.BackupInStep && Clock.Now < (long)FaultSeconds * 1_000 * SimClock.NanosPerMs && !Network.Partitioned && _random.Next(8) == 0)
+        {
+            long lasting = _random.Next(200, 2_000) * SimClock.NanosPerMs;
+            Count("partition-after-catch-up");
+            Trace($"fault: partition the nodes right after a catch-up was sent, for {lasting / SimClock.NanosPerMs} ms");
+            Network.Partitioned = true;
+            Clock.After(lasting, () => Network.Partitioned = false);
+        }
+        if (pairEvent.Kind is PairEventKind.TakeOver or PairEventKind.PrimaryStarted or PairEventKind.SteppingDown or PairEventKind.InStep or PairEventKind.BackupInStep
+            or PairEventKind.LeaseGranted)
         {
             _roleChanged = true;
         }
@@ -154,18 +165,39 @@ public sealed class SimWorld
         CheckChainsAgree();
     }
 
-    /// <summary>No acknowledged block is missing from the history of a node that is primary or in step.</summary>
+    /// <summary>
+    /// The nodes that are the pair now: the primary that may acknowledge (a backup in step or the solo
+    /// lease; of the highest epoch, if two think so) and, if that primary counts its backup as holding
+    /// everything (in step, its catch-up acknowledged), that backup. A node that merely believes it is
+    /// in step (stalled or cut off, its primary has dropped it) or a primary that cannot acknowledge (an
+    /// old one not yet told, one the operator started on the wrong chain) serves nobody: nothing it holds
+    /// or lacks reaches a client, and it learns of the newer epoch before it can.
+    /// </summary>
+    private IEnumerable<SimNode> CurrentNodes()
+    {
+        SimNode? primary = Nodes.Where(n => n.Pair is { State: PairState.Primary, MayAcknowledge: true }).OrderByDescending(n => n.Pair!.Epoch).FirstOrDefault();
+        if (primary is null)
+        {
+            yield break;
+        }
+        yield return primary;
+        if (primary.Pair!.BackupHoldsEverything && PeerOf(primary).Pair is { State: PairState.InStep })
+        {
+            yield return PeerOf(primary);
+        }
+    }
+
+    /// <summary>No acknowledged block is missing from the history of a node that is the pair now (see <see cref="CurrentNodes"/>).</summary>
     private void CheckAcknowledgedKept()
     {
-        foreach (SimNode node in Nodes)
+        foreach (SimNode node in CurrentNodes())
         {
-            if (node.Pair is { State: PairState.Primary or PairState.InStep })
             {
                 foreach ((ulong blockNo, Hash32 hash, string what) in _acknowledged)
                 {
                     if (!node.Ledger.HasBlock(blockNo, hash))
                     {
-                        Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {node.Name} ({node.Pair.State}, head {node.Ledger.Head.BlockNo})");
+                        Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {node.Name} ({node.Pair!.State}, head {node.Ledger.Head.BlockNo})");
                         return;
                     }
                 }
@@ -176,7 +208,7 @@ public sealed class SimWorld
     /// <summary>Two nodes that are primary or in step have chains that are prefixes of one another; equal heads have equal books.</summary>
     private void CheckChainsAgree()
     {
-        if (Nodes.Any(n => n.Pair is not { State: PairState.Primary or PairState.InStep }))
+        if (CurrentNodes().Count() < 2)
         {
             return;
         }
@@ -360,8 +392,8 @@ public sealed class SimWorld
     /// <summary>
     /// The operator's procedure when both nodes are backups and neither can take over (both were
     /// restarted, or the node holding the witness's lease was): restart the node with the longer chain
-    /// as primary (the other then catches up from it). Counted: each one is a case the pair could not
-    /// heal alone.
+    /// as primary: the one whose last block is of the later epoch, then the longer (the other then
+    /// catches up from it). Counted: each one is a case the pair could not heal alone.
     /// </summary>
     private void OperatorStartsAPrimary()
     {
@@ -370,7 +402,8 @@ public sealed class SimWorld
             return;
         }
         NeededOperator = true;
-        SimNode longest = Nodes[1].Ledger.Head.BlockNo > Nodes[0].Ledger.Head.BlockNo ? Nodes[1] : Nodes[0];
+        ChainHead a = Nodes[0].Ledger.Head, b = Nodes[1].Ledger.Head;
+        SimNode longest = (b.Epoch, b.BlockNo).CompareTo((a.Epoch, a.BlockNo)) > 0 ? Nodes[1] : Nodes[0];
         Trace($"operator: no primary {OperatorAfterNs / SimClock.NanosPerMs} ms after the faults ended: restarting {longest.Name} (head {longest.Ledger.Head.BlockNo}) as primary");
         longest.Crash();
         longest.Start(PairRole.Primary, restart: true);

@@ -108,6 +108,7 @@ public sealed class PairNode
     private bool _leaseAskInFlight;
     private long _nextLeaseAskAt;
     private bool _inStepAtHalt;
+    private bool _haltedAsPrimary;
     private string? _lastLeaseRefusal;
 
     // Primary with a witness: clients sent to the other node while cut off from backup and witness.
@@ -174,6 +175,9 @@ public sealed class PairNode
 
     /// <summary>Primary: a backup is attached and live (its catch-up sent).</summary>
     public bool BackupInStep => State == PairState.Primary && _backup != NoConnection && _backupLive;
+
+    /// <summary>Primary: the backup in step has acknowledged the end of its catch-up, so it holds every block this node acknowledged.</summary>
+    public bool BackupHoldsEverything => BackupInStep && _backupCaughtUp;
 
     /// <summary>Primary: its clients should go to the other node (cut off from backup and witness, see <see cref="Tick"/>).</summary>
     public bool ClientsAway { get; private set; }
@@ -260,6 +264,7 @@ public sealed class PairNode
             return;
         }
         _inStepAtHalt = BackupInStep && _backupCaughtUp;
+        _haltedAsPrimary = State == PairState.Primary;
         State = PairState.Halted;
         HaltReason = reason;
         CloseBackup(null);
@@ -401,8 +406,8 @@ public sealed class PairNode
                     AskToTakeOver();
                 }
                 break;
-            case PairState.Halted:
-                TickLease(now); // a halted primary keeps (or gives back) the lease as it was at the halt
+            case PairState.Halted when _haltedAsPrimary:
+                TickLease(now); // a halted primary keeps (or gives back) the lease as it was at the halt; a halted backup never asks
                 break;
         }
     }

@@ -53,11 +53,11 @@ public class SimulatorTests
     }
 
     /// <summary>Each deliberate bug makes the simulator report a safety violation within its seed budget.</summary>
-    [TestCase(PairMutation.AckBeforeBackup, false, 100)]
-    [TestCase(PairMutation.TakeOverWhileCatchingUp, false, 300)]
-    [TestCase(PairMutation.IgnoreHigherEpochHello, false, 600)]
-    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, false, 1_500)]
-    [TestCase(PairMutation.None, true, 300)]
+    [TestCase(PairMutation.AckBeforeBackup, false, 50)]
+    [TestCase(PairMutation.TakeOverWhileCatchingUp, false, 600)]
+    [TestCase(PairMutation.IgnoreHigherEpochHello, false, 200)]
+    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, false, 200)]
+    [TestCase(PairMutation.None, true, 100)]
     public void A_deliberate_bug_is_found(PairMutation mutation, bool witnessNotSticky, int budget)
     {
         int found = 0;
