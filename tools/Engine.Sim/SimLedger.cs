@@ -145,8 +145,12 @@ public sealed class SimLedger : IPairLedger
         }
     }
 
+    /// <summary>Changes each time the chain is thrown away (a diverged chain discarded): blocks of one generation only ever extend.</summary>
+    public int Generation { get; private set; }
+
     private void Reset()
     {
+        Generation++;
         _blocks.Clear();
         _checksums.Clear();
         _journaled.Clear();

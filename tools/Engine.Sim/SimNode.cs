@@ -105,7 +105,6 @@ public sealed class SimNode
             return;
         }
         step();
-        _world.AfterStep(this);
     }
 
     public void OnAccepted(int connection) => Run(() => Pair!.OnAccepted(connection));

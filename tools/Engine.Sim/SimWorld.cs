@@ -31,7 +31,8 @@ public sealed class SimWorld
     private readonly Dictionary<ulong, Hash32> _acknowledgedBlocks = [];
     private readonly List<(ulong BlockNo, Hash32 Hash, string What)> _acknowledged = [];
     private readonly Dictionary<string, int> _faults = [];
-    private bool _roleChanged;
+    private readonly Dictionary<string, (SimLedger Ledger, int Generation, int Verified)> _verified = [];
+    private ulong _highestAcknowledged;
     private string? _violation;
 
     public SimWorld(int seed, PairMutation mutations = PairMutation.None, bool witnessNotSticky = false, bool keepFullTrace = false)
@@ -91,11 +92,11 @@ public sealed class SimWorld
         Clock.After(200 * SimClock.NanosPerMs, () => Clients.ForEach(c => c.Start()));
         long faultsEnd = (long)FaultSeconds * 1_000 * SimClock.NanosPerMs;
         ScheduleFault(faultsEnd);
-        Clock.RunUntil(faultsEnd, CheckIfNeeded);
+        Clock.RunUntil(faultsEnd);
         Heal();
         Clock.After(OperatorAfterNs, OperatorStartsAPrimary);
         long end = faultsEnd + ((long)QuietSeconds * 1_000 * SimClock.NanosPerMs);
-        Clock.RunUntil(end, CheckIfNeeded);
+        Clock.RunUntil(end);
         if (_violation is null)
         {
             CheckFinal();
@@ -127,21 +128,48 @@ public sealed class SimWorld
             Network.Partitioned = true;
             Clock.After(lasting, () => Network.Partitioned = false);
         }
-        if (pairEvent.Kind is PairEventKind.TakeOver or PairEventKind.PrimaryStarted or PairEventKind.SteppingDown or PairEventKind.InStep or PairEventKind.BackupInStep
-            or PairEventKind.LeaseGranted)
-        {
-            _roleChanged = true;
-        }
     }
 
-    public void AfterStep(SimNode node)
-    {
-        // Nothing: the checks run after every event (CheckIfNeeded), where a role may have changed.
-    }
-
-    /// <summary>A client heard "accepted" for a request in <paramref name="receipt"/>'s block: no two blocks may be acknowledged under one number.</summary>
+    /// <summary>
+    /// A node tells a client "accepted" for a request in <paramref name="receipt"/>'s block. Checked
+    /// here, where it matters: no two different blocks are acknowledged under one number (split brain),
+    /// and a node that acknowledges a block at or past every block acknowledged so far (it extends the
+    /// history) holds every one of them (nothing acknowledged is missing from the history of the
+    /// primary that acknowledges now). A node answering a resent request from an older block of its
+    /// chain extends nothing; the split-brain check covers it. Incremental: a node's chain only grows
+    /// until it is discarded (a new generation), so each acknowledged block is checked once per chain.
+    /// </summary>
     public void Acknowledged(SimNode by, SimClient client, ulong seq, Receipt receipt)
     {
+        if (_acknowledged.Count > 0 && receipt.BlockNo < _highestAcknowledged)
+        {
+            if (_acknowledgedBlocks.TryGetValue(receipt.BlockNo, out Hash32 before) && before != receipt.BlockHash)
+            {
+                Violate($"split brain: block {receipt.BlockNo} acknowledged as {before} and as {receipt.BlockHash} (by {by.Name}, client {client.Id} seq {seq})");
+            }
+            else if (!_acknowledgedBlocks.ContainsKey(receipt.BlockNo))
+            {
+                _acknowledgedBlocks[receipt.BlockNo] = receipt.BlockHash;
+                _acknowledged.Add((receipt.BlockNo, receipt.BlockHash, $"client {client.Id} seq {seq} by {by.Name}"));
+            }
+            return;
+        }
+        _highestAcknowledged = receipt.BlockNo;
+        (SimLedger Ledger, int Generation, int Verified) seen = _verified.GetValueOrDefault(by.Name);
+        if (seen.Ledger != by.Ledger || seen.Generation != by.Ledger.Generation)
+        {
+            seen = (by.Ledger, by.Ledger.Generation, 0);
+        }
+        for (int i = seen.Verified; i < _acknowledged.Count; i++)
+        {
+            (ulong blockNo, Hash32 hash, string what) = _acknowledged[i];
+            if (!by.Ledger.HasBlock(blockNo, hash))
+            {
+                Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {by.Name}, which now acknowledges block {receipt.BlockNo} (epoch {by.Pair?.Epoch}, head {by.Ledger.Head.BlockNo})");
+                return;
+            }
+        }
+        _verified[by.Name] = (seen.Ledger, seen.Generation, _acknowledged.Count);
         if (_acknowledgedBlocks.TryGetValue(receipt.BlockNo, out Hash32 earlier) && earlier != receipt.BlockHash)
         {
             Violate($"split brain: block {receipt.BlockNo} acknowledged as {earlier} and as {receipt.BlockHash} (by {by.Name}, client {client.Id} seq {seq})");
@@ -152,17 +180,6 @@ public sealed class SimWorld
             _acknowledgedBlocks[receipt.BlockNo] = receipt.BlockHash;
             _acknowledged.Add((receipt.BlockNo, receipt.BlockHash, $"client {client.Id} seq {seq} by {by.Name}"));
         }
-    }
-
-    private void CheckIfNeeded()
-    {
-        if (_violation is not null || !_roleChanged)
-        {
-            return;
-        }
-        _roleChanged = false;
-        CheckAcknowledgedKept();
-        CheckChainsAgree();
     }
 
     /// <summary>
