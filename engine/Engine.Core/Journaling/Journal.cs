@@ -273,6 +273,12 @@ public sealed class Journal : IJournal
             return;
         }
         _crashed = true;
+        StopAndClose();
+    }
+
+    /// <summary>Stops the committer and closes the log and its device (no commit of its own).</summary>
+    private void StopAndClose()
+    {
         _stopping = true;
         _commitWanted.Release();
         _committer.Join();
@@ -475,12 +481,7 @@ public sealed class Journal : IJournal
         }
         finally
         {
-            _stopping = true;
-            _commitWanted.Release();
-            _committer.Join();
-            _log.Dispose();
-            _device.Dispose();
-            _commitWanted.Dispose();
+            StopAndClose();
         }
     }
 
