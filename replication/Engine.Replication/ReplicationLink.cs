@@ -9,7 +9,7 @@ namespace Engine.Replication;
 /// <summary>
 /// The replication link's transport seam: a <see cref="SecureChannel"/> between two node principals
 /// (authenticated, encrypted, every record checked), carrying <see cref="ReplicationFrame"/> frames.
-/// The pair's logic (<see cref="MirrorHub"/>, <see cref="BackupClient"/>) reads and writes frames as
+/// The pair's logic (<see cref="Pair.TcpPairTransport"/>) reads and writes frames as
 /// it always did; who the peer is and that no byte was injected, replayed or altered is settled here.
 /// </summary>
 /// <remarks>

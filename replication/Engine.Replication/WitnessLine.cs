@@ -7,7 +7,7 @@ namespace Engine.Replication;
 /// <summary>What a node asks the witness: the lease for an epoch, or to give it back. Who asks is the channel's authenticated peer, never a field.</summary>
 public readonly record struct WitnessRequest(WitnessVerb Verb, ulong Epoch);
 
-/// <summary>The two requests the witness knows.</summary>
+/// <summary>The requests the witness knows.</summary>
 public enum WitnessVerb
 {
     /// <summary><c>ACQUIRE epoch</c>: grant (or renew) the solo lease in that epoch.</summary>
@@ -15,6 +15,13 @@ public enum WitnessVerb
 
     /// <summary><c>RELEASE</c>: a backup is in step with the holder again; give the lease back.</summary>
     Release = 2,
+
+    /// <summary>
+    /// <c>RESUME epoch</c>: as ACQUIRE, but granted only to the node that holds the lease already (a
+    /// holder restarted as a backup, with nobody to follow): the holder has every block ever
+    /// acknowledged, so it may serve again; any other node is refused, whoever holds it.
+    /// </summary>
+    Resume = 3,
 }
 
 /// <summary>
@@ -27,9 +34,10 @@ public enum WitnessVerb
 /// <remarks>
 /// <code>
 /// node → witness   ACQUIRE &lt;epoch&gt;          epoch 1 … 2^64-1
+///                  RESUME &lt;epoch&gt;           the same, for the holder only
 ///                  RELEASE
 /// witness → node   GRANTED &lt;ms&gt;              ms 1 … 3600000
-///                  DENIED &lt;holder|-&gt; &lt;epoch&gt; &lt;held|fenced|epoch-too-high|unknown-node|unwritable&gt;
+///                  DENIED &lt;holder|-&gt; &lt;epoch&gt; &lt;held|fenced|epoch-too-high|unknown-node|unwritable|not-holder&gt;
 ///                  RELEASED
 ///                  NOT-HOLDER &lt;holder|-&gt;
 /// </code>
@@ -53,6 +61,7 @@ public static class WitnessLine
     {
         WitnessVerb.Acquire => string.Create(CultureInfo.InvariantCulture, $"ACQUIRE {request.Epoch}"),
         WitnessVerb.Release => "RELEASE",
+        WitnessVerb.Resume => string.Create(CultureInfo.InvariantCulture, $"RESUME {request.Epoch}"),
         _ => throw new ArgumentOutOfRangeException(nameof(request), request.Verb, "no such verb"),
     });
 
@@ -73,10 +82,11 @@ public static class WitnessLine
         WitnessRefusal.EpochTooHigh => "epoch-too-high",
         WitnessRefusal.UnknownNode => "unknown-node",
         WitnessRefusal.Unwritable => "unwritable",
+        WitnessRefusal.NotHolder => "not-holder",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "no such reason"),
     };
 
-    /// <summary>Parses one request; false with the reason when it is not exactly one of the two forms.</summary>
+    /// <summary>Parses one request; false with the reason when it is not exactly one of the three forms.</summary>
     public static bool TryParseRequest(ReadOnlySpan<byte> line, out WitnessRequest request, out string error)
     {
         request = default;
@@ -86,19 +96,19 @@ public static class WitnessLine
         }
         switch (words)
         {
-            case ["ACQUIRE", string epoch]:
+            case [string verb and ("ACQUIRE" or "RESUME"), string epoch]:
                 if (!TryCanonicalUInt64(epoch, out ulong e) || e == 0)
                 {
                     error = "the epoch is not a number from 1 to 2^64-1";
                     return false;
                 }
-                request = new WitnessRequest(WitnessVerb.Acquire, e);
+                request = new WitnessRequest(verb == "ACQUIRE" ? WitnessVerb.Acquire : WitnessVerb.Resume, e);
                 return true;
             case ["RELEASE"]:
                 request = new WitnessRequest(WitnessVerb.Release, 0);
                 return true;
             default:
-                error = "expected 'ACQUIRE epoch' or 'RELEASE'";
+                error = "expected 'ACQUIRE epoch', 'RESUME epoch' or 'RELEASE'";
                 return false;
         }
     }
@@ -149,6 +159,7 @@ public static class WitnessLine
             "epoch-too-high" => WitnessRefusal.EpochTooHigh,
             "unknown-node" => WitnessRefusal.UnknownNode,
             "unwritable" => WitnessRefusal.Unwritable,
+            "not-holder" => WitnessRefusal.NotHolder,
             _ => 0,
         };
         return reason != 0;

@@ -17,6 +17,9 @@ public enum WitnessRefusal
 
     /// <summary>The decision could not be made durable (the state file); nothing changed.</summary>
     Unwritable = 5,
+
+    /// <summary>RESUME from a node that does not hold the lease.</summary>
+    NotHolder = 6,
 }
 
 /// <summary>
@@ -128,6 +131,22 @@ public static class WitnessRules
     }
 
     /// <summary>The decision on <c>RELEASE</c> by <paramref name="node"/> (its authenticated name): only the holder gives the lease back.</summary>
+    /// <summary>
+    /// RESUME: <see cref="Acquire"/> for the node that holds the lease now, and only for it. A holder
+    /// restarted as a backup has every block ever acknowledged (acknowledging needs the lease, which
+    /// it holds, or it as the backup in step), so it may serve again in a new epoch; a node that does
+    /// not hold it learns who does, and nothing changes.
+    /// </summary>
+    public static WitnessDecision Resume(WitnessState state, Func<string, bool> isNode, string node, ulong epoch, int leaseMs)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        if (state.Holder != node)
+        {
+            return new(new WitnessAnswer.Denied(state.Holder, state.HighestEpoch, WitnessRefusal.NotHolder), state);
+        }
+        return Acquire(state, isNode, node, epoch, leaseMs);
+    }
+
     public static WitnessDecision Release(WitnessState state, string node)
     {
         ArgumentNullException.ThrowIfNull(node);

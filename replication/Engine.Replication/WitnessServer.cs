@@ -42,7 +42,7 @@ public sealed class WitnessServer : IAsyncDisposable
     /// <summary>
     /// A node's connection stays open this long after an answer for its next request: a holder renews
     /// every third of a lease on the channel it has (one round trip, as before authentication, instead
-    /// of a handshake's three). Nodes drop an idle channel sooner (<see cref="WitnessLease"/>).
+    /// of a handshake's three). Nodes drop an idle channel sooner (<see cref="Pair.WitnessClient"/>).
     /// </summary>
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(10);
 
@@ -142,7 +142,7 @@ public sealed class WitnessServer : IAsyncDisposable
     /// As <see cref="Decide(string, ulong)"/> for a request on channel <paramref name="channel"/> of
     /// the node (0: none); null, with nothing decided, when the node has opened a newer channel since.
     /// </summary>
-    private WitnessAnswer? Decide(string node, ulong epoch, long channel)
+    private WitnessAnswer? Decide(string node, ulong epoch, long channel, bool resume = false)
     {
         lock (_gate)
         {
@@ -150,7 +150,7 @@ public sealed class WitnessServer : IAsyncDisposable
             {
                 return null;
             }
-            WitnessDecision decision = WitnessRules.Acquire(_state, _isNode, node, epoch, _leaseMs);
+            WitnessDecision decision = resume ? WitnessRules.Resume(_state, _isNode, node, epoch, _leaseMs) : WitnessRules.Acquire(_state, _isNode, node, epoch, _leaseMs);
             if (decision.Next != _state)
             {
                 if (!Persist(decision.Next))
@@ -159,7 +159,7 @@ public sealed class WitnessServer : IAsyncDisposable
                 }
                 if (decision.Next.Holder != _state.Holder || decision.Next.HolderEpoch != _state.HolderEpoch)
                 {
-                    _log($"solo lease granted to {node} (epoch {epoch})");
+                    _log($"solo lease {(resume ? "resumed by" : "granted to")} {node} (epoch {epoch})");
                 }
                 _state = decision.Next;
             }
@@ -328,14 +328,19 @@ public sealed class WitnessServer : IAsyncDisposable
                         _refusals.Refused(remote, $"{channel.Peer.Name}: not a request ({error}): closed");
                         return;
                     }
-                    WitnessAnswer? decided = request.Verb == WitnessVerb.Acquire ? Decide(channel.Peer.Name, request.Epoch, number) : Release(channel.Peer.Name, number);
+                    WitnessAnswer? decided = request.Verb switch
+                    {
+                        WitnessVerb.Acquire => Decide(channel.Peer.Name, request.Epoch, number),
+                        WitnessVerb.Resume => Decide(channel.Peer.Name, request.Epoch, number, resume: true),
+                        _ => Release(channel.Peer.Name, number),
+                    };
                     if (decided is not { } answer)
                     {
                         return; // the node has a newer channel: this one is closed unanswered, as the node expects
                     }
                     if (answer is WitnessAnswer.Denied { Reason: WitnessRefusal.EpochTooHigh or WitnessRefusal.UnknownNode } refusal)
                     {
-                        _refusals.Refused(remote, string.Create(CultureInfo.InvariantCulture, $"{channel.Peer.Name}: ACQUIRE {request.Epoch} refused ({WitnessLine.Word(refusal.Reason)})"));
+                        _refusals.Refused(remote, string.Create(CultureInfo.InvariantCulture, $"{channel.Peer.Name}: {request.Verb.ToString().ToUpperInvariant()} {request.Epoch} refused ({WitnessLine.Word(refusal.Reason)})"));
                     }
                     await channel.SendAsync(WitnessLine.Format(answer), timeout.Token).ConfigureAwait(false);
                     answered++;

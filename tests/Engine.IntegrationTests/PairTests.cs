@@ -279,8 +279,13 @@ public class PairTests
             var endpoint = new IPEndPoint(IPAddress.Loopback, replication);
             using var silent = new TcpClient();
             await silent.ConnectAsync(endpoint); // connects, says nothing
-            ulong? epoch = await Engine.Replication.BackupClient.ProbePrimaryEpochAsync(endpoint, Engine.Security.ClusterCredentials.Development("node@probe"), default, TimeSpan.FromSeconds(10));
-            Assert.That(epoch, Is.EqualTo(1UL), "the probe behind the silent connection is answered");
+            // Who is primary, asked as an old primary coming back asks it.
+            using var probe = await ReplicationLink.ConnectAsync(endpoint, Engine.Security.ClusterCredentials.Development("node@probe"), TimeSpan.FromSeconds(10), CancellationToken.None);
+            await probe.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, ReplicationFrame.ProbeOnly, default(ChainHead)), CancellationToken.None);
+            using var answerWait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var answer = await probe.ReadAsync(answerWait.Token);
+            Assert.That(answer?.Type, Is.EqualTo(ReplicationType.HelloAck), "the probe behind the silent connection is answered");
+            Assert.That(ReplicationFrame.ReadHello(answer!.Value.Payload.Span, out _).Epoch, Is.EqualTo(1UL));
         }
         finally
         {
@@ -289,60 +294,6 @@ public class PairTests
                 Directory.Delete(root, recursive: true);
             }
         }
-    }
-
-    [Test]
-    public async Task A_holder_gives_the_lease_back_even_after_a_renewal_was_lost()
-    {
-        var any = new IPEndPoint(IPAddress.Loopback, 0);
-        await using var witness = new Engine.Replication.WitnessServer(any, 300, Engine.Security.ClusterCredentials.Development("witness"), _ => { });
-        witness.Start();
-        using var link = new Engine.Cli.Drill.FaultProxy(any, witness.Endpoint);
-        bool wanted = true;
-        await using var lease = new Engine.Replication.WitnessLease(link.Endpoint, Engine.Security.ClusterCredentials.Development("a"), new Engine.Replication.PairSettings(), () => 1, () => Volatile.Read(ref wanted), _ => { });
-        WaitUntil(() => lease.Held, "the first grant");
-
-        link.Set(Engine.Cli.Drill.LinkFault.Blackhole); // renewals are lost: the lease lapses here...
-        WaitUntil(() => !lease.Held, "the lease to lapse at the holder");
-        Assert.That(witness.Decide("b", 2), Is.EqualTo(new Engine.Replication.WitnessAnswer.Denied("a", 1, Engine.Replication.WitnessRefusal.Held)), "...but the witness still has a as holder (sticky)");
-
-        link.Set(Engine.Cli.Drill.LinkFault.None);
-        Volatile.Write(ref wanted, false); // a backup is in step again: a must give the lease back
-        WaitUntil(() => witness.Decide("b", 2) is Engine.Replication.WitnessAnswer.Granted, "a to release, so that b can take over");
-    }
-
-    /// <summary>
-    /// An ACQUIRE whose answer never comes back may still have been granted (here: the witness
-    /// decides, then its answer is held back until the requester has given up). The witness then
-    /// holds the lease for a node that does not know it; once that node no longer wants it, it must
-    /// give it back all the same, or the other node could never take over.
-    /// </summary>
-    [Test]
-    public async Task A_node_gives_back_a_lease_whose_grant_it_never_heard()
-    {
-        var any = new IPEndPoint(IPAddress.Loopback, 0);
-        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using var answerHeldBack = new ManualResetEventSlim(false);
-        // The witness tells its grant (under its lock, before it answers): holding the teller holds the answer.
-        void Tell(string line)
-        {
-            events.Enqueue(line);
-            if (line.Contains("granted to a", StringComparison.Ordinal))
-            {
-                answerHeldBack.Wait(Wait);
-            }
-        }
-        await using var witness = new Engine.Replication.WitnessServer(any, 1000, Engine.Security.ClusterCredentials.Development("witness"), Tell);
-        witness.Start();
-        bool wanted = true;
-        await using var lease = new Engine.Replication.WitnessLease(witness.Endpoint, Engine.Security.ClusterCredentials.Development("a"), new Engine.Replication.PairSettings(), () => 1, () => Volatile.Read(ref wanted), _ => { });
-        WaitUntil(() => events.Any(e => e.Contains("granted to a", StringComparison.Ordinal)), "a's request to be granted at the witness");
-        WaitUntil(() => lease.HolderAtWitness, "a to give up waiting for the answer (it counts itself holder all the same)");
-        Assert.That(lease.Held, Is.False, "a never heard the grant");
-
-        Volatile.Write(ref wanted, false); // a backup is in step: a must give back what the witness thinks it holds
-        answerHeldBack.Set();
-        WaitUntil(() => witness.Decide("b", 2) is Engine.Replication.WitnessAnswer.Granted, "a to release, so that b can take over");
     }
 
     /// <summary>

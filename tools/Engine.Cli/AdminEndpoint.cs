@@ -2,6 +2,7 @@ using System.Text.Json;
 using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Replication.Pair;
 using Engine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -17,33 +18,39 @@ namespace Engine.Cli;
 /// </summary>
 internal sealed class NodeBoard
 {
-    private Phase _phase = new("starting", null, null, null);
+    private volatile EngineNode? _standalone;
+    private volatile PairHost? _pair;
+    private string? _haltReason;
 
     /// <summary>The node's recent pair events, numbered.</summary>
     public RecentLog Log { get; } = new(RecentLog.DefaultCapacity);
 
-    public void Starting() => Volatile.Write(ref _phase, new Phase("starting", null, null, null));
+    /// <summary>A standalone node serves.</summary>
+    public void Standalone(EngineNode node) => _standalone = node;
 
-    public void Following(BackupClient follower) => Volatile.Write(ref _phase, new Phase("backup", follower, null, null));
+    /// <summary>A pair node runs (whatever its role, now and later).</summary>
+    public void Pair(PairHost host) => _pair = host;
 
-    public void Serving(EngineNode node, MirrorHub? hub) => Volatile.Write(ref _phase, new Phase(node.Role, null, node, hub));
+    /// <summary>The pair node, or null (standalone, or not started yet).</summary>
+    public PairHost? PairHost => _pair;
 
-    public Phase Current => Volatile.Read(ref _phase);
+    /// <summary>The node serving clients (standalone, or the pair's primary), or null.</summary>
+    public EngineNode? Node => _standalone ?? _pair?.Serving;
 
-    private string? _haltReason;
+    /// <summary>What the node is now: standalone, primary, primary (took over), backup, starting or halted.</summary>
+    public string Role => HaltReason is not null ? "halted" : _pair is { } pair ? pair.State switch
+    {
+        PairState.Probing => "starting",
+        PairState.Primary => pair.Serving?.Role ?? "starting",
+        PairState.Halted => "halted",
+        _ => "backup",
+    } : _standalone?.Role ?? "starting";
 
     /// <summary>Why the node halted (its journal or pipeline failed), or null. It stays up to say so and serves nobody.</summary>
-    public string? HaltReason => Volatile.Read(ref _haltReason);
+    public string? HaltReason => Volatile.Read(ref _haltReason) ?? (_pair is { State: PairState.Halted } pair ? pair.HaltReason : null);
 
     /// <summary>The node halted: its role reads "halted" from now on (a primary's node status stays, with the reason).</summary>
-    public void Halted(string reason)
-    {
-        Volatile.Write(ref _haltReason, reason);
-        Volatile.Write(ref _phase, Current with { Role = "halted" });
-    }
-
-    /// <summary>One phase of the process: a follower (backup) or a serving node (primary, standalone), never both.</summary>
-    internal sealed record Phase(string Role, BackupClient? Follower, EngineNode? Node, MirrorHub? Hub);
+    public void Halted(string reason) => Volatile.Write(ref _haltReason, reason);
 }
 
 /// <summary>
@@ -127,12 +134,11 @@ internal static class AdminEndpoint
     /// <param name="peer">The node's --peer, shown in /status.</param>
     /// <param name="replicationListen">The node's --replication-listen, shown in /status.</param>
     /// <param name="witness">The node's --witness: go-solo is refused where a witness gives the lease.</param>
-    /// <param name="operatorLease">What go-solo grants.</param>
     /// <param name="roster">The cluster whose operators may change anything here.</param>
     /// <param name="say">Where grants and refusals are told (the node's log); null: only the board's recent events.</param>
     /// <param name="allowDevelopmentOnNetwork">Serve with the development cluster (whose operator key everyone knows) on a non-loopback address.</param>
     /// <exception cref="ArgumentException">The endpoint is not HOST:PORT, or the development cluster would serve off loopback without <paramref name="allowDevelopmentOnNetwork"/>.</exception>
-    public static WebApplication Build(EngineSettings settings, NodeBoard board, string? peer, string? replicationListen, string? witness, OperatorLease operatorLease,
+    public static WebApplication Build(EngineSettings settings, NodeBoard board, string? peer, string? replicationListen, string? witness,
         ClusterRoster roster, Action<PairEvent>? say = null, bool allowDevelopmentOnNetwork = false)
     {
         say ??= board.Log.Add;
@@ -159,7 +165,7 @@ internal static class AdminEndpoint
         });
         WebApplication app = builder.Build();
         var verifier = new AdminRequestVerifier(roster, settings.Admin!);
-        ulong phaseEpoch() => board.Current.Hub?.Epoch ?? 0;
+        ulong phaseEpoch() => board.PairHost?.Epoch ?? 0;
         var refusals = new RefusalLog(line => say(new PairEvent(PairEventKind.Refused, line)), "admin endpoint");
         app.MapPost("/admin/go-solo", async (HttpContext http) =>
         {
@@ -172,6 +178,10 @@ internal static class AdminEndpoint
             {
                 return Results.Conflict("this node takes its solo lease from the witness\n");
             }
+            if (board.PairHost is not { } pair)
+            {
+                return Results.Conflict("this node is no pair's node: it needs no solo lease\n");
+            }
             string? asked = http.Request.Query["minutes"];
             int minutes = GoSoloDefaultMinutes;
             if (asked is not null && (!int.TryParse(asked, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out minutes)
@@ -179,7 +189,7 @@ internal static class AdminEndpoint
             {
                 return Results.BadRequest($"minutes must be 1 to {GoSoloMaxMinutes}\n");
             }
-            operatorLease.GrantUntil(System.Diagnostics.Stopwatch.GetTimestamp() + (minutes * 60 * System.Diagnostics.Stopwatch.Frequency));
+            pair.GrantOperatorLease(TimeProvider.System.GetTimestamp() + (minutes * 60 * TimeProvider.System.TimestampFrequency));
             DateTime until = DateTime.UtcNow.AddMinutes(minutes);
             say(new PairEvent(PairEventKind.LeaseGranted, $"solo lease granted by the operator {signer} for {minutes} min (until {until:HH:mm:ss} UTC)", phaseEpoch()));
             return Results.Text($"solo lease granted for {minutes} min, until {until:yyyy-MM-ddTHH:mm:ss}Z: this node acknowledges alone while no backup is in step; "
@@ -189,39 +199,41 @@ internal static class AdminEndpoint
         // much for a watcher that asks every few milliseconds (engine drill).
         app.MapGet("/status", async (bool? state) =>
         {
-            NodeBoard.Phase phase = board.Current;
-            NodeStatus? status = phase.Node?.Status();
+            EngineNode? serving = board.Node;
+            PairHost? pair = board.PairHost;
+            NodeStatus? status = serving?.Status();
             StateReport? probed = null;
-            if (phase.Node is { } node && state != false)
+            if (serving is not null && state != false)
             {
                 try
                 {
-                    probed = await node.ProbeAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                    probed = await serving.ProbeAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is TimeoutException or InvalidOperationException or ObjectDisposedException)
                 {
                     // Busy or stopping: status without the state checksum.
                 }
             }
-            var head = phase.Follower?.Head;
+            PairHost? primary = serving is null ? null : pair; // a pair's node that serves is its primary
+            PairHost? follower = serving is null ? pair : null;
+            Engine.Core.Chain.ChainHead? head = follower?.Head;
             var report = new NodeStatusReport(
                 Pid: Environment.ProcessId,
-                Role: phase.Role,
+                Role: board.Role,
                 Halted: board.HaltReason is not null,
                 HaltReason: board.HaltReason,
-                Epoch: phase.Hub?.Epoch ?? status?.Epoch ?? head?.Epoch, // a primary's: the one it seals in (above its head's right after a takeover)
+                Epoch: pair?.Epoch ?? status?.Epoch, // a primary's: the one it seals in (above its head's right after a takeover); a backup's: its primary's
                 Block: status?.Block ?? head?.BlockNo,
                 Lsn: status?.Lsn ?? head?.LastLsn,
                 // Primary: a backup is following live; whose lease lets it acknowledge alone, and whether it
                 // holds one (a witness's until given back, even if a renewal lapsed). Backup: following live.
-                BackupInStep: phase.Hub?.IsConnected,
-                Lease: phase.Hub?.Lease switch { WitnessLease => "witness", OperatorLease => "operator", null => null, _ => "other" },
-                SoloLease: phase.Hub?.Lease switch { WitnessLease w => w.Held || w.HolderAtWitness, { } other => other.Held, null => (bool?)null },
+                BackupInStep: primary?.BackupInStep,
+                Lease: primary?.LeaseSource switch { LeaseSource.Witness => "witness", LeaseSource.Operator => "operator", _ => null },
+                SoloLease: primary?.SoloLease,
                 // A run-time go-solo's remaining time (ms); null when there is none or --allow-solo holds for good.
-                SoloLeaseMsLeft: phase.Hub?.Lease is OperatorLease { Always: false, Held: true } o
-                    ? (long?)System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), o.UntilTicks).TotalMilliseconds : null,
-                InStep: phase.Follower?.InStep,
-                Listen: phase.Node?.ListenEndPoint.ToString() ?? settings.Listen,
+                SoloLeaseMsLeft: primary?.SoloLeaseLeft is { } left ? (long)left.TotalMilliseconds : null,
+                InStep: follower?.InStep,
+                Listen: serving?.ListenEndPoint.ToString() ?? settings.Listen,
                 Journal: Path.GetFullPath(settings.JournalDirectory),
                 ReplicationListen: replicationListen,
                 Peer: peer,

@@ -7,6 +7,7 @@ using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Server;
 using Engine.Replication;
+using Engine.Replication.Pair;
 using Engine.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -117,9 +118,6 @@ internal static class ServeCommand
         public string? Witness => Settings.Witness;
 
         public bool AllowSolo => Settings.AllowSolo;
-
-        /// <summary>The operator's lease when there is no witness; what `engine admin go-solo` grants.</summary>
-        public OperatorLease OperatorLease { get; } = new(Settings.AllowSolo);
 
         /// <summary>Who this node is in its cluster (from --cluster/--key, else the development cluster's node named after its
         /// replication endpoint): the replication link authenticates with it, the witness grants under its name, and the
@@ -242,7 +240,7 @@ internal static class ServeCommand
         {
             try
             {
-                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.OperatorLease, pair.Credentials.Roster, Raise);
+                adminApp = AdminEndpoint.Build(settings, board, pair.Peer, pair.ReplicationListen, pair.Witness, pair.Credentials.Roster, Raise);
             }
             catch (ArgumentException e)
             {
@@ -260,61 +258,77 @@ internal static class ServeCommand
                 await adminApp.DisposeAsync().ConfigureAwait(false);
             }
         });
-        while (true)
+        if (pair.Role == PairRole.Standalone)
         {
-            using var stepDown = new CancellationTokenSource();
-            EngineNode? node;
+            EngineNode standalone;
             try
             {
-                node = await StartNodeAsync(settings, reference, pair, Raise, board, stepDown, stop.Token).ConfigureAwait(false);
+                standalone = EngineNode.Start(settings, reference, Say);
             }
-            catch (JournalCorruptException e)
+            catch (Exception e) when (e is JournalCorruptException or InvalidOperationException or SocketException or IOException or InvalidDataException)
             {
                 Alarm($"refusing to start: {e.Message}");
                 return 3;
             }
-            catch (Exception e) when (e is InvalidOperationException or SocketException or IOException or InvalidDataException)
+            board.Standalone(standalone);
+            Say($"listening for front-ends on {standalone.ListenEndPoint}");
+            if (await UntilHaltedAsync(standalone.WhenHalted, stop.Token).ConfigureAwait(false) is { } halted)
             {
-                Alarm($"refusing to start: {e.Message}");
-                return 3;
+                return await StayHaltedAsync(halted, standalone.DisposeAsync).ConfigureAwait(false);
             }
-            if (node is null)
-            {
-                // A backup whose own journal failed comes back halted; otherwise it was stopped before it ever took over.
-                return board.HaltReason is { } backupHalt ? await StayHaltedAsync(backupHalt, null).ConfigureAwait(false) : 0;
-            }
-            Say($"listening for front-ends on {node.ListenEndPoint}");
+            Say("stopping: draining the pipeline and committing the journal");
+            await standalone.DisposeAsync().ConfigureAwait(false);
+            return standalone.Halted ? ExitHalted : 0; // halted while stopping: its last commit failed
+        }
 
-            using var either = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stepDown.Token);
-            if (await UntilHaltedAsync(node.WhenHalted, either.Token).ConfigureAwait(false) is { } halted)
-            {
-                return await StayHaltedAsync(halted, node).ConfigureAwait(false);
-            }
-            Say(stop.IsCancellationRequested
-                ? "stopping: draining the pipeline and committing the journal"
-                : "stepping down to backup: draining the pipeline and committing the journal; what was never acknowledged is answered by the new primary");
-            board.Starting();
-            await node.DisposeAsync().ConfigureAwait(false);
-            if (stop.IsCancellationRequested)
-            {
-                return node.Halted ? ExitHalted : 0; // halted while stopping: its last commit failed
-            }
-            pair = pair with { Settings = pair.Settings with { Role = PairRole.Backup } };
+        PairHost host;
+        try
+        {
+            host = new PairHost(settings, reference, pair.Settings, pair.Credentials, Raise);
+        }
+        catch (Exception e) when (e is JournalCorruptException or InvalidOperationException or SocketException or IOException or InvalidDataException)
+        {
+            Alarm($"refusing to start: {e.Message}");
+            return 3;
+        }
+        board.Pair(host);
+        Say($"node {pair.Credentials.Self.Name} on the replication endpoint {pair.ReplicationListen}");
+        PairExit exit;
+        try
+        {
+            exit = await host.RunAsync(() => { }, stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or SocketException or IOException or InvalidDataException)
+        {
+            Alarm($"refusing to start: {e.Message}");
+            await host.DisposeAsync().ConfigureAwait(false);
+            return 3;
+        }
+        switch (exit)
+        {
+            case PairExit.Halted:
+                return await StayHaltedAsync(host.HaltReason ?? host.Serving?.HaltReason ?? "halted", host.DisposeAsync).ConfigureAwait(false);
+            case PairExit.StateMismatch:
+                Alarm("refusing to go on: the backup's state diverged from the primary's after the same blocks (see the log): stopped");
+                await host.DisposeAsync().ConfigureAwait(false);
+                return 3;
+            default:
+                Say("stopping: draining the pipeline and committing the journal");
+                EngineNode? serving = host.Serving;
+                await host.DisposeAsync().ConfigureAwait(false);
+                return serving is { Halted: true } ? ExitHalted : 0; // halted while stopping: its last commit failed
         }
 
         // The node has already stopped acknowledging, closed its backup's link and sent its clients away
-        // (EngineNode.Halt, MirrorHub.Halt), or, a backup, stopped following for good: it stays up, serving
+        // (EngineNode.Halt, PairNode.Halt), or, a backup, stopped following for good: it stays up, serving
         // nobody and never taking over, to say why, until it is stopped.
-        async Task<int> StayHaltedAsync(string reason, EngineNode? halted)
+        async Task<int> StayHaltedAsync(string reason, Func<ValueTask> dispose)
         {
             board.Halted(reason);
             Raise(new PairEvent(PairEventKind.Halted, $"HALTED: {reason}. Staying up to say so (/status); SIGTERM or Ctrl-C exits {ExitHalted}"));
             await UntilHaltedAsync(new TaskCompletionSource<string>().Task, stop.Token).ConfigureAwait(false);
             Say("stopping the halted node");
-            if (halted is not null)
-            {
-                await halted.DisposeAsync().ConfigureAwait(false);
-            }
+            await dispose().ConfigureAwait(false);
             return ExitHalted;
         }
     }
@@ -373,272 +387,5 @@ internal static class ServeCommand
     private sealed class AsyncDisposer(Func<Task> dispose) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync() => await dispose().ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Starts the node for its role. A backup first mirrors (journals and applies the primary's
-    /// blocks) and only returns once it takes over, or null if it was stopped before that.
-    /// </summary>
-    /// <remarks>The <paramref name="stepDown"/> source is cancelled when this node, as primary without a backup, learns that
-    /// the other node took over: the witness answers "fenced", or its peer is primary in a higher epoch.</remarks>
-    private static async Task<EngineNode?> StartNodeAsync(EngineSettings settings, ReferenceData reference, PairOptions pair, Action<PairEvent> raise, NodeBoard board,
-        CancellationTokenSource stepDown, CancellationToken stop)
-    {
-        void log(string text) => raise(PairEvent.Note(text));
-        if (pair.Role == PairRole.Standalone)
-        {
-            EngineNode standalone = EngineNode.Start(settings, reference, log);
-            board.Serving(standalone, null);
-            return standalone;
-        }
-        (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, log);
-        IPEndPoint replication = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
-        log($"node {pair.Credentials.Self.Name} on the replication endpoint {pair.ReplicationListen}");
-        try
-        {
-            if (pair.Role == PairRole.Primary && pair.Peer is not null)
-            {
-                // An old primary that comes back must not compete with the node that took over: if the
-                // peer answers as a primary of a higher epoch, step down and follow it.
-                ulong? peerEpoch = await BackupClient.ProbePrimaryEpochAsync(EngineSettings.ParseEndpoint(pair.Peer, "--peer"), pair.Credentials, journal.Head, TimeSpan.FromMilliseconds(pair.Settings.PeerProbeTimeoutMs)).ConfigureAwait(false);
-                if (peerEpoch > journal.Head.Epoch)
-                {
-                    raise(new PairEvent(PairEventKind.SteppingDown, $"the peer at {pair.Peer} is primary in epoch {peerEpoch}, above ours ({journal.Head.Epoch}): stepping down to backup", peerEpoch.Value, journal.Head.BlockNo));
-                    pair = pair with { Settings = pair.Settings with { Role = PairRole.Backup } };
-                }
-            }
-            if (pair.Role == PairRole.Primary)
-            {
-                var hub = new MirrorHub(replication, journal, journal.Head, pair.Credentials, pair.Settings, pair.OperatorLease, raise);
-                AttachWitness(hub, pair, journal.Head.Epoch, raise, heldUntilTicks: 0, stepDown);
-                hub.Start();
-                WatchForHigherEpoch(hub, pair, journal.Head, raise, stepDown);
-                raise(new PairEvent(PairEventKind.PrimaryStarted, $"primary: taking a backup on {pair.ReplicationListen}{(pair.AllowSolo ? "; acknowledging alone until one is in step (solo lease)" : "; acknowledging nothing until one is in step")}",
-                    journal.Head.Epoch, journal.Head.BlockNo));
-                EngineNode primaryNode = EngineNode.StartWith(settings, reference, log, journal, exchange, hub, journal.Head, journal.Head.Epoch, "primary",
-                    onHalt: hub.Halt);
-                board.Serving(primaryNode, hub);
-                SendClientsAwayWhileOrphaned(primaryNode, hub, pair, raise);
-                return primaryNode;
-            }
-
-            IPEndPoint primary = EngineSettings.ParseEndpoint(pair.Peer!, "--peer");
-            ChainHead head = journal.Head;
-            // Bound now, accepted from at takeover: failing-over clients connect meanwhile and wait in
-            // the backlog instead of backing off, so the first of them is answered at once.
-            Socket clientListener = EngineNode.BindClientListener(settings);
-            // Until takeover, logons are answered "not primary" (held a moment while the primary is
-            // lost: we may serve them); the node we become takes the port over, accept loop and all.
-            await using LogonResponder responder = LogonResponder.Start(clientListener, settings, log, mayServeSoon: () => board.Current.Follower is not { InStep: true });
-            await EngineNode.WarmUpAsync(settings, reference).ConfigureAwait(false);
-            if (pair.Witness is not null)
-            {
-                await WitnessLease.WarmUpAsync(pair.Credentials).ConfigureAwait(false); // the takeover's first request is not the first handshake
-            }
-            long takeoverLeaseUntil = 0;
-            ulong takeoverEpoch = head.Epoch + 1;
-            string? lastRefusal = null;
-            while (true)
-            {
-                raise(new PairEvent(PairEventKind.Following, $"backup: following the primary at {pair.Peer} from block {head.BlockNo}", head.Epoch, head.BlockNo));
-                BackupClient? follower = null;
-                follower = new BackupClient(primary, pair.Credentials, pair.Settings, journal, exchange, head, raise, (ulong)settings.ChecksumEveryBlocks,
-                    pair.Witness is null ? null : async cancel =>
-                    {
-                        // With a witness, take over only with its lease: if the primary holds it (it lost us
-                        // and went on alone), it has acknowledged what we lack, and it must stay primary.
-                        ulong next = follower!.TakeoverEpoch;
-                        (WitnessAnswer answer, long validUntil) = await WitnessLease.AcquireAsync(
-                            EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, next, pair.Settings.LeaseMarginMs, cancel).ConfigureAwait(false);
-                        string said = WitnessLease.Describe(answer);
-                        if (answer is WitnessAnswer.Granted)
-                        {
-                            takeoverLeaseUntil = validUntil;
-                        }
-                        else if (said != lastRefusal)
-                        {
-                            raise(new PairEvent(PairEventKind.TakeoverRefused, $"the primary is lost, but the witness refuses the takeover ({said}): still following", next, follower.Head.BlockNo));
-                        }
-                        lastRefusal = said;
-                        return answer is WitnessAnswer.Granted;
-                    });
-                board.Following(follower);
-                BackupOutcome outcome;
-                // A commit that fails in the background while the link is quiet stops the follower too, at once.
-                using (var following = CancellationTokenSource.CreateLinkedTokenSource(stop, journal.FaultToken))
-                {
-                    outcome = await follower.RunAsync(following.Token).ConfigureAwait(false);
-                }
-                head = follower.Head;
-                takeoverEpoch = follower.TakeoverEpoch;
-                if (outcome == BackupOutcome.JournalFailed || journal.Fault is not null)
-                {
-                    // Whatever else happened meanwhile (the primary lost too): it may have acknowledged
-                    // blocks it never got to disk, so it is no backup any more and never takes over. The
-                    // link is closed (the primary follows its solo rule); clients are refused at once.
-                    clientListener.Dispose();
-                    board.Halted($"this node's journal failed ({journal.Fault?.Message}): it is no backup any more and never takes over");
-                    journal.Dispose();
-                    return null;
-                }
-                if (outcome == BackupOutcome.Stopped)
-                {
-                    await responder.DisposeAsync().ConfigureAwait(false);
-                    clientListener.Dispose();
-                    journal.Dispose();
-                    return null;
-                }
-                if (outcome == BackupOutcome.PrimaryLost)
-                {
-                    break;
-                }
-                if (outcome == BackupOutcome.StateMismatch)
-                {
-                    await responder.DisposeAsync().ConfigureAwait(false);
-                    clientListener.Dispose();
-                    journal.Dispose();
-                    throw new InvalidOperationException("the backup's state diverged from the primary's after the same blocks (see the log): stopped");
-                }
-                // Diverged: our suffix after the last common block was never acknowledged. FasterLog
-                // cannot cut a suffix, so the journal is moved aside (kept for forensics) and a new one
-                // catches up from genesis.
-                journal.Dispose();
-                string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmss}";
-                Directory.Move(settings.JournalDirectory, aside);
-                log($"backup: moved the diverged journal to {aside}; catching up from genesis");
-                (journal, exchange) = EngineNode.OpenAndReplay(settings, reference, log);
-                head = journal.Head;
-            }
-            ulong epoch = takeoverEpoch;
-            var takeoverHub = new MirrorHub(replication, journal, head, pair.Credentials, pair.Settings, pair.OperatorLease, raise, epoch);
-            AttachWitness(takeoverHub, pair, epoch, raise, takeoverLeaseUntil, stepDown);
-            takeoverHub.Start();
-            WatchForHigherEpoch(takeoverHub, pair, head, raise, stepDown);
-            raise(new PairEvent(PairEventKind.TakeOver, $"TAKEOVER: primary now, epoch {epoch}, after block {head.BlockNo} (lsn {head.LastLsn}){(pair.Witness is not null ? ", acknowledging alone under the witness's solo lease until a backup is in step" : pair.AllowSolo ? ", acknowledging alone until a backup is in step (solo lease)" : ", but without a backup or a solo lease: answering 'no backup'")}; taking a backup on {pair.ReplicationListen}", epoch, head.BlockNo));
-            EngineNode tookOver = EngineNode.StartWith(settings, reference, log, journal, exchange, takeoverHub, head, epoch, "primary (took over)", clientListener,
-                onHalt: takeoverHub.Halt);
-            board.Serving(tookOver, takeoverHub);
-            SendClientsAwayWhileOrphaned(tookOver, takeoverHub, pair, raise);
-            return tookOver;
-        }
-        catch
-        {
-            journal.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// With a witness, the hub's solo lease comes from it, asked for while no backup is in step and
-    /// given back once one is. A witness that answers "fenced" has granted a higher epoch: the other
-    /// node took over, so this one steps down at once (its clients go over to the new primary).
-    /// </summary>
-    private static void AttachWitness(MirrorHub hub, PairOptions pair, ulong epoch, Action<PairEvent> log, long heldUntilTicks, CancellationTokenSource stepDown)
-    {
-        if (pair.Witness is null)
-        {
-            return;
-        }
-        // WantsLease: while no backup is in step; once halted, as it was at the halt (see MirrorHub.WantsLease).
-        hub.Lease = new WitnessLease(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), pair.Credentials, pair.Settings, () => epoch, () => hub.WantsLease, log, heldUntilTicks,
-            fenced: () =>
-            {
-                if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
-                {
-                    log(new PairEvent(PairEventKind.SteppingDown, $"the witness has granted an epoch above ours ({epoch}): the other node took over", epoch));
-                    stepDown.Cancel();
-                }
-            },
-            granted: hub.LeaseGranted);
-    }
-
-    /// <summary>
-    /// With a witness: a primary that could acknowledge and then, for <see cref="PairSettings.SilenceMs"/>,
-    /// could not (no backup in step and no lease: it is cut off from both its backup and the witness)
-    /// sends its clients to the other node, which has had that long to take over with the witness's
-    /// lease, instead of answering them "no backup" until the partition heals (a client that is
-    /// answered never times out, so it would never go over); it takes them back the moment it can
-    /// acknowledge again. A primary that never could (waiting for its first backup) keeps answering
-    /// "no backup", and so does one whose lease is the operator's: there the operator decides.
-    /// </summary>
-    private static void SendClientsAwayWhileOrphaned(EngineNode node, MirrorHub hub, PairOptions pair, Action<PairEvent> log)
-    {
-        if (pair.Witness is null)
-        {
-            return;
-        }
-        _ = Task.Run(async () =>
-        {
-            bool armed = false, away = false;
-            long unableSince = 0;
-            while (!hub.IsStopping && !hub.IsHalted) // halted: the node has sent its clients away for good
-            {
-                await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
-                if (hub.MayAcknowledge)
-                {
-                    armed = true;
-                    unableSince = 0;
-                    if (away)
-                    {
-                        away = false;
-                        node.RedirectClients(null);
-                        log(new PairEvent(PairEventKind.ClientsTakenBack, "acknowledging again: taking clients back", hub.Epoch));
-                    }
-                    continue;
-                }
-                if (!armed || away)
-                {
-                    continue;
-                }
-                long now = System.Diagnostics.Stopwatch.GetTimestamp();
-                unableSince = unableSince == 0 ? now : unableSince;
-                if (System.Diagnostics.Stopwatch.GetElapsedTime(unableSince, now).TotalMilliseconds >= pair.Settings.SilenceMs && !hub.IsStopping)
-                {
-                    away = true;
-                    node.RedirectClients("no backup and no solo lease: the other node may have taken over");
-                    log(new PairEvent(PairEventKind.ClientsSentAway, $"no backup in step and no solo lease for {pair.Settings.SilenceMs} ms (cut off from backup and witness?): sending clients to the other node", hub.Epoch));
-                }
-            }
-        });
-    }
-
-    /// <summary>
-    /// A primary without a backup in step asks its peer (if it has one) twice a second whether it is
-    /// primary in a higher epoch: then the peer took over while this node was stalled or cut off, and
-    /// this node steps down to be its backup (discarding what it sealed and never acknowledged).
-    /// </summary>
-    private static void WatchForHigherEpoch(MirrorHub hub, PairOptions pair, ChainHead head, Action<PairEvent> log, CancellationTokenSource stepDown)
-    {
-        // A joining backup from a later epoch says the same as the peer would: another node took over.
-        hub.HigherEpochSeen = _ =>
-        {
-            if (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
-            {
-                stepDown.Cancel();
-            }
-        };
-        if (pair.Peer is null)
-        {
-            return;
-        }
-        IPEndPoint peer = EngineSettings.ParseEndpoint(pair.Peer, "--peer");
-        _ = Task.Run(async () =>
-        {
-            // Halted: no step-down either; the node stays halted, saying why, until it is stopped.
-            while (!stepDown.IsCancellationRequested && !hub.IsStopping && !hub.IsHalted)
-            {
-                await Task.Delay(pair.Settings.PeerProbeMs, CancellationToken.None).ConfigureAwait(false);
-                if (hub.IsConnected || hub.IsStopping || hub.IsHalted)
-                {
-                    continue;
-                }
-                ulong? theirs = await BackupClient.ProbePrimaryEpochAsync(peer, pair.Credentials, head, TimeSpan.FromMilliseconds(pair.Settings.PeerProbeTimeoutMs)).ConfigureAwait(false);
-                if (theirs > hub.Epoch && !hub.IsStopping)
-                {
-                    log(new PairEvent(PairEventKind.SteppingDown, $"the peer at {pair.Peer} is primary in epoch {theirs}, above ours ({hub.Epoch})", theirs.Value));
-                    await stepDown.CancelAsync().ConfigureAwait(false);
-                }
-            }
-        });
     }
 }

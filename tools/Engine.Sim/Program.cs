@@ -8,7 +8,7 @@ using Engine.Sim;
 int seeds = 100, first = 1;
 bool json = false, trace = false;
 PairMutation mutations = PairMutation.None;
-bool witnessNotSticky = false;
+WitnessMutation witnessMutations = WitnessMutation.None;
 bool stopOnLiveness = false;
 int parallel = 1;
 for (int i = 0; i < args.Length; i++)
@@ -36,9 +36,9 @@ for (int i = 0; i < args.Length; i++)
             break;
         case "--mutation":
             string name = Value();
-            if (name == "WitnessNotSticky")
+            if (name.StartsWith("Witness", StringComparison.Ordinal))
             {
-                witnessNotSticky = true;
+                witnessMutations |= Enum.Parse<WitnessMutation>(name["Witness".Length..]);
             }
             else
             {
@@ -60,7 +60,7 @@ for (int i = 0; i < args.Length; i++)
                   --strict      a liveness violation (the pair not whole after the quiet period, a request unanswered) stops
                                 the run too; without it they are counted ("stuck") and the run goes on
                   --mutation M  switch on a deliberate bug (AckBeforeBackup, TakeOverWhileCatchingUp, ReleaseLeaseOnCatchUpSent,
-                                IgnoreHigherEpochHello, WitnessNotSticky): the simulator must find it
+                                IgnoreHigherEpochHello, TakeOverWithoutWitness, WitnessNotSticky, WitnessResumesAnyone): the simulator must find it
                 Exit code: 0 no violation, 1 a violation (its seed, the invariant and the last events are printed), 2 bad arguments.
                 """);
             return 0;
@@ -91,7 +91,7 @@ int nextToRun = first;
         int start = nextToRun;
         Parallel.For(0, batch, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallel) }, i =>
         {
-            var world = new SimWorld(start + i, mutations, witnessNotSticky, keepFullTrace: trace);
+            var world = new SimWorld(start + i, mutations, witnessMutations, keepFullTrace: trace);
             SimResult r = world.Run();
             results[i] = (r, world.FullTrace);
         });

@@ -71,8 +71,13 @@ public sealed class SimNetwork(SimClock clock, Random random, Action<string> tra
 
     public void Send(SimNode sender, int id, ReadOnlySpan<byte> frame)
     {
-        if (!_connections.TryGetValue(id, out Connection? connection) || !connection.Open || Partitioned)
+        if (!_connections.TryGetValue(id, out Connection? connection) || !connection.Open)
         {
+            return;
+        }
+        if (Partitioned)
+        {
+            connection.BlackHoled = true; // see the delivery below
             return;
         }
         byte[] copy = frame.ToArray();
@@ -90,7 +95,13 @@ public sealed class SimNetwork(SimClock clock, Random random, Action<string> tra
         clock.At(arrive, () =>
         {
             // Sent before a close: still delivered (TCP delivers the data before the FIN); not after a crash or into a partition.
-            if (connection.Reset || Partitioned || !receiver.Up)
+            if (Partitioned)
+            {
+                // TCP never delivers what follows a lost segment without it: a connection that lost a frame
+                // delivers nothing more (its retransmissions fail), and only the silence rule notices.
+                connection.BlackHoled = true;
+            }
+            if (connection.Reset || connection.BlackHoled || !receiver.Up)
             {
                 return;
             }
@@ -144,7 +155,7 @@ public sealed class SimNetwork(SimClock clock, Random random, Action<string> tra
         }
         connection.Open = false;
         _connections.Remove(connection.Id);
-        if (Partitioned)
+        if (Partitioned || connection.BlackHoled)
         {
             return; // nothing gets through: the silence rule tells them
         }
@@ -175,6 +186,9 @@ public sealed class SimNetwork(SimClock clock, Random random, Action<string> tra
         /// <summary>Closed by a crash: nothing in flight is delivered.</summary>
         public bool Reset { get; set; }
 
+        /// <summary>A frame of it was lost in a partition: nothing more is delivered on it.</summary>
+        public bool BlackHoled { get; set; }
+
         public long LastToTo;
 
         public long LastToFrom;
@@ -187,6 +201,15 @@ public sealed class SimTransport(SimNetwork network, SimNode self, Func<SimNode>
     public int Connect() => network.Connect(self, peer());
 
     public void Send(int connection, ReadOnlySpan<byte> frame) => network.Send(self, connection, frame);
+
+    public string PeerName(int connection) => peer().Name;
+
+    public void Send(int connection, ReplicationType type, ReadOnlySpan<byte> payload)
+    {
+        byte[] frame = new byte[ReplicationFrame.HeaderBytes + payload.Length];
+        ReplicationFrame.Write(frame, type, payload);
+        network.Send(self, connection, frame);
+    }
 
     public void Close(int connection) => network.Close(self, connection);
 }

@@ -127,7 +127,7 @@ public sealed class SimNode
     {
         _world.Trace($"{Name}: corrupt frame on connection {connection} ({why}): link reset");
         _world.Network.Close(this, connection);
-        Pair!.OnClosed(connection);
+        Pair!.OnCorrupt(connection, why);
     });
 
     public void OnWitnessAnswer(int request, WitnessAnswer answer, int generation) => Run(() =>

@@ -19,7 +19,10 @@ public sealed class SimWitness(SimWorld world, int leaseMs)
     public HashSet<string> CutOff { get; } = [];
 
     /// <summary>Deliberate bug: the lease goes to whoever asks once its holder has been silent for a lease (not sticky).</summary>
-    public bool MutationNotSticky { get; init; }
+    public bool MutationNotSticky => (Mutations & WitnessMutation.NotSticky) != 0;
+
+    /// <summary>Deliberate bugs in the witness's rules (simulator tests only).</summary>
+    public WitnessMutation Mutations { get; init; }
 
     private readonly Dictionary<string, long> _heardAt = [];
 
@@ -46,9 +49,13 @@ public sealed class SimWitness(SimWorld world, int leaseMs)
             {
                 state = state with { Holder = null };
             }
-            WitnessDecision decision = what.Verb == WitnessVerb.Acquire
-                ? WitnessRules.Acquire(state, name => name is "A" or "B", node.Name, what.Epoch, leaseMs)
-                : WitnessRules.Release(state, node.Name);
+            WitnessDecision decision = what.Verb switch
+            {
+                WitnessVerb.Acquire => WitnessRules.Acquire(state, name => name is "A" or "B", node.Name, what.Epoch, leaseMs),
+                WitnessVerb.Resume when (Mutations & WitnessMutation.ResumesAnyone) != 0 => WitnessRules.Acquire(state, name => name is "A" or "B", node.Name, what.Epoch, leaseMs),
+                WitnessVerb.Resume => WitnessRules.Resume(state, name => name is "A" or "B", node.Name, what.Epoch, leaseMs),
+                _ => WitnessRules.Release(state, node.Name),
+            };
             _heardAt[node.Name] = world.Clock.Now;
             if (decision.Next != State)
             {
@@ -58,4 +65,17 @@ public sealed class SimWitness(SimWorld world, int leaseMs)
             world.Clock.After(world.WitnessLatency(), () => node.OnWitnessAnswer(request, decision.Answer, generation));
         });
     }
+}
+
+/// <summary>Deliberate bugs in the simulated witness's decisions, for showing that the simulator finds them.</summary>
+[Flags]
+public enum WitnessMutation
+{
+    None = 0,
+
+    /// <summary>The lease goes to the other node when its holder has been silent (not sticky).</summary>
+    NotSticky = 1,
+
+    /// <summary>RESUME is granted to any node, not only the holder (as ACQUIRE is).</summary>
+    ResumesAnyone = 2,
 }

@@ -35,7 +35,7 @@ public sealed class SimWorld
     private ulong _highestAcknowledged;
     private string? _violation;
 
-    public SimWorld(int seed, PairMutation mutations = PairMutation.None, bool witnessNotSticky = false, bool keepFullTrace = false)
+    public SimWorld(int seed, PairMutation mutations = PairMutation.None, WitnessMutation witnessMutations = WitnessMutation.None, bool keepFullTrace = false)
     {
         Seed = seed;
         _random = new Random(seed);
@@ -44,7 +44,7 @@ public sealed class SimWorld
         Clock = new SimClock();
         Network = new SimNetwork(Clock, _random, Trace);
         HasWitness = true;
-        Witness = new SimWitness(this, leaseMs: 2_000) { MutationNotSticky = witnessNotSticky };
+        Witness = new SimWitness(this, leaseMs: 2_000) { Mutations = witnessMutations };
         Settings = new PairSettings { Role = PairRole.Primary, Witness = "127.0.0.1:3" };
         ClusterId cluster = ClusterId.Parse("5eed000000000000000000000000000000000000000000000000000000000001"[..32]);
         ReferenceData reference = ReferenceData.Development();
@@ -248,7 +248,7 @@ public sealed class SimWorld
         SimNode[] primaries = [.. Nodes.Where(n => n.Pair?.State == PairState.Primary)];
         if (primaries.Length != 1 || !primaries[0].Pair!.BackupInStep || PeerOf(primaries[0]).Pair?.State != PairState.InStep)
         {
-            Violate($"the pair is not whole after {QuietSeconds} s of quiet: {string.Join(", ", Nodes.Select(n => $"{n.Name} {n.Pair?.State.ToString() ?? "down"}"))}", liveness: true);
+            Violate($"the pair is not whole after {QuietSeconds} s of quiet: {string.Join("; ", Nodes.Select(n => $"{n.Name} {n.Pair?.Describe() ?? "down"}"))} at {Clock.Now}", liveness: true);
             return;
         }
         CheckAcknowledgedKept();
@@ -262,7 +262,7 @@ public sealed class SimWorld
             }
             if (!client.Done)
             {
-                Violate($"not every request was answered: {client}", liveness: true);
+                Violate($"not every request was answered: {client}; {string.Join("; ", Nodes.Select(n => $"{n.Name} {n.Pair?.Describe() ?? "down"}"))}", liveness: true);
                 return;
             }
             foreach ((ulong seq, Receipt receipt) in client.Receipts)

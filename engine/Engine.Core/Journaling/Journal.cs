@@ -194,9 +194,16 @@ public sealed class Journal : IJournal
     }
 
     /// <summary>Visits every committed block, in order (the entry span is valid during the call only). Used to replay the state at start-up.</summary>
-    public void Scan(BlockVisitor visit)
+    public void Scan(BlockVisitor visit) => Scan(_log.BeginAddress, visit);
+
+    /// <summary>Visits every committed block from <paramref name="fromAddress"/> (an address a scan gave for a block), in order.</summary>
+    public void Scan(long fromAddress, BlockVisitor visit)
     {
-        using var scanner = new EntryScanner(_log, _log.BeginAddress, _log.CommittedUntilAddress);
+        if (fromAddress < _log.BeginAddress || fromAddress > _log.CommittedUntilAddress)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({_log.BeginAddress}..{_log.CommittedUntilAddress})");
+        }
+        using var scanner = new EntryScanner(_log, fromAddress, _log.CommittedUntilAddress);
         while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
         {
             if (!visit(entry, address))

@@ -29,10 +29,7 @@ public enum PairState : byte
 /// <summary>Where a node's solo lease comes from.</summary>
 public enum LeaseSource : byte
 {
-    /// <summary>No lease: a primary acknowledges only with a backup in step.</summary>
-    None,
-
-    /// <summary>The operator's, for good (<c>--allow-solo</c>).</summary>
+    /// <summary>The operator's: for good (<c>--allow-solo</c>), for a while (<c>engine admin go-solo</c>), or none.</summary>
     Operator,
 
     /// <summary>The witness's, asked for while no backup is in step.</summary>
@@ -56,6 +53,9 @@ public enum PairMutation
 
     /// <summary>A primary tells a backup whose chain ends in a later epoch to discard it (instead of stepping down: it is the old primary).</summary>
     IgnoreHigherEpochHello = 8,
+
+    /// <summary>A backup in step that loses its primary takes over without asking the witness it has.</summary>
+    TakeOverWithoutWitness = 16,
 }
 
 /// <summary>
@@ -72,6 +72,9 @@ public enum PairMutation
 public sealed class PairNode
 {
     private const int NoConnection = -1;
+
+    /// <summary>Accepted connections waiting for their hello, at most; one past it is closed at once.</summary>
+    public const int MaxAwaitingHello = 8;
 
     private readonly string _name;
     private readonly PairSettings _settings;
@@ -106,10 +109,12 @@ public sealed class PairNode
     private int _leaseRequest;
     private long _leaseAskedAt;
     private bool _leaseAskInFlight;
+    private bool _leaseAskIsAcquire;
     private long _nextLeaseAskAt;
     private bool _inStepAtHalt;
     private bool _haltedAsPrimary;
     private string? _lastLeaseRefusal;
+    private long _operatorUntil;
 
     // Primary with a witness: clients sent to the other node while cut off from backup and witness.
     private bool _couldAcknowledge;
@@ -118,6 +123,8 @@ public sealed class PairNode
     // Backup: the link to the primary.
     private int _primary = NoConnection;
     private bool _primaryConnected;
+    private bool _helloAnswered;
+    private long _connectStartedAt;
     private long _primaryHeardAt;
     private long _primarySentAt;
     private long _reconnectAt;
@@ -128,6 +135,18 @@ public sealed class PairNode
     private byte[] _unpacked = [];
 
     private int _nextRequest;
+
+    // Backup: resuming as the lease holder (see MaybeResume).
+    private long _attachedAt;
+    private int _resumeRequest;
+    private bool _resumeAskInFlight;
+    private long _nextResumeAt;
+    private ulong _resumeFloor;
+    private ulong _resumeEpochAsked;
+    private ulong _takeoverEpochAsked;
+
+    /// <summary>How long a backup with a witness goes without a primary before it asks to resume as the lease holder.</summary>
+    private int ResumeAfterMs => 2 * _settings.SilenceMs;
 
     /// <param name="name">The node's name in its cluster (for events).</param>
     /// <param name="settings">Its pair settings: role at start, clocks.</param>
@@ -146,7 +165,7 @@ public sealed class PairNode
         {
             throw new ArgumentException("a pair node is a primary or a backup");
         }
-        _leaseSource = settings.Witness is not null || witness is not null ? LeaseSource.Witness : settings.AllowSolo ? LeaseSource.Operator : LeaseSource.None;
+        _leaseSource = settings.Witness is not null || witness is not null ? LeaseSource.Witness : LeaseSource.Operator;
         if (_leaseSource == LeaseSource.Witness && witness is null)
         {
             throw new ArgumentException("a witness is configured but no port to it given", nameof(witness));
@@ -158,12 +177,22 @@ public sealed class PairNode
         _events = events;
         _mutations = mutations;
         Epoch = ledger.Head.Epoch;
+        _attachedAt = time.GetTimestamp();
         _lastSealedBlockNo = ledger.Head.BlockNo;
         _ackedBlockNo = ledger.Head.BlockNo;
         State = settings.Role == PairRole.Primary ? PairState.Probing : PairState.Following;
     }
 
     public string Name => _name;
+
+    /// <summary>The node's state and links, for a person reading why a run got stuck.</summary>
+    public string Describe() => State switch
+    {
+        PairState.Primary => $"{State} e{Epoch}: backup link {_backup} (live {_backupLive}, caught up {_backupCaughtUp}), acked {_ackedBlockNo}/{_lastSealedBlockNo}, lease until {_leaseUntil}, holder {_holderAtWitness}",
+        PairState.Following or PairState.InStep or PairState.TakingOver =>
+            $"{State} e{Epoch} head {_ledger.Head.BlockNo}: primary link {_primary} (connected {_primaryConnected}, answered {_helloAnswered}), lost in step {_lostInStep}, reconnect at {_reconnectAt}, resume asked {_resumeAskInFlight}",
+        _ => $"{State} e{Epoch}{(HaltReason is null ? "" : $" ({HaltReason})")}",
+    };
 
     public PairState State { get; private set; }
 
@@ -172,6 +201,9 @@ public sealed class PairNode
 
     /// <summary>Why the node halted, or null.</summary>
     public string? HaltReason { get; private set; }
+
+    /// <summary>It halted because its state differed from the primary's after the same blocks (a bug, not a disk).</summary>
+    public bool HaltedOnStateMismatch { get; private set; }
 
     /// <summary>Primary: a backup is attached and live (its catch-up sent).</summary>
     public bool BackupInStep => State == PairState.Primary && _backup != NoConnection && _backupLive;
@@ -182,13 +214,30 @@ public sealed class PairNode
     /// <summary>Primary: its clients should go to the other node (cut off from backup and witness, see <see cref="Tick"/>).</summary>
     public bool ClientsAway { get; private set; }
 
+    /// <summary>Where this node's solo lease comes from.</summary>
+    public LeaseSource LeaseSource => _leaseSource;
+
     /// <summary>Whether the solo lease is held now.</summary>
-    public bool SoloLeaseHeld => _leaseSource switch
+    public bool SoloLeaseHeld => SoloLeaseUntil > _time.GetTimestamp();
+
+    /// <summary>Until when (<see cref="TimeProvider.GetTimestamp"/>) the solo lease is held as things stand: <see cref="long.MaxValue"/> for the operator's for good, 0 for none.</summary>
+    public long SoloLeaseUntil => _leaseSource == LeaseSource.Witness ? _leaseUntil : _settings.AllowSolo ? long.MaxValue : _operatorUntil;
+
+    /// <summary>The witness's lease is held or still registered to this node there (it gives it back once a backup holds everything).</summary>
+    public bool HolderAtWitness => _holderAtWitness;
+
+    /// <summary>
+    /// The operator's lease for a while (<c>engine admin go-solo</c>): this primary acknowledges alone
+    /// while no backup is in step, until <paramref name="untilTimestamp"/>. Not where a witness gives the lease.
+    /// </summary>
+    public void GrantOperatorLease(long untilTimestamp)
     {
-        LeaseSource.Operator => true,
-        LeaseSource.Witness => _leaseUntil > _time.GetTimestamp(),
-        _ => false,
-    };
+        if (_leaseSource == LeaseSource.Witness)
+        {
+            throw new InvalidOperationException("this node takes its solo lease from the witness");
+        }
+        _operatorUntil = untilTimestamp; // the operator's latest word: a shorter grant replaces a longer one
+    }
 
     /// <summary>Primary: may acknowledge now (a backup in step, or the solo lease).</summary>
     public bool MayAcknowledge => State == PairState.Primary && (BackupInStep || SoloLeaseHeld);
@@ -297,7 +346,7 @@ public sealed class PairNode
     /// <summary>An inbound connection on the replication endpoint (already authenticated as a node of the cluster).</summary>
     public void OnAccepted(int connection)
     {
-        if (!IsListening || _awaitingHello.Count >= MirrorHub.MaxHandshakes)
+        if (!IsListening || _awaitingHello.Count >= MaxAwaitingHello)
         {
             _transport.Close(connection);
             return;
@@ -371,6 +420,11 @@ public sealed class PairNode
         {
             _takeoverAskInFlight = false;
             OnTakeoverAnswer(answer);
+        }
+        else if (request == _resumeRequest && _resumeAskInFlight)
+        {
+            _resumeAskInFlight = false;
+            OnResumeAnswer(answer);
         }
     }
 
@@ -470,6 +524,7 @@ public sealed class PairNode
         }
         if (WantsLease)
         {
+            _leaseAskIsAcquire = true;
             _leaseAskInFlight = true;
             _leaseAskedAt = now;
             _leaseRequest = ++_nextRequest;
@@ -477,6 +532,11 @@ public sealed class PairNode
         }
         else if (_holderAtWitness)
         {
+            // A backup holds everything acknowledged alone: stop acknowledging alone first, then give
+            // the lease back (were the backup lost before the answer, nothing acknowledged meanwhile
+            // may be missing from it when it takes over on the lease given back).
+            _leaseUntil = 0;
+            _leaseAskIsAcquire = false;
             _leaseAskInFlight = true;
             _leaseAskedAt = now;
             _leaseRequest = ++_nextRequest;
@@ -514,10 +574,12 @@ public sealed class PairNode
                 _holderAtWitness = false;
                 if (State == PairState.Primary)
                 {
-                    StepDown($"the witness has granted epoch {d.Epoch}, above ours ({Epoch}): the other node took over");
+                    StepDown($"the witness has granted epoch {d.Epoch}, above ours ({Epoch}): the other node took over", d.Epoch);
                 }
                 break;
             case WitnessAnswer.Denied d:
+                // The witness says who holds it: after a refusal this node is holder only if the witness says so.
+                _holderAtWitness = d.Holder == _name;
                 string refusal = $"the witness refused the solo lease ({d.Reason}, holder {d.Holder ?? "-"})";
                 if (refusal != _lastLeaseRefusal)
                 {
@@ -526,13 +588,18 @@ public sealed class PairNode
                 _lastLeaseRefusal = refusal;
                 break;
             case WitnessAnswer.NoAnswer:
+                // The request may still have reached the witness and been granted (the lease is sticky):
+                // count ourselves its holder until a release is answered, or the other node could never take over.
+                _holderAtWitness |= _leaseAskIsAcquire;
                 break;
         }
-        _nextLeaseAskAt = now + Ticks(pause);
+        // What is wanted changed while the request was out (a backup came in step, or was lost): ask again at once.
+        _nextLeaseAskAt = WantsLease != _leaseAskIsAcquire ? now : now + Ticks(pause);
     }
 
     private void TickBackup(long now)
     {
+        MaybeResume(now);
         if (_primary == NoConnection)
         {
             if (now >= _reconnectAt)
@@ -543,11 +610,21 @@ public sealed class PairNode
         }
         if (!_primaryConnected)
         {
-            return; // the host answers a connect within its timeout
+            // The host answers a connect within its own timeout; this one is for a host (or network)
+            // that loses the answer: a connect never heard of again would hold the backup for good.
+            if (Elapsed(_connectStartedAt, now) > Math.Max(_settings.SilenceMs, _settings.PeerProbeTimeoutMs) * 2)
+            {
+                ClosePrimary();
+                PrimaryGone("no answer to the connect");
+            }
+            return;
         }
-        if (Elapsed(_primaryHeardAt, now) > _settings.SilenceMs)
+        // A primary that sends nothing (not even a heartbeat) for the silence is gone. Before it answers
+        // our hello it may be busy for us (finding our head in its journal): it has longer then.
+        int silenceMs = _helloAnswered ? _settings.SilenceMs : Math.Max(_settings.SilenceMs, _settings.HelloAnswerMs);
+        if (Elapsed(_primaryHeardAt, now) > silenceMs)
         {
-            Say(PairEventKind.PrimarySilent, $"the primary has been silent for {_settings.SilenceMs} ms");
+            Say(PairEventKind.PrimarySilent, $"the primary has been silent for {silenceMs} ms");
             ClosePrimary();
             PrimaryGone("silent");
         }
@@ -556,6 +633,8 @@ public sealed class PairNode
     private void ConnectToPrimary()
     {
         _primaryConnected = false;
+        _helloAnswered = false;
+        _connectStartedAt = _time.GetTimestamp();
         _primary = _transport.Connect();
     }
 
@@ -567,6 +646,30 @@ public sealed class PairNode
             _primary = NoConnection;
         }
         _primaryConnected = false;
+    }
+
+    /// <summary>
+    /// Backup: the link carried something wrong (bytes that fail authentication, a bad frame, a block
+    /// that does not chain): nothing of it was applied, and the primary is not known to be gone, so
+    /// this is no takeover: the link is reset and the catch-up resumes from our head. Were we in step
+    /// and the primary cannot be reached again, that is the primary lost in step (a takeover then).
+    /// </summary>
+    private void ResetPrimaryLink()
+    {
+        ClosePrimary();
+        if (State == PairState.InStep)
+        {
+            State = PairState.Following;
+            _lostInStep = true; // cleared by the primary's next hello answer
+        }
+        _reconnectAt = _time.GetTimestamp() + Ticks(100);
+    }
+
+    /// <summary>The host found the bytes of <paramref name="connection"/> corrupt (a record that fails authentication, a frame with a bad length or CRC): that link is reset.</summary>
+    public void OnCorrupt(int connection, string why)
+    {
+        Say(PairEventKind.LinkIncident, $"INCIDENT: corrupt data on the replication link ({why}); nothing applied; resetting the link");
+        Drop(connection, why);
     }
 
     /// <summary>Backup: the link to the primary is gone. In step: the primary is lost (take over, with the witness's leave); otherwise try again.</summary>
@@ -605,15 +708,16 @@ public sealed class PairNode
 
     private void AskToTakeOver()
     {
-        if (_leaseSource != LeaseSource.Witness)
+        if (_leaseSource != LeaseSource.Witness || (_mutations & PairMutation.TakeOverWithoutWitness) != 0)
         {
-            TakeOver();
+            TakeOver(TakeoverEpoch);
             return;
         }
         _takeoverAskInFlight = true;
         _takeoverRequest = ++_nextRequest;
         _leaseAskedAt = _time.GetTimestamp();
-        _witness!.Ask(_takeoverRequest, new WitnessRequest(WitnessVerb.Acquire, TakeoverEpoch));
+        _takeoverEpochAsked = TakeoverEpoch;
+        _witness!.Ask(_takeoverRequest, new WitnessRequest(WitnessVerb.Acquire, _takeoverEpochAsked));
     }
 
     private void OnTakeoverAnswer(WitnessAnswer answer)
@@ -626,22 +730,65 @@ public sealed class PairNode
         {
             _leaseUntil = g.LeaseMs > _settings.LeaseMarginMs ? _leaseAskedAt + Ticks(g.LeaseMs - _settings.LeaseMarginMs) : 0;
             _holderAtWitness = true;
-            TakeOver();
+            TakeOver(_takeoverEpochAsked);
             return;
         }
-        Say(PairEventKind.TakeoverRefused, $"the primary is lost, but the witness refuses the takeover ({WitnessLease.Describe(answer)}): still following");
+        Say(PairEventKind.TakeoverRefused, $"the primary is lost, but the witness refuses the takeover ({WitnessClient.Describe(answer)}): still following");
         // Try the primary again meanwhile (it may be back); ask again after that attempt.
         State = PairState.Following;
         _reconnectAt = _time.GetTimestamp() + Ticks(100);
     }
 
-    private void TakeOver()
+    private void TakeOver(ulong epoch, string? why = null)
     {
-        ulong epoch = TakeoverEpoch;
         _lostInStep = false;
         ClosePrimary();
         _primaryChecksums.Clear();
-        BecomePrimary(epoch, $"TAKEOVER: primary now, epoch {epoch}, after block {_ledger.Head.BlockNo}", PairEventKind.TakeOver);
+        BecomePrimary(epoch, $"TAKEOVER: primary now, epoch {epoch}, after block {_ledger.Head.BlockNo}{why}", PairEventKind.TakeOver);
+    }
+
+    /// <summary>
+    /// Backup with a witness, attached to no primary for <see cref="ResumeAfterMs"/> and not lost in
+    /// step: asks the witness to RESUME, which it grants only if this node holds the lease already (a
+    /// holder restarted as a backup never learns it otherwise, and the other node may not take over
+    /// while it holds it: both would stay backups). The holder has every acknowledged block.
+    /// </summary>
+    private void MaybeResume(long now)
+    {
+        if (_leaseSource != LeaseSource.Witness || State != PairState.Following || _lostInStep || _resumeAskInFlight
+            || now < _nextResumeAt || Elapsed(_attachedAt, now) < ResumeAfterMs)
+        {
+            return;
+        }
+        _resumeAskInFlight = true;
+        _resumeRequest = ++_nextRequest;
+        _leaseAskedAt = now;
+        _resumeEpochAsked = Math.Max(TakeoverEpoch, _resumeFloor);
+        _witness!.Ask(_resumeRequest, new WitnessRequest(WitnessVerb.Resume, _resumeEpochAsked));
+    }
+
+    private void OnResumeAnswer(WitnessAnswer answer)
+    {
+        long now = _time.GetTimestamp();
+        _nextResumeAt = now + Ticks(_settings.PeerProbeMs);
+        if (State is not (PairState.Following or PairState.InStep))
+        {
+            return;
+        }
+        switch (answer)
+        {
+            case WitnessAnswer.Granted g:
+                // Also if it attached meanwhile: the witness has a new epoch for it now, so the primary it
+                // follows is fenced; and that primary acknowledged nothing this node lacks (it holds the lease).
+                _leaseUntil = g.LeaseMs > _settings.LeaseMarginMs ? _leaseAskedAt + Ticks(g.LeaseMs - _settings.LeaseMarginMs) : 0;
+                _holderAtWitness = true;
+                TakeOver(_resumeEpochAsked, ": resuming, as the witness names this node the lease holder (it has every acknowledged block) and no primary answers");
+                break;
+            case WitnessAnswer.Denied { Reason: WitnessRefusal.Fenced } d when d.Holder == _name:
+                _resumeFloor = d.Epoch + 1; // the holder, but its last grant's epoch is above what its chain shows: the next one
+                _nextResumeAt = now;
+                break;
+        }
     }
 
     private void BecomePrimary(ulong epoch, string text, PairEventKind kind)
@@ -660,9 +807,11 @@ public sealed class PairNode
     }
 
     /// <summary>Primary: the other node took over (a higher epoch): become its backup. What was sealed here and never acknowledged is discarded when the chains are compared.</summary>
-    private void StepDown(string why)
+    /// <param name="why">What showed it.</param>
+    /// <param name="theirEpoch">The epoch the other node is primary in (the event carries it).</param>
+    private void StepDown(string why, ulong theirEpoch)
     {
-        Say(PairEventKind.SteppingDown, $"{why}: stepping down to backup");
+        _events(new PairEvent(PairEventKind.SteppingDown, $"{_name}: {why}: stepping down to backup", theirEpoch, _lastSealedBlockNo));
         CloseBackup(null);
         foreach (int connection in _awaitingHello.Keys)
         {
@@ -678,6 +827,7 @@ public sealed class PairNode
         _holderAtWitness = false;
         ClientsAway = false;
         State = PairState.Following;
+        _attachedAt = _time.GetTimestamp(); // it was primary until now: no resume at once
         _lostInStep = false;
         ConnectToPrimary();
     }
@@ -709,7 +859,8 @@ public sealed class PairNode
             if (peerEpoch > Epoch)
             {
                 State = PairState.Following;
-                Say(PairEventKind.SteppingDown, $"the peer is primary in epoch {peerEpoch}, above ours ({Epoch}): stepping down to backup");
+                _attachedAt = _time.GetTimestamp();
+                _events(new PairEvent(PairEventKind.SteppingDown, $"{_name}: the peer is primary in epoch {peerEpoch}, above ours ({Epoch}): stepping down to backup", peerEpoch.Value, _ledger.Head.BlockNo));
                 ConnectToPrimary();
                 return;
             }
@@ -718,7 +869,7 @@ public sealed class PairNode
         }
         if (State == PairState.Primary && peerEpoch > Epoch && !BackupInStep)
         {
-            StepDown($"the peer is primary in epoch {peerEpoch}, above ours ({Epoch})");
+            StepDown($"the peer is primary in epoch {peerEpoch}, above ours ({Epoch})", peerEpoch.Value);
         }
     }
 
@@ -748,7 +899,7 @@ public sealed class PairNode
             // Its chain has blocks of a later epoch: another node took over since, and this one is an old
             // primary cut off until now. Telling it to discard would throw away what the new primary acknowledged.
             _transport.Close(connection);
-            StepDown($"a backup's chain ends in epoch {theirs.Epoch}, above ours ({Epoch})");
+            StepDown($"a backup's chain ends in epoch {theirs.Epoch}, above ours ({Epoch})", theirs.Epoch);
             return;
         }
         bool onOurChain = theirs.BlockNo <= _lastSealedBlockNo && _ledger.HasBlock(theirs.BlockNo, theirs.Hash);
@@ -760,6 +911,14 @@ public sealed class PairNode
             return;
         }
         CloseBackup("replaced by a new backup");
+        // Its head is on our chain: it holds every block up to it (journaled in its durability, as an ack
+        // says), so those are acknowledged now. A block that waited at the ack gate when the last link
+        // broke, and that this backup got before it did, would otherwise wait for a later block's ack,
+        // which never comes while its client only resends that request (found by the simulator).
+        if (theirs.BlockNo > _ackedBlockNo)
+        {
+            _ackedBlockNo = theirs.BlockNo;
+        }
         _backup = connection;
         _backupLive = false;
         _unacked.Clear();
@@ -769,10 +928,14 @@ public sealed class PairNode
         ulong catchUpTo = _lastSealedBlockNo;
         _catchUpTo = catchUpTo;
         _backupCaughtUp = catchUpTo <= theirs.BlockNo || (_mutations & PairMutation.ReleaseLeaseOnCatchUpSent) != 0; // it holds everything already
+        if (_backupCaughtUp)
+        {
+            _nextLeaseAskAt = 0; // it holds everything acknowledged alone: the lease goes back now
+        }
         CatchUp(theirs.BlockNo, catchUpTo, out long sent);
         SendFrame(_backup, ReplicationType.CaughtUp, [], ref _backupSentAt);
         _backupLive = true;
-        Say(PairEventKind.BackupInStep, $"backup caught up: {sent} blocks from block {theirs.BlockNo + 1} to {catchUpTo}; mirroring live", catchUpTo);
+        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {sent} blocks from block {theirs.BlockNo + 1} to {catchUpTo}; mirroring live", catchUpTo);
     }
 
     /// <summary>Sends the journal's blocks after <paramref name="theirs"/> up to <paramref name="catchUpTo"/> as LZ4 batches; each batch's last block is expected back as an ack.</summary>
@@ -822,7 +985,7 @@ public sealed class PairNode
                 ulong blockNo = ReplicationFrame.ReadAck(payload, out Hash32 hash);
                 if (!AcknowledgesSentBlock(blockNo, in hash))
                 {
-                    Say(PairEventKind.LinkIncident, $"INCIDENT: the backup acknowledged block {blockNo}, which this link never carried with that hash: resetting the link");
+                    Say(PairEventKind.LinkIncident, $"INCIDENT: backup {_transport.PeerName(_backup)} acknowledged block {blockNo}, which this link never carried with that hash: resetting the link");
                     CloseBackup("a false acknowledgement");
                     return;
                 }
@@ -889,6 +1052,7 @@ public sealed class PairNode
     private void OnFrameFromPrimary(ReplicationType type, ReadOnlySpan<byte> payload)
     {
         _primaryHeardAt = _time.GetTimestamp();
+        _attachedAt = _primaryHeardAt;
         switch (type)
         {
             case ReplicationType.HelloAck:
@@ -903,6 +1067,7 @@ public sealed class PairNode
                     return;
                 }
                 Epoch = theirs.Epoch;
+                _helloAnswered = true;
                 _lostInStep = false; // attached to a primary again: whatever it acknowledged, we get
                 Say(PairEventKind.CatchingUp, $"catching up from the primary (epoch {theirs.Epoch}) after block {_ledger.Head.BlockNo}");
                 break;
@@ -934,18 +1099,25 @@ public sealed class PairNode
                 break;
             case ReplicationType.CaughtUp:
                 State = PairState.InStep;
-                Say(PairEventKind.InStep, $"in step with the primary: caught up to block {_ledger.Head.BlockNo}, following live");
+                Say(PairEventKind.InStep, $"in step with the primary {_transport.PeerName(_primary)}: caught up to block {_ledger.Head.BlockNo}, following live");
                 break;
             case ReplicationType.Heartbeat:
                 SendFrame(_primary, ReplicationType.Heartbeat, [], ref _primarySentAt);
                 break;
             case ReplicationType.StateChecksum:
                 ulong blockNo = ReplicationFrame.ReadAck(payload, out Hash32 checksum);
-                if (_ledger.StateChecksumAfter(blockNo) is { } ours && ours != checksum)
+                if (_ledger.StateChecksumAfter(blockNo) is not { } ours)
                 {
-                    Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {checksum}, backup {ours}");
-                    Halt($"state mismatch after block {blockNo}");
+                    break;
                 }
+                if (ours != checksum)
+                {
+                    Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {checksum}, backup {ours}. The same blocks gave different books", blockNo);
+                    HaltedOnStateMismatch = true;
+                    Halt($"state mismatch after block {blockNo}");
+                    break;
+                }
+                Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})", blockNo);
                 break;
             default:
                 throw new InvalidDataException($"a {type} frame from the primary");
@@ -970,8 +1142,7 @@ public sealed class PairNode
         if (BlockFormat.TryReadHeader(block, out BlockHeader header) is null && (header.Epoch > Epoch || (State == PairState.InStep && header.Epoch != Epoch)))
         {
             Say(PairEventKind.LinkIncident, $"INCIDENT: a block of epoch {header.Epoch} from a primary of epoch {Epoch}: resetting the link");
-            ClosePrimary();
-            PrimaryGone("a block of an old epoch");
+            ResetPrimaryLink();
             return false;
         }
         string? refused;
@@ -982,14 +1153,13 @@ public sealed class PairNode
         catch (JournalFaultException e)
         {
             Say(PairEventKind.JournalFailed, $"this node's journal failed ({e.Message}): no backup any more, and never a takeover");
-            Halt($"journal failed: {e.Message}");
+            Halt($"this node's journal failed ({e.Message}): it is no backup any more and never takes over");
             return false;
         }
         if (refused is not null)
         {
             Say(PairEventKind.LinkIncident, $"INCIDENT: a block from the primary does not chain and is not applied: {refused}; resetting the link");
-            ClosePrimary();
-            PrimaryGone("a block that does not chain");
+            ResetPrimaryLink();
             return false;
         }
         return true;
@@ -1010,36 +1180,35 @@ public sealed class PairNode
 
     private void SendFrame(int connection, ReplicationType type, ReadOnlySpan<byte> payload, ref long sentAt)
     {
-        byte[] frame = new byte[ReplicationFrame.HeaderBytes + payload.Length];
-        ReplicationFrame.Write(frame, type, payload);
-        _transport.Send(connection, frame);
+        _transport.Send(connection, type, payload);
         sentAt = _time.GetTimestamp();
     }
 
     private void Drop(int connection, string why)
     {
-        if (_awaitingHello.Remove(connection))
-        {
-            _transport.Close(connection);
-        }
-        else if (connection == _backup)
+        if (connection == _backup)
         {
             CloseBackup(why);
         }
         else if (connection == _primary)
         {
-            ClosePrimary();
-            PrimaryGone(why);
+            ResetPrimaryLink();
         }
         else if (connection == _probe)
         {
             _transport.Close(_probe);
             EndProbe(null);
         }
+        else
+        {
+            // Waiting for its hello, or just refused while reading it: closed either way.
+            _awaitingHello.Remove(connection);
+            _transport.Close(connection);
+        }
     }
 
     private void Say(PairEventKind kind, string text, ulong? blockNo = null) =>
-        _events(new PairEvent(kind, $"{_name}: {text}", Epoch, blockNo ?? _ledger.Head.BlockNo));
+        _events(new PairEvent(kind, $"{_name}: {text}", Epoch, blockNo ?? (State == PairState.Primary ? _lastSealedBlockNo : _ledger.Head.BlockNo)));
 
     private long Ticks(int ms) => ms * _time.TimestampFrequency / 1000;
 

@@ -18,6 +18,12 @@ public interface IPairTransport
     /// <summary>Queues one whole frame on <paramref name="connection"/> (dropped if it is closed).</summary>
     void Send(int connection, ReadOnlySpan<byte> frame);
 
+    /// <summary>Queues one frame of <paramref name="type"/> around <paramref name="payload"/> (the transport writes the header where it queues it: nothing is allocated per frame).</summary>
+    void Send(int connection, ReplicationType type, ReadOnlySpan<byte> payload);
+
+    /// <summary>Who is at the other end of <paramref name="connection"/> (authenticated), for events; "?" if it is gone.</summary>
+    string PeerName(int connection);
+
     /// <summary>Closes <paramref name="connection"/>; no <see cref="PairNode.OnClosed"/> follows for it.</summary>
     void Close(int connection);
 }

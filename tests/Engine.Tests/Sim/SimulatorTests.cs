@@ -12,13 +12,14 @@ namespace Engine.Tests.Sim;
 /// </summary>
 public class SimulatorTests
 {
-    /// <summary>Seeds in the default run; liveness failures (the pair not healed alone) are counted, not failed: see docs/simulation.md.</summary>
+    /// <summary>Seeds in the default run: none may break safety, and none may end with the pair not whole or a request unanswered (liveness, see docs/simulation.md).</summary>
     private const int Seeds = 1_000;
 
     [Test]
-    public void A_thousand_seeds_of_faults_lose_double_and_split_nothing()
+    public void A_thousand_seeds_of_faults_lose_double_and_split_nothing_and_every_one_heals()
     {
         var safety = new List<SimResult>();
+        var stuckSeeds = new List<SimResult>();
         int stuck = 0;
         Parallel.For(1, Seeds + 1, new ParallelOptions { MaxDegreeOfParallelism = 2 }, seed =>
         {
@@ -29,47 +30,70 @@ public class SimulatorTests
                 {
                     safety.Add(result);
                 }
-                stuck += result.Violation is not null && result.Liveness ? 1 : 0;
+                if (result.Violation is not null && result.Liveness)
+                {
+                    stuck++;
+                    stuckSeeds.Add(result);
+                }
             }
         });
         TestContext.Out.WriteLine($"{Seeds} seeds: {safety.Count} safety violations, {stuck} did not heal without the operator within the quiet period");
         SimResult? first = safety.OrderBy(r => r.Seed).FirstOrDefault();
         Assert.That(first, Is.Null, first is null ? "" : $"seed {first.Seed}: {first.Violation}\n{string.Join('\n', first.Trace)}");
+        // Deterministic: the same seeds give the same runs, so this fails only when the code changes.
+        SimResult? firstStuck = stuckSeeds.OrderBy(r => r.Seed).FirstOrDefault();
+        Assert.That(firstStuck, Is.Null, firstStuck is null ? "" : $"seed {firstStuck.Seed} did not heal: {firstStuck.Violation}");
     }
 
     [Test]
     public void A_seed_replays_exactly_the_same_trace()
     {
-        // A seed with crashes, partitions and a takeover in it.
-        var first = new SimWorld(29, keepFullTrace: true);
-        first.Run();
-        var second = new SimWorld(29, keepFullTrace: true);
+        // The first seed with crashes, partitions and a takeover in it (which one depends on the pair's logic).
+        SimWorld first = null!;
+        int seed = 1;
+        for (; seed <= 100; seed++)
+        {
+            first = new SimWorld(seed, keepFullTrace: true);
+            first.Run();
+            if (first.FullTrace.Any(l => l.Contains("take_over", StringComparison.Ordinal)))
+            {
+                break;
+            }
+        }
+        Assert.That(first.FullTrace.Any(l => l.Contains("take_over", StringComparison.Ordinal)), Is.True, "a seed in the first 100 has a takeover");
+        var second = new SimWorld(seed, keepFullTrace: true);
         second.Run();
         Assert.That(first.FullTrace, Has.Count.GreaterThan(50));
-        Assert.That(first.FullTrace.Any(l => l.Contains("take_over", StringComparison.Ordinal)), Is.True, "the seed has a takeover");
         Assert.That(second.FullTrace, Is.EqualTo(first.FullTrace));
         Assert.That(second.Clock.Steps, Is.EqualTo(first.Clock.Steps));
         Assert.That(second.Nodes.Select(n => n.Ledger.Head.Hash), Is.EqualTo(first.Nodes.Select(n => n.Ledger.Head.Hash)), "the same chains");
     }
 
     /// <summary>Each deliberate bug makes the simulator report a safety violation within its seed budget.</summary>
-    [TestCase(PairMutation.AckBeforeBackup, false, 50)]
-    [TestCase(PairMutation.TakeOverWhileCatchingUp, false, 600)]
-    [TestCase(PairMutation.IgnoreHigherEpochHello, false, 200)]
-    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, false, 200)]
-    [TestCase(PairMutation.None, true, 100)]
-    public void A_deliberate_bug_is_found(PairMutation mutation, bool witnessNotSticky, int budget)
+    /// <remarks>
+    /// Budgets about 1.3× the seed that found each on 2026-12-03 (1, 375, 596, 1, 49, 573). TakeOverWhileCatchingUp
+    /// is not here: with the sticky witness the primary holds the lease until the catch-up is
+    /// acknowledged, so the witness refuses that takeover and no seed can show the bug (none in 5,500);
+    /// <c>PairNodeTests</c> pins it down without a witness.
+    /// </remarks>
+    [TestCase(PairMutation.AckBeforeBackup, WitnessMutation.None, 50)]
+    [TestCase(PairMutation.IgnoreHigherEpochHello, WitnessMutation.None, 500)]
+    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, WitnessMutation.None, 800)]
+    [TestCase(PairMutation.TakeOverWithoutWitness, WitnessMutation.None, 50)]
+    [TestCase(PairMutation.None, WitnessMutation.NotSticky, 100)]
+    [TestCase(PairMutation.None, WitnessMutation.ResumesAnyone, 750)]
+    public void A_deliberate_bug_is_found(PairMutation mutation, WitnessMutation witnessMutation, int budget)
     {
         int found = 0;
         for (int seed = 1; seed <= budget && found == 0; seed++)
         {
-            SimResult result = new SimWorld(seed, mutation, witnessNotSticky).Run();
+            SimResult result = new SimWorld(seed, mutation, witnessMutation).Run();
             if (result.Violation is not null && !result.Liveness)
             {
                 found = seed;
                 TestContext.Out.WriteLine($"found at seed {seed}: {result.Violation}");
             }
         }
-        Assert.That(found, Is.Not.Zero, $"{(witnessNotSticky ? "a witness whose lease is not sticky" : mutation)}: no safety violation in {budget} seeds");
+        Assert.That(found, Is.Not.Zero, $"{mutation} {witnessMutation}: no safety violation in {budget} seeds");
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Engine.Replication;
+using Engine.Replication.Pair;
 using Engine.Security;
 using Engine.Tests.Support;
 
@@ -21,9 +22,9 @@ public class WitnessServerTests
     private static readonly ClusterCredentials s_b = ClusterCredentials.Development("b");
 
     private static async Task<WitnessAnswer> Acquire(WitnessServer witness, ClusterCredentials node, ulong epoch) =>
-        (await WitnessLease.AcquireAsync(witness.Endpoint, node, epoch, new PairSettings().LeaseMarginMs, CancellationToken.None)).Answer;
+        (await WitnessClient.AcquireAsync(witness.Endpoint, node, epoch, new PairSettings().LeaseMarginMs, CancellationToken.None)).Answer;
 
-    private static Task<WitnessAnswer> Release(WitnessServer witness, ClusterCredentials node) => WitnessLease.ReleaseAsync(witness.Endpoint, node, CancellationToken.None);
+    private static Task<WitnessAnswer> Release(WitnessServer witness, ClusterCredentials node) => WitnessClient.ReleaseAsync(witness.Endpoint, node, CancellationToken.None);
 
     [Test]
     public async Task The_lease_stays_with_its_holder_until_it_releases_and_an_old_epoch_is_fenced()
@@ -208,22 +209,6 @@ public class WitnessServerTests
         Assert.That(witness.State, Is.EqualTo(WitnessState.Empty));
     }
 
-    [Test]
-    public async Task A_holder_renews_on_the_channel_it_has_not_with_a_handshake_each_time()
-    {
-        await using var witness = new WitnessServer(s_any, 300, s_witness, _ => { });
-        witness.Start();
-        bool wanted = true;
-        await using (var lease = new WitnessLease(witness.Endpoint, s_a, new PairSettings(), () => 1, () => Volatile.Read(ref wanted), _ => { }))
-        {
-            Until.True(() => witness.Requests >= 8, "eight requests (renewals every 100 ms)");
-            Assert.That(witness.Channels, Is.LessThan(witness.Requests / 2), "most requests on a kept channel");
-            Volatile.Write(ref wanted, false);
-            Until.True(() => witness.State.Holder is null, "the release, on the same channel or a new one");
-        }
-        Assert.That(witness.State, Is.EqualTo(new WitnessState(null, 1, 1)));
-    }
-
     /// <summary>
     /// A node gave up on a channel (no answer in time) and asked again on a new one: a request still in
     /// flight on the old channel must not be decided after the new one's (a late ACQUIRE after the
@@ -251,10 +236,10 @@ public class WitnessServerTests
     public void Only_a_witness_runs_the_witness_and_only_a_node_asks()
     {
         Assert.Throws<ArgumentException>(() => _ = new WitnessServer(s_any, 300, ClusterCredentials.Development("operator"), _ => { }));
-        Assert.ThrowsAsync<ArgumentException>(() => WitnessLease.AcquireAsync(s_any, ClusterCredentials.Development("observer"), 1, new PairSettings().LeaseMarginMs, CancellationToken.None));
+        Assert.ThrowsAsync<ArgumentException>(() => WitnessClient.AcquireAsync(s_any, ClusterCredentials.Development("observer"), 1, new PairSettings().LeaseMarginMs, CancellationToken.None));
     }
 
-    /// <summary>As <see cref="WitnessLease.AcquireAsync"/> for credentials of any role (it refuses a non-node itself): what a stranger's client does.</summary>
+    /// <summary>As <see cref="WitnessClient.AcquireAsync"/> for credentials of any role (it refuses a non-node itself): what a stranger's client does.</summary>
     private static async Task<WitnessAnswer> Acquire2(IPEndPoint witness, ClusterCredentials who, ulong epoch)
     {
         try

@@ -3,23 +3,24 @@ using System.Net;
 using System.Net.Sockets;
 using Engine.Security;
 
-namespace Engine.Replication;
+namespace Engine.Replication.Pair;
 
 /// <summary>
-/// A lease from <c>engine witness</c>: asked for while <c>wanted</c> says so (no backup in step),
-/// renewed every third of its length, and held only until its length minus a margin after the
-/// request was sent, so that it lapses here before it lapses at the witness: a cut-off primary stops
-/// acknowledging before the witness can grant the lease to the other node.
+/// The witness (<c>engine witness</c>) as a node's <see cref="IWitnessPort"/>: each request its
+/// <see cref="PairNode"/> makes (the solo lease, its renewal and release, a takeover's epoch) goes out
+/// on a task of its own, one at a time, and its answer (or <see cref="WitnessAnswer.NoAnswer"/> after
+/// <see cref="AskTimeout"/>) comes back to the host with the request's number.
 /// </summary>
 /// <remarks>
 /// Requests go over a <see cref="SecureChannel"/> to the witness (purpose
 /// <see cref="LinkPurpose.Witness"/>): this node proves it is its principal (role node, the name the
 /// witness grants under), the witness proves it is the cluster's witness; then a request and its
 /// answer (<see cref="WitnessLine"/>) at a time, parsed strictly into a <see cref="WitnessAnswer"/>.
-/// The lease's loop keeps its channel between requests (dropped after any failure or
-/// <see cref="IdleTimeout"/> unused); <see cref="AcquireAsync"/> and <see cref="ReleaseAsync"/> make one each.
+/// The channel is kept between requests (dropped after any failure or <see cref="IdleTimeout"/>
+/// unused: a renewal every third of a lease takes one round trip, not a handshake);
+/// <see cref="AcquireAsync"/> and <see cref="ReleaseAsync"/> make one each.
 /// </remarks>
-public sealed class WitnessLease : ISoloLease, IAsyncDisposable
+public sealed class WitnessClient : IWitnessPort, IAsyncDisposable
 {
     /// <summary>
     /// Connect, handshake, request and answer, at most; a request not answered by then may still have
@@ -35,143 +36,47 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
 
     private readonly IPEndPoint _witness;
     private readonly ClusterCredentials _credentials;
-    private readonly int _marginMs;
-    private readonly Func<ulong> _epoch;
-    private readonly Func<bool> _wanted;
-    private readonly Action<PairEvent> _log;
+    private readonly Action<int, WitnessAnswer> _answered;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _loop;
-    private long _validUntilTicks;
-    private readonly Action? _fenced;
-    private readonly Action? _granted;
-    private readonly SemaphoreSlim _wake = new(0, 1);
-    private bool _lastHeld;
+    private readonly SemaphoreSlim _one = new(1, 1);
 
-    // The loop's channel to the witness, kept between requests (renewals every third of a lease take
-    // one round trip, not a handshake); only the loop touches it.
+    // The channel to the witness, kept between requests; only the request holding _one touches it.
     private SecureChannel? _channel;
     private long _channelUsedTicks;
 
-    // True from a grant until the witness confirms the release: the lease is sticky, so a renewal
-    // that failed (the witness unreachable for a moment) does not end it there.
-    private bool _holderAtWitness;
-
     /// <param name="witness">The witness's endpoint.</param>
     /// <param name="credentials">This node's principal (role node): the name the witness grants under.</param>
-    /// <param name="settings">The pair's settings: a grant is acted on for its length less <see cref="PairSettings.LeaseMarginMs"/>.</param>
-    /// <param name="epoch">The epoch this node seals in.</param>
-    /// <param name="wanted">True while the lease is needed (no backup in step); once false again, the lease is released.</param>
-    /// <param name="log">Where state changes are told.</param>
-    /// <param name="heldUntilTicks">A grant already obtained (<see cref="AcquireAsync"/> before a takeover): held until then.</param>
-    /// <param name="fenced">Called when the witness answers that a higher epoch exists: the other node took over.</param>
-    /// <param name="granted">Called when the lease is granted after not being held: what waits for it may go.</param>
-    public WitnessLease(IPEndPoint witness, ClusterCredentials credentials, PairSettings settings, Func<ulong> epoch, Func<bool> wanted, Action<PairEvent> log, long heldUntilTicks = 0,
-        Action? fenced = null, Action? granted = null)
+    /// <param name="answered">Where each answer goes, with its request's number.</param>
+    public WitnessClient(IPEndPoint witness, ClusterCredentials credentials, Action<int, WitnessAnswer> answered)
     {
         CheckNode(credentials);
-        _fenced = fenced;
-        _granted = granted;
         _witness = witness;
         _credentials = credentials;
-        _marginMs = settings.LeaseMarginMs;
-        _epoch = epoch;
-        _wanted = wanted;
-        _log = log;
-        _validUntilTicks = heldUntilTicks;
-        _lastHeld = heldUntilTicks != 0;
-        _holderAtWitness = heldUntilTicks != 0;
-        _loop = Task.Run(Loop, CancellationToken.None);
+        _answered = answered;
     }
 
-    public bool Held => Stopwatch.GetTimestamp() < Interlocked.Read(ref _validUntilTicks);
+    public void Ask(int request, WitnessRequest what) => _ = Task.Run(() => AskAndAnswerAsync(request, what), CancellationToken.None);
 
-    /// <summary>The witness still names this node its holder (a renewal may have lapsed here): until it is given back, the other node cannot take over.</summary>
-    public bool HolderAtWitness => Volatile.Read(ref _holderAtWitness);
-
-    public void Nudge()
+    private async Task AskAndAnswerAsync(int request, WitnessRequest what)
     {
-        if (_wake.CurrentCount == 0)
+        WitnessAnswer answer;
+        try
         {
-            try
-            {
-                _wake.Release();
-            }
-            catch (Exception e) when (e is SemaphoreFullException or ObjectDisposedException)
-            {
-                // Nudged twice at once (one wake-up is enough), or already stopped.
-            }
+            await _one.WaitAsync(_stop.Token).ConfigureAwait(false);
         }
-    }
-
-    private async Task Loop()
-    {
-        string self = _credentials.Self.Name;
-        while (!_stop.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            int pause = 50;
-            if (_wanted())
-            {
-                long asked = Stopwatch.GetTimestamp();
-                WitnessAnswer answer = await AskOnChannelAsync(new WitnessRequest(WitnessVerb.Acquire, _epoch())).ConfigureAwait(false);
-                long validUntil = ValidUntil(answer, asked, _marginMs);
-                bool granted = false;
-                switch (answer)
-                {
-                    case WitnessAnswer.Granted g:
-                        Interlocked.Exchange(ref _validUntilTicks, validUntil);
-                        pause = Math.Max(20, g.LeaseMs / 3);
-                        _holderAtWitness = true;
-                        granted = true;
-                        break;
-                    case WitnessAnswer.Denied d:
-                        // The witness says who holds it: after a refusal (held by the other, fenced, or
-                        // a state it could not write) this node is holder only if the witness says so.
-                        _holderAtWitness = d.Holder == self;
-                        break;
-                    default:
-                        // No answer: the request may still have reached the witness and been granted
-                        // (the lease is sticky), so count ourselves its holder until a release is answered.
-                        _holderAtWitness = true;
-                        break;
-                }
-                if (granted != _lastHeld)
-                {
-                    _log(granted
-                        ? new PairEvent(PairEventKind.LeaseGranted, $"solo lease from the witness at {_witness} ({((WitnessAnswer.Granted)answer).LeaseMs} ms, renewed)", _epoch())
-                        : new PairEvent(PairEventKind.LeaseRefused, $"the witness refused the solo lease: {Describe(answer)}", _epoch()));
-                    _lastHeld = granted;
-                    if (granted)
-                    {
-                        _granted?.Invoke();
-                    }
-                }
-                if (answer is WitnessAnswer.Denied { Reason: WitnessRefusal.Fenced })
-                {
-                    _fenced?.Invoke();
-                }
-            }
-            else if (_holderAtWitness)
-            {
-                // A backup is in step again: it holds everything acknowledged alone, so the lease
-                // may go to it should this node die. Stop acknowledging alone first, then release.
-                Interlocked.Exchange(ref _validUntilTicks, 0);
-                WitnessAnswer answer = await AskOnChannelAsync(new WitnessRequest(WitnessVerb.Release, 0)).ConfigureAwait(false);
-                if (answer is WitnessAnswer.Released or WitnessAnswer.NotHolder)
-                {
-                    _log(new PairEvent(PairEventKind.LeaseReleased, $"a backup is in step: solo lease given back to the witness ({Describe(answer)})", _epoch()));
-                    _lastHeld = false;
-                    _holderAtWitness = false;
-                }
-            }
-            try
-            {
-                await _wake.WaitAsync(pause, _stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            return; // stopping: nobody waits for it
         }
+        try
+        {
+            answer = await AskOnChannelAsync(what).ConfigureAwait(false);
+        }
+        finally
+        {
+            _one.Release();
+        }
+        _answered(request, answer);
     }
 
     /// <summary>
@@ -193,7 +98,7 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
         answer is WitnessAnswer.Granted g && g.LeaseMs > marginMs ? askedTicks + ((g.LeaseMs - marginMs) * Stopwatch.Frequency / 1000) : 0;
 
     /// <summary>
-    /// One request on the loop's channel (made, or made again, as needed); <see cref="WitnessAnswer.NoAnswer"/>
+    /// One request on the kept channel (made, or made again, as needed); <see cref="WitnessAnswer.NoAnswer"/>
     /// on any failure, the channel then dropped. A kept channel that fails (the witness restarted, or
     /// closed it) is replaced once at once: asking again is harmless (a renewal grants the same, a
     /// second release finds no lease to give back).
@@ -351,9 +256,9 @@ public sealed class WitnessLease : ISoloLease, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        await _loop.ConfigureAwait(false);
+        await _one.WaitAsync(CancellationToken.None).ConfigureAwait(false); // the request under way ends within AskTimeout
         _channel?.Dispose();
-        _stop.Dispose();
-        _wake.Dispose();
+        _channel = null;
+        _one.Release();
     }
 }

@@ -1,0 +1,162 @@
+using Engine.Core.Book;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Core.Server;
+using Engine.Protocol;
+
+namespace Engine.Replication.Pair;
+
+/// <summary>
+/// A node's ledger for its <see cref="PairNode"/>: the FASTER journal and the <see cref="Exchange"/>
+/// replayed from it. As a backup it verifies, journals and applies the primary's blocks (the same
+/// <see cref="BlockApplier"/> as replay and the live apply stage) and keeps the state checksums the
+/// primary's are compared with; as a primary it only reads its journal (a joining backup's head, the
+/// catch-up): the pipeline of the <see cref="EngineNode"/> appends, and that node owns the journal
+/// until it stops, after which <see cref="Reopen"/> opens it again for the backup this node becomes.
+/// </summary>
+/// <remarks>Called under the pair host's lock only.</remarks>
+public sealed class JournalPairLedger : IPairLedger, IDisposable
+{
+    /// <summary>State checksums kept until the primary's for the same block arrives (a few blocks later).</summary>
+    private const int KeptChecksums = 64;
+
+    private readonly EngineSettings _settings;
+    private readonly ReferenceData _reference;
+    private readonly Action<string> _log;
+    private readonly Dictionary<ulong, Hash32> _checksums = [];
+    private Journal _journal = null!;
+    private Exchange _exchange = null!;
+    private BlockApplier _applier = null!;
+    private ChainVerifier _verifier = null!;
+
+    /// <summary>Every <see cref="IndexEvery"/>th block's journal address, ascending, as scans passed them (addresses never move: the journal only grows).</summary>
+    private readonly List<(ulong BlockNo, long Address)> _index = [];
+
+    private const ulong IndexEvery = 1024;
+
+    /// <summary>Opens the node's journal (verifying its chain) and replays it.</summary>
+    public JournalPairLedger(EngineSettings settings, ReferenceData reference, Action<string> log)
+    {
+        _settings = settings;
+        _reference = reference;
+        _log = log;
+        Open();
+    }
+
+    /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
+    public Journal Journal => _journal;
+
+    /// <summary>The state replayed and applied so far.</summary>
+    public Exchange Exchange => _exchange;
+
+    public ChainHead Head => _verifier.Head;
+
+    /// <summary>The primary's pipeline closed the journal (it stepped down): open it again and replay, as a backup.</summary>
+    public void Reopen() => Open();
+
+    private void Open()
+    {
+        (_journal, _exchange) = EngineNode.OpenAndReplay(_settings, _reference, _log);
+        _applier = new BlockApplier(_exchange);
+        _verifier = new ChainVerifier(_journal.Head);
+        _checksums.Clear();
+        _index.Clear();
+    }
+
+    public bool HasBlock(ulong blockNo, in Hash32 hash)
+    {
+        bool found = false;
+        Hash32 wanted = hash;
+        ScanFrom(blockNo, (ReadOnlySpan<byte> entry, in BlockHeader header, long _) =>
+        {
+            if (header.BlockNo < blockNo)
+            {
+                return true;
+            }
+            found = header.BlockNo == blockNo && BlockFormat.StoredHash(entry, in header) == wanted;
+            return false;
+        });
+        return found;
+    }
+
+    public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit) =>
+        ScanFrom(afterBlockNo + 1, (ReadOnlySpan<byte> entry, in BlockHeader header, long address) => header.BlockNo <= throughBlockNo && (header.BlockNo <= afterBlockNo || visit(entry, address)));
+
+    private delegate bool HeaderVisitor(ReadOnlySpan<byte> entry, in BlockHeader header, long address);
+
+    /// <summary>
+    /// Visits the committed blocks from the nearest indexed one at or before <paramref name="blockNo"/>
+    /// (genesis if none), indexing every <see cref="IndexEvery"/>th block it passes: a joining
+    /// backup's head and its catch-up are found by reading what is new since the last scan plus at
+    /// most <see cref="IndexEvery"/> blocks, not the whole journal again (the primary holds the pair's
+    /// lock meanwhile, so its sealer waits).
+    /// </summary>
+    private void ScanFrom(ulong blockNo, HeaderVisitor visit)
+    {
+        // What the pipeline appended and has not committed yet is committed first: a scan reads committed blocks.
+        _journal.Flush();
+        int at = _index.Count - 1;
+        while (at >= 0 && _index[at].BlockNo > blockNo)
+        {
+            at--;
+        }
+        BlockVisitor each = (entry, address) =>
+        {
+            BlockFormat.TryReadHeader(entry, out BlockHeader header);
+            if (header.BlockNo % IndexEvery == 0 && (_index.Count == 0 || header.BlockNo > _index[^1].BlockNo))
+            {
+                _index.Add((header.BlockNo, address));
+            }
+            return visit(entry, in header, address);
+        };
+        if (at >= 0)
+        {
+            _journal.Scan(_index[at].Address, each);
+        }
+        else
+        {
+            _journal.Scan(each);
+        }
+    }
+
+    public string? AppendReplicated(ReadOnlySpan<byte> block)
+    {
+        if (_verifier.Check(block, 0, out BlockHeader header) is { } fault)
+        {
+            return fault.ToString();
+        }
+        long address = _journal.Append(block);
+        _journal.WaitDurable(address);
+        var sink = new NullSink();
+        // The verifier walked these records with the same reader: none is refused here.
+        _applier.ApplyBlock(BlockRecords.Of(block, in header), ref sink);
+        ulong every = (ulong)_settings.ChecksumEveryBlocks;
+        if (every != 0 && header.BlockNo % every == 0)
+        {
+            _checksums[header.BlockNo] = _exchange.ComputeChecksum();
+            if (_checksums.Count > KeptChecksums)
+            {
+                _checksums.Remove(_checksums.Keys.Min());
+            }
+        }
+        return null;
+    }
+
+    public Hash32? StateChecksumAfter(ulong blockNo) => _checksums.Remove(blockNo, out Hash32 checksum) ? checksum : null;
+
+    /// <summary>
+    /// FasterLog cannot cut a suffix, so the diverged journal is moved aside (kept for forensics) and
+    /// a new one, from genesis, catches up.
+    /// </summary>
+    public void DiscardDivergedChain()
+    {
+        _journal.Dispose();
+        string aside = $"{_settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
+        Directory.Move(_settings.JournalDirectory, aside);
+        _log($"backup: moved the diverged journal to {aside}; catching up from genesis");
+        Open();
+    }
+
+    public void Dispose() => _journal.Dispose();
+}

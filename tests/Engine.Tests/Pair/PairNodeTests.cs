@@ -1,0 +1,191 @@
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Protocol;
+using Engine.Replication;
+using Engine.Replication.Pair;
+using Engine.Sim;
+
+namespace Engine.Tests.Pair;
+
+/// <summary>
+/// <see cref="PairNode"/> one transition at a time, driven by hand (no network, no simulator): the
+/// cases the simulator found or can no longer reach because other rules mask them, pinned down.
+/// </summary>
+public class PairNodeTests
+{
+    private static readonly ChainHead s_head = new(1, 5, 50, Hash32.From(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray()));
+
+    /// <summary>
+    /// Without a witness a backup that loses its primary takes over at once, so only its own rule
+    /// keeps one that is still catching up (it may lack what the primary acknowledged alone) from
+    /// doing so. With the witness the simulator cannot see this bug any more: the primary holds the
+    /// lease until the catch-up is acknowledged, so the witness refuses the takeover.
+    /// </summary>
+    [TestCase(PairMutation.None, PairState.Following)]
+    [TestCase(PairMutation.TakeOverWhileCatchingUp, PairState.Primary)]
+    public void A_backup_that_loses_its_primary_while_catching_up_never_takes_over(PairMutation mutation, PairState after)
+    {
+        var rig = new Rig(PairRole.Backup, witness: false, mutation);
+        int link = rig.Transport.Connects.Single();
+        rig.Node.OnConnected(link);
+        rig.Node.OnFrame(link, ReplicationType.HelloAck, Payload(ReplicationFrame.Hello(ReplicationType.HelloAck, 0, s_head)));
+        Assert.That(rig.Node.State, Is.EqualTo(PairState.Following), "catching up");
+
+        rig.Node.OnClosed(link);
+
+        Assert.That(rig.Node.State, Is.EqualTo(after));
+    }
+
+    /// <summary>
+    /// A block that waited at the ack gate when the backup's link broke, and that the backup had
+    /// journaled already: the backup comes back with it as its head, and nothing else is sealed (its
+    /// client only resends that request). Its hello acknowledges it; before, it waited for good
+    /// (found by the simulator, 2026-12-03).
+    /// </summary>
+    [Test]
+    public void A_backup_whose_hello_names_a_block_acknowledges_it()
+    {
+        var rig = new Rig(PairRole.Primary, witness: false);
+        Assert.That(rig.Node.State, Is.EqualTo(PairState.Primary));
+        rig.Node.OnAccepted(1);
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, rig.Ledger.Head)));
+        byte[] block = rig.Ledger.SealOne();
+        BlockFormat.TryReadHeader(block, out BlockHeader header);
+        rig.Node.OnBlockSealed(block, header.BlockNo, BlockFormat.StoredHash(block, in header));
+        Assert.That(rig.Node.IsAcknowledged(header.BlockNo), Is.False, "not acknowledged yet");
+        rig.Node.OnClosed(1); // the link breaks before the ack comes
+
+        rig.Node.OnAccepted(2);
+        rig.Node.OnFrame(2, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, rig.Ledger.Head)));
+
+        Assert.That(rig.Node.IsAcknowledged(header.BlockNo), Is.True);
+    }
+
+    /// <summary>
+    /// The holder of the witness's lease restarted as a backup with no primary to follow: it asks to
+    /// RESUME after twice the silence and, granted (it is the holder), serves in the epoch it asked
+    /// for. Without it both nodes stayed backups until the operator stepped in.
+    /// </summary>
+    [Test]
+    public void A_backup_with_no_primary_resumes_when_the_witness_names_it_the_holder()
+    {
+        var rig = new Rig(PairRole.Backup, witness: true);
+        rig.Node.OnClosed(rig.Transport.Connects.Single()); // nobody there
+        rig.Advance(new PairSettings().SilenceMs * 2 + 50);
+        (int request, WitnessRequest asked) = rig.Witness.Asked.Single();
+        Assert.That(asked, Is.EqualTo(new WitnessRequest(WitnessVerb.Resume, s_head.Epoch + 1)));
+
+        rig.Node.OnWitnessAnswer(request, new WitnessAnswer.Granted(2000));
+
+        Assert.That(rig.Node.State, Is.EqualTo(PairState.Primary));
+        Assert.That(rig.Node.Epoch, Is.EqualTo(s_head.Epoch + 1));
+        Assert.That(rig.Events.Any(e => e.Kind == PairEventKind.TakeOver), Is.True);
+    }
+
+    [Test]
+    public void A_backup_that_is_not_the_holder_keeps_following()
+    {
+        var rig = new Rig(PairRole.Backup, witness: true);
+        rig.Node.OnClosed(rig.Transport.Connects.Single());
+        rig.Advance(new PairSettings().SilenceMs * 2 + 50);
+        (int request, _) = rig.Witness.Asked.Single();
+
+        rig.Node.OnWitnessAnswer(request, new WitnessAnswer.Denied("A", 1, WitnessRefusal.NotHolder));
+
+        Assert.That(rig.Node.State, Is.EqualTo(PairState.Following));
+    }
+
+    private static byte[] Payload(byte[] frame) => frame[ReplicationFrame.HeaderBytes..];
+
+    private sealed class Rig
+    {
+        public Rig(PairRole role, bool witness, PairMutation mutation = PairMutation.None)
+        {
+            var settings = new PairSettings { Role = role, Peer = role == PairRole.Backup ? "127.0.0.1:1" : null, ReplicationListen = "127.0.0.1:2", Witness = witness ? "127.0.0.1:3" : null };
+            Ledger = new Ledger(role == PairRole.Backup ? s_head : null);
+            Node = new PairNode("B", settings, Clock, Transport, witness ? Witness : null, Ledger, Events.Add, mutation);
+            Node.Start();
+        }
+
+        public SimClock Clock { get; } = new();
+
+        public Transport Transport { get; } = new();
+
+        public WitnessPort Witness { get; } = new();
+
+        public Ledger Ledger { get; }
+
+        public List<PairEvent> Events { get; } = [];
+
+        public PairNode Node { get; }
+
+        /// <summary>Moves time by <paramref name="ms"/>, ticking every 10 ms as a host does.</summary>
+        public void Advance(int ms)
+        {
+            for (int i = 0; i < ms / 10; i++)
+            {
+                Clock.RunUntil(Clock.Now + (10 * SimClock.NanosPerMs));
+                Node.Tick();
+            }
+        }
+    }
+
+    private sealed class Transport : IPairTransport
+    {
+        public List<int> Connects { get; } = [];
+
+        public int Connect()
+        {
+            Connects.Add(100 + Connects.Count);
+            return Connects[^1];
+        }
+
+        public void Send(int connection, ReadOnlySpan<byte> frame)
+        {
+        }
+
+        public void Send(int connection, ReplicationType type, ReadOnlySpan<byte> payload)
+        {
+        }
+
+        public string PeerName(int connection) => "A";
+
+        public void Close(int connection)
+        {
+        }
+    }
+
+    private sealed class WitnessPort : IWitnessPort
+    {
+        public List<(int Request, WitnessRequest What)> Asked { get; } = [];
+
+        public void Ask(int request, WitnessRequest what) => Asked.Add((request, what));
+    }
+
+    /// <summary>A backup's ledger that ends at a fixed head (nothing is applied in these tests), or a real chain from genesis for a primary.</summary>
+    private sealed class Ledger(ChainHead? fixedHead) : IPairLedger
+    {
+        private readonly SimLedger _chain = new(ClusterId.Development, Engine.Core.Book.ReferenceData.Development());
+
+        public ChainHead Head => fixedHead ?? _chain.Head;
+
+        public byte[] SealOne()
+        {
+            ulong seq = _chain.Head.BlockNo + 1;
+            Transaction order = Transaction.NewOrder(1, seq, 2, 1, seq, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 1000, 1);
+            return _chain.Seal(1, [order], 0).Block!;
+        }
+
+        public bool HasBlock(ulong blockNo, in Hash32 hash) => fixedHead is null ? _chain.HasBlock(blockNo, hash) : blockNo == fixedHead.Value.BlockNo && hash == fixedHead.Value.Hash;
+
+        public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit) => _chain.ReadBlocks(afterBlockNo, throughBlockNo, visit);
+
+        public string? AppendReplicated(ReadOnlySpan<byte> block) => _chain.AppendReplicated(block);
+
+        public Hash32? StateChecksumAfter(ulong blockNo) => null;
+
+        public void DiscardDivergedChain()
+        {
+        }
+    }
+}
