@@ -32,8 +32,7 @@ public sealed class EngineClient : IAsyncDisposable
     private readonly string[] _hosts;
     private readonly X509Certificate2Collection? _trusted;
     private readonly object _lock = new();
-    private readonly Pending[] _pending;
-    private readonly int _pendingMask;
+    private readonly PendingWindow _unanswered;
     private readonly SemaphoreSlim _window;
 
     // Released when an answer frees a slot while a sender waits for the next seq's slot (see TryEnqueue).
@@ -46,9 +45,6 @@ public sealed class EngineClient : IAsyncDisposable
     private bool _flushing;
     private EngineLink? _link;
     private int _endpointIndex;
-    private ulong _nextSeq;
-    private ulong _oldestUnanswered = 1;
-    private int _inFlight;
     private int _answeredSinceRelease;
     private Task? _readLoop;
 
@@ -63,9 +59,7 @@ public sealed class EngineClient : IAsyncDisposable
         _endpoints = options.Parse();
         _hosts = options.Hosts();
         _trusted = options.Tls?.LoadTrusted();
-        int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)options.MaxInFlight);
-        _pending = new Pending[capacity];
-        _pendingMask = capacity - 1;
+        _unanswered = new PendingWindow(options.MaxInFlight);
         _window = new SemaphoreSlim(options.MaxInFlight, options.MaxInFlight);
     }
 
@@ -90,13 +84,22 @@ public sealed class EngineClient : IAsyncDisposable
         {
             lock (_lock)
             {
-                return _nextSeq + 1;
+                return _unanswered.LastSeq + 1;
             }
         }
     }
 
     /// <summary>Requests sent and not yet answered.</summary>
-    public int InFlight => Volatile.Read(ref _inFlight);
+    public int InFlight
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _unanswered.InFlight;
+            }
+        }
+    }
 
     /// <summary>The highest clientSeq the engine had taken for this client when we last logged on.</summary>
     public ulong LastClientSeqAtLogon { get; private set; }
@@ -108,8 +111,7 @@ public sealed class EngineClient : IAsyncDisposable
     {
         var client = new EngineClient(options);
         client._link = await client.ConnectAnyAsync(cancel).ConfigureAwait(false);
-        client._nextSeq = client.LastClientSeqAtLogon;
-        client._oldestUnanswered = client._nextSeq + 1;
+        client._unanswered.StartAfter(client.LastClientSeqAtLogon);
         client._readLoop = Task.Run(client.ReadLoop, CancellationToken.None);
         client._watchdog = new Timer(_ => client.CheckAnswerTimeout(), null, 100, 100);
         return client;
@@ -189,16 +191,12 @@ public sealed class EngineClient : IAsyncDisposable
     {
         lock (_lock)
         {
-            ref Pending slot = ref _pending[(int)((_nextSeq + 1) & (ulong)_pendingMask)];
-            if (slot.Live)
+            tx.ClientId = _options.ClientId;
+            if (!_unanswered.TryAdd(ref tx, answer, Environment.TickCount64))
             {
                 _slotWaiters++;
                 return false;
             }
-            tx.ClientId = _options.ClientId;
-            tx.ClientSeq = ++_nextSeq;
-            slot = new Pending { Tx = tx, Answer = answer, Live = true, SentTicks = Environment.TickCount64 };
-            _inFlight++;
             if (_link is not null)
             {
                 AppendFrame(in tx);
@@ -355,25 +353,17 @@ public sealed class EngineClient : IAsyncDisposable
         TaskCompletionSource<SubmitResult>? answer;
         lock (_lock)
         {
-            ref Pending slot = ref _pending[(int)(clientSeq & (ulong)_pendingMask)];
             // A second answer for the same request (the original and a resend's) is dropped here.
-            if (!slot.Live || slot.Tx.ClientSeq != clientSeq)
+            if (!_unanswered.TryComplete(clientSeq, out answer))
             {
                 return;
             }
-            answer = slot.Answer;
-            slot = default;
-            _inFlight--;
             if (_slotWaiters > 0)
             {
                 _slotWaiters--;
                 _slotFreed.Release();
             }
             _answeredSinceRelease++;
-            while (_oldestUnanswered <= _nextSeq && !_pending[(int)(_oldestUnanswered & (ulong)_pendingMask)].Live)
-            {
-                _oldestUnanswered++;
-            }
         }
         Answered?.Invoke(result);
         answer?.TrySetResult(result);
@@ -420,13 +410,12 @@ public sealed class EngineClient : IAsyncDisposable
             // request can overtake an older one: the engine sees each client's seqs in order.
             _link = link;
             // Resend everything unanswered, oldest first, with its original clientSeq.
-            for (ulong seq = _oldestUnanswered; seq <= _nextSeq; seq++)
+            long now = Environment.TickCount64;
+            for (ulong seq = _unanswered.OldestUnanswered; seq <= _unanswered.LastSeq; seq++)
             {
-                ref Pending slot = ref _pending[(int)(seq & (ulong)_pendingMask)];
-                if (slot.Live && slot.Tx.ClientSeq == seq)
+                if (_unanswered.TryResend(seq, now, out Transaction tx))
                 {
-                    AppendFrame(in slot.Tx);
-                    slot.SentTicks = Environment.TickCount64;
+                    AppendFrame(in tx);
                 }
             }
         }
@@ -566,18 +555,10 @@ public sealed class EngineClient : IAsyncDisposable
 
     private void FailAll(string why)
     {
-        var failed = new List<TaskCompletionSource<SubmitResult>>();
+        List<TaskCompletionSource<SubmitResult>> failed;
         lock (_lock)
         {
-            for (int i = 0; i < _pending.Length; i++)
-            {
-                if (_pending[i].Live && _pending[i].Answer is { } answer)
-                {
-                    failed.Add(answer);
-                }
-                _pending[i] = default;
-            }
-            _inFlight = 0;
+            failed = _unanswered.Clear();
             if (_slotWaiters > 0)
             {
                 _slotFreed.Release(_slotWaiters);
@@ -620,30 +601,16 @@ public sealed class EngineClient : IAsyncDisposable
         EngineLink? stale = null;
         lock (_lock)
         {
-            if (_inFlight == 0 || _link is null)
+            if (_unanswered.InFlight == 0 || _link is null)
             {
                 return;
             }
-            while (_oldestUnanswered <= _nextSeq && !_pending[(int)(_oldestUnanswered & (ulong)_pendingMask)].Live)
-            {
-                _oldestUnanswered++;
-            }
-            ref Pending oldest = ref _pending[(int)(_oldestUnanswered & (ulong)_pendingMask)];
-            if (oldest.Live && Environment.TickCount64 - oldest.SentTicks > (long)_options.AnswerTimeout.TotalMilliseconds)
+            if (_unanswered.OldestOverdue(Environment.TickCount64, (long)_options.AnswerTimeout.TotalMilliseconds))
             {
                 stale = _link;
-                oldest.SentTicks = Environment.TickCount64; // one failover per timeout, not one per tick
             }
         }
         stale?.Abort();
-    }
-
-    private struct Pending
-    {
-        public long SentTicks;
-        public Transaction Tx;
-        public TaskCompletionSource<SubmitResult>? Answer;
-        public bool Live;
     }
 
     private sealed class NotPrimaryException(IPEndPoint? otherNode)
