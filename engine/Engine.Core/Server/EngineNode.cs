@@ -269,26 +269,31 @@ public sealed class EngineNode : IAsyncDisposable
     public static System.Net.Sockets.Socket BindClientListener(EngineSettings settings) => Gateway.BindListener(settings);
 
     /// <summary>Opens the node's journal (verifying the chain) and replays it into a new order book.</summary>
-    public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log)
+    /// <param name="settings">The node's settings.</param>
+    /// <param name="reference">Its reference data.</param>
+    /// <param name="log">Where the replay is told.</param>
+    /// <param name="visited">Called for every block replayed, with its address (a caller that indexes the journal).</param>
+    public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log, BlockVisitor? visited = null)
     {
         Journal journal = Journal.Open(settings.JournalSettings());
         var exchange = new Exchange(reference);
         var replay = Stopwatch.StartNew();
-        long replayed = Replay(journal, exchange);
+        long replayed = Replay(journal, exchange, visited);
         log($"journal {settings.JournalDirectory}: head {journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {exchange.ComputeChecksum().ToShortString()}");
         return (journal, exchange);
     }
 
     /// <summary>Applies every committed block of <paramref name="journal"/> to <paramref name="exchange"/>, in order, answering nobody.</summary>
-    public static long Replay(Journal journal, Exchange exchange)
+    public static long Replay(Journal journal, Exchange exchange, BlockVisitor? visited = null)
     {
         var applier = new BlockApplier(exchange);
         long count = 0;
         var sink = new NullSink();
-        journal.Scan((entry, _) =>
+        journal.Scan((entry, address) =>
         {
             // The journal verified the chain when it opened: a block that does not read throws.
             count += applier.ApplyBlock(BlockRecords.Open(entry), ref sink);
+            visited?.Invoke(entry, address);
             return true;
         });
         return count;

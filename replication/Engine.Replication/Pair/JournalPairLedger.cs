@@ -30,7 +30,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private BlockApplier _applier = null!;
     private ChainVerifier _verifier = null!;
 
-    /// <summary>Every <see cref="IndexEvery"/>th block's journal address, ascending, as scans passed them (addresses never move: the journal only grows).</summary>
+    /// <summary>Every <see cref="IndexEvery"/>th block's journal address, ascending, as replay, replicated appends and scans passed them (addresses never move: the journal only grows).</summary>
     private readonly List<(ulong BlockNo, long Address)> _index = [];
 
     private const ulong IndexEvery = 1024;
@@ -57,11 +57,16 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     private void Open()
     {
-        (_journal, _exchange) = EngineNode.OpenAndReplay(_settings, _reference, _log);
+        _index.Clear();
+        (_journal, _exchange) = EngineNode.OpenAndReplay(_settings, _reference, _log, (entry, address) =>
+        {
+            BlockFormat.TryReadHeader(entry, out BlockHeader header);
+            Index(header.BlockNo, address);
+            return true;
+        });
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
         _checksums.Clear();
-        _index.Clear();
     }
 
     public bool HasBlock(ulong blockNo, in Hash32 hash)
@@ -104,10 +109,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         BlockVisitor each = (entry, address) =>
         {
             BlockFormat.TryReadHeader(entry, out BlockHeader header);
-            if (header.BlockNo % IndexEvery == 0 && (_index.Count == 0 || header.BlockNo > _index[^1].BlockNo))
-            {
-                _index.Add((header.BlockNo, address));
-            }
+            Index(header.BlockNo, address);
             return visit(entry, in header, address);
         };
         if (at >= 0)
@@ -120,6 +122,15 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         }
     }
 
+    /// <summary>Notes every <see cref="IndexEvery"/>th block's address, in order (at replay, at every scan, at every replicated append).</summary>
+    private void Index(ulong blockNo, long address)
+    {
+        if (blockNo % IndexEvery == 0 && (_index.Count == 0 || blockNo > _index[^1].BlockNo))
+        {
+            _index.Add((blockNo, address));
+        }
+    }
+
     public string? AppendReplicated(ReadOnlySpan<byte> block)
     {
         if (_verifier.Check(block, 0, out BlockHeader header) is { } fault)
@@ -128,6 +139,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         }
         long address = _journal.Append(block);
         _journal.WaitDurable(address);
+        Index(header.BlockNo, address);
         var sink = new NullSink();
         // The verifier walked these records with the same reader: none is refused here.
         _applier.ApplyBlock(BlockRecords.Of(block, in header), ref sink);
