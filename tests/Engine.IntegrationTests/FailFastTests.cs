@@ -34,8 +34,8 @@ public class FailFastTests
     {
         string root = Path.Combine(Path.GetTempPath(), $"failfast-{Guid.NewGuid():N}");
         string primaryData = Path.Combine(root, "primary"), backupData = Path.Combine(root, "backup");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
-        int primaryAdmin = FreePort(), backupAdmin = FreePort(), witnessPort = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
+        int primaryAdmin = Ports.Free(), backupAdmin = Ports.Free(), witnessPort = Ports.Free();
         Directory.CreateDirectory(primaryData);
         bool mounted = fault == "disk-full" && MountOrIgnore(primaryData, "1m");
         try
@@ -126,8 +126,8 @@ public class FailFastTests
     {
         string root = Path.Combine(Path.GetTempPath(), $"failfast-{Guid.NewGuid():N}");
         string primaryData = Path.Combine(root, "primary"), backupData = Path.Combine(root, "backup");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
-        int primaryAdmin = FreePort(), backupAdmin = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
+        int primaryAdmin = Ports.Free(), backupAdmin = Ports.Free();
         Directory.CreateDirectory(backupData);
         bool mounted = fault == "disk-full" && MountOrIgnore(backupData, "1m");
         try
@@ -352,10 +352,4 @@ public class FailFastTests
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -311,7 +311,7 @@ public class GatewaySecurityTests
     public async Task A_backup_answers_a_logon_not_primary_naming_the_primary_and_the_client_goes_there()
     {
         string root = Path.Combine(Path.GetTempPath(), $"notprimary-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
         try
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "a"), "--listen", $"127.0.0.1:{primaryPort}",
@@ -448,12 +448,6 @@ public class GatewaySecurityTests
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static void Until(Func<bool> condition, string what)
     {

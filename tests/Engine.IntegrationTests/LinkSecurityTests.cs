@@ -468,10 +468,10 @@ public class LinkSecurityTests
     private sealed class SecurePair : IDisposable
     {
         private readonly List<EngineProcess> _processes = [];
-        private readonly int _primaryPort = FreePort();
-        private readonly int _backupPort = FreePort();
-        private readonly int _replication = FreePort();
-        private readonly int _backupReplication = FreePort();
+        private readonly int _primaryPort = Ports.Free();
+        private readonly int _backupPort = Ports.Free();
+        private readonly int _replication = Ports.Free();
+        private readonly int _backupReplication = Ports.Free();
 
         private SecurePair()
         {
@@ -482,7 +482,7 @@ public class LinkSecurityTests
 
         public string Cluster => Path.Combine(Root, "cluster");
 
-        public string PrimaryAdmin { get; } = $"127.0.0.1:{FreePort()}";
+        public string PrimaryAdmin { get; } = $"127.0.0.1:{Ports.Free()}";
 
         public IPEndPoint ReplicationEndPoint => new(IPAddress.Loopback, _replication);
 
@@ -556,7 +556,7 @@ public class LinkSecurityTests
 
         private void StartWitness()
         {
-            _witnessPort = FreePort();
+            _witnessPort = Ports.Free();
             EngineProcess witness = EngineProcess.Start("witness", "--listen", $"127.0.0.1:{_witnessPort}",
                 "--cluster", Path.Combine(Cluster, "cluster.json"), "--key", Path.Combine(Cluster, "witness.key"));
             _processes.Add(witness);
@@ -573,12 +573,6 @@ public class LinkSecurityTests
             Primary.WaitForEvent(PairEventKind.PrimaryStarted, "the primary to start", Wait);
         }
 
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
 
         public void Dispose()
         {

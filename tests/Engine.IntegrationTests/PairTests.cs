@@ -20,7 +20,7 @@ public class PairTests
     public void Killing_the_primary_under_load_loses_no_acknowledged_order()
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
         string primaryData = Path.Combine(root, "primary"), backupData = Path.Combine(root, "backup");
         try
         {
@@ -95,7 +95,7 @@ public class PairTests
     public async Task A_stalled_primary_is_replaced_and_acknowledges_nothing_when_it_wakes()
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
         try
         {
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
@@ -151,7 +151,7 @@ public class PairTests
     public void Corrupt_bytes_on_the_link_are_never_applied_and_the_link_recovers()
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
         try
         {
             // State checksums every 100 blocks, so that several are compared during the run.
@@ -206,7 +206,7 @@ public class PairTests
     public async Task A_primary_whose_backup_dies_follows_the_solo_rule(string lease)
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort(), admin = FreePort(), witnessPort = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free(), admin = Ports.Free(), witnessPort = Ports.Free();
         try
         {
             using var witness = lease == "witness" ? EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}") : null;
@@ -270,10 +270,10 @@ public class PairTests
     public async Task A_connection_that_never_says_hello_does_not_hold_up_the_replication_endpoint()
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int replication = FreePort();
+        int replication = Ports.Free();
         try
         {
-            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", root, "--listen", $"127.0.0.1:{FreePort()}",
+            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", root, "--listen", $"127.0.0.1:{Ports.Free()}",
                 "--replication-listen", $"127.0.0.1:{replication}");
             primary.WaitForEvent(PairEventKind.PrimaryStarted, "the primary to start", Wait);
             var endpoint = new IPEndPoint(IPAddress.Loopback, replication);
@@ -306,7 +306,7 @@ public class PairTests
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
         var any = new IPEndPoint(IPAddress.Loopback, 0);
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort(), witnessPort = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free(), witnessPort = Ports.Free();
         try
         {
             using var witness = EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witnessPort}");
@@ -397,10 +397,4 @@ public class PairTests
         return blocks;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -31,7 +31,7 @@ public class PeerSecurityTests
     public async Task A_stranger_at_the_witness_changes_nothing_and_the_pair_still_takes_over()
     {
         string root = Path.Combine(Path.GetTempPath(), $"peer-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort(), witnessPort = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free(), witnessPort = Ports.Free();
         string state = Path.Combine(root, "witness.state");
         var witnessAt = new IPEndPoint(IPAddress.Loopback, witnessPort);
         string a = $"127.0.0.1:{primaryReplication}", b = $"127.0.0.1:{backupReplication}";
@@ -103,7 +103,7 @@ public class PeerSecurityTests
     public async Task Go_solo_needs_a_fresh_operator_signature_for_this_node()
     {
         string root = Path.Combine(Path.GetTempPath(), $"peer-{Guid.NewGuid():N}");
-        int port = FreePort(), replication = FreePort(), adminPort = FreePort(), otherPort = FreePort();
+        int port = Ports.Free(), replication = Ports.Free(), adminPort = Ports.Free(), otherPort = Ports.Free();
         string admin = $"127.0.0.1:{adminPort}";
         Directory.CreateDirectory(root);
         ClusterSetup.Init(Path.Combine(root, "other"));
@@ -170,7 +170,7 @@ public class PeerSecurityTests
     [Test]
     public async Task The_proxy_control_port_takes_commands_only_from_an_operator()
     {
-        int listen = FreePort(), control = FreePort(), target = FreePort();
+        int listen = Ports.Free(), control = Ports.Free(), target = Ports.Free();
         using var proxy = EngineProcess.Start("proxy", "--listen", $"127.0.0.1:{listen}", "--target", $"127.0.0.1:{target}", "--control", $"127.0.0.1:{control}");
         proxy.WaitForOutput(o => o.Contains("control on", StringComparison.Ordinal), "the proxy to listen", Wait);
         var at = new IPEndPoint(IPAddress.Loopback, control);
@@ -188,10 +188,10 @@ public class PeerSecurityTests
     [Test]
     public void The_development_cluster_stays_on_loopback_unless_the_risk_is_named()
     {
-        using var witness = EngineProcess.Start("witness", "--listen", $"0.0.0.0:{FreePort()}");
+        using var witness = EngineProcess.Start("witness", "--listen", $"0.0.0.0:{Ports.Free()}");
         Assert.That(witness.WaitForExit(Wait), Is.EqualTo(2));
         Assert.That(witness.StdErr, Does.Contain("loopback"));
-        using var proxy = EngineProcess.Start("proxy", "--listen", $"127.0.0.1:{FreePort()}", "--target", $"127.0.0.1:{FreePort()}", "--control", $"0.0.0.0:{FreePort()}");
+        using var proxy = EngineProcess.Start("proxy", "--listen", $"127.0.0.1:{Ports.Free()}", "--target", $"127.0.0.1:{Ports.Free()}", "--control", $"0.0.0.0:{Ports.Free()}");
         Assert.That(proxy.WaitForExit(Wait), Is.EqualTo(2));
         Assert.That(proxy.StdErr, Does.Contain("loopback"));
     }
@@ -285,10 +285,4 @@ public class PeerSecurityTests
         Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}; the file says:\n{last}");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

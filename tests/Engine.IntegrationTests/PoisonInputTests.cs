@@ -26,8 +26,8 @@ public class PoisonInputTests
     public async Task A_poison_clientSeq_is_rejected_and_both_nodes_keep_serving()
     {
         string root = Path.Combine(Path.GetTempPath(), $"poison-{Guid.NewGuid():N}");
-        int primaryPort = FreePort(), backupPort = FreePort(), primaryReplication = FreePort(), backupReplication = FreePort();
-        int primaryAdmin = FreePort(), backupAdmin = FreePort();
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
+        int primaryAdmin = Ports.Free(), backupAdmin = Ports.Free();
         // The backup compares its state checksum with the primary's after every block.
         var everyBlock = new Dictionary<string, string> { ["ENGINE_CHECKSUMEVERYBLOCKS"] = "1" };
         try
@@ -115,12 +115,6 @@ public class PoisonInputTests
         throw new InvalidOperationException("unreachable");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>A client that speaks the protocol by hand, so it can send any clientSeq.</summary>
     private sealed class RawClient : IDisposable

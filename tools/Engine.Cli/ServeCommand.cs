@@ -161,7 +161,7 @@ internal static class ServeCommand
         {
             if (logFormat == "json")
             {
-                builder.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+                builder.AddJsonConsole(o => { o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
             }
             else
             {

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Engine.Cli;
 using Engine.Client;
 
@@ -22,8 +20,8 @@ public sealed class EngineServer : IDisposable
         Data = data ?? Path.Combine(Path.GetTempPath(), $"engine-{Guid.NewGuid():N}");
         _environment = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
         _extraArgs = extraArgs;
-        Port = FreePort();
-        AdminPort = FreePort();
+        Port = Ports.Free();
+        AdminPort = Ports.Free();
         Start();
     }
 
@@ -55,12 +53,6 @@ public sealed class EngineServer : IDisposable
 
     public void KillHard() => _process?.KillHard();
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public void Dispose()
     {

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Engine.Cli;
 using Engine.Replication;
 
@@ -23,9 +21,9 @@ public sealed class OperatorPair : IDisposable
 
     public string Root { get; } = Path.Combine(Path.GetTempPath(), $"attach-{Guid.NewGuid():N}");
 
-    public string AdminA { get; } = $"127.0.0.1:{FreePort()}";
+    public string AdminA { get; } = $"127.0.0.1:{Ports.Free()}";
 
-    public string AdminB { get; } = $"127.0.0.1:{FreePort()}";
+    public string AdminB { get; } = $"127.0.0.1:{Ports.Free()}";
 
     /// <summary>The process the operator started as primary.</summary>
     public EngineProcess A { get; private set; } = null!;
@@ -50,7 +48,7 @@ public sealed class OperatorPair : IDisposable
 
     private void StartAll(bool proxies)
     {
-        int witness = FreePort(), clientA = FreePort(), clientB = FreePort(), replicationA = FreePort(), replicationB = FreePort();
+        int witness = Ports.Free(), clientA = Ports.Free(), clientB = Ports.Free(), replicationA = Ports.Free(), replicationB = Ports.Free();
         _processes.Add(EngineProcess.Start("witness", "--listen", $"127.0.0.1:{witness}", "--state", Path.Combine(Root, "witness.state")));
         DrillArguments.AddRange(["--attach", AdminA, "--attach", AdminB]);
         // A node's peer is (the proxy in front of) the other node's replication endpoint; its witness (the proxy in front of) the witness.
@@ -59,7 +57,7 @@ public sealed class OperatorPair : IDisposable
         {
             int Proxy(int target, string flag)
             {
-                int listen = FreePort(), control = FreePort();
+                int listen = Ports.Free(), control = Ports.Free();
                 EngineProcess proxy = EngineProcess.Start("proxy", "--listen", $"127.0.0.1:{listen}", "--target", $"127.0.0.1:{target}", "--control", $"127.0.0.1:{control}");
                 _processes.Add(proxy);
                 proxy.WaitForOutput(o => o.Contains("control on", StringComparison.Ordinal), "a proxy to listen", Wait);
@@ -106,12 +104,6 @@ public sealed class OperatorPair : IDisposable
         throw new InvalidOperationException("unreachable");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public void Dispose()
     {
