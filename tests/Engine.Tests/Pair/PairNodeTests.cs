@@ -95,6 +95,18 @@ public class PairNodeTests
         Assert.That(rig.Node.State, Is.EqualTo(PairState.Following));
     }
 
+    /// <summary>A connect the host never answers (lost in a partition) must not hold the backup for good: it gives up and connects again.</summary>
+    [Test]
+    public void A_connect_never_answered_is_given_up_and_tried_again()
+    {
+        var rig = new Rig(PairRole.Backup, witness: false);
+        Assert.That(rig.Transport.Connects, Has.Count.EqualTo(1));
+        var settings = new PairSettings();
+        rig.Advance((2 * Math.Max(settings.SilenceMs, settings.PeerProbeTimeoutMs)) + 300);
+        Assert.That(rig.Transport.Closed, Does.Contain(rig.Transport.Connects[0]), "the first connect given up");
+        Assert.That(rig.Transport.Connects, Has.Count.GreaterThan(1), "and another made");
+    }
+
     private static byte[] Payload(byte[] frame) => frame[ReplicationFrame.HeaderBytes..];
 
     private sealed class Rig
@@ -148,11 +160,11 @@ public class PairNodeTests
         {
         }
 
+        public List<int> Closed { get; } = [];
+
         public string PeerName(int connection) => "A";
 
-        public void Close(int connection)
-        {
-        }
+        public void Close(int connection) => Closed.Add(connection);
     }
 
     private sealed class WitnessPort : IWitnessPort
