@@ -245,13 +245,9 @@ internal static class AdminEndpoint
         app.MapGet("/log", (long? after) =>
         {
             (List<(long Seq, long AtMs, PairEvent Event)> lines, long next) = board.Log.After(after ?? 0);
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new
-            {
-                pid = Environment.ProcessId,
-                next,
-                lines = lines.Select(l => new { seq = l.Seq, at_ms = l.AtMs, kind = PairEvent.Name(l.Event.Kind), epoch = l.Event.Epoch, block = l.Event.BlockNo, text = l.Event.Text }),
-            }, Json);
-            return Results.Bytes(body, "application/json");
+            var page = new PairLogPage(Environment.ProcessId, next,
+                [.. lines.Select(l => new PairLogLine(l.Seq, l.AtMs, PairEvent.Name(l.Event.Kind), l.Event.Epoch, l.Event.BlockNo, l.Event.Text))]);
+            return Results.Bytes(page.ToJsonUtf8(), "application/json");
         });
         return app;
     }

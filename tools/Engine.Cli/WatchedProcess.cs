@@ -170,22 +170,16 @@ internal abstract partial class WatchedProcess : IDisposable
             try
             {
                 using var response = await http.GetAsync(new Uri(log, $"?after={after}"), stop).ConfigureAwait(false);
-                using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStreamAsync(stop).ConfigureAwait(false));
-                JsonElement root = body.RootElement;
-                if (pid is null || root.GetProperty("pid").GetInt32() == pid)
+                PairLogPage page = PairLogPage.Parse(await response.Content.ReadAsByteArrayAsync(stop).ConfigureAwait(false));
+                if (pid is null || page.Pid == pid)
                 {
                     long nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), nowTicks = Stopwatch.GetTimestamp();
-                    foreach (JsonElement line in root.GetProperty("lines").EnumerateArray())
+                    foreach (PairLogLine line in page.Lines)
                     {
-                        long at = line.GetProperty("at_ms").GetInt64();
+                        long at = line.AtMs;
                         long ticks = nowTicks - ((nowMs - at) * Stopwatch.Frequency / 1000);
-                        string text = line.GetProperty("text").GetString()!;
-                        after = line.GetProperty("seq").GetInt64();
-                        if (!PairEvent.TryParse(line.GetProperty("kind").GetString(), out PairEventKind kind))
-                        {
-                            kind = PairEventKind.Note; // a newer node's kind we do not know: text only
-                        }
-                        var pairEvent = new PairEvent(kind, text, line.GetProperty("epoch").GetUInt64(), line.GetProperty("block").GetUInt64());
+                        after = line.Seq;
+                        PairEvent pairEvent = line.ToEvent();
                         lock (_events)
                         {
                             _events.Add((ticks, pairEvent));
