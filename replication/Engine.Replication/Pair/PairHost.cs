@@ -409,12 +409,16 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         }
     }
 
+    /// <summary>Until the node's state changes or <paramref name="stop"/> (a stop is looked at by the caller).</summary>
     private static async Task WaitAsync(Task changed, CancellationToken stop)
     {
-        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using (stop.Register(() => stopped.TrySetResult()))
+        try
         {
-            await Task.WhenAny(changed, stopped.Task).ConfigureAwait(false);
+            await changed.WaitAsync(stop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Stopping.
         }
     }
 

@@ -137,13 +137,24 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
         }
     }
 
-    /// <summary>The connection failed or ended by itself: gone from the table and, if it was still there, reported once.</summary>
-    private void Lost(Connection connection)
+    /// <summary>
+    /// The connection failed or ended by itself (<paramref name="corrupt"/>: its bytes were corrupt):
+    /// gone from the table and, if it was still there (not closed by the node), reported once.
+    /// </summary>
+    private void Lost(Connection connection, string? corrupt = null)
     {
-        if (_connections.TryRemove(new KeyValuePair<int, Connection>(connection.Id, connection)))
+        if (!_connections.TryRemove(new KeyValuePair<int, Connection>(connection.Id, connection)))
         {
-            connection.Shutdown();
+            return;
+        }
+        connection.Shutdown();
+        if (corrupt is null)
+        {
             _events.Closed(connection.Id);
+        }
+        else
+        {
+            _events.Corrupt(connection.Id, corrupt); // the node resets (or drops) that link
         }
     }
 
@@ -419,11 +430,7 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
             }
             catch (InvalidDataException e)
             {
-                if (!_closed && transport._connections.TryRemove(new KeyValuePair<int, Connection>(Id, this)))
-                {
-                    Shutdown();
-                    transport._events.Corrupt(Id, e.Message); // the node resets (or drops) that link
-                }
+                transport.Lost(this, corrupt: e.Message);
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or OperationCanceledException)
             {
