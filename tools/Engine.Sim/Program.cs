@@ -47,10 +47,12 @@ for (int i = 0; i < args.Length; i++)
             break;
         case "-h" or "--help":
             Console.WriteLine("""
-                engine-sim: runs the pair (the real PairNode, chain and Exchange) on simulated time, network, disk and witness.
-                Each seed decides every latency and fault (crash and restart, stall, link cut, partition, witness cut-off,
-                delay, corrupt frame, failed journal write) for 20 simulated seconds, then heals everything and gives the pair
-                15 s to become whole and answer every client request; invariants are checked after every role change and at the end.
+                engine-sim: runs the pair (the real PairNode, pair ledger, sealer, chain and Exchange, each node's journal on a
+                simulated device) on simulated time, network, disk and witness. Each seed decides every latency and fault (crash
+                and restart, with the uncommitted tail lost or torn; stall, link cut, partition, witness cut-off, delay, corrupt
+                frame, failed journal append or commit, client disconnect) for 20 simulated seconds, then heals everything and
+                gives the pair 15 s to become whole and answer every client request; invariants are checked after every
+                acknowledgement and role change and at the end.
 
                   --seeds N     seeds to run (default 100)
                   --seed S      the first seed (default 1); --seed S --seeds 1 replays one seed exactly

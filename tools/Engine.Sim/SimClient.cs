@@ -5,7 +5,8 @@ namespace Engine.Sim;
 /// <summary>
 /// A trading front-end: sends its requests one at a time, in clientSeq order, to the node it believes
 /// is primary; resends the same request to the other node when refused or unanswered for a while;
-/// remembers every receipt it gets (the invariants check them).
+/// remembers every receipt it gets (the invariants check them). Its connection can drop (a fault):
+/// whatever was on the way to it then is lost, and it reconnects and resends what is unanswered.
 /// </summary>
 public sealed class SimClient(SimWorld world, uint id, int requests)
 {
@@ -16,6 +17,7 @@ public sealed class SimClient(SimWorld world, uint id, int requests)
     private int _target;
     private long _sentAt;
     private int _attempt;
+    private int _connection;
 
     public uint Id { get; } = id;
 
@@ -53,11 +55,12 @@ public sealed class SimClient(SimWorld world, uint id, int requests)
         int attempt = ++_attempt;
         ulong seq = _seq;
         Transaction tx = Current();
+        int connection = _connection;
         world.Clock.After(world.ClientLatency(), () =>
         {
-            if (node.Up)
+            if (node.Up && connection == _connection)
             {
-                node.OnRequest(this, tx);
+                node.OnRequest(this, connection, tx);
             }
         });
         world.Clock.After(ResendAfterNs, () =>
@@ -70,9 +73,28 @@ public sealed class SimClient(SimWorld world, uint id, int requests)
         });
     }
 
-    public void OnRefused(SimNode from, ulong seq)
+    /// <summary>
+    /// The connection drops: what is on the way to or from the client over it is lost (answers to it
+    /// are dropped); it reconnects <paramref name="reconnectInNs"/> later and resends what is unanswered.
+    /// </summary>
+    public void Disconnect(long reconnectInNs)
     {
-        if (seq != _seq || Receipts.ContainsKey(seq))
+        int connection = ++_connection;
+        int attempt = ++_attempt; // the pending resend timer belonged to the old connection
+        ulong seq = _seq;
+        world.Clock.After(reconnectInNs, () =>
+        {
+            if (connection == _connection && _attempt == attempt && seq == _seq && seq != 0 && !Receipts.ContainsKey(seq))
+            {
+                _attempt--;
+                Send();
+            }
+        });
+    }
+
+    public void OnRefused(SimNode from, int connection, ulong seq)
+    {
+        if (connection != _connection || seq != _seq || Receipts.ContainsKey(seq))
         {
             return;
         }
@@ -88,8 +110,12 @@ public sealed class SimClient(SimWorld world, uint id, int requests)
         });
     }
 
-    public void OnAccepted(SimNode from, ulong seq, Receipt receipt)
+    public void OnAccepted(SimNode from, int connection, ulong seq, Receipt receipt)
     {
+        if (connection != _connection)
+        {
+            return; // sent on a connection that has dropped since: lost
+        }
         if (Receipts.TryGetValue(seq, out Receipt first))
         {
             if (first.BlockNo != receipt.BlockNo || first.Lsn != receipt.Lsn)

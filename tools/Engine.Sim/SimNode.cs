@@ -6,30 +6,48 @@ using Engine.Replication.Pair;
 namespace Engine.Sim;
 
 /// <summary>
-/// One simulated node process: the real <see cref="PairNode"/> over a <see cref="SimLedger"/>, its
-/// timer, its clients' requests (sealed one block per request while it may acknowledge, answered once
-/// the pair's gate lets the block go), and what a process can suffer: a crash (memory gone, the
-/// journal kept), a stall (no step for a while: everything it would have handled waits) and a journal
-/// that fails.
+/// One simulated node process: the real <see cref="PairNode"/> over the real
+/// <see cref="JournalPairLedger"/>, whose journal is a <see cref="SimulatedJournal"/> on this node's
+/// <see cref="SimulatedJournalDevice"/> (the disk: it outlives the process); as primary, the real
+/// pipeline's handlers inline (<see cref="SimPipeline"/>); its timer; and what a process can suffer: a
+/// crash (memory gone, the device keeps what was committed, perhaps a torn last write), a stall (no step
+/// for a while: everything it would have handled waits) and a journal write that fails.
 /// </summary>
+/// <remarks>
+/// What <c>PairHost</c> does around the pair node, done here the same way after every step
+/// (<see cref="AfterStep"/>): serve when the node becomes primary (on the ledger's journal and book),
+/// drain and reopen the journal when it stops being primary, halt it when its journal has failed.
+/// The primary's commits complete a seeded disk latency after each append (FasterLog's committer), so
+/// a crash can lose the blocks appended since; the backup's complete when it waits for them (its
+/// <see cref="JournalPairLedger.AppendReplicated"/>).
+/// </remarks>
 public sealed class SimNode
 {
     private const long TickNs = 10 * SimClock.NanosPerMs;
 
-    private readonly SimWorld _world;
-    private readonly List<(ulong BlockNo, SimClient Client, ulong Seq)> _unanswered = [];
-    private int _generation;
+    /// <summary>Compare state checksums every this many blocks.</summary>
+    public const int ChecksumEvery = 16;
 
-    public SimNode(SimWorld world, string name, SimLedger ledger)
+    private readonly SimWorld _world;
+    private readonly SimChainView _chain = new();
+    private SimPipeline? _serving;
+    private int _generation;
+    private int _discarded;
+
+    public SimNode(SimWorld world, string name)
     {
         _world = world;
         Name = name;
-        Ledger = ledger;
+        Device = new SimulatedJournalDevice(name);
     }
 
     public string Name { get; }
 
-    public SimLedger Ledger { get; private set; }
+    /// <summary>The node's disk: survives crashes; replaced when a diverged chain is set aside.</summary>
+    public SimulatedJournalDevice Device { get; private set; }
+
+    /// <summary>The ledger of the running process; null while it is down.</summary>
+    public JournalPairLedger? Ledger { get; private set; }
 
     public PairNode? Pair { get; private set; }
 
@@ -37,38 +55,83 @@ public sealed class SimNode
 
     public long StalledUntil { get; set; }
 
-    /// <summary>Starts the process in <paramref name="role"/> (a restart replays the journal first).</summary>
-    public void Start(PairRole role, bool restart)
+    /// <summary>The chain this node's process holds now (committed or still in memory), as the invariant checker reads it.</summary>
+    public SimChainView Chain => _chain.Refresh(Device);
+
+    /// <summary>Starts the process in <paramref name="role"/>: opens the journal on the device (recovering it after a crash) and replays it.</summary>
+    public void Start(PairRole role)
     {
-        if (restart)
-        {
-            Ledger = Ledger.Restart();
-        }
         _generation++;
+        Ledger = new JournalPairLedger(() => SimulatedJournal.Open(Device, _world.JournalSettings), SetAside, Name, _world.Reference, ChecksumEvery, _ => { });
         var settings = _world.Settings with { Role = role, Peer = "127.0.0.1:1", ReplicationListen = "127.0.0.1:2" };
         Pair = new PairNode(Name, settings, _world.Clock, new SimTransport(_world.Network, this, () => _world.PeerOf(this)),
-            _world.HasWitness ? new SimWitnessPort(_world.Witness, this) : null, Ledger, OnEvent, _world.Mutations);
+            _world.HasWitness ? new SimWitnessPort(_world.Witness, this) : null, Ledger, pairEvent => _world.OnEvent(this, pairEvent), _world.Mutations);
         Pair.Start();
+        AfterStep();
         int generation = _generation;
         _world.Clock.After(TickNs, () => TickLoop(generation));
     }
 
-    private void OnEvent(PairEvent pairEvent)
+    /// <summary>A diverged chain is set aside: a new, empty device (the old one is dropped; a real node keeps the directory for forensics).</summary>
+    private string SetAside()
     {
-        if (pairEvent.Kind is PairEventKind.TakeOver or PairEventKind.PrimaryStarted)
-        {
-            Ledger.SeedClientSeqs(); // as a real node seeds its sealer from the book before it serves
-        }
-        _world.OnEvent(this, pairEvent);
+        _discarded++;
+        Device = new SimulatedJournalDevice($"{Name}.{_discarded}");
+        _world.Trace($"{Name}: the diverged journal is set aside; a new device {Device.Name}");
+        return Device.Name;
     }
 
-    /// <summary>SIGKILL: memory and connections gone, the journal kept.</summary>
-    public void Crash()
+    /// <summary>SIGKILL: memory and connections gone; the device keeps what was committed, and with <paramref name="tear"/> part of the write in flight.</summary>
+    public void Crash(bool tear)
     {
         Pair = null;
+        Ledger = null;
+        _serving = null;
         _generation++;
-        _unanswered.Clear();
+        if (Device.HasPending)
+        {
+            // What FasterLog had not committed yet: lost, or with a tear, partly written past the commit record.
+            _world.Count(tear ? "crash-tears-uncommitted" : "crash-loses-uncommitted");
+        }
+        Device.Crash(_world.Random, tear);
         _world.Network.Crashed(this);
+    }
+
+    /// <summary>
+    /// What the host does between the pair node's steps: serve as primary, stop serving (the drain
+    /// refuses what waited at the gate; the journal is committed, closed and reopened for the backup),
+    /// halt on a failed journal, and answer what the gate lets go.
+    /// </summary>
+    private void AfterStep()
+    {
+        PairNode pair = Pair!;
+        JournalPairLedger ledger = Ledger!;
+        if (ledger.Journal.Fault is { } fault && pair.State != PairState.Halted)
+        {
+            pair.Halt($"this node's journal failed ({fault.Message})");
+        }
+        if (_serving is { } serving && pair.State != PairState.Primary)
+        {
+            _serving = null;
+            foreach ((SimClient client, int connection, ulong seq) in serving.Drain())
+            {
+                _world.Clock.After(_world.ClientLatency(), () => client.OnRefused(this, connection, seq));
+            }
+            if (pair.State != PairState.Halted)
+            {
+                ledger.Journal.Dispose();
+                ledger.Reopen();
+            }
+        }
+        if (_serving is null && pair.State == PairState.Primary)
+        {
+            _serving = new SimPipeline(pair, ledger, _world.Reference, _world.Clock, ChecksumEvery);
+        }
+        _serving?.Pump((client, connection, seq, receipt) =>
+        {
+            _world.Acknowledged(this, client, seq, receipt);
+            _world.Clock.After(_world.ClientLatency(), () => client.OnAccepted(this, connection, seq, receipt));
+        });
     }
 
     private void TickLoop(int generation)
@@ -77,11 +140,7 @@ public sealed class SimNode
         {
             return;
         }
-        Run(() =>
-        {
-            Pair!.Tick();
-            Answer();
-        });
+        Run(() => Pair!.Tick());
         _world.Clock.After(TickNs, () => TickLoop(generation));
     }
 
@@ -105,6 +164,10 @@ public sealed class SimNode
             return;
         }
         step();
+        if (Pair is not null)
+        {
+            AfterStep();
+        }
     }
 
     public void OnAccepted(int connection) => Run(() => Pair!.OnAccepted(connection));
@@ -116,11 +179,7 @@ public sealed class SimNode
     public void OnFrame(int connection, ReplicationType type, ReadOnlySpan<byte> payload)
     {
         byte[] copy = payload.ToArray();
-        Run(() =>
-        {
-            Pair!.OnFrame(connection, type, copy);
-            Answer();
-        });
+        Run(() => Pair!.OnFrame(connection, type, copy));
     }
 
     public void OnCorruptFrame(int connection, string why) => Run(() =>
@@ -135,75 +194,46 @@ public sealed class SimNode
         if (generation == _generation)
         {
             Pair!.OnWitnessAnswer(request, answer);
-            Answer();
         }
     });
 
     public int Generation => _generation;
 
-    /// <summary>A client's request arrives: sealed (or found, if it was journaled before) and answered once the gate allows; refused when this node does not serve.</summary>
-    public void OnRequest(SimClient client, Transaction tx) => Run(() =>
+    /// <summary>A client's request arrives: sealed by the serving pipeline and answered once its gate allows; refused when this node does not serve.</summary>
+    public void OnRequest(SimClient client, int connection, Transaction tx) => Run(() =>
     {
         PairNode pair = Pair!;
-        if (pair.State != PairState.Primary || !pair.MayAcknowledge || pair.ClientsAway)
+        if (_serving is not { } serving || !pair.MayAcknowledge || pair.ClientsAway)
         {
-            _world.Clock.After(_world.ClientLatency(), () => client.OnRefused(this, tx.ClientSeq));
+            _world.Clock.After(_world.ClientLatency(), () => client.OnRefused(this, connection, tx.ClientSeq));
             return;
         }
-        if (Ledger.Find(tx.ClientId, tx.ClientSeq) is { } earlier)
-        {
-            _unanswered.Add((earlier.BlockNo, client, tx.ClientSeq));
-            Answer();
-            return;
-        }
-        (byte[]? block, ulong blockNo, Engine.Protocol.Hash32 hash) sealedBlock;
+        long? address;
         try
         {
-            sealedBlock = Ledger.Seal(pair.Epoch, [tx], _world.Clock.Now);
+            address = serving.Submit(client, connection, in tx);
         }
         catch (JournalFaultException e)
         {
-            pair.Halt($"journal failed: {e.Message}");
+            pair.Halt($"the pipeline halted: the journal failed ({e.Message})");
             return;
         }
-        if (sealedBlock.block is null)
+        if (address is { } appended)
         {
-            return; // behind the client's window: a resend of something older; it waits for its own answer
-        }
-        pair.OnBlockSealed(sealedBlock.block, sealedBlock.blockNo, sealedBlock.hash);
-        if (sealedBlock.blockNo % SimLedger.ChecksumEvery == 0)
-        {
-            pair.OnStateChecksum(sealedBlock.blockNo, Ledger.StateChecksumAfter(sealedBlock.blockNo)!.Value);
-        }
-        _unanswered.Add((sealedBlock.blockNo, client, tx.ClientSeq));
-        Answer();
-    });
-
-    /// <summary>Answers the requests whose blocks the pair's gate lets go now.</summary>
-    private void Answer()
-    {
-        PairNode? pair = Pair;
-        if (pair is null || _unanswered.Count == 0)
-        {
-            return;
-        }
-        if (pair.State != PairState.Primary)
-        {
-            _unanswered.Clear(); // stepped down or halted: never acknowledged here; the clients resend elsewhere
-            return;
-        }
-        for (int i = 0; i < _unanswered.Count; i++)
-        {
-            (ulong blockNo, SimClient client, ulong seq) = _unanswered[i];
-            if (pair.IsAcknowledged(blockNo))
+            // FasterLog's committer commits what was appended a disk latency later (a crash before loses it).
+            int generation = _generation;
+            SimulatedJournalDevice device = Device;
+            long commitIn = _world.DiskLatency();
+            _world.MaybeCrashBeforeCommit(this, commitIn);
+            _world.Clock.After(commitIn, () => Run(() =>
             {
-                Receipt receipt = Ledger.Find(client.Id, seq)!.Value;
-                _world.Acknowledged(this, client, seq, receipt);
-                _world.Clock.After(_world.ClientLatency(), () => client.OnAccepted(this, seq, receipt));
-                _unanswered.RemoveAt(i--);
-            }
+                if (generation == _generation && device == Device && device.CommittedUntil <= appended)
+                {
+                    device.CommitPending();
+                }
+            }));
         }
-    }
+    });
 }
 
 /// <summary>The witness as one node sees it: requests in order on its own channel.</summary>

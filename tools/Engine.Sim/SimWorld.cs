@@ -1,6 +1,7 @@
 using System.Globalization;
 using Engine.Core.Book;
 using Engine.Core.Chain;
+using Engine.Core.Journaling;
 using Engine.Protocol;
 using Engine.Replication;
 using Engine.Replication.Pair;
@@ -13,8 +14,9 @@ public sealed record SimResult(int Seed, string? Violation, IReadOnlyList<string
 
 /// <summary>
 /// One seed: two nodes (A starts primary, B backup), a witness and three clients on simulated time.
-/// The seed decides every latency, every fault and its moment: crashes and restarts, stalls, link
-/// cuts, partitions (also from the witness), delays, corrupted frames and failed journal writes, for
+/// The seed decides every latency, every fault and its moment: crashes and restarts (losing or tearing
+/// what the journal had not committed), stalls, link cuts, partitions (also from the witness), delays,
+/// corrupted frames, failed journal appends and commits, and client disconnects, for
 /// <see cref="FaultSeconds"/>; then everything heals and the pair has <see cref="QuietSeconds"/> to
 /// become whole and answer every request. The invariants are checked after every step that changed a
 /// role, and at the end.
@@ -31,7 +33,7 @@ public sealed class SimWorld
     private readonly Dictionary<ulong, Hash32> _acknowledgedBlocks = [];
     private readonly List<(ulong BlockNo, Hash32 Hash, string What)> _acknowledged = [];
     private readonly Dictionary<string, int> _faults = [];
-    private readonly Dictionary<string, (SimLedger Ledger, int Generation, int Verified)> _verified = [];
+    private readonly Dictionary<string, (SimChainView Chain, int Version, int Verified)> _verified = [];
     private ulong _highestAcknowledged;
     private string? _violation;
 
@@ -46,9 +48,17 @@ public sealed class SimWorld
         HasWitness = true;
         Witness = new SimWitness(this, leaseMs: 2_000) { Mutations = witnessMutations };
         Settings = new PairSettings { Role = PairRole.Primary, Witness = "127.0.0.1:3" };
-        ClusterId cluster = ClusterId.Parse("5eed000000000000000000000000000000000000000000000000000000000001"[..32]);
-        ReferenceData reference = ReferenceData.Development();
-        Nodes = [new SimNode(this, "A", new SimLedger(cluster, reference)), new SimNode(this, "B", new SimLedger(cluster, reference))];
+        Reference = ReferenceData.Development();
+        // Disk durability: a block counts as journaled once committed, so a crash of one node never loses
+        // an acknowledged block (in memory durability, only the backup's copy would cover it).
+        JournalSettings = new JournalSettings
+        {
+            Directory = "simulated",
+            ClusterId = ClusterId.Parse("5eed000000000000000000000000000000000000000000000000000000000001"[..32]),
+            Durability = Durability.Disk,
+            MaxTransactionsPerBlock = 64,
+        }.Validate();
+        Nodes = [new SimNode(this, "A"), new SimNode(this, "B")];
         Clients = [.. Enumerable.Range(1, 3).Select(i => new SimClient(this, (uint)i, 10_000))];
     }
 
@@ -63,6 +73,14 @@ public sealed class SimWorld
     public bool HasWitness { get; }
 
     public PairSettings Settings { get; }
+
+    /// <summary>Both nodes' journals are opened with these (on each node's own simulated device).</summary>
+    public JournalSettings JournalSettings { get; }
+
+    public ReferenceData Reference { get; }
+
+    /// <summary>The seed's randomness, for the faults the parts themselves carry out (where a crash tears the last write).</summary>
+    public Random Random => _random;
 
     public PairMutation Mutations { get; }
 
@@ -80,6 +98,9 @@ public sealed class SimWorld
 
     public long ClientLatency() => 20_000 + _random.Next(0, 200_000);
 
+    /// <summary>From an append to the commit that covers it (FasterLog's committer and an SSD's flush).</summary>
+    public long DiskLatency() => 30_000 + _random.Next(0, 500_000);
+
     public long WitnessLatency() => 50_000 + _random.Next(0, 400_000);
 
     /// <summary>A client's pause between an answer and its next request.</summary>
@@ -87,8 +108,8 @@ public sealed class SimWorld
 
     public SimResult Run()
     {
-        Nodes[0].Start(PairRole.Primary, restart: false);
-        Nodes[1].Start(PairRole.Backup, restart: false);
+        Nodes[0].Start(PairRole.Primary);
+        Nodes[1].Start(PairRole.Backup);
         Clock.After(200 * SimClock.NanosPerMs, () => Clients.ForEach(c => c.Start()));
         long faultsEnd = (long)FaultSeconds * 1_000 * SimClock.NanosPerMs;
         ScheduleFault(faultsEnd);
@@ -155,21 +176,22 @@ public sealed class SimWorld
             return;
         }
         _highestAcknowledged = receipt.BlockNo;
-        (SimLedger Ledger, int Generation, int Verified) seen = _verified.GetValueOrDefault(by.Name);
-        if (seen.Ledger != by.Ledger || seen.Generation != by.Ledger.Generation)
+        SimChainView chain = by.Chain;
+        (SimChainView Chain, int Version, int Verified) seen = _verified.GetValueOrDefault(by.Name);
+        if (seen.Chain != chain || seen.Version != chain.Version)
         {
-            seen = (by.Ledger, by.Ledger.Generation, 0);
+            seen = (chain, chain.Version, 0);
         }
         for (int i = seen.Verified; i < _acknowledged.Count; i++)
         {
             (ulong blockNo, Hash32 hash, string what) = _acknowledged[i];
-            if (!by.Ledger.HasBlock(blockNo, hash))
+            if (!chain.HasBlock(blockNo, hash))
             {
-                Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {by.Name}, which now acknowledges block {receipt.BlockNo} (epoch {by.Pair?.Epoch}, head {by.Ledger.Head.BlockNo})");
+                Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {by.Name}, which now acknowledges block {receipt.BlockNo} (epoch {by.Pair?.Epoch}, holding {chain.Count} blocks)");
                 return;
             }
         }
-        _verified[by.Name] = (seen.Ledger, seen.Generation, _acknowledged.Count);
+        _verified[by.Name] = (seen.Chain, seen.Version, _acknowledged.Count);
         if (_acknowledgedBlocks.TryGetValue(receipt.BlockNo, out Hash32 earlier) && earlier != receipt.BlockHash)
         {
             Violate($"split brain: block {receipt.BlockNo} acknowledged as {earlier} and as {receipt.BlockHash} (by {by.Name}, client {client.Id} seq {seq})");
@@ -209,37 +231,37 @@ public sealed class SimWorld
     {
         foreach (SimNode node in CurrentNodes())
         {
+            SimChainView chain = node.Chain;
+            foreach ((ulong blockNo, Hash32 hash, string what) in _acknowledged)
             {
-                foreach ((ulong blockNo, Hash32 hash, string what) in _acknowledged)
+                if (!chain.HasBlock(blockNo, hash))
                 {
-                    if (!node.Ledger.HasBlock(blockNo, hash))
-                    {
-                        Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {node.Name} ({node.Pair!.State}, head {node.Ledger.Head.BlockNo})");
-                        return;
-                    }
+                    Violate($"lost: block {blockNo} ({what}) was acknowledged but is not in the chain of {node.Name} ({node.Pair!.State}, holding {chain.Count} blocks)");
+                    return;
                 }
             }
         }
     }
 
-    /// <summary>Two nodes that are primary or in step have chains that are prefixes of one another; equal heads have equal books.</summary>
+    /// <summary>Two nodes that are primary or in step have chains that are prefixes of one another; books that applied the same LSNs are equal.</summary>
     private void CheckChainsAgree()
     {
         if (CurrentNodes().Count() < 2)
         {
             return;
         }
-        SimLedger a = Nodes[0].Ledger, b = Nodes[1].Ledger;
+        SimChainView a = Nodes[0].Chain, b = Nodes[1].Chain;
         // Chained by hash: the last block both have being equal means every block before it is.
-        int last = Math.Min(a.Blocks.Count, b.Blocks.Count) - 1;
-        if (!a.Blocks[last].AsSpan().SequenceEqual(b.Blocks[last]))
+        int last = Math.Min(a.Count, b.Count) - 1;
+        if (a.HashOf(last) != b.HashOf(last))
         {
             Violate($"the chains of A and B differ at block {last} while both are primary or in step");
             return;
         }
-        if (a.Head.BlockNo == b.Head.BlockNo && a.Exchange.ComputeChecksum() != b.Exchange.ComputeChecksum())
+        Exchange bookA = Nodes[0].Ledger!.Exchange, bookB = Nodes[1].Ledger!.Exchange;
+        if (bookA.LastLsn == bookB.LastLsn && bookA.ComputeChecksum() != bookB.ComputeChecksum())
         {
-            Violate($"equal heads (block {a.Head.BlockNo}) but different state checksums");
+            Violate($"both books applied through LSN {bookA.LastLsn} but their state checksums differ");
         }
     }
 
@@ -267,7 +289,7 @@ public sealed class SimWorld
             }
             foreach ((ulong seq, Receipt receipt) in client.Receipts)
             {
-                if (primaries[0].Ledger.Find(client.Id, seq) is not { } journaled || journaled != receipt)
+                if (primaries[0].Chain.Find(client.Id, seq) is not { } journaled || journaled != receipt)
                 {
                     Violate($"client {client.Id} seq {seq}: its receipt (block {receipt.BlockNo}, lsn {receipt.Lsn}) is not where the primary journaled it");
                     return;
@@ -289,7 +311,8 @@ public sealed class SimWorld
     /// <summary>The violation is one of liveness (the pair did not heal, a request went unanswered), not of safety (nothing acknowledged was lost, doubled or split).</summary>
     public bool IsLiveness { get; private set; }
 
-    private void Count(string fault) => _faults[fault] = _faults.GetValueOrDefault(fault) + 1;
+    /// <summary>Counts one fault of <paramref name="fault"/>'s kind (the run's report and <c>--json</c>).</summary>
+    public void Count(string fault) => _faults[fault] = _faults.GetValueOrDefault(fault) + 1;
 
     private void ScheduleFault(long until)
     {
@@ -309,17 +332,11 @@ public sealed class SimWorld
     {
         SimNode node = Nodes[_random.Next(2)];
         long lasting = _random.Next(100, 2_000) * SimClock.NanosPerMs;
-        switch (_random.Next(9))
+        switch (_random.Next(10))
         {
             case 0 when node.Up:
                 Count("crash");
-                Trace($"fault: crash {node.Name}, restart as backup in {lasting / SimClock.NanosPerMs} ms");
-                node.Crash();
-                Clock.After(lasting, () =>
-                {
-                    Trace($"fault: restart {node.Name} as backup");
-                    node.Start(PairRole.Backup, restart: true);
-                });
+                CrashAndRestart(node, lasting);
                 break;
             case 1 when node.Up:
                 Count("stall");
@@ -358,10 +375,18 @@ public sealed class SimWorld
                 Network.CorruptNext = true;
                 break;
             case 7 when node.Up:
+                SimulatedWriteFault write = _random.Next(2) == 0 ? SimulatedWriteFault.Append : SimulatedWriteFault.Commit;
                 Count("journal-failure");
-                Trace($"fault: {node.Name}'s next journal write fails; the operator restarts it {lasting / SimClock.NanosPerMs} ms after it halts");
-                node.Ledger.FailNextWrite();
+                Trace($"fault: {node.Name}'s next journal {(write == SimulatedWriteFault.Append ? "append" : "commit")} fails; the operator restarts it {lasting / SimClock.NanosPerMs} ms after it halts");
+                node.Device.FailNextWrite(write);
                 RestartWhenHalted(node, lasting);
+                break;
+            case 9:
+                SimClient client = Clients[_random.Next(Clients.Count)];
+                long reconnectIn = _random.Next(1, 500) * SimClock.NanosPerMs;
+                Count("client-disconnect");
+                Trace($"fault: client {client.Id}'s connection drops; it reconnects in {reconnectIn / SimClock.NanosPerMs} ms");
+                client.Disconnect(reconnectIn);
                 break;
             case 8:
                 Count("partition-with-witness");
@@ -377,6 +402,46 @@ public sealed class SimWorld
         }
     }
 
+    /// <summary>SIGKILL now (a torn last write or not, as the seed says), and a restart as backup <paramref name="after"/> later.</summary>
+    private void CrashAndRestart(SimNode node, long after)
+    {
+        bool tear = _random.Next(2) == 0;
+        Trace($"fault: crash {node.Name}{(tear ? " tearing its last write" : "")}, restart as backup in {after / SimClock.NanosPerMs} ms");
+        node.Crash(tear);
+        Clock.After(after, () =>
+        {
+            if (!node.Up) // the operator may have restarted it already (the quiet period's heal)
+            {
+                Trace($"fault: restart {node.Name} as backup");
+                node.Start(PairRole.Backup);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Aimed at the journal's delicate moment (buggify, as after a catch-up): now and then a primary that
+    /// has just appended a block crashes before the commit that would cover it, <paramref name="commitInNs"/>
+    /// from now, so the block is lost or torn while the backup may hold it.
+    /// </summary>
+    public void MaybeCrashBeforeCommit(SimNode node, long commitInNs)
+    {
+        if (Clock.Now >= (long)FaultSeconds * 1_000 * SimClock.NanosPerMs || _random.Next(512) != 0)
+        {
+            return;
+        }
+        long at = _random.NextInt64(0, commitInNs);
+        long lasting = _random.Next(100, 2_000) * SimClock.NanosPerMs;
+        int generation = node.Generation;
+        Clock.After(at, () =>
+        {
+            if (node.Up && node.Generation == generation)
+            {
+                Count("crash-before-commit");
+                CrashAndRestart(node, lasting);
+            }
+        });
+    }
+
     private void RestartWhenHalted(SimNode node, long after)
     {
         Clock.After(50 * SimClock.NanosPerMs, () =>
@@ -388,8 +453,8 @@ public sealed class SimWorld
                     if (node.Pair?.State == PairState.Halted)
                     {
                         Trace($"operator: restart the halted {node.Name} as backup");
-                        node.Crash();
-                        node.Start(PairRole.Backup, restart: true);
+                        node.Crash(tear: false);
+                        node.Start(PairRole.Backup);
                     }
                 });
             }
@@ -419,11 +484,11 @@ public sealed class SimWorld
             return;
         }
         NeededOperator = true;
-        ChainHead a = Nodes[0].Ledger.Head, b = Nodes[1].Ledger.Head;
-        SimNode longest = (b.Epoch, b.BlockNo).CompareTo((a.Epoch, a.BlockNo)) > 0 ? Nodes[1] : Nodes[0];
-        Trace($"operator: no primary {OperatorAfterNs / SimClock.NanosPerMs} ms after the faults ended: restarting {longest.Name} (head {longest.Ledger.Head.BlockNo}) as primary");
-        longest.Crash();
-        longest.Start(PairRole.Primary, restart: true);
+        SimChainView a = Nodes[0].Chain, b = Nodes[1].Chain;
+        SimNode longest = (b.LastEpoch, b.Count).CompareTo((a.LastEpoch, a.Count)) > 0 ? Nodes[1] : Nodes[0];
+        Trace($"operator: no primary {OperatorAfterNs / SimClock.NanosPerMs} ms after the faults ended: restarting {longest.Name} (head {longest.Chain.Count - 1}) as primary");
+        longest.Crash(tear: false);
+        longest.Start(PairRole.Primary);
     }
 
     private void Heal()
@@ -436,12 +501,12 @@ public sealed class SimWorld
         foreach (SimNode node in Nodes)
         {
             node.StalledUntil = 0;
-            node.Ledger.ClearFaults();
+            node.Device.Disarm();
             if (!node.Up || node.Pair!.State == PairState.Halted)
             {
-                node.Crash();
+                node.Crash(tear: false);
                 Trace($"operator: restart {node.Name} as backup");
-                node.Start(PairRole.Backup, restart: true);
+                node.Start(PairRole.Backup);
             }
         }
     }

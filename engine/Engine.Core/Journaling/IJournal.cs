@@ -11,7 +11,7 @@ namespace Engine.Core.Journaling;
 /// <remarks>
 /// <para><b>Addresses.</b> <see cref="Append"/> returns the block's address: strictly greater than
 /// every earlier block's, never reused while the journal is open, the same address
-/// <see cref="Scan"/> reports for it. Nothing else is promised about their values (they are
+/// <see cref="Scan(BlockVisitor)"/> reports for it. Nothing else is promised about their values (they are
 /// FasterLog's logical addresses, with gaps).</para>
 /// <para><b>Committed.</b> A block is committed once <see cref="CommittedUntil"/> is greater than its
 /// address. A committed block survives a crash of the process; a block that is not may or may not
@@ -98,4 +98,17 @@ public interface IJournal : IDisposable
     /// starts are not visited: flush first to see them. Works after a fault too.
     /// </summary>
     void Scan(BlockVisitor visit);
+
+    /// <summary>
+    /// As <see cref="Scan(BlockVisitor)"/>, from <paramref name="fromAddress"/>: an address
+    /// <see cref="Append"/> or a scan gave for a committed block (an index kept by the caller).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromAddress"/> is not in the committed journal.</exception>
+    void Scan(long fromAddress, BlockVisitor visit);
+
+    /// <summary>Commits that completed (for the node's status).</summary>
+    long Commits { get; }
+
+    /// <summary>Commits that did not complete in time and were issued again (should stay 0; the simulated journal has no committer of its own, so none).</summary>
+    long CommitStalls { get; }
 }

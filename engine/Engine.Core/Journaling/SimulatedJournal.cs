@@ -49,6 +49,10 @@ public sealed class SimulatedJournal : IJournal
 
     public long TailAddress => _device.TailAddress;
 
+    public long Commits => _device.Commits;
+
+    public long CommitStalls => 0;
+
     public Exception? Fault => _fault;
 
     public CancellationToken FaultToken => _faulted.Token;
@@ -148,10 +152,16 @@ public sealed class SimulatedJournal : IJournal
         }
     }
 
-    public void Scan(BlockVisitor visit)
+    public void Scan(BlockVisitor visit) => Scan(SimulatedJournalDevice.BeginAddress, visit);
+
+    public void Scan(long fromAddress, BlockVisitor visit)
     {
         ThrowIfClosed();
-        using IEntryCursor cursor = _device.OpenEntries(SimulatedJournalDevice.BeginAddress, CommittedUntil);
+        if (fromAddress < SimulatedJournalDevice.BeginAddress || fromAddress > CommittedUntil)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({SimulatedJournalDevice.BeginAddress}..{CommittedUntil})");
+        }
+        using IEntryCursor cursor = _device.OpenEntries(fromAddress, CommittedUntil);
         while (cursor.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
         {
             if (!visit(entry, address))

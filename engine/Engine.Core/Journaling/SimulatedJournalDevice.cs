@@ -172,6 +172,38 @@ public sealed class SimulatedJournalDevice
         _tail = _committedUntil;
     }
 
+    /// <summary>Disarms the faults <see cref="FailNextWrite"/> armed and no write has taken yet (the disk was fixed).</summary>
+    public void Disarm()
+    {
+        _failNextAppend = false;
+        _failNextCommit = false;
+    }
+
+    /// <summary>
+    /// For the simulator's checks, which must change nothing: visits the entries the process holds now
+    /// (committed, or appended and still in its memory) from <paramref name="from"/> (an entry's
+    /// address, or the value an earlier call returned) until <paramref name="visit"/> returns false;
+    /// returns the address after the last entry visited (<paramref name="from"/> if none). No commit
+    /// happens, unlike a journal's flush-then-scan.
+    /// </summary>
+    public long VisitHeld(long from, BlockVisitor visit)
+    {
+        ArgumentNullException.ThrowIfNull(visit);
+        ArgumentOutOfRangeException.ThrowIfLessThan(from, BeginAddress);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(from, _tail);
+        var cursor = new Cursor(_bytes, from, _tail);
+        long next = from;
+        while (cursor.TryNext(out ReadOnlySpan<byte> entry, out long address, out long after))
+        {
+            next = after;
+            if (!visit(entry, address))
+            {
+                break;
+            }
+        }
+        return next;
+    }
+
     /// <summary>Flips bits of one byte on the medium (<paramref name="mask"/> XOR): damage a recovery must refuse.</summary>
     public void FlipByte(long address, byte mask = 0x20)
     {

@@ -46,7 +46,7 @@ public sealed class LedgerPipeline
     /// <param name="mirror">The backup every block goes to, or null for a node alone.</param>
     /// <param name="epoch">The epoch for new blocks (a takeover raises it); default the journal head's.</param>
     /// <param name="head">Where the chain ends now, if blocks were appended since the journal was opened (a backup taking over).</param>
-    public LedgerPipeline(RingSettings ring, Journal journal, InstrumentTable instruments, Book.ReferenceData? entitlements = null,
+    public LedgerPipeline(RingSettings ring, IJournal journal, InstrumentTable instruments, Book.ReferenceData? entitlements = null,
         ClientSeqTable? clientSeqs = null, TimeProvider? clock = null, StageTopology topology = StageTopology.Separate, IBlockMirror? mirror = null,
         ulong? epoch = null, ChainHead? head = null)
     {
@@ -107,7 +107,7 @@ public sealed class LedgerPipeline
         return Sealed;
     }
 
-    public Journal Journal { get; }
+    public IJournal Journal { get; }
 
     public PipelineBuilder<TxSlot> Builder { get; }
 

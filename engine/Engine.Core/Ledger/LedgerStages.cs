@@ -50,7 +50,7 @@ public readonly struct ValidateStage(InstrumentTable instruments, Book.Reference
 /// The sealer's state: the block being built, the journal it appends to, the table of sealed blocks.
 /// Owned by the seal stage's thread.
 /// </summary>
-public sealed class Sealer(BlockBuilder builder, Journal journal, BlockTable blocks, ClientSeqTable clientSeqs, TimeProvider clock, IBlockMirror? mirror = null)
+public sealed class Sealer(BlockBuilder builder, IJournal journal, BlockTable blocks, ClientSeqTable clientSeqs, TimeProvider clock, IBlockMirror? mirror = null)
 {
     /// <summary>The backup every block is mirrored to, or null for a node alone.</summary>
     public IBlockMirror? Mirror { get; } = mirror;
@@ -142,7 +142,7 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 /// configured durability (memory: at once; disk: after the commit that covers it) and, in a pair,
 /// acknowledged by the backup.
 /// </summary>
-public struct JournalStage(Journal journal, BlockTable blocks, IBlockMirror? mirror = null) : IStageHandler<TxSlot>
+public struct JournalStage(IJournal journal, BlockTable blocks, IBlockMirror? mirror = null) : IStageHandler<TxSlot>
 {
     private ulong _durableBlockNo;
 

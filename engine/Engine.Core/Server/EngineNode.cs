@@ -61,7 +61,7 @@ public sealed record NodeStatus(
 public sealed class EngineNode : IAsyncDisposable
 {
     private readonly Action<string> _log;
-    private readonly Journal _journal;
+    private readonly IJournal _journal;
     private readonly LedgerPipeline _ledger;
     private readonly Pipeline<TxSlot> _inbound;
     private readonly Pipeline<OutboundSlot> _outbound;
@@ -80,7 +80,7 @@ public sealed class EngineNode : IAsyncDisposable
     // Set once, by the first halt; read by Status and the role from any thread.
     private string? _haltReason;
 
-    private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, Journal? journal, Exchange? exchange,
+    private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, IJournal? journal, Exchange? exchange,
         IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null)
     {
         Settings = settings;
@@ -233,7 +233,7 @@ public sealed class EngineNode : IAsyncDisposable
     /// saw the failure, before the clients are sent away: a pair's primary falls silent on its link
     /// there. It must be short.
     /// </summary>
-    public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, Journal journal, Exchange exchange,
+    public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, IJournal journal, Exchange exchange,
         IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null)
     {
         settings.Validate();
@@ -272,19 +272,29 @@ public sealed class EngineNode : IAsyncDisposable
     /// <param name="settings">The node's settings.</param>
     /// <param name="reference">Its reference data.</param>
     /// <param name="log">Where the replay is told.</param>
-    /// <param name="visited">Called for every block replayed, with its address (a caller that indexes the journal).</param>
-    public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log, BlockVisitor? visited = null)
+    public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log)
     {
         Journal journal = Journal.Open(settings.JournalSettings());
+        return (journal, ReplayIntoNewBook(journal, settings.JournalDirectory, reference, log));
+    }
+
+    /// <summary>Replays an opened journal (its chain verified by the open) into a new order book, and tells how long it took.</summary>
+    /// <param name="journal">The journal, just opened.</param>
+    /// <param name="where">Names the journal in the log line (its directory, the simulated device).</param>
+    /// <param name="reference">The node's reference data.</param>
+    /// <param name="log">Where the replay is told.</param>
+    /// <param name="visited">Called for every block replayed, with its address (a caller that indexes the journal).</param>
+    public static Exchange ReplayIntoNewBook(IJournal journal, string where, ReferenceData reference, Action<string> log, BlockVisitor? visited = null)
+    {
         var exchange = new Exchange(reference);
         var replay = Stopwatch.StartNew();
         long replayed = Replay(journal, exchange, visited);
-        log($"journal {settings.JournalDirectory}: head {journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {exchange.ComputeChecksum().ToShortString()}");
-        return (journal, exchange);
+        log($"journal {where}: head {journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {exchange.ComputeChecksum().ToShortString()}");
+        return exchange;
     }
 
     /// <summary>Applies every committed block of <paramref name="journal"/> to <paramref name="exchange"/>, in order, answering nobody.</summary>
-    public static long Replay(Journal journal, Exchange exchange, BlockVisitor? visited = null)
+    public static long Replay(IJournal journal, Exchange exchange, BlockVisitor? visited = null)
     {
         var applier = new BlockApplier(exchange);
         long count = 0;

@@ -8,7 +8,7 @@ using Engine.Protocol;
 namespace Engine.Replication.Pair;
 
 /// <summary>
-/// A node's ledger for its <see cref="PairNode"/>: the FASTER journal and the <see cref="Exchange"/>
+/// A node's ledger for its <see cref="PairNode"/>: the journal (FASTER's, or the simulator's on its simulated device) and the <see cref="Exchange"/>
 /// replayed from it. As a backup it verifies, journals and applies the primary's blocks (the same
 /// <see cref="BlockApplier"/> as replay and the live apply stage) and keeps the state checksums the
 /// primary's are compared with; as a primary it only reads its journal (a joining backup's head, the
@@ -21,11 +21,14 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <summary>State checksums kept until the primary's for the same block arrives (a few blocks later).</summary>
     private const int KeptChecksums = 64;
 
-    private readonly EngineSettings _settings;
+    private readonly Func<IJournal> _open;
+    private readonly Func<string> _setAside;
+    private readonly string _where;
     private readonly ReferenceData _reference;
+    private readonly ulong _checksumEvery;
     private readonly Action<string> _log;
     private readonly Dictionary<ulong, Hash32> _checksums = [];
-    private Journal _journal = null!;
+    private IJournal _journal = null!;
     private Exchange _exchange = null!;
     private BlockApplier _applier = null!;
     private ChainVerifier _verifier = null!;
@@ -35,17 +38,35 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     private const ulong IndexEvery = 1024;
 
-    /// <summary>Opens the node's journal (verifying its chain) and replays it.</summary>
-    public JournalPairLedger(EngineSettings settings, ReferenceData reference, Action<string> log)
+    /// <summary>Opens the node's journal with <paramref name="open"/> (which verifies its chain) and replays it.</summary>
+    /// <param name="open">Opens the journal: now, after a step-down (<see cref="Reopen"/>) and after a discard.</param>
+    /// <param name="setAside">Moves the closed journal aside, kept for forensics, so that <paramref name="open"/> starts a new one from genesis; says where it went.</param>
+    /// <param name="where">Names the journal in log lines.</param>
+    /// <param name="reference">The node's reference data (the book replay makes).</param>
+    /// <param name="checksumEveryBlocks">The state checksum is computed after every block whose number is a multiple of this (0: never).</param>
+    /// <param name="log">Where the ledger tells what it did.</param>
+    public JournalPairLedger(Func<IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log)
     {
-        _settings = settings;
+        _open = open;
+        _setAside = setAside;
+        _where = where;
         _reference = reference;
+        _checksumEvery = (ulong)checksumEveryBlocks;
         _log = log;
         Open();
     }
 
+    /// <summary>The ledger of a node on disk: its FASTER journal in <see cref="EngineSettings.JournalDirectory"/>; a diverged one is moved to a sibling directory.</summary>
+    public static JournalPairLedger OnDisk(EngineSettings settings, ReferenceData reference, Action<string> log) =>
+        new(() => Core.Journaling.Journal.Open(settings.JournalSettings()), () =>
+        {
+            string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
+            Directory.Move(settings.JournalDirectory, aside);
+            return aside;
+        }, settings.JournalDirectory, reference, settings.ChecksumEveryBlocks, log);
+
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
-    public Journal Journal => _journal;
+    public IJournal Journal => _journal;
 
     /// <summary>The state replayed and applied so far.</summary>
     public Exchange Exchange => _exchange;
@@ -58,7 +79,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private void Open()
     {
         _index.Clear();
-        (_journal, _exchange) = EngineNode.OpenAndReplay(_settings, _reference, _log, (entry, address) =>
+        _journal = _open();
+        _exchange = EngineNode.ReplayIntoNewBook(_journal, _where, _reference, _log, (entry, address) =>
         {
             BlockFormat.TryReadHeader(entry, out BlockHeader header);
             Index(header.BlockNo, address);
@@ -143,8 +165,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         var sink = new NullSink();
         // The verifier walked these records with the same reader: none is refused here.
         _applier.ApplyBlock(BlockRecords.Of(block, in header), ref sink);
-        ulong every = (ulong)_settings.ChecksumEveryBlocks;
-        if (every != 0 && header.BlockNo % every == 0)
+        if (_checksumEvery != 0 && header.BlockNo % _checksumEvery == 0)
         {
             _checksums[header.BlockNo] = _exchange.ComputeChecksum();
             if (_checksums.Count > KeptChecksums)
@@ -164,8 +185,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     public void DiscardDivergedChain()
     {
         _journal.Dispose();
-        string aside = $"{_settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
-        Directory.Move(_settings.JournalDirectory, aside);
+        string aside = _setAside();
         _log($"backup: moved the diverged journal to {aside}; catching up from genesis");
         Open();
     }

@@ -75,7 +75,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         _pair = pair.Validate();
         _credentials = credentials;
         _say = say;
-        _ledger = new JournalPairLedger(settings, reference, text => say(PairEvent.Note(text)));
+        _ledger = JournalPairLedger.OnDisk(settings, reference, text => say(PairEvent.Note(text)));
         try
         {
             IPEndPoint listen = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
@@ -345,7 +345,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     /// <summary>A backup's journal that fails in the background (a commit while the link is quiet) halts it at once: it is no backup any more and never takes over.</summary>
     private void WatchBackupJournal()
     {
-        Journal journal = _ledger.Journal;
+        IJournal journal = _ledger.Journal;
         _journalFault = journal.FaultToken.Register(() =>
             // Not on the committer's thread: a call under the lock may wait for that thread.
             Task.Run(() => Call(() =>

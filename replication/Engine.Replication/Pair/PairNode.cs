@@ -406,6 +406,19 @@ public sealed class PairNode
             Say(PairEventKind.LinkIncident, $"INCIDENT: {e.Message}: resetting the link");
             Drop(connection, e.Message);
         }
+        catch (JournalFaultException e)
+        {
+            // A read of this node's journal (a joining backup's head, a catch-up) commits what the
+            // pipeline appended first, and that commit can fail: the node's journal is gone.
+            JournalFailed(e);
+        }
+    }
+
+    /// <summary>This node's journal failed: it acknowledges, follows and takes over nothing any more.</summary>
+    private void JournalFailed(JournalFaultException e)
+    {
+        Say(PairEventKind.JournalFailed, $"this node's journal failed ({e.Message}): no backup any more, and never a takeover");
+        Halt($"this node's journal failed ({e.Message}): it is no backup any more and never takes over");
     }
 
     /// <summary>The witness answered request <paramref name="request"/> (or the host gave up on it: <see cref="WitnessAnswer.NoAnswer"/>).</summary>
@@ -1152,8 +1165,7 @@ public sealed class PairNode
         }
         catch (JournalFaultException e)
         {
-            Say(PairEventKind.JournalFailed, $"this node's journal failed ({e.Message}): no backup any more, and never a takeover");
-            Halt($"this node's journal failed ({e.Message}): it is no backup any more and never takes over");
+            JournalFailed(e);
             return false;
         }
         if (refused is not null)

@@ -120,6 +120,16 @@ public sealed class JournalContractTests(string implementation, Durability durab
             int visited = 0;
             journal.Scan((_, _) => ++visited < 3);
             Assert.That(visited, Is.EqualTo(3), "the scan stops when the visitor says so");
+
+            // From a block's address (the pair ledger's index): that block and every one after it.
+            var fromFourth = new List<ScannedBlock>();
+            journal.Scan(expected[4].Address, (entry, address) =>
+            {
+                fromFourth.Add(new ScannedBlock(address, entry.ToArray()));
+                return true;
+            });
+            Assert.That(fromFourth, Is.EqualTo(expected.Skip(4)), "a scan from an address");
+            Assert.That(() => journal.Scan(journal.CommittedUntil + 64, (_, _) => true), Throws.InstanceOf<ArgumentOutOfRangeException>(), "past the committed end");
         }
         using IJournal reopened = _harness.Open(s_cluster);
         Assert.That(ScanAll(reopened), Is.EqualTo(expected), "the same after reopening");

@@ -62,6 +62,25 @@ public class PairNodeTests
     }
 
     /// <summary>
+    /// A primary reads its journal to answer a joining backup's hello, and that read commits what the
+    /// pipeline appended first; when the commit fails, the node halts (its journal is gone). Before,
+    /// the exception left the pair node in the middle of a step, out through the host's read loop
+    /// (found by the simulator once its journal was the simulated device, 2026-12-03).
+    /// </summary>
+    [Test]
+    public void A_primary_whose_journal_fails_under_a_hello_halts()
+    {
+        var rig = new Rig(PairRole.Primary, witness: false);
+        rig.Ledger.FailReads = true;
+        rig.Node.OnAccepted(1);
+
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, rig.Ledger.Head)));
+
+        Assert.That(rig.Node.State, Is.EqualTo(PairState.Halted));
+        Assert.That(rig.Events.Select(e => e.Kind), Does.Contain(PairEventKind.JournalFailed));
+    }
+
+    /// <summary>
     /// The holder of the witness's lease restarted as a backup with no primary to follow: it asks to
     /// RESUME after twice the silence and, granted (it is the holder), serves in the epoch it asked
     /// for. Without it both nodes stayed backups until the operator stepped in.
@@ -177,20 +196,25 @@ public class PairNodeTests
     /// <summary>A backup's ledger that ends at a fixed head (nothing is applied in these tests), or a real chain from genesis for a primary.</summary>
     private sealed class Ledger(ChainHead? fixedHead) : IPairLedger
     {
-        private readonly SimLedger _chain = new(ClusterId.Development, Engine.Core.Book.ReferenceData.Development());
+        private readonly JournalPairLedger _chain = SimulatedLedger.Open();
 
         public ChainHead Head => fixedHead ?? _chain.Head;
 
-        public byte[] SealOne()
+        public byte[] SealOne() => _chain.SealOne();
+
+        /// <summary>Reads fail as a journal whose commit (before the scan) failed.</summary>
+        public bool FailReads { get; set; }
+
+        public bool HasBlock(ulong blockNo, in Hash32 hash) => FailReads ? throw new JournalFaultException("simulated: the commit before the scan failed") : fixedHead is null ? _chain.HasBlock(blockNo, hash) : blockNo == fixedHead.Value.BlockNo && hash == fixedHead.Value.Hash;
+
+        public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit)
         {
-            ulong seq = _chain.Head.BlockNo + 1;
-            Transaction order = Transaction.NewOrder(1, seq, 2, 1, seq, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 1000, 1);
-            return _chain.Seal(1, [order], 0).Block!;
+            if (FailReads)
+            {
+                throw new JournalFaultException("simulated: the commit before the scan failed");
+            }
+            _chain.ReadBlocks(afterBlockNo, throughBlockNo, visit);
         }
-
-        public bool HasBlock(ulong blockNo, in Hash32 hash) => fixedHead is null ? _chain.HasBlock(blockNo, hash) : blockNo == fixedHead.Value.BlockNo && hash == fixedHead.Value.Hash;
-
-        public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit) => _chain.ReadBlocks(afterBlockNo, throughBlockNo, visit);
 
         public string? AppendReplicated(ReadOnlySpan<byte> block) => _chain.AppendReplicated(block);
 

@@ -1,10 +1,8 @@
 using System.Net;
-using Engine.Core.Book;
-using Engine.Core.Chain;
 using Engine.Replication;
 using Engine.Replication.Pair;
 using Engine.Security;
-using Engine.Sim;
+using Engine.Tests.Pair;
 using Engine.Tests.Support;
 
 namespace Engine.Tests.Witness;
@@ -91,7 +89,7 @@ public class PairLeaseTests
         private readonly object _gate = new();
         private readonly PairNode _node;
         private readonly WitnessClient _witness;
-        private readonly SimLedger _ledger = new(ClusterId.Development, ReferenceData.Development());
+        private readonly JournalPairLedger _ledger = SimulatedLedger.Open();
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _ticker;
 

@@ -1,0 +1,38 @@
+using Engine.Core.Book;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Protocol;
+using Engine.Replication.Pair;
+
+namespace Engine.Tests.Pair;
+
+/// <summary>The real <see cref="JournalPairLedger"/> on a <see cref="SimulatedJournal"/> in memory, for tests of the pair node without files.</summary>
+internal static class SimulatedLedger
+{
+    public static JournalPairLedger Open(string name = "test")
+    {
+        var device = new SimulatedJournalDevice(name);
+        int discarded = 0;
+        var settings = new JournalSettings { Directory = "simulated", ClusterId = ClusterId.Development, Durability = Durability.Disk }.Validate();
+        return new JournalPairLedger(() => SimulatedJournal.Open(device, settings), () =>
+        {
+            device = new SimulatedJournalDevice($"{name}.{++discarded}");
+            return device.Name;
+        }, name, ReferenceData.Development(), checksumEveryBlocks: 0, _ => { });
+    }
+
+    /// <summary>Seals one order after the ledger's head, in <paramref name="epoch"/>, and journals it as a primary's pipeline would; returns the block.</summary>
+    public static byte[] SealOne(this JournalPairLedger ledger, ulong epoch = 1)
+    {
+        ulong seq = ledger.Head.BlockNo + 1;
+        Transaction order = Transaction.NewOrder(1, seq, 2, 1, seq, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 1000, 1);
+        var builder = new BlockBuilder(ledger.Head, 1) { Epoch = epoch };
+        builder.Add(in order);
+        byte[] block = builder.Seal(0, out _).ToArray();
+        if (ledger.AppendReplicated(block) is { } refused)
+        {
+            throw new InvalidOperationException($"a block sealed on the ledger's own head does not chain: {refused}");
+        }
+        return block;
+    }
+}
