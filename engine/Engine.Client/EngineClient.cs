@@ -430,17 +430,15 @@ public sealed class EngineClient : IAsyncDisposable
         // and a refused connect on loopback costs microseconds.
         var backoff = TimeSpan.FromMilliseconds(5);
         string lastError = "no endpoint";
-        var tried = new bool[_endpoints.Length];
         while (DateTime.UtcNow < deadline)
         {
-            Array.Clear(tried);
-            int index = _endpointIndex;
             // One round: every endpoint once, in order from the current one, except that a node
             // answering "not primary" may name the one to try next.
-            for (int attempt = 0; attempt < _endpoints.Length; attempt++)
+            var round = new EndpointRound(_endpoints.Length, _endpointIndex);
+            while (true)
             {
-                tried[index] = true;
-                int next = -1;
+                int index = round.Current;
+                int named = -1;
                 try
                 {
                     EngineLink link = await LogonAsync(index, cancel).ConfigureAwait(false);
@@ -450,25 +448,16 @@ public sealed class EngineClient : IAsyncDisposable
                 catch (NotPrimaryException e)
                 {
                     lastError = $"{_endpoints[index]}: {e.Message}";
-                    next = e.OtherNode is { } other ? Array.IndexOf(_endpoints, other) : -1;
+                    named = e.OtherNode is { } other ? Array.IndexOf(_endpoints, other) : -1;
                 }
                 catch (Exception e) when (e is SocketException or TimeoutException or IOException or InvalidDataException or AuthenticationException or RetryLaterException)
                 {
                     lastError = $"{_endpoints[index]}: {e.Message}";
                 }
-                if (next < 0 || tried[next])
+                if (!round.MoveNext(named))
                 {
-                    next = (index + 1) % _endpoints.Length;
-                    for (int i = 0; i < _endpoints.Length && tried[next]; i++)
-                    {
-                        next = (next + 1) % _endpoints.Length;
-                    }
-                    if (tried[next])
-                    {
-                        break;
-                    }
+                    break;
                 }
-                index = next;
             }
             await Task.Delay(backoff, cancel).ConfigureAwait(false);
             backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 100));

@@ -65,6 +65,14 @@ public static class ReplicationFrame
     /// <summary>Hello status: "only tell me your epoch", sent by a node that starts as primary to find out whether its peer took over.</summary>
     public const byte ProbeOnly = 2;
 
+    /// <summary>
+    /// Hello status: "what does your journal hold?", sent by a backup that has no primary to follow
+    /// while nobody holds the witness's lease (see <c>PairNode</c>'s head probe). The answer, a hello
+    /// ack, carries this status too when the peer is no primary, with its journal's head (hash
+    /// included); status 0 and the primary's epoch when it is one.
+    /// </summary>
+    public const byte HeadProbe = 3;
+
     public static int Write(Span<byte> destination, ReplicationType type, ReadOnlySpan<byte> payload)
     {
         payload.CopyTo(destination[HeaderBytes..]);

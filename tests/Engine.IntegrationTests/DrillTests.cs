@@ -21,17 +21,17 @@ public class DrillTests
     [Test]
     public void A_short_drill_of_every_scenario_loses_nothing_doubles_nothing_and_never_splits()
     {
-        using var drill = EngineProcess.Start("drill", "--rounds", "14", "--seed", "42", "--round-seconds", "2", "--fault-ms", "1000", "--json");
+        using var drill = EngineProcess.Start("drill", "--rounds", "7", "--seed", "42", "--round-seconds", "2", "--fault-ms", "1000", "--json");
         JsonElement result = DrillResult(drill, TimeSpan.FromMinutes(8));
         Assert.Multiple(() =>
         {
-            AssertNothingLostDoubledOrSplit(result, rounds: 14);
-            Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(14 * 1000));
+            AssertNothingLostDoubledOrSplit(result, rounds: 7);
+            Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(7 * 1000));
             Assert.That(result.GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "kills, stalls and cuts make takeovers");
             JsonElement scenarios = result.GetProperty("scenarios");
             foreach (string scenario in Scenarios)
             {
-                Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(2), scenario);
+                Assert.That(scenarios.GetProperty(scenario).GetProperty("rounds").GetInt32(), Is.EqualTo(1), scenario);
             }
             Assert.That(scenarios.GetProperty("kill-primary").GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "a killed primary is replaced");
             Assert.That(scenarios.GetProperty("slow-link").GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Null), "a slow link is no death");

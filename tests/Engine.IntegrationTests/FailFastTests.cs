@@ -27,7 +27,6 @@ public class FailFastTests
     /// <param name="fault">injected: the fault point fails the 21st block (a second or two into the load, however the load batches); disk-full: a 1 MiB tmpfs fills.</param>
     /// <param name="lease">allow-solo: the backup takes over alone at once; witness: only with the witness's lease,
     /// which the halted primary must not take when its link closes.</param>
-    [TestCase("injected", "allow-solo")]
     [TestCase("injected", "witness")]
     [TestCase("disk-full", "allow-solo")]
     public async Task A_primary_whose_journal_fails_under_load_halts_and_its_backup_takes_over_losing_nothing(string fault, string lease)
@@ -119,8 +118,8 @@ public class FailFastTests
         }
     }
 
-    /// <param name="fault">injected: the fault point fails the backup's 21st block; disk-full: its 1 MiB tmpfs fills.</param>
-    [TestCase("injected")]
+    /// <param name="fault">disk-full: its 1 MiB tmpfs fills (the injected fault point, which fails the backup's 21st block, is
+    /// left to the simulator's journal failures, which fail a backup's append or commit in thousands of seeds).</param>
     [TestCase("disk-full")]
     public async Task A_backup_whose_journal_fails_halts_never_takes_over_and_the_primary_goes_on_alone(string fault)
     {
@@ -319,7 +318,7 @@ public class FailFastTests
         (int code, string output) = Run("mount", "-t", "tmpfs", "-o", $"size={size}", "tmpfs", directory);
         if (code != 0)
         {
-            Assert.Ignore($"a real full disk needs a tmpfs, and mounting one failed here (mount exited {code}: {output.Trim()}); the injected fault covers the same path");
+            Assert.Ignore($"a real full disk needs a tmpfs, and mounting one failed here (mount exited {code}: {output.Trim()}); the injected fault point (the primary's case) and the simulator's journal failures cover the same logic");
         }
         return true;
     }

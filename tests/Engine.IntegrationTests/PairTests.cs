@@ -91,117 +91,10 @@ public class PairTests
         }
     }
 
-    [Test]
-    public async Task A_stalled_primary_is_replaced_and_acknowledges_nothing_when_it_wakes()
-    {
-        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
-        try
-        {
-            using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
-                "--replication-listen", $"127.0.0.1:{primaryReplication}");
-            using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
-                "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--allow-solo");
-            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
-
-            await using var client = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
-            {
-                Endpoints = [$"127.0.0.1:{primaryPort}", $"127.0.0.1:{backupPort}"],
-                ClientId = 1,
-                Token = "dev-token-1",
-                AnswerTimeout = TimeSpan.FromSeconds(1),
-            });
-            Engine.Client.SubmitResult before = await client.SubmitAsync(Order(1));
-            Assert.That(before.Accepted, Is.True, before.ToString());
-
-            Signal("STOP", primary.Id); // a long GC pause, a frozen VM
-            backup.WaitForEvent(PairEventKind.TakeOver, "the backup to take over from the silent primary", Wait);
-
-            // The client's request goes to the frozen primary, gets no answer, and fails over.
-            Engine.Client.SubmitResult during = await client.SubmitAsync(Order(2)).WaitAsync(Wait);
-            Assert.That(during.Accepted, Is.True, during.ToString());
-            Assert.That(during.Receipt.Lsn, Is.GreaterThan(before.Receipt.Lsn));
-
-            Signal("CONT", primary.Id);
-            primary.WaitForEvent(PairEventKind.BackupLost, "the old primary to notice", Wait);
-            await using var stale = await Engine.Client.EngineClient.ConnectAsync(new Engine.Client.ClientOptions
-            {
-                Endpoints = [$"127.0.0.1:{primaryPort}"],
-                ClientId = 2,
-                Token = "dev-token-2",
-                ReconnectFor = TimeSpan.FromSeconds(2),
-            });
-            Engine.Client.SubmitResult refused = await stale.SubmitAsync(Order(3)).WaitAsync(Wait);
-            Assert.That(refused.Accepted, Is.False, "a primary that lost its backup acknowledges nothing");
-            Assert.That(refused.Rejection.Reason, Is.EqualTo(Engine.Protocol.RejectReason.NoBackup));
-        }
-        finally
-        {
-            if (Directory.Exists(root))
-            {
-                Directory.Delete(root, recursive: true);
-            }
-        }
-
-        static Engine.Protocol.Transaction Order(ulong id) => Engine.Protocol.Transaction.NewOrder(0, 0, 1, 1, id,
-            Engine.Protocol.Side.Buy, Engine.Protocol.OrderType.Limit, Engine.Protocol.TimeInForce.Gtc, 990, 1);
-    }
-
-    [Test]
-    public void Corrupt_bytes_on_the_link_are_never_applied_and_the_link_recovers()
-    {
-        string root = Path.Combine(Path.GetTempPath(), $"pair-{Guid.NewGuid():N}");
-        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
-        try
-        {
-            // State checksums every 100 blocks, so that several are compared during the run.
-            var checksums = new Dictionary<string, string> { ["ENGINE_CHECKSUMEVERYBLOCKS"] = "100" };
-            using var primary = EngineProcess.Start(checksums, "serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
-                "--replication-listen", $"127.0.0.1:{primaryReplication}");
-            using var proxy = new Engine.Cli.Drill.FaultProxy(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, primaryReplication));
-            using var backup = EngineProcess.Start(checksums, "serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
-                "--peer", $"127.0.0.1:{proxy.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}");
-            primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
-
-            using var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort}", "--rate", "5000", "--duration", "5", "--connections", "2",
-                "--journal", Path.Combine(root, "backup", "journal"), "--json");
-            load.WaitForError(e => e.Contains(" 1 s ", StringComparison.Ordinal), "a second of load", Wait);
-            int mark = primary.EventCount;
-            proxy.CorruptOnce();
-            backup.WaitForEvent(PairEventKind.LinkIncident, "the backup to detect the corruption", Wait);
-            primary.WaitForEvent(PairEventKind.BackupInStep, "the link to recover", Wait, since: mark);
-
-            Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
-            JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
-            Assert.Multiple(() =>
-            {
-                Assert.That(proxy.Corrupted, Is.EqualTo(1));
-                Assert.That(backup.HasEvent(PairEventKind.TakeOver), Is.False, "corruption is not a death");
-                Assert.That(backup.HasEvent(PairEventKind.ChecksumMatched), Is.True, "state checksums were compared");
-                Assert.That(backup.HasEvent(PairEventKind.StateMismatch), Is.False);
-                Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero, "every acked order is in the backup's journal");
-                Assert.That(result.GetProperty("duplicates").GetInt64(), Is.Zero);
-                Assert.That(result.GetProperty("errors").GetInt64(), Is.Zero);
-            });
-            // The backup's journal is intact: the corrupt frame never reached it.
-            backup.Terminate(Wait);
-            primary.Terminate(Wait);
-            Blocks(Path.Combine(root, "backup", "journal"));
-        }
-        finally
-        {
-            if (Directory.Exists(root))
-            {
-                Directory.Delete(root, recursive: true);
-            }
-        }
-    }
-
     /// <param name="lease">none: no lease at all; allow-solo: the operator's, given at start; witness: from a
     /// real `engine witness`; go-solo: the operator's, given after the fact with `engine admin go-solo`.</param>
     [TestCase("none")]
     [TestCase("allow-solo")]
-    [TestCase("witness")]
     [TestCase("go-solo")]
     public async Task A_primary_whose_backup_dies_follows_the_solo_rule(string lease)
     {
@@ -315,12 +208,14 @@ public class PairTests
             using var primaryToWitness = new Engine.Cli.Drill.FaultProxy(any, new IPEndPoint(IPAddress.Loopback, witnessPort));
             using var primary = EngineProcess.Start("serve", "--role", "primary", "--data", Path.Combine(root, "primary"), "--listen", $"127.0.0.1:{primaryPort}",
                 "--replication-listen", $"127.0.0.1:{primaryReplication}", "--witness", $"127.0.0.1:{primaryToWitness.Port}");
+            // Alone, the primary takes the solo lease; only then the backup comes, so that the lease's
+            // way back is one ordered sequence (an ask still in flight when the backup got in step was
+            // granted after the test had looked, and the cut below kept the release from the witness:
+            // a holder keeps the lease until it gives it back, and nobody could take over).
+            primary.WaitForEvent(PairEventKind.LeaseGranted, "the primary alone to take the solo lease", Wait);
             using var backup = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "backup"), "--listen", $"127.0.0.1:{backupPort}",
                 "--peer", $"127.0.0.1:{link.Port}", "--replication-listen", $"127.0.0.1:{backupReplication}", "--witness", $"127.0.0.1:{witnessPort}");
-            // In step, and the solo lease the primary held while it had no backup given back (a holder
-            // keeps it, whatever happens, until it gives it back: then nobody could take over).
-            primary.WaitForEvents(events => events.Any(e => e.Kind == PairEventKind.BackupInStep)
-                && (!events.Any(e => e.Kind == PairEventKind.LeaseGranted) || events.Any(e => e.Kind == PairEventKind.LeaseReleased)),
+            primary.WaitForEvents(events => events.Any(e => e.Kind == PairEventKind.BackupInStep) && events.Any(e => e.Kind == PairEventKind.LeaseReleased),
                 "the pair to be in step and the primary's solo lease back with the witness", Wait);
 
             link.Set(Engine.Cli.Drill.LinkFault.Blackhole);

@@ -119,8 +119,22 @@ public sealed class SimNode
             }
             if (pair.State != PairState.Halted)
             {
-                ledger.Journal.Dispose();
-                ledger.Reopen();
+                // As EngineNode's stop: the last commit may fail, and then the node halts instead of following.
+                try
+                {
+                    ledger.Journal.Dispose();
+                }
+                catch (JournalFaultException)
+                {
+                }
+                if (ledger.Journal.Fault is { } lastFault)
+                {
+                    pair.Halt($"the journal failed while stopping: {lastFault.Message}");
+                }
+                else
+                {
+                    ledger.Reopen();
+                }
             }
         }
         if (_serving is null && pair.State == PairState.Primary)

@@ -56,6 +56,9 @@ public enum PairMutation
 
     /// <summary>A backup in step that loses its primary takes over without asking the witness it has.</summary>
     TakeOverWithoutWitness = 16,
+
+    /// <summary>A backup with no primary takes over after a head probe whatever the peer's chain holds (not only when the peer's head is on its own chain).</summary>
+    TakeOverOnAnyPeerHead = 32,
 }
 
 /// <summary>
@@ -101,6 +104,13 @@ public sealed class PairNode
     // Primary: asking the peer whether it took over (at start, and while without a backup).
     private int _probe = NoConnection;
     private long _probeStartedAt;
+
+    /// <summary>Backup with no primary, the lease free: the connection that asks the peer for its journal's head.</summary>
+    private int _headProbe = NoConnection;
+    private long _headProbeStartedAt;
+
+    /// <summary>The epoch above the witness's highest, as its refusal of our RESUME named it: the least a takeover after a head probe asks.</summary>
+    private ulong _headProbeFloor;
     private long _lastProbeAt;
 
     // Primary: the lease.
@@ -262,8 +272,11 @@ public sealed class PairNode
         return _ackedBlockNo >= blockNo || (!BackupInStep && SoloLeaseHeld);
     }
 
-    /// <summary>True where this node takes connections on its replication endpoint (a primary; a halted one closes it).</summary>
-    public bool IsListening => State is PairState.Primary or PairState.Probing;
+    /// <summary>
+    /// True where this node takes connections on its replication endpoint: every node but a halted one
+    /// (a primary for its backup and a starting primary's probe; any node for a backup's head probe).
+    /// </summary>
+    public bool IsListening => State is not PairState.Halted;
 
     /// <summary>Starts the node in its role: a primary first asks its peer whether it took over; a backup connects.</summary>
     public void Start()
@@ -318,6 +331,7 @@ public sealed class PairNode
         HaltReason = reason;
         CloseBackup(null);
         ClosePrimary();
+        CloseHeadProbe();
         foreach (int connection in _awaitingHello.Keys)
         {
             _transport.Close(connection);
@@ -329,6 +343,11 @@ public sealed class PairNode
     /// <summary>An outbound connection (to the peer) is up.</summary>
     public void OnConnected(int connection)
     {
+        if (connection == _headProbe)
+        {
+            _transport.Send(connection, ReplicationFrame.Hello(ReplicationType.Hello, ReplicationFrame.HeadProbe, _ledger.Head));
+            return;
+        }
         if (connection == _probe)
         {
             Span<byte> hello = ReplicationFrame.Hello(ReplicationType.Hello, ReplicationFrame.ProbeOnly, _ledger.Head);
@@ -366,6 +385,11 @@ public sealed class PairNode
             EndProbe(null);
             return;
         }
+        if (connection == _headProbe)
+        {
+            _headProbe = NoConnection;
+            return;
+        }
         if (connection == _backup)
         {
             _backup = NoConnection;
@@ -387,6 +411,10 @@ public sealed class PairNode
             if (connection == _probe)
             {
                 OnProbeAnswer(type, payload);
+            }
+            else if (connection == _headProbe)
+            {
+                OnHeadProbeAnswer(type, payload);
             }
             else if (_awaitingHello.ContainsKey(connection))
             {
@@ -458,6 +486,10 @@ public sealed class PairNode
             _transport.Close(_probe);
             EndProbe(null);
         }
+        if (_headProbe != NoConnection && Elapsed(_headProbeStartedAt, now) >= _settings.PeerProbeTimeoutMs)
+        {
+            CloseHeadProbe();
+        }
         switch (State)
         {
             case PairState.Primary:
@@ -470,7 +502,7 @@ public sealed class PairNode
             case PairState.TakingOver:
                 if (!_takeoverAskInFlight)
                 {
-                    AskToTakeOver();
+                    AskToTakeOver(Math.Max(TakeoverEpoch, _takeoverEpochAsked));
                 }
                 break;
             case PairState.Halted when _haltedAsPrimary:
@@ -706,7 +738,7 @@ public sealed class PairNode
             }
             _lostInStep = true;
             State = PairState.TakingOver;
-            AskToTakeOver();
+            AskToTakeOver(TakeoverEpoch);
             return;
         }
         _reconnectAt = _time.GetTimestamp() + Ticks(100);
@@ -719,17 +751,17 @@ public sealed class PairNode
     /// </summary>
     private ulong TakeoverEpoch => Math.Max(Epoch, _ledger.Head.Epoch) + 1;
 
-    private void AskToTakeOver()
+    private void AskToTakeOver(ulong epoch)
     {
         if (_leaseSource != LeaseSource.Witness || (_mutations & PairMutation.TakeOverWithoutWitness) != 0)
         {
-            TakeOver(TakeoverEpoch);
+            TakeOver(epoch);
             return;
         }
         _takeoverAskInFlight = true;
         _takeoverRequest = ++_nextRequest;
         _leaseAskedAt = _time.GetTimestamp();
-        _takeoverEpochAsked = TakeoverEpoch;
+        _takeoverEpochAsked = epoch;
         _witness!.Ask(_takeoverRequest, new WitnessRequest(WitnessVerb.Acquire, _takeoverEpochAsked));
     }
 
@@ -755,6 +787,7 @@ public sealed class PairNode
     private void TakeOver(ulong epoch, string? why = null)
     {
         _lostInStep = false;
+        CloseHeadProbe();
         ClosePrimary();
         _primaryChecksums.Clear();
         BecomePrimary(epoch, $"TAKEOVER: primary now, epoch {epoch}, after block {_ledger.Head.BlockNo}{why}", PairEventKind.TakeOver);
@@ -801,6 +834,55 @@ public sealed class PairNode
                 _resumeFloor = d.Epoch + 1; // the holder, but its last grant's epoch is above what its chain shows: the next one
                 _nextResumeAt = now;
                 break;
+            case WitnessAnswer.Denied { Reason: WitnessRefusal.NotHolder, Holder: null } free when State == PairState.Following && _headProbe == NoConnection && _settings.Peer is not null:
+                // Nobody holds the lease, so nobody acknowledges alone now, and this node follows nobody:
+                // if the peer is a backup too, whichever holds the other's chain takes over.
+                _headProbeFloor = free.Epoch + 1;
+                _headProbeStartedAt = now;
+                _headProbe = _transport.Connect();
+                break;
+        }
+    }
+
+    /// <summary>
+    /// The peer's answer to our head probe. When it is a backup too and its journal's head is on our
+    /// chain, this node asks the witness to take over, in an epoch above every one granted: it holds
+    /// every block the peer holds. That is every acknowledged block: while nobody held the lease each
+    /// acknowledgement needed the backup's, and the witness only lets go of a solo holder's lease once
+    /// its backup holds everything; a chain set aside as diverged was behind the primary's, which holds
+    /// what it lacked (and answers this probe, or is down, and then nothing is decided). When the
+    /// peer's chain is the longer, it takes over by the same rule; chains that diverge, or a peer that
+    /// does not answer, are the operator's. Both asking at once is settled by the witness (sticky).
+    /// </summary>
+    private void OnHeadProbeAnswer(ReplicationType type, ReadOnlySpan<byte> payload)
+    {
+        if (type != ReplicationType.HelloAck)
+        {
+            throw new InvalidDataException($"a {type} frame where a head probe's answer belongs");
+        }
+        ChainHead theirs = ReplicationFrame.ReadHello(payload, out byte status);
+        CloseHeadProbe();
+        long now = _time.GetTimestamp();
+        if (status != ReplicationFrame.HeadProbe || State != PairState.Following || _lostInStep || Elapsed(_attachedAt, now) < ResumeAfterMs)
+        {
+            return; // it is primary (our connects reach it), or this node found a primary meanwhile
+        }
+        if (!_ledger.HasBlock(theirs.BlockNo, theirs.Hash) && (_mutations & PairMutation.TakeOverOnAnyPeerHead) == 0)
+        {
+            Say(PairEventKind.Note, $"no primary, the lease free, and the peer is a backup whose chain (ending at {theirs}) is not on ours: it takes over if ours is on its chain; else the operator decides");
+            return;
+        }
+        Say(PairEventKind.Note, $"no primary, the lease free, and the peer is a backup whose chain (ending at {theirs}) is on ours: asking the witness to take over");
+        State = PairState.TakingOver;
+        AskToTakeOver(Math.Max(TakeoverEpoch, _headProbeFloor));
+    }
+
+    private void CloseHeadProbe()
+    {
+        if (_headProbe != NoConnection)
+        {
+            _transport.Close(_headProbe);
+            _headProbe = NoConnection;
         }
     }
 
@@ -896,6 +978,19 @@ public sealed class PairNode
         }
         ChainHead theirs = ReplicationFrame.ReadHello(payload, out byte intent);
         ChainHead ours = new(Epoch, _lastSealedBlockNo, 0, default);
+        if (intent == ReplicationFrame.HeadProbe)
+        {
+            // A backup with no primary asks what we hold: our journal's head, unless we are primary.
+            bool primary = State == PairState.Primary;
+            _transport.Send(connection, ReplicationFrame.Hello(ReplicationType.HelloAck, primary ? (byte)0 : ReplicationFrame.HeadProbe, primary ? ours : _ledger.Head));
+            _transport.Close(connection);
+            return;
+        }
+        if (intent == ReplicationFrame.ProbeOnly && State is not (PairState.Primary or PairState.Probing))
+        {
+            _transport.Close(connection); // as before backups took connections: the prober hears nobody
+            return;
+        }
         if (intent == ReplicationFrame.ProbeOnly)
         {
             _transport.Send(connection, ReplicationFrame.Hello(ReplicationType.HelloAck, 0, in ours));

@@ -114,6 +114,46 @@ public class PairNodeTests
         Assert.That(rig.Node.State, Is.EqualTo(PairState.Following));
     }
 
+    /// <summary>
+    /// Both nodes backups and nobody holding the witness's lease (a node took over, sealed nothing,
+    /// gave the lease back when the other caught up, and then failed): the backup asks its peer for
+    /// its journal's head and, when the peer is a backup whose head is on its own chain, asks the
+    /// witness to take over above the highest epoch the witness named; when the peer's chain is not on
+    /// its own (the peer may hold acknowledged blocks it lacks) it keeps following. Before, both stayed
+    /// backups until the operator stepped in, and the operator's restart as primary stepped down again
+    /// (found by the simulator once journals could fail: seeds 1469 and 1882).
+    /// </summary>
+    [TestCase(true, PairMutation.None, PairState.Primary)]
+    [TestCase(false, PairMutation.None, PairState.Following)]
+    [TestCase(false, PairMutation.TakeOverOnAnyPeerHead, PairState.Primary)]
+    public void A_backup_with_no_primary_and_the_lease_free_takes_over_only_when_it_holds_the_peers_chain(bool peerOnOurChain, PairMutation mutation, PairState after)
+    {
+        var rig = new Rig(PairRole.Backup, witness: true, mutation);
+        rig.Node.OnClosed(rig.Transport.Connects.Single());
+        rig.Advance(new PairSettings().SilenceMs * 2 + 50);
+        (int resume, _) = rig.Witness.Asked.Single();
+        rig.Node.OnWitnessAnswer(resume, new WitnessAnswer.Denied(null, 7, WitnessRefusal.NotHolder));
+        int probe = rig.Transport.Connects[^1];
+        rig.Node.OnConnected(probe);
+        ChainHead peer = peerOnOurChain ? s_head : new ChainHead(1, 5, 50, Hash32.From(Enumerable.Repeat((byte)0xEE, 32).ToArray()));
+
+        rig.Node.OnFrame(probe, ReplicationType.HelloAck, Payload(ReplicationFrame.Hello(ReplicationType.HelloAck, ReplicationFrame.HeadProbe, peer)));
+
+        if (after == PairState.Primary)
+        {
+            (int takeover, WitnessRequest asked) = rig.Witness.Asked[^1];
+            Assert.That(asked, Is.EqualTo(new WitnessRequest(WitnessVerb.Acquire, 8)), "above the witness's highest epoch");
+            rig.Node.OnWitnessAnswer(takeover, new WitnessAnswer.Granted(2000));
+            Assert.That(rig.Node.Epoch, Is.EqualTo(8UL));
+        }
+        else
+        {
+            Assert.That(rig.Witness.Asked, Has.Count.EqualTo(1), "no takeover asked");
+        }
+        Assert.That(rig.Node.State, Is.EqualTo(after));
+        Assert.That(rig.Transport.Closed, Does.Contain(probe), "the probe's connection closed");
+    }
+
     /// <summary>A connect the host never answers (lost in a partition) must not hold the backup for good: it gives up and connects again.</summary>
     [Test]
     public void A_connect_never_answered_is_given_up_and_tried_again()

@@ -72,28 +72,33 @@ public class SimulatorTests
 
     /// <summary>Each deliberate bug makes the simulator report a safety violation within its seed budget.</summary>
     /// <remarks>
-    /// Budgets about 1.3× the seed that found each on 2026-12-03 once the nodes' journals were the
-    /// simulated device and clients could lose their connections (1, 20, 2, 2, 4, 505), at least 20.
+    /// Budgets about 1.3× the seed that found each on 2026-12-03, evening (1, 363, 945, 1, 7, 32),
+    /// at least 20: the seeds move whenever the simulated world or the pair's rules change (the same
+    /// mutations were found at 1, 20, 2, 2, 4 and 505 an hour before the head probe), so a budget is
+    /// re-measured with <c>engine-sim --mutation</c> when one fails. Seeds run two at a time, and the
+    /// lowest violating seed of a batch counts, so the result does not depend on the threads.
     /// TakeOverWhileCatchingUp is not here: with the sticky witness the primary holds the lease until
     /// the catch-up is acknowledged, so the witness refuses that takeover and no seed can show the bug
-    /// (none in 5,500); <c>PairNodeTests</c> pins it down without a witness.
+    /// (none in 5,500); nor TakeOverOnAnyPeerHead (none in 3,000): <c>PairNodeTests</c> pins both down.
     /// </remarks>
     [TestCase(PairMutation.AckBeforeBackup, WitnessMutation.None, 20)]
-    [TestCase(PairMutation.IgnoreHigherEpochHello, WitnessMutation.None, 40)]
-    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, WitnessMutation.None, 20)]
+    [TestCase(PairMutation.IgnoreHigherEpochHello, WitnessMutation.None, 480)]
+    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, WitnessMutation.None, 1230)]
     [TestCase(PairMutation.TakeOverWithoutWitness, WitnessMutation.None, 20)]
     [TestCase(PairMutation.None, WitnessMutation.NotSticky, 20)]
-    [TestCase(PairMutation.None, WitnessMutation.ResumesAnyone, 660)]
+    [TestCase(PairMutation.None, WitnessMutation.ResumesAnyone, 50)]
     public void A_deliberate_bug_is_found(PairMutation mutation, WitnessMutation witnessMutation, int budget)
     {
+        const int Batch = 2;
         int found = 0;
-        for (int seed = 1; seed <= budget && found == 0; seed++)
+        for (int first = 1; first <= budget && found == 0; first += Batch)
         {
-            SimResult result = new SimWorld(seed, mutation, witnessMutation).Run();
-            if (result.Violation is not null && !result.Liveness)
+            var results = new SimResult[Math.Min(Batch, budget - first + 1)];
+            Parallel.For(0, results.Length, i => results[i] = new SimWorld(first + i, mutation, witnessMutation).Run());
+            if (results.FirstOrDefault(r => r.Violation is not null && !r.Liveness) is { } violated)
             {
-                found = seed;
-                TestContext.Out.WriteLine($"found at seed {seed}: {result.Violation}");
+                found = violated.Seed;
+                TestContext.Out.WriteLine($"found at seed {found}: {violated.Violation}");
             }
         }
         Assert.That(found, Is.Not.Zero, $"{mutation} {witnessMutation}: no safety violation in {budget} seeds");
