@@ -33,6 +33,8 @@ public static class Program
                 return PipelineHarness.Run(rest);
             case "book":
                 return BookHarness.Run(rest);
+            case "snapshot":
+                return SnapshotHarness.Run(rest);
             case "micro":
                 // BenchmarkDotNet's own arguments, e.g. --filter '*Ring*' --job short.
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest);
@@ -50,6 +52,7 @@ public static class Program
         Console.Error.WriteLine("  " + RingHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + PipelineHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + BookHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("  " + SnapshotHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("""
               micro [BenchmarkDotNet options]
                 BenchmarkDotNet micro benchmarks with the memory diagnoser (default: all; e.g. --filter '*Ring*' or '*Codec*').

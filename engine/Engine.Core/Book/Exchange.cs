@@ -27,7 +27,7 @@ namespace Engine.Core.Book;
 /// quantities that reach the book are bounded (notional in <see cref="Int128"/>, level totals far
 /// inside a long), and the dedupe window's growth saturates for any clientSeq.</para>
 /// </remarks>
-public sealed class Exchange
+public sealed partial class Exchange
 {
     /// <summary>
     /// Outcomes kept per client for duplicates: as many as any client can have in flight, and the
@@ -625,6 +625,50 @@ public sealed class Exchange
             }
             Window[seq & (ulong)(Window.Length - 1)] = outcome;
             LastSeq = seq;
+        }
+
+        /// <summary>The first clientSeq applied (0 before any): the window's length follows from it and the last.</summary>
+        public ulong FirstSeq => _firstSeq;
+
+        /// <summary>A length a window can have: a power of two from the initial size to the dedupe window.</summary>
+        public static bool IsWindowLength(uint length) => System.Numerics.BitOperations.IsPow2(length) && length is >= InitialWindow and <= DedupeWindow;
+
+        /// <summary>
+        /// Sets the state a snapshot holds, after checking it is one <see cref="Record"/> could have made
+        /// (the window's length from the first and last seq, each kept outcome in its seq's slot and
+        /// between them, the last one kept); else says what is wrong and changes nothing.
+        /// </summary>
+        public string? Restore(ulong lastSeq, ulong firstSeq, Outcome[] window)
+        {
+            if ((lastSeq == 0) != (firstSeq == 0) || firstSeq > lastSeq)
+            {
+                return $"first seq {firstSeq}, last seq {lastSeq}";
+            }
+            ulong distance = lastSeq - firstSeq;
+            int expected = distance >= DedupeWindow - 1 ? DedupeWindow : Math.Max(InitialWindow, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)distance + 1));
+            if (window.Length != expected)
+            {
+                return $"a window of {window.Length} where seqs {firstSeq}..{lastSeq} make one of {expected}";
+            }
+            ulong mask = (ulong)window.Length - 1;
+            for (int i = 0; i < window.Length; i++)
+            {
+                ulong seq = window[i].ClientSeq;
+                ref readonly Outcome kept = ref window[i];
+                bool empty = kept.Lsn == 0 && kept.BlockNo == 0 && kept.Reason == RejectReason.None && kept.BlockHash == Hash32.Zero;
+                if (seq != 0 ? (int)(seq & mask) != i || seq > lastSeq || seq < firstSeq : !empty)
+                {
+                    return $"slot {i} holds seq {seq} (window of {window.Length}, seqs {firstSeq}..{lastSeq})";
+                }
+            }
+            if (lastSeq != 0 && window[lastSeq & mask].ClientSeq != lastSeq)
+            {
+                return $"the outcome of its last seq {lastSeq} is not kept";
+            }
+            LastSeq = lastSeq;
+            _firstSeq = firstSeq;
+            Window = window;
+            return null;
         }
 
         /// <summary>The window's shape and contents agree with the seqs (tests: one sentence per relationship).</summary>

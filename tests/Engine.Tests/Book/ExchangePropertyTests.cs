@@ -8,7 +8,7 @@ namespace Engine.Tests.Book;
 public class ExchangePropertyTests
 {
     /// <summary>A mix over one instrument and three clients, prices in a narrow band so orders cross often.</summary>
-    private static List<Transaction> Flow(int seed, int count)
+    internal static List<Transaction> Flow(int seed, int count)
     {
         var random = new Random(seed);
         var seqs = new ulong[4];
@@ -51,7 +51,7 @@ public class ExchangePropertyTests
         return flow;
     }
 
-    private static ReferenceData Reference() => new(
+    internal static ReferenceData Reference() => new(
         new InstrumentTable([new Instrument(1, "ACME", 1)]),
         new Dictionary<uint, AccountLimits> { [2] = new(1_000_000, 1_000_000_000, 1_000_000) },
         [new ClientEntitlement(1, "a", [2]), new ClientEntitlement(2, "b", [2]), new ClientEntitlement(3, "c", [2])],

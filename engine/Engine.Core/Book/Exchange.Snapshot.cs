@@ -1,0 +1,353 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Engine.Protocol;
+
+namespace Engine.Core.Book;
+
+/// <summary>Where a snapshot stands: the last block applied, that block's hash, and the state checksum there.</summary>
+/// <param name="BlockNo">The last block whose transactions the state includes.</param>
+/// <param name="BlockHash">That block's hash: the chain continues from it.</param>
+/// <param name="StateChecksum"><see cref="Exchange.ComputeChecksum"/> of the state, checked again after loading.</param>
+/// <param name="LastLsn">The last LSN applied.</param>
+public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Hash32 StateChecksum, ulong LastLsn);
+
+/// <summary>
+/// The whole state machine as bytes: <see cref="WriteSnapshot"/> and <see cref="ReadSnapshot"/>.
+/// </summary>
+/// <remarks>
+/// <para><b>Layout</b> (little-endian; version 1):</para>
+/// <code>
+///  0  u8[8] magic "ENGSNAP1"      8 u32 version = 1      12 u32 reserved = 0
+/// 16  u64 block number            24 u8[32] block hash   56 u8[32] state checksum
+/// 88  u64 last LSN                96 u64 next trade id
+/// 104 u32 books; per book (instrument ascending): u32 instrument, then bids and asks, each:
+///       u32 levels; per level (best first): i64 price, u32 orders; per order (oldest first):
+///       u64 clientOrderId, u64 clientSeq, i64 leaves, i64 cum, u32 clientId, u32 account
+///     u32 clients; per client (first seen first): u32 id, u64 last seq, u64 first seq, u32 window
+///       length; per window slot: u64 clientSeq, u64 lsn, u64 block, u16 reason, u8[32] block hash
+///  end-32 u8[32] SHA-256 of everything before it
+/// </code>
+/// <para>Account open-order counts are not stored: they are counted from the orders. Reference data
+/// (instruments, accounts and their limits) is the node's; a snapshot names instruments and
+/// accounts, and loading refuses one that names what the reference data lacks.</para>
+/// <para><b>Hostile bytes.</b> A snapshot is read as untrusted: every count is bounded by the bytes
+/// left, every field by the protocol's limits, every order by its book's shape (levels strictly
+/// ordered from best, the book not crossed, one live order per key), and the loaded state must give
+/// the checksum in the header. Anything else is an <see cref="InvalidDataException"/> naming what.</para>
+/// </remarks>
+public sealed partial class Exchange
+{
+    private const int SnapshotVersion = 1;
+    private const int SnapshotHeaderBytes = 104;
+    private const int SnapshotOrderBytes = 40;
+    private const int SnapshotOutcomeBytes = 58;
+    private static ReadOnlySpan<byte> SnapshotMagic => "ENGSNAP1"u8;
+
+    /// <summary>
+    /// Writes the whole state, as it is after block <paramref name="blockNo"/> (hash
+    /// <paramref name="blockHash"/>), to <paramref name="destination"/>; returns its header. Runs on
+    /// the thread that owns the state.
+    /// </summary>
+    public SnapshotHeader WriteSnapshot(ArrayBufferWriter<byte> destination, ulong blockNo, in Hash32 blockHash)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        Hash32 checksum = ComputeChecksum();
+        var writer = new SnapshotWriter(destination);
+        writer.Bytes(SnapshotMagic);
+        writer.U32(SnapshotVersion);
+        writer.U32(0);
+        writer.U64(blockNo);
+        writer.Bytes(blockHash);
+        writer.Bytes(checksum);
+        writer.U64(LastLsn);
+        writer.U64(_nextTradeId);
+        writer.U32((uint)_books.Count(b => b is not null));
+        foreach (OrderBook? book in _books)
+        {
+            if (book is null)
+            {
+                continue;
+            }
+            writer.U32(book.Instrument);
+            foreach (BookSide side in (ReadOnlySpan<BookSide>)[book.Bids, book.Asks])
+            {
+                writer.U32((uint)side.LevelCount);
+                for (int i = 0; i < side.LevelCount; i++)
+                {
+                    ref Level level = ref side[side.LevelFromBest(i)];
+                    writer.U64((ulong)level.Price);
+                    writer.U32((uint)level.Count);
+                    for (int o = level.Head; o >= 0; o = _orders[o].Next)
+                    {
+                        ref Order order = ref _orders[o];
+                        writer.U64(order.ClientOrderId);
+                        writer.U64(order.ClientSeq);
+                        writer.U64((ulong)order.Leaves);
+                        writer.U64((ulong)order.Cum);
+                        writer.U32(order.ClientId);
+                        writer.U32(order.Account);
+                    }
+                }
+            }
+        }
+        writer.U32((uint)_clientsInOrder.Count);
+        foreach (ClientState client in _clientsInOrder)
+        {
+            writer.U32(client.Id);
+            writer.U64(client.LastSeq);
+            writer.U64(client.FirstSeq);
+            writer.U32((uint)client.Window.Length);
+            foreach (ref readonly Outcome outcome in client.Window.AsSpan())
+            {
+                writer.U64(outcome.ClientSeq);
+                writer.U64(outcome.Lsn);
+                writer.U64(outcome.BlockNo);
+                writer.U16((ushort)outcome.Reason);
+                writer.Bytes(outcome.BlockHash);
+            }
+        }
+        writer.Finish();
+        return new SnapshotHeader(blockNo, blockHash, checksum, LastLsn);
+    }
+
+    /// <summary>
+    /// Loads a state written by <see cref="WriteSnapshot"/>, checking all of it (see the type's
+    /// remarks); the header says where it stands.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes are no snapshot of this version, are damaged, or describe a state that cannot be (the message names what).</exception>
+    public static Exchange ReadSnapshot(ReadOnlySpan<byte> snapshot, ReferenceData reference, out SnapshotHeader header)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        if (snapshot.Length < SnapshotHeaderBytes + 8 + SHA256.HashSizeInBytes)
+        {
+            throw new InvalidDataException($"a snapshot of {snapshot.Length} bytes is shorter than its header");
+        }
+        if (!snapshot[..8].SequenceEqual(SnapshotMagic))
+        {
+            throw new InvalidDataException("not a snapshot (its first bytes are not ENGSNAP1)");
+        }
+        ReadOnlySpan<byte> body = snapshot[..^SHA256.HashSizeInBytes];
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(body, digest);
+        if (!digest.SequenceEqual(snapshot[^SHA256.HashSizeInBytes..]))
+        {
+            throw new InvalidDataException("the snapshot's SHA-256 does not match its bytes: damaged");
+        }
+        var reader = new SnapshotReader(body[8..]);
+        // (the magic was checked above)
+        uint version = reader.U32("version");
+        if (version != SnapshotVersion || reader.U32("reserved") != 0)
+        {
+            throw new InvalidDataException($"snapshot format version {version}; this engine reads version {SnapshotVersion}");
+        }
+        ulong blockNo = reader.U64("block number");
+        Hash32 blockHash = reader.Hash("block hash");
+        Hash32 checksum = reader.Hash("state checksum");
+        ulong lastLsn = reader.U64("last LSN");
+        var exchange = new Exchange(reference) { LastLsn = lastLsn, _nextTradeId = reader.U64("next trade id") };
+        if (exchange._nextTradeId == 0)
+        {
+            throw new InvalidDataException("next trade id 0: trade ids start at 1");
+        }
+        exchange.LoadBooks(ref reader);
+        exchange.LoadClients(ref reader);
+        if (!reader.AtEnd)
+        {
+            throw new InvalidDataException($"{reader.Left} bytes after the last client");
+        }
+        Hash32 loaded = exchange.ComputeChecksum();
+        if (loaded != checksum)
+        {
+            throw new InvalidDataException($"the loaded state's checksum {loaded.ToShortString()} is not the snapshot's {checksum.ToShortString()}");
+        }
+        header = new SnapshotHeader(blockNo, blockHash, checksum, lastLsn);
+        return exchange;
+    }
+
+    private void LoadBooks(ref SnapshotReader reader)
+    {
+        uint books = reader.Count("books", 4 + 8, (uint)_books.Length);
+        uint previous = 0;
+        for (uint b = 0; b < books; b++)
+        {
+            uint instrument = reader.U32("instrument");
+            if (instrument <= previous || instrument >= (uint)_books.Length || _books[instrument] is not { } book)
+            {
+                throw new InvalidDataException($"book {b}: instrument {instrument} is not in the reference data, or out of order");
+            }
+            previous = instrument;
+            foreach (Side side in (ReadOnlySpan<Side>)[Side.Buy, Side.Sell])
+            {
+                LoadSide(ref reader, book, side);
+            }
+            if (book.Bids.Best >= 0 && book.Asks.Best >= 0 && book.Bids[book.Bids.Best].Price >= book.Asks[book.Asks.Best].Price)
+            {
+                throw new InvalidDataException($"instrument {instrument}: the book is crossed");
+            }
+        }
+    }
+
+    private void LoadSide(ref SnapshotReader reader, OrderBook book, Side side)
+    {
+        BookSide levels = side == Side.Buy ? book.Bids : book.Asks;
+        uint count = reader.Count("levels", 12 + SnapshotOrderBytes, int.MaxValue);
+        long previousPrice = 0;
+        for (uint l = 0; l < count; l++)
+        {
+            long price = (long)reader.U64("price");
+            if (price is <= 0 or > ProtocolLimits.MaxPrice || (l > 0 && (side == Side.Buy ? price >= previousPrice : price <= previousPrice)))
+            {
+                throw new InvalidDataException($"instrument {book.Instrument} {side}: level {l} at price {price} is out of range or not after the better one ({previousPrice})");
+            }
+            previousPrice = price;
+            uint orders = reader.Count("orders", SnapshotOrderBytes, int.MaxValue);
+            if (orders == 0)
+            {
+                throw new InvalidDataException($"instrument {book.Instrument} {side}: an empty level at {price}");
+            }
+            for (uint o = 0; o < orders; o++)
+            {
+                ulong clientOrderId = reader.U64("clientOrderId");
+                ulong clientSeq = reader.U64("clientSeq");
+                long leaves = (long)reader.U64("leaves");
+                long cum = (long)reader.U64("cum");
+                uint clientId = reader.U32("clientId");
+                uint account = reader.U32("account");
+                if (leaves <= 0 || cum < 0 || leaves > ProtocolLimits.MaxQuantity || cum > ProtocolLimits.MaxQuantity - leaves
+                    || clientId is 0 or > ProtocolLimits.MaxClientId || clientSeq == 0 || !_accounts.TryGetValue(account, out AccountState? state))
+                {
+                    throw new InvalidDataException($"instrument {book.Instrument} {side} at {price}: order {clientId}/{clientOrderId} has leaves {leaves}, cum {cum}, clientSeq {clientSeq}, account {account}");
+                }
+                var key = new OrderKey(clientId, clientOrderId);
+                if (_byKey.ContainsKey(key))
+                {
+                    throw new InvalidDataException($"order {clientId}/{clientOrderId} rests twice");
+                }
+                int index = _orders.Allocate();
+                ref Order order = ref _orders[index];
+                order.ClientOrderId = clientOrderId;
+                order.ClientSeq = clientSeq;
+                order.ClientId = clientId;
+                order.Account = account;
+                order.Instrument = book.Instrument;
+                order.Side = side;
+                order.Price = price;
+                order.Leaves = leaves;
+                order.Cum = cum;
+                levels.Append(index, _orders);
+                _byKey.Add(key, index);
+                state.Open++;
+            }
+        }
+    }
+
+    private void LoadClients(ref SnapshotReader reader)
+    {
+        uint clients = reader.Count("clients", 24, ProtocolLimits.MaxClientId);
+        for (uint c = 0; c < clients; c++)
+        {
+            uint id = reader.U32("client id");
+            ulong lastSeq = reader.U64("last seq");
+            ulong firstSeq = reader.U64("first seq");
+            uint length = reader.U32("window length");
+            if (id is 0 or > ProtocolLimits.MaxClientId || _clients.ContainsKey(id))
+            {
+                throw new InvalidDataException($"client {c}: id {id} is out of range or comes twice");
+            }
+            if (!ClientState.IsWindowLength(length) || (ulong)reader.Left < (ulong)length * SnapshotOutcomeBytes)
+            {
+                throw new InvalidDataException($"client {id}: a window of {length} outcomes");
+            }
+            var window = new Outcome[length];
+            for (int i = 0; i < window.Length; i++)
+            {
+                ref Outcome outcome = ref window[i];
+                outcome.ClientSeq = reader.U64("outcome seq");
+                outcome.Lsn = reader.U64("outcome LSN");
+                outcome.BlockNo = reader.U64("outcome block");
+                outcome.Reason = (RejectReason)reader.U16("outcome reason");
+                if (!Enum.IsDefined(outcome.Reason))
+                {
+                    throw new InvalidDataException($"client {id}: an outcome with reason {(ushort)outcome.Reason}, which no version knows");
+                }
+                outcome.BlockHash = reader.Hash("outcome block hash");
+            }
+            var client = new ClientState(id);
+            if (client.Restore(lastSeq, firstSeq, window) is { } wrong)
+            {
+                throw new InvalidDataException($"client {id}: {wrong}");
+            }
+            _clients.Add(id, client);
+            _clientsInOrder.Add(client);
+        }
+    }
+
+    /// <summary>Appends fields to the destination; <see cref="Finish"/> appends the SHA-256 of all it wrote.</summary>
+    private readonly struct SnapshotWriter(ArrayBufferWriter<byte> destination)
+    {
+        private readonly int _start = destination.WrittenCount;
+
+        public void U16(ushort value) => BinaryPrimitives.WriteUInt16LittleEndian(Take(2), value);
+
+        public void U32(uint value) => BinaryPrimitives.WriteUInt32LittleEndian(Take(4), value);
+
+        public void U64(ulong value) => BinaryPrimitives.WriteUInt64LittleEndian(Take(8), value);
+
+        public void Bytes(ReadOnlySpan<byte> bytes) => bytes.CopyTo(Take(bytes.Length));
+
+        public void Finish()
+        {
+            Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(destination.WrittenSpan[_start..], digest);
+            Bytes(digest);
+        }
+
+        private Span<byte> Take(int bytes)
+        {
+            Span<byte> span = destination.GetSpan(bytes)[..bytes];
+            destination.Advance(bytes);
+            return span;
+        }
+    }
+
+    /// <summary>Reads fields from an untrusted snapshot, failing with the field's name where the bytes end.</summary>
+    private ref struct SnapshotReader(ReadOnlySpan<byte> bytes)
+    {
+        private ReadOnlySpan<byte> _left = bytes;
+
+        public readonly int Left => _left.Length;
+
+        public readonly bool AtEnd => _left.IsEmpty;
+
+        public ushort U16(string what) => BinaryPrimitives.ReadUInt16LittleEndian(Take(2, what));
+
+        public uint U32(string what) => BinaryPrimitives.ReadUInt32LittleEndian(Take(4, what));
+
+        public ulong U64(string what) => BinaryPrimitives.ReadUInt64LittleEndian(Take(8, what));
+
+        public Hash32 Hash(string what) => Hash32.From(Take(Hash32.Bytes, what));
+
+        /// <summary>A count of items of at least <paramref name="itemBytes"/> each: at most <paramref name="max"/>, and no more than the bytes left can hold.</summary>
+        public uint Count(string what, int itemBytes, uint max)
+        {
+            uint count = U32(what);
+            if (count > max || (ulong)count * (ulong)itemBytes > (ulong)_left.Length)
+            {
+                throw new InvalidDataException($"{count} {what}: more than {max}, or more than the {_left.Length} bytes left can hold");
+            }
+            return count;
+        }
+
+        private ReadOnlySpan<byte> Take(int bytes, string what)
+        {
+            if (_left.Length < bytes)
+            {
+                throw new InvalidDataException($"the snapshot ends inside its {what}");
+            }
+            ReadOnlySpan<byte> taken = _left[..bytes];
+            _left = _left[bytes..];
+            return taken;
+        }
+    }
+}
