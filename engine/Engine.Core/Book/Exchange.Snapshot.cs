@@ -21,8 +21,10 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 ///  0  u8[8] magic "ENGSNAP1"      8 u32 version = 1      12 u32 reserved = 0
 /// 16  u64 block number            24 u8[32] block hash   56 u8[32] state checksum
 /// 88  u64 last LSN                96 u64 next trade id
-/// 104 u32 books; per book (instrument ascending): u32 instrument, then bids and asks, each:
-///       u32 levels; per level (best first): i64 price, u32 orders; per order (oldest first):
+/// 104 u32 resting orders (all books: the loader sizes its tables from it)
+/// 108 u32 books; per book (instrument ascending): u32 instrument, then bids and asks, each:
+///       u32 levels; per level (worst first, so that loading appends each level after the others
+///       instead of moving them all): i64 price, u32 orders; per order (oldest first):
 ///       u64 clientOrderId, u64 clientSeq, i64 leaves, i64 cum, u32 clientId, u32 account
 ///     u32 clients; per client (first seen first): u32 id, u64 last seq, u64 first seq, u32 window
 ///       length; per window slot: u64 clientSeq, u64 lsn, u64 block, u16 reason, u8[32] block hash
@@ -39,7 +41,7 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 public sealed partial class Exchange
 {
     private const int SnapshotVersion = 1;
-    private const int SnapshotHeaderBytes = 104;
+    private const int SnapshotHeaderBytes = 108;
     private const int SnapshotOrderBytes = 40;
     private const int SnapshotOutcomeBytes = 58;
     private static ReadOnlySpan<byte> SnapshotMagic => "ENGSNAP1"u8;
@@ -62,6 +64,7 @@ public sealed partial class Exchange
         writer.Bytes(checksum);
         writer.U64(LastLsn);
         writer.U64(_nextTradeId);
+        writer.U32((uint)_orders.Live);
         writer.U32((uint)_books.Count(b => b is not null));
         foreach (OrderBook? book in _books)
         {
@@ -73,7 +76,7 @@ public sealed partial class Exchange
             foreach (BookSide side in (ReadOnlySpan<BookSide>)[book.Bids, book.Asks])
             {
                 writer.U32((uint)side.LevelCount);
-                for (int i = 0; i < side.LevelCount; i++)
+                for (int i = side.LevelCount - 1; i >= 0; i--)
                 {
                     ref Level level = ref side[side.LevelFromBest(i)];
                     writer.U64((ulong)level.Price);
@@ -150,7 +153,14 @@ public sealed partial class Exchange
         {
             throw new InvalidDataException("next trade id 0: trade ids start at 1");
         }
+        uint resting = reader.Count("resting orders", SnapshotOrderBytes, int.MaxValue);
+        exchange._orders.EnsureCapacity((int)resting);
+        exchange._byKey.EnsureCapacity((int)resting);
         exchange.LoadBooks(ref reader);
+        if (exchange._orders.Live != resting)
+        {
+            throw new InvalidDataException($"the books hold {exchange._orders.Live} orders; the header says {resting}");
+        }
         exchange.LoadClients(ref reader);
         if (!reader.AtEnd)
         {
@@ -196,9 +206,9 @@ public sealed partial class Exchange
         for (uint l = 0; l < count; l++)
         {
             long price = (long)reader.U64("price");
-            if (price is <= 0 or > ProtocolLimits.MaxPrice || (l > 0 && (side == Side.Buy ? price >= previousPrice : price <= previousPrice)))
+            if (price is <= 0 or > ProtocolLimits.MaxPrice || (l > 0 && (side == Side.Buy ? price <= previousPrice : price >= previousPrice)))
             {
-                throw new InvalidDataException($"instrument {book.Instrument} {side}: level {l} at price {price} is out of range or not after the better one ({previousPrice})");
+                throw new InvalidDataException($"instrument {book.Instrument} {side}: level {l} at price {price} is out of range or not better than the one before ({previousPrice})");
             }
             previousPrice = price;
             uint orders = reader.Count("orders", SnapshotOrderBytes, int.MaxValue);

@@ -47,6 +47,15 @@ internal sealed class OrderStore
 
     public ref Order this[int index] => ref _orders[index];
 
+    /// <summary>Makes room for <paramref name="orders"/> slots in all (a snapshot being loaded), so that the array does not double its way there.</summary>
+    public void EnsureCapacity(int orders)
+    {
+        if (orders > _orders.Length)
+        {
+            Array.Resize(ref _orders, orders);
+        }
+    }
+
     public int Allocate()
     {
         int index;
