@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Engine.Core.Journaling;
 using Engine.Core.Server;
 using Engine.Security;
 
@@ -263,13 +264,7 @@ public sealed class WitnessServer : IAsyncDisposable
         }
         try
         {
-            string temporary = _stateFile + ".tmp";
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
-            {
-                file.Write(Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"holder {next.Holder ?? "-"}\nholder_epoch {next.HolderEpoch}\nhighest_epoch {next.HighestEpoch}\n")));
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, _stateFile, overwrite: true);
+            DurableFile.Replace(_stateFile, Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"holder {next.Holder ?? "-"}\nholder_epoch {next.HolderEpoch}\nhighest_epoch {next.HighestEpoch}\n")));
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -43,16 +43,7 @@ public sealed record JournalGeometry(
         }
     }
 
-    /// <summary>Writes the file durably: to a temporary name, flushed to disk, then renamed over.</summary>
-    public void Write(string directory)
-    {
-        string path = Path.Combine(directory, FileName);
-        string temporary = path + ".tmp";
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(file, this, s_indented);
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(temporary, path, overwrite: true);
-    }
+    /// <summary>Writes the file durably (<see cref="DurableFile.Replace"/>).</summary>
+    public void Write(string directory) =>
+        DurableFile.Replace(Path.Combine(directory, FileName), JsonSerializer.SerializeToUtf8Bytes(this, s_indented));
 }

@@ -1,0 +1,112 @@
+using System.Globalization;
+using Engine.Core.Book;
+
+namespace Engine.Core.Journaling;
+
+/// <summary>A snapshot that loaded and verified: the state, where it stands, and its file.</summary>
+public sealed record LoadedSnapshot(Exchange Exchange, SnapshotHeader Header, string Path);
+
+/// <summary>
+/// A node's snapshots on disk: one file per snapshot, <c>snapshot-BLOCK.snap</c> (the block number in
+/// 20 digits, so names sort as blocks do), in a directory of their own beside the journal. A file is
+/// written whole or not at all (<see cref="DurableFile"/>); loading takes the newest that verifies
+/// and reports each damaged one it passes over, never trusting one silently; pruning keeps the newest
+/// <see cref="Retain"/>.
+/// </summary>
+public sealed class SnapshotStore
+{
+    public const string Extension = ".snap";
+    private const string Prefix = "snapshot-";
+
+    public SnapshotStore(string directory, int retain)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(retain, 1);
+        Directory = directory;
+        Retain = retain;
+    }
+
+    public string Directory { get; }
+
+    /// <summary>How many snapshots <see cref="Prune"/> keeps (at least one).</summary>
+    public int Retain { get; }
+
+    /// <summary>Where the snapshot taken after block <paramref name="blockNo"/> lives.</summary>
+    public string PathOf(ulong blockNo) => Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $"{Prefix}{blockNo:D20}{Extension}"));
+
+    /// <summary>Writes a snapshot taken after block <paramref name="blockNo"/> (see <see cref="Exchange.WriteSnapshot"/>); returns its path.</summary>
+    public string Save(ReadOnlySpan<byte> snapshot, ulong blockNo)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        string path = PathOf(blockNo);
+        DurableFile.Replace(path, snapshot);
+        return path;
+    }
+
+    /// <summary>The snapshots present, newest first. A file whose name is not a snapshot's is not one and is left alone.</summary>
+    public IReadOnlyList<(ulong BlockNo, string Path)> List()
+    {
+        if (!System.IO.Directory.Exists(Directory))
+        {
+            return [];
+        }
+        var found = new List<(ulong BlockNo, string Path)>();
+        foreach (string path in System.IO.Directory.EnumerateFiles(Directory, Prefix + "*" + Extension))
+        {
+            string name = Path.GetFileNameWithoutExtension(path);
+            if (name.Length == Prefix.Length + 20 && ulong.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out ulong blockNo))
+            {
+                found.Add((blockNo, path));
+            }
+        }
+        found.Sort((a, b) => b.BlockNo.CompareTo(a.BlockNo));
+        return found;
+    }
+
+    /// <summary>
+    /// Loads the newest snapshot that verifies (<see cref="Exchange.ReadSnapshot"/>, and the block in its
+    /// header is the one in its name); each one that does not is told to <paramref name="log"/>, with
+    /// why, and passed over for the next older. Null when none does: recovery starts from genesis.
+    /// </summary>
+    public LoadedSnapshot? LoadNewest(ReferenceData reference, Action<string> log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        foreach ((ulong blockNo, string path) in List())
+        {
+            try
+            {
+                Exchange exchange = Exchange.ReadSnapshot(File.ReadAllBytes(path), reference, out SnapshotHeader header);
+                if (header.BlockNo != blockNo)
+                {
+                    throw new InvalidDataException($"it stands after block {header.BlockNo}, its name says {blockNo}");
+                }
+                return new LoadedSnapshot(exchange, header, path);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                log($"snapshot {path} not used: {e.Message}; trying the next older");
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Deletes all but the newest <see cref="Retain"/> snapshots, and replacements a crash left half-written; returns how many files went.</summary>
+    public int Prune()
+    {
+        int deleted = 0;
+        foreach ((_, string path) in List().Skip(Retain))
+        {
+            File.Delete(path);
+            deleted++;
+        }
+        if (System.IO.Directory.Exists(Directory))
+        {
+            foreach (string partial in System.IO.Directory.EnumerateFiles(Directory, Prefix + "*" + Extension + DurableFile.TemporarySuffix))
+            {
+                File.Delete(partial);
+                deleted++;
+            }
+        }
+        return deleted;
+    }
+}
