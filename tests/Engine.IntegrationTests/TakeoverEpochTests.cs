@@ -26,6 +26,9 @@ public class TakeoverEpochTests
             using var b = EngineProcess.Start("serve", "--role", "backup", "--data", Path.Combine(root, "b"), "--listen", $"127.0.0.1:{portB}",
                 "--peer", $"127.0.0.1:{replicationA}", "--replication-listen", $"127.0.0.1:{replicationB}", "--allow-solo");
             a.WaitForEvent(PairEventKind.BackupInStep, "B in step with A", Wait);
+            // A says so once it has sent the end of the catch-up; B takes over only once it has read it
+            // (a loaded machine showed the gap: A killed first, B never in step, and rightly no takeover).
+            b.WaitForEvent(PairEventKind.InStep, "B to know it is in step", Wait);
 
             // No order at all: B takes over in epoch 2 and seals nothing in it.
             a.KillHard();
