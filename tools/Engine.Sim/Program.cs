@@ -62,7 +62,8 @@ for (int i = 0; i < args.Length; i++)
                   --strict      a liveness violation (the pair not whole after the quiet period, a request unanswered) stops
                                 the run too; without it they are counted ("stuck") and the run goes on
                   --mutation M  switch on a deliberate bug (AckBeforeBackup, TakeOverWhileCatchingUp, ReleaseLeaseOnCatchUpSent,
-                                IgnoreHigherEpochHello, TakeOverWithoutWitness, WitnessNotSticky, WitnessResumesAnyone): the simulator must find it
+                                IgnoreHigherEpochHello, TakeOverWithoutWitness, TakeOverOnAnyPeerHead, WitnessNotSticky,
+                                WitnessResumesAnyone); the tests show which it finds within a budget, and which only the unit tests pin
                 Exit code: 0 no violation, 1 a violation (its seed, the invariant and the last events are printed), 2 bad arguments.
                 """);
             return 0;
