@@ -72,7 +72,7 @@ public class SimulatorTests
 
     /// <summary>Each deliberate bug makes the simulator report a safety violation within its seed budget.</summary>
     /// <remarks>
-    /// Budgets about 1.3× the seed that found each on 2026-12-03, evening (1, 363, 945, 1, 7, 32),
+    /// Budgets about 1.3× the seed that found each on 2026-12-03, 13:50 UTC (1, 363, 945, 1, 7, 32),
     /// at least 20: the seeds move whenever the simulated world or the pair's rules change (the same
     /// mutations were found at 1, 20, 2, 2, 4 and 505 an hour before the head probe), so a budget is
     /// re-measured with <c>engine-sim --mutation</c> when one fails. Seeds run two at a time, and the
