@@ -120,14 +120,7 @@ public sealed class SimNode
             if (pair.State != PairState.Halted)
             {
                 // As EngineNode's stop: the last commit may fail, and then the node halts instead of following.
-                try
-                {
-                    ledger.Journal.Dispose();
-                }
-                catch (JournalFaultException)
-                {
-                }
-                if (ledger.Journal.Fault is { } lastFault)
+                if (ledger.Journal.CloseReportingFault() is { } lastFault)
                 {
                     pair.Halt($"the journal failed while stopping: {lastFault.Message}");
                 }

@@ -146,11 +146,7 @@ public sealed class SimPipeline
 
         public bool MayAcknowledge => pair.MayAcknowledge;
 
-        public void Send(ReadOnlySpan<byte> block, ulong blockNo)
-        {
-            BlockFormat.TryReadHeader(block, out BlockHeader header);
-            pair.OnBlockSealed(block, blockNo, BlockFormat.StoredHash(block, in header));
-        }
+        public void Send(ReadOnlySpan<byte> block, in ChainHead sealedHead) => pair.OnBlockSealed(block, sealedHead.BlockNo, sealedHead.Hash);
 
         public void SendStateChecksum(ulong blockNo, Hash32 checksum) => pair.OnStateChecksum(blockNo, in checksum);
 

@@ -16,8 +16,8 @@ public interface IBlockMirror
     /// </summary>
     bool MayAcknowledge { get; }
 
-    /// <summary>Queues a sealed block for the backup (never waits on the network).</summary>
-    void Send(ReadOnlySpan<byte> block, ulong blockNo);
+    /// <summary>Queues a sealed block for the backup (never waits on the network); <paramref name="sealedHead"/> is the chain's head it makes (its number and hash, as the sealer has them).</summary>
+    void Send(ReadOnlySpan<byte> block, in Chain.ChainHead sealedHead);
 
     /// <summary>Queues the state checksum after block <paramref name="blockNo"/>, for the backup to compare with its own.</summary>
     void SendStateChecksum(ulong blockNo, Protocol.Hash32 checksum);

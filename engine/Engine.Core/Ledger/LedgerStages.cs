@@ -72,7 +72,7 @@ public sealed class Sealer(BlockBuilder builder, IJournal journal, BlockTable bl
         ReadOnlySpan<byte> entry = Builder.Seal(Journal.UnixNanos(clock), out ChainHead head);
         long address = journal.Append(entry);
         Blocks.Record(head.BlockNo, address, head.Hash);
-        Mirror?.Send(entry, head.BlockNo);
+        Mirror?.Send(entry, in head);
         BlocksSealed++;
         BytesSealed += entry.Length;
     }

@@ -392,15 +392,7 @@ public sealed class EngineNode : IAsyncDisposable
             await mirror.DisposeAsync().ConfigureAwait(false);
         }
         Hash32 checksum = Exchange.ComputeChecksum();
-        try
-        {
-            _journal.Dispose();
-        }
-        catch (JournalFaultException)
-        {
-            // The last commit failed; counted below.
-        }
-        if (_journal.Fault is { } lastFault)
+        if (_journal.CloseReportingFault() is { } lastFault)
         {
             // Failed while stopping (the drain's commits, the last one): what was answered in memory
             // durability may not be on disk. Counted as a halt, so that the process says so with its exit code.

@@ -495,13 +495,11 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         public bool MayAcknowledge => host._state == PairState.Primary
             && (host._backupInStep || TimeProvider.System.GetTimestamp() < Interlocked.Read(ref host._soloLeaseUntil));
 
-        public void Send(ReadOnlySpan<byte> block, ulong blockNo)
+        public void Send(ReadOnlySpan<byte> block, in ChainHead sealedHead)
         {
-            BlockFormat.TryReadHeader(block, out BlockHeader header);
-            Hash32 hash = BlockFormat.StoredHash(block, in header);
             lock (host._gate)
             {
-                host._node.OnBlockSealed(block, blockNo, in hash);
+                host._node.OnBlockSealed(block, sealedHead.BlockNo, sealedHead.Hash);
                 host.Observe();
             }
         }
