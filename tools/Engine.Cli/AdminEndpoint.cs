@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Replication;
@@ -33,6 +34,12 @@ internal sealed class NodeBoard
 
     /// <summary>The pair node, or null (standalone, or not started yet).</summary>
     public PairHost? PairHost => _pair;
+
+    /// <summary>The node's snapshots now (standalone, or the pair's node in whatever role), or null (off, or not started).</summary>
+    public SnapshotTaker? Snapshots => _standalone?.Snapshots ?? _pair?.Snapshots;
+
+    /// <summary>What the node's start-up (or its last reopening of the journal) recovered.</summary>
+    public RecoveryReport? Recovery => _standalone?.Recovery ?? _pair?.Recovery;
 
     /// <summary>The node serving clients (standalone, or the pair's primary), or null.</summary>
     public EngineNode? Node => _standalone ?? _pair?.Serving;
@@ -93,7 +100,7 @@ internal sealed class RecentLog(int capacity)
 /// <summary>
 /// The admin HTTP endpoint of <c>engine serve --admin</c>, up for the whole life of the process
 /// (also while the node is a backup): <c>GET /status</c>, <c>GET /log?after=N</c>,
-/// <c>POST /admin/go-solo?minutes=N</c>.
+/// <c>POST /admin/go-solo?minutes=N</c>, <c>POST /admin/snapshot</c>.
 /// </summary>
 /// <remarks>
 /// Every verb that changes anything (today: go-solo) needs an operator's signature
@@ -110,8 +117,11 @@ internal static class AdminEndpoint
     /// <summary>Connections at once: the drill and an operator need a handful.</summary>
     public const int MaxConnections = 32;
 
-    /// <summary>The largest request body (go-solo has none).</summary>
+    /// <summary>The largest request body (go-solo and snapshot have none).</summary>
     public const int MaxBodyBytes = 4096;
+
+    /// <summary>How long <c>POST /admin/snapshot</c> waits for the snapshot before answering 503.</summary>
+    public const int SnapshotTimeoutSeconds = 120;
 
     /// <summary>Default and bounds of a run-time go-solo lease (<c>?minutes=N</c>).</summary>
     public const int GoSoloDefaultMinutes = 10, GoSoloMaxMinutes = 24 * 60;
@@ -195,6 +205,28 @@ internal static class AdminEndpoint
             return Results.Text($"solo lease granted for {minutes} min, until {until:yyyy-MM-ddTHH:mm:ss}Z: this node acknowledges alone while no backup is in step; "
                 + "after that it answers \"no backup\" again unless the operator repeats go-solo\n");
         });
+        app.MapPost("/admin/snapshot", async (HttpContext http) =>
+        {
+            (IResult? refused, string? signer) = await CheckOperatorAsync(http, verifier, refusals).ConfigureAwait(false);
+            if (refused is not null)
+            {
+                return refused;
+            }
+            if (board.Snapshots is not { } snapshots)
+            {
+                return Results.Conflict("snapshots are off on this node (SnapshotEveryBlocks and SnapshotEverySeconds are 0), or it is not started yet\n");
+            }
+            try
+            {
+                ulong block = await snapshots.RequestAsync().WaitAsync(TimeSpan.FromSeconds(SnapshotTimeoutSeconds), http.RequestAborted).ConfigureAwait(false);
+                say(PairEvent.Note($"snapshot after block {block} asked by the operator {signer}"));
+                return Results.Text($"snapshot after block {block}: {snapshots.Status.LastBytes:N0} bytes\n");
+            }
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                return Results.Text($"no snapshot: {e.Message}\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        });
         // ?state=false leaves out the state checksum: it walks the whole book on the apply thread, too
         // much for a watcher that asks every few milliseconds (engine drill).
         app.MapGet("/status", async (bool? state) =>
@@ -239,7 +271,9 @@ internal static class AdminEndpoint
                 Peer: peer,
                 Witness: witness,
                 Status: status,
-                State: probed is null ? null : new NodeStateSummary(probed.LastLsn, probed.Checksum.ToString(), probed.OpenOrders, probed.Trades));
+                State: probed is null ? null : new NodeStateSummary(probed.LastLsn, probed.Checksum.ToString(), probed.OpenOrders, probed.Trades),
+                Snapshots: board.Snapshots?.Status,
+                Recovery: board.Recovery);
             return Results.Bytes(report.ToJsonUtf8(), "application/json");
         });
         app.MapGet("/log", (long? after) =>

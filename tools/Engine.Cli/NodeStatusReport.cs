@@ -29,6 +29,8 @@ namespace Engine.Cli;
 /// <param name="Witness">The node's --witness.</param>
 /// <param name="Status">While the node serves (primary, standalone, halted primary): its counters.</param>
 /// <param name="State">The state checksum, probed through the ring; null with <c>?state=false</c>, while not serving, or when the probe timed out.</param>
+/// <param name="Snapshots">The node's snapshots (<c>snapshot_block</c>: the newest one's block), in any role; null when off or not started.</param>
+/// <param name="Recovery">What the node's start-up (or its last reopening of the journal, after a step-down) recovered: from which snapshot, what was replayed, how long it took.</param>
 internal sealed record NodeStatusReport(
     int Pid,
     string Role,
@@ -48,7 +50,9 @@ internal sealed record NodeStatusReport(
     string? Peer,
     string? Witness,
     NodeStatus? Status,
-    NodeStateSummary? State)
+    NodeStateSummary? State,
+    Engine.Core.Journaling.SnapshotStatus? Snapshots,
+    RecoveryReport? Recovery)
 {
     /// <summary>Primary, from the start or after a takeover.</summary>
     [JsonIgnore]

@@ -75,37 +75,48 @@ internal static class OpsCommands
                 Console.Error.WriteLine($"engine admin go-solo: --minutes must be 1 to {AdminEndpoint.GoSoloMaxMinutes}");
                 return 2;
             }
-            ClusterCredentials credentials;
-            try
-            {
-                credentials = cluster.Load(parse, listen: null);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException)
-            {
-                Console.Error.WriteLine($"engine admin go-solo: {e.Message}");
-                return 2;
-            }
-            string host = parse.GetValue(admin)!;
-            string pathAndQuery = $"/admin/go-solo?minutes={parse.GetValue(minutes)}";
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"http://{host}{pathAndQuery}"));
-            request.Headers.Host = host;
-            request.Headers.TryAddWithoutValidation("Authorization", Sign(credentials, "POST", host, pathAndQuery, []));
-            try
-            {
-                using HttpResponseMessage response = await http.SendAsync(request, cancel).ConfigureAwait(false);
-                string body = await response.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
-                (response.IsSuccessStatusCode ? Console.Out : Console.Error).WriteLine($"{(response.IsSuccessStatusCode ? "" : $"{(int)response.StatusCode} ")}{body.Trim()}");
-                return response.IsSuccessStatusCode ? 0 : 1;
-            }
-            catch (HttpRequestException e)
-            {
-                Console.Error.WriteLine($"engine admin go-solo: {e.Message}");
-                return 2;
-            }
+            return await PostSignedAsync("go-solo", parse, cluster, admin, $"/admin/go-solo?minutes={parse.GetValue(minutes)}", TimeSpan.FromSeconds(10), cancel).ConfigureAwait(false);
         });
-        var command = new Command("admin", "Operator commands to a running node (signed with an operator's key).") { goSolo };
+        var snapshot = new Command("snapshot", "Take a snapshot of the node's state now (once its snapshot replica is level with the journal) and print its block. Signed with the operator's key.")
+        {
+            admin,
+        };
+        cluster.AddTo(snapshot);
+        snapshot.SetAction((parse, cancel) => PostSignedAsync("snapshot", parse, cluster, admin, "/admin/snapshot", TimeSpan.FromSeconds(AdminEndpoint.SnapshotTimeoutSeconds + 5), cancel));
+        var command = new Command("admin", "Operator commands to a running node (signed with an operator's key).") { goSolo, snapshot };
         return command;
+    }
+
+    /// <summary>POSTs <paramref name="pathAndQuery"/> to the node's admin endpoint, signed with the operator's key; prints the answer. Exit 0 done, 1 refused, 2 not sent.</summary>
+    private static async Task<int> PostSignedAsync(string verb, ParseResult parse, ClusterOptions cluster, Option<string> admin, string pathAndQuery, TimeSpan timeout, CancellationToken cancel)
+    {
+        ClusterCredentials credentials;
+        try
+        {
+            credentials = cluster.Load(parse, listen: null);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException)
+        {
+            Console.Error.WriteLine($"engine admin {verb}: {e.Message}");
+            return 2;
+        }
+        string host = parse.GetValue(admin)!;
+        using var http = new HttpClient { Timeout = timeout };
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"http://{host}{pathAndQuery}"));
+        request.Headers.Host = host;
+        request.Headers.TryAddWithoutValidation("Authorization", Sign(credentials, "POST", host, pathAndQuery, []));
+        try
+        {
+            using HttpResponseMessage response = await http.SendAsync(request, cancel).ConfigureAwait(false);
+            string body = await response.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
+            (response.IsSuccessStatusCode ? Console.Out : Console.Error).WriteLine($"{(response.IsSuccessStatusCode ? "" : $"{(int)response.StatusCode} ")}{body.Trim()}");
+            return response.IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            Console.Error.WriteLine($"engine admin {verb}: {e.Message}");
+            return 2;
+        }
     }
 
     /// <summary>The Authorization header for an admin request signed by <paramref name="credentials"/> now.</summary>

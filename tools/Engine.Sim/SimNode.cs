@@ -62,7 +62,7 @@ public sealed class SimNode
     public void Start(PairRole role)
     {
         _generation++;
-        Ledger = new JournalPairLedger(() => SimulatedJournal.Open(Device, _world.JournalSettings), SetAside, Name, _world.Reference, ChecksumEvery, _ => { });
+        Ledger = new JournalPairLedger(anchor => SimulatedJournal.Open(Device, _world.JournalSettings, anchor), SetAside, Name, _world.Reference, ChecksumEvery, _ => { });
         var settings = _world.Settings with { Role = role, Peer = "127.0.0.1:1", ReplicationListen = "127.0.0.1:2" };
         Pair = new PairNode(Name, settings, _world.Clock, new SimTransport(_world.Network, this, () => _world.PeerOf(this)),
             _world.HasWitness ? new SimWitnessPort(_world.Witness, this) : null, Ledger, pairEvent => _world.OnEvent(this, pairEvent), _world.Mutations);

@@ -134,6 +134,7 @@ public static class BlockFormat
     public const int OverheadBytes = HeaderBytes + HashBytes;
 
     public const int KindOffset = 8;
+    public const int BlockNoOffset = 24;
     public const int SectionsOffset = 10;
     public const int ClusterIdOffset = 56;
     public const int PrevHashOffset = 72;
@@ -158,7 +159,7 @@ public static class BlockFormat
         BinaryPrimitives.WriteUInt16LittleEndian(block[SectionsOffset..], 0);
         BinaryPrimitives.WriteUInt32LittleEndian(block[12..], (uint)header.Count);
         BinaryPrimitives.WriteUInt64LittleEndian(block[16..], header.Epoch);
-        BinaryPrimitives.WriteUInt64LittleEndian(block[24..], header.BlockNo);
+        BinaryPrimitives.WriteUInt64LittleEndian(block[BlockNoOffset..], header.BlockNo);
         BinaryPrimitives.WriteUInt64LittleEndian(block[32..], header.FirstLsn);
         BinaryPrimitives.WriteInt64LittleEndian(block[40..], header.TimestampNs);
         BinaryPrimitives.WriteUInt32LittleEndian(block[48..], (uint)header.BodyBytes);
@@ -232,7 +233,7 @@ public static class BlockFormat
         }
         header = new BlockHeader(
             BinaryPrimitives.ReadUInt64LittleEndian(entry[16..]),
-            BinaryPrimitives.ReadUInt64LittleEndian(entry[24..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(entry[BlockNoOffset..]),
             BinaryPrimitives.ReadUInt64LittleEndian(entry[32..]),
             (int)count,
             (int)bodyBytes,

@@ -106,6 +106,17 @@ public interface IJournal : IDisposable
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromAddress"/> is not in the committed journal.</exception>
     void Scan(long fromAddress, BlockVisitor visit);
 
+    /// <summary>What opening the journal verified, and from where (an anchor, or genesis): replay starts at <see cref="JournalOpening.ReplayFrom"/>.</summary>
+    JournalOpening Opening { get; }
+
+    /// <summary>
+    /// An address of a committed block from which <see cref="Scan(long, BlockVisitor)"/> reaches block
+    /// <paramref name="blockNo"/> (if the journal holds it) within <see cref="BlockIndex.Every"/> blocks,
+    /// through the journal's <see cref="BlockIndex"/>: a seek, not a scan from genesis. The scan
+    /// still starts before the block; the visitor skips what precedes it.
+    /// </summary>
+    long LocateFrom(ulong blockNo);
+
     /// <summary>Commits that completed (for the node's status).</summary>
     long Commits { get; }
 

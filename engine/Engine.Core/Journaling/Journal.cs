@@ -39,6 +39,7 @@ public sealed class Journal : IJournal
     private readonly Thread _committer;
     private readonly SemaphoreSlim _commitWanted = new(0, int.MaxValue);
     private readonly object _durableGate = new();
+    private readonly BlockIndex _index;
 
     // 1 while the committer has been asked for a commit it has not started: appends only release
     // the semaphore on the 0 → 1 edge, so a burst of appends costs one wake-up.
@@ -66,8 +67,10 @@ public sealed class Journal : IJournal
     /// <summary>How long one FasterLog commit may take before the committer issues another.</summary>
     private const int CommitStallMs = 2000;
 
-    private Journal(JournalSettings settings, IDevice device, FasterLog log, ChainHead head)
+    private Journal(JournalSettings settings, IDevice device, FasterLog log, ChainHead head, BlockIndex index, JournalOpening opening)
     {
+        _index = index;
+        Opening = opening;
         _appendsBeforeFault = JournalFaultPoint.AppendsBeforeFault();
         Settings = settings;
         _device = device;
@@ -85,6 +88,14 @@ public sealed class Journal : IJournal
 
     /// <summary>The cluster whose chain this is (its genesis's, equal to <see cref="JournalSettings.ClusterId"/>).</summary>
     public ClusterId ClusterId => Head.ClusterId;
+
+    public JournalOpening Opening { get; }
+
+    public long LocateFrom(ulong blockNo)
+    {
+        FasterLog log = _log;
+        return _index.LocateFrom(blockNo, (from, until) => new EntryScanner(log, from, until), log.BeginAddress, CommittedUntil);
+    }
 
     public long TailAddress => _log.TailAddress;
 
@@ -111,13 +122,14 @@ public sealed class Journal : IJournal
 
     /// <summary>
     /// Opens the journal in <see cref="JournalSettings.Directory"/>, creating it with a genesis block
-    /// if there is none, and verifies the whole chain first.
+    /// if there is none, and verifies the chain first: from <paramref name="anchor"/> (a snapshot's
+    /// block, found through the <see cref="BlockIndex"/>) when the journal holds it, else from genesis
+    /// (<see cref="Opening"/> says which, and why an anchor was not used).
     /// </summary>
     /// <exception cref="JournalCorruptException">The chain does not verify, or the commits are unreadable or lost.</exception>
-    public static Journal Open(JournalSettings settings, TimeProvider? clock = null)
+    public static Journal Open(JournalSettings settings, JournalAnchor? anchor = null)
     {
         settings.Validate();
-        clock ??= TimeProvider.System;
         string directory = settings.Directory;
         Directory.CreateDirectory(directory);
         JournalGeometry? geometry = JournalGeometry.TryRead(directory);
@@ -166,8 +178,10 @@ public sealed class Journal : IJournal
             }
 
             FasterLog recovered = log;
+            BlockIndex index = BlockIndex.Load(directory, log.BeginAddress, log.CommittedUntilAddress);
             ChainHead? verified = JournalRecovery.RecoverHead((from, until) => new EntryScanner(recovered, from, until), log.BeginAddress, log.CommittedUntilAddress,
-                settings.PageSizeBits, empty: log.TailAddress == log.BeginAddress, created ? $"{CreatedMarker} exists" : null, directory, settings.ClusterId);
+                settings.PageSizeBits, empty: log.TailAddress == log.BeginAddress, created ? $"{CreatedMarker} exists" : null, directory, settings.ClusterId,
+                index, anchor, out JournalOpening opening);
             ChainHead head;
             if (verified is { } existing)
             {
@@ -179,11 +193,12 @@ public sealed class Journal : IJournal
                 // epoch, so two new journals of one cluster (the two nodes of a new pair) start
                 // from the same chain, and two clusters' chains differ from block 0 on.
                 byte[] genesis = BlockBuilder.Genesis(settings.ClusterId, settings.Epoch, 0, out head);
-                log.Enqueue(genesis);
+                index.Note(head.BlockNo, log.Enqueue(genesis));
                 log.CommitAsync().AsTask().GetAwaiter().GetResult();
                 new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);
             }
-            return new Journal(settings, device, log, head);
+            index.Rewrite();
+            return new Journal(settings, device, log, head, index, opening);
         }
         catch
         {
@@ -244,6 +259,7 @@ public sealed class Journal : IJournal
             Fail(e);
             throw Faulted(_fault ?? e);
         }
+        _index.Note(block, address);
         RequestCommit();
         return address;
     }
@@ -427,10 +443,24 @@ public sealed class Journal : IJournal
             {
                 return;
             }
+            PersistIndex();
             if (_log.TailAddress > _log.CommittedUntilAddress)
             {
                 RequestCommit(); // appended while we committed: go again without sleeping
             }
+        }
+    }
+
+    /// <summary>Writes the index entries of what the commit covered (a hint: failing to write it costs the next search time, never the journal).</summary>
+    private void PersistIndex()
+    {
+        try
+        {
+            _index.Persist(CommittedUntil);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The index is re-derived where it is missing; the journal itself is unaffected.
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Engine.Core.Chain;
+using Engine.Protocol;
 
 namespace Engine.Core.Journaling;
 
@@ -9,6 +10,17 @@ internal interface IEntryCursor : IDisposable
     /// <summary>The next entry, its address and the address after it; false at the end of the range (or where the entries stop).</summary>
     bool TryNext(out ReadOnlySpan<byte> entry, out long address, out long nextAddress);
 }
+
+/// <summary>A block a journal's opening may verify from, trusted as genesis is: the block a snapshot stands after.</summary>
+public readonly record struct JournalAnchor(ulong BlockNo, Hash32 Hash);
+
+/// <summary>What opening a journal verified.</summary>
+/// <param name="AnchorBlockNo">The anchor the chain was verified from; null: from genesis (none was given, or <paramref name="AnchorRefused"/>).</param>
+/// <param name="ReplayFrom">Where replay starts: the anchor block's address (replay skips the anchor itself), or the journal's first.</param>
+/// <param name="VerifiedBlocks">Blocks re-hashed.</param>
+/// <param name="Verify">How long that took.</param>
+/// <param name="AnchorRefused">Why an anchor given was not used; null when it was, or none was given.</param>
+public sealed record JournalOpening(ulong? AnchorBlockNo, long ReplayFrom, long VerifiedBlocks, TimeSpan Verify, string? AnchorRefused);
 
 /// <summary>Opens a cursor over the entries in [<paramref name="from"/>, <paramref name="until"/>).</summary>
 internal delegate IEntryCursor OpenEntries(long from, long until);
@@ -22,8 +34,9 @@ internal static class JournalRecovery
 {
     /// <summary>
     /// The head of the committed chain in [<paramref name="begin"/>, <paramref name="committedUntil"/>),
-    /// re-hashed from genesis; null when nothing was ever committed and the journal was never
-    /// created (the caller starts a new chain with a genesis block).
+    /// verified from <paramref name="anchor"/> when the journal holds that block with that hash, else
+    /// re-hashed from genesis; null when nothing was ever committed and the journal was never created
+    /// (the caller starts a new chain with a genesis block).
     /// </summary>
     /// <param name="open">The entries, as recovered: nothing after the last completed commit.</param>
     /// <param name="begin">The first entry's address.</param>
@@ -33,11 +46,16 @@ internal static class JournalRecovery
     /// <param name="created">Evidence that the genesis block was once committed (<c>journal.json</c>, the device's flag); null if none.</param>
     /// <param name="where">The journal, for messages.</param>
     /// <param name="expected">The node's cluster: genesis must name it.</param>
+    /// <param name="index">The journal's block index: finds the anchor, and notes every block verified.</param>
+    /// <param name="anchor">A block trusted as genesis is (a snapshot's); null to verify from genesis.</param>
+    /// <param name="opening">What was verified, from where.</param>
     /// <exception cref="JournalCorruptException">The journal was created but nothing was recovered, or the chain does not verify.</exception>
     /// <exception cref="JournalFormatException">Its genesis is of a format version this engine does not continue.</exception>
     /// <exception cref="JournalClusterMismatchException">Its genesis names another cluster than <paramref name="expected"/>.</exception>
-    public static ChainHead? RecoverHead(OpenEntries open, long begin, long committedUntil, int pageSizeBits, bool empty, string? created, string where, ClusterId expected)
+    public static ChainHead? RecoverHead(OpenEntries open, long begin, long committedUntil, int pageSizeBits, bool empty, string? created, string where, ClusterId expected,
+        BlockIndex index, JournalAnchor? anchor, out JournalOpening opening)
     {
+        opening = new JournalOpening(null, begin, 0, TimeSpan.Zero, anchor is null ? null : "the journal is empty");
         if (empty)
         {
             if (created is not null)
@@ -49,12 +67,78 @@ internal static class JournalRecovery
         // Refuse another cluster's journal, or one of a version we never continue, from its
         // genesis alone: before re-hashing what may be millions of blocks.
         RefuseForeignGenesis(open, begin, committedUntil, where, expected);
-        VerifyReport report = VerifyChain(open, pageSizeBits, begin, committedUntil, expectedCluster: expected);
+        string? refused = null;
+        if (anchor is { } trusted)
+        {
+            refused = FindAnchor(open, index, begin, committedUntil, trusted, expected, out ChainHead anchorHead, out long anchorAddress, out long afterAnchor);
+            if (refused is null)
+            {
+                VerifyReport continued = VerifyChain(open, pageSizeBits, afterAnchor, committedUntil, anchorHead, index: index);
+                if (continued.Fault is not null)
+                {
+                    throw new JournalCorruptException($"the journal in '{where}' does not verify after block {trusted.BlockNo} (the snapshot's anchor): {continued.Fault}", continued.Fault);
+                }
+                opening = new JournalOpening(trusted.BlockNo, anchorAddress, continued.Blocks, continued.Elapsed, null);
+                return continued.Head!.Value;
+            }
+        }
+        VerifyReport report = VerifyChain(open, pageSizeBits, begin, committedUntil, expectedCluster: expected, index: index);
         if (report.Fault is not null)
         {
             throw new JournalCorruptException($"the journal in '{where}' does not verify: {report.Fault}", report.Fault);
         }
+        opening = new JournalOpening(null, begin, report.Blocks, report.Elapsed, refused);
         return report.Head!.Value;
+    }
+
+    /// <summary>
+    /// Finds <paramref name="anchor"/>'s block in the journal (from the index's nearest entry): it must
+    /// be there, read as a block of the node's cluster, hash to what it stores and store the anchor's
+    /// hash. Null when it does, else why not (the caller verifies from genesis instead).
+    /// </summary>
+    private static string? FindAnchor(OpenEntries open, BlockIndex index, long begin, long committedUntil, JournalAnchor anchor, ClusterId expected,
+        out ChainHead head, out long address, out long after)
+    {
+        head = default;
+        address = -1;
+        after = -1;
+        string? refused = $"block {anchor.BlockNo} is not in the journal";
+        long from = index.LocateFrom(anchor.BlockNo, open, begin, committedUntil);
+        try
+        {
+            using IEntryCursor cursor = open(from, committedUntil);
+            while (cursor.TryNext(out ReadOnlySpan<byte> entry, out long at, out long next))
+            {
+                if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } shape)
+                {
+                    return $"the entry at {at} does not read as a block ({shape}) on the way to block {anchor.BlockNo}";
+                }
+                if (header.BlockNo < anchor.BlockNo)
+                {
+                    continue;
+                }
+                if (header.BlockNo > anchor.BlockNo)
+                {
+                    return refused;
+                }
+                Hash32 stored = BlockFormat.StoredHash(entry, in header);
+                Hash32 computed = default;
+                System.Security.Cryptography.SHA256.HashData(BlockFormat.Hashed(entry, in header), computed);
+                if (computed != stored || stored != anchor.Hash || header.ClusterId != expected)
+                {
+                    return $"block {anchor.BlockNo} in the journal is not the snapshot's (hash {stored.ToShortString()}, the snapshot's {anchor.Hash.ToShortString()})";
+                }
+                head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, stored) { ClusterId = header.ClusterId };
+                address = at;
+                after = next;
+                return null;
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return $"the journal could not be read on the way to block {anchor.BlockNo}: {e.Message}";
+        }
+        return refused;
     }
 
     /// <summary>
@@ -110,7 +194,7 @@ internal static class JournalRecovery
     /// page; a commit taken after the tail moved to the page boundary but before that entry was
     /// committed ends at the boundary, after the empty tail (<see cref="JournalReader.IsEmptyPageTail"/>).
     /// </summary>
-    public static VerifyReport VerifyChain(OpenEntries open, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null)
+    public static VerifyReport VerifyChain(OpenEntries open, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null, BlockIndex? index = null)
     {
         var clock = Stopwatch.StartNew();
         ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier(expectedCluster);
@@ -121,11 +205,12 @@ internal static class JournalRecovery
             using IEntryCursor cursor = open(from, until);
             while (cursor.TryNext(out ReadOnlySpan<byte> entry, out long address, out long next))
             {
-                fault = verifier.Check(entry, address, out _);
+                fault = verifier.Check(entry, address, out BlockHeader header);
                 if (fault is not null)
                 {
                     break;
                 }
+                index?.Note(header.BlockNo, address);
                 reached = next;
             }
         }

@@ -25,12 +25,15 @@ public sealed class SimulatedJournal : IJournal
 {
     private readonly SimulatedJournalDevice _device;
     private readonly CancellationTokenSource _faulted = new();
+    private readonly BlockIndex _index;
     private Exception? _fault;
     private bool _closed;
     private bool _crashed;
 
-    private SimulatedJournal(SimulatedJournalDevice device, JournalSettings settings, ChainHead head)
+    private SimulatedJournal(SimulatedJournalDevice device, JournalSettings settings, ChainHead head, BlockIndex index, JournalOpening opening)
     {
+        _index = index;
+        Opening = opening;
         _device = device;
         Settings = settings;
         Head = head;
@@ -44,6 +47,14 @@ public sealed class SimulatedJournal : IJournal
     public ClusterId ClusterId => Head.ClusterId;
 
     public SimulatedJournalDevice Device => _device;
+
+    public JournalOpening Opening { get; }
+
+    public long LocateFrom(ulong blockNo)
+    {
+        ThrowIfClosed();
+        return _index.LocateFrom(blockNo, _device.OpenEntries, SimulatedJournalDevice.BeginAddress, CommittedUntil);
+    }
 
     public long CommittedUntil => _device.CommittedUntil;
 
@@ -69,7 +80,7 @@ public sealed class SimulatedJournal : IJournal
     /// <exception cref="JournalCorruptException">The chain does not verify, or the commits are lost (and its two kinds, <see cref="JournalClusterMismatchException"/> and <see cref="JournalFormatException"/>).</exception>
     /// <exception cref="InvalidOperationException">A journal is open on the device already.</exception>
     /// <exception cref="IOException">The commit of a new journal's genesis block was armed to fail.</exception>
-    public static SimulatedJournal Open(SimulatedJournalDevice device, JournalSettings settings)
+    public static SimulatedJournal Open(SimulatedJournalDevice device, JournalSettings settings, JournalAnchor? anchor = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         settings.Validate();
@@ -82,8 +93,10 @@ public sealed class SimulatedJournal : IJournal
             settings = (settings with { PageSizeBits = device.PageSizeBits }).Validate();
         }
         device.Recover();
+        BlockIndex index = BlockIndex.InMemory();
         ChainHead? verified = JournalRecovery.RecoverHead(device.OpenEntries, SimulatedJournalDevice.BeginAddress, device.CommittedUntil, settings.PageSizeBits,
-            empty: device.CommittedUntil == SimulatedJournalDevice.BeginAddress, device.Created ? "the device was created" : null, device.Name, settings.ClusterId);
+            empty: device.CommittedUntil == SimulatedJournalDevice.BeginAddress, device.Created ? "the device was created" : null, device.Name, settings.ClusterId,
+            index, anchor, out JournalOpening opening);
         ChainHead head;
         if (verified is { } existing)
         {
@@ -93,10 +106,10 @@ public sealed class SimulatedJournal : IJournal
         {
             // As Journal.Open: timestamp 0, so both nodes of a new pair start from the same genesis.
             byte[] genesis = BlockBuilder.Genesis(settings.ClusterId, settings.Epoch, 0, out head);
-            device.Enqueue(genesis);
+            index.Note(head.BlockNo, device.Enqueue(genesis));
             device.CommitGenesis(settings.PageSizeBits);
         }
-        var journal = new SimulatedJournal(device, settings, head);
+        var journal = new SimulatedJournal(device, settings, head, index, opening);
         device.Attach(journal);
         return journal;
     }
@@ -126,7 +139,9 @@ public sealed class SimulatedJournal : IJournal
             Fail(new IOException($"simulated: an entry of {block.Length} bytes does not fit a page of {1L << Settings.PageSizeBits} (FasterLog refuses it)"));
             ThrowIfFaulted();
         }
-        return _device.Enqueue(block);
+        long address = _device.Enqueue(block);
+        _index.Note(block, address);
+        return address;
     }
 
     public bool IsDurable(long address) =>

@@ -2,6 +2,7 @@ using System.Buffers;
 using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Ledger;
+using Engine.Protocol;
 
 namespace Engine.Core.Journaling;
 
@@ -27,24 +28,27 @@ public sealed class SnapshotReplica
     private readonly SnapshotStore _store;
     private readonly BlockApplier _applier;
     private readonly ArrayBufferWriter<byte> _buffer = new();
-    private long _resumeAddress = -1;
+    private long _resumeAddress;
+    private Hash32 _appliedHash;
 
     /// <param name="journal">The node's journal (open; its committed blocks are read).</param>
     /// <param name="store">Where snapshots go.</param>
     /// <param name="reference">The node's reference data, for a state that starts empty.</param>
-    /// <param name="intervalBlocks">A snapshot after every block whose number is a multiple of this.</param>
+    /// <param name="intervalBlocks">A snapshot after every block whose number is a multiple of this; 0: only when asked (<see cref="TakeSnapshot"/>).</param>
     /// <param name="from">A snapshot to start from (its state is taken over, not copied), or null to apply the journal from genesis.</param>
-    public SnapshotReplica(IJournal journal, SnapshotStore store, ReferenceData reference, ulong intervalBlocks, LoadedSnapshot? from = null)
+    /// <param name="fromAddress">Where the first scan starts: <paramref name="from"/>'s block's address (its block is skipped), or the journal's first; -1: the journal's first.</param>
+    public SnapshotReplica(IJournal journal, SnapshotStore store, ReferenceData reference, ulong intervalBlocks, LoadedSnapshot? from = null, long fromAddress = -1)
     {
         ArgumentNullException.ThrowIfNull(journal);
         ArgumentNullException.ThrowIfNull(store);
-        ArgumentOutOfRangeException.ThrowIfZero(intervalBlocks);
         _journal = journal;
         _store = store;
         IntervalBlocks = intervalBlocks;
         _applier = new BlockApplier(from?.Exchange ?? new Exchange(reference));
         AppliedBlockNo = from?.Header.BlockNo;
         LastSnapshotBlockNo = from?.Header.BlockNo;
+        _appliedHash = from?.Header.BlockHash ?? default;
+        _resumeAddress = fromAddress;
     }
 
     public ulong IntervalBlocks { get; }
@@ -54,6 +58,12 @@ public sealed class SnapshotReplica
 
     /// <summary>The block the newest snapshot this replica wrote (or started from) stands after; null if none.</summary>
     public ulong? LastSnapshotBlockNo { get; private set; }
+
+    /// <summary>Snapshots this replica wrote.</summary>
+    public long Written { get; private set; }
+
+    /// <summary>The last snapshot written: its size and how long writing it took (serializing, the file, the prune).</summary>
+    public (long Bytes, TimeSpan Took)? LastWrite { get; private set; }
 
     /// <summary>The replica's state (tests; it belongs to the replica's thread).</summary>
     public Exchange State => _applier.Exchange;
@@ -79,15 +89,12 @@ public sealed class SnapshotReplica
             var sink = new NullSink();
             _applier.ApplyBlock(records, ref sink);
             AppliedBlockNo = blockNo;
+            _appliedHash = records.StoredHash;
             _resumeAddress = address;
             applied++;
-            if (blockNo % IntervalBlocks == 0 && blockNo != LastSnapshotBlockNo)
+            if (IntervalBlocks != 0 && blockNo % IntervalBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo)
             {
-                _buffer.ResetWrittenCount();
-                _applier.Exchange.WriteSnapshot(_buffer, blockNo, records.StoredHash);
-                _store.Save(_buffer.WrittenSpan, blockNo);
-                _store.Prune();
-                LastSnapshotBlockNo = blockNo;
+                TakeSnapshot();
             }
             return applied < maxBlocks;
         };
@@ -100,5 +107,27 @@ public sealed class SnapshotReplica
             _journal.Scan(visit);
         }
         return applied;
+    }
+
+    /// <summary>
+    /// Writes a snapshot of the state after the last block applied (and prunes the store); false when
+    /// there is nothing new since the last one (or nothing applied yet).
+    /// </summary>
+    /// <exception cref="IOException">The snapshot could not be written.</exception>
+    public bool TakeSnapshot()
+    {
+        if (AppliedBlockNo is not { } blockNo || blockNo == LastSnapshotBlockNo)
+        {
+            return false;
+        }
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _buffer.ResetWrittenCount();
+        _applier.Exchange.WriteSnapshot(_buffer, blockNo, _appliedHash);
+        _store.Save(_buffer.WrittenSpan, blockNo);
+        _store.Prune();
+        LastSnapshotBlockNo = blockNo;
+        Written++;
+        LastWrite = (_buffer.WrittenCount, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        return true;
     }
 }

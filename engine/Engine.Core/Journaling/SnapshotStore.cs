@@ -1,5 +1,6 @@
 using System.Globalization;
 using Engine.Core.Book;
+using Engine.Protocol;
 
 namespace Engine.Core.Journaling;
 
@@ -88,6 +89,31 @@ public sealed class SnapshotStore
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// Loads the snapshot taken after block <paramref name="blockNo"/> if it verifies and stands after
+    /// the block whose hash is <paramref name="blockHash"/> (the one a journal was anchored at); null,
+    /// told to <paramref name="log"/> with why, when it is missing or does not.
+    /// </summary>
+    public LoadedSnapshot? Load(ulong blockNo, in Hash32 blockHash, ReferenceData reference, Action<string> log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        string path = PathOf(blockNo);
+        try
+        {
+            Exchange exchange = Exchange.ReadSnapshot(File.ReadAllBytes(path), reference, out SnapshotHeader header);
+            if (header.BlockNo != blockNo || header.BlockHash != blockHash)
+            {
+                throw new InvalidDataException($"it stands after block {header.BlockNo} of hash {header.BlockHash.ToShortString()}, not block {blockNo} of hash {blockHash.ToShortString()}");
+            }
+            return new LoadedSnapshot(exchange, header, path);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            log($"snapshot {path} not used: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>Deletes all but the newest <see cref="Retain"/> snapshots, and replacements a crash left half-written; returns how many files went.</summary>

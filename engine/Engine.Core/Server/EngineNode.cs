@@ -38,6 +38,7 @@ public sealed record NodeStatus(
 {
     /// <summary>The client port's counters: logons, refusals, throttled addresses, protocol violations (see <see cref="GatewayCounters"/>).</summary>
     public GatewayStats? Gateway { get; init; }
+
 }
 
 /// <summary>
@@ -81,8 +82,10 @@ public sealed class EngineNode : IAsyncDisposable
     private string? _haltReason;
 
     private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, IJournal? journal, Exchange? exchange,
-        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null)
+        IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null,
+        SnapshotTaker? snapshots = null, RecoveryReport? recovery = null)
     {
+        Recovery = recovery;
         Settings = settings;
         Reference = reference;
         _role = role;
@@ -90,9 +93,15 @@ public sealed class EngineNode : IAsyncDisposable
         _log = log;
         if (journal is null || exchange is null)
         {
-            (journal, exchange) = OpenAndReplay(settings, reference, log);
+            (journal, exchange, RecoveryReport recovered) = OpenAndRecover(settings, reference, log);
+            Recovery = recovered;
+            if (settings.Snapshots() is { } schedule)
+            {
+                snapshots = new SnapshotTaker(journal, schedule, reference, recovered.ReplayedBlocks, TimeProvider.System, log);
+            }
         }
         _journal = journal;
+        Snapshots = snapshots;
         Exchange = exchange;
         _mirror = mirror;
 
@@ -155,6 +164,12 @@ public sealed class EngineNode : IAsyncDisposable
     public EngineSettings Settings { get; }
 
     public ReferenceData Reference { get; }
+
+    /// <summary>What this node's start-up recovered (or the pair ledger's, for a pair's primary); null when not known.</summary>
+    public RecoveryReport? Recovery { get; }
+
+    /// <summary>The snapshots taken of this node's journal (stopped before the journal closes); null when snapshots are off.</summary>
+    public SnapshotTaker? Snapshots { get; }
 
     /// <summary>The state: owned by the apply stage's thread while the node runs.</summary>
     internal Exchange Exchange { get; }
@@ -234,10 +249,11 @@ public sealed class EngineNode : IAsyncDisposable
     /// there. It must be short.
     /// </summary>
     public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, IJournal journal, Exchange exchange,
-        IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null)
+        IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null,
+        SnapshotTaker? snapshots = null, RecoveryReport? recovery = null)
     {
         settings.Validate();
-        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener, onHalt);
+        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener, onHalt, snapshots, recovery);
     }
 
     /// <summary>
@@ -250,7 +266,8 @@ public sealed class EngineNode : IAsyncDisposable
         string directory = Path.Combine(Path.GetTempPath(), $"engine-warmup-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            EngineSettings scratch = settings with { Data = directory, Listen = "127.0.0.1:0", Admin = "", RingSize = 1024, OutboundRingSize = 2048, Durability = Journaling.Durability.Memory };
+            EngineSettings scratch = settings with { Data = directory, Listen = "127.0.0.1:0", Admin = "", RingSize = 1024, OutboundRingSize = 2048, Durability = Journaling.Durability.Memory,
+                SnapshotEveryBlocks = 0, SnapshotEverySeconds = 0 };
             await using (EngineNode node = Start(scratch, reference))
             {
                 await node.ProbeAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
@@ -268,46 +285,15 @@ public sealed class EngineNode : IAsyncDisposable
     /// <summary>Binds the client listener ahead of time (a backup hands it to the node it becomes at takeover).</summary>
     public static System.Net.Sockets.Socket BindClientListener(EngineSettings settings) => Gateway.BindListener(settings);
 
-    /// <summary>Opens the node's journal (verifying the chain) and replays it into a new order book.</summary>
-    /// <param name="settings">The node's settings.</param>
+    /// <summary>
+    /// Opens the node's journal and recovers its state (<see cref="NodeRecovery"/>: the newest
+    /// snapshot, the chain verified from its block, the blocks after it replayed).
+    /// </summary>
+    /// <param name="settings">The node's settings (its journal, its snapshots).</param>
     /// <param name="reference">Its reference data.</param>
-    /// <param name="log">Where the replay is told.</param>
-    public static (Journal Journal, Exchange Exchange) OpenAndReplay(EngineSettings settings, ReferenceData reference, Action<string> log)
-    {
-        Journal journal = Journal.Open(settings.JournalSettings());
-        return (journal, ReplayIntoNewBook(journal, settings.JournalDirectory, reference, log));
-    }
-
-    /// <summary>Replays an opened journal (its chain verified by the open) into a new order book, and tells how long it took.</summary>
-    /// <param name="journal">The journal, just opened.</param>
-    /// <param name="where">Names the journal in the log line (its directory, the simulated device).</param>
-    /// <param name="reference">The node's reference data.</param>
-    /// <param name="log">Where the replay is told.</param>
-    /// <param name="visited">Called for every block replayed, with its address (a caller that indexes the journal).</param>
-    public static Exchange ReplayIntoNewBook(IJournal journal, string where, ReferenceData reference, Action<string> log, BlockVisitor? visited = null)
-    {
-        var exchange = new Exchange(reference);
-        var replay = Stopwatch.StartNew();
-        long replayed = Replay(journal, exchange, visited);
-        log($"journal {where}: head {journal.Head}; replayed {replayed:N0} transactions in {replay.ElapsedMilliseconds} ms, state {exchange.ComputeChecksum().ToShortString()}");
-        return exchange;
-    }
-
-    /// <summary>Applies every committed block of <paramref name="journal"/> to <paramref name="exchange"/>, in order, answering nobody.</summary>
-    public static long Replay(IJournal journal, Exchange exchange, BlockVisitor? visited = null)
-    {
-        var applier = new BlockApplier(exchange);
-        long count = 0;
-        var sink = new NullSink();
-        journal.Scan((entry, address) =>
-        {
-            // The journal verified the chain when it opened: a block that does not read throws.
-            count += applier.ApplyBlock(BlockRecords.Open(entry), ref sink);
-            visited?.Invoke(entry, address);
-            return true;
-        });
-        return count;
-    }
+    /// <param name="log">Where recovery is told.</param>
+    public static (Journal Journal, Exchange Exchange, RecoveryReport Report) OpenAndRecover(EngineSettings settings, ReferenceData reference, Action<string> log) =>
+        NodeRecovery.Recover(anchor => Journal.Open(settings.JournalSettings(), anchor), settings.Snapshots()?.Store, reference, settings.JournalDirectory, log);
 
     /// <summary>The state at a point between two transactions: sent through the inbound ring, so it is consistent.</summary>
     public async Task<StateReport> ProbeAsync(TimeSpan timeout)
@@ -392,6 +378,7 @@ public sealed class EngineNode : IAsyncDisposable
             await mirror.DisposeAsync().ConfigureAwait(false);
         }
         Hash32 checksum = Exchange.ComputeChecksum();
+        Snapshots?.Dispose();
         if (_journal.CloseReportingFault() is { } lastFault)
         {
             // Failed while stopping (the drain's commits, the last one): what was answered in memory

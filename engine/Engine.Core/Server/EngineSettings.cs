@@ -64,7 +64,28 @@ public sealed record EngineSettings
     /// <summary>How long a shutdown lets the pipeline drain. Default 10 s.</summary>
     public int DrainTimeoutMs { get; init; } = 10_000;
 
+    /// <summary>
+    /// A snapshot of the state after every block whose number is a multiple of this (both nodes of
+    /// a pair take theirs at the same blocks, so their checksums compare). Default 100,000 blocks
+    /// (at moderate rates a block holds about one order); 0: not by blocks.
+    /// </summary>
+    public long SnapshotEveryBlocks { get; init; } = 100_000;
+
+    /// <summary>A snapshot when this many seconds have passed since the last one and blocks came since. Default 300; 0: not by time.</summary>
+    public int SnapshotEverySeconds { get; init; } = 300;
+
+    /// <summary>Snapshots kept (the newest); older ones are deleted. Default 3. Recovery falls back to an older one when the newest does not verify.</summary>
+    public int SnapshotRetain { get; init; } = 3;
+
     public string JournalDirectory => Path.Combine(Data, "journal");
+
+    /// <summary>The snapshots' directory, inside the journal's (so a journal set aside takes its snapshots with it).</summary>
+    public string SnapshotDirectory => Path.Combine(JournalDirectory, "snapshots");
+
+    /// <summary>The snapshot store and schedule these settings describe; null when snapshots are off (both intervals 0).</summary>
+    public SnapshotSchedule? Snapshots() => SnapshotEveryBlocks == 0 && SnapshotEverySeconds == 0
+        ? null
+        : new SnapshotSchedule(new SnapshotStore(SnapshotDirectory, SnapshotRetain), (ulong)SnapshotEveryBlocks, TimeSpan.FromSeconds(SnapshotEverySeconds));
 
     public EngineSettings Validate()
     {
@@ -98,6 +119,10 @@ public sealed record EngineSettings
         if (ChecksumEveryBlocks < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(ChecksumEveryBlocks), ChecksumEveryBlocks, "at least 1");
+        }
+        if (SnapshotEveryBlocks < 0 || SnapshotEverySeconds < 0 || SnapshotRetain < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SnapshotEveryBlocks), "snapshot intervals must be 0 (off) or positive, and at least one snapshot is retained");
         }
         if (MaxSessions < 1 || LogonTimeoutMs < 1 || DrainTimeoutMs < 1)
         {
@@ -140,5 +165,5 @@ public sealed record EngineSettings
     public override string ToString() =>
         $"data {Data}, listen {Listen}, admin {(string.IsNullOrEmpty(Admin) ? "off" : Admin)}, durability {Durability.ToString().ToLowerInvariant()}, " +
         $"ring {RingSize}/{OutboundRingSize} ({WaitStrategy}, {Topology.ToString().ToLowerInvariant()}), ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
-        $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions; client port: {Gateway}";
+        $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions, snapshots {(Snapshots() is { } s ? s.ToString() : "off")}; client port: {Gateway}";
 }

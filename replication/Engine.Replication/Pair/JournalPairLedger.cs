@@ -21,7 +21,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <summary>State checksums kept until the primary's for the same block arrives (a few blocks later).</summary>
     private const int KeptChecksums = 64;
 
-    private readonly Func<IJournal> _open;
+    private readonly Func<JournalAnchor?, IJournal> _open;
+    private readonly SnapshotSchedule? _snapshots;
     private readonly Func<string> _setAside;
     private readonly string _where;
     private readonly ReferenceData _reference;
@@ -32,22 +33,21 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private Exchange _exchange = null!;
     private BlockApplier _applier = null!;
     private ChainVerifier _verifier = null!;
+    private SnapshotTaker? _taker;
 
-    /// <summary>Every <see cref="IndexEvery"/>th block's journal address, ascending, as replay, replicated appends and scans passed them (addresses never move: the journal only grows).</summary>
-    private readonly List<(ulong BlockNo, long Address)> _index = [];
-
-    private const ulong IndexEvery = 1024;
-
-    /// <summary>Opens the node's journal with <paramref name="open"/> (which verifies its chain) and replays it.</summary>
-    /// <param name="open">Opens the journal: now, after a step-down (<see cref="Reopen"/>) and after a discard.</param>
+    /// <summary>Opens the node's journal with <paramref name="open"/> (which verifies its chain) and recovers its state (<see cref="NodeRecovery"/>).</summary>
+    /// <param name="open">Opens the journal, verifying from the anchor given (a snapshot's block; null: genesis): now, after a step-down (<see cref="Reopen"/>) and after a discard.</param>
     /// <param name="setAside">Moves the closed journal aside, kept for forensics, so that <paramref name="open"/> starts a new one from genesis; says where it went.</param>
     /// <param name="where">Names the journal in log lines.</param>
     /// <param name="reference">The node's reference data (the book replay makes).</param>
     /// <param name="checksumEveryBlocks">The state checksum is computed after every block whose number is a multiple of this (0: never).</param>
     /// <param name="log">Where the ledger tells what it did.</param>
-    public JournalPairLedger(Func<IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log)
+    /// <param name="snapshots">Where the node's snapshots are and when it takes them (a <see cref="SnapshotTaker"/> follows each journal opened); null: none.</param>
+    public JournalPairLedger(Func<JournalAnchor?, IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log,
+        SnapshotSchedule? snapshots = null)
     {
         _open = open;
+        _snapshots = snapshots;
         _setAside = setAside;
         _where = where;
         _reference = reference;
@@ -58,12 +58,12 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     /// <summary>The ledger of a node on disk: its FASTER journal in <see cref="EngineSettings.JournalDirectory"/>; a diverged one is moved to a sibling directory.</summary>
     public static JournalPairLedger OnDisk(EngineSettings settings, ReferenceData reference, Action<string> log) =>
-        new(() => Core.Journaling.Journal.Open(settings.JournalSettings()), () =>
+        new(anchor => Core.Journaling.Journal.Open(settings.JournalSettings(), anchor), () =>
         {
             string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
             Directory.Move(settings.JournalDirectory, aside);
             return aside;
-        }, settings.JournalDirectory, reference, settings.ChecksumEveryBlocks, log);
+        }, settings.JournalDirectory, reference, settings.ChecksumEveryBlocks, log, settings.Snapshots());
 
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
     public IJournal Journal => _journal;
@@ -73,22 +73,32 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     public ChainHead Head => _verifier.Head;
 
+    /// <summary>What the last opening of the journal recovered.</summary>
+    public RecoveryReport Recovery { get; private set; } = null!;
+
+    /// <summary>The snapshots of the journal now open, while this ledger has them (<see cref="LendSnapshots"/>); null when off or lent.</summary>
+    public SnapshotTaker? Snapshots => _taker;
+
+    /// <summary>Hands the journal's snapshot taker to the <see cref="EngineNode"/> that takes the journal over (it stops it before closing the journal).</summary>
+    public SnapshotTaker? LendSnapshots()
+    {
+        SnapshotTaker? taker = _taker;
+        _taker = null;
+        return taker;
+    }
+
     /// <summary>The primary's pipeline closed the journal (it stepped down): open it again and replay, as a backup.</summary>
     public void Reopen() => Open();
 
     private void Open()
     {
-        _index.Clear();
-        _journal = _open();
-        _exchange = EngineNode.ReplayIntoNewBook(_journal, _where, _reference, _log, (entry, address) =>
-        {
-            BlockFormat.TryReadHeader(entry, out BlockHeader header);
-            Index(header.BlockNo, address);
-            return true;
-        });
+        StopSnapshots();
+        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(_open, _snapshots?.Store, _reference, _where, _log);
+        Recovery = recovered;
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
         _checksums.Clear();
+        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered.ReplayedBlocks, TimeProvider.System, _log) : null;
     }
 
     public bool HasBlock(ulong blockNo, in Hash32 hash)
@@ -113,44 +123,20 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private delegate bool HeaderVisitor(ReadOnlySpan<byte> entry, in BlockHeader header, long address);
 
     /// <summary>
-    /// Visits the committed blocks from the nearest indexed one at or before <paramref name="blockNo"/>
-    /// (genesis if none), indexing every <see cref="IndexEvery"/>th block it passes: a joining
-    /// backup's head and its catch-up are found by reading what is new since the last scan plus at
-    /// most <see cref="IndexEvery"/> blocks, not the whole journal again (the primary holds the pair's
-    /// lock meanwhile, so its sealer waits).
+    /// Visits the committed blocks from where the journal's block index places
+    /// <paramref name="blockNo"/> (<see cref="IJournal.LocateFrom"/>): a joining backup's head and its
+    /// catch-up are a seek plus at most <see cref="BlockIndex.Every"/> blocks, not a scan from genesis
+    /// (the primary holds the pair's lock meanwhile, so its sealer waits).
     /// </summary>
     private void ScanFrom(ulong blockNo, HeaderVisitor visit)
     {
         // What the pipeline appended and has not committed yet is committed first: a scan reads committed blocks.
         _journal.Flush();
-        int at = _index.Count - 1;
-        while (at >= 0 && _index[at].BlockNo > blockNo)
-        {
-            at--;
-        }
-        BlockVisitor each = (entry, address) =>
+        _journal.Scan(_journal.LocateFrom(blockNo), (entry, address) =>
         {
             BlockFormat.TryReadHeader(entry, out BlockHeader header);
-            Index(header.BlockNo, address);
             return visit(entry, in header, address);
-        };
-        if (at >= 0)
-        {
-            _journal.Scan(_index[at].Address, each);
-        }
-        else
-        {
-            _journal.Scan(each);
-        }
-    }
-
-    /// <summary>Notes every <see cref="IndexEvery"/>th block's address, in order (at replay, at every scan, at every replicated append).</summary>
-    private void Index(ulong blockNo, long address)
-    {
-        if (blockNo % IndexEvery == 0 && (_index.Count == 0 || blockNo > _index[^1].BlockNo))
-        {
-            _index.Add((blockNo, address));
-        }
+        });
     }
 
     public string? AppendReplicated(ReadOnlySpan<byte> block)
@@ -161,7 +147,6 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         }
         long address = _journal.Append(block);
         _journal.WaitDurable(address);
-        Index(header.BlockNo, address);
         var sink = new NullSink();
         // The verifier walked these records with the same reader: none is refused here.
         _applier.ApplyBlock(BlockRecords.Of(block, in header), ref sink);
@@ -184,11 +169,23 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// </summary>
     public void DiscardDivergedChain()
     {
+        StopSnapshots();
         _journal.Dispose();
         string aside = _setAside();
         _log($"backup: moved the diverged journal to {aside}; catching up from genesis");
         Open();
     }
 
-    public void Dispose() => _journal.Dispose();
+    /// <summary>Stops the snapshot taker this ledger still has (before its journal closes).</summary>
+    private void StopSnapshots()
+    {
+        _taker?.Dispose();
+        _taker = null;
+    }
+
+    public void Dispose()
+    {
+        StopSnapshots();
+        _journal.Dispose();
+    }
 }

@@ -105,6 +105,30 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     /// <summary>The node serving clients (primary, or halted as one), or null.</summary>
     public EngineNode? Serving => _serving;
 
+    /// <summary>This node's snapshots, whichever role it has (the serving node's while primary); null when off.</summary>
+    public SnapshotTaker? Snapshots
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _serving?.Snapshots ?? _ledger.Snapshots;
+            }
+        }
+    }
+
+    /// <summary>What this node's last opening of its journal recovered.</summary>
+    public RecoveryReport Recovery
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _ledger.Recovery;
+            }
+        }
+    }
+
     /// <summary>Primary: a backup is in step.</summary>
     public bool BackupInStep => _backupInStep;
 
@@ -254,14 +278,16 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         _mirror = mirror;
         ChainHead head;
         ulong epoch;
+        SnapshotTaker? snapshots;
         lock (_gate)
         {
             head = _ledger.Head;
             epoch = _node.Epoch;
             _journalLent = true;
+            snapshots = _ledger.LendSnapshots();
         }
         EngineNode node = EngineNode.StartWith(_settings, _reference, text => _say(PairEvent.Note(text)), _ledger.Journal, _ledger.Exchange, mirror, head, epoch, role, clientListener,
-            onHalt: reason => Task.Run(() => Call(() => _node.Halt(reason))));
+            onHalt: reason => Task.Run(() => Call(() => _node.Halt(reason))), snapshots: snapshots, recovery: _ledger.Recovery);
         _serving = node;
         _say(PairEvent.Note($"listening for front-ends on {node.ListenEndPoint}"));
         return node;

@@ -13,7 +13,7 @@ public class NodeStatusReportTests
     private static readonly string[] Fields =
     [
         "pid", "role", "halted", "halt_reason", "epoch", "block", "lsn", "backup_in_step", "lease", "solo_lease", "solo_lease_ms_left", "in_step",
-        "listen", "journal", "replication_listen", "peer", "witness", "status", "state",
+        "listen", "journal", "replication_listen", "peer", "witness", "status", "state", "snapshots", "recovery",
     ];
 
     private static readonly string[] StateFields = ["lsn", "checksum", "open_orders", "trades"];
@@ -25,7 +25,9 @@ public class NodeStatusReportTests
         {
             Gateway = new GatewayStats(5, 4, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0),
         },
-        State: new NodeStateSummary(900, "0011223344556677", 12, 300));
+        State: new NodeStateSummary(900, "0011223344556677", 12, 300),
+        Snapshots: new Engine.Core.Journaling.SnapshotStatus(SnapshotBlock: 16, AppliedBlock: 17, Taken: 1, LastBytes: 4096, LastWriteMs: 1.5, LastError: null),
+        Recovery: new RecoveryReport(null, null, 10, 10, 800, 10, 0, 3.5, 1.25, 5));
 
     [Test]
     public void The_fields_keep_their_names_and_order()

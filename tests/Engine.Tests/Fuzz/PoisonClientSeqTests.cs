@@ -50,7 +50,7 @@ public class PoisonClientSeqTests
         }
 
         // The journal holds nothing that stops a replay: a restart serves again.
-        (Journal journal, Exchange exchange) = EngineNode.OpenAndReplay(settings, reference, _ => { });
+        (Journal journal, Exchange exchange, _) = EngineNode.OpenAndRecover(settings, reference, _ => { });
         using (journal)
         {
             exchange.AssertInvariants();
@@ -99,7 +99,7 @@ public class PoisonClientSeqTests
         using (Journal journal = Journal.Open(settings.JournalSettings()))
         {
             var exchange = new Exchange(reference);
-            Assert.That(EngineNode.Replay(journal, exchange), Is.EqualTo(block.Length));
+            Assert.That(NodeRecovery.Replay(journal, exchange, journal.Opening.ReplayFrom).Transactions, Is.EqualTo(block.Length));
             exchange.AssertInvariants();
             Assert.That(exchange.LastClientSeq(1), Is.EqualTo(ulong.MaxValue), "the ledger's word: client 1 used up its seqs");
             Assert.That(exchange.OpenOrders, Is.EqualTo(3), "client 1's three orders rest; the rest were rejected");
@@ -120,7 +120,7 @@ public class PoisonClientSeqTests
     {
         using Journal journal = Journal.Open(settings.JournalSettings());
         var exchange = new Exchange(reference);
-        EngineNode.Replay(journal, exchange);
+        NodeRecovery.Replay(journal, exchange, journal.Opening.ReplayFrom);
         exchange.AssertInvariants();
         return exchange.ComputeChecksum();
     }

@@ -14,7 +14,7 @@ internal static class SimulatedLedger
         var device = new SimulatedJournalDevice(name);
         int discarded = 0;
         var settings = new JournalSettings { Directory = "simulated", ClusterId = ClusterId.Development, Durability = Durability.Disk }.Validate();
-        return new JournalPairLedger(() => SimulatedJournal.Open(device, settings), () =>
+        return new JournalPairLedger(anchor => SimulatedJournal.Open(device, settings, anchor), () =>
         {
             device = new SimulatedJournalDevice($"{name}.{++discarded}");
             return device.Name;

@@ -1,0 +1,256 @@
+using Engine.Core.Book;
+
+namespace Engine.Core.Journaling;
+
+/// <summary>When a node snapshots and where the snapshots go.</summary>
+/// <param name="Store">The node's snapshot directory and retention.</param>
+/// <param name="EveryBlocks">After every block whose number is a multiple of this (0: not by blocks).</param>
+/// <param name="Every">When this long has passed since the last one and blocks came since (zero: not by time).</param>
+public sealed record SnapshotSchedule(SnapshotStore Store, ulong EveryBlocks, TimeSpan Every)
+{
+    public override string ToString() =>
+        $"every {(EveryBlocks == 0 ? "" : $"{EveryBlocks:N0} blocks")}{(EveryBlocks != 0 && Every > TimeSpan.Zero ? " or " : "")}{(Every > TimeSpan.Zero ? $"{Every.TotalSeconds:N0} s" : "")}, keep {Store.Retain}, in {Store.Directory}";
+}
+
+/// <summary>What /status shows of a node's snapshots.</summary>
+/// <param name="SnapshotBlock">The newest snapshot's block (written, or recovered from); null if none.</param>
+/// <param name="AppliedBlock">The last block the snapshot replica has applied (it follows the journal; the gap to the head is its lag).</param>
+/// <param name="Taken">Snapshots written since the node started.</param>
+/// <param name="LastBytes">The last one's size.</param>
+/// <param name="LastWriteMs">How long the last one took to write, on the replica's thread (the apply thread does not pause for it).</param>
+/// <param name="LastError">Why the last attempt failed, if it did (the next one tries again).</param>
+public sealed record SnapshotStatus(ulong? SnapshotBlock, ulong? AppliedBlock, long Taken, long? LastBytes, double? LastWriteMs, string? LastError);
+
+/// <summary>
+/// Runs a <see cref="SnapshotReplica"/> on a thread of its own for one open journal: it starts
+/// from the snapshot the journal was anchored at (or from genesis), follows the committed blocks, and
+/// writes a snapshot after every block due by <see cref="SnapshotSchedule.EveryBlocks"/>, when
+/// <see cref="SnapshotSchedule.Every"/> has passed, when asked (<see cref="RequestAsync"/>: <c>engine
+/// admin snapshot</c>), and once level after a recovery that replayed more than the interval.
+/// </summary>
+/// <remarks>
+/// <para><b>Why a replica, not a copy.</b> .NET has no fork(), and the book is a graph of mutable
+/// objects: a consistent copy on the apply thread costs time proportional to the state (~50 ms for
+/// 1 M resting orders just to walk it), which is the pause the snapshot must not cause. A second
+/// state machine fed from the journal pauses the apply thread for nothing at all; it costs a second
+/// application of every transaction (off the hot path, on the other core) and the state's memory
+/// twice. It may lag; a snapshot stands after whatever block it has applied.</para>
+/// <para>Owned by whoever closes the journal: dispose this first (it joins its thread), then the journal.
+/// Nothing spins: when level, the thread waits 50 ms (or a request) before looking again.</para>
+/// </remarks>
+public sealed class SnapshotTaker : IDisposable
+{
+    private const int PollMs = 50;
+    private const int MaxBlocksPerStep = 4096;
+
+    private readonly IJournal _journal;
+    private readonly SnapshotSchedule _schedule;
+    private readonly ReferenceData _reference;
+    private readonly TimeProvider _clock;
+    private readonly Action<string> _log;
+    private readonly Thread _thread;
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly object _gate = new();
+    private readonly List<TaskCompletionSource<ulong>> _requests = [];
+    private volatile bool _stopping;
+    private bool _ended;
+    private bool _dueAfterRecovery;
+    private volatile SnapshotStatus _status;
+
+    /// <param name="journal">The node's journal, open (its <see cref="IJournal.Opening"/> says where to start).</param>
+    /// <param name="schedule">When and where.</param>
+    /// <param name="reference">The node's reference data.</param>
+    /// <param name="replayedBlocks">Blocks the node's recovery replayed: more than the interval, and a snapshot is taken at once when level.</param>
+    /// <param name="clock">For the time-based interval.</param>
+    /// <param name="log">Where snapshots and failures are told.</param>
+    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, long replayedBlocks, TimeProvider clock, Action<string> log)
+    {
+        _journal = journal;
+        _schedule = schedule;
+        _reference = reference;
+        _clock = clock;
+        _log = log;
+        _dueAfterRecovery = schedule.EveryBlocks != 0 && (ulong)replayedBlocks > schedule.EveryBlocks;
+        _status = new SnapshotStatus(journal.Opening.AnchorBlockNo, journal.Opening.AnchorBlockNo, 0, null, null, null);
+        _thread = new Thread(Run) { IsBackground = true, Name = "snapshot-replica", Priority = ThreadPriority.BelowNormal };
+        _thread.Start();
+    }
+
+    public SnapshotStatus Status => _status;
+
+    /// <summary>Asks for a snapshot of the state once the replica is level with the journal; completes with its block (an existing one's, when nothing came since).</summary>
+    public Task<ulong> RequestAsync()
+    {
+        var request = new TaskCompletionSource<ulong>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            if (_stopping || _ended)
+            {
+                request.SetException(new InvalidOperationException(_stopping ? "the node's journal is closing" : $"snapshots stopped: {_status.LastError}"));
+                return request.Task;
+            }
+            _requests.Add(request);
+        }
+        _wake.Set();
+        return request.Task;
+    }
+
+    private void Run()
+    {
+        SnapshotReplica? replica = null;
+        try
+        {
+            replica = Resume();
+            long lastAt = _clock.GetTimestamp();
+            while (!_stopping)
+            {
+                ulong? before = replica.LastSnapshotBlockNo;
+                int applied = StepOrSayWhy(replica);
+                bool level = applied < MaxBlocksPerStep;
+                bool timeDue = _schedule.Every > TimeSpan.Zero && _clock.GetElapsedTime(lastAt) >= _schedule.Every;
+                bool requested;
+                lock (_gate)
+                {
+                    requested = _requests.Count > 0;
+                }
+                if (level && (requested || timeDue || _dueAfterRecovery))
+                {
+                    TryTake(replica);
+                    _dueAfterRecovery = false;
+                    if (requested && replica.LastSnapshotBlockNo is { } block)
+                    {
+                        Complete(r => r.TrySetResult(block));
+                    }
+                }
+                if (replica.LastSnapshotBlockNo != before)
+                {
+                    Took(replica);
+                }
+                if (replica.LastSnapshotBlockNo != before || timeDue)
+                {
+                    lastAt = _clock.GetTimestamp();
+                }
+                Publish(replica, _status.LastError);
+                if (level)
+                {
+                    _wake.WaitOne(PollMs);
+                }
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (!_stopping)
+            {
+                // The journal failed or closed under us: the node halts or stops on its own account; no snapshots from here.
+                _log($"snapshots stopped: {e.GetType().Name}: {e.Message}");
+                _status = _status with { LastError = $"stopped: {e.Message}" };
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _ended = true;
+            }
+            Complete(r => r.TrySetException(new InvalidOperationException("the snapshot replica stopped before taking the snapshot")));
+        }
+    }
+
+    /// <summary>A step of the replica; a snapshot due inside it that could not be written is told, and the step counts as not level (it goes on at once).</summary>
+    private int StepOrSayWhy(SnapshotReplica replica)
+    {
+        try
+        {
+            return replica.Step(MaxBlocksPerStep);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Failed(replica, e);
+            return MaxBlocksPerStep;
+        }
+    }
+
+    private void TryTake(SnapshotReplica replica)
+    {
+        try
+        {
+            replica.TakeSnapshot();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Failed(replica, e);
+            Complete(r => r.TrySetException(e));
+        }
+    }
+
+    private void Failed(SnapshotReplica replica, Exception e)
+    {
+        _log($"snapshot after block {replica.AppliedBlockNo} failed: {e.Message}; trying again at the next one due");
+        Publish(replica, e.Message);
+    }
+
+    private void Took(SnapshotReplica replica)
+    {
+        (long bytes, TimeSpan took) = replica.LastWrite!.Value;
+        _log($"snapshot after block {replica.LastSnapshotBlockNo:N0}: {bytes:N0} bytes in {took.TotalMilliseconds:F0} ms ({replica.State.OpenOrders:N0} open orders)");
+        Publish(replica, null);
+    }
+
+    private void Publish(SnapshotReplica replica, string? error) =>
+        _status = new SnapshotStatus(replica.LastSnapshotBlockNo, replica.AppliedBlockNo, replica.Written,
+            replica.LastWrite?.Bytes, replica.LastWrite is { } w ? Math.Round(w.Took.TotalMilliseconds, 1) : null, error);
+
+    /// <summary>The replica from the snapshot the journal was anchored at (loaded again: the node's own copy is the live state), else from genesis.</summary>
+    private SnapshotReplica Resume()
+    {
+        JournalOpening opening = _journal.Opening;
+        LoadedSnapshot? from = null;
+        if (opening.AnchorBlockNo is { } anchor)
+        {
+            // The anchor's hash: the block at ReplayFrom is the anchor block.
+            Protocol.Hash32 hash = default;
+            _journal.Scan(opening.ReplayFrom, (entry, _) =>
+            {
+                hash = Chain.BlockRecords.Open(entry).StoredHash;
+                return false;
+            });
+            from = _schedule.Store.Load(anchor, hash, _reference, _log);
+        }
+        var replica = new SnapshotReplica(_journal, _schedule.Store, _reference, _schedule.EveryBlocks, from, from is null ? -1 : opening.ReplayFrom);
+        if (from is null && opening.AnchorBlockNo is not null)
+        {
+            _log("the snapshot replica starts from genesis: the snapshot the journal opened at did not load again");
+        }
+        return replica;
+    }
+
+    private void Complete(Action<TaskCompletionSource<ulong>> how)
+    {
+        TaskCompletionSource<ulong>[] done;
+        lock (_gate)
+        {
+            done = [.. _requests];
+            _requests.Clear();
+        }
+        foreach (TaskCompletionSource<ulong> request in done)
+        {
+            how(request);
+        }
+    }
+
+    /// <summary>Stops the thread (a snapshot being written completes first) and waits for it.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_stopping)
+            {
+                return;
+            }
+            _stopping = true;
+        }
+        _wake.Set();
+        _thread.Join();
+        _wake.Dispose();
+    }
+}
