@@ -168,6 +168,7 @@ public sealed class Journal : IJournal
                 // Recover ourselves: the constructor swallows recovery errors and opens empty.
                 TryRecoverLatest = false,
             });
+            long recoverStarted = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 log.Recover();
@@ -182,6 +183,7 @@ public sealed class Journal : IJournal
             ChainHead? verified = JournalRecovery.RecoverHead((from, until) => new EntryScanner(recovered, from, until), log.BeginAddress, log.CommittedUntilAddress,
                 settings.PageSizeBits, empty: log.TailAddress == log.BeginAddress, created ? $"{CreatedMarker} exists" : null, directory, settings.ClusterId,
                 index, anchor, out JournalOpening opening);
+            opening = opening with { DeviceRecovery = System.Diagnostics.Stopwatch.GetElapsedTime(recoverStarted) - opening.Verify - opening.AnchorSeek };
             ChainHead head;
             if (verified is { } existing)
             {

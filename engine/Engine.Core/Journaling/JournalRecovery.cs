@@ -20,7 +20,14 @@ public readonly record struct JournalAnchor(ulong BlockNo, Hash32 Hash);
 /// <param name="VerifiedBlocks">Blocks re-hashed.</param>
 /// <param name="Verify">How long that took.</param>
 /// <param name="AnchorRefused">Why an anchor given was not used; null when it was, or none was given.</param>
-public sealed record JournalOpening(ulong? AnchorBlockNo, long ReplayFrom, long VerifiedBlocks, TimeSpan Verify, string? AnchorRefused);
+public sealed record JournalOpening(ulong? AnchorBlockNo, long ReplayFrom, long VerifiedBlocks, TimeSpan Verify, string? AnchorRefused)
+{
+    /// <summary>How long the device's own recovery took before any of ours (FASTER's: reading its commit record and the log's tail pages back into memory).</summary>
+    public TimeSpan DeviceRecovery { get; init; }
+
+    /// <summary>How long finding the anchor took (a seek through the block index, then a read of at most about <see cref="BlockIndex.EveryBytes"/>).</summary>
+    public TimeSpan AnchorSeek { get; init; }
+}
 
 /// <summary>Opens a cursor over the entries in [<paramref name="from"/>, <paramref name="until"/>).</summary>
 internal delegate IEntryCursor OpenEntries(long from, long until);
@@ -70,7 +77,9 @@ internal static class JournalRecovery
         string? refused = null;
         if (anchor is { } trusted)
         {
+            long seekStarted = Stopwatch.GetTimestamp();
             refused = FindAnchor(open, index, begin, committedUntil, trusted, expected, out ChainHead anchorHead, out long anchorAddress, out long afterAnchor);
+            TimeSpan seek = Stopwatch.GetElapsedTime(seekStarted);
             if (refused is null)
             {
                 VerifyReport continued = VerifyChain(open, pageSizeBits, afterAnchor, committedUntil, anchorHead, index: index);
@@ -78,7 +87,7 @@ internal static class JournalRecovery
                 {
                     throw new JournalCorruptException($"the journal in '{where}' does not verify after block {trusted.BlockNo} (the snapshot's anchor): {continued.Fault}", continued.Fault);
                 }
-                opening = new JournalOpening(trusted.BlockNo, anchorAddress, continued.Blocks, continued.Elapsed, null);
+                opening = new JournalOpening(trusted.BlockNo, anchorAddress, continued.Blocks, continued.Elapsed, null) { AnchorSeek = seek };
                 return continued.Head!.Value;
             }
         }

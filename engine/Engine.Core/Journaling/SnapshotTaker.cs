@@ -43,6 +43,9 @@ public sealed class SnapshotTaker : IDisposable
     private const int PollMs = 50;
     private const int MaxBlocksPerStep = 4096;
 
+    /// <summary>A recovery this slow is what snapshots are for: one is taken as soon as the replica is level, whatever the interval.</summary>
+    public static readonly TimeSpan SlowRecovery = TimeSpan.FromSeconds(1);
+
     private readonly IJournal _journal;
     private readonly SnapshotSchedule _schedule;
     private readonly ReferenceData _reference;
@@ -60,17 +63,18 @@ public sealed class SnapshotTaker : IDisposable
     /// <param name="journal">The node's journal, open (its <see cref="IJournal.Opening"/> says where to start).</param>
     /// <param name="schedule">When and where.</param>
     /// <param name="reference">The node's reference data.</param>
-    /// <param name="replayedBlocks">Blocks the node's recovery replayed: more than the interval, and a snapshot is taken at once when level.</param>
+    /// <param name="recovered">What the node's recovery did: if it replayed more blocks than the interval, or took <see cref="SlowRecovery"/> or more (large blocks: few of them, many transactions), a snapshot is taken as soon as the replica is level.</param>
     /// <param name="clock">For the time-based interval.</param>
     /// <param name="log">Where snapshots and failures are told.</param>
-    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, long replayedBlocks, TimeProvider clock, Action<string> log)
+    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, Server.RecoveryReport recovered, TimeProvider clock, Action<string> log)
     {
         _journal = journal;
         _schedule = schedule;
         _reference = reference;
         _clock = clock;
         _log = log;
-        _dueAfterRecovery = schedule.EveryBlocks != 0 && (ulong)replayedBlocks > schedule.EveryBlocks;
+        ArgumentNullException.ThrowIfNull(recovered);
+        _dueAfterRecovery = (schedule.EveryBlocks != 0 && (ulong)recovered.ReplayedBlocks > schedule.EveryBlocks) || recovered.TotalMs >= SlowRecovery.TotalMilliseconds;
         _status = new SnapshotStatus(journal.Opening.AnchorBlockNo, journal.Opening.AnchorBlockNo, 0, null, null, null);
         _thread = new Thread(Run) { IsBackground = true, Name = "snapshot-replica", Priority = ThreadPriority.BelowNormal };
         _thread.Start();

@@ -97,7 +97,7 @@ public sealed class EngineNode : IAsyncDisposable
             Recovery = recovered;
             if (settings.Snapshots() is { } schedule)
             {
-                snapshots = new SnapshotTaker(journal, schedule, reference, recovered.ReplayedBlocks, TimeProvider.System, log);
+                snapshots = new SnapshotTaker(journal, schedule, reference, recovered, TimeProvider.System, log);
             }
         }
         _journal = journal;

@@ -71,8 +71,8 @@ public sealed record EngineSettings
     /// </summary>
     public long SnapshotEveryBlocks { get; init; } = 100_000;
 
-    /// <summary>A snapshot when this many seconds have passed since the last one and blocks came since. Default 300; 0: not by time.</summary>
-    public int SnapshotEverySeconds { get; init; } = 300;
+    /// <summary>A snapshot when this many seconds have passed since the last one and blocks came since. Default 60 (at high rates blocks are large: this bounds the replay by time); 0: not by time.</summary>
+    public int SnapshotEverySeconds { get; init; } = 60;
 
     /// <summary>Snapshots kept (the newest); older ones are deleted. Default 3. Recovery falls back to an older one when the newest does not verify.</summary>
     public int SnapshotRetain { get; init; } = 3;

@@ -14,7 +14,10 @@ namespace Engine.Core.Server;
 /// <param name="ReplayedTransactions">Transactions among them.</param>
 /// <param name="HeadBlock">The journal's last block.</param>
 /// <param name="SnapshotLoadMs">Reading and verifying the snapshot.</param>
-/// <param name="OpenMs">Opening the journal: FASTER's recovery and the chain's verification.</param>
+/// <param name="OpenMs">Opening the journal: the device's recovery, the seek to the anchor and the chain's verification.</param>
+/// <param name="DeviceRecoveryMs">Of that, FASTER's own recovery (its commit record, the log's tail pages read back).</param>
+/// <param name="AnchorSeekMs">Of that, finding the snapshot's block through the block index.</param>
+/// <param name="VerifyMs">Of that, re-hashing the blocks after the anchor (or from genesis).</param>
 /// <param name="ReplayMs">Applying the blocks after the snapshot.</param>
 /// <param name="TotalMs">All of it.</param>
 public sealed record RecoveryReport(
@@ -26,12 +29,15 @@ public sealed record RecoveryReport(
     ulong HeadBlock,
     double SnapshotLoadMs,
     double OpenMs,
+    double DeviceRecoveryMs,
+    double AnchorSeekMs,
+    double VerifyMs,
     double ReplayMs,
     double TotalMs)
 {
     public override string ToString() =>
         $"{(SnapshotBlock is { } b ? $"snapshot of block {b:N0} ({SnapshotLoadMs:F0} ms)" : "no snapshot")}{(SnapshotSkipped is null ? "" : $" [skipped: {SnapshotSkipped}]")}, " +
-        $"journal opened in {OpenMs:F0} ms ({VerifiedBlocks:N0} blocks verified), {ReplayedBlocks:N0} blocks ({ReplayedTransactions:N0} transactions) replayed in {ReplayMs:F0} ms " +
+        $"journal opened in {OpenMs:F0} ms (FASTER {DeviceRecoveryMs:F0}, seek {AnchorSeekMs:F0}, {VerifiedBlocks:N0} blocks verified in {VerifyMs:F0}), {ReplayedBlocks:N0} blocks ({ReplayedTransactions:N0} transactions) replayed in {ReplayMs:F0} ms " +
         $"to block {HeadBlock:N0}: {TotalMs:F0} ms";
 }
 
@@ -71,7 +77,8 @@ public static class NodeRecovery
             Exchange exchange = snapshot?.Exchange ?? new Exchange(reference);
             (long blocks, long transactions) = Replay(journal, exchange, journal.Opening.ReplayFrom, snapshot?.Header.BlockNo);
             var report = new RecoveryReport(snapshot?.Header.BlockNo, skipped, journal.Opening.VerifiedBlocks, blocks, transactions, journal.Head.BlockNo,
-                Math.Round(loadMs, 1), Math.Round(openMs, 1), Math.Round(clock.Elapsed.TotalMilliseconds - loadMs - openMs, 1), Math.Round(clock.Elapsed.TotalMilliseconds, 1));
+                Math.Round(loadMs, 1), Math.Round(openMs, 1), Math.Round(journal.Opening.DeviceRecovery.TotalMilliseconds, 1), Math.Round(journal.Opening.AnchorSeek.TotalMilliseconds, 1),
+                Math.Round(journal.Opening.Verify.TotalMilliseconds, 1), Math.Round(clock.Elapsed.TotalMilliseconds - loadMs - openMs, 1), Math.Round(clock.Elapsed.TotalMilliseconds, 1));
             log($"journal {where}: head {journal.Head}; {report}");
             return (journal, exchange, report);
         }

@@ -98,7 +98,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
         _checksums.Clear();
-        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered.ReplayedBlocks, TimeProvider.System, _log) : null;
+        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered, TimeProvider.System, _log) : null;
     }
 
     public bool HasBlock(ulong blockNo, in Hash32 hash)

@@ -27,7 +27,7 @@ public class NodeStatusReportTests
         },
         State: new NodeStateSummary(900, "0011223344556677", 12, 300),
         Snapshots: new Engine.Core.Journaling.SnapshotStatus(SnapshotBlock: 16, AppliedBlock: 17, Taken: 1, LastBytes: 4096, LastWriteMs: 1.5, LastError: null),
-        Recovery: new RecoveryReport(null, null, 10, 10, 800, 10, 0, 3.5, 1.25, 5));
+        Recovery: new RecoveryReport(null, null, 10, 10, 800, 10, 0, 3.5, 2, 0, 1, 1.25, 5));
 
     [Test]
     public void The_fields_keep_their_names_and_order()

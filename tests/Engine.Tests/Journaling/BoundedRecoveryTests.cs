@@ -108,6 +108,21 @@ public class BoundedRecoveryTests
     }
 
     [Test]
+    public void Large_blocks_are_indexed_by_their_bytes_as_well_as_by_their_number()
+    {
+        BlockIndex index = BlockIndex.InMemory();
+        index.Note(0, 64);
+        index.Note(1, 64 + 65_536);
+        index.Note(15, 64 + BlockIndex.EveryBytes - 1);
+        Assert.That(index.Count, Is.EqualTo(1), "within a MiB of genesis");
+        index.Note(16, 64 + BlockIndex.EveryBytes);
+        index.Note(17, 64 + BlockIndex.EveryBytes + 65_536);
+        Assert.That(index.Count, Is.EqualTo(2), "a MiB on: indexed");
+        index.Note(BlockIndex.Every, 64 + BlockIndex.EveryBytes + 65_537);
+        Assert.That(index.Count, Is.EqualTo(3), "every 1,024th block, however close");
+    }
+
+    [Test]
     public void The_journal_verifies_from_a_snapshot_anchor_and_only_the_blocks_after_it()
     {
         Hash32[] hashes = WriteJournal();
@@ -223,7 +238,7 @@ public class BoundedRecoveryTests
         var store = new SnapshotStore(SnapshotDirectory, retain: 3);
         var schedule = new SnapshotSchedule(store, EveryBlocks: 2000, Every: TimeSpan.Zero);
         using (Journal journal = Journal.Open(Settings()))
-        using (var taker = new SnapshotTaker(journal, schedule, ExchangePropertyTests.Reference(), replayedBlocks: Blocks + 1, TimeProvider.System, _ => { }))
+        using (var taker = new SnapshotTaker(journal, schedule, ExchangePropertyTests.Reference(), new RecoveryReport(null, null, Blocks + 1, Blocks + 1, Blocks, Blocks, 0, 0, 0, 0, 0, 0, 0), TimeProvider.System, _ => { }))
         {
             // After block 2000 by the interval, and at the head (3000) once level, as the recovery replayed 3001 blocks.
             Until.True(() => taker.Status.SnapshotBlock == 3000, "the snapshot after the long recovery");
@@ -236,7 +251,7 @@ public class BoundedRecoveryTests
         List<Transaction> more = ExchangePropertyTests.Flow(32, 10);
         (Journal reopened, _, RecoveryReport report) = NodeRecovery.Recover(anchor => Journal.Open(Settings(), anchor), store, ExchangePropertyTests.Reference(), "test", _ => { });
         using (reopened)
-        using (var taker = new SnapshotTaker(reopened, schedule, ExchangePropertyTests.Reference(), report.ReplayedBlocks, TimeProvider.System, _ => { }))
+        using (var taker = new SnapshotTaker(reopened, schedule, ExchangePropertyTests.Reference(), report, TimeProvider.System, _ => { }))
         {
             Assert.That(report.SnapshotBlock, Is.EqualTo(3000UL));
             var builder = new BlockBuilder(reopened.Head, 8);

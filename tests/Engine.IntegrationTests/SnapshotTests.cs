@@ -1,0 +1,169 @@
+using System.Text.Json;
+using Engine.Cli;
+using Engine.Client;
+using Engine.Core.Book;
+using Engine.Core.Journaling;
+using Engine.IntegrationTests.Support;
+using Engine.Protocol;
+
+namespace Engine.IntegrationTests;
+
+/// <summary>
+/// Snapshots in real processes: a node killed with SIGKILL at seeded random moments while it takes
+/// snapshots every few blocks restarts from its newest snapshot with every acknowledged order and
+/// the state a replay from genesis reaches; the two nodes of a pair snapshot the same state at the
+/// same blocks.
+/// </summary>
+public class SnapshotTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    private static Transaction Limit(ulong id, Side side, long price, long quantity, uint account) =>
+        Transaction.NewOrder(0, 0, account, 1, id, side, OrderType.Limit, TimeInForce.Gtc, price, quantity);
+
+    [Test]
+    public async Task Killed_at_random_moments_while_snapshotting_a_node_restarts_from_a_snapshot_with_every_acked_order_and_the_replayed_state()
+    {
+        var snapshotsOften = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "20", ["ENGINE_SNAPSHOTRETAIN"] = "2" };
+        using var server = new EngineServer(environment: snapshotsOften, extraArgs: ["--durability", "disk"]);
+        var random = new Random(12);
+        var receipts = new List<Receipt>();
+        ulong nextId = 1;
+        for (int round = 0; round < 3; round++)
+        {
+            // Orders in small batches (many blocks, so snapshots keep coming), until the kill at a seeded moment.
+            using var stop = new CancellationTokenSource();
+            Task<List<Receipt>> load = SubmitUntilKilledAsync(server, nextId, random.Next(), stop.Token);
+            await WaitForSnapshotsAsync(server, atLeast: (ulong)(round + 1) * 40);
+            await Task.Delay(random.Next(0, 200)); // the kill's moment: somewhere in the stream of blocks and snapshots
+            server.KillHard();
+            stop.Cancel();
+            List<Receipt> acked = await load;
+            receipts.AddRange(acked);
+            nextId += 100_000;
+
+            server.Start();
+            NodeStatusReport status = await server.StatusAsync();
+            Assert.That(status.Recovery!.SnapshotBlock, Is.Not.Null, $"round {round}: recovered from a snapshot");
+            Assert.That(status.Recovery.ReplayedBlocks, Is.LessThan(40 + 20), $"round {round}: at most the blocks after the newest snapshot (and those of one left half-written)");
+        }
+
+        NodeStateSummary recovered = (await server.StatusAsync()).State!;
+        server.KillHard();
+        // The same journal without its snapshots: replayed from genesis, the same state.
+        Directory.Delete(Path.Combine(server.JournalDirectory, "snapshots"), recursive: true);
+        var off = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "0", ["ENGINE_SNAPSHOTEVERYSECONDS"] = "0" };
+        using (var replayed = new EngineServer(server.Data, off))
+        {
+            NodeStatusReport status = await replayed.StatusAsync();
+            Assert.That(status.Recovery!.SnapshotBlock, Is.Null);
+            Assert.That(status.State!.Lsn, Is.EqualTo(recovered.Lsn));
+            Assert.That(status.State.Checksum, Is.EqualTo(recovered.Checksum), "the snapshot's state plus replay is the state of a replay from genesis");
+            replayed.KillHard();
+        }
+
+        using var dump = EngineProcess.Start("log", "dump", server.JournalDirectory, "--json");
+        Assert.That(dump.WaitForExit(Wait), Is.Zero, dump.StdErr);
+        var journaled = dump.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .ToDictionary(e => e.GetProperty("lsn").GetUInt64(), e => (e.GetProperty("client_id").GetUInt32(), e.GetProperty("client_seq").GetUInt64()));
+        Assert.That(receipts, Has.Count.GreaterThan(100));
+        foreach (Receipt receipt in receipts)
+        {
+            Assert.That(journaled[receipt.Lsn], Is.EqualTo((receipt.ClientId, receipt.ClientSeq)), $"acknowledged lsn {receipt.Lsn}");
+        }
+    }
+
+    /// <summary>Submits batches of 5 orders from client 7 until cancelled or the node dies; returns the receipts of the accepted ones.</summary>
+    private static async Task<List<Receipt>> SubmitUntilKilledAsync(EngineServer server, ulong firstId, int seed, CancellationToken stop)
+    {
+        var receipts = new List<Receipt>();
+        var random = new Random(seed);
+        try
+        {
+            await using EngineClient client = await EngineClient.ConnectAsync(new ClientOptions
+            {
+                Endpoints = [server.Endpoint], ClientId = 7, Token = "dev-token-7", ReconnectFor = TimeSpan.FromMilliseconds(200), AnswerTimeout = TimeSpan.FromSeconds(2),
+            }, CancellationToken.None);
+            for (ulong id = firstId; !stop.IsCancellationRequested; id += 5)
+            {
+                var batch = new List<Task<SubmitResult>>();
+                for (ulong i = 0; i < 5; i++)
+                {
+                    batch.Add(client.SubmitAsync(Limit(id + i, random.Next(2) == 0 ? Side.Buy : Side.Sell, 995 + random.Next(10), 1 + random.Next(20), (uint)random.Next(1, 4)), CancellationToken.None)); // every answer awaited: the stop ends the loop, not a request
+                }
+                foreach (SubmitResult result in await Task.WhenAll(batch))
+                {
+                    if (result.Accepted)
+                    {
+                        receipts.Add(result.Receipt);
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is EngineUnavailableException or IOException or TimeoutException or OperationCanceledException or System.Net.Sockets.SocketException)
+        {
+            // The node was killed: what was acknowledged before is what counts.
+        }
+        return receipts;
+    }
+
+    private static async Task WaitForSnapshotsAsync(EngineServer server, ulong atLeast)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while ((await server.StatusAsync(state: false)).Snapshots?.SnapshotBlock is not { } block || block < atLeast)
+        {
+            Assert.That(waited.Elapsed, Is.LessThan(Wait), $"a snapshot of block {atLeast} or later");
+            await Task.Delay(20);
+        }
+    }
+
+    [Test]
+    public async Task The_two_nodes_of_a_pair_snapshot_the_same_state_at_the_same_blocks()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-snap-{Guid.NewGuid():N}");
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
+        string primaryData = Path.Combine(root, "primary"), backupData = Path.Combine(root, "backup");
+        var often = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "50", ["ENGINE_SNAPSHOTRETAIN"] = "100", ["ENGINE_CHECKSUMEVERYBLOCKS"] = "50" };
+        try
+        {
+            using var primary = EngineProcess.Start(often, "serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
+                "--replication-listen", $"127.0.0.1:{primaryReplication}");
+            using var backup = EngineProcess.Start(often, "serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
+                "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}");
+            primary.WaitForEvent(Engine.Replication.PairEventKind.BackupInStep, "the pair to be in step", Wait);
+            using (var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort}", "--rate", "3000", "--duration", "2", "--connections", "2", "--json"))
+            {
+                Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
+            }
+            primary.Terminate(Wait);
+            backup.Terminate(Wait);
+
+            var reference = ReferenceData.Development();
+            Dictionary<ulong, Hash32> Checksums(string data)
+            {
+                var store = new SnapshotStore(Path.Combine(data, "journal", "snapshots"), retain: 100);
+                return store.List().ToDictionary(s => s.BlockNo, s =>
+                {
+                    Exchange.ReadSnapshot(File.ReadAllBytes(s.Path), reference, out SnapshotHeader header);
+                    return header.StateChecksum;
+                });
+            }
+            Dictionary<ulong, Hash32> ofPrimary = Checksums(primaryData), ofBackup = Checksums(backupData);
+            ulong[] both = [.. ofPrimary.Keys.Intersect(ofBackup.Keys).Order()];
+            Assert.That(both.Length, Is.GreaterThanOrEqualTo(3), $"snapshots at the same blocks (primary: {string.Join(',', ofPrimary.Keys)}; backup: {string.Join(',', ofBackup.Keys)})");
+            Assert.That(both.Where(b => b % 50 == 0).Count(), Is.GreaterThanOrEqualTo(3), "those of the interval");
+            foreach (ulong block in both)
+            {
+                Assert.That(ofBackup[block], Is.EqualTo(ofPrimary[block]), $"the state after block {block}");
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+}
