@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Engine.Bench.Processes;
 using Engine.Client;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
@@ -63,14 +63,13 @@ public static class RecoveryHarness
             Console.Error.WriteLine("recovery: every history length must be at least 1");
             return 2;
         }
-        string engine = Path.Combine(AppContext.BaseDirectory, "engine.dll");
         var rows = new List<JsonObject>();
         foreach (long orders in lengths)
         {
             string root = Path.Combine(Path.GetTempPath(), $"engine-recovery-{orders}-{Environment.ProcessId}");
             try
             {
-                rows.Add(Measure(engine, root, orders, tail));
+                rows.Add(Measure(root, orders, tail));
             }
             finally
             {
@@ -95,7 +94,7 @@ public static class RecoveryHarness
         return 0;
     }
 
-    private static JsonObject Measure(string engine, string root, long orders, int tail)
+    private static JsonObject Measure(string root, long orders, int tail)
     {
         string journal = Path.Combine(root, "journal");
         Generate(journal, orders, seed: 1);
@@ -103,18 +102,18 @@ public static class RecoveryHarness
         Console.Error.WriteLine($"recovery: {orders:N0} orders in {blocks:N0} blocks, {DirectoryBytes(journal) / 1e6:F0} MB");
 
         var off = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "0", ["ENGINE_SNAPSHOTEVERYSECONDS"] = "0" };
-        (double genesisMs, _) = StartAndKill(engine, root, off, waitForSnapshotOf: null);
+        (double genesisMs, _) = StartAndKill(root, off, waitForSnapshotOf: null);
         Console.Error.WriteLine($"recovery: without snapshots, serving after {genesisMs:F0} ms");
         // A snapshot a second after the start (its replica must first catch up with the whole history).
-        (double firstMs, _) = StartAndKill(engine, root, new() { ["ENGINE_SNAPSHOTEVERYSECONDS"] = "1" }, waitForSnapshotOf: blocks);
+        (double firstMs, _) = StartAndKill(root, new() { ["ENGINE_SNAPSHOTEVERYSECONDS"] = "1" }, waitForSnapshotOf: blocks);
         Console.Error.WriteLine($"recovery: with snapshots on and none yet, serving after {firstMs:F0} ms; the snapshot taken");
         long snapshotBytes = Directory.EnumerateFiles(Path.Combine(journal, "snapshots"), "*" + SnapshotStore.Extension).Max(f => new FileInfo(f).Length);
         if (tail > 0)
         {
             Generate(journal, tail, seed: 2);
         }
-        (double snapshotMs, JsonNode? status) = StartAndKill(engine, root, [], waitForSnapshotOf: null);
-        JsonNode recovery = status!["recovery"]!;
+        (double snapshotMs, JsonNode? status) = StartAndKill(root, [], waitForSnapshotOf: null);
+        JsonNode recovery = status["recovery"]!;
         Console.Error.WriteLine($"recovery: from the snapshot, serving after {snapshotMs:F0} ms: {recovery.ToJsonString()}");
         return new JsonObject
         {
@@ -156,64 +155,35 @@ public static class RecoveryHarness
     /// Starts <c>engine serve</c> on <paramref name="root"/>, times it to its first acknowledged order, optionally waits for
     /// its snapshot of block <paramref name="waitForSnapshotOf"/> or later, reads /status, and SIGKILLs it.
     /// </summary>
-    private static (double ServingMs, JsonNode? Status) StartAndKill(string engine, string root, Dictionary<string, string> environment, long? waitForSnapshotOf)
+    private static (double ServingMs, JsonNode Status) StartAndKill(string root, Dictionary<string, string> environment, long? waitForSnapshotOf)
     {
-        int port = FreePort();
-        int admin = FreePort();
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[] { engine, "serve", "--data", root, "--listen", $"127.0.0.1:{port}", "--admin", $"127.0.0.1:{admin}" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-        foreach ((string name, string value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        int port = EngineProcess.FreePort();
+        string admin = $"127.0.0.1:{EngineProcess.FreePort()}";
         var clock = Stopwatch.StartNew();
-        using Process process = Process.Start(info)!;
-        process.OutputDataReceived += (_, e) => output.Enqueue(e.Data ?? "");
-        process.ErrorDataReceived += (_, e) => output.Enqueue(e.Data ?? "");
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        using EngineProcess engine = EngineProcess.Start(environment, "serve", "--data", root, "--listen", $"127.0.0.1:{port}", "--admin", admin);
+        double servingMs;
         try
         {
-            double servingMs = FirstAcknowledgedAsync(port, clock, process).GetAwaiter().GetResult();
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-            JsonNode? status = JsonNode.Parse(http.GetStringAsync(new Uri($"http://127.0.0.1:{admin}/status")).GetAwaiter().GetResult());
-            if (waitForSnapshotOf is { } block)
-            {
-                var waited = Stopwatch.StartNew();
-                while ((long?)status?["snapshots"]?["snapshot_block"] is not { } taken || taken < block)
-                {
-                    if (waited.Elapsed > TimeSpan.FromMinutes(10) || process.HasExited)
-                    {
-                        throw new InvalidOperationException($"no snapshot of block {block} within 10 minutes:\n{string.Join('\n', output)}");
-                    }
-                    Thread.Sleep(200); // a poll of a slow background task, not a race: the loop's condition decides
-                    status = JsonNode.Parse(http.GetStringAsync(new Uri($"http://127.0.0.1:{admin}/status?state=false")).GetAwaiter().GetResult());
-                }
-            }
-            return (servingMs, status);
+            servingMs = FirstAcknowledgedAsync(port, clock, engine).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is not InvalidOperationException)
         {
-            throw new InvalidOperationException($"engine serve failed: {e.Message}\n{string.Join('\n', output)}", e);
+            throw new InvalidOperationException($"engine serve failed: {e.Message}\n{engine.Output}", e);
         }
-        finally
+        if (waitForSnapshotOf is { } block)
         {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit(10_000);
+            engine.WaitForStatus(admin, s => (long?)s["snapshots"]?["snapshot_block"] >= block, $"a snapshot of block {block}", TimeSpan.FromMinutes(10));
         }
+        return (servingMs, EngineProcess.Status(admin));
     }
 
-    private static async Task<double> FirstAcknowledgedAsync(int port, Stopwatch clock, Process process)
+    private static async Task<double> FirstAcknowledgedAsync(int port, Stopwatch clock, EngineProcess engine)
     {
         while (true)
         {
-            if (process.HasExited)
+            if (engine.HasExited)
             {
-                throw new InvalidOperationException($"engine serve exited ({process.ExitCode}) before serving");
+                throw new InvalidOperationException($"engine serve exited ({engine.ExitCode}) before serving:\n{engine.Output}");
             }
             if (clock.Elapsed > TimeSpan.FromMinutes(10))
             {
@@ -241,12 +211,5 @@ public static class RecoveryHarness
                 await Task.Delay(5).ConfigureAwait(false); // not listening yet: try again
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 }

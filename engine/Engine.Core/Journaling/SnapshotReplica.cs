@@ -30,6 +30,7 @@ public sealed class SnapshotReplica
     private readonly ArrayBufferWriter<byte> _buffer = new();
     private long _resumeAddress;
     private Hash32 _appliedHash;
+    private Hash32 _lastChecksum;
 
     /// <param name="journal">The node's journal (open; its committed blocks are read).</param>
     /// <param name="store">Where snapshots go.</param>
@@ -52,6 +53,16 @@ public sealed class SnapshotReplica
     }
 
     public ulong IntervalBlocks { get; }
+
+    /// <summary>
+    /// The state checksum is computed after every block whose number is a multiple of this (0: never)
+    /// and given to <see cref="StateChecksums"/>: the whole-state walk the pair compares, done here
+    /// instead of on the apply thread.
+    /// </summary>
+    public ulong ChecksumEveryBlocks { get; init; }
+
+    /// <summary>Where the checksums go (block, checksum), on this replica's thread; null: not computed.</summary>
+    public Action<ulong, Hash32>? StateChecksums { get; set; }
 
     /// <summary>The last block applied (null before genesis).</summary>
     public ulong? AppliedBlockNo { get; private set; }
@@ -92,9 +103,15 @@ public sealed class SnapshotReplica
             _appliedHash = records.StoredHash;
             _resumeAddress = address;
             applied++;
-            if (IntervalBlocks != 0 && blockNo % IntervalBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo)
+            bool snapshotDue = IntervalBlocks != 0 && blockNo % IntervalBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo;
+            bool checksumDue = ChecksumEveryBlocks != 0 && blockNo % ChecksumEveryBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo && StateChecksums is not null;
+            if (snapshotDue && TakeSnapshot() && checksumDue)
             {
-                TakeSnapshot();
+                StateChecksums!(blockNo, _lastChecksum); // the snapshot computed it
+            }
+            else if (checksumDue)
+            {
+                StateChecksums!(blockNo, _applier.Exchange.ComputeChecksum());
             }
             return applied < maxBlocks;
         };
@@ -122,7 +139,7 @@ public sealed class SnapshotReplica
         }
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         _buffer.ResetWrittenCount();
-        _applier.Exchange.WriteSnapshot(_buffer, blockNo, _appliedHash);
+        _lastChecksum = _applier.Exchange.WriteSnapshot(_buffer, blockNo, _appliedHash).StateChecksum;
         _store.Save(_buffer.WrittenSpan, blockNo);
         _store.Prune();
         LastSnapshotBlockNo = blockNo;

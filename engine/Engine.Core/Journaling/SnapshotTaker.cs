@@ -66,8 +66,11 @@ public sealed class SnapshotTaker : IDisposable
     /// <param name="recovered">What the node's recovery did: if it replayed more blocks than the interval, or took <see cref="SlowRecovery"/> or more (large blocks: few of them, many transactions), a snapshot is taken as soon as the replica is level.</param>
     /// <param name="clock">For the time-based interval.</param>
     /// <param name="log">Where snapshots and failures are told.</param>
-    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, Server.RecoveryReport recovered, TimeProvider clock, Action<string> log)
+    /// <param name="checksumEveryBlocks">The state checksum after every block whose number is a multiple of this goes to <see cref="StateChecksums"/> (0: none).</param>
+    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, Server.RecoveryReport recovered, TimeProvider clock, Action<string> log,
+        ulong checksumEveryBlocks = 0)
     {
+        ChecksumEveryBlocks = checksumEveryBlocks;
         _journal = journal;
         _schedule = schedule;
         _reference = reference;
@@ -81,6 +84,25 @@ public sealed class SnapshotTaker : IDisposable
     }
 
     public SnapshotStatus Status => _status;
+
+    /// <summary>
+    /// The state checksum after every block whose number is a multiple of this is computed by the
+    /// replica, off the apply thread (0: not here).
+    /// </summary>
+    public ulong ChecksumEveryBlocks { get; }
+
+    /// <summary>
+    /// Where the replica's checksums go, on its thread: a backup keeps them to compare with the
+    /// primary's; a primary sends them to its backup. Changes hands with the journal at a takeover;
+    /// null: dropped.
+    /// </summary>
+    public Action<ulong, Protocol.Hash32>? StateChecksums
+    {
+        get => Volatile.Read(ref _stateChecksums);
+        set => Volatile.Write(ref _stateChecksums, value);
+    }
+
+    private Action<ulong, Protocol.Hash32>? _stateChecksums;
 
     /// <summary>Asks for a snapshot of the state once the replica is level with the journal; completes with its block (an existing one's, when nothing came since).</summary>
     public Task<ulong> RequestAsync()
@@ -220,7 +242,11 @@ public sealed class SnapshotTaker : IDisposable
             });
             from = _schedule.Store.Load(anchor, hash, _reference, _log);
         }
-        var replica = new SnapshotReplica(_journal, _schedule.Store, _reference, _schedule.EveryBlocks, from, from is null ? -1 : opening.ReplayFrom);
+        var replica = new SnapshotReplica(_journal, _schedule.Store, _reference, _schedule.EveryBlocks, from, from is null ? -1 : opening.ReplayFrom)
+        {
+            ChecksumEveryBlocks = ChecksumEveryBlocks,
+            StateChecksums = (blockNo, checksum) => StateChecksums?.Invoke(blockNo, checksum),
+        };
         if (from is null && opening.AnchorBlockNo is not null)
         {
             _log("the snapshot replica starts from genesis: the snapshot the journal opened at did not load again");

@@ -97,8 +97,16 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         Recovery = recovered;
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
-        _checksums.Clear();
-        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered, TimeProvider.System, _log) : null;
+        lock (_checksums)
+        {
+            _checksums.Clear();
+        }
+        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered, TimeProvider.System, _log, _checksumEvery) : null;
+        if (_taker is not null)
+        {
+            // The replica computes the checksums, on its thread, off the path of the blocks.
+            _taker.StateChecksums = Keep;
+        }
     }
 
     public bool HasBlock(ulong blockNo, in Hash32 hash)
@@ -150,18 +158,33 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         var sink = new NullSink();
         // The verifier walked these records with the same reader: none is refused here.
         _applier.ApplyBlock(BlockRecords.Of(block, in header), ref sink);
-        if (_checksumEvery != 0 && header.BlockNo % _checksumEvery == 0)
+        if (_taker is null && _checksumEvery != 0 && header.BlockNo % _checksumEvery == 0)
         {
-            _checksums[header.BlockNo] = _exchange.ComputeChecksum();
+            Keep(header.BlockNo, _exchange.ComputeChecksum());
+        }
+        return null;
+    }
+
+    /// <summary>Keeps this node's checksum after <paramref name="blockNo"/> until the primary's arrives (from the replica's thread, or here when there is no replica).</summary>
+    private void Keep(ulong blockNo, Hash32 checksum)
+    {
+        lock (_checksums)
+        {
+            _checksums[blockNo] = checksum;
             if (_checksums.Count > KeptChecksums)
             {
                 _checksums.Remove(_checksums.Keys.Min());
             }
         }
-        return null;
     }
 
-    public Hash32? StateChecksumAfter(ulong blockNo) => _checksums.Remove(blockNo, out Hash32 checksum) ? checksum : null;
+    public Hash32? StateChecksumAfter(ulong blockNo)
+    {
+        lock (_checksums)
+        {
+            return _checksums.Remove(blockNo, out Hash32 checksum) ? checksum : null;
+        }
+    }
 
     /// <summary>
     /// FasterLog cannot cut a suffix, so the diverged journal is moved aside (kept for forensics) and

@@ -642,9 +642,41 @@ public sealed class PairNode
         _nextLeaseAskAt = WantsLease != _leaseAskIsAcquire ? now : now + Ticks(pause);
     }
 
+    /// <summary>The primary's state checksums kept until this node has its own for the same block (its replica may lag).</summary>
+    private const int KeptPrimaryChecksums = 64;
+
+    /// <summary>
+    /// Compares each of the primary's state checksums kept with this node's for the same block, once
+    /// it has it (at once when the ledger computes them as it applies; later when its snapshot
+    /// replica does, off the apply thread); a mismatch halts this backup.
+    /// </summary>
+    private void CompareChecksums()
+    {
+        foreach ((ulong blockNo, Hash32 theirs) in _primaryChecksums)
+        {
+            if (_ledger.StateChecksumAfter(blockNo) is not { } ours)
+            {
+                continue;
+            }
+            _primaryChecksums.Remove(blockNo);
+            if (ours != theirs)
+            {
+                Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {theirs}, backup {ours}. The same blocks gave different books", blockNo);
+                HaltedOnStateMismatch = true;
+                Halt($"state mismatch after block {blockNo}");
+                return;
+            }
+            Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})", blockNo);
+        }
+    }
+
     private void TickBackup(long now)
     {
         MaybeResume(now);
+        if (_primaryChecksums.Count > 0)
+        {
+            CompareChecksums();
+        }
         if (_primary == NoConnection)
         {
             if (now >= _reconnectAt)
@@ -1214,18 +1246,12 @@ public sealed class PairNode
                 break;
             case ReplicationType.StateChecksum:
                 ulong blockNo = ReplicationFrame.ReadAck(payload, out Hash32 checksum);
-                if (_ledger.StateChecksumAfter(blockNo) is not { } ours)
+                _primaryChecksums[blockNo] = checksum;
+                if (_primaryChecksums.Count > KeptPrimaryChecksums)
                 {
-                    break;
+                    _primaryChecksums.Remove(_primaryChecksums.Keys.Min());
                 }
-                if (ours != checksum)
-                {
-                    Say(PairEventKind.StateMismatch, $"STATE MISMATCH after block {blockNo}: primary {checksum}, backup {ours}. The same blocks gave different books", blockNo);
-                    HaltedOnStateMismatch = true;
-                    Halt($"state mismatch after block {blockNo}");
-                    break;
-                }
-                Say(PairEventKind.ChecksumMatched, $"state checksum after block {blockNo} matches the primary's ({ours.ToShortString()})", blockNo);
+                CompareChecksums();
                 break;
             default:
                 throw new InvalidDataException($"a {type} frame from the primary");

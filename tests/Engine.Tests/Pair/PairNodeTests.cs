@@ -166,6 +166,33 @@ public class PairNodeTests
         Assert.That(rig.Transport.Connects, Has.Count.GreaterThan(1), "and another made");
     }
 
+    /// <summary>
+    /// A backup whose snapshot replica computes the state checksums (off the apply thread) may have
+    /// its own for a block only after the primary's arrived: the primary's is kept and compared
+    /// when the backup's comes. Before, it was dropped, and that block never compared.
+    /// </summary>
+    [TestCase(true, PairEventKind.ChecksumMatched)]
+    [TestCase(false, PairEventKind.StateMismatch)]
+    public void A_primary_checksum_that_comes_before_the_backups_own_is_compared_when_it_comes(bool same, PairEventKind expected)
+    {
+        var rig = new Rig(PairRole.Backup, witness: false);
+        int link = rig.Transport.Connects.Single();
+        rig.Node.OnConnected(link);
+        rig.Node.OnFrame(link, ReplicationType.HelloAck, Payload(ReplicationFrame.Hello(ReplicationType.HelloAck, 0, s_head)));
+        Hash32 primary = Hash32.From(Enumerable.Repeat((byte)7, 32).ToArray());
+        byte[] frame = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+        ReplicationFrame.WriteAck(frame, ReplicationType.StateChecksum, 5, in primary);
+
+        rig.Node.OnFrame(link, ReplicationType.StateChecksum, Payload(frame));
+        Assert.That(rig.Events.Select(e => e.Kind), Has.None.EqualTo(PairEventKind.ChecksumMatched).And.None.EqualTo(PairEventKind.StateMismatch), "nothing to compare with yet");
+
+        rig.Ledger.Checksums[5] = same ? primary : Hash32.From(new byte[32]);
+        rig.Advance(20);
+
+        Assert.That(rig.Events.Select(e => e.Kind), Does.Contain(expected));
+        Assert.That(rig.Node.State == PairState.Halted, Is.EqualTo(!same), "a mismatch halts the backup");
+    }
+
     private static byte[] Payload(byte[] frame) => frame[ReplicationFrame.HeaderBytes..];
 
     private sealed class Rig
@@ -258,7 +285,10 @@ public class PairNodeTests
 
         public string? AppendReplicated(ReadOnlySpan<byte> block) => _chain.AppendReplicated(block);
 
-        public Hash32? StateChecksumAfter(ulong blockNo) => null;
+        /// <summary>This node's state checksums, as its replica would keep them.</summary>
+        public Dictionary<ulong, Hash32> Checksums { get; } = [];
+
+        public Hash32? StateChecksumAfter(ulong blockNo) => Checksums.Remove(blockNo, out Hash32 checksum) ? checksum : null;
 
         public void DiscardDivergedChain()
         {
