@@ -139,6 +139,10 @@ public enum RejectReason : ushort
     ReplaceQuantityTooLow = 45,
     /// <summary>clientSeq is not above the last one taken for this client, and no outcome is kept for it: it was not executed now.</summary>
     StaleClientSeq = 46,
+    /// <summary>A market order on an instrument with no reference price yet (none configured, no trade): its notional cannot be checked.</summary>
+    NoReferencePrice = 47,
+    /// <summary>A limit price further from the instrument's reference price than its price band allows.</summary>
+    PriceOutsideBand = 48,
 
     // Engine state (64-): the request was fine but the engine could not take it now.
     Busy = 64,

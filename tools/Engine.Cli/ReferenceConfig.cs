@@ -32,7 +32,7 @@ internal static class ReferenceConfig
             throw new InvalidDataException("the configuration must list Instruments, Accounts and Clients together (or none of them, for the built-in development set)");
         }
         return new ReferenceData(
-            new InstrumentTable(instruments.Select(i => new Instrument(i.Id, i.Symbol ?? $"#{i.Id}", i.TickSize))),
+            new InstrumentTable(instruments.Select(i => new Instrument(i.Id, i.Symbol ?? $"#{i.Id}", i.TickSize) { ReferencePrice = i.ReferencePrice, PriceBandBps = i.PriceBandBps })),
             accounts.ToDictionary(a => a.Id, a => new AccountLimits(a.MaxOrderQuantity, a.MaxOrderNotional, a.MaxOpenOrders)),
             clients.Select(Entitlement),
             file is null ? "configuration" : $"configuration file {file}");
@@ -61,6 +61,10 @@ internal static class ReferenceConfig
         public uint Id { get; set; }
         public string? Symbol { get; set; }
         public long TickSize { get; set; } = 1;
+
+        public long ReferencePrice { get; set; }
+
+        public int PriceBandBps { get; set; }
     }
 
     private sealed class AccountDto

@@ -32,7 +32,7 @@ internal static class ServeCommand
         var data = new Option<string>("--data") { Description = "The node's data directory (the journal goes in DATA/journal). Required, here, in ENGINE_DATA or in the config file." };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT for trading front-ends (default 127.0.0.1:7400)." };
         var admin = new Option<string>("--admin") { Description = "HOST:PORT for the admin HTTP endpoint, up whatever the node's role: GET /status, GET /log?after=N (recent pair events), POST /admin/go-solo. Off unless given." };
-        var config = new Option<FileInfo>("--config") { Description = "JSON configuration file: any setting below, and Instruments, Accounts and Clients (else the built-in development set)." };
+        var config = new Option<FileInfo>("--config") { Description = "JSON configuration file: any setting below, and Instruments (Id, Symbol, TickSize, ReferencePrice, PriceBandBps), Accounts (Id, MaxOrderQuantity, MaxOrderNotional, MaxOpenOrders) and Clients (Id, TokenHash or Token, Accounts) (else the built-in development set)." };
         var durability = new Option<Durability?>("--durability") { Description = "memory (default): a block counts once in the journal's memory; disk: once committed." };
         var role = new Option<string>("--role") { Description = "standalone (default); primary (waits for a backup on --replication-listen, mirrors every block to it and acknowledges only what it holds); backup (follows the primary at --peer, catching up first, and takes over when it is gone). Also Pair:Role in the config file." };
         role.AcceptOnlyFromAmong("standalone", "primary", "backup");

@@ -16,13 +16,13 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 /// The whole state machine as bytes: <see cref="WriteSnapshot"/> and <see cref="ReadSnapshot"/>.
 /// </summary>
 /// <remarks>
-/// <para><b>Layout</b> (little-endian; version 1):</para>
+/// <para><b>Layout</b> (little-endian; version 2: version 1 had no last trade price per book, and is refused: recovery then uses genesis):</para>
 /// <code>
-///  0  u8[8] magic "ENGSNAP1"      8 u32 version = 1      12 u32 reserved = 0
+///  0  u8[8] magic "ENGSNAP1"      8 u32 version = 2      12 u32 reserved = 0
 /// 16  u64 block number            24 u8[32] block hash   56 u8[32] state checksum
 /// 88  u64 last LSN                96 u64 next trade id
 /// 104 u32 resting orders (all books: the loader sizes its tables from it)
-/// 108 u32 books; per book (instrument ascending): u32 instrument, then bids and asks, each:
+/// 108 u32 books; per book (instrument ascending): u32 instrument, i64 last trade price (0: none), then bids and asks, each:
 ///       u32 levels; per level (worst first, so that loading appends each level after the others
 ///       instead of moving them all): i64 price, u32 orders; per order (oldest first):
 ///       u64 clientOrderId, u64 clientSeq, i64 leaves, i64 cum, u32 clientId, u32 account
@@ -40,7 +40,7 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 /// </remarks>
 public sealed partial class Exchange
 {
-    private const int SnapshotVersion = 1;
+    private const int SnapshotVersion = 2;
     private const int SnapshotHeaderBytes = 108;
     private const int SnapshotOrderBytes = 40;
     private const int SnapshotOutcomeBytes = 58;
@@ -73,6 +73,7 @@ public sealed partial class Exchange
                 continue;
             }
             writer.U32(book.Instrument);
+            writer.U64((ulong)book.LastTradePrice);
             foreach (BookSide side in (ReadOnlySpan<BookSide>)[book.Bids, book.Asks])
             {
                 writer.U32((uint)side.LevelCount);
@@ -177,7 +178,7 @@ public sealed partial class Exchange
 
     private void LoadBooks(ref SnapshotReader reader)
     {
-        uint books = reader.Count("books", 4 + 8, (uint)_books.Length);
+        uint books = reader.Count("books", 4 + 8 + 8, (uint)_books.Length);
         uint previous = 0;
         for (uint b = 0; b < books; b++)
         {
@@ -187,6 +188,12 @@ public sealed partial class Exchange
                 throw new InvalidDataException($"book {b}: instrument {instrument} is not in the reference data, or out of order");
             }
             previous = instrument;
+            long lastTrade = (long)reader.U64("last trade price");
+            if (lastTrade is < 0 or > ProtocolLimits.MaxPrice)
+            {
+                throw new InvalidDataException($"instrument {instrument}: last trade price {lastTrade} is out of range");
+            }
+            book.LastTradePrice = lastTrade;
             foreach (Side side in (ReadOnlySpan<Side>)[Side.Buy, Side.Sell])
             {
                 LoadSide(ref reader, book, side);

@@ -54,7 +54,7 @@ public sealed partial class Exchange
         _books = new OrderBook?[reference.Instruments.All.Select(i => (int)i.Id).DefaultIfEmpty(0).Max() + 1];
         foreach (var instrument in reference.Instruments.All)
         {
-            _books[instrument.Id] = new OrderBook(instrument.Id);
+            _books[instrument.Id] = new OrderBook(instrument);
         }
         foreach (var (id, limits) in reference.Accounts)
         {
@@ -176,7 +176,17 @@ public sealed partial class Exchange
             return RejectReason.AccountNotAllowed;
         }
         bool market = tx.Type == OrderType.Market;
-        RejectReason risk = CheckRisk(account, tx.Quantity, tx.Price, market, rests: !market && tx.TimeInForce == TimeInForce.Gtc);
+        long reference = book.ReferencePrice;
+        if (market && reference == 0)
+        {
+            return RejectReason.NoReferencePrice;
+        }
+        if (!market && !book.InBand(tx.Price))
+        {
+            return RejectReason.PriceOutsideBand;
+        }
+        // A market order's notional is its quantity at the reference price.
+        RejectReason risk = CheckRisk(account, tx.Quantity, market ? reference : tx.Price, rests: !market && tx.TimeInForce == TimeInForce.Gtc);
         if (risk != RejectReason.None)
         {
             return risk;
@@ -191,12 +201,14 @@ public sealed partial class Exchange
         BookSide opposite = tx.Side == Side.Buy ? book.Asks : book.Bids;
         long remaining = tx.Quantity;
         long cum = 0;
-        if (tx.TimeInForce == TimeInForce.Fok && !CanFill(opposite, tx.Price, market, remaining))
+        // Within a band, a market order trades as a limit order at the band's edge (market protection).
+        (long matchPrice, bool matchAsMarket) = market && book.BandEdge(tx.Side) is { } edge ? (edge, false) : (tx.Price, market);
+        if (tx.TimeInForce == TimeInForce.Fok && !CanFill(opposite, matchPrice, matchAsMarket, remaining))
         {
             sink.Execution(taker.Report(ExecType.Cancelled, 0, 0, 0, 0, 0));
             return RejectReason.None;
         }
-        Match(opposite, in taker, tx.Price, market, ref remaining, ref cum, ref sink);
+        Match(book, opposite, in taker, matchPrice, matchAsMarket, ref remaining, ref cum, ref sink);
         if (remaining > 0)
         {
             if (!market && tx.TimeInForce == TimeInForce.Gtc)
@@ -254,14 +266,18 @@ public sealed partial class Exchange
             return RejectReason.ReplaceQuantityTooLow;
         }
         AccountState account = _accounts[order.Account];
-        RejectReason risk = CheckRisk(account, tx.Quantity, tx.Price, market: false, rests: false);
+        OrderBook book = _books[order.Instrument]!;
+        if (!book.InBand(tx.Price))
+        {
+            return RejectReason.PriceOutsideBand;
+        }
+        RejectReason risk = CheckRisk(account, tx.Quantity, tx.Price, rests: false);
         if (risk != RejectReason.None)
         {
             return risk;
         }
         sink.Accepted(in tx, lsn, _block.No, in _block.Hash);
 
-        OrderBook book = _books[order.Instrument]!;
         BookSide own = order.Side == Side.Buy ? book.Bids : book.Asks;
         _byKey.Remove(new OrderKey(order.ClientId, order.ClientOrderId));
         _byKey[new OrderKey(tx.ClientId, tx.ClientOrderId)] = index;
@@ -285,7 +301,7 @@ public sealed partial class Exchange
         long remaining = leaves;
         long cum = order.Cum;
         BookSide opposite = order.Side == Side.Buy ? book.Asks : book.Bids;
-        Match(opposite, in taker, tx.Price, market: false, ref remaining, ref cum, ref sink);
+        Match(book, opposite, in taker, tx.Price, market: false, ref remaining, ref cum, ref sink);
         ref Order moved = ref _orders[index];
         if (remaining > 0)
         {
@@ -311,14 +327,15 @@ public sealed partial class Exchange
         && _orders[index].Account == tx.Account
         && _orders[index].Instrument == tx.Instrument;
 
-    private static RejectReason CheckRisk(AccountState account, long quantity, long price, bool market, bool rests)
+    /// <summary>The account's limits for an order of <paramref name="quantity"/> at <paramref name="price"/> (a market order's: the reference price).</summary>
+    private static RejectReason CheckRisk(AccountState account, long quantity, long price, bool rests)
     {
         AccountLimits limits = account.Limits;
         if (quantity > limits.MaxOrderQuantity)
         {
             return RejectReason.RiskMaxQuantity;
         }
-        if (!market && (Int128)price * quantity > limits.MaxOrderNotional)
+        if ((Int128)price * quantity > limits.MaxOrderNotional)
         {
             return RejectReason.RiskMaxNotional;
         }
@@ -340,7 +357,7 @@ public sealed partial class Exchange
     }
 
     /// <summary>Trades the taker against the opposite side while it crosses; reports both sides of every fill.</summary>
-    private void Match<TSink>(BookSide opposite, in Taker taker, long price, bool market, ref long remaining, ref long cum, ref TSink sink)
+    private void Match<TSink>(OrderBook book, BookSide opposite, in Taker taker, long price, bool market, ref long remaining, ref long cum, ref TSink sink)
         where TSink : struct, IExecutionSink
     {
         while (remaining > 0)
@@ -351,6 +368,7 @@ public sealed partial class Exchange
                 return;
             }
             long tradePrice = opposite[level].Price;
+            book.LastTradePrice = tradePrice;
             bool levelGone = false;
             while (remaining > 0 && !levelGone)
             {
@@ -446,6 +464,7 @@ public sealed partial class Exchange
                 continue;
             }
             hasher.Add(book.Instrument);
+            hasher.Add(book.LastTradePrice);
             foreach (BookSide side in new[] { book.Bids, book.Asks })
             {
                 hasher.Add(side.LevelCount);
@@ -568,9 +587,40 @@ public sealed partial class Exchange
         };
     }
 
-    private sealed class OrderBook(uint instrument)
+    private sealed class OrderBook(Ledger.Instrument instrument)
     {
-        public uint Instrument { get; } = instrument;
+        public uint Instrument { get; } = instrument.Id;
+
+        /// <summary>The price of the last trade on this book; 0 before the first.</summary>
+        public long LastTradePrice;
+
+        /// <summary>The last trade's price, else the configured one (0: none yet).</summary>
+        public long ReferencePrice => LastTradePrice != 0 ? LastTradePrice : instrument.ReferencePrice;
+
+        /// <summary>True when <paramref name="price"/> is within the band around the reference price (always, without a band or a reference price).</summary>
+        public bool InBand(long price)
+        {
+            long reference = ReferencePrice;
+            if (instrument.PriceBandBps == 0 || reference == 0)
+            {
+                return true;
+            }
+            // Prices are at most 10^12 and the band at most 10^5 bps: the products fit an Int128 with room.
+            Int128 distance = price > reference ? price - reference : reference - price;
+            return distance * 10_000 <= (Int128)reference * instrument.PriceBandBps;
+        }
+
+        /// <summary>The furthest price a market order on <paramref name="side"/> may trade at (on the tick, inside the band); null without a band.</summary>
+        public long? BandEdge(Side side)
+        {
+            long reference = ReferencePrice;
+            if (instrument.PriceBandBps == 0 || reference == 0)
+            {
+                return null;
+            }
+            long width = (long)((Int128)reference * instrument.PriceBandBps / 10_000) / instrument.TickSize * instrument.TickSize;
+            return side == Side.Buy ? reference + width : Math.Max(instrument.TickSize, reference - width);
+        }
 
         public BookSide Bids { get; } = new(Side.Buy);
 

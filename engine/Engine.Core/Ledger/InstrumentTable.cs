@@ -3,7 +3,21 @@ using Engine.Protocol;
 namespace Engine.Core.Ledger;
 
 /// <summary>A tradable instrument: its id on the wire, its symbol and its tick (prices are multiples of it).</summary>
-public sealed record Instrument(uint Id, string Symbol, long TickSize);
+public sealed record Instrument(uint Id, string Symbol, long TickSize)
+{
+    /// <summary>
+    /// The price market orders are checked against (their notional: quantity × this) and limit
+    /// prices are banded around until the first trade; after it, the last trade's price. 0: none, and
+    /// market orders are refused until the first trade.
+    /// </summary>
+    public long ReferencePrice { get; init; }
+
+    /// <summary>
+    /// The price band, in basis points of the reference price: a limit order priced further from it
+    /// is refused, and a market order trades only within it (the rest is cancelled). 0: no band.
+    /// </summary>
+    public int PriceBandBps { get; init; }
+}
 
 /// <summary>
 /// The instruments the engine knows, for the stateless checks: an array indexed by id, so a
@@ -35,6 +49,14 @@ public sealed class InstrumentTable
             {
                 throw new ArgumentException($"instrument {instrument.Symbol}: tick size must be positive");
             }
+            if (instrument.ReferencePrice < 0 || instrument.ReferencePrice > ProtocolLimits.MaxPrice || instrument.ReferencePrice % instrument.TickSize != 0)
+            {
+                throw new ArgumentException($"instrument {instrument.Symbol}: the reference price must be 0 (none) or a positive multiple of the tick up to {ProtocolLimits.MaxPrice}");
+            }
+            if (instrument.PriceBandBps is < 0 or > 100_000)
+            {
+                throw new ArgumentException($"instrument {instrument.Symbol}: the price band must be 0 (none) to 100,000 basis points");
+            }
             if (_byId[instrument.Id] is not null)
             {
                 throw new ArgumentException($"instrument id {instrument.Id} is listed twice");
@@ -62,8 +84,8 @@ public sealed class InstrumentTable
     /// <summary>Three instruments for development and tests: ids 1-3, ticks 1, 5 and 25.</summary>
     public static InstrumentTable Development() => new(
     [
-        new Instrument(1, "ACME", 1),
-        new Instrument(2, "GLOBEX", 5),
-        new Instrument(3, "INITECH", 25),
+        new Instrument(1, "ACME", 1) { ReferencePrice = 1_000 },
+        new Instrument(2, "GLOBEX", 5) { ReferencePrice = 5_000 },
+        new Instrument(3, "INITECH", 25) { ReferencePrice = 25_000 },
     ]);
 }

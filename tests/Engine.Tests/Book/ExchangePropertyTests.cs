@@ -52,7 +52,7 @@ public class ExchangePropertyTests
     }
 
     internal static ReferenceData Reference() => new(
-        new InstrumentTable([new Instrument(1, "ACME", 1)]),
+        new InstrumentTable([new Instrument(1, "ACME", 1) { ReferencePrice = 100 }]),
         new Dictionary<uint, AccountLimits> { [2] = new(1_000_000, 1_000_000_000, 1_000_000) },
         [new ClientEntitlement(1, "a", [2]), new ClientEntitlement(2, "b", [2]), new ClientEntitlement(3, "c", [2])],
         "test");

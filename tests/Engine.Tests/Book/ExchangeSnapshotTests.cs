@@ -12,7 +12,8 @@ namespace Engine.Tests.Book;
 /// </summary>
 public class ExchangeSnapshotTests
 {
-    private const int FirstOrderAccountOffset = 108 + 4 + 4 + 4 + 8 + 4 + 36;
+    // Header, books, the first book's instrument and last trade price, its bid levels, the first level's price and orders, then the order's fields before its account.
+    private const int FirstOrderAccountOffset = 108 + 4 + 4 + 8 + 4 + 8 + 4 + 36;
 
     private static Hash32 BlockHash(ulong blockNo) => Hash32.From(SHA256.HashData(BitConverter.GetBytes(blockNo)));
 
@@ -96,16 +97,18 @@ public class ExchangeSnapshotTests
 
     /// <summary>A forger recomputes the trailing digest: the contents are still checked, each with its reason.</summary>
     [TestCase("account", FirstOrderAccountOffset, 99u, "account 99")]
-    [TestCase("version", 8, 2u, "version 2")]
+    [TestCase("version", 8, 1u, "version 1")]
+    [TestCase("version", 8, 3u, "version 3")]
     [TestCase("state checksum", 56, 0xDEADu, "checksum")]
     [TestCase("leaves", FirstOrderAccountOffset - 20, 0u, "leaves 0")]
     [TestCase("resting orders", 104, 1u, "the header says 1")]
+    [TestCase("last trade price", 108 + 4 + 4 + 4, 0xFFFF_FFFFu, "last trade price")]
     public void A_forged_snapshot_with_a_valid_digest_is_still_refused(string field, int offset, uint value, string reason)
     {
         var exchange = new Exchange(ExchangePropertyTests.Reference());
         Apply(exchange, ExchangePropertyTests.Flow(7, 400), 0, 400, new Outcomes());
         byte[] snapshot = Snapshot(exchange, 40);
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(snapshot.AsSpan(108 + 4 + 4)), Is.Not.Zero, "the first book has bids, so the offset names its first order");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(snapshot.AsSpan(108 + 4 + 4 + 8)), Is.Not.Zero, "the first book has bids, so the offset names its first order");
         BinaryPrimitives.WriteUInt32LittleEndian(snapshot.AsSpan(offset), value);
         SHA256.HashData(snapshot.AsSpan(0, snapshot.Length - 32), snapshot.AsSpan(snapshot.Length - 32));
 

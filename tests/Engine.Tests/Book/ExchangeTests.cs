@@ -11,8 +11,8 @@ public class ExchangeTests
     private ulong _lsn;
     private readonly Dictionary<uint, ulong> _seq = [];
 
-    private static ReferenceData Reference() => new(
-        new InstrumentTable([new Instrument(1, "ACME", 1)]),
+    private static ReferenceData Reference(int bandBps = 0, long referencePrice = 100) => new(
+        new InstrumentTable([new Instrument(1, "ACME", 1) { ReferencePrice = referencePrice, PriceBandBps = bandBps }]),
         new Dictionary<uint, AccountLimits> { [1] = new(1000, 50_000, 3), [2] = new(1_000_000, 1_000_000_000, 1000) },
         [new ClientEntitlement(1, "a", [1, 2]), new ClientEntitlement(2, "b", [1, 2])],
         "test");
@@ -44,6 +44,75 @@ public class ExchangeTests
     private RejectReason LastReply => _out.Replies[^1].Reason;
 
     private List<ExecutionReport> Trades => [.. _out.Reports.Where(r => r.TradeId != 0)];
+
+    /// <summary>
+    /// A market order's notional is its quantity at the reference price: a fat-finger market order of
+    /// an account's largest quantity no longer passes the notional limit (before, market orders
+    /// skipped it).
+    /// </summary>
+    [Test]
+    public void A_market_order_is_checked_for_notional_at_the_reference_price()
+    {
+        Limit(2, 1, Side.Sell, 100, 1000, account: 2);
+        // Account 1: at most 1,000 a order and 50,000 notional; 600 at the reference price 100 is 60,000.
+        Apply(Transaction.NewOrder(1, NextSeq(1), 1, 1, 2, Side.Buy, OrderType.Market, TimeInForce.Ioc, 0, 600));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.RiskMaxNotional));
+        Apply(Transaction.NewOrder(1, NextSeq(1), 1, 1, 3, Side.Buy, OrderType.Market, TimeInForce.Ioc, 0, 400));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "40,000 is inside the limit");
+        Assert.That(Trades.Last().LastQuantity, Is.EqualTo(400));
+    }
+
+    [Test]
+    public void A_market_order_without_a_reference_price_is_refused_until_the_first_trade_sets_one()
+    {
+        _exchange = new Exchange(Reference(referencePrice: 0));
+        Limit(2, 1, Side.Sell, 100, 10);
+        Market(1, 2, Side.Buy, 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.NoReferencePrice));
+        Limit(1, 3, Side.Buy, 100, 1);
+        Assert.That(Trades, Has.Count.EqualTo(2), "a limit order trades and sets the reference price");
+        Market(1, 4, Side.Buy, 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+    }
+
+    [Test]
+    public void A_limit_price_outside_the_band_is_refused_and_the_band_follows_the_last_trade()
+    {
+        _exchange = new Exchange(Reference(bandBps: 1000)); // 10% of the reference price
+        Limit(1, 1, Side.Buy, 111, 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.PriceOutsideBand), "11% above 100");
+        Limit(1, 2, Side.Buy, 110, 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "10% is inside");
+        Limit(1, 3, Side.Sell, 89, 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.PriceOutsideBand));
+        Limit(2, 4, Side.Sell, 110, 1); // trades at 110: the reference price moves there
+        Limit(1, 5, Side.Buy, 120, 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "inside 10% of the last trade (110)");
+        Apply(Transaction.Replace(1, NextSeq(1), 2, 1, 6, 5, 125, 1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.PriceOutsideBand), "a replace is banded too");
+    }
+
+    [Test]
+    public void A_market_order_trades_only_inside_the_band_and_the_rest_is_cancelled()
+    {
+        // A sell outside today's band (it rested under a wider one): built with a 50% band, carried
+        // into a 10% band through a snapshot.
+        _exchange = new Exchange(Reference(bandBps: 5000));
+        Limit(2, 1, Side.Sell, 105, 5);
+        Limit(2, 2, Side.Sell, 110, 5);
+        Limit(2, 99, Side.Sell, 120, 5);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        _exchange.WriteSnapshot(buffer, 1, default);
+        _exchange = Exchange.ReadSnapshot(buffer.WrittenSpan, Reference(bandBps: 1000), out _);
+
+        Market(1, 3, Side.Buy, 20);
+
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+        Assert.That(Trades.Where(t => t.ClientId == 1).Sum(t => t.LastQuantity), Is.EqualTo(10), "105 and 110 are inside 10% of 100; 120 is not");
+        Assert.That(_out.Reports.Last().ExecType, Is.EqualTo(ExecType.Cancelled), "the rest of the market order");
+        Assert.That(_exchange.TryGetOrder(2, 99, out long leaves, out _, out _), Is.True, "the far order rests");
+        Assert.That(leaves, Is.EqualTo(5), "untouched");
+    }
 
     [Test]
     public void A_crossing_order_trades_at_the_resting_price_and_reports_both_sides()

@@ -33,9 +33,10 @@ public class ExchangeFuzzTests
     public sealed record Op(MessageType Kind, uint Client, SeqRule Rule, ulong SeqParameter, uint Account, uint Instrument, ulong OrderId, ulong OrigId,
         Side Side, OrderType Type, TimeInForce Tif, long Price, long Quantity);
 
-    // Account 1: tight limits (risk rejections happen); 2: loose. Instruments 1 (tick 1) and 2 (tick 5).
+    // Account 1: tight limits (risk rejections happen); 2: loose. Instruments 1 (tick 1, reference
+    // price 100, a 10% band) and 2 (tick 5, no reference price until its first trade, no band).
     private static readonly ReferenceData s_reference = new(
-        new InstrumentTable([new Instrument(1, "ACME", 1), new Instrument(2, "GLOBEX", 5)]),
+        new InstrumentTable([new Instrument(1, "ACME", 1) { ReferencePrice = 100, PriceBandBps = 1000 }, new Instrument(2, "GLOBEX", 5)]),
         new Dictionary<uint, AccountLimits> { [1] = new(50, 2_000, 4), [2] = new(1_000_000, 1_000_000_000, 1_000) },
         [new ClientEntitlement(1, "a", [1, 2]), new ClientEntitlement(2, "b", [1, 2]), new ClientEntitlement(3, "c", [2])],
         "fuzz");
