@@ -28,6 +28,9 @@ public sealed class SimNode
     /// <summary>Compare state checksums every this many blocks.</summary>
     public const int ChecksumEvery = 16;
 
+    /// <summary>A snapshot after every block whose number is a multiple of this; two are kept.</summary>
+    public const int SnapshotEvery = 24;
+
     private readonly SimWorld _world;
     private readonly SimChainView _chain = new();
     private SimPipeline? _serving;
@@ -39,7 +42,11 @@ public sealed class SimNode
         _world = world;
         Name = name;
         Device = new SimulatedJournalDevice(name);
+        SnapshotDisk = new SimSnapshotDisk(name);
     }
+
+    /// <summary>The node's snapshot files (they outlive crashes; cleared when a diverged journal is set aside, as they live in its directory).</summary>
+    public SimSnapshotDisk SnapshotDisk { get; }
 
     public string Name { get; }
 
@@ -62,7 +69,10 @@ public sealed class SimNode
     public void Start(PairRole role)
     {
         _generation++;
-        Ledger = new JournalPairLedger(anchor => SimulatedJournal.Open(Device, _world.JournalSettings, anchor), SetAside, Name, _world.Reference, ChecksumEvery, _ => { });
+        var snapshots = new SnapshotSchedule(new SnapshotStore(SnapshotDisk, retain: 2), SnapshotEvery, TimeSpan.Zero);
+        Ledger = new JournalPairLedger(anchor => SimulatedJournal.Open(Device, _world.JournalSettings, anchor), SetAside, Name, _world.Reference, ChecksumEvery,
+            _ => { }, snapshots, _world.Clock, snapshotsOnOwnThread: false); // its lines carry wall-clock times: not in a trace that must replay byte for byte
+        CheckRecovery(Ledger);
         var settings = _world.Settings with { Role = role, Peer = "127.0.0.1:1", ReplicationListen = "127.0.0.1:2" };
         Pair = new PairNode(Name, settings, _world.Clock, new SimTransport(_world.Network, this, () => _world.PeerOf(this)),
             _world.HasWitness ? new SimWitnessPort(_world.Witness, this) : null, Ledger, pairEvent => _world.OnEvent(this, pairEvent), _world.Mutations);
@@ -72,10 +82,37 @@ public sealed class SimNode
         _world.Clock.After(TickNs, () => TickLoop(generation));
     }
 
-    /// <summary>A diverged chain is set aside: a new, empty device (the old one is dropped; a real node keeps the directory for forensics).</summary>
+    /// <summary>
+    /// A state recovered from a snapshot must be the state a replay of the whole journal reaches: the
+    /// snapshot, its anchor in the journal and the replay after it, checked against the chain itself.
+    /// </summary>
+    private void CheckRecovery(JournalPairLedger ledger)
+    {
+        if (ledger.Recovery.SnapshotBlock is not { } anchor)
+        {
+            return;
+        }
+        _world.Count("recovered-from-snapshot");
+        var replayed = new Core.Book.Exchange(_world.Reference);
+        var applier = new Core.Ledger.BlockApplier(replayed);
+        var sink = new Core.Book.NullSink();
+        Device.VisitHeld(SimulatedJournalDevice.BeginAddress, (entry, _) =>
+        {
+            applier.ApplyBlock(Core.Chain.BlockRecords.Open(entry), ref sink);
+            return true;
+        });
+        Hash32 recovered = ledger.Exchange.ComputeChecksum(), expected = replayed.ComputeChecksum();
+        if (recovered != expected)
+        {
+            _world.StateViolation($"{Name} recovered from the snapshot of block {anchor} a state ({recovered.ToShortString()}) that a replay of its journal does not reach ({expected.ToShortString()})");
+        }
+    }
+
+    /// <summary>A diverged chain is set aside: a new, empty device (the old one is dropped; a real node keeps the directory for forensics), and its snapshots with it.</summary>
     private string SetAside()
     {
         _discarded++;
+        SnapshotDisk.Clear();
         Device = new SimulatedJournalDevice($"{Name}.{_discarded}");
         _world.Trace($"{Name}: the diverged journal is set aside; a new device {Device.Name}");
         return Device.Name;
@@ -127,6 +164,7 @@ public sealed class SimNode
                 else
                 {
                     ledger.Reopen();
+                    CheckRecovery(ledger);
                 }
             }
         }
@@ -147,7 +185,12 @@ public sealed class SimNode
         {
             return;
         }
-        Run(() => Pair!.Tick());
+        Run(() =>
+        {
+            Pair!.Tick();
+            // The snapshot replica's round (its own thread in a real node): follows the journal, snapshots, checksums.
+            Ledger!.Snapshots?.Step();
+        });
         _world.Clock.After(TickNs, () => TickLoop(generation));
     }
 

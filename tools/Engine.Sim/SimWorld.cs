@@ -402,9 +402,27 @@ public sealed class SimWorld
         }
     }
 
-    /// <summary>SIGKILL now (a torn last write or not, as the seed says), and a restart as backup <paramref name="after"/> later.</summary>
+    /// <summary>A node found its own state wrong (a recovery that does not match its journal).</summary>
+    public void StateViolation(string what) => Violate(what);
+
+    /// <summary>
+    /// SIGKILL now (a torn last write or not, as the seed says; perhaps a snapshot damaged on its disk
+    /// or its next snapshot write failing), and a restart as backup <paramref name="after"/> later.
+    /// </summary>
     private void CrashAndRestart(SimNode node, long after)
     {
+        // The snapshots on its disk: one damaged at rest (loading must refuse it and fall back), or the next write failing.
+        switch (_random.Next(8))
+        {
+            case 0 when node.SnapshotDisk.DamageNewest(_random):
+                Count("snapshot-damaged");
+                Trace($"fault: {node.Name}'s newest snapshot is damaged on disk");
+                break;
+            case 1:
+                Count("snapshot-write-fails");
+                node.SnapshotDisk.FailNextWrite = true;
+                break;
+        }
         bool tear = _random.Next(2) == 0;
         Trace($"fault: crash {node.Name}{(tear ? " tearing its last write" : "")}, restart as backup in {after / SimClock.NanosPerMs} ms");
         node.Crash(tear);

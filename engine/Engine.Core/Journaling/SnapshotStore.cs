@@ -19,45 +19,53 @@ public sealed class SnapshotStore
     public const string Extension = ".snap";
     private const string Prefix = "snapshot-";
 
+    private readonly ISnapshotMedium _medium;
+
+    /// <summary>Snapshots in <paramref name="directory"/>.</summary>
     public SnapshotStore(string directory, int retain)
+        : this(new DirectorySnapshotMedium(directory), retain)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+    }
+
+    /// <summary>Snapshots on <paramref name="medium"/> (the simulator's disk).</summary>
+    public SnapshotStore(ISnapshotMedium medium, int retain)
+    {
+        ArgumentNullException.ThrowIfNull(medium);
         ArgumentOutOfRangeException.ThrowIfLessThan(retain, 1);
-        Directory = directory;
+        _medium = medium;
         Retain = retain;
     }
 
-    public string Directory { get; }
+    /// <summary>Where the snapshots are (a directory), for messages.</summary>
+    public string Directory => _medium.Where;
 
     /// <summary>How many snapshots <see cref="Prune"/> keeps (at least one).</summary>
     public int Retain { get; }
 
-    /// <summary>Where the snapshot taken after block <paramref name="blockNo"/> lives.</summary>
-    public string PathOf(ulong blockNo) => Path.Combine(Directory, string.Create(CultureInfo.InvariantCulture, $"{Prefix}{blockNo:D20}{Extension}"));
+    /// <summary>The file name of the snapshot taken after block <paramref name="blockNo"/>.</summary>
+    public static string NameOf(ulong blockNo) => string.Create(CultureInfo.InvariantCulture, $"{Prefix}{blockNo:D20}{Extension}");
+
+    /// <summary>Where the snapshot taken after block <paramref name="blockNo"/> lives (its path, on a directory).</summary>
+    public string PathOf(ulong blockNo) => Path.Combine(_medium.Where, NameOf(blockNo));
 
     /// <summary>Writes a snapshot taken after block <paramref name="blockNo"/> (see <see cref="Exchange.WriteSnapshot"/>); returns its path.</summary>
     public string Save(ReadOnlySpan<byte> snapshot, ulong blockNo)
     {
-        System.IO.Directory.CreateDirectory(Directory);
-        string path = PathOf(blockNo);
-        DurableFile.Replace(path, snapshot);
-        return path;
+        _medium.Replace(NameOf(blockNo), snapshot);
+        return PathOf(blockNo);
     }
 
     /// <summary>The snapshots present, newest first. A file whose name is not a snapshot's is not one and is left alone.</summary>
     public IReadOnlyList<(ulong BlockNo, string Path)> List()
     {
-        if (!System.IO.Directory.Exists(Directory))
-        {
-            return [];
-        }
         var found = new List<(ulong BlockNo, string Path)>();
-        foreach (string path in System.IO.Directory.EnumerateFiles(Directory, Prefix + "*" + Extension))
+        foreach (string name in _medium.Names())
         {
-            string name = Path.GetFileNameWithoutExtension(path);
-            if (name.Length == Prefix.Length + 20 && ulong.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out ulong blockNo))
+            if (name.Length == Prefix.Length + 20 + Extension.Length && name.StartsWith(Prefix, StringComparison.Ordinal) && name.EndsWith(Extension, StringComparison.Ordinal)
+                && ulong.TryParse(name.AsSpan(Prefix.Length, 20), NumberStyles.None, CultureInfo.InvariantCulture, out ulong blockNo))
             {
-                found.Add((blockNo, path));
+                found.Add((blockNo, PathOf(blockNo)));
             }
         }
         found.Sort((a, b) => b.BlockNo.CompareTo(a.BlockNo));
@@ -76,7 +84,7 @@ public sealed class SnapshotStore
         {
             try
             {
-                Exchange exchange = Exchange.ReadSnapshot(File.ReadAllBytes(path), reference, out SnapshotHeader header);
+                Exchange exchange = Exchange.ReadSnapshot(_medium.Read(NameOf(blockNo)), reference, out SnapshotHeader header);
                 if (header.BlockNo != blockNo)
                 {
                     throw new InvalidDataException($"it stands after block {header.BlockNo}, its name says {blockNo}");
@@ -102,7 +110,7 @@ public sealed class SnapshotStore
         string path = PathOf(blockNo);
         try
         {
-            Exchange exchange = Exchange.ReadSnapshot(File.ReadAllBytes(path), reference, out SnapshotHeader header);
+            Exchange exchange = Exchange.ReadSnapshot(_medium.Read(NameOf(blockNo)), reference, out SnapshotHeader header);
             if (header.BlockNo != blockNo || header.BlockHash != blockHash)
             {
                 throw new InvalidDataException($"it stands after block {header.BlockNo} of hash {header.BlockHash.ToShortString()}, not block {blockNo} of hash {blockHash.ToShortString()}");
@@ -120,19 +128,11 @@ public sealed class SnapshotStore
     public int Prune()
     {
         int deleted = 0;
-        foreach ((_, string path) in List().Skip(Retain))
+        foreach ((ulong blockNo, _) in List().Skip(Retain))
         {
-            File.Delete(path);
+            _medium.Delete(NameOf(blockNo));
             deleted++;
         }
-        if (System.IO.Directory.Exists(Directory))
-        {
-            foreach (string partial in System.IO.Directory.EnumerateFiles(Directory, Prefix + "*" + Extension + DurableFile.TemporarySuffix))
-            {
-                File.Delete(partial);
-                deleted++;
-            }
-        }
-        return deleted;
+        return deleted + _medium.DeleteLeftovers();
     }
 }

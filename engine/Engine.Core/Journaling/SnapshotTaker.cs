@@ -51,7 +51,9 @@ public sealed class SnapshotTaker : IDisposable
     private readonly ReferenceData _reference;
     private readonly TimeProvider _clock;
     private readonly Action<string> _log;
-    private readonly Thread _thread;
+    private readonly Thread? _thread;
+    private SnapshotReplica? _replica;
+    private long _lastAt;
     private readonly AutoResetEvent _wake = new(false);
     private readonly object _gate = new();
     private readonly List<TaskCompletionSource<ulong>> _requests = [];
@@ -67,8 +69,9 @@ public sealed class SnapshotTaker : IDisposable
     /// <param name="clock">For the time-based interval.</param>
     /// <param name="log">Where snapshots and failures are told.</param>
     /// <param name="checksumEveryBlocks">The state checksum after every block whose number is a multiple of this goes to <see cref="StateChecksums"/> (0: none).</param>
+    /// <param name="ownThread">Run on a thread of its own (a node); false: only when <see cref="Step"/> is called (the simulator, on its one thread).</param>
     public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, Server.RecoveryReport recovered, TimeProvider clock, Action<string> log,
-        ulong checksumEveryBlocks = 0)
+        ulong checksumEveryBlocks = 0, bool ownThread = true)
     {
         ChecksumEveryBlocks = checksumEveryBlocks;
         _journal = journal;
@@ -79,8 +82,11 @@ public sealed class SnapshotTaker : IDisposable
         ArgumentNullException.ThrowIfNull(recovered);
         _dueAfterRecovery = (schedule.EveryBlocks != 0 && (ulong)recovered.ReplayedBlocks > schedule.EveryBlocks) || recovered.TotalMs >= SlowRecovery.TotalMilliseconds;
         _status = new SnapshotStatus(journal.Opening.AnchorBlockNo, journal.Opening.AnchorBlockNo, 0, null, null, null);
-        _thread = new Thread(Run) { IsBackground = true, Name = "snapshot-replica", Priority = ThreadPriority.BelowNormal };
-        _thread.Start();
+        if (ownThread)
+        {
+            _thread = new Thread(Run) { IsBackground = true, Name = "snapshot-replica", Priority = ThreadPriority.BelowNormal };
+            _thread.Start();
+        }
     }
 
     public SnapshotStatus Status => _status;
@@ -123,41 +129,11 @@ public sealed class SnapshotTaker : IDisposable
 
     private void Run()
     {
-        SnapshotReplica? replica = null;
         try
         {
-            replica = Resume();
-            long lastAt = _clock.GetTimestamp();
             while (!_stopping)
             {
-                ulong? before = replica.LastSnapshotBlockNo;
-                int applied = StepOrSayWhy(replica);
-                bool level = applied < MaxBlocksPerStep;
-                bool timeDue = _schedule.Every > TimeSpan.Zero && _clock.GetElapsedTime(lastAt) >= _schedule.Every;
-                bool requested;
-                lock (_gate)
-                {
-                    requested = _requests.Count > 0;
-                }
-                if (level && (requested || timeDue || _dueAfterRecovery))
-                {
-                    TryTake(replica);
-                    _dueAfterRecovery = false;
-                    if (requested && replica.LastSnapshotBlockNo is { } block)
-                    {
-                        Complete(r => r.TrySetResult(block));
-                    }
-                }
-                if (replica.LastSnapshotBlockNo != before)
-                {
-                    Took(replica);
-                }
-                if (replica.LastSnapshotBlockNo != before || timeDue)
-                {
-                    lastAt = _clock.GetTimestamp();
-                }
-                Publish(replica, _status.LastError);
-                if (level)
+                if (Step())
                 {
                     _wake.WaitOne(PollMs);
                 }
@@ -180,6 +156,49 @@ public sealed class SnapshotTaker : IDisposable
             }
             Complete(r => r.TrySetException(new InvalidOperationException("the snapshot replica stopped before taking the snapshot")));
         }
+    }
+
+    /// <summary>
+    /// One round: applies what is committed and new (a bounded amount), takes a snapshot if one is due,
+    /// answers requests; true when the replica is level with the journal (nothing more to do now).
+    /// The thread's loop, or the simulator's call.
+    /// </summary>
+    public bool Step()
+    {
+        if (_replica is null)
+        {
+            _replica = Resume();
+            _lastAt = _clock.GetTimestamp();
+        }
+        SnapshotReplica replica = _replica;
+        ulong? before = replica.LastSnapshotBlockNo;
+        int applied = StepOrSayWhy(replica);
+        bool level = applied < MaxBlocksPerStep;
+        bool timeDue = _schedule.Every > TimeSpan.Zero && _clock.GetElapsedTime(_lastAt) >= _schedule.Every;
+        bool requested;
+        lock (_gate)
+        {
+            requested = _requests.Count > 0;
+        }
+        if (level && (requested || timeDue || _dueAfterRecovery))
+        {
+            TryTake(replica);
+            _dueAfterRecovery = false;
+            if (requested && replica.LastSnapshotBlockNo is { } block)
+            {
+                Complete(r => r.TrySetResult(block));
+            }
+        }
+        if (replica.LastSnapshotBlockNo != before)
+        {
+            Took(replica);
+        }
+        if (replica.LastSnapshotBlockNo != before || timeDue)
+        {
+            _lastAt = _clock.GetTimestamp();
+        }
+        Publish(replica, _status.LastError);
+        return level;
     }
 
     /// <summary>A step of the replica; a snapshot due inside it that could not be written is told, and the step counts as not level (it goes on at once).</summary>
@@ -280,7 +299,11 @@ public sealed class SnapshotTaker : IDisposable
             _stopping = true;
         }
         _wake.Set();
-        _thread.Join();
+        _thread?.Join();
+        if (_thread is null)
+        {
+            Complete(r => r.TrySetException(new InvalidOperationException("the snapshot replica stopped before taking the snapshot")));
+        }
         _wake.Dispose();
     }
 }

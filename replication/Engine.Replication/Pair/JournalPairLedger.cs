@@ -34,6 +34,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private BlockApplier _applier = null!;
     private ChainVerifier _verifier = null!;
     private SnapshotTaker? _taker;
+    private readonly TimeProvider _clock;
+    private readonly bool _snapshotsOnOwnThread;
 
     /// <summary>Opens the node's journal with <paramref name="open"/> (which verifies its chain) and recovers its state (<see cref="NodeRecovery"/>).</summary>
     /// <param name="open">Opens the journal, verifying from the anchor given (a snapshot's block; null: genesis): now, after a step-down (<see cref="Reopen"/>) and after a discard.</param>
@@ -43,9 +45,13 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <param name="checksumEveryBlocks">The state checksum is computed after every block whose number is a multiple of this (0: never).</param>
     /// <param name="log">Where the ledger tells what it did.</param>
     /// <param name="snapshots">Where the node's snapshots are and when it takes them (a <see cref="SnapshotTaker"/> follows each journal opened); null: none.</param>
+    /// <param name="clock">The snapshots' clock (their time-based interval): the system's, or the simulator's.</param>
+    /// <param name="snapshotsOnOwnThread">The snapshot taker runs on its own thread; false: the simulator steps it (<see cref="Snapshots"/>).</param>
     public JournalPairLedger(Func<JournalAnchor?, IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log,
-        SnapshotSchedule? snapshots = null)
+        SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true)
     {
+        _clock = clock ?? TimeProvider.System;
+        _snapshotsOnOwnThread = snapshotsOnOwnThread;
         _open = open;
         _snapshots = snapshots;
         _setAside = setAside;
@@ -101,7 +107,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         {
             _checksums.Clear();
         }
-        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered, TimeProvider.System, _log, _checksumEvery) : null;
+        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered, _clock, _log, _checksumEvery, _snapshotsOnOwnThread) : null;
         if (_taker is not null)
         {
             // The replica computes the checksums, on its thread, off the path of the blocks.

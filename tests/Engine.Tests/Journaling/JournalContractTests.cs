@@ -136,6 +136,43 @@ public sealed class JournalContractTests(string implementation, Durability durab
     }
 
     [Test]
+    public void LocateFrom_reaches_any_block_within_one_index_interval_also_after_reopening()
+    {
+        const int Blocks = 2_100;
+        using (IJournal journal = _harness.Open(s_cluster))
+        {
+            var chain = new TestChain(journal.Head);
+            for (int i = 0; i < Blocks; i++)
+            {
+                journal.Append(chain.Next(1));
+            }
+            Assert.That(journal.LocateFrom(Blocks), Is.LessThan(journal.CommittedUntil), "never an address past what is committed");
+            journal.Flush();
+            AssertReachable(journal, Blocks);
+        }
+        using IJournal reopened = _harness.Open(s_cluster);
+        AssertReachable(reopened, Blocks);
+    }
+
+    private static void AssertReachable(IJournal journal, int blocks)
+    {
+        foreach (ulong wanted in new ulong[] { 0, 5, 1023, 1024, 1500, 2048, (ulong)blocks })
+        {
+            int before = 0;
+            bool reached = false;
+            journal.Scan(journal.LocateFrom(wanted), (entry, _) =>
+            {
+                BlockFormat.TryReadHeader(entry, out BlockHeader header);
+                reached = header.BlockNo == wanted;
+                before += header.BlockNo < wanted ? 1 : 0;
+                return header.BlockNo < wanted;
+            });
+            Assert.That(reached, Is.True, $"block {wanted} reached");
+            Assert.That(before, Is.LessThan((int)BlockIndex.Every), $"block {wanted}: within one index interval, not a scan from genesis");
+        }
+    }
+
+    [Test]
     public void Durability_decides_when_a_block_counts_as_journaled()
     {
         using IJournal journal = _harness.Open(s_cluster);
