@@ -36,6 +36,7 @@ public sealed class SimNode
     private SimPipeline? _serving;
     private int _generation;
     private int _discarded;
+    private long _ticks;
 
     public SimNode(SimWorld world, string name)
     {
@@ -94,13 +95,7 @@ public sealed class SimNode
         }
         _world.Count("recovered-from-snapshot");
         var replayed = new Core.Book.Exchange(_world.Reference);
-        var applier = new Core.Ledger.BlockApplier(replayed);
-        var sink = new Core.Book.NullSink();
-        Device.VisitHeld(SimulatedJournalDevice.BeginAddress, (entry, _) =>
-        {
-            applier.ApplyBlock(Core.Chain.BlockRecords.Open(entry), ref sink);
-            return true;
-        });
+        Core.Server.NodeRecovery.Replay(ledger.Journal, replayed, SimulatedJournalDevice.BeginAddress);
         Hash32 recovered = ledger.Exchange.ComputeChecksum(), expected = replayed.ComputeChecksum();
         if (recovered != expected)
         {
@@ -188,8 +183,11 @@ public sealed class SimNode
         Run(() =>
         {
             Pair!.Tick();
-            // The snapshot replica's round (its own thread in a real node): follows the journal, snapshots, checksums.
-            Ledger!.Snapshots?.Step();
+            // The snapshot replica's round every 50 ms, as its own thread polls in a real node: follows the journal, snapshots, checksums.
+            if (++_ticks % 5 == 0)
+            {
+                Ledger!.Snapshots?.Step();
+            }
         });
         _world.Clock.After(TickNs, () => TickLoop(generation));
     }
