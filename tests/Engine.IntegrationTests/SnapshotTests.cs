@@ -119,6 +119,49 @@ public class SnapshotTests
     }
 
     [Test]
+    public async Task Engine_admin_snapshot_takes_one_now_and_a_restart_starts_from_it()
+    {
+        // Snapshots only on demand: neither interval comes due in the test.
+        var onDemand = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "1000000", ["ENGINE_SNAPSHOTEVERYSECONDS"] = "3600" };
+        using var server = new EngineServer(environment: onDemand);
+        await using (EngineClient client = await server.ConnectAsync(5))
+        {
+            for (ulong id = 1; id <= 20; id++)
+            {
+                Assert.That((await client.SubmitAsync(Limit(id, Side.Buy, 900 + (long)id, 1, 1))).Accepted, Is.True);
+            }
+        }
+        NodeStatusReport before = await server.StatusAsync();
+        Assert.That(before.Snapshots!.SnapshotBlock, Is.Null, "none taken yet");
+
+        string admin = $"127.0.0.1:{server.AdminPort}";
+        using (var command = EngineProcess.Start("admin", "snapshot", "--admin", admin))
+        {
+            Assert.That(command.WaitForExit(Wait), Is.Zero, command.StdErr);
+            Assert.That(command.StdOut, Does.Contain($"snapshot after block {before.Block}"));
+        }
+        using (var again = EngineProcess.Start("admin", "snapshot", "--admin", admin))
+        {
+            Assert.That(again.WaitForExit(Wait), Is.Zero, again.StdErr);
+            Assert.That(again.StdOut, Does.Contain($"snapshot after block {before.Block}"), "nothing new: the same one");
+        }
+        Assert.That((await server.StatusAsync(state: false)).Snapshots!.Taken, Is.EqualTo(1));
+
+        using (var unsigned = new HttpClient())
+        {
+            using HttpResponseMessage refused = await unsigned.PostAsync(new Uri($"http://{admin}/admin/snapshot"), null);
+            Assert.That((int)refused.StatusCode, Is.EqualTo(401), "only an operator's signed request");
+        }
+
+        server.KillHard();
+        server.Start();
+        NodeStatusReport after = await server.StatusAsync();
+        Assert.That(after.Recovery!.SnapshotBlock, Is.EqualTo(before.Block), "started from it");
+        Assert.That(after.Recovery.ReplayedBlocks, Is.Zero);
+        Assert.That(after.State!.Checksum, Is.EqualTo(before.State!.Checksum));
+    }
+
+    [Test]
     public async Task The_two_nodes_of_a_pair_snapshot_the_same_state_at_the_same_blocks()
     {
         string root = Path.Combine(Path.GetTempPath(), $"pair-snap-{Guid.NewGuid():N}");
