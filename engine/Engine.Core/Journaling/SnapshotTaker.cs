@@ -22,7 +22,7 @@ public sealed record SnapshotSchedule(SnapshotStore Store, ulong EveryBlocks, Ti
 public sealed record SnapshotStatus(ulong? SnapshotBlock, ulong? AppliedBlock, long Taken, long? LastBytes, double? LastWriteMs, string? LastError);
 
 /// <summary>
-/// Runs a <see cref="SnapshotReplica"/> on a thread of its own for one open journal: it starts
+/// Runs a <see cref="SnapshotReplica"/> on a thread of its own (or, in the simulator, when stepped) for one open journal: it starts
 /// from the snapshot the journal was anchored at (or from genesis), follows the committed blocks, and
 /// writes a snapshot after every block due by <see cref="SnapshotSchedule.EveryBlocks"/>, when
 /// <see cref="SnapshotSchedule.Every"/> has passed, when asked (<see cref="RequestAsync"/>: <c>engine
@@ -122,8 +122,8 @@ public sealed class SnapshotTaker : IDisposable
                 return request.Task;
             }
             _requests.Add(request);
+            _wake.Set(); // under the lock: Dispose closes the handle under it, after setting _stopping
         }
-        _wake.Set();
         return request.Task;
     }
 
@@ -304,6 +304,9 @@ public sealed class SnapshotTaker : IDisposable
         {
             Complete(r => r.TrySetException(new InvalidOperationException("the snapshot replica stopped before taking the snapshot")));
         }
-        _wake.Dispose();
+        lock (_gate)
+        {
+            _wake.Dispose();
+        }
     }
 }
