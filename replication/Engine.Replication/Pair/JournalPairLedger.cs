@@ -80,10 +80,16 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     public ChainHead Head => _verifier.Head;
 
     /// <summary>What the last opening of the journal recovered.</summary>
-    public RecoveryReport Recovery { get; private set; } = null!;
+    public RecoveryReport Recovery
+    {
+        get => Volatile.Read(ref _recovery);
+        private set => Volatile.Write(ref _recovery, value);
+    }
+
+    private RecoveryReport _recovery = null!;
 
     /// <summary>The snapshots of the journal now open, while this ledger has them (<see cref="LendSnapshots"/>); null when off or lent.</summary>
-    public SnapshotTaker? Snapshots => _taker;
+    public SnapshotTaker? Snapshots => Volatile.Read(ref _taker);
 
     /// <summary>Hands the journal's snapshot taker to the <see cref="EngineNode"/> that takes the journal over (it stops it before closing the journal).</summary>
     public SnapshotTaker? LendSnapshots()

@@ -105,29 +105,11 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     /// <summary>The node serving clients (primary, or halted as one), or null.</summary>
     public EngineNode? Serving => _serving;
 
-    /// <summary>This node's snapshots, whichever role it has (the serving node's while primary); null when off.</summary>
-    public SnapshotTaker? Snapshots
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _serving?.Snapshots ?? _ledger.Snapshots;
-            }
-        }
-    }
+    /// <summary>This node's snapshots, whichever role it has (the serving node's while primary); null when off. Read without the pair's lock (/status must answer while a long step holds it).</summary>
+    public SnapshotTaker? Snapshots => _serving?.Snapshots ?? _ledger.Snapshots;
 
-    /// <summary>What this node's last opening of its journal recovered.</summary>
-    public RecoveryReport Recovery
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _ledger.Recovery;
-            }
-        }
-    }
+    /// <summary>What this node's last opening of its journal recovered (read without the pair's lock, as <see cref="Snapshots"/>).</summary>
+    public RecoveryReport Recovery => _ledger.Recovery;
 
     /// <summary>Primary: a backup is in step.</summary>
     public bool BackupInStep => _backupInStep;
