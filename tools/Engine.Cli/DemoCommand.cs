@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Engine.Cli.Load;
 using Engine.Client;
@@ -49,9 +47,9 @@ internal static class DemoCommand
         TextWriter say = json ? Console.Error : Console.Out;
         string root = Path.Combine(Path.GetTempPath(), $"engine-demo-{Environment.ProcessId}");
         string dataA = Path.Combine(root, "a"), dataB = Path.Combine(root, "b");
-        int portA = FreePort(), portB = FreePort(), replA = FreePort(), replB = FreePort();
+        int portA = LoopbackPorts.Free(), portB = LoopbackPorts.Free(), replA = LoopbackPorts.Free(), replB = LoopbackPorts.Free();
         // Admin endpoints: the demo follows each node's pair events (by kind) through them.
-        string adminA = $"127.0.0.1:{FreePort()}", adminB = $"127.0.0.1:{FreePort()}";
+        string adminA = $"127.0.0.1:{LoopbackPorts.Free()}", adminB = $"127.0.0.1:{LoopbackPorts.Free()}";
         // The demo's own cluster: the replication link authenticates and encrypts with real keys, as in production.
         string clusterDir = Path.Combine(root, "cluster");
         Engine.Security.ClusterSetup.Init(clusterDir, force: true);
@@ -196,12 +194,5 @@ internal static class DemoCommand
     {
         Console.Error.WriteLine($"engine demo: {why}\n--- A ---\n{a?.Output}\n--- B ---\n{b?.Output}");
         return 2;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

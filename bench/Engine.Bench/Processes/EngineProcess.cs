@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 
 namespace Engine.Bench.Processes;
@@ -85,12 +83,7 @@ public sealed class EngineProcess : IDisposable
         }
     }
 
-    public static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
+    public static int FreePort() => Engine.Cli.LoopbackPorts.Free();
 
     /// <summary>SIGKILL (and its children).</summary>
     public void Dispose()

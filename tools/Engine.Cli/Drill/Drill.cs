@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Engine.Cli.Load;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
@@ -448,12 +447,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
 
     private static string Tail(string output) => output.Length > 4000 ? output[^4000..] : output;
 
-    internal static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    internal static int FreePort() => LoopbackPorts.Free();
 
     public async ValueTask DisposeAsync()
     {
