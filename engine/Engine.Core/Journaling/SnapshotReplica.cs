@@ -89,6 +89,7 @@ public sealed class SnapshotReplica
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBlocks, 1);
         int applied = 0;
+        bool snapshotDue = false, checksumDue = false, stoppedShort = false;
         BlockVisitor visit = (entry, address) =>
         {
             BlockRecords records = BlockRecords.Open(entry);
@@ -103,17 +104,16 @@ public sealed class SnapshotReplica
             _appliedHash = records.StoredHash;
             _resumeAddress = address;
             applied++;
-            bool snapshotDue = IntervalBlocks != 0 && blockNo % IntervalBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo;
-            bool checksumDue = ChecksumEveryBlocks != 0 && blockNo % ChecksumEveryBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo && StateChecksums is not null;
-            if (snapshotDue && TakeSnapshot() && checksumDue)
-            {
-                StateChecksums!(blockNo, _lastChecksum); // the snapshot computed it
-            }
-            else if (checksumDue)
-            {
-                StateChecksums!(blockNo, _applier.Exchange.ComputeChecksum());
-            }
-            return applied < maxBlocks;
+            snapshotDue = IntervalBlocks != 0 && blockNo % IntervalBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo;
+            checksumDue = ChecksumEveryBlocks != 0 && blockNo % ChecksumEveryBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo && StateChecksums is not null;
+            // A snapshot or a checksum due: the scan ends here, and they are done after it. Never inside
+            // it: a FasterLog scan holds the log's epoch while it is on an entry, so a long snapshot would
+            // hold back every other reader (and eviction), and a checksum handed to the pair (which takes
+            // the pair's lock) while another thread, under that lock, scans for a catch-up waiting on
+            // this epoch deadlocked the two (seen: a 20 M-order catch-up that never ended).
+            bool more = !snapshotDue && !checksumDue && applied < maxBlocks;
+            stoppedShort |= !more;
+            return more;
         };
         if (_resumeAddress >= 0)
         {
@@ -123,8 +123,20 @@ public sealed class SnapshotReplica
         {
             _journal.Scan(visit);
         }
+        if (snapshotDue && TakeSnapshot() && checksumDue)
+        {
+            StateChecksums!(AppliedBlockNo!.Value, _lastChecksum); // the snapshot computed it
+        }
+        else if (checksumDue)
+        {
+            StateChecksums!(AppliedBlockNo!.Value, _applier.Exchange.ComputeChecksum());
+        }
+        Level = !stoppedShort;
         return applied;
     }
+
+    /// <summary>After a <see cref="Step"/>: it applied everything committed (it did not stop at its bound or at a block due for a snapshot or a checksum).</summary>
+    public bool Level { get; private set; }
 
     /// <summary>
     /// Writes a snapshot of the state after the last block applied (and prunes the store); false when

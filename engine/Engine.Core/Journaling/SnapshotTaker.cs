@@ -172,8 +172,7 @@ public sealed class SnapshotTaker : IDisposable
         }
         SnapshotReplica replica = _replica;
         ulong? before = replica.LastSnapshotBlockNo;
-        int applied = StepOrSayWhy(replica);
-        bool level = applied < MaxBlocksPerStep;
+        bool level = StepOrSayWhy(replica);
         bool timeDue = _schedule.Every > TimeSpan.Zero && _clock.GetElapsedTime(_lastAt) >= _schedule.Every;
         bool requested;
         lock (_gate)
@@ -201,17 +200,18 @@ public sealed class SnapshotTaker : IDisposable
         return level;
     }
 
-    /// <summary>A step of the replica; a snapshot due inside it that could not be written is told, and the step counts as not level (it goes on at once).</summary>
-    private int StepOrSayWhy(SnapshotReplica replica)
+    /// <summary>A step of the replica; true when it is level with the journal. A snapshot due in it that could not be written is told, and the step counts as not level (it goes on at once).</summary>
+    private bool StepOrSayWhy(SnapshotReplica replica)
     {
         try
         {
-            return replica.Step(MaxBlocksPerStep);
+            replica.Step(MaxBlocksPerStep);
+            return replica.Level;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Failed(replica, e);
-            return MaxBlocksPerStep;
+            return false;
         }
     }
 

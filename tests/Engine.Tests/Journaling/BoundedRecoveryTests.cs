@@ -266,4 +266,46 @@ public class BoundedRecoveryTests
         Assert.That(newest.Header.BlockNo, Is.EqualTo(3001UL));
         Assert.That(newest.Exchange.ComputeChecksum(), Is.EqualTo(full), "the snapshot is the state a full replay reaches");
     }
+
+    /// <summary>
+    /// The replica hands its checksums (and writes its snapshots) outside its journal scan: a FasterLog
+    /// scan holds the log's epoch while it is on an entry, and another scan that must load pages from
+    /// disk waits for that epoch. On a primary the checksum goes to the pair, under the lock a
+    /// catch-up's scan holds: the two waited on each other for good (a fresh backup never joined a
+    /// primary with 20 M orders). Here the callback waits for another thread's scan of the whole journal.
+    /// </summary>
+    [Test]
+    public void The_replica_hands_its_checksums_over_outside_its_journal_scan()
+    {
+        var settings = new JournalSettings { Directory = _temp.Sub("small"), Durability = Durability.Disk, PageSizeBits = 12, MemorySizeBits = 14, MaxCommitLagBytes = 4096, MaxTransactionsPerBlock = 8 };
+        using Journal journal = Journal.Open(settings);
+        var builder = new BlockBuilder(journal.Head, 8);
+        foreach (Transaction tx in ExchangePropertyTests.Flow(41, 600))
+        {
+            builder.Add(tx);
+            journal.Append(builder.Seal(0, out _));
+        }
+        journal.Flush();
+        var otherScans = new List<bool>();
+        var replica = new SnapshotReplica(journal, new SnapshotStore(SnapshotDirectory, retain: 1), ExchangePropertyTests.Reference(), intervalBlocks: 0)
+        {
+            ChecksumEveryBlocks = 200,
+            StateChecksums = (_, _) =>
+            {
+                // Another reader of the whole journal (a catch-up), which this callback waits for (as the pair's lock would).
+                Task<int> scan = Task.Run(() =>
+                {
+                    int blocks = 0;
+                    journal.Scan((_, _) => ++blocks > 0);
+                    return blocks;
+                });
+                otherScans.Add(scan.Wait(TimeSpan.FromSeconds(20)) && scan.Result == 601);
+            },
+        };
+        while (replica.Step() > 0)
+        {
+        }
+        Assert.That(otherScans, Has.Count.EqualTo(3), "checksums after blocks 200, 400 and 600");
+        Assert.That(otherScans, Is.All.True, "the other scan went through while the replica waited");
+    }
 }
