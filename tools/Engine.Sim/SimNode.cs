@@ -151,7 +151,9 @@ public sealed class SimNode
             }
             if (pair.State != PairState.Halted)
             {
-                // As EngineNode's stop: the last commit may fail, and then the node halts instead of following.
+                // As EngineNode's stop: its snapshot taker (lent with the journal) stops first; the last
+                // commit may fail, and then the node halts instead of following.
+                ledger.LendSnapshots()?.Dispose();
                 if (ledger.Journal.CloseReportingFault() is { } lastFault)
                 {
                     pair.Halt($"the journal failed while stopping: {lastFault.Message}");
