@@ -80,20 +80,11 @@ public sealed class SnapshotStore
     public LoadedSnapshot? LoadNewest(ReferenceData reference, Action<string> log)
     {
         ArgumentNullException.ThrowIfNull(log);
-        foreach ((ulong blockNo, string path) in List())
+        foreach ((ulong blockNo, _) in List())
         {
-            try
+            if (TryLoad(blockNo, null, reference, log, "; trying the next older") is { } loaded)
             {
-                Exchange exchange = Exchange.ReadSnapshot(_medium.Read(NameOf(blockNo)), reference, out SnapshotHeader header);
-                if (header.BlockNo != blockNo)
-                {
-                    throw new InvalidDataException($"it stands after block {header.BlockNo}, its name says {blockNo}");
-                }
-                return new LoadedSnapshot(exchange, header, path);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
-            {
-                log($"snapshot {path} not used: {e.Message}; trying the next older");
+                return loaded;
             }
         }
         return null;
@@ -107,19 +98,27 @@ public sealed class SnapshotStore
     public LoadedSnapshot? Load(ulong blockNo, in Hash32 blockHash, ReferenceData reference, Action<string> log)
     {
         ArgumentNullException.ThrowIfNull(log);
+        return TryLoad(blockNo, blockHash, reference, log, "");
+    }
+
+    /// <summary>The one way a snapshot file is read and checked: its contents, the block its name says, and (when given) the block's hash.</summary>
+    private LoadedSnapshot? TryLoad(ulong blockNo, Hash32? blockHash, ReferenceData reference, Action<string> log, string then)
+    {
         string path = PathOf(blockNo);
         try
         {
             Exchange exchange = Exchange.ReadSnapshot(_medium.Read(NameOf(blockNo)), reference, out SnapshotHeader header);
-            if (header.BlockNo != blockNo || header.BlockHash != blockHash)
+            if (header.BlockNo != blockNo || (blockHash is { } hash && header.BlockHash != hash))
             {
-                throw new InvalidDataException($"it stands after block {header.BlockNo} of hash {header.BlockHash.ToShortString()}, not block {blockNo} of hash {blockHash.ToShortString()}");
+                throw new InvalidDataException(blockHash is { } h
+                    ? $"it stands after block {header.BlockNo} of hash {header.BlockHash.ToShortString()}, not block {blockNo} of hash {h.ToShortString()}"
+                    : $"it stands after block {header.BlockNo}, its name says {blockNo}");
             }
             return new LoadedSnapshot(exchange, header, path);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            log($"snapshot {path} not used: {e.Message}");
+            log($"snapshot {path} not used: {e.Message}{then}");
             return null;
         }
     }
