@@ -105,6 +105,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private void Open()
     {
         StopSnapshots();
+        _resumeAt = (ulong.MaxValue, 0);
         (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(_open, _snapshots?.Store, _reference, _where, _log);
         Recovery = recovered;
         _applier = new BlockApplier(_exchange);
@@ -138,21 +139,39 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     }
 
     public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit) =>
-        ScanFrom(afterBlockNo + 1, (ReadOnlySpan<byte> entry, in BlockHeader header, long address) => header.BlockNo <= throughBlockNo && (header.BlockNo <= afterBlockNo || visit(entry, address)));
+        ScanFrom(afterBlockNo + 1, (ReadOnlySpan<byte> entry, in BlockHeader header, long address) =>
+        {
+            if (header.BlockNo > throughBlockNo)
+            {
+                return false;
+            }
+            if (header.BlockNo <= afterBlockNo || visit(entry, address))
+            {
+                return true;
+            }
+            // The reader stops before this block: the next read (a streamed catch-up's next batch) starts here, without a seek.
+            _resumeAt = (header.BlockNo, address);
+            return false;
+        });
 
     private delegate bool HeaderVisitor(ReadOnlySpan<byte> entry, in BlockHeader header, long address);
 
+    /// <summary>Where the last <see cref="ReadBlocks"/> stopped: the block its visitor declined, and its address.</summary>
+    private (ulong BlockNo, long Address) _resumeAt = (ulong.MaxValue, 0);
+
     /// <summary>
     /// Visits the committed blocks from where the journal's block index places
-    /// <paramref name="blockNo"/> (<see cref="IJournal.LocateFrom"/>): a joining backup's head and its
-    /// catch-up are a seek plus at most <see cref="BlockIndex.Every"/> blocks, not a scan from genesis
-    /// (the primary holds the pair's lock meanwhile, so its sealer waits).
+    /// <paramref name="blockNo"/> (<see cref="IJournal.LocateFrom"/>), or from where the last read
+    /// stopped when that was at this block: a joining backup's head and each batch of its catch-up
+    /// are a seek plus at most <see cref="BlockIndex.Every"/> blocks, not a scan from genesis.
     /// </summary>
     private void ScanFrom(ulong blockNo, HeaderVisitor visit)
     {
         // What the pipeline appended and has not committed yet is committed first: a scan reads committed blocks.
         _journal.Flush();
-        _journal.Scan(_journal.LocateFrom(blockNo), (entry, address) =>
+        long from = _resumeAt.BlockNo == blockNo ? _resumeAt.Address : _journal.LocateFrom(blockNo);
+        _resumeAt = (ulong.MaxValue, 0);
+        _journal.Scan(from, (entry, address) =>
         {
             BlockFormat.TryReadHeader(entry, out BlockHeader header);
             return visit(entry, in header, address);

@@ -94,6 +94,20 @@ public sealed class PairNode
     private bool _backupLive;
     private ulong _catchUpTo;
     private bool _backupCaughtUp;
+
+    // Primary: the catch-up of the attached backup, streamed a batch at a time (each read of the
+    // journal is one short step, not the whole history under the host's lock), at most
+    // CatchUpWindow batches unacknowledged; live mirroring starts when a read finds nothing more.
+    private bool _catchingUp;
+    private ulong _catchUpFrom;
+    private ulong _catchUpSentThrough;
+    private ulong _linkAckedBlockNo;
+    private long _catchUpBlocks;
+    private byte[] _catchUpRaw = [];
+    private byte[] _catchUpFrame = [];
+
+    /// <summary>Catch-up batches sent and not yet acknowledged, at most: enough to keep the link busy while the backup applies one.</summary>
+    public const int CatchUpWindow = 4;
     private readonly Queue<(ulong BlockNo, Hash32 Hash)> _unacked = new();
     private ulong _ackedBlockNo;
     private ulong _lastSealedBlockNo;
@@ -525,7 +539,7 @@ public sealed class PairNode
             }
         }
         TickLease(now);
-        if (!BackupInStep && _settings.Peer is not null && _probe == NoConnection && Elapsed(_lastProbeAt, now) >= _settings.PeerProbeMs)
+        if (!BackupInStep && !_catchingUp && _settings.Peer is not null && _probe == NoConnection && Elapsed(_lastProbeAt, now) >= _settings.PeerProbeMs)
         {
             StartProbe();
         }
@@ -927,6 +941,7 @@ public sealed class PairNode
         _unacked.Clear();
         _backup = NoConnection;
         _backupLive = false;
+        _catchingUp = false;
         _couldAcknowledge = false;
         ClientsAway = false;
         _lastProbeAt = _time.GetTimestamp();
@@ -1065,55 +1080,85 @@ public sealed class PairNode
         long now = _time.GetTimestamp();
         _backupHeardAt = now;
         _backupSentAt = now;
-        ulong catchUpTo = _lastSealedBlockNo;
-        _catchUpTo = catchUpTo;
-        _backupCaughtUp = catchUpTo <= theirs.BlockNo || (_mutations & PairMutation.ReleaseLeaseOnCatchUpSent) != 0; // it holds everything already
-        if (_backupCaughtUp)
-        {
-            _nextLeaseAskAt = 0; // it holds everything acknowledged alone: the lease goes back now
-        }
-        CatchUp(theirs.BlockNo, catchUpTo, out long sent);
-        SendFrame(_backup, ReplicationType.CaughtUp, [], ref _backupSentAt);
-        _backupLive = true;
-        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {sent} blocks from block {theirs.BlockNo + 1} to {catchUpTo}; mirroring live", catchUpTo);
+        _backupCaughtUp = false;
+        _catchingUp = true;
+        _catchUpFrom = theirs.BlockNo;
+        _catchUpSentThrough = theirs.BlockNo;
+        _linkAckedBlockNo = theirs.BlockNo;
+        _catchUpBlocks = 0;
+        PumpCatchUp();
     }
 
-    /// <summary>Sends the journal's blocks after <paramref name="theirs"/> up to <paramref name="catchUpTo"/> as LZ4 batches; each batch's last block is expected back as an ack.</summary>
-    private void CatchUp(ulong theirs, ulong catchUpTo, out long sent)
+    /// <summary>
+    /// Sends catch-up batches until <see cref="CatchUpWindow"/> are unacknowledged (each ack sends
+    /// more); once a read finds no block after the last one sent, the catch-up ends: the backup is
+    /// told, and every block sealed from then on is mirrored live.
+    /// </summary>
+    private void PumpCatchUp()
     {
-        var batch = new byte[CatchUpBatch.MaxRawBytes];
-        var compressed = new byte[CatchUpBatch.MaxFrameBytes];
+        while (_catchingUp && _unacked.Count < CatchUpWindow)
+        {
+            if (!SendCatchUpBatch())
+            {
+                FinishCatchUp();
+            }
+        }
+    }
+
+    /// <summary>Sends the blocks after the last one sent, up to the last sealed, as one LZ4 batch (its last block is expected back as an ack); false when there were none.</summary>
+    private bool SendCatchUpBatch()
+    {
+        if (_catchUpRaw.Length == 0)
+        {
+            _catchUpRaw = new byte[CatchUpBatch.MaxRawBytes];
+            _catchUpFrame = new byte[CatchUpBatch.MaxFrameBytes];
+        }
         int batched = 0;
         long blocks = 0;
-        ulong lastNo = 0;
+        ulong lastNo = _catchUpSentThrough;
         Hash32 lastHash = default;
-        void Flush()
+        byte[] raw = _catchUpRaw;
+        // The visitor only copies: the frame is packed and sent after the journal's scan has ended.
+        _ledger.ReadBlocks(_catchUpSentThrough, _lastSealedBlockNo, (entry, _) =>
         {
-            if (batched == 0)
+            if (batched + ReplicationFrame.HeaderBytes + entry.Length > raw.Length && batched > 0)
             {
-                return;
+                return false;
             }
-            int length = CatchUpBatch.Pack(batch.AsSpan(0, batched), compressed);
-            _transport.Send(_backup, compressed.AsSpan(0, length));
-            _unacked.Enqueue((lastNo, lastHash));
-            batched = 0;
-        }
-        _ledger.ReadBlocks(theirs, catchUpTo, (entry, _) =>
-        {
             BlockFormat.TryReadHeader(entry, out BlockHeader header);
-            if (batched + ReplicationFrame.HeaderBytes + entry.Length > batch.Length)
-            {
-                Flush();
-            }
-            batched += ReplicationFrame.Write(batch.AsSpan(batched), ReplicationType.Block, entry);
+            batched += ReplicationFrame.Write(raw.AsSpan(batched), ReplicationType.Block, entry);
             lastNo = header.BlockNo;
             lastHash = BlockFormat.StoredHash(entry, in header);
             blocks++;
             return true;
         });
-        Flush();
+        if (blocks == 0)
+        {
+            return false;
+        }
+        int length = CatchUpBatch.Pack(raw.AsSpan(0, batched), _catchUpFrame);
+        _transport.Send(_backup, _catchUpFrame.AsSpan(0, length));
         _backupSentAt = _time.GetTimestamp();
-        sent = blocks;
+        _unacked.Enqueue((lastNo, lastHash));
+        _catchUpSentThrough = lastNo;
+        _catchUpBlocks += blocks;
+        return true;
+    }
+
+    /// <summary>The backup has been sent every block sealed so far: it is told, and mirrored live from the next block on.</summary>
+    private void FinishCatchUp()
+    {
+        _catchingUp = false;
+        _catchUpTo = _catchUpSentThrough;
+        // It holds everything already when it acknowledged the last block sent (or needed none).
+        _backupCaughtUp = _linkAckedBlockNo >= _catchUpTo || (_mutations & PairMutation.ReleaseLeaseOnCatchUpSent) != 0;
+        if (_backupCaughtUp)
+        {
+            _nextLeaseAskAt = 0; // it holds everything acknowledged alone: the lease goes back now
+        }
+        SendFrame(_backup, ReplicationType.CaughtUp, [], ref _backupSentAt);
+        _backupLive = true;
+        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {_catchUpBlocks} blocks from block {_catchUpFrom + 1} to {_catchUpTo}; mirroring live", _catchUpTo);
     }
 
     private void OnFrameFromBackup(ReplicationType type, ReadOnlySpan<byte> payload)
@@ -1133,7 +1178,12 @@ public sealed class PairNode
                 {
                     _ackedBlockNo = blockNo;
                 }
-                if (!_backupCaughtUp && blockNo >= _catchUpTo)
+                _linkAckedBlockNo = blockNo;
+                if (_catchingUp)
+                {
+                    PumpCatchUp();
+                }
+                else if (!_backupCaughtUp && blockNo >= _catchUpTo)
                 {
                     _backupCaughtUp = true;
                     _nextLeaseAskAt = 0; // it holds everything acknowledged alone: the lease goes back now
@@ -1169,6 +1219,7 @@ public sealed class PairNode
         }
         _transport.Close(_backup);
         _backup = NoConnection;
+        _catchingUp = false;
         if (why is not null)
         {
             BackupGone(why);
@@ -1181,6 +1232,7 @@ public sealed class PairNode
         bool wasLive = _backupLive;
         _backupLive = false;
         _backupCaughtUp = false;
+        _catchingUp = false;
         _unacked.Clear();
         _nextLeaseAskAt = 0; // no backup in step: ask for the lease now
         if (State == PairState.Primary && wasLive)

@@ -51,7 +51,11 @@ public interface IPairLedger
     /// <summary>Whether block <paramref name="blockNo"/> of this node's chain has <paramref name="hash"/> (block 0: the genesis).</summary>
     bool HasBlock(ulong blockNo, in Hash32 hash);
 
-    /// <summary>Visits this node's blocks after <paramref name="afterBlockNo"/> up to <paramref name="throughBlockNo"/>, in order, as journaled.</summary>
+    /// <summary>
+    /// Visits this node's blocks after <paramref name="afterBlockNo"/> up to <paramref name="throughBlockNo"/>, in order, as journaled,
+    /// until <paramref name="visit"/> returns false (a streamed catch-up reads a batch at a time: the next read starts at the block declined).
+    /// The visitor must not call back into the node or its transport: it runs inside the journal's scan.
+    /// </summary>
     void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit);
 
     /// <summary>

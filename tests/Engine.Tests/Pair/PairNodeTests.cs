@@ -193,6 +193,72 @@ public class PairNodeTests
         Assert.That(rig.Node.State == PairState.Halted, Is.EqualTo(!same), "a mismatch halts the backup");
     }
 
+    /// <summary>
+    /// A joining backup's catch-up is streamed: the hello sends <see cref="PairNode.CatchUpWindow"/>
+    /// batches and returns (the host's lock, and with it the sealer, is held for one batch's read, not
+    /// the whole history), each ack sends more, and the backup goes live only once every block sealed
+    /// meanwhile was sent. Before, the hello sent the whole history in one step.
+    /// </summary>
+    [Test]
+    public void A_catch_up_is_streamed_a_window_of_batches_at_a_time()
+    {
+        var rig = new Rig(PairRole.Primary, witness: false);
+        for (int i = 0; i < 9_000; i++)
+        {
+            rig.Ledger.SealOne();
+        }
+        rig.Node.OnBlockSealed([], rig.Ledger.Head.BlockNo, rig.Ledger.Head.Hash); // the node's last sealed block (no backup yet: nothing is sent)
+        JournalPairLedger backup = SimulatedLedger.Open("backup");
+        rig.Node.OnAccepted(1);
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, backup.Head)));
+
+        var unpacked = new byte[CatchUpBatch.MaxRawBytes];
+        int batches = 0;
+        bool caughtUp = false;
+        byte[]? sealedDuring = null;
+        for (int round = 0; round < 100 && !caughtUp; round++)
+        {
+            List<byte[]> frames = rig.Transport.Take(1);
+            List<byte[]> catchUp = [.. frames.Where(f => (ReplicationType)f[4] == ReplicationType.CatchUpBatch)];
+            Assert.That(catchUp, Has.Count.LessThanOrEqualTo(PairNode.CatchUpWindow), "never more batches unacknowledged than the window");
+            if (round == 0)
+            {
+                Assert.That(catchUp, Has.Count.EqualTo(PairNode.CatchUpWindow), "the hello sends a window's worth, not everything");
+                Assert.That(rig.Node.BackupInStep, Is.False, "not live before the catch-up is sent");
+                // A block sealed while the catch-up streams goes with it (not live, not lost).
+                sealedDuring = rig.Ledger.SealOne();
+                BlockFormat.TryReadHeader(sealedDuring, out BlockHeader sealedHeader);
+                rig.Node.OnBlockSealed(sealedDuring, sealedHeader.BlockNo, BlockFormat.StoredHash(sealedDuring, in sealedHeader));
+            }
+            foreach (byte[] frame in frames)
+            {
+                switch ((ReplicationType)frame[4])
+                {
+                    case ReplicationType.CatchUpBatch:
+                        batches++;
+                        CatchUpBatch.Reader reader = CatchUpBatch.Open(Payload(frame), unpacked);
+                        while (reader.TryNext(out ReadOnlySpan<byte> block))
+                        {
+                            Assert.That(backup.AppendReplicated(block), Is.Null);
+                        }
+                        var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+                        ReplicationFrame.WriteAck(ack, ReplicationType.Ack, backup.Head.BlockNo, backup.Head.Hash);
+                        rig.Node.OnFrame(1, ReplicationType.Ack, Payload(ack));
+                        break;
+                    case ReplicationType.CaughtUp:
+                        caughtUp = true;
+                        break;
+                }
+            }
+        }
+
+        Assert.That(caughtUp, Is.True);
+        Assert.That(batches, Is.GreaterThan(PairNode.CatchUpWindow));
+        Assert.That(backup.Head, Is.EqualTo(rig.Ledger.Head), "the backup holds every block, the one sealed during the catch-up too");
+        Assert.That(rig.Node.BackupInStep, Is.True);
+        Assert.That(rig.Node.BackupHoldsEverything, Is.True, "its acks cover the whole catch-up");
+    }
+
     private static byte[] Payload(byte[] frame) => frame[ReplicationFrame.HeaderBytes..];
 
     private sealed class Rig
@@ -238,12 +304,24 @@ public class PairNodeTests
             return Connects[^1];
         }
 
-        public void Send(int connection, ReadOnlySpan<byte> frame)
-        {
-        }
+        /// <summary>Every frame sent, whole, with its connection.</summary>
+        public List<(int Connection, byte[] Frame)> Sent { get; } = [];
+
+        public void Send(int connection, ReadOnlySpan<byte> frame) => Sent.Add((connection, frame.ToArray()));
 
         public void Send(int connection, ReplicationType type, ReadOnlySpan<byte> payload)
         {
+            var frame = new byte[ReplicationFrame.HeaderBytes + payload.Length];
+            ReplicationFrame.Write(frame, type, payload);
+            Sent.Add((connection, frame));
+        }
+
+        /// <summary>The frames sent on <paramref name="connection"/> since the last call, taken.</summary>
+        public List<byte[]> Take(int connection)
+        {
+            List<byte[]> taken = [.. Sent.Where(s => s.Connection == connection).Select(s => s.Frame)];
+            Sent.RemoveAll(s => s.Connection == connection);
+            return taken;
         }
 
         public List<int> Closed { get; } = [];
