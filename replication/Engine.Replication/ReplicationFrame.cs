@@ -10,7 +10,7 @@ public enum ReplicationType : byte
     /// <summary>Backup → primary, first (once the channel is authenticated): where my chain ends; status 2: only asking for the epoch (a probe).</summary>
     Hello = 1,
 
-    /// <summary>Primary → backup: whether the backup's head is on our chain (status 0) or not (1), and our epoch and last block.</summary>
+    /// <summary>Primary → backup: whether the backup's head is on our chain (status 0) or not (1), or that a snapshot follows for it to install (2); and our epoch and last block.</summary>
     HelloAck = 2,
 
     /// <summary>Primary → backup: one sealed block, exactly as journaled.</summary>
@@ -37,6 +37,15 @@ public enum ReplicationType : byte
 
     /// <summary>Primary → backup: the state checksum after block N (payload as an Ack); the backup compares its own.</summary>
     StateChecksum = 8,
+
+    /// <summary>Primary → backup, after a HelloAck of status 2: a chunk of the snapshot the backup installs (see <see cref="SnapshotTransfer"/>).</summary>
+    SnapshotChunk = 9,
+
+    /// <summary>Backup → primary: the bytes of snapshot received so far.</summary>
+    SnapshotAck = 10,
+
+    /// <summary>Primary → backup, after the last chunk: the block the snapshot stands after, which starts the backup's new journal (acknowledged as a block).</summary>
+    SnapshotAnchor = 11,
 }
 
 /// <summary>
@@ -47,12 +56,14 @@ public enum ReplicationType : byte
 /// <code>
 ///  0 u32 length (whole frame)  4 u8 type  5 u8[3] reserved = 0  8 u32 crc32c(payload)  12 payload
 ///
-///  Hello / HelloAck payload (64 B): 0 u8 status (Hello: 0 attach, 2 probe only; HelloAck: 0 on our
-///    chain, 1 diverged), 1 u8[3] 0, 4 u32 0 (was a node id: who the peer is now comes from the
+///  Hello / HelloAck payload (64 B): 0 u8 status (Hello: 0 attach, 2 probe only, 3 head probe; HelloAck: 0 on our
+///    chain, 1 diverged, 4 a snapshot follows), 1 u8[3] 0, 4 u32 0 (was a node id: who the peer is now comes from the
 ///    channel's authenticated principal), 8 u64 epoch, 16 u64 head block, 24 u64 last LSN, 32 u8[32] head hash
 ///  Block payload: the block entry (header, records, hash), verified by its own SHA-256 chain
 ///  Ack payload (40 B): 0 u64 block number, 8 u8[32] block hash (acks are cumulative)
 ///  CatchUpBatch payload: 0 u32 uncompressed length, 4 LZ4 block of whole Block frames
+///  SnapshotChunk payload: 0 u64 offset, 8 u64 snapshot length, 16 u32 chunk length, 20 LZ4 block
+///  SnapshotAck payload: 0 u64 bytes received;  SnapshotAnchor payload: as Block
 /// </code>
 /// </summary>
 public static class ReplicationFrame
@@ -61,6 +72,9 @@ public static class ReplicationFrame
     public const int MaxBytes = 1 << 20;
     public const int HelloBytes = 64;
     public const int AckBytes = 40;
+
+    /// <summary>HelloAck status: the backup's chain is not continued with blocks; a snapshot follows (<see cref="SnapshotTransfer"/>) for it to install, then the blocks after it.</summary>
+    public const byte SnapshotFollows = 4;
 
     /// <summary>Hello status: "only tell me your epoch", sent by a node that starts as primary to find out whether its peer took over.</summary>
     public const byte ProbeOnly = 2;

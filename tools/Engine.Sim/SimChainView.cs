@@ -12,9 +12,12 @@ public readonly record struct Receipt(ulong BlockNo, ulong Lsn, Hash32 BlockHash
 /// journal device (committed, or appended and still in memory), read without touching the node (no
 /// commit, no flush: <see cref="SimulatedJournalDevice.VisitHeld"/>). Incremental: each call reads
 /// only the entries appended since the last; it starts over when the device was replaced (a diverged
-/// chain set aside) or crashed (its uncommitted tail gone).
+/// chain set aside) or crashed (its uncommitted tail gone). A device whose journal starts at a base
+/// (installed from the primary's snapshot) holds no block before it: the view takes that prefix
+/// from the <see cref="SimBlockArchive"/> of every block any view has read, walking back from the
+/// base's hash, so a node's chain is its whole history whichever way its journal began.
 /// </summary>
-public sealed class SimChainView
+public sealed class SimChainView(SimBlockArchive archive)
 {
     private readonly List<Hash32> _hashes = [];
     private readonly Dictionary<(uint Client, ulong Seq), Receipt> _journaled = [];
@@ -50,6 +53,10 @@ public sealed class SimChainView
             _hashes.Clear();
             _journaled.Clear();
             Version++;
+            if (device.Base is { } journalBase)
+            {
+                archive.Prefix(journalBase, _hashes, _journaled);
+            }
         }
         _next = device.VisitHeld(_next, (entry, _) =>
         {
@@ -61,13 +68,58 @@ public sealed class SimChainView
             Hash32 hash = records.StoredHash;
             _hashes.Add(hash);
             LastEpoch = records.Header.Epoch;
+            var receipts = new List<((uint Client, ulong Seq) Key, Receipt Receipt)>();
             foreach (BlockRecord record in records)
             {
                 record.ReadOrder(out Transaction tx);
-                _journaled.TryAdd((tx.ClientId, tx.ClientSeq), new Receipt(records.Header.BlockNo, record.Lsn, hash));
+                var receipt = new Receipt(records.Header.BlockNo, record.Lsn, hash);
+                _journaled.TryAdd((tx.ClientId, tx.ClientSeq), receipt);
+                receipts.Add(((tx.ClientId, tx.ClientSeq), receipt));
             }
+            archive.Add(records.Header.BlockNo, hash, records.Header.PrevHash, receipts);
             return true;
         });
         return this;
+    }
+}
+
+/// <summary>Every block any <see cref="SimChainView"/> has read, by hash: where a view of a journal that starts at a base finds the history before it.</summary>
+public sealed class SimBlockArchive
+{
+    private readonly Dictionary<Hash32, (ulong BlockNo, Hash32 Prev, List<((uint Client, ulong Seq) Key, Receipt Receipt)> Receipts)> _blocks = [];
+
+    public void Add(ulong blockNo, Hash32 hash, Hash32 prev, List<((uint Client, ulong Seq) Key, Receipt Receipt)> receipts) => _blocks.TryAdd(hash, (blockNo, prev, receipts));
+
+    /// <summary>Fills <paramref name="hashes"/> with blocks 0 … base − 1 of the chain that ends in <paramref name="journalBase"/>, and <paramref name="journaled"/> with their receipts.</summary>
+    /// <exception cref="InvalidOperationException">A block of that history was never read by any view (a node installed a snapshot of a chain no node held).</exception>
+    public void Prefix(JournalAnchor journalBase, List<Hash32> hashes, Dictionary<(uint Client, ulong Seq), Receipt> journaled)
+    {
+        var back = new List<Hash32>();
+        Hash32 at = journalBase.Hash;
+        for (ulong blockNo = journalBase.BlockNo; ; blockNo--)
+        {
+            if (!_blocks.TryGetValue(at, out var block) || block.BlockNo != blockNo)
+            {
+                throw new InvalidOperationException($"block {blockNo} ({at.ToShortString()}) of the history before a journal's base {journalBase.BlockNo} was never held by any node");
+            }
+            if (blockNo < journalBase.BlockNo)
+            {
+                back.Add(at);
+            }
+            if (blockNo == 0)
+            {
+                break;
+            }
+            at = block.Prev;
+        }
+        back.Reverse();
+        hashes.AddRange(back);
+        foreach (Hash32 hash in back)
+        {
+            foreach (((uint Client, ulong Seq) key, Receipt receipt) in _blocks[hash].Receipts)
+            {
+                journaled.TryAdd(key, receipt);
+            }
+        }
     }
 }

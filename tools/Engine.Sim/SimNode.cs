@@ -32,11 +32,12 @@ public sealed class SimNode
     public const int SnapshotEvery = 24;
 
     private readonly SimWorld _world;
-    private readonly SimChainView _chain = new();
+    private readonly SimChainView _chain;
     private SimPipeline? _serving;
     private int _generation;
     private int _discarded;
     private long _ticks;
+    private int _installsSeen;
 
     public SimNode(SimWorld world, string name)
     {
@@ -44,6 +45,7 @@ public sealed class SimNode
         Name = name;
         Device = new SimulatedJournalDevice(name);
         SnapshotDisk = new SimSnapshotDisk(name);
+        _chain = new SimChainView(world.Blocks);
     }
 
     /// <summary>The node's snapshot files (they outlive crashes; cleared when a diverged journal is set aside, as they live in its directory).</summary>
@@ -71,7 +73,8 @@ public sealed class SimNode
     {
         _generation++;
         var snapshots = new SnapshotSchedule(new SnapshotStore(SnapshotDisk, retain: 2), SnapshotEvery, TimeSpan.Zero);
-        Ledger = new JournalPairLedger(anchor => SimulatedJournal.Open(Device, _world.JournalSettings, anchor), SetAside, Name, _world.Reference, ChecksumEvery,
+        _installsSeen = 0;
+        Ledger = new JournalPairLedger((anchor, startBlock) => SimulatedJournal.Open(Device, _world.JournalSettings, anchor, startBlock), SetAside, Name, _world.Reference, ChecksumEvery,
             _ => { }, snapshots, _world.Clock, snapshotsOnOwnThread: false); // its lines carry wall-clock times: not in a trace that must replay byte for byte
         CheckRecovery(Ledger);
         var settings = _world.Settings with { Role = role, Peer = "127.0.0.1:1", ReplicationListen = "127.0.0.1:2" };
@@ -95,7 +98,24 @@ public sealed class SimNode
         }
         _world.Count("recovered-from-snapshot");
         var replayed = new Core.Book.Exchange(_world.Reference);
-        Core.Server.NodeRecovery.Replay(ledger.Journal, replayed, SimulatedJournalDevice.BeginAddress);
+        long from = SimulatedJournalDevice.BeginAddress;
+        ulong? after = null;
+        if (ledger.Journal.Base is { } journalBase)
+        {
+            // A journal installed from a snapshot holds no genesis to replay from: the oldest snapshot of a
+            // block it holds, and the blocks after it, must reach the state recovery reached from the newest.
+            LoadedSnapshot? oldest = new SnapshotStore(SnapshotDisk, retain: 2).LoadNewestFirst(_world.Reference, _ => { }).LastOrDefault(s => s.Header.BlockNo >= journalBase.BlockNo);
+            if (oldest is null || oldest.Header.BlockNo == anchor
+                || Core.Server.NodeRecovery.FindBlock(ledger.Journal, new JournalAnchor(oldest.Header.BlockNo, oldest.Header.BlockHash)) is not { } address)
+            {
+                _world.Count("recovered-from-snapshot-unchecked");
+                return;
+            }
+            replayed = oldest.Exchange;
+            from = address;
+            after = oldest.Header.BlockNo;
+        }
+        Core.Server.NodeRecovery.Replay(ledger.Journal, replayed, from, after);
         Hash32 recovered = ledger.Exchange.ComputeChecksum(), expected = replayed.ComputeChecksum();
         if (recovered != expected)
         {
@@ -138,6 +158,11 @@ public sealed class SimNode
     {
         PairNode pair = Pair!;
         JournalPairLedger ledger = Ledger!;
+        if (ledger.SnapshotsInstalled != _installsSeen)
+        {
+            _installsSeen = ledger.SnapshotsInstalled;
+            _world.Count("snapshot-installed");
+        }
         if (ledger.Journal.Fault is { } fault && pair.State != PairState.Halted)
         {
             pair.Halt($"this node's journal failed ({fault.Message})");

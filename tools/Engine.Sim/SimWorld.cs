@@ -58,6 +58,7 @@ public sealed class SimWorld
             Durability = Durability.Disk,
             MaxTransactionsPerBlock = 64,
         }.Validate();
+        Blocks = new SimBlockArchive();
         Nodes = [new SimNode(this, "A"), new SimNode(this, "B")];
         Clients = [.. Enumerable.Range(1, 3).Select(i => new SimClient(this, (uint)i, 10_000))];
     }
@@ -85,6 +86,9 @@ public sealed class SimWorld
     public PairMutation Mutations { get; }
 
     public List<SimNode> Nodes { get; }
+
+    /// <summary>Every block a node's journal held at some point (see <see cref="SimChainView"/>).</summary>
+    public SimBlockArchive Blocks { get; }
 
     public List<SimClient> Clients { get; }
 
@@ -412,9 +416,11 @@ public sealed class SimWorld
     private void CrashAndRestart(SimNode node, long after)
     {
         // The snapshots on its disk: one damaged at rest (loading must refuse it and fall back), or the next write failing.
+        // Not the only snapshot of a journal that starts at a base (installed from the primary's): with no state to
+        // replay onto, the node refuses to start, as on a journal that does not verify, and waits for its operator.
         switch (_random.Next(8))
         {
-            case 0 when node.SnapshotDisk.DamageNewest(_random):
+            case 0 when (node.Device.Base is null || node.SnapshotDisk.Count >= 2) && node.SnapshotDisk.DamageNewest(_random):
                 Count("snapshot-damaged");
                 Trace($"fault: {node.Name}'s newest snapshot is damaged on disk");
                 break;

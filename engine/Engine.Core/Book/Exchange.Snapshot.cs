@@ -116,13 +116,12 @@ public sealed partial class Exchange
     }
 
     /// <summary>
-    /// Loads a state written by <see cref="WriteSnapshot"/>, checking all of it (see the type's
-    /// remarks); the header says where it stands.
+    /// Checks what can be checked of a snapshot without loading it (its length, magic, SHA-256 and
+    /// version) and returns its header: what a primary checks before it sends one to a backup.
     /// </summary>
-    /// <exception cref="InvalidDataException">The bytes are no snapshot of this version, are damaged, or describe a state that cannot be (the message names what).</exception>
-    public static Exchange ReadSnapshot(ReadOnlySpan<byte> snapshot, ReferenceData reference, out SnapshotHeader header)
+    /// <exception cref="InvalidDataException">The bytes are no snapshot of this version, or are damaged.</exception>
+    public static SnapshotHeader ReadSnapshotHeader(ReadOnlySpan<byte> snapshot)
     {
-        ArgumentNullException.ThrowIfNull(reference);
         if (snapshot.Length < SnapshotHeaderBytes + 8 + SHA256.HashSizeInBytes)
         {
             throw new InvalidDataException($"a snapshot of {snapshot.Length} bytes is shorter than its header");
@@ -139,16 +138,28 @@ public sealed partial class Exchange
             throw new InvalidDataException("the snapshot's SHA-256 does not match its bytes: damaged");
         }
         var reader = new SnapshotReader(body[8..]);
-        // (the magic was checked above)
         uint version = reader.U32("version");
         if (version != SnapshotVersion || reader.U32("reserved") != 0)
         {
             throw new InvalidDataException($"snapshot format version {version}; this engine reads version {SnapshotVersion}");
         }
-        ulong blockNo = reader.U64("block number");
-        Hash32 blockHash = reader.Hash("block hash");
-        Hash32 checksum = reader.Hash("state checksum");
-        ulong lastLsn = reader.U64("last LSN");
+        return new SnapshotHeader(reader.U64("block number"), reader.Hash("block hash"), reader.Hash("state checksum"), reader.U64("last LSN"));
+    }
+
+    /// <summary>
+    /// Loads a state written by <see cref="WriteSnapshot"/>, checking all of it (see the type's
+    /// remarks); the header says where it stands.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes are no snapshot of this version, are damaged, or describe a state that cannot be (the message names what).</exception>
+    public static Exchange ReadSnapshot(ReadOnlySpan<byte> snapshot, ReferenceData reference, out SnapshotHeader header)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        SnapshotHeader stated = ReadSnapshotHeader(snapshot);
+        var reader = new SnapshotReader(snapshot[96..^SHA256.HashSizeInBytes]); // after the fields of the header, from the next trade id on
+        ulong blockNo = stated.BlockNo;
+        Hash32 blockHash = stated.BlockHash;
+        Hash32 checksum = stated.StateChecksum;
+        ulong lastLsn = stated.LastLsn;
         var exchange = new Exchange(reference) { LastLsn = lastLsn, _nextTradeId = reader.U64("next trade id") };
         if (exchange._nextTradeId == 0)
         {

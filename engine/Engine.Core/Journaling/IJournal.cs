@@ -106,6 +106,12 @@ public interface IJournal : IDisposable
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="fromAddress"/> is not in the committed journal.</exception>
     void Scan(long fromAddress, BlockVisitor visit);
 
+    /// <summary>
+    /// The block the journal starts at when it does not start at genesis (installed from a snapshot,
+    /// or compacted): blocks before it are not in the journal; null: genesis.
+    /// </summary>
+    JournalAnchor? Base { get; }
+
     /// <summary>What opening the journal verified, and from where (an anchor, or genesis): replay starts at <see cref="JournalOpening.ReplayFrom"/>.</summary>
     JournalOpening Opening { get; }
 

@@ -91,6 +91,8 @@ public sealed class Journal : IJournal
 
     public JournalOpening Opening { get; }
 
+    public JournalAnchor? Base { get; private set; }
+
     public long LocateFrom(ulong blockNo)
     {
         FasterLog log = _log;
@@ -126,8 +128,11 @@ public sealed class Journal : IJournal
     /// block, found through the <see cref="BlockIndex"/>) when the journal holds it, else from genesis
     /// (<see cref="Opening"/> says which, and why an anchor was not used).
     /// </summary>
+    /// <param name="settings">Where and how.</param>
+    /// <param name="anchor">A snapshot's block to verify from; null: from the journal's base (genesis, unless compacted or installed).</param>
+    /// <param name="startBlock">For a journal that does not exist yet: the block it starts at instead of a new genesis (a backup installing its primary's snapshot: the snapshot's block, <see cref="JournalStart.Check"/>ed); ignored when the journal exists.</param>
     /// <exception cref="JournalCorruptException">The chain does not verify, or the commits are unreadable or lost.</exception>
-    public static Journal Open(JournalSettings settings, JournalAnchor? anchor = null)
+    public static Journal Open(JournalSettings settings, JournalAnchor? anchor = null, byte[]? startBlock = null)
     {
         settings.Validate();
         string directory = settings.Directory;
@@ -182,7 +187,7 @@ public sealed class Journal : IJournal
             BlockIndex index = BlockIndex.Load(directory, log.BeginAddress, log.CommittedUntilAddress);
             ChainHead? verified = JournalRecovery.RecoverHead((from, until) => new EntryScanner(recovered, from, until), log.BeginAddress, log.CommittedUntilAddress,
                 settings.PageSizeBits, empty: log.TailAddress == log.BeginAddress, created ? $"{CreatedMarker} exists" : null, directory, settings.ClusterId,
-                index, anchor, out JournalOpening opening);
+                index, anchor, geometry?.Base, out JournalOpening opening);
             opening = opening with { DeviceRecovery = System.Diagnostics.Stopwatch.GetElapsedTime(recoverStarted) - opening.Verify - opening.AnchorSeek };
             ChainHead head;
             if (verified is { } existing)
@@ -191,16 +196,20 @@ public sealed class Journal : IJournal
             }
             else
             {
-                // Timestamp 0: the genesis block depends on nothing but the cluster id and the
-                // epoch, so two new journals of one cluster (the two nodes of a new pair) start
-                // from the same chain, and two clusters' chains differ from block 0 on.
-                byte[] genesis = BlockBuilder.Genesis(settings.ClusterId, settings.Epoch, 0, out head);
-                index.Note(head.BlockNo, log.Enqueue(genesis));
+                byte[] first = JournalStart.FirstBlock(settings, startBlock, out head);
+                long address = log.Enqueue(first);
+                index.Note(head.BlockNo, address);
                 log.CommitAsync().AsTask().GetAwaiter().GetResult();
-                new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.Hash.ToString()).Write(directory);
+                geometry = new JournalGeometry(settings.PageSizeBits, settings.SegmentSizeBits, head.BlockNo == BlockFormat.GenesisBlockNo ? head.Hash.ToString() : null);
+                if (head.BlockNo != BlockFormat.GenesisBlockNo)
+                {
+                    geometry = geometry.WithBase(new JournalAnchor(head.BlockNo, head.Hash));
+                }
+                opening = JournalStart.Opened(opening, head, address, anchor);
+                geometry.Write(directory);
             }
             index.Rewrite();
-            return new Journal(settings, device, log, head, index, opening);
+            return new Journal(settings, device, log, head, index, opening) { Base = geometry!.Base };
         }
         catch
         {

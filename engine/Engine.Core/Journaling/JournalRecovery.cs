@@ -22,6 +22,9 @@ public readonly record struct JournalAnchor(ulong BlockNo, Hash32 Hash);
 /// <param name="AnchorRefused">Why an anchor given was not used; null when it was, or none was given.</param>
 public sealed record JournalOpening(ulong? AnchorBlockNo, long ReplayFrom, long VerifiedBlocks, TimeSpan Verify, string? AnchorRefused)
 {
+    /// <summary>The block the journal starts at (see <see cref="JournalGeometry.BaseBlockNo"/>): 0 for genesis. Without an anchor, state can only be replayed from genesis.</summary>
+    public ulong BaseBlockNo { get; init; }
+
     /// <summary>How long the device's own recovery took before any of ours (FASTER's: reading its commit record and the log's tail pages back into memory).</summary>
     public TimeSpan DeviceRecovery { get; init; }
 
@@ -55,12 +58,13 @@ internal static class JournalRecovery
     /// <param name="expected">The node's cluster: genesis must name it.</param>
     /// <param name="index">The journal's block index: finds the anchor, and notes every block verified.</param>
     /// <param name="anchor">A block trusted as genesis is (a snapshot's); null to verify from genesis.</param>
+    /// <param name="journalBase">The block the journal starts at when not genesis (<see cref="JournalGeometry.Base"/>): it must be there, and the chain is verified from it when there is no anchor.</param>
     /// <param name="opening">What was verified, from where.</param>
     /// <exception cref="JournalCorruptException">The journal was created but nothing was recovered, or the chain does not verify.</exception>
     /// <exception cref="JournalFormatException">Its genesis is of a format version this engine does not continue.</exception>
     /// <exception cref="JournalClusterMismatchException">Its genesis names another cluster than <paramref name="expected"/>.</exception>
     public static ChainHead? RecoverHead(OpenEntries open, long begin, long committedUntil, int pageSizeBits, bool empty, string? created, string where, ClusterId expected,
-        BlockIndex index, JournalAnchor? anchor, out JournalOpening opening)
+        BlockIndex index, JournalAnchor? anchor, JournalAnchor? journalBase, out JournalOpening opening)
     {
         opening = new JournalOpening(null, begin, 0, TimeSpan.Zero, anchor is null ? null : "the journal is empty");
         if (empty)
@@ -70,6 +74,10 @@ internal static class JournalRecovery
                 throw new JournalCorruptException($"'{where}' was created ({created}) but no commit was recovered: refusing to start an empty chain over it");
             }
             return null;
+        }
+        if (journalBase is { } based && based.BlockNo != BlockFormat.GenesisBlockNo)
+        {
+            return RecoverFromBase(open, begin, committedUntil, pageSizeBits, where, expected, index, anchor, based, out opening);
         }
         // Refuse another cluster's journal, or one of a version we never continue, from its
         // genesis alone: before re-hashing what may be millions of blocks.
@@ -97,6 +105,50 @@ internal static class JournalRecovery
             throw new JournalCorruptException($"the journal in '{where}' does not verify: {report.Fault}", report.Fault);
         }
         opening = new JournalOpening(null, begin, report.Blocks, report.Elapsed, refused);
+        return report.Head!.Value;
+    }
+
+    /// <summary>
+    /// A journal that starts at <paramref name="journalBase"/>, not genesis: that block must be there
+    /// (of this cluster, with that hash); the chain verifies from the anchor when it holds it, else
+    /// from the base (and then the caller has no state to replay onto: see <see cref="JournalOpening.BaseBlockNo"/>).
+    /// </summary>
+    private static ChainHead RecoverFromBase(OpenEntries open, long begin, long committedUntil, int pageSizeBits, string where, ClusterId expected,
+        BlockIndex index, JournalAnchor? anchor, JournalAnchor journalBase, out JournalOpening opening)
+    {
+        long seekStarted = Stopwatch.GetTimestamp();
+        if (FindAnchor(open, index, begin, committedUntil, journalBase, expected, out ChainHead baseHead, out long baseAddress, out long afterBase) is { } missing)
+        {
+            throw new JournalCorruptException($"the journal in '{where}' starts at block {journalBase.BlockNo} (its {JournalGeometry.FileName} says so: compacted, or installed from a snapshot), " +
+                $"and that block is not there as recorded: {missing}");
+        }
+        string? refused = null;
+        if (anchor is { } trusted && trusted.BlockNo >= journalBase.BlockNo)
+        {
+            refused = FindAnchor(open, index, baseAddress, committedUntil, trusted, expected, out ChainHead anchorHead, out long anchorAddress, out long afterAnchor);
+            if (refused is null)
+            {
+                TimeSpan seek = Stopwatch.GetElapsedTime(seekStarted);
+                VerifyReport continued = VerifyChain(open, pageSizeBits, afterAnchor, committedUntil, anchorHead, index: index);
+                if (continued.Fault is not null)
+                {
+                    throw new JournalCorruptException($"the journal in '{where}' does not verify after block {trusted.BlockNo} (the snapshot's anchor): {continued.Fault}", continued.Fault);
+                }
+                opening = new JournalOpening(trusted.BlockNo, anchorAddress, continued.Blocks, continued.Elapsed, null) { AnchorSeek = seek, BaseBlockNo = journalBase.BlockNo };
+                return continued.Head!.Value;
+            }
+        }
+        else if (anchor is { } older)
+        {
+            refused = $"block {older.BlockNo} is before the journal's base, block {journalBase.BlockNo}";
+        }
+        TimeSpan baseSeek = Stopwatch.GetElapsedTime(seekStarted);
+        VerifyReport report = VerifyChain(open, pageSizeBits, afterBase, committedUntil, baseHead, index: index);
+        if (report.Fault is not null)
+        {
+            throw new JournalCorruptException($"the journal in '{where}' does not verify after its base, block {journalBase.BlockNo}: {report.Fault}", report.Fault);
+        }
+        opening = new JournalOpening(null, baseAddress, report.Blocks, report.Elapsed, refused) { AnchorSeek = baseSeek, BaseBlockNo = journalBase.BlockNo };
         return report.Head!.Value;
     }
 
@@ -130,13 +182,11 @@ internal static class JournalRecovery
                 {
                     return refused;
                 }
-                Hash32 stored = BlockFormat.StoredHash(entry, in header);
-                Hash32 computed = default;
-                System.Security.Cryptography.SHA256.HashData(BlockFormat.Hashed(entry, in header), computed);
-                if (computed != stored || stored != anchor.Hash || header.ClusterId != expected)
+                if (JournalStart.Check(entry, expected, anchor) is { } wrong)
                 {
-                    return $"block {anchor.BlockNo} in the journal is not the snapshot's (hash {stored.ToShortString()}, the snapshot's {anchor.Hash.ToShortString()})";
+                    return $"block {anchor.BlockNo} in the journal is not the snapshot's: {wrong}";
                 }
+                Hash32 stored = anchor.Hash;
                 head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, stored) { ClusterId = header.ClusterId };
                 address = at;
                 after = next;

@@ -50,6 +50,8 @@ public sealed class SimulatedJournal : IJournal
 
     public JournalOpening Opening { get; }
 
+    public JournalAnchor? Base => _device.Base;
+
     public long LocateFrom(ulong blockNo)
     {
         ThrowIfClosed();
@@ -80,7 +82,7 @@ public sealed class SimulatedJournal : IJournal
     /// <exception cref="JournalCorruptException">The chain does not verify, or the commits are lost (and its two kinds, <see cref="JournalClusterMismatchException"/> and <see cref="JournalFormatException"/>).</exception>
     /// <exception cref="InvalidOperationException">A journal is open on the device already.</exception>
     /// <exception cref="IOException">The commit of a new journal's genesis block was armed to fail.</exception>
-    public static SimulatedJournal Open(SimulatedJournalDevice device, JournalSettings settings, JournalAnchor? anchor = null)
+    public static SimulatedJournal Open(SimulatedJournalDevice device, JournalSettings settings, JournalAnchor? anchor = null, byte[]? startBlock = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         settings.Validate();
@@ -96,7 +98,7 @@ public sealed class SimulatedJournal : IJournal
         BlockIndex index = BlockIndex.InMemory();
         ChainHead? verified = JournalRecovery.RecoverHead(device.OpenEntries, SimulatedJournalDevice.BeginAddress, device.CommittedUntil, settings.PageSizeBits,
             empty: device.CommittedUntil == SimulatedJournalDevice.BeginAddress, device.Created ? "the device was created" : null, device.Name, settings.ClusterId,
-            index, anchor, out JournalOpening opening);
+            index, anchor, device.Base, out JournalOpening opening);
         ChainHead head;
         if (verified is { } existing)
         {
@@ -104,10 +106,12 @@ public sealed class SimulatedJournal : IJournal
         }
         else
         {
-            // As Journal.Open: timestamp 0, so both nodes of a new pair start from the same genesis.
-            byte[] genesis = BlockBuilder.Genesis(settings.ClusterId, settings.Epoch, 0, out head);
-            index.Note(head.BlockNo, device.Enqueue(genesis));
-            device.CommitGenesis(settings.PageSizeBits);
+            // As Journal.Open: a genesis of its own, or the block it is installed at.
+            byte[] first = JournalStart.FirstBlock(settings, startBlock, out head);
+            long address = device.Enqueue(first);
+            index.Note(head.BlockNo, address);
+            device.CommitGenesis(settings.PageSizeBits, head.BlockNo == BlockFormat.GenesisBlockNo ? null : new JournalAnchor(head.BlockNo, head.Hash));
+            opening = JournalStart.Opened(opening, head, address, anchor);
         }
         var journal = new SimulatedJournal(device, settings, head, index, opening);
         device.Attach(journal);

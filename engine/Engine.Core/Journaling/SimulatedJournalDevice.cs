@@ -80,6 +80,9 @@ public sealed class SimulatedJournalDevice
     /// <summary>The genesis block was committed once (the <c>journal.json</c> of this device): from then on the chain must be recovered, never started afresh.</summary>
     public bool Created { get; private set; }
 
+    /// <summary>The block the journal starts at when not genesis (installed from a snapshot, or compacted): what <see cref="JournalGeometry.Base"/> records on disk.</summary>
+    public JournalAnchor? Base { get; private set; }
+
     /// <summary>The page size the journal was created with (its geometry); 0 before.</summary>
     public int PageSizeBits { get; private set; }
 
@@ -269,7 +272,7 @@ public sealed class SimulatedJournalDevice
 
     /// <summary>Creating a journal: its genesis block is committed at once, as <see cref="Journal.Open"/> waits for that commit.</summary>
     /// <exception cref="IOException">A commit was armed to fail: nothing is committed, the device is not created.</exception>
-    internal void CommitGenesis(int pageSizeBits)
+    internal void CommitGenesis(int pageSizeBits, JournalAnchor? installedAt = null)
     {
         if (_failNextCommit)
         {
@@ -281,6 +284,7 @@ public sealed class SimulatedJournalDevice
         CommitAll();
         Created = true;
         PageSizeBits = pageSizeBits;
+        Base = installedAt;
     }
 
     /// <summary>A cursor over the entries in [<paramref name="from"/>, <paramref name="until"/>), which must be on the medium.</summary>

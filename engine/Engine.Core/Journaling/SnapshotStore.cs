@@ -77,17 +77,25 @@ public sealed class SnapshotStore
     /// header is the one in its name); each one that does not is told to <paramref name="log"/>, with
     /// why, and passed over for the next older. Null when none does: recovery starts from genesis.
     /// </summary>
-    public LoadedSnapshot? LoadNewest(ReferenceData reference, Action<string> log)
+    public LoadedSnapshot? LoadNewest(ReferenceData reference, Action<string> log) => LoadNewestFirst(reference, log).FirstOrDefault();
+
+    /// <summary>
+    /// The snapshots that verify, newest first, each loaded only when the caller asks for it (the one
+    /// before was of no use to it); those that do not verify are told to <paramref name="log"/> and passed over.
+    /// </summary>
+    /// <param name="reference">The node's reference data.</param>
+    /// <param name="log">Where each snapshot passed over is told, with why.</param>
+    /// <param name="below">Only snapshots taken before this block (those from it on were tried already).</param>
+    public IEnumerable<LoadedSnapshot> LoadNewestFirst(ReferenceData reference, Action<string> log, ulong below = ulong.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(log);
         foreach ((ulong blockNo, _) in List())
         {
-            if (TryLoad(blockNo, null, reference, log, "; trying the next older") is { } loaded)
+            if (blockNo < below && TryLoad(blockNo, null, reference, log, "; trying the next older") is { } loaded)
             {
-                return loaded;
+                yield return loaded;
             }
         }
-        return null;
     }
 
     /// <summary>
@@ -99,6 +107,34 @@ public sealed class SnapshotStore
     {
         ArgumentNullException.ThrowIfNull(log);
         return TryLoad(blockNo, blockHash, reference, log, "");
+    }
+
+    /// <summary>
+    /// The newest snapshot whose bytes are intact (<see cref="Exchange.ReadSnapshotHeader"/>: its
+    /// SHA-256 and version; not loaded), with its header, for a backup that installs it; those that
+    /// are not are told to <paramref name="log"/> and passed over. Null when there is none.
+    /// </summary>
+    public (byte[] Content, SnapshotHeader Header)? NewestIntact(Action<string> log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        foreach ((ulong blockNo, string path) in List())
+        {
+            try
+            {
+                byte[] content = _medium.Read(NameOf(blockNo));
+                SnapshotHeader header = Exchange.ReadSnapshotHeader(content);
+                if (header.BlockNo == blockNo)
+                {
+                    return (content, header);
+                }
+                log($"snapshot {path} not sent: it stands after block {header.BlockNo}, its name says {blockNo}");
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                log($"snapshot {path} not sent: {e.Message}");
+            }
+        }
+        return null;
     }
 
     /// <summary>The one way a snapshot file is read and checked: its contents, the block its name says, and (when given) the block's hash.</summary>

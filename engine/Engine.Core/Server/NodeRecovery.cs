@@ -68,14 +68,35 @@ public static class NodeRecovery
         string? skipped = null;
         try
         {
+            long replayFrom = journal.Opening.ReplayFrom;
             if (snapshot is not null && journal.Opening.AnchorBlockNo is null)
             {
                 skipped = $"{snapshot.Path}: {journal.Opening.AnchorRefused}";
-                log($"journal {where}: snapshot not used, {skipped}; replaying from genesis");
+                log($"journal {where}: snapshot not used, {skipped}; {(journal.Base is null ? "replaying from genesis" : "trying older ones")}");
+                ulong refused = snapshot.Header.BlockNo;
                 snapshot = null;
+                if (journal.Base is { } journalBase && snapshots is not null)
+                {
+                    // The journal does not start at genesis: its state needs a snapshot of a block it holds (verified with the rest from its base).
+                    foreach (LoadedSnapshot older in snapshots.LoadNewestFirst(reference, log, below: refused))
+                    {
+                        if (older.Header.BlockNo >= journalBase.BlockNo && FindBlock(journal, new JournalAnchor(older.Header.BlockNo, older.Header.BlockHash)) is { } address)
+                        {
+                            snapshot = older;
+                            replayFrom = address;
+                            break;
+                        }
+                    }
+                }
+            }
+            if (snapshot is null && journal.Base is { } start)
+            {
+                throw new JournalCorruptException($"the journal in '{where}' starts at block {start.BlockNo} (compacted, or installed from a snapshot), and no snapshot of a block it holds verifies" +
+                    (skipped is null ? "" : $" ({skipped})") + ": the state cannot be rebuilt from it alone. Rejoin this node from its peer (start it on an empty data directory), " +
+                    "or restore the blocks before it from the archive.");
             }
             Exchange exchange = snapshot?.Exchange ?? new Exchange(reference);
-            (long blocks, long transactions) = Replay(journal, exchange, journal.Opening.ReplayFrom, snapshot?.Header.BlockNo);
+            (long blocks, long transactions) = Replay(journal, exchange, replayFrom, snapshot?.Header.BlockNo);
             var report = new RecoveryReport(snapshot?.Header.BlockNo, skipped, journal.Opening.VerifiedBlocks, blocks, transactions, journal.Head.BlockNo,
                 Math.Round(loadMs, 1), Math.Round(openMs, 1), Math.Round(journal.Opening.DeviceRecovery.TotalMilliseconds, 1), Math.Round(journal.Opening.AnchorSeek.TotalMilliseconds, 1),
                 Math.Round(journal.Opening.Verify.TotalMilliseconds, 1), Math.Round(clock.Elapsed.TotalMilliseconds - loadMs - openMs, 1), Math.Round(clock.Elapsed.TotalMilliseconds, 1));
@@ -87,6 +108,26 @@ public static class NodeRecovery
             journal.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The address of block <paramref name="block"/> in <paramref name="journal"/> if it holds it with that hash (a seek through its block index); null if not.</summary>
+    public static long? FindBlock(IJournal journal, JournalAnchor block)
+    {
+        long? found = null;
+        journal.Scan(journal.LocateFrom(block.BlockNo), (entry, address) =>
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > block.BlockNo)
+            {
+                return false;
+            }
+            if (header.BlockNo == block.BlockNo)
+            {
+                found = BlockFormat.StoredHash(entry, in header) == block.Hash ? address : null;
+                return false;
+            }
+            return true;
+        });
+        return found;
     }
 
     /// <summary>

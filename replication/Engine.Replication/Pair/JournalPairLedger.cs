@@ -21,7 +21,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <summary>State checksums kept until the primary's for the same block arrives (a few blocks later).</summary>
     private const int KeptChecksums = 64;
 
-    private readonly Func<JournalAnchor?, IJournal> _open;
+    private readonly Func<JournalAnchor?, byte[]?, IJournal> _open;
     private readonly SnapshotSchedule? _snapshots;
     private readonly Func<string> _setAside;
     private readonly string _where;
@@ -38,7 +38,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private readonly bool _snapshotsOnOwnThread;
 
     /// <summary>Opens the node's journal with <paramref name="open"/> (which verifies its chain) and recovers its state (<see cref="NodeRecovery"/>).</summary>
-    /// <param name="open">Opens the journal, verifying from the anchor given (a snapshot's block; null: genesis): now, after a step-down (<see cref="Reopen"/>) and after a discard.</param>
+    /// <param name="open">Opens the journal, verifying from the anchor given (a snapshot's block; null: genesis): now, after a step-down (<see cref="Reopen"/>) and after a discard;
+    /// a journal that does not exist yet starts at the block given (an installed snapshot's), or a new genesis when none.</param>
     /// <param name="setAside">Moves the closed journal aside, kept for forensics, so that <paramref name="open"/> starts a new one from genesis; says where it went.</param>
     /// <param name="where">Names the journal in log lines.</param>
     /// <param name="reference">The node's reference data (the book replay makes).</param>
@@ -47,7 +48,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <param name="snapshots">Where the node's snapshots are and when it takes them (a <see cref="SnapshotTaker"/> follows each journal opened); null: none.</param>
     /// <param name="clock">The snapshots' clock (their time-based interval): the system's, or the simulator's.</param>
     /// <param name="snapshotsOnOwnThread">The snapshot taker runs on its own thread; false: the simulator steps it (<see cref="Snapshots"/>).</param>
-    public JournalPairLedger(Func<JournalAnchor?, IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log,
+    public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log,
         SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true)
     {
         _clock = clock ?? TimeProvider.System;
@@ -64,7 +65,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     /// <summary>The ledger of a node on disk: its FASTER journal in <see cref="EngineSettings.JournalDirectory"/>; a diverged one is moved to a sibling directory.</summary>
     public static JournalPairLedger OnDisk(EngineSettings settings, ReferenceData reference, Action<string> log) =>
-        new(anchor => Core.Journaling.Journal.Open(settings.JournalSettings(), anchor), () =>
+        new((anchor, startBlock) => Core.Journaling.Journal.Open(settings.JournalSettings(), anchor, startBlock), () =>
         {
             string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
             Directory.Move(settings.JournalDirectory, aside);
@@ -99,14 +100,18 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         return taker;
     }
 
+    /// <summary>Snapshots of the primary installed by this ledger (a backup's new journal started from each).</summary>
+    public int SnapshotsInstalled { get; private set; }
+
     /// <summary>The primary's pipeline closed the journal (it stepped down): open it again and replay, as a backup.</summary>
     public void Reopen() => Open();
 
-    private void Open()
+    /// <param name="startBlock">For a new journal: the block it starts at (an installed snapshot's); null: genesis.</param>
+    private void Open(byte[]? startBlock = null)
     {
         StopSnapshots();
         _resumeAt = (ulong.MaxValue, 0);
-        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(_open, _snapshots?.Store, _reference, _where, _log);
+        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(anchor => _open(anchor, startBlock), _snapshots?.Store, _reference, _where, _log);
         Recovery = recovered;
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
@@ -124,18 +129,9 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     public bool HasBlock(ulong blockNo, in Hash32 hash)
     {
-        bool found = false;
-        Hash32 wanted = hash;
-        ScanFrom(blockNo, (ReadOnlySpan<byte> entry, in BlockHeader header, long _) =>
-        {
-            if (header.BlockNo < blockNo)
-            {
-                return true;
-            }
-            found = header.BlockNo == blockNo && BlockFormat.StoredHash(entry, in header) == wanted;
-            return false;
-        });
-        return found;
+        // What the pipeline appended and has not committed yet is committed first: a scan reads committed blocks.
+        _journal.Flush();
+        return NodeRecovery.FindBlock(_journal, new JournalAnchor(blockNo, hash)) is not null;
     }
 
     public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit) =>
@@ -228,6 +224,80 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         string aside = _setAside();
         _log($"backup: moved the diverged journal to {aside}; catching up from genesis");
         Open();
+    }
+
+    public CatchUpSnapshot? SnapshotFor(ulong backupHead)
+    {
+        ulong journalBase = _journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
+        if (_snapshots is null || (backupHead >= journalBase && backupHead != BlockFormat.GenesisBlockNo))
+        {
+            return null; // our journal holds every block it lacks: those are sent
+        }
+        if (_snapshots.Store.NewestIntact(_log) is not ({ } content, { } header) || header.BlockNo <= backupHead)
+        {
+            if (backupHead < journalBase)
+            {
+                _log($"primary: a backup whose chain ends at block {backupHead} needs a snapshot (our journal starts at block {journalBase}), and none is intact");
+            }
+            return null;
+        }
+        _journal.Flush();
+        byte[]? anchorBlock = null;
+        if (NodeRecovery.FindBlock(_journal, new JournalAnchor(header.BlockNo, header.BlockHash)) is { } address)
+        {
+            _journal.Scan(address, (entry, _) =>
+            {
+                anchorBlock = entry.ToArray();
+                return false;
+            });
+        }
+        if (anchorBlock is null)
+        {
+            _log($"primary: the snapshot of block {header.BlockNo} is not of the chain in our journal: not sent");
+            return null;
+        }
+        return new CatchUpSnapshot(content, header.BlockNo, header.BlockHash, anchorBlock);
+    }
+
+    public string? InstallSnapshot(byte[] snapshot, ReadOnlySpan<byte> anchorBlock)
+    {
+        if (_snapshots is null)
+        {
+            return "this node keeps no snapshots (they are off in its settings), so it cannot start a journal from one";
+        }
+        SnapshotHeader header;
+        try
+        {
+            // Loaded whole before anything of ours is touched: a snapshot that does not load changes nothing.
+            Exchange.ReadSnapshot(snapshot, _reference, out header);
+        }
+        catch (InvalidDataException e)
+        {
+            return $"the snapshot does not load: {e.Message}";
+        }
+        if (JournalStart.Check(anchorBlock, _journal.Head.ClusterId, new JournalAnchor(header.BlockNo, header.BlockHash)) is { } wrong)
+        {
+            return $"the block sent with it is not the one the snapshot stands after: {wrong}";
+        }
+        StopSnapshots();
+        _journal.Dispose();
+        string aside = _setAside();
+        _log($"backup: moved the journal to {aside}; installing the primary's snapshot of block {header.BlockNo}");
+        // The snapshot first: a crash before the new journal's first commit leaves no journal (a new
+        // genesis at the next start, which the primary then sends the snapshot again), never a
+        // journal that starts at a block without its state.
+        try
+        {
+            _snapshots.Store.Save(snapshot, header.BlockNo);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Open(); // no journal now: a new one from genesis, which the next catch-up fills again
+            return $"the snapshot could not be written ({e.Message}); this node starts again from genesis";
+        }
+        Open(anchorBlock.ToArray());
+        SnapshotsInstalled++;
+        return null;
     }
 
     /// <summary>Stops the snapshot taker this ledger still has (before its journal closes).</summary>

@@ -106,6 +106,12 @@ public sealed class PairNode
     private byte[] _catchUpRaw = [];
     private byte[] _catchUpFrame = [];
 
+    // Primary: the snapshot a joining backup installs before its blocks, sent a chunk at a time in the same window.
+    private CatchUpSnapshot? _outgoing;
+    private long _outgoingSent;
+    private long _outgoingAcked;
+    private int _chunksUnacked;
+
     /// <summary>Catch-up batches sent and not yet acknowledged, at most: enough to keep the link busy while the backup applies one.</summary>
     public const int CatchUpWindow = 4;
     private readonly Queue<(ulong BlockNo, Hash32 Hash)> _unacked = new();
@@ -157,6 +163,11 @@ public sealed class PairNode
     private bool _takeoverAskInFlight;
     private readonly Dictionary<ulong, Hash32> _primaryChecksums = [];
     private byte[] _unpacked = [];
+
+    // Backup: the primary's snapshot arriving (after a HelloAck of status SnapshotFollows), installed when its anchor block comes.
+    private bool _awaitingSnapshot;
+    private byte[]? _incoming;
+    private long _incomingReceived;
 
     private int _nextRequest;
 
@@ -737,6 +748,15 @@ public sealed class PairNode
             _primary = NoConnection;
         }
         _primaryConnected = false;
+        DropIncomingSnapshot();
+    }
+
+    /// <summary>A snapshot that was arriving on a link now gone is dropped (the next hello starts again).</summary>
+    private void DropIncomingSnapshot()
+    {
+        _awaitingSnapshot = false;
+        _incoming = null;
+        _incomingReceived = 0;
     }
 
     /// <summary>
@@ -767,6 +787,7 @@ public sealed class PairNode
     private void PrimaryGone(string why)
     {
         _primaryConnected = false;
+        DropIncomingSnapshot();
         bool wasInStep = State == PairState.InStep || ((_mutations & PairMutation.TakeOverWhileCatchingUp) != 0 && State == PairState.Following && _ledger.Head.BlockNo > 0);
         if (State == PairState.InStep)
         {
@@ -1057,8 +1078,9 @@ public sealed class PairNode
             StepDown($"a backup's chain ends in epoch {theirs.Epoch}, above ours ({Epoch})", theirs.Epoch);
             return;
         }
-        bool onOurChain = theirs.BlockNo <= _lastSealedBlockNo && _ledger.HasBlock(theirs.BlockNo, theirs.Hash);
-        _transport.Send(connection, ReplicationFrame.Hello(ReplicationType.HelloAck, onOurChain ? (byte)0 : (byte)1, in ours));
+        CatchUpSnapshot? snapshot = theirs.BlockNo <= _lastSealedBlockNo ? _ledger.SnapshotFor(theirs.BlockNo) : null;
+        bool onOurChain = snapshot is not null || (theirs.BlockNo <= _lastSealedBlockNo && _ledger.HasBlock(theirs.BlockNo, theirs.Hash));
+        _transport.Send(connection, ReplicationFrame.Hello(ReplicationType.HelloAck, snapshot is not null ? ReplicationFrame.SnapshotFollows : onOurChain ? (byte)0 : (byte)1, in ours));
         if (!onOurChain)
         {
             Say(PairEventKind.BackupDiverged, $"a backup's chain ends at {theirs}, which is not on ours: it must discard its journal and catch up from genesis");
@@ -1070,7 +1092,8 @@ public sealed class PairNode
         // says), so those are acknowledged now. A block that waited at the ack gate when the last link
         // broke, and that this backup got before it did, would otherwise wait for a later block's ack,
         // which never comes while its client only resends that request (found by the simulator).
-        if (theirs.BlockNo > _ackedBlockNo)
+        // (Not when it installs a snapshot: its head was not checked against our chain.)
+        if (snapshot is null && theirs.BlockNo > _ackedBlockNo)
         {
             _ackedBlockNo = theirs.BlockNo;
         }
@@ -1086,6 +1109,14 @@ public sealed class PairNode
         _catchUpSentThrough = theirs.BlockNo;
         _linkAckedBlockNo = theirs.BlockNo;
         _catchUpBlocks = 0;
+        _outgoing = snapshot;
+        _outgoingSent = 0;
+        _outgoingAcked = 0;
+        _chunksUnacked = 0;
+        if (snapshot is not null)
+        {
+            Say(PairEventKind.CatchingUp, $"backup {_transport.PeerName(connection)} (its chain ends at block {theirs.BlockNo}) installs the snapshot of block {snapshot.BlockNo} ({snapshot.Content.Length:N0} bytes), then the blocks after it");
+        }
         PumpCatchUp();
     }
 
@@ -1096,13 +1127,41 @@ public sealed class PairNode
     /// </summary>
     private void PumpCatchUp()
     {
-        while (_catchingUp && _unacked.Count < CatchUpWindow)
+        while (_catchingUp && _unacked.Count + _chunksUnacked < CatchUpWindow)
         {
-            if (!SendCatchUpBatch())
+            if (_outgoing is { } snapshot)
+            {
+                SendSnapshotPart(snapshot);
+            }
+            else if (!SendCatchUpBatch())
             {
                 FinishCatchUp();
             }
         }
+    }
+
+    /// <summary>The next chunk of the snapshot the backup installs; after the last, the block it stands after (acknowledged as a block).</summary>
+    private void SendSnapshotPart(CatchUpSnapshot snapshot)
+    {
+        if (_outgoingSent < snapshot.Content.Length)
+        {
+            if (_catchUpFrame.Length < SnapshotTransfer.MaxFrameBytes)
+            {
+                _catchUpFrame = new byte[Math.Max(SnapshotTransfer.MaxFrameBytes, CatchUpBatch.MaxFrameBytes)];
+            }
+            int length = SnapshotTransfer.PackChunk(snapshot.Content, _outgoingSent, _catchUpFrame, out int chunk);
+            _transport.Send(_backup, _catchUpFrame.AsSpan(0, length));
+            _outgoingSent += chunk;
+            _chunksUnacked++;
+        }
+        else
+        {
+            _transport.Send(_backup, ReplicationType.SnapshotAnchor, snapshot.AnchorBlock);
+            _unacked.Enqueue((snapshot.BlockNo, snapshot.BlockHash));
+            _catchUpSentThrough = snapshot.BlockNo;
+            _outgoing = null;
+        }
+        _backupSentAt = _time.GetTimestamp();
     }
 
     /// <summary>Sends the blocks after the last one sent, up to the last sealed, as one LZ4 batch (its last block is expected back as an ack); false when there were none.</summary>
@@ -1111,7 +1170,10 @@ public sealed class PairNode
         if (_catchUpRaw.Length == 0)
         {
             _catchUpRaw = new byte[CatchUpBatch.MaxRawBytes];
-            _catchUpFrame = new byte[CatchUpBatch.MaxFrameBytes];
+        }
+        if (_catchUpFrame.Length < CatchUpBatch.MaxFrameBytes)
+        {
+            _catchUpFrame = new byte[Math.Max(SnapshotTransfer.MaxFrameBytes, CatchUpBatch.MaxFrameBytes)];
         }
         int batched = 0;
         long blocks = 0;
@@ -1189,6 +1251,16 @@ public sealed class PairNode
                     _nextLeaseAskAt = 0; // it holds everything acknowledged alone: the lease goes back now
                 }
                 break;
+            case ReplicationType.SnapshotAck:
+                long received = SnapshotTransfer.ReadAck(payload);
+                if (_chunksUnacked == 0 || received <= _outgoingAcked || received > _outgoingSent)
+                {
+                    throw new InvalidDataException($"a snapshot acknowledgement of {received:N0} bytes, where {_outgoingAcked:N0} of {_outgoingSent:N0} sent were acknowledged");
+                }
+                _outgoingAcked = received;
+                _chunksUnacked--;
+                PumpCatchUp();
+                break;
             case ReplicationType.Heartbeat:
                 break;
             default:
@@ -1220,6 +1292,7 @@ public sealed class PairNode
         _transport.Close(_backup);
         _backup = NoConnection;
         _catchingUp = false;
+        _outgoing = null;
         if (why is not null)
         {
             BackupGone(why);
@@ -1249,7 +1322,7 @@ public sealed class PairNode
         {
             case ReplicationType.HelloAck:
                 ChainHead theirs = ReplicationFrame.ReadHello(payload, out byte status);
-                if (status != 0)
+                if (status != 0 && status != ReplicationFrame.SnapshotFollows)
                 {
                     Say(PairEventKind.Diverged, $"our chain (ending at {_ledger.Head}) is not on the primary's (epoch {theirs.Epoch}): its suffix was never acknowledged; discarding it");
                     ClosePrimary();
@@ -1261,7 +1334,21 @@ public sealed class PairNode
                 Epoch = theirs.Epoch;
                 _helloAnswered = true;
                 _lostInStep = false; // attached to a primary again: whatever it acknowledged, we get
-                Say(PairEventKind.CatchingUp, $"catching up from the primary (epoch {theirs.Epoch}) after block {_ledger.Head.BlockNo}");
+                _awaitingSnapshot = status == ReplicationFrame.SnapshotFollows;
+                _incoming = null;
+                _incomingReceived = 0;
+                Say(PairEventKind.CatchingUp, _awaitingSnapshot
+                    ? $"catching up from the primary (epoch {theirs.Epoch}): installing its snapshot, then the blocks after it (our chain ends at block {_ledger.Head.BlockNo})"
+                    : $"catching up from the primary (epoch {theirs.Epoch}) after block {_ledger.Head.BlockNo}");
+                break;
+            case ReplicationType.SnapshotChunk:
+                ReceiveSnapshotChunk(payload);
+                break;
+            case ReplicationType.SnapshotAnchor:
+                if (!InstallSnapshot(payload))
+                {
+                    return;
+                }
                 break;
             case ReplicationType.Block:
                 if (!ApplyAndAck(payload))
@@ -1270,9 +1357,13 @@ public sealed class PairNode
                 }
                 break;
             case ReplicationType.CatchUpBatch:
-                if (_unpacked.Length == 0)
+                if (_awaitingSnapshot)
                 {
-                    _unpacked = new byte[CatchUpBatch.MaxRawBytes];
+                    throw new InvalidDataException("blocks before the snapshot announced");
+                }
+                if (_unpacked.Length < CatchUpBatch.MaxRawBytes)
+                {
+                    _unpacked = new byte[Math.Max(SnapshotTransfer.MaxChunkBytes, CatchUpBatch.MaxRawBytes)];
                 }
                 CatchUpBatch.Reader blocks = CatchUpBatch.Open(payload, _unpacked);
                 bool any = false;
@@ -1308,6 +1399,65 @@ public sealed class PairNode
             default:
                 throw new InvalidDataException($"a {type} frame from the primary");
         }
+    }
+
+    /// <summary>Backup: one chunk of the primary's snapshot, in order, acknowledged with the bytes received so far.</summary>
+    private void ReceiveSnapshotChunk(ReadOnlySpan<byte> payload)
+    {
+        if (!_awaitingSnapshot)
+        {
+            throw new InvalidDataException("a snapshot chunk that no hello announced");
+        }
+        if (_unpacked.Length < SnapshotTransfer.MaxChunkBytes)
+        {
+            _unpacked = new byte[Math.Max(SnapshotTransfer.MaxChunkBytes, CatchUpBatch.MaxRawBytes)];
+        }
+        ReadOnlySpan<byte> chunk = SnapshotTransfer.OpenChunk(payload, _unpacked, out long offset, out long total);
+        if (offset != _incomingReceived || (_incoming is not null && _incoming.LongLength != total))
+        {
+            throw new InvalidDataException($"a snapshot chunk at {offset:N0} of {total:N0} bytes, where {_incomingReceived:N0} of {_incoming?.LongLength ?? total:N0} came");
+        }
+        _incoming ??= new byte[total];
+        chunk.CopyTo(_incoming.AsSpan((int)offset));
+        _incomingReceived += chunk.Length;
+        Span<byte> ack = stackalloc byte[SnapshotTransfer.AckBytes];
+        SnapshotTransfer.WriteAck(ack, _incomingReceived);
+        SendFrame(_primary, ReplicationType.SnapshotAck, ack, ref _primarySentAt);
+    }
+
+    /// <summary>Backup: the snapshot's block came after its last chunk: the snapshot and a journal that starts at that block replace ours; false (the link reset) if refused.</summary>
+    private bool InstallSnapshot(ReadOnlySpan<byte> anchorBlock)
+    {
+        if (!_awaitingSnapshot || _incoming is null || _incomingReceived != _incoming.LongLength)
+        {
+            throw new InvalidDataException($"a snapshot's block before its last chunk ({_incomingReceived:N0} of {_incoming?.LongLength ?? 0:N0} bytes came)");
+        }
+        if (BlockFormat.TryReadHeader(anchorBlock, out BlockHeader header) is not null || header.Epoch > Epoch)
+        {
+            throw new InvalidDataException($"a snapshot's block that does not read as a block of epoch {Epoch} or before");
+        }
+        byte[] snapshot = _incoming;
+        _incoming = null;
+        _awaitingSnapshot = false;
+        string? refused;
+        try
+        {
+            refused = _ledger.InstallSnapshot(snapshot, anchorBlock);
+        }
+        catch (JournalFaultException e)
+        {
+            JournalFailed(e);
+            return false;
+        }
+        if (refused is not null)
+        {
+            Say(PairEventKind.LinkIncident, $"INCIDENT: the primary's snapshot of block {header.BlockNo} is not installed: {refused}; resetting the link");
+            ResetPrimaryLink();
+            return false;
+        }
+        Say(PairEventKind.CatchingUp, $"installed the primary's snapshot of block {header.BlockNo} ({snapshot.Length:N0} bytes): this node's journal starts there now");
+        SendAck();
+        return true;
     }
 
     private bool ApplyAndAck(ReadOnlySpan<byte> block)

@@ -70,4 +70,21 @@ public interface IPairLedger
 
     /// <summary>This node's chain is not on the primary's: its suffix was never acknowledged. Discards the journal (kept aside) and starts again from genesis.</summary>
     void DiscardDivergedChain();
+
+    /// <summary>
+    /// Primary: the snapshot a joining backup whose chain ends at <paramref name="backupHead"/> should
+    /// install instead of the blocks (its head is before this node's journal's base, or it has no
+    /// block but genesis), with the block it stands after; null: send blocks.
+    /// </summary>
+    CatchUpSnapshot? SnapshotFor(ulong backupHead);
+
+    /// <summary>
+    /// Backup: replaces this node's journal and state with <paramref name="snapshot"/> (the
+    /// primary's) and a journal that starts at <paramref name="anchorBlock"/>, the block it stands
+    /// after (the old journal is kept aside). Null then, else why it was refused (nothing changed).
+    /// </summary>
+    string? InstallSnapshot(byte[] snapshot, ReadOnlySpan<byte> anchorBlock);
 }
+
+/// <summary>A snapshot a primary sends a joining backup: its bytes, and the block it stands after (which starts the backup's new journal).</summary>
+public sealed record CatchUpSnapshot(byte[] Content, ulong BlockNo, Hash32 BlockHash, byte[] AnchorBlock);

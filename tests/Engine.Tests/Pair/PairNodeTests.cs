@@ -259,14 +259,144 @@ public class PairNodeTests
         Assert.That(rig.Node.BackupHoldsEverything, Is.True, "its acks cover the whole catch-up");
     }
 
+    /// <summary>
+    /// A primary counts its backup as holding everything (and gives the witness's lease back) only
+    /// once the backup acknowledged the last block of its catch-up, not once that block was sent: a
+    /// backup that lost the last batch must not take over on a lease given back too early.
+    /// </summary>
+    [TestCase(PairMutation.None, false)]
+    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, true)]
+    public void A_backup_holds_everything_once_its_catch_up_is_acknowledged(PairMutation mutation, bool holdsBeforeLastAck)
+    {
+        var rig = new Rig(PairRole.Primary, witness: false, mutation);
+        for (int i = 0; i < 2_000; i++)
+        {
+            rig.Ledger.SealOne();
+        }
+        rig.Node.OnBlockSealed([], rig.Ledger.Head.BlockNo, rig.Ledger.Head.Hash);
+        JournalPairLedger backup = SimulatedLedger.Open("backup");
+        rig.Node.OnAccepted(1);
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, backup.Head)));
+        List<byte[]> frames = rig.Transport.Take(1);
+        Assert.That(frames.Select(f => (ReplicationType)f[4]), Does.Contain(ReplicationType.CaughtUp), "a catch-up within one window: sent at once");
+        Assert.That(rig.Node.BackupInStep, Is.True);
+
+        Assert.That(rig.Node.BackupHoldsEverything, Is.EqualTo(holdsBeforeLastAck), "sent, not yet acknowledged");
+
+        var unpacked = new byte[CatchUpBatch.MaxRawBytes];
+        foreach (byte[] frame in frames.Where(f => (ReplicationType)f[4] == ReplicationType.CatchUpBatch))
+        {
+            CatchUpBatch.Reader reader = CatchUpBatch.Open(Payload(frame), unpacked);
+            while (reader.TryNext(out ReadOnlySpan<byte> block))
+            {
+                Assert.That(backup.AppendReplicated(block), Is.Null);
+            }
+        }
+        var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+        ReplicationFrame.WriteAck(ack, ReplicationType.Ack, backup.Head.BlockNo, backup.Head.Hash);
+        rig.Node.OnFrame(1, ReplicationType.Ack, Payload(ack));
+        Assert.That(rig.Node.BackupHoldsEverything, Is.True, "acknowledged");
+    }
+
+    /// <summary>
+    /// A new backup of a primary that has snapshots installs the newest one and gets only the blocks
+    /// after it: its journal starts at the snapshot's block, its state equals the primary's, and it
+    /// recovers on its own from that base after a restart.
+    /// </summary>
+    [Test]
+    public void A_new_backup_installs_the_primary_s_snapshot_and_the_blocks_after_it()
+    {
+        var primaryDisk = new SimSnapshotDisk("primary");
+        JournalPairLedger primary = SimulatedLedger.Open(new SimulatedJournalDevice("primary"), primaryDisk);
+        var rig = new Rig(PairRole.Primary, witness: false, chain: primary);
+        for (int i = 0; i < 1_050; i++)
+        {
+            primary.SealOne();
+        }
+        while (!primary.Snapshots!.Step())
+        {
+        }
+        Assert.That(primary.Snapshots.Status.SnapshotBlock, Is.EqualTo(1_000UL), "snapshots every 100 blocks");
+        rig.Node.OnBlockSealed([], primary.Head.BlockNo, primary.Head.Hash);
+        var backupDevice = new SimulatedJournalDevice("backup");
+        var backupDisk = new SimSnapshotDisk("backup");
+        JournalPairLedger backup = SimulatedLedger.Open(backupDevice, backupDisk);
+        rig.Node.OnAccepted(1);
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, backup.Head)));
+
+        var unpacked = new byte[CatchUpBatch.MaxRawBytes];
+        byte[]? snapshot = null;
+        long received = 0;
+        var kinds = new List<ReplicationType>();
+        for (int round = 0; round < 100 && !kinds.Contains(ReplicationType.CaughtUp); round++)
+        {
+            foreach (byte[] frame in rig.Transport.Take(1))
+            {
+                var type = (ReplicationType)frame[4];
+                kinds.Add(type);
+                switch (type)
+                {
+                    case ReplicationType.HelloAck:
+                        ReplicationFrame.ReadHello(Payload(frame), out byte status);
+                        Assert.That(status, Is.EqualTo(ReplicationFrame.SnapshotFollows));
+                        break;
+                    case ReplicationType.SnapshotChunk:
+                        ReadOnlySpan<byte> chunk = SnapshotTransfer.OpenChunk(Payload(frame), unpacked, out long offset, out long total);
+                        snapshot ??= new byte[total];
+                        Assert.That(offset, Is.EqualTo(received));
+                        chunk.CopyTo(snapshot.AsSpan((int)offset));
+                        received += chunk.Length;
+                        var chunkAck = new byte[SnapshotTransfer.AckBytes];
+                        SnapshotTransfer.WriteAck(chunkAck, received);
+                        rig.Node.OnFrame(1, ReplicationType.SnapshotAck, chunkAck);
+                        break;
+                    case ReplicationType.SnapshotAnchor:
+                        Assert.That(backup.InstallSnapshot(snapshot!, Payload(frame)), Is.Null);
+                        Ack(rig, backup);
+                        break;
+                    case ReplicationType.CatchUpBatch:
+                        CatchUpBatch.Reader reader = CatchUpBatch.Open(Payload(frame), unpacked);
+                        while (reader.TryNext(out ReadOnlySpan<byte> block))
+                        {
+                            Assert.That(backup.AppendReplicated(block), Is.Null);
+                        }
+                        Ack(rig, backup);
+                        break;
+                }
+            }
+        }
+
+        Assert.That(kinds, Does.Contain(ReplicationType.CaughtUp));
+        Assert.That(kinds.IndexOf(ReplicationType.SnapshotAnchor), Is.LessThan(kinds.IndexOf(ReplicationType.CatchUpBatch)), "the snapshot, then the blocks after it");
+        Assert.That(backup.Journal.Base?.BlockNo, Is.EqualTo(1_000UL), "the backup's journal starts at the snapshot's block");
+        Assert.That(backup.Head, Is.EqualTo(primary.Head));
+        Assert.That(backup.Exchange.ComputeChecksum(), Is.EqualTo(primary.Exchange.ComputeChecksum()));
+        Assert.That(rig.Node.BackupHoldsEverything, Is.True);
+
+        SimulatedJournalDevice installed = ((SimulatedJournal)backup.Journal).Device;
+        Assert.That(installed, Is.Not.SameAs(backupDevice), "the old journal was set aside");
+        backup.Dispose();
+        JournalPairLedger restarted = SimulatedLedger.Open(installed, backupDisk);
+        Assert.That(restarted.Head, Is.EqualTo(primary.Head), "recovers from its base after a restart");
+        Assert.That(restarted.Exchange.ComputeChecksum(), Is.EqualTo(primary.Exchange.ComputeChecksum()));
+        Assert.That(restarted.Recovery.SnapshotBlock, Is.EqualTo(1_000UL));
+    }
+
+    private static void Ack(Rig rig, JournalPairLedger backup)
+    {
+        var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+        ReplicationFrame.WriteAck(ack, ReplicationType.Ack, backup.Head.BlockNo, backup.Head.Hash);
+        rig.Node.OnFrame(1, ReplicationType.Ack, Payload(ack));
+    }
+
     private static byte[] Payload(byte[] frame) => frame[ReplicationFrame.HeaderBytes..];
 
     private sealed class Rig
     {
-        public Rig(PairRole role, bool witness, PairMutation mutation = PairMutation.None)
+        public Rig(PairRole role, bool witness, PairMutation mutation = PairMutation.None, JournalPairLedger? chain = null)
         {
             var settings = new PairSettings { Role = role, Peer = role == PairRole.Backup ? "127.0.0.1:1" : null, ReplicationListen = "127.0.0.1:2", Witness = witness ? "127.0.0.1:3" : null };
-            Ledger = new Ledger(role == PairRole.Backup ? s_head : null);
+            Ledger = new Ledger(role == PairRole.Backup ? s_head : null, chain);
             Node = new PairNode("B", settings, Clock, Transport, witness ? Witness : null, Ledger, Events.Add, mutation);
             Node.Start();
         }
@@ -339,9 +469,9 @@ public class PairNodeTests
     }
 
     /// <summary>A backup's ledger that ends at a fixed head (nothing is applied in these tests), or a real chain from genesis for a primary.</summary>
-    private sealed class Ledger(ChainHead? fixedHead) : IPairLedger
+    private sealed class Ledger(ChainHead? fixedHead, JournalPairLedger? chain) : IPairLedger
     {
-        private readonly JournalPairLedger _chain = SimulatedLedger.Open();
+        private readonly JournalPairLedger _chain = chain ?? SimulatedLedger.Open();
 
         public ChainHead Head => fixedHead ?? _chain.Head;
 
@@ -371,5 +501,9 @@ public class PairNodeTests
         public void DiscardDivergedChain()
         {
         }
+
+        public CatchUpSnapshot? SnapshotFor(ulong backupHead) => _chain.SnapshotFor(backupHead);
+
+        public string? InstallSnapshot(byte[] snapshot, ReadOnlySpan<byte> anchorBlock) => _chain.InstallSnapshot(snapshot, anchorBlock);
     }
 }

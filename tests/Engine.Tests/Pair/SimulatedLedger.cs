@@ -9,16 +9,21 @@ namespace Engine.Tests.Pair;
 /// <summary>The real <see cref="JournalPairLedger"/> on a <see cref="SimulatedJournal"/> in memory, for tests of the pair node without files.</summary>
 internal static class SimulatedLedger
 {
-    public static JournalPairLedger Open(string name = "test")
+    public static JournalPairLedger Open(string name = "test") => Open(new SimulatedJournalDevice(name), null);
+
+    /// <summary>A ledger on <paramref name="device"/> (reopened after a crash or a dispose), with snapshots every <paramref name="snapshotEvery"/> blocks on <paramref name="disk"/> (stepped by the caller), or none.</summary>
+    public static JournalPairLedger Open(SimulatedJournalDevice device, Engine.Sim.SimSnapshotDisk? disk, ulong snapshotEvery = 100)
     {
-        var device = new SimulatedJournalDevice(name);
         int discarded = 0;
+        string name = device.Name;
         var settings = new JournalSettings { Directory = "simulated", ClusterId = ClusterId.Development, Durability = Durability.Disk }.Validate();
-        return new JournalPairLedger(anchor => SimulatedJournal.Open(device, settings, anchor), () =>
+        SnapshotSchedule? snapshots = disk is null ? null : new SnapshotSchedule(new SnapshotStore(disk, retain: 2), snapshotEvery, TimeSpan.Zero);
+        return new JournalPairLedger((anchor, startBlock) => SimulatedJournal.Open(device, settings, anchor, startBlock), () =>
         {
+            disk?.Clear();
             device = new SimulatedJournalDevice($"{name}.{++discarded}");
             return device.Name;
-        }, name, ReferenceData.Development(), checksumEveryBlocks: 0, _ => { });
+        }, name, ReferenceData.Development(), checksumEveryBlocks: 0, _ => { }, snapshots, snapshotsOnOwnThread: false);
     }
 
     /// <summary>Seals one order after the ledger's head, in <paramref name="epoch"/>, and journals it as a primary's pipeline would; returns the block.</summary>

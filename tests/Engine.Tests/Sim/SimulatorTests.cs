@@ -72,7 +72,7 @@ public class SimulatorTests
 
     /// <summary>Each deliberate bug makes the simulator report a safety violation within its seed budget.</summary>
     /// <remarks>
-    /// Budgets about 1.3× the seed that found each on 2026-12-03, 17:00 UTC (1, 69, 1236, 1, 7, 32),
+    /// Budgets about 1.3× the seed that found each on 2026-12-03, 19:40 UTC (1, 122, 1, 7, 32; before the streamed catch-up 1, 69, 1, 7, 32),
     /// at least 20: the seeds move whenever the simulated world or the pair's rules change (the same
     /// mutations were found at 1, 363, 945, 1, 7, 32 before the nodes took snapshots, and at 1, 20, 2, 2,
     /// 4 and 505 before the head probe), so a budget is
@@ -83,12 +83,24 @@ public class SimulatorTests
     /// (none in 5,500); nor TakeOverOnAnyPeerHead (none in 3,000): <c>PairNodeTests</c> pins both down.
     /// </remarks>
     [TestCase(PairMutation.AckBeforeBackup, WitnessMutation.None, 20)]
-    [TestCase(PairMutation.IgnoreHigherEpochHello, WitnessMutation.None, 90)]
-    [TestCase(PairMutation.ReleaseLeaseOnCatchUpSent, WitnessMutation.None, 1610)]
+    [TestCase(PairMutation.IgnoreHigherEpochHello, WitnessMutation.None, 160)]
     [TestCase(PairMutation.TakeOverWithoutWitness, WitnessMutation.None, 20)]
     [TestCase(PairMutation.None, WitnessMutation.NotSticky, 20)]
     [TestCase(PairMutation.None, WitnessMutation.ResumesAnyone, 50)]
-    public void A_deliberate_bug_is_found(PairMutation mutation, WitnessMutation witnessMutation, int budget)
+    public void A_deliberate_bug_is_found(PairMutation mutation, WitnessMutation witnessMutation, int budget) => Search(mutation, witnessMutation, budget);
+
+    /// <summary>
+    /// Since the catch-up is streamed, a primary that gives the lease back once the catch-up is sent
+    /// has given it back with at most <see cref="PairNode.CatchUpWindow"/> batches unacknowledged
+    /// (before, the whole history): the window is small, and the first seed that shows it moved from
+    /// 1,236 to 2,914, over two minutes of the default run. <c>PairNodeTests</c> pins the rule down
+    /// in the default run; this is the simulator's search, on demand.
+    /// </summary>
+    [Test]
+    [Explicit("about 2.5 minutes: run with --filter Name~lease_released_on_catch_up_sent")]
+    public void A_lease_released_on_catch_up_sent_is_found() => Search(PairMutation.ReleaseLeaseOnCatchUpSent, WitnessMutation.None, 3800);
+
+    private static void Search(PairMutation mutation, WitnessMutation witnessMutation, int budget)
     {
         const int Batch = 2;
         int found = 0;
