@@ -1,21 +1,32 @@
 #!/bin/bash
 # A fresh backup joining a primary with N orders of history (default 20,000,000): time from the
-# backup's start to the primary's "backup in step", and the journal bytes on each side.
-# usage: bash bench/rejoin.sh [orders] [timeout-seconds]   (builds nothing: run `dotnet build -c Release` first)
+# backup's start to its being in step (as its /status says), and the journal bytes on each side.
+# MODE snapshot (default): the primary has taken its first snapshot (after its recovery) before the
+# backup starts, which installs it and gets the blocks after it; MODE blocks: snapshots off on both
+# nodes, the backup gets the whole chain from genesis (as before snapshots could be installed).
+# usage: bash bench/rejoin.sh [orders] [timeout-seconds] [snapshot|blocks]   (builds nothing: run `dotnet build -c Release` first)
 set -u
 ORDERS=${1:-20000000}
 LIMIT=${2:-300}
+MODE=${3:-snapshot}
+if [ "$MODE" = blocks ]; then
+  export ENGINE_SNAPSHOTEVERYBLOCKS=0 ENGINE_SNAPSHOTEVERYSECONDS=0
+fi
 E=$(dirname "$0")/../tools/Engine.Cli/bin/Release/net10.0/engine.dll
 R=$(mktemp -d /tmp/engine-rejoin-XXXXXX)
-trap 'kill -9 ${PA:-} ${PB:-} 2>/dev/null; rm -rf "$R"' EXIT
+trap 'kill -9 ${PA:-} ${PB:-} 2>/dev/null; [ -n "${KEEP:-}" ] && cp "$R"/*.log /tmp/ ; rm -rf "$R"' EXIT
 dotnet "$E" log generate "$R/a/journal" --count "$ORDERS" 2>&1 | tail -1
 dotnet "$E" serve --role primary --data "$R/a" --listen 127.0.0.1:7620 --replication-listen 127.0.0.1:7621 --admin 127.0.0.1:7622 --allow-solo > "$R/a.log" 2>&1 &
 PA=$!
 until curl -sf "http://127.0.0.1:7622/status?state=false" | grep -q '"role":"primary"'; do sleep 0.2; done
+if [ "$MODE" != blocks ]; then
+  until curl -sf "http://127.0.0.1:7622/status?state=false" | grep -q '"snapshot_block":[0-9]'; do sleep 0.2; done
+fi
 START=$(date +%s.%N)
-dotnet "$E" serve --role backup --data "$R/b" --listen 127.0.0.1:7623 --peer 127.0.0.1:7621 --replication-listen 127.0.0.1:7624 --admin 127.0.0.1:7625 > "$R/b.log" 2>&1 &
+${WRAP:-} dotnet "$E" serve --role backup --data "$R/b" --listen 127.0.0.1:7623 --peer 127.0.0.1:7621 --replication-listen 127.0.0.1:7624 --admin 127.0.0.1:7625 > "$R/b.log" 2>&1 &
 PB=$!
-while ! curl -sf -m 2 "http://127.0.0.1:7622/status?state=false" | grep -q '"backup_in_step":true'; do
+# The backup's own word: in step once it has applied (or installed) everything the catch-up carried.
+while ! curl -sf -m 2 "http://127.0.0.1:7625/status?state=false" | grep -q '"in_step":true'; do
   if (( $(echo "$(date +%s.%N) - $START > $LIMIT" | bc) )); then
     echo "NOT in step after $LIMIT s; the backup holds block $(curl -sf -m 2 "http://127.0.0.1:7625/status?state=false" | grep -o '"block":[0-9]*')"
     grep -h "caught up\|catching up\|silent\|did not authenticate" "$R/a.log" "$R/b.log" | tail -5
@@ -24,5 +35,5 @@ while ! curl -sf -m 2 "http://127.0.0.1:7622/status?state=false" | grep -q '"bac
   sleep 0.2
 done
 echo "in step after $(echo "$(date +%s.%N) - $START" | bc) s"
-du -sb "$R"/a/journal/log.* "$R"/b/journal/log.*
-grep -h "caught up" "$R/a.log" | tail -1
+du -sb "$R"/a/journal/log.* "$R"/b/journal/log.* "$R"/a/journal/snapshots "$R"/b/journal/snapshots 2>/dev/null
+grep -h "installs the snapshot\|caught up" "$R/a.log" | tail -2

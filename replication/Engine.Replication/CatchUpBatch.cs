@@ -12,8 +12,8 @@ namespace Engine.Replication;
 /// </summary>
 public static class CatchUpBatch
 {
-    /// <summary>Uncompressed bytes of Block frames per batch (well under a frame's 1 MiB once compressed).</summary>
-    public const int MaxRawBytes = 256 << 10;
+    /// <summary>Uncompressed bytes of Block frames per batch (under a frame's 1 MiB once compressed, even if LZ4 gains nothing).</summary>
+    public const int MaxRawBytes = 960 << 10;
 
     /// <summary>Room for the frame of a batch of up to <see cref="MaxRawBytes"/>.</summary>
     public static int MaxFrameBytes { get; } = ReplicationFrame.HeaderBytes + 4 + LZ4Codec.MaximumOutputSize(MaxRawBytes);

@@ -13,7 +13,7 @@ namespace Engine.Replication;
 public static class SnapshotTransfer
 {
     /// <summary>Bytes of snapshot per chunk, uncompressed.</summary>
-    public const int MaxChunkBytes = 256 << 10;
+    public const int MaxChunkBytes = 960 << 10;
 
     /// <summary>
     /// The largest snapshot a backup takes (it holds it in memory while it arrives, as loading one

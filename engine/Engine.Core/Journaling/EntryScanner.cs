@@ -29,7 +29,7 @@ internal sealed unsafe class EntryScanner : IEntryCursor
         return true;
     }
 
-    private void Release()
+    public void Release()
     {
         if (_holding)
         {

@@ -112,6 +112,14 @@ public interface IJournal : IDisposable
     /// </summary>
     JournalAnchor? Base { get; }
 
+    /// <summary>
+    /// A cursor over the blocks committed when it opens, from <paramref name="fromAddress"/> (an address
+    /// a scan or <see cref="LocateFrom"/> gave): for a reader that goes on where it stopped (a catch-up's
+    /// batches) without a new scan each time. <see cref="IEntryCursor.Release"/> it before its thread
+    /// moves on; dispose it before the journal.
+    /// </summary>
+    IEntryCursor OpenCursor(long fromAddress);
+
     /// <summary>What opening the journal verified, and from where (an anchor, or genesis): replay starts at <see cref="JournalOpening.ReplayFrom"/>.</summary>
     JournalOpening Opening { get; }
 

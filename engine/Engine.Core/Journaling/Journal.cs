@@ -219,6 +219,15 @@ public sealed class Journal : IJournal
         }
     }
 
+    public IEntryCursor OpenCursor(long fromAddress)
+    {
+        if (fromAddress < _log.BeginAddress || fromAddress > _log.CommittedUntilAddress)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({_log.BeginAddress}..{_log.CommittedUntilAddress})");
+        }
+        return new EntryScanner(_log, fromAddress, _log.CommittedUntilAddress);
+    }
+
     /// <summary>Visits every committed block, in order (the entry span is valid during the call only). Used to replay the state at start-up.</summary>
     public void Scan(BlockVisitor visit) => Scan(_log.BeginAddress, visit);
 

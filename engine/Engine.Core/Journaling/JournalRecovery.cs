@@ -4,11 +4,18 @@ using Engine.Protocol;
 
 namespace Engine.Core.Journaling;
 
-/// <summary>Walks a journal's entries in log order, without copying them: each span is valid until the next call.</summary>
-internal interface IEntryCursor : IDisposable
+/// <summary>Walks a journal's entries in log order, without copying them: each span is valid until the next call (or <see cref="Release"/>).</summary>
+public interface IEntryCursor : IDisposable
 {
     /// <summary>The next entry, its address and the address after it; false at the end of the range (or where the entries stop).</summary>
     bool TryNext(out ReadOnlySpan<byte> entry, out long address, out long nextAddress);
+
+    /// <summary>
+    /// Lets go of the entry <see cref="TryNext"/> gave (its span is invalid from here): FasterLog holds
+    /// its epoch while an entry is out, per thread, so a cursor kept between calls from different
+    /// threads is released before its thread moves on.
+    /// </summary>
+    void Release();
 }
 
 /// <summary>A block a journal's opening may verify from, trusted as genesis is: the block a snapshot stands after.</summary>

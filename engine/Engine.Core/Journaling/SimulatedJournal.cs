@@ -60,6 +60,12 @@ public sealed class SimulatedJournal : IJournal
 
     public long CommittedUntil => _device.CommittedUntil;
 
+    public IEntryCursor OpenCursor(long fromAddress)
+    {
+        ThrowIfClosed();
+        return _device.OpenEntries(fromAddress, CommittedUntil);
+    }
+
     public long TailAddress => _device.TailAddress;
 
     public long Commits => _device.Commits;

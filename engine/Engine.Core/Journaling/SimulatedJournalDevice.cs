@@ -341,6 +341,10 @@ public sealed class SimulatedJournalDevice
             return true;
         }
 
+        public void Release()
+        {
+        }
+
         public void Dispose()
         {
         }

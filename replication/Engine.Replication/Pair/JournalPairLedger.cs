@@ -110,7 +110,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private void Open(byte[]? startBlock = null)
     {
         StopSnapshots();
-        _resumeAt = (ulong.MaxValue, 0);
+        CloseCursor();
         (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(anchor => _open(anchor, startBlock), _snapshots?.Store, _reference, _where, _log);
         Recovery = recovered;
         _applier = new BlockApplier(_exchange);
@@ -134,44 +134,83 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         return NodeRecovery.FindBlock(_journal, new JournalAnchor(blockNo, hash)) is not null;
     }
 
-    public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit) =>
-        ScanFrom(afterBlockNo + 1, (ReadOnlySpan<byte> entry, in BlockHeader header, long address) =>
-        {
-            if (header.BlockNo > throughBlockNo)
-            {
-                return false;
-            }
-            if (header.BlockNo <= afterBlockNo || visit(entry, address))
-            {
-                return true;
-            }
-            // The reader stops before this block: the next read (a streamed catch-up's next batch) starts here, without a seek.
-            _resumeAt = (header.BlockNo, address);
-            return false;
-        });
-
-    private delegate bool HeaderVisitor(ReadOnlySpan<byte> entry, in BlockHeader header, long address);
-
-    /// <summary>Where the last <see cref="ReadBlocks"/> stopped: the block its visitor declined, and its address.</summary>
-    private (ulong BlockNo, long Address) _resumeAt = (ulong.MaxValue, 0);
-
-    /// <summary>
-    /// Visits the committed blocks from where the journal's block index places
-    /// <paramref name="blockNo"/> (<see cref="IJournal.LocateFrom"/>), or from where the last read
-    /// stopped when that was at this block: a joining backup's head and each batch of its catch-up
-    /// are a seek plus at most <see cref="BlockIndex.Every"/> blocks, not a scan from genesis.
-    /// </summary>
-    private void ScanFrom(ulong blockNo, HeaderVisitor visit)
+    /// <remarks>
+    /// A catch-up reads a batch at a time, each continuing where the last stopped: the reader keeps
+    /// its journal cursor open between batches (released, as FasterLog wants, before the call
+    /// returns), and the block it declined in a copy, so that a batch costs its own bytes, not a new
+    /// scan that reads its first pages again (4 MiB each). Any other read, or a read that does not
+    /// continue, starts over from the block index.
+    /// </remarks>
+    public void ReadBlocks(ulong afterBlockNo, ulong throughBlockNo, BlockVisitor visit)
     {
-        // What the pipeline appended and has not committed yet is committed first: a scan reads committed blocks.
-        _journal.Flush();
-        long from = _resumeAt.BlockNo == blockNo ? _resumeAt.Address : _journal.LocateFrom(blockNo);
-        _resumeAt = (ulong.MaxValue, 0);
-        _journal.Scan(from, (entry, address) =>
+        if (_cursor is null || _cursorNext != afterBlockNo + 1)
         {
-            BlockFormat.TryReadHeader(entry, out BlockHeader header);
-            return visit(entry, in header, address);
-        });
+            CloseCursor();
+            // What the pipeline appended and has not committed yet is committed first: a cursor reads committed blocks.
+            _journal.Flush();
+            _cursor = _journal.OpenCursor(_journal.LocateFrom(afterBlockNo + 1));
+            _cursorNext = afterBlockNo + 1;
+        }
+        try
+        {
+            if (_declined.WrittenCount > 0)
+            {
+                ReadOnlySpan<byte> held = _declined.WrittenSpan;
+                BlockFormat.TryReadHeader(held, out BlockHeader heldHeader);
+                if (heldHeader.BlockNo > throughBlockNo || !visit(held, _declinedAddress))
+                {
+                    return;
+                }
+                _declined.ResetWrittenCount();
+                _cursorNext = heldHeader.BlockNo + 1;
+            }
+            while (true)
+            {
+                if (!_cursor.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
+                {
+                    CloseCursor(); // the committed end when it opened: the next read opens a new one
+                    return;
+                }
+                BlockFormat.TryReadHeader(entry, out BlockHeader header);
+                if (header.BlockNo <= afterBlockNo)
+                {
+                    continue;
+                }
+                if (header.BlockNo > throughBlockNo || !visit(entry, address))
+                {
+                    _declined.ResetWrittenCount();
+                    System.Buffers.BuffersExtensions.Write(_declined, entry);
+                    _declinedAddress = address;
+                    _cursorNext = header.BlockNo;
+                    return;
+                }
+                _cursorNext = header.BlockNo + 1;
+            }
+        }
+        finally
+        {
+            _cursor?.Release();
+        }
+    }
+
+    /// <summary>The catch-up's cursor, open between its batches; the block it reads next (or holds in <see cref="_declined"/>).</summary>
+    private IEntryCursor? _cursor;
+    private ulong _cursorNext;
+    private readonly System.Buffers.ArrayBufferWriter<byte> _declined = new();
+    private long _declinedAddress;
+
+    private void CloseCursor()
+    {
+        try
+        {
+            _cursor?.Dispose();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the journal under it was closed first (a primary's pipeline closes it at a step-down)
+        }
+        _cursor = null;
+        _declined.ResetWrittenCount();
     }
 
     public string? AppendReplicated(ReadOnlySpan<byte> block)
@@ -220,6 +259,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     public void DiscardDivergedChain()
     {
         StopSnapshots();
+        CloseCursor();
         _journal.Dispose();
         string aside = _setAside();
         _log($"backup: moved the diverged journal to {aside}; catching up from genesis");
@@ -280,6 +320,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             return $"the block sent with it is not the one the snapshot stands after: {wrong}";
         }
         StopSnapshots();
+        CloseCursor();
         _journal.Dispose();
         string aside = _setAside();
         _log($"backup: moved the journal to {aside}; installing the primary's snapshot of block {header.BlockNo}");
@@ -310,6 +351,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     public void Dispose()
     {
         StopSnapshots();
+        CloseCursor();
         _journal.Dispose();
     }
 }

@@ -108,6 +108,7 @@ public sealed class PairNode
 
     // Primary: the snapshot a joining backup installs before its blocks, sent a chunk at a time in the same window.
     private CatchUpSnapshot? _outgoing;
+    private ulong? _installedAt;
     private long _outgoingSent;
     private long _outgoingAcked;
     private int _chunksUnacked;
@@ -540,9 +541,13 @@ public sealed class PairNode
     {
         if (_backup != NoConnection)
         {
-            if (Elapsed(_backupHeardAt, now) > _settings.SilenceMs)
+            // While its catch-up streams, the backup is not in step (nothing waits on it) and answers a
+            // batch only once it has applied it, which on a cold process can take longer than a heartbeat's
+            // silence: it is dropped only after ten times as long.
+            int silenceMs = _catchingUp ? 10 * _settings.SilenceMs : _settings.SilenceMs;
+            if (Elapsed(_backupHeardAt, now) > silenceMs)
             {
-                CloseBackup($"the backup has been silent for {_settings.SilenceMs} ms");
+                CloseBackup($"the backup has been silent for {silenceMs} ms{(_catchingUp ? " during its catch-up" : "")}");
             }
             else if (_backupLive && Elapsed(_backupSentAt, now) >= _settings.HeartbeatMs)
             {
@@ -1110,6 +1115,7 @@ public sealed class PairNode
         _linkAckedBlockNo = theirs.BlockNo;
         _catchUpBlocks = 0;
         _outgoing = snapshot;
+        _installedAt = snapshot?.BlockNo;
         _outgoingSent = 0;
         _outgoingAcked = 0;
         _chunksUnacked = 0;
@@ -1135,6 +1141,12 @@ public sealed class PairNode
             }
             else if (!SendCatchUpBatch())
             {
+                if (_installedAt is { } installed && _linkAckedBlockNo < installed)
+                {
+                    // Everything is sent, but the backup is still installing the snapshot (loading it can take
+                    // longer than a heartbeat's silence): it goes live once it has acknowledged it.
+                    break;
+                }
                 FinishCatchUp();
             }
         }
@@ -1220,7 +1232,10 @@ public sealed class PairNode
         }
         SendFrame(_backup, ReplicationType.CaughtUp, [], ref _backupSentAt);
         _backupLive = true;
-        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {_catchUpBlocks} blocks from block {_catchUpFrom + 1} to {_catchUpTo}; mirroring live", _catchUpTo);
+        string sent = _installedAt is { } snapshot
+            ? $"the snapshot of block {snapshot} and {_catchUpBlocks} blocks after it, to block {_catchUpTo}"
+            : $"{_catchUpBlocks} blocks from block {_catchUpFrom + 1} to {_catchUpTo}";
+        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {sent}; mirroring live", _catchUpTo);
     }
 
     private void OnFrameFromBackup(ReplicationType type, ReadOnlySpan<byte> payload)
@@ -1349,6 +1364,7 @@ public sealed class PairNode
                 {
                     return;
                 }
+                _primaryHeardAt = _time.GetTimestamp(); // nor is installing a snapshot
                 break;
             case ReplicationType.Block:
                 if (!ApplyAndAck(payload))
@@ -1379,6 +1395,7 @@ public sealed class PairNode
                 {
                     SendAck();
                 }
+                _primaryHeardAt = _time.GetTimestamp(); // applying a large batch is no silence of the primary's
                 break;
             case ReplicationType.CaughtUp:
                 State = PairState.InStep;

@@ -203,7 +203,7 @@ public class PairNodeTests
     public void A_catch_up_is_streamed_a_window_of_batches_at_a_time()
     {
         var rig = new Rig(PairRole.Primary, witness: false);
-        for (int i = 0; i < 9_000; i++)
+        for (int i = 0; i < 30_000; i++)
         {
             rig.Ledger.SealOne();
         }
@@ -351,6 +351,7 @@ public class PairNodeTests
                         rig.Node.OnFrame(1, ReplicationType.SnapshotAck, chunkAck);
                         break;
                     case ReplicationType.SnapshotAnchor:
+                        Assert.That(rig.Node.BackupInStep, Is.False, "not live before the backup acknowledged the snapshot (installing it may outlast a heartbeat's silence)");
                         Assert.That(backup.InstallSnapshot(snapshot!, Payload(frame)), Is.Null);
                         Ack(rig, backup);
                         break;
