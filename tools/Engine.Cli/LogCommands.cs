@@ -38,6 +38,7 @@ internal static class LogCommands
         var cluster = ClusterIdOption("The cluster the journal must belong to (32 hex digits; 00…0 is the development cluster). Default: whatever its genesis names.");
         var command = new Command("verify",
             "Re-hash the whole chain from the genesis block to the committed end (block format 2, or 1 from before cluster ids), checking every block's format, " +
+            "through DIR/archive and on into the journal from its base when the journal was compacted (from the base alone when the blocks before it are not here), " +
             "kinds, reserved bytes and cluster id. Exit 0 if intact, 1 naming the first bad block, 2 if there is no journal.")
         {
             dir,
@@ -71,6 +72,8 @@ internal static class LogCommands
                         ["blocks"] = report.Blocks,
                         ["transactions"] = report.Transactions,
                         ["bytes"] = report.Bytes,
+                        ["archived_blocks"] = report.ArchivedBlocks,
+                        ["started_at_base"] = report.StartedAtBase,
                         ["format_version"] = report.FormatVersion,
                         ["cluster_id"] = report.FormatVersion == BlockFormat.Version1 ? null : report.ClusterId?.ToString(),
                         ["head_block"] = report.Head?.BlockNo,
@@ -106,7 +109,9 @@ internal static class LogCommands
     {
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(report.Intact ? $"journal {path}: intact" : $"journal {path}: BROKEN");
-        Console.WriteLine(string.Create(c, $"  blocks        {report.Blocks:N0} verified (genesis included)"));
+        Console.WriteLine(report.StartedAtBase is { } baseBlock
+            ? string.Create(c, $"  blocks        {report.Blocks:N0} verified from block {baseBlock:N0}, the journal's base (the blocks before it are not here: compacted without an archive, or installed from a snapshot; the base is taken as journal.json names it)")
+            : string.Create(c, $"  blocks        {report.Blocks:N0} verified (genesis included{(report.ArchivedBlocks > 0 ? $"; {report.ArchivedBlocks:N0} of them from the archive" : "")})"));
         Console.WriteLine(string.Create(c, $"  transactions  {report.Transactions:N0}"));
         Console.WriteLine(string.Create(c, $"  bytes         {report.Bytes:N0} up to committed address {report.CommittedUntil:N0}"));
         if (report.FormatVersion != 0)

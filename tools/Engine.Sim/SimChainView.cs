@@ -24,6 +24,7 @@ public sealed class SimChainView(SimBlockArchive archive)
     private SimulatedJournalDevice? _device;
     private long _crashes;
     private long _next;
+    private bool _refreshing;
 
     /// <summary>Changes whenever the view had to start over: blocks seen under one version only ever extend.</summary>
     public int Version { get; private set; }
@@ -45,7 +46,13 @@ public sealed class SimChainView(SimBlockArchive archive)
     /// <summary>Reads what <paramref name="device"/> holds that this view has not seen.</summary>
     public SimChainView Refresh(SimulatedJournalDevice device)
     {
-        if (device != _device || device.Crashes != _crashes || device.TailAddress < _next)
+        if (_refreshing)
+        {
+            return this; // asked again while taking the history before its base from the other views
+        }
+        // (and when the device's journal now starts at a base this view has not reached: a view read while
+        // a snapshot was being installed, before the journal's first block was there)
+        if (device != _device || device.Crashes != _crashes || device.TailAddress < _next || (device.Base is { } start && (ulong)_hashes.Count < start.BlockNo))
         {
             _device = device;
             _crashes = device.Crashes;
@@ -53,14 +60,40 @@ public sealed class SimChainView(SimBlockArchive archive)
             _hashes.Clear();
             _journaled.Clear();
             Version++;
-            if (device.Base is { } journalBase)
+            if (device.Base is { } journalBase && journalBase.BlockNo > 0)
             {
-                archive.Prefix(journalBase, _hashes, _journaled);
+                // The history before the base ends with the block the base block chains to.
+                Hash32? before = null;
+                device.VisitHeld(SimulatedJournalDevice.BeginAddress, (entry, _) =>
+                {
+                    BlockRecords records = BlockRecords.Open(entry);
+                    if (records.Header.BlockNo == journalBase.BlockNo)
+                    {
+                        before = records.Header.PrevHash;
+                    }
+                    return records.Header.BlockNo < journalBase.BlockNo;
+                });
+                if (before is { } prev)
+                {
+                    _refreshing = true;
+                    try
+                    {
+                        archive.Prefix(journalBase.BlockNo - 1, prev, _hashes, _journaled);
+                    }
+                    finally
+                    {
+                        _refreshing = false;
+                    }
+                }
             }
         }
         _next = device.VisitHeld(_next, (entry, _) =>
         {
             BlockRecords records = BlockRecords.Open(entry);
+            if (records.Header.BlockNo < (ulong)_hashes.Count && _hashes[(int)records.Header.BlockNo] == records.StoredHash)
+            {
+                return true; // before the journal's base (compacted: the device frees nothing), known from the archive
+            }
             if (records.Header.BlockNo != (ulong)_hashes.Count)
             {
                 throw new InvalidOperationException($"{device.Name}: block {records.Header.BlockNo} held where block {_hashes.Count} was expected: a node journaled a block off its chain");
@@ -84,28 +117,40 @@ public sealed class SimChainView(SimBlockArchive archive)
 }
 
 /// <summary>Every block any <see cref="SimChainView"/> has read, by hash: where a view of a journal that starts at a base finds the history before it.</summary>
-public sealed class SimBlockArchive
+/// <param name="readAll">Has every node's view read what its device holds now: a view reads lazily, so a block a node
+/// installed a snapshot of may not have been read yet by the view of the node that sealed it.</param>
+public sealed class SimBlockArchive(Action readAll)
 {
     private readonly Dictionary<Hash32, (ulong BlockNo, Hash32 Prev, List<((uint Client, ulong Seq) Key, Receipt Receipt)> Receipts)> _blocks = [];
+    private bool _reading;
 
     public void Add(ulong blockNo, Hash32 hash, Hash32 prev, List<((uint Client, ulong Seq) Key, Receipt Receipt)> receipts) => _blocks.TryAdd(hash, (blockNo, prev, receipts));
 
-    /// <summary>Fills <paramref name="hashes"/> with blocks 0 … base − 1 of the chain that ends in <paramref name="journalBase"/>, and <paramref name="journaled"/> with their receipts.</summary>
+    /// <summary>Fills <paramref name="hashes"/> with blocks 0 … <paramref name="lastBlockNo"/> of the chain whose block <paramref name="lastBlockNo"/> has <paramref name="lastHash"/>, and <paramref name="journaled"/> with their receipts.</summary>
     /// <exception cref="InvalidOperationException">A block of that history was never read by any view (a node installed a snapshot of a chain no node held).</exception>
-    public void Prefix(JournalAnchor journalBase, List<Hash32> hashes, Dictionary<(uint Client, ulong Seq), Receipt> journaled)
+    public void Prefix(ulong lastBlockNo, Hash32 lastHash, List<Hash32> hashes, Dictionary<(uint Client, ulong Seq), Receipt> journaled)
     {
         var back = new List<Hash32>();
-        Hash32 at = journalBase.Hash;
-        for (ulong blockNo = journalBase.BlockNo; ; blockNo--)
+        Hash32 at = lastHash;
+        for (ulong blockNo = lastBlockNo; ; blockNo--)
         {
+            if (!_blocks.ContainsKey(at) && !_reading)
+            {
+                _reading = true;
+                try
+                {
+                    readAll();
+                }
+                finally
+                {
+                    _reading = false;
+                }
+            }
             if (!_blocks.TryGetValue(at, out var block) || block.BlockNo != blockNo)
             {
-                throw new InvalidOperationException($"block {blockNo} ({at.ToShortString()}) of the history before a journal's base {journalBase.BlockNo} was never held by any node");
+                throw new InvalidOperationException($"block {blockNo} ({at.ToShortString()}) of the history before a journal's base {lastBlockNo + 1} was never held by any node");
             }
-            if (blockNo < journalBase.BlockNo)
-            {
-                back.Add(at);
-            }
+            back.Add(at);
             if (blockNo == 0)
             {
                 break;

@@ -38,6 +38,7 @@ public sealed class SimNode
     private int _discarded;
     private long _ticks;
     private int _installsSeen;
+    private ulong _baseSeen;
 
     public SimNode(SimWorld world, string name)
     {
@@ -72,7 +73,7 @@ public sealed class SimNode
     public void Start(PairRole role)
     {
         _generation++;
-        var snapshots = new SnapshotSchedule(new SnapshotStore(SnapshotDisk, retain: 2), SnapshotEvery, TimeSpan.Zero);
+        var snapshots = new SnapshotSchedule(new SnapshotStore(SnapshotDisk, retain: 2), SnapshotEvery, TimeSpan.Zero) { Retention = JournalRetention.Delete };
         _installsSeen = 0;
         Ledger = new JournalPairLedger((anchor, startBlock) => SimulatedJournal.Open(Device, _world.JournalSettings, anchor, startBlock), SetAside, Name, _world.Reference, ChecksumEvery,
             _ => { }, snapshots, _world.Clock, snapshotsOnOwnThread: false); // its lines carry wall-clock times: not in a trace that must replay byte for byte
@@ -106,7 +107,7 @@ public sealed class SimNode
             // block it holds, and the blocks after it, must reach the state recovery reached from the newest.
             LoadedSnapshot? oldest = new SnapshotStore(SnapshotDisk, retain: 2).LoadNewestFirst(_world.Reference, _ => { }).LastOrDefault(s => s.Header.BlockNo >= journalBase.BlockNo);
             if (oldest is null || oldest.Header.BlockNo == anchor
-                || Core.Server.NodeRecovery.FindBlock(ledger.Journal, new JournalAnchor(oldest.Header.BlockNo, oldest.Header.BlockHash)) is not { } address)
+                || ledger.Journal.FindBlock(new JournalAnchor(oldest.Header.BlockNo, oldest.Header.BlockHash)) is not { } address)
             {
                 _world.Count("recovered-from-snapshot-unchecked");
                 return;
@@ -158,10 +159,18 @@ public sealed class SimNode
     {
         PairNode pair = Pair!;
         JournalPairLedger ledger = Ledger!;
+        // Every block a node's device holds is read by the checker's view at once (incrementally), so the
+        // archive of blocks has it when another node installs a snapshot whose history it is.
+        _ = Chain;
         if (ledger.SnapshotsInstalled != _installsSeen)
         {
             _installsSeen = ledger.SnapshotsInstalled;
             _world.Count("snapshot-installed");
+        }
+        if (Device.Base is { } journalBase && journalBase.BlockNo != _baseSeen)
+        {
+            _baseSeen = journalBase.BlockNo;
+            _world.Count("base-moved");
         }
         if (ledger.Journal.Fault is { } fault && pair.State != PairState.Halted)
         {

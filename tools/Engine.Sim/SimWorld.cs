@@ -58,7 +58,13 @@ public sealed class SimWorld
             Durability = Durability.Disk,
             MaxTransactionsPerBlock = 64,
         }.Validate();
-        Blocks = new SimBlockArchive();
+        Blocks = new SimBlockArchive(() =>
+        {
+            foreach (SimNode node in Nodes!)
+            {
+                _ = node.Chain;
+            }
+        });
         Nodes = [new SimNode(this, "A"), new SimNode(this, "B")];
         Clients = [.. Enumerable.Range(1, 3).Select(i => new SimClient(this, (uint)i, 10_000))];
     }

@@ -180,6 +180,22 @@ public sealed class BlockIndex
         }
     }
 
+    /// <summary>Drops the entries of blocks before <paramref name="address"/> (compaction moved the journal's begin there); the next persist rewrites the file.</summary>
+    public void DropBefore(long address)
+    {
+        lock (_gate)
+        {
+            int keep = _entries.FindIndex(e => e.Address >= address);
+            int drop = keep < 0 ? _entries.Count : keep;
+            if (drop > 0)
+            {
+                _entries.RemoveRange(0, drop);
+                _dropped = true;
+                _persisted = Math.Max(0, _persisted - drop);
+            }
+        }
+    }
+
     /// <summary>Writes the whole index to its file, replacing it (after the journal opened); nothing for an index in memory.</summary>
     public void Rewrite()
     {

@@ -120,6 +120,16 @@ public interface IJournal : IDisposable
     /// </summary>
     IEntryCursor OpenCursor(long fromAddress);
 
+    /// <summary>
+    /// Moves the journal's base up to <paramref name="newBase"/>, a committed block it holds (the
+    /// oldest retained snapshot's): recovery, catch-ups and readers start there from now on, and the
+    /// blocks before it are freed (FasterLog: whole segments, at the next commit; on the simulated
+    /// device: not modelled). With <paramref name="archive"/>, the blocks from the old base up to it
+    /// are written there first. From one thread at a time (the snapshot taker's).
+    /// </summary>
+    /// <returns>What was done; null when <paramref name="newBase"/> is not after the base or not in the journal with that hash.</returns>
+    Compaction? Compact(JournalAnchor newBase, BlockArchive? archive);
+
     /// <summary>What opening the journal verified, and from where (an anchor, or genesis): replay starts at <see cref="JournalOpening.ReplayFrom"/>.</summary>
     JournalOpening Opening { get; }
 
@@ -136,4 +146,53 @@ public interface IJournal : IDisposable
 
     /// <summary>Commits that did not complete in time and were issued again (should stay 0; the simulated journal has no committer of its own, so none).</summary>
     long CommitStalls { get; }
+}
+
+/// <summary>What one compaction did: the base moved from <paramref name="FromBlock"/> to <paramref name="BaseBlock"/>, and what went to the archive.</summary>
+public sealed record Compaction(ulong FromBlock, ulong BaseBlock, long ArchivedBlocks, long ArchivedBytes);
+
+/// <summary>Reads of single blocks, the same on every journal.</summary>
+public static class JournalBlocks
+{
+    /// <summary>The address of <paramref name="block"/> in <paramref name="journal"/> if it holds it committed with that hash (a seek through its block index); null if not.</summary>
+    public static long? FindBlock(this IJournal journal, JournalAnchor block)
+    {
+        ArgumentNullException.ThrowIfNull(journal);
+        long? found = null;
+        journal.Scan(journal.LocateFrom(block.BlockNo), (entry, address) =>
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > block.BlockNo)
+            {
+                return false;
+            }
+            if (header.BlockNo == block.BlockNo)
+            {
+                found = BlockFormat.StoredHash(entry, in header) == block.Hash ? address : null;
+                return false;
+            }
+            return true;
+        });
+        return found;
+    }
+
+    /// <summary>The hash of block <paramref name="blockNo"/> if <paramref name="journal"/> holds it committed; null if not.</summary>
+    public static Protocol.Hash32? HashOf(this IJournal journal, ulong blockNo)
+    {
+        ArgumentNullException.ThrowIfNull(journal);
+        Protocol.Hash32? found = null;
+        journal.Scan(journal.LocateFrom(blockNo), (entry, _) =>
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > blockNo)
+            {
+                return false;
+            }
+            if (header.BlockNo == blockNo)
+            {
+                found = BlockFormat.StoredHash(entry, in header);
+                return false;
+            }
+            return true;
+        });
+        return found;
+    }
 }

@@ -91,7 +91,17 @@ public sealed class Journal : IJournal
 
     public JournalOpening Opening { get; }
 
-    public JournalAnchor? Base { get; private set; }
+    public JournalAnchor? Base
+    {
+        get => _base?.Value;
+        private init => _base = value is { } anchor ? new(anchor) : null;
+    }
+
+    // Moved by Compact (the snapshot taker's thread), read anywhere: boxed, so that a reader sees a whole anchor.
+    private volatile System.Runtime.CompilerServices.StrongBox<JournalAnchor>? _base;
+
+    // journal.json as on disk: Compact rewrites it with the new base.
+    private JournalGeometry _geometry = null!;
 
     public long LocateFrom(ulong blockNo)
     {
@@ -209,7 +219,7 @@ public sealed class Journal : IJournal
                 geometry.Write(directory);
             }
             index.Rewrite();
-            return new Journal(settings, device, log, head, index, opening) { Base = geometry!.Base };
+            return new Journal(settings, device, log, head, index, opening) { Base = geometry!.Base, _geometry = geometry };
         }
         catch
         {
@@ -217,6 +227,50 @@ public sealed class Journal : IJournal
             device.Dispose();
             throw;
         }
+    }
+
+    /// <remarks>
+    /// In order, each step safe to crash after: the archive files (whole or none; a crash makes the
+    /// next compaction write the same range again), then <c>journal.json</c> with the new base (from
+    /// here recovery starts at it, whatever FASTER still holds before it), then FasterLog's
+    /// <c>TruncateUntil</c>, which the next commit persists and which frees the segment files wholly
+    /// before the new base (the committer issues that commit even when nothing was appended).
+    /// </remarks>
+    public Compaction? Compact(JournalAnchor newBase, BlockArchive? archive)
+    {
+        ulong from = Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
+        if (newBase.BlockNo <= from || this.FindBlock(newBase) is not { } address)
+        {
+            return null;
+        }
+        (long blocks, long bytes) archived = (0, 0);
+        if (archive is not null)
+        {
+            // Blocks an interrupted compaction archived already are not written again.
+            ulong start = archive.LastBlock is { } last && last + 1 > from ? last + 1 : from;
+            if (start < newBase.BlockNo)
+            {
+                using IEntryCursor cursor = OpenCursor(LocateFrom(start));
+                archived = archive.Write(cursor, start, newBase.BlockNo);
+            }
+        }
+        JournalGeometry moved = _geometry.WithBase(newBase);
+        moved.Write(Settings.Directory);
+        _geometry = moved;
+        _base = new(newBase);
+        _log.TruncateUntil(address);
+        _index.DropBefore(address);
+        RequestCommit();
+        lock (_durableGate)
+        {
+            // The commit that persists the new begin (and after which FASTER deletes the segments before it).
+            while (_log.CommittedBeginAddress < address)
+            {
+                ThrowIfFaulted();
+                Monitor.Wait(_durableGate, 100);
+            }
+        }
+        return new Compaction(from, newBase.BlockNo, archived.blocks, archived.bytes);
     }
 
     public IEntryCursor OpenCursor(long fromAddress)
@@ -423,13 +477,13 @@ public sealed class Journal : IJournal
             }
             lastCommit = System.Diagnostics.Stopwatch.GetTimestamp();
             Volatile.Write(ref _commitRequested, 0);
-            if (_stopping && _log.TailAddress <= _log.CommittedUntilAddress)
+            if (_stopping && _log.TailAddress <= _log.CommittedUntilAddress && _log.BeginAddress <= _log.CommittedBeginAddress)
             {
                 return;
             }
             try
             {
-                if (_log.TailAddress > _log.CommittedUntilAddress)
+                if (_log.TailAddress > _log.CommittedUntilAddress || _log.BeginAddress > _log.CommittedBeginAddress)
                 {
                     // Bounded: a FasterLog commit was once seen never to complete under heavy CPU
                     // contention (the task hung, nothing failed). After the bound we go round again and

@@ -12,13 +12,36 @@ public sealed class JournalReader : IDisposable
     private readonly IDevice _device;
     private readonly FasterLog _log;
     private readonly int _pageSizeBits;
+    private readonly JournalAnchor? _base;
 
-    private JournalReader(IDevice device, FasterLog log, int pageSizeBits)
+    private JournalReader(IDevice device, FasterLog log, int pageSizeBits, JournalAnchor? journalBase, BlockArchive archive, string directory, int segmentSizeBits)
     {
         _device = device;
         _log = log;
         _pageSizeBits = pageSizeBits;
+        _base = journalBase;
+        Archive = archive;
+        _begin = Math.Max(log.BeginAddress, FirstSegmentStart(directory, segmentSizeBits));
     }
+
+    private static long FirstSegmentStart(string directory, int segmentSizeBits)
+    {
+        long first = long.MaxValue;
+        foreach (string file in Directory.EnumerateFiles(directory, Journal.SegmentPrefix + ".*"))
+        {
+            if (long.TryParse(Path.GetExtension(file).AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long segment))
+            {
+                first = Math.Min(first, segment);
+            }
+        }
+        return first == long.MaxValue ? 0 : first << segmentSizeBits;
+    }
+
+    /// <summary>The block the live journal starts at when not genesis (compacted, or installed from a snapshot); null: genesis.</summary>
+    public JournalAnchor? Base => _base;
+
+    /// <summary>The journal's archive (<c>DIR/archive</c>): the blocks compaction took out of it, if it archived them.</summary>
+    public BlockArchive Archive { get; }
 
     /// <summary>Opens the journal in <paramref name="directory"/> read-only.</summary>
     /// <exception cref="DirectoryNotFoundException">There is no journal there.</exception>
@@ -51,19 +74,132 @@ public sealed class JournalReader : IDisposable
             device.Dispose();
             throw new JournalCorruptException($"FASTER could not recover the journal's commit in '{directory}': {e.Message}", null, e);
         }
-        return new JournalReader(device, log, geometry.PageSizeBits);
+        return new JournalReader(device, log, geometry.PageSizeBits, geometry.Base, BlockArchive.Of(directory), directory, geometry.SegmentSizeBits);
     }
 
-    public long BeginAddress => _log.BeginAddress;
+    /// <summary>
+    /// Where the entries begin. FASTER's read-only recovery leaves its begin at the log's first address
+    /// even after a truncation freed the segments before it, so the reader starts at the first segment
+    /// file still there when that is later (a segment starts on a page, where an entry starts).
+    /// </summary>
+    public long BeginAddress => _begin;
+
+    private readonly long _begin;
 
     public long CommittedUntil => _log.CommittedUntilAddress;
 
     /// <summary>
-    /// Re-hashes the whole committed chain from its genesis block (block format version 2, or 1 for
-    /// audit). With <paramref name="expectedCluster"/>, genesis must name that cluster; without, the
-    /// chain is of whatever cluster its genesis names (every block must name the same).
+    /// Re-hashes the whole chain this directory holds (block format version 2, or 1 for audit): from
+    /// genesis through the archive (when the journal was compacted with one) and on through the live
+    /// journal from its base, as one chain; when the blocks before the base are not here (deleted by
+    /// compaction, or never held: a journal installed from a snapshot), from the base, trusted as
+    /// <c>journal.json</c> names it (<see cref="VerifyReport.StartedAtBase"/>). With
+    /// <paramref name="expectedCluster"/>, the chain must be that cluster's.
     /// </summary>
-    public VerifyReport Verify(ClusterId? expectedCluster = null) => VerifyChain(_log, _pageSizeBits, _log.BeginAddress, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
+    public VerifyReport Verify(ClusterId? expectedCluster = null)
+    {
+        if (_base is not { } journalBase || journalBase.BlockNo == BlockFormat.GenesisBlockNo)
+        {
+            return VerifyChain(_log, _pageSizeBits, _begin, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
+        }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long baseAddress = FindAddress(journalBase.BlockNo);
+        if (baseAddress < 0)
+        {
+            return new VerifyReport(0, 0, 0, null, new BlockFault(journalBase.BlockNo, _begin, $"the journal's base, block {journalBase.BlockNo} ({JournalGeometry.FileName}), is not in it"), _log.CommittedUntilAddress, clock.Elapsed);
+        }
+        // The archive first, from genesis, as far as it goes before the base.
+        var verifier = new ChainVerifier(expectedCluster);
+        BlockFault? fault = null;
+        long archived = 0;
+        try
+        {
+            Archive.Scan(block =>
+            {
+                if (verifier.Blocks > 0 && verifier.Head.BlockNo + 1 >= journalBase.BlockNo)
+                {
+                    return false; // the live journal holds the rest (an interrupted compaction may have archived past its base)
+                }
+                fault = verifier.Check(block.Span, -1, out _);
+                archived++;
+                return fault is null;
+            });
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            fault = new BlockFault(verifier.Blocks == 0 ? 0 : verifier.Head.BlockNo + 1, -1, $"the archive in '{Archive.Directory}': {e.Message}");
+        }
+        if (fault is not null)
+        {
+            return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 ? verifier.Head : null, fault, _log.CommittedUntilAddress, clock.Elapsed) { ArchivedBlocks = archived, FormatVersion = verifier.FormatVersion };
+        }
+        bool whole = verifier.Blocks > 0 && verifier.Head.BlockNo + 1 == journalBase.BlockNo;
+        VerifyReport live;
+        if (whole)
+        {
+            live = VerifyChain(_log, _pageSizeBits, baseAddress, _log.CommittedUntilAddress, verifier.Head);
+        }
+        else
+        {
+            // No history before the base here: the base block is taken as journal.json names it (its own hash checked), and the chain verified after it.
+            ChainHead? baseHead = null;
+            string? wrong = null;
+            Scan((entry, _) =>
+            {
+                wrong = JournalStart.Check(entry, BlockFormat.TryReadHeader(entry, out BlockHeader h) is null ? h.ClusterId : default, journalBase);
+                if (wrong is null)
+                {
+                    baseHead = new ChainHead(h.Epoch, h.BlockNo, h.LastLsn, journalBase.Hash) { ClusterId = h.ClusterId };
+                }
+                return false;
+            }, baseAddress);
+            if (baseHead is not { } trusted || (expectedCluster is { } cluster && trusted.ClusterId != cluster))
+            {
+                return new VerifyReport(0, 0, 0, null, new BlockFault(journalBase.BlockNo, baseAddress, wrong ?? $"the base block is of cluster {baseHead?.ClusterId.Describe()}, not {expectedCluster?.Describe()}"),
+                    _log.CommittedUntilAddress, clock.Elapsed) { StartedAtBase = journalBase.BlockNo };
+            }
+            long afterBase = -1;
+            using (var cursor = new EntryScanner(_log, baseAddress, _log.CommittedUntilAddress))
+            {
+                if (cursor.TryNext(out _, out _, out long next))
+                {
+                    afterBase = next;
+                }
+            }
+            live = VerifyChain(_log, _pageSizeBits, afterBase, _log.CommittedUntilAddress, trusted);
+            live = live with { Blocks = live.Blocks + 1 };
+        }
+        return live with
+        {
+            Blocks = live.Blocks + (whole ? verifier.Blocks : 0),
+            Transactions = live.Transactions + (whole ? verifier.Transactions : 0),
+            Bytes = live.Bytes + (whole ? verifier.Bytes : 0),
+            Elapsed = clock.Elapsed,
+            ArchivedBlocks = whole ? archived : 0,
+            StartedAtBase = whole ? null : journalBase.BlockNo,
+            FormatVersion = whole ? verifier.FormatVersion : BlockFormat.Version,
+        };
+    }
+
+    /// <summary>The address of block <paramref name="blockNo"/> in the live journal; −1 if it is not there.</summary>
+    private long FindAddress(ulong blockNo)
+    {
+        long found = -1;
+        Scan(from: _begin, visit: (entry, address) =>
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > blockNo)
+            {
+                return false;
+            }
+            if (header.BlockNo == blockNo)
+            {
+                found = address;
+                return false;
+            }
+            return true;
+        });
+        return found;
+    }
 
     /// <summary>
     /// Verifies the committed blocks from <paramref name="from"/> (the address where an earlier
@@ -75,12 +211,33 @@ public sealed class JournalReader : IDisposable
         : new VerifyReport(0, 0, 0, null, new BlockFault(trusted.BlockNo + 1, from, $"the journal's committed end {_log.CommittedUntilAddress} is before address {from}: not the journal verified before"),
             _log.CommittedUntilAddress, TimeSpan.Zero);
 
-    /// <summary>Visits every committed block in order (entry span valid during the call only), from <paramref name="from"/> (an entry's address) or the beginning.</summary>
+    /// <summary>
+    /// Visits every committed block in order (entry span valid during the call only), from
+    /// <paramref name="from"/> (an entry's address) or the beginning; from the beginning of a
+    /// compacted journal, the archived blocks first (with address −1), then the live journal from its base.
+    /// </summary>
+    /// <exception cref="InvalidDataException">An archive file is damaged.</exception>
     public void Scan(BlockVisitor visit, long? from = null)
     {
-        using var scanner = new EntryScanner(_log, from ?? _log.BeginAddress, _log.CommittedUntilAddress);
+        ulong liveFrom = BlockFormat.GenesisBlockNo;
+        if (from is null && _base is { } journalBase && journalBase.BlockNo != BlockFormat.GenesisBlockNo)
+        {
+            liveFrom = journalBase.BlockNo;
+            bool going = Archive.Scan(block => BlockFormat.TryReadHeader(block.Span, out BlockHeader header, acceptVersion1: true) is not null
+                || header.BlockNo >= liveFrom || visit(block.Span, -1));
+            if (!going)
+            {
+                return;
+            }
+        }
+        using var scanner = new EntryScanner(_log, from ?? _begin, _log.CommittedUntilAddress);
         while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
         {
+            // Blocks before the base that FASTER has not freed yet are not the journal's any more.
+            if (liveFrom != BlockFormat.GenesisBlockNo && BlockFormat.TryReadHeader(entry, out BlockHeader header) is null && header.BlockNo < liveFrom)
+            {
+                continue;
+            }
             if (!visit(entry, address))
             {
                 return;

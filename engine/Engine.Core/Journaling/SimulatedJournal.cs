@@ -52,6 +52,19 @@ public sealed class SimulatedJournal : IJournal
 
     public JournalAnchor? Base => _device.Base;
 
+    /// <remarks>On the simulated device the base moves at once (as journal.json is rewritten) and nothing is freed; there is no archive.</remarks>
+    public Compaction? Compact(JournalAnchor newBase, BlockArchive? archive)
+    {
+        ThrowIfClosed();
+        ulong from = Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
+        if (newBase.BlockNo <= from || this.FindBlock(newBase) is null)
+        {
+            return null;
+        }
+        _device.MoveBase(newBase);
+        return new Compaction(from, newBase.BlockNo, 0, 0);
+    }
+
     public long LocateFrom(ulong blockNo)
     {
         ThrowIfClosed();

@@ -287,6 +287,9 @@ public sealed class SimulatedJournalDevice
         Base = installedAt;
     }
 
+    /// <summary>Compaction moved the journal's base (what journal.json records on disk: it survives a crash).</summary>
+    internal void MoveBase(JournalAnchor newBase) => Base = newBase;
+
     /// <summary>A cursor over the entries in [<paramref name="from"/>, <paramref name="until"/>), which must be on the medium.</summary>
     internal IEntryCursor OpenEntries(long from, long until)
     {

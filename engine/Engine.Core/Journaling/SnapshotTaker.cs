@@ -8,8 +8,28 @@ namespace Engine.Core.Journaling;
 /// <param name="Every">When this long has passed since the last one and blocks came since (zero: not by time).</param>
 public sealed record SnapshotSchedule(SnapshotStore Store, ulong EveryBlocks, TimeSpan Every)
 {
+    /// <summary>What becomes of the blocks before the oldest retained snapshot once <see cref="SnapshotStore.Retain"/> snapshots exist (<see cref="IJournal.Compact"/>).</summary>
+    public JournalRetention Retention { get; init; } = JournalRetention.Keep;
+
+    /// <summary>Where <see cref="JournalRetention.Archive"/> writes them.</summary>
+    public BlockArchive? Archive { get; init; }
+
     public override string ToString() =>
-        $"every {(EveryBlocks == 0 ? "" : $"{EveryBlocks:N0} blocks")}{(EveryBlocks != 0 && Every > TimeSpan.Zero ? " or " : "")}{(Every > TimeSpan.Zero ? $"{Every.TotalSeconds:N0} s" : "")}, keep {Store.Retain}, in {Store.Directory}";
+        $"every {(EveryBlocks == 0 ? "" : $"{EveryBlocks:N0} blocks")}{(EveryBlocks != 0 && Every > TimeSpan.Zero ? " or " : "")}{(Every > TimeSpan.Zero ? $"{Every.TotalSeconds:N0} s" : "")}, keep {Store.Retain}, in {Store.Directory}; " +
+        $"older blocks {Retention switch { JournalRetention.Archive => $"archived to {Archive?.Directory}", JournalRetention.Delete => "deleted", _ => "kept in the journal" }}";
+}
+
+/// <summary>What becomes of the journal's blocks before the oldest retained snapshot.</summary>
+public enum JournalRetention
+{
+    /// <summary>They stay in the journal: it grows with the history.</summary>
+    Keep,
+
+    /// <summary>They move to the <see cref="BlockArchive"/> (our own verifiable files), and the journal's segments before them are freed.</summary>
+    Archive,
+
+    /// <summary>The journal's segments before them are freed; nothing keeps them (the snapshots stand for them).</summary>
+    Delete,
 }
 
 /// <summary>What /status shows of a node's snapshots.</summary>
@@ -19,7 +39,14 @@ public sealed record SnapshotSchedule(SnapshotStore Store, ulong EveryBlocks, Ti
 /// <param name="LastBytes">The last one's size.</param>
 /// <param name="LastWriteMs">How long the last one took to write, on the replica's thread (the apply thread does not pause for it).</param>
 /// <param name="LastError">Why the last attempt failed, if it did (the next one tries again).</param>
-public sealed record SnapshotStatus(ulong? SnapshotBlock, ulong? AppliedBlock, long Taken, long? LastBytes, double? LastWriteMs, string? LastError);
+public sealed record SnapshotStatus(ulong? SnapshotBlock, ulong? AppliedBlock, long Taken, long? LastBytes, double? LastWriteMs, string? LastError)
+{
+    /// <summary>The block the journal starts at (genesis: 0): compaction moves it up to the oldest retained snapshot's.</summary>
+    public ulong JournalBaseBlock { get; init; }
+
+    /// <summary>Compactions since the node started.</summary>
+    public long Compactions { get; init; }
+}
 
 /// <summary>
 /// Runs a <see cref="SnapshotReplica"/> on a thread of its own (or, in the simulator, when stepped) for one open journal: it starts
@@ -238,12 +265,58 @@ public sealed class SnapshotTaker : IDisposable
     {
         (long bytes, TimeSpan took) = replica.LastWrite!.Value;
         _log($"snapshot after block {replica.LastSnapshotBlockNo:N0}: {bytes:N0} bytes in {took.TotalMilliseconds:F0} ms ({replica.State.OpenOrders:N0} open orders)");
-        Publish(replica, null);
+        Publish(replica, Compact());
     }
+
+    /// <summary>
+    /// Once <see cref="SnapshotStore.Retain"/> snapshots exist, moves the journal's base up to the
+    /// oldest one's block (archiving or deleting what precedes it, per <see cref="SnapshotSchedule.Retention"/>):
+    /// every snapshot kept stands at or after the base, so recovery still has one to fall back on
+    /// when the newest does not verify. Null when done or not due, else why it failed (tried again
+    /// after the next snapshot).
+    /// </summary>
+    private string? Compact()
+    {
+        if (_schedule.Retention == JournalRetention.Keep)
+        {
+            return null;
+        }
+        IReadOnlyList<(ulong BlockNo, string Path)> retained = _schedule.Store.List();
+        if (retained.Count < _schedule.Store.Retain)
+        {
+            return null;
+        }
+        ulong oldest = retained[^1].BlockNo;
+        try
+        {
+            if (oldest <= (_journal.Base?.BlockNo ?? 0) || _journal.HashOf(oldest) is not { } hash)
+            {
+                return null;
+            }
+            if (_journal.Compact(new JournalAnchor(oldest, hash), _schedule.Retention == JournalRetention.Archive ? _schedule.Archive : null) is { } done)
+            {
+                _compactions++;
+                _log($"journal compacted: it starts at block {done.BaseBlock:N0} now (was {done.FromBlock:N0})" +
+                    (_schedule.Retention == JournalRetention.Archive ? $"; {done.ArchivedBlocks:N0} blocks ({done.ArchivedBytes:N0} bytes) archived in {_schedule.Archive?.Directory}" : "; the blocks before it are deleted"));
+            }
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            _log($"compaction to block {oldest} failed: {e.Message}; trying again after the next snapshot");
+            return $"compaction: {e.Message}";
+        }
+    }
+
+    private long _compactions;
 
     private void Publish(SnapshotReplica replica, string? error) =>
         _status = new SnapshotStatus(replica.LastSnapshotBlockNo, replica.AppliedBlockNo, replica.Written,
-            replica.LastWrite?.Bytes, replica.LastWrite is { } w ? Math.Round(w.Took.TotalMilliseconds, 1) : null, error);
+            replica.LastWrite?.Bytes, replica.LastWrite is { } w ? Math.Round(w.Took.TotalMilliseconds, 1) : null, error)
+        {
+            JournalBaseBlock = _journal.Base?.BlockNo ?? 0,
+            Compactions = _compactions,
+        };
 
     /// <summary>The replica from the snapshot the journal was anchored at (loaded again: the node's own copy is the live state), else from genesis.</summary>
     private SnapshotReplica Resume()
@@ -260,6 +333,11 @@ public sealed class SnapshotTaker : IDisposable
                 return false;
             });
             from = _schedule.Store.Load(anchor, hash, _reference, _log);
+        }
+        if (from is null && _journal.Base is { } journalBase)
+        {
+            // With no genesis in the journal, a replica from nothing would apply the base's successors to an empty state.
+            throw new InvalidDataException($"the snapshot replica cannot start: the journal starts at block {journalBase.BlockNo} and the snapshot it opened at did not load again");
         }
         var replica = new SnapshotReplica(_journal, _schedule.Store, _reference, _schedule.EveryBlocks, from, from is null ? -1 : opening.ReplayFrom)
         {

@@ -20,5 +20,15 @@ public sealed record VerifyReport(long Blocks, long Transactions, long Bytes, Ch
 
     public bool Intact => Fault is null;
 
+    /// <summary>Of <see cref="Blocks"/>, those read from the archive (compacted out of the live journal).</summary>
+    public long ArchivedBlocks { get; init; }
+
+    /// <summary>
+    /// The block verification started at when it was not genesis: the journal's base, trusted as
+    /// <c>journal.json</c> names it, because the blocks before it are not here (deleted by compaction,
+    /// or a journal installed from a snapshot); null: verified from genesis.
+    /// </summary>
+    public ulong? StartedAtBase { get; init; }
+
     public double BytesPerSecond => Elapsed.TotalSeconds > 0 ? Bytes / Elapsed.TotalSeconds : 0;
 }

@@ -77,6 +77,14 @@ public sealed record EngineSettings
     /// <summary>Snapshots kept (the newest); older ones are deleted. Default 3. Recovery falls back to an older one when the newest does not verify.</summary>
     public int SnapshotRetain { get; init; } = 3;
 
+    /// <summary>
+    /// What becomes of the journal's blocks before the oldest retained snapshot (once <see cref="SnapshotRetain"/>
+    /// exist): <c>archive</c> (default: moved to our own verifiable block files in DATA/journal/archive, so
+    /// the chain from genesis can still be verified and audited, and the journal's disk is bounded by
+    /// retention plus one segment), <c>delete</c> (disk bounded by retention), <c>keep</c> (the journal grows).
+    /// </summary>
+    public JournalRetention JournalRetention { get; init; } = JournalRetention.Archive;
+
     public string JournalDirectory => Path.Combine(Data, "journal");
 
     /// <summary>The snapshots' directory, inside the journal's (so a journal set aside takes its snapshots with it).</summary>
@@ -85,7 +93,11 @@ public sealed record EngineSettings
     /// <summary>The snapshot store and schedule these settings describe; null when snapshots are off (both intervals 0).</summary>
     public SnapshotSchedule? Snapshots() => SnapshotEveryBlocks == 0 && SnapshotEverySeconds == 0
         ? null
-        : new SnapshotSchedule(new SnapshotStore(SnapshotDirectory, SnapshotRetain), (ulong)SnapshotEveryBlocks, TimeSpan.FromSeconds(SnapshotEverySeconds));
+        : new SnapshotSchedule(new SnapshotStore(SnapshotDirectory, SnapshotRetain), (ulong)SnapshotEveryBlocks, TimeSpan.FromSeconds(SnapshotEverySeconds))
+        {
+            Retention = JournalRetention,
+            Archive = JournalRetention == JournalRetention.Archive ? BlockArchive.Of(JournalDirectory) : null,
+        };
 
     public EngineSettings Validate()
     {
@@ -147,7 +159,11 @@ public sealed record EngineSettings
         ClusterId = ClusterId,
         Durability = Durability,
         MaxTransactionsPerBlock = MaxTransactionsPerBlock,
+        SegmentSizeBits = JournalSegmentSizeBits,
     };
+
+    /// <summary>log2 of the journal's segment files, for a journal created from now on (an existing one keeps its own). Default 26 (64 MiB), at least 22 (a page).</summary>
+    public int JournalSegmentSizeBits { get; init; } = 26;
 
     public static IPEndPoint ParseEndpoint(string value, string name)
     {

@@ -80,7 +80,7 @@ public static class NodeRecovery
                     // The journal does not start at genesis: its state needs a snapshot of a block it holds (verified with the rest from its base).
                     foreach (LoadedSnapshot older in snapshots.LoadNewestFirst(reference, log, below: refused))
                     {
-                        if (older.Header.BlockNo >= journalBase.BlockNo && FindBlock(journal, new JournalAnchor(older.Header.BlockNo, older.Header.BlockHash)) is { } address)
+                        if (older.Header.BlockNo >= journalBase.BlockNo && journal.FindBlock(new JournalAnchor(older.Header.BlockNo, older.Header.BlockHash)) is { } address)
                         {
                             snapshot = older;
                             replayFrom = address;
@@ -108,26 +108,6 @@ public static class NodeRecovery
             journal.Dispose();
             throw;
         }
-    }
-
-    /// <summary>The address of block <paramref name="block"/> in <paramref name="journal"/> if it holds it with that hash (a seek through its block index); null if not.</summary>
-    public static long? FindBlock(IJournal journal, JournalAnchor block)
-    {
-        long? found = null;
-        journal.Scan(journal.LocateFrom(block.BlockNo), (entry, address) =>
-        {
-            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > block.BlockNo)
-            {
-                return false;
-            }
-            if (header.BlockNo == block.BlockNo)
-            {
-                found = BlockFormat.StoredHash(entry, in header) == block.Hash ? address : null;
-                return false;
-            }
-            return true;
-        });
-        return found;
     }
 
     /// <summary>

@@ -131,7 +131,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     {
         // What the pipeline appended and has not committed yet is committed first: a scan reads committed blocks.
         _journal.Flush();
-        return NodeRecovery.FindBlock(_journal, new JournalAnchor(blockNo, hash)) is not null;
+        return _journal.FindBlock(new JournalAnchor(blockNo, hash)) is not null;
     }
 
     /// <remarks>
@@ -283,7 +283,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         }
         _journal.Flush();
         byte[]? anchorBlock = null;
-        if (NodeRecovery.FindBlock(_journal, new JournalAnchor(header.BlockNo, header.BlockHash)) is { } address)
+        if (_journal.FindBlock(new JournalAnchor(header.BlockNo, header.BlockHash)) is { } address)
         {
             _journal.Scan(address, (entry, _) =>
             {
