@@ -227,4 +227,68 @@ public class SnapshotTests
             }
         }
     }
+
+    /// <summary>
+    /// A fresh backup of a primary whose journal was compacted (it no longer holds genesis) installs the
+    /// primary's snapshot; killed with SIGKILL while it does (at a seeded moment after the transfer
+    /// began), it comes back, installs it again, and ends in step: its journal starts at a snapshot's
+    /// block and verifies, its head is the primary's, and every order the load had acknowledged meanwhile
+    /// is in it (the load's own audit).
+    /// </summary>
+    [Test]
+    public async Task A_backup_killed_while_installing_the_primary_s_snapshot_rejoins_after_compaction()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"pair-install-{Guid.NewGuid():N}");
+        int primaryPort = Ports.Free(), backupPort = Ports.Free(), primaryReplication = Ports.Free(), backupReplication = Ports.Free();
+        string primaryData = Path.Combine(root, "primary"), backupData = Path.Combine(root, "backup");
+        var often = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "100", ["ENGINE_SNAPSHOTRETAIN"] = "2" };
+        string[] backupArgs = ["serve", "--role", "backup", "--data", backupData, "--listen", $"127.0.0.1:{backupPort}",
+            "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}"];
+        try
+        {
+            using var primary = EngineProcess.Start(often, "serve", "--role", "primary", "--data", primaryData, "--listen", $"127.0.0.1:{primaryPort}",
+                "--replication-listen", $"127.0.0.1:{primaryReplication}", "--allow-solo");
+            primary.WaitForLog(text => text.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to serve", Wait);
+            using (var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort}", "--rate", "3000", "--duration", "2", "--connections", "2", "--json"))
+            {
+                Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdErr);
+            }
+            primary.WaitForLog(text => text.Contains("journal compacted", StringComparison.Ordinal), "the primary's journal to be compacted", Wait);
+
+            using (var first = EngineProcess.Start(often, backupArgs))
+            {
+                first.WaitForLog(text => text.Contains("installing its snapshot", StringComparison.Ordinal), "the backup to begin installing", Wait);
+                await Task.Delay(new Random(5).Next(0, 30));
+                first.KillHard();
+            }
+            using var backup = EngineProcess.Start(often, backupArgs);
+            primary.WaitForEvent(Engine.Replication.PairEventKind.BackupInStep, "the pair to be in step again", Wait, where: e => e.Text.Contains("the snapshot of block", StringComparison.Ordinal));
+            using (var load = EngineProcess.Start("load", "--target", $"127.0.0.1:{primaryPort}", "--rate", "2000", "--duration", "1", "--connections", "2", "--json",
+                "--journal", Path.Combine(backupData, "journal")))
+            {
+                Assert.That(load.WaitForExit(Wait), Is.Zero, load.StdOut + load.StdErr);
+                JsonElement result = JsonDocument.Parse(load.StdOut.Trim().Split('\n')[^1]).RootElement;
+                Assert.That(result.GetProperty("lost").GetInt64(), Is.Zero, "every acknowledged order is in the backup's journal");
+            }
+            backup.Terminate(Wait);
+            primary.Terminate(Wait);
+
+            JournalGeometry installed = JournalGeometry.TryRead(Path.Combine(backupData, "journal"))!;
+            Assert.That(installed.BaseBlockNo, Is.GreaterThan(0UL), "the backup's journal starts at a snapshot's block");
+            string Head(string data)
+            {
+                using var verify = EngineProcess.Start("log", "verify", Path.Combine(data, "journal"), "--json");
+                Assert.That(verify.WaitForExit(Wait), Is.Zero, verify.StdOut + verify.StdErr);
+                return JsonDocument.Parse(verify.StdOut).RootElement.GetProperty("head_hash").GetString()!;
+            }
+            Assert.That(Head(backupData), Is.EqualTo(Head(primaryData)), "the same chain, to the same head");
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
 }

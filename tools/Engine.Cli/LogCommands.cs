@@ -110,7 +110,7 @@ internal static class LogCommands
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(report.Intact ? $"journal {path}: intact" : $"journal {path}: BROKEN");
         Console.WriteLine(report.StartedAtBase is { } baseBlock
-            ? string.Create(c, $"  blocks        {report.Blocks:N0} verified from block {baseBlock:N0}, the journal's base (the blocks before it are not here: compacted without an archive, or installed from a snapshot; the base is taken as journal.json names it)")
+            ? string.Create(c, $"  blocks        {report.Blocks:N0} verified from block {baseBlock:N0}: the blocks before it are not here (compacted without an archive, or the journal was installed from a snapshot there), and that block is taken as journal.json named it")
             : string.Create(c, $"  blocks        {report.Blocks:N0} verified (genesis included{(report.ArchivedBlocks > 0 ? $"; {report.ArchivedBlocks:N0} of them from the archive" : "")})"));
         Console.WriteLine(string.Create(c, $"  transactions  {report.Transactions:N0}"));
         Console.WriteLine(string.Create(c, $"  bytes         {report.Bytes:N0} up to committed address {report.CommittedUntil:N0}"));

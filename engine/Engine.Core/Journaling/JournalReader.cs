@@ -1,4 +1,5 @@
 using Engine.Core.Chain;
+using Engine.Protocol;
 using FASTER.core;
 
 namespace Engine.Core.Journaling;
@@ -108,32 +109,48 @@ public sealed class JournalReader : IDisposable
         {
             return new VerifyReport(0, 0, 0, null, new BlockFault(journalBase.BlockNo, _begin, $"the journal's base, block {journalBase.BlockNo} ({JournalGeometry.FileName}), is not in it"), _log.CommittedUntilAddress, clock.Elapsed);
         }
-        // The archive first, from genesis, as far as it goes before the base.
-        var verifier = new ChainVerifier(expectedCluster);
+        // The archive first, from genesis (or from its own first block, when the journal it came from was
+        // itself installed from a snapshot), as far as it goes before the base.
+        ChainVerifier? verifier = null;
+        ulong? archiveFrom = null;
         BlockFault? fault = null;
         long archived = 0;
         try
         {
             Archive.Scan(block =>
             {
-                if (verifier.Blocks > 0 && verifier.Head.BlockNo + 1 >= journalBase.BlockNo)
+                if (verifier is not null && verifier.Blocks + (archiveFrom is null ? 0 : 1) > 0 && verifier.Head.BlockNo + 1 >= journalBase.BlockNo)
                 {
                     return false; // the live journal holds the rest (an interrupted compaction may have archived past its base)
                 }
-                fault = verifier.Check(block.Span, -1, out _);
                 archived++;
+                if (verifier is null && BlockFormat.TryReadHeader(block.Span, out BlockHeader first) is null && first.BlockNo != BlockFormat.GenesisBlockNo)
+                {
+                    Hash32 stored = BlockFormat.StoredHash(block.Span, in first);
+                    if (JournalStart.Check(block.Span, expectedCluster ?? first.ClusterId, new JournalAnchor(first.BlockNo, stored)) is { } wrong)
+                    {
+                        fault = new BlockFault(first.BlockNo, -1, $"the archive's first block: {wrong}");
+                        return false;
+                    }
+                    verifier = new ChainVerifier(new ChainHead(first.Epoch, first.BlockNo, first.LastLsn, stored) { ClusterId = first.ClusterId });
+                    archiveFrom = first.BlockNo;
+                    return true;
+                }
+                verifier ??= new ChainVerifier(expectedCluster);
+                fault = verifier.Check(block.Span, -1, out _);
                 return fault is null;
             });
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            fault = new BlockFault(verifier.Blocks == 0 ? 0 : verifier.Head.BlockNo + 1, -1, $"the archive in '{Archive.Directory}': {e.Message}");
+            fault = new BlockFault(verifier is null || verifier.Blocks == 0 ? 0 : verifier.Head.BlockNo + 1, -1, $"the archive in '{Archive.Directory}': {e.Message}");
         }
+        verifier ??= new ChainVerifier(expectedCluster);
         if (fault is not null)
         {
             return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 ? verifier.Head : null, fault, _log.CommittedUntilAddress, clock.Elapsed) { ArchivedBlocks = archived, FormatVersion = verifier.FormatVersion };
         }
-        bool whole = verifier.Blocks > 0 && verifier.Head.BlockNo + 1 == journalBase.BlockNo;
+        bool whole = archived > 0 && verifier.Head.BlockNo + 1 == journalBase.BlockNo;
         VerifyReport live;
         if (whole)
         {
@@ -171,12 +188,12 @@ public sealed class JournalReader : IDisposable
         }
         return live with
         {
-            Blocks = live.Blocks + (whole ? verifier.Blocks : 0),
+            Blocks = live.Blocks + (whole ? archived : 0),
             Transactions = live.Transactions + (whole ? verifier.Transactions : 0),
             Bytes = live.Bytes + (whole ? verifier.Bytes : 0),
             Elapsed = clock.Elapsed,
             ArchivedBlocks = whole ? archived : 0,
-            StartedAtBase = whole ? null : journalBase.BlockNo,
+            StartedAtBase = whole ? archiveFrom : journalBase.BlockNo,
             FormatVersion = whole ? verifier.FormatVersion : BlockFormat.Version,
         };
     }
