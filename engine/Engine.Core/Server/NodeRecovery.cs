@@ -56,12 +56,13 @@ public static class NodeRecovery
     /// <param name="reference">The node's reference data.</param>
     /// <param name="where">Names the journal in the log line.</param>
     /// <param name="log">Where recovery is told, and each snapshot passed over with why.</param>
+    /// <param name="loaded">The snapshot to start from when the caller has just loaded it (a backup installing its primary's): not read again.</param>
     public static (TJournal Journal, Exchange Exchange, RecoveryReport Report) Recover<TJournal>(Func<JournalAnchor?, TJournal> open, SnapshotStore? snapshots,
-        ReferenceData reference, string where, Action<string> log) where TJournal : IJournal
+        ReferenceData reference, string where, Action<string> log, LoadedSnapshot? loaded = null) where TJournal : IJournal
     {
         ArgumentNullException.ThrowIfNull(open);
         var clock = Stopwatch.StartNew();
-        LoadedSnapshot? snapshot = snapshots?.LoadNewest(reference, log);
+        LoadedSnapshot? snapshot = loaded ?? snapshots?.LoadNewest(reference, log);
         double loadMs = clock.Elapsed.TotalMilliseconds;
         TJournal journal = open(snapshot is null ? null : new JournalAnchor(snapshot.Header.BlockNo, snapshot.Header.BlockHash));
         double openMs = clock.Elapsed.TotalMilliseconds - loadMs;

@@ -107,11 +107,12 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     public void Reopen() => Open();
 
     /// <param name="startBlock">For a new journal: the block it starts at (an installed snapshot's); null: genesis.</param>
-    private void Open(byte[]? startBlock = null)
+    /// <param name="installed">That snapshot, loaded already.</param>
+    private void Open(byte[]? startBlock = null, LoadedSnapshot? installed = null)
     {
         StopSnapshots();
         CloseCursor();
-        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(anchor => _open(anchor, startBlock), _snapshots?.Store, _reference, _where, _log);
+        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(anchor => _open(anchor, startBlock), _snapshots?.Store, _reference, _where, _log, installed);
         Recovery = recovered;
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
@@ -306,10 +307,11 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             return "this node keeps no snapshots (they are off in its settings), so it cannot start a journal from one";
         }
         SnapshotHeader header;
+        Exchange state;
         try
         {
             // Loaded whole before anything of ours is touched: a snapshot that does not load changes nothing.
-            Exchange.ReadSnapshot(snapshot, _reference, out header);
+            state = Exchange.ReadSnapshot(snapshot, _reference, out header);
         }
         catch (InvalidDataException e)
         {
@@ -327,16 +329,17 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         // The snapshot first: a crash before the new journal's first commit leaves no journal (a new
         // genesis at the next start, which the primary then sends the snapshot again), never a
         // journal that starts at a block without its state.
+        string path;
         try
         {
-            _snapshots.Store.Save(snapshot, header.BlockNo);
+            path = _snapshots.Store.Save(snapshot, header.BlockNo);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Open(); // no journal now: a new one from genesis, which the next catch-up fills again
             return $"the snapshot could not be written ({e.Message}); this node starts again from genesis";
         }
-        Open(anchorBlock.ToArray());
+        Open(anchorBlock.ToArray(), new LoadedSnapshot(state, header, path));
         SnapshotsInstalled++;
         return null;
     }
