@@ -39,6 +39,8 @@ public static class Program
                 return RecoveryHarness.Run(rest);
             case "snapshot-pause":
                 return SnapshotPauseHarness.Run(rest);
+            case "rejoin":
+                return RejoinHarness.Run(rest);
             case "micro":
                 // BenchmarkDotNet's own arguments, e.g. --filter '*Ring*' --job short.
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest);
@@ -59,6 +61,7 @@ public static class Program
         Console.Error.WriteLine("  " + SnapshotHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + RecoveryHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + SnapshotPauseHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("  " + RejoinHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("""
               micro [BenchmarkDotNet options]
                 BenchmarkDotNet micro benchmarks with the memory diagnoser (default: all; e.g. --filter '*Ring*' or '*Codec*').

@@ -97,7 +97,7 @@ public static class SnapshotPauseHarness
     }
 
     /// <summary>Ten accounts with room for the resting book plus the load's orders; the development clients' tokens.</summary>
-    private static void WriteConfig(string path, int orders)
+    internal static void WriteConfig(string path, int orders)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var accounts = Enumerable.Range(1, 10).Select(a => new JsonObject { ["Id"] = a, ["MaxOpenOrders"] = (orders / 10) + 100_000 });
@@ -115,7 +115,7 @@ public static class SnapshotPauseHarness
     /// N GTC limit orders of client 64 on instrument 1, buys at 100–899 and sells at 1101–1900: a book
     /// the load's orders (prices 990–1010) never cross, so it stays at N.
     /// </summary>
-    private static void WriteRestingBook(string journal, int orders)
+    internal static void WriteRestingBook(string journal, int orders)
     {
         using Journal log = Journal.Open(new JournalSettings { Directory = journal, Durability = Durability.Memory });
         var builder = new BlockBuilder(log.Head, 1000);
@@ -190,7 +190,7 @@ public static class SnapshotPauseHarness
     private static double Micros(JsonNode measured, string name) =>
         (double?)measured[$"{name}_us"] ?? throw new JsonException($"no {name} latency in the load's result: {measured.ToJsonString()}");
 
-    private static void CopyDirectory(string source, string target)
+    internal static void CopyDirectory(string source, string target)
     {
         Directory.CreateDirectory(target);
         foreach (string file in Directory.EnumerateFiles(source))
