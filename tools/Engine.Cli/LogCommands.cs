@@ -62,6 +62,10 @@ internal static class LogCommands
             try
             {
                 using JournalReader reader = JournalReader.Open(path);
+                if (reader.Unrecovered)
+                {
+                    Console.Error.WriteLine($"engine log verify: warning: no commit record of '{path}' could be read, so it reads as empty (a node still writing it? stop it first)");
+                }
                 VerifyReport report = reader.Verify(expected);
                 if (asJson)
                 {

@@ -38,6 +38,15 @@ public sealed class JournalReader : IDisposable
         return first == long.MaxValue ? 0 : first << segmentSizeBits;
     }
 
+    /// <summary>
+    /// FASTER's read-only recovery found no commit record it could read: the journal reads as empty,
+    /// as it always has. Observed (2026-12-03) on every journal a running node was writing, with or
+    /// without compaction and before it: the commit directory holds empty older records beside the
+    /// newest, and the reader recovers none; the cause inside FASTER is not pinned down. Stop the
+    /// node first, or read its state through its admin endpoint.
+    /// </summary>
+    public bool Unrecovered => _log.CommittedUntilAddress <= _log.BeginAddress && _log.BeginAddress <= 64;
+
     /// <summary>The block the live journal starts at when not genesis (compacted, or installed from a snapshot); null: genesis.</summary>
     public JournalAnchor? Base => _base;
 
@@ -99,7 +108,7 @@ public sealed class JournalReader : IDisposable
     /// </summary>
     public VerifyReport Verify(ClusterId? expectedCluster = null)
     {
-        if (_base is not { } journalBase || journalBase.BlockNo == BlockFormat.GenesisBlockNo)
+        if (_base is not { } journalBase || journalBase.BlockNo == BlockFormat.GenesisBlockNo || Unrecovered)
         {
             return VerifyChain(_log, _pageSizeBits, _begin, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
         }
@@ -237,6 +246,10 @@ public sealed class JournalReader : IDisposable
     public void Scan(BlockVisitor visit, long? from = null)
     {
         ulong liveFrom = BlockFormat.GenesisBlockNo;
+        if (Unrecovered)
+        {
+            return;
+        }
         if (from is null && _base is { } journalBase && journalBase.BlockNo != BlockFormat.GenesisBlockNo)
         {
             liveFrom = journalBase.BlockNo;

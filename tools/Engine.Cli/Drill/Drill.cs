@@ -399,6 +399,13 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
             await Task.Delay(50).ConfigureAwait(false);
         }
         round.JournalsIntact = primaryChain.Intact && backupChain.Intact;
+        foreach ((string node, ChainState chain) in new[] { ("primary", primaryChain), ("backup", backupChain) })
+        {
+            if (chain.Fault is { } broken)
+            {
+                round.Detail += $"; the {node}'s journal: {broken}";
+            }
+        }
         if (primaryChain.Head is { } p && backupChain.Head is { } b)
         {
             // One chain is a prefix of the other (equal once the last commits are in).
@@ -426,7 +433,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     }
 
     /// <summary>What a journal check read: the verification, from the node's last verified point.</summary>
-    private sealed record ChainState(bool Intact, ChainHead? Head, long CommittedUntil);
+    private sealed record ChainState(bool Intact, ChainHead? Head, long CommittedUntil, string? Fault = null);
 
     private static double LongestGap(IReadOnlyList<AckedOrder> acks)
     {
@@ -537,7 +544,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
                 scanFrom = null;
             }
             audit?.Read(reader, scanFrom);
-            return new ChainState(report.Intact, report.Head, report.CommittedUntil);
+            return new ChainState(report.Intact, report.Head, report.CommittedUntil, report.Fault?.ToString());
         }
 
         /// <summary>The hash of block <paramref name="blockNo"/> (a full scan: only for the rare agreement check below a head).</summary>
