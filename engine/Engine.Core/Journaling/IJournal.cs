@@ -155,32 +155,18 @@ public sealed record Compaction(ulong FromBlock, ulong BaseBlock, long ArchivedB
 public static class JournalBlocks
 {
     /// <summary>The address of <paramref name="block"/> in <paramref name="journal"/> if it holds it committed with that hash (a seek through its block index); null if not.</summary>
-    public static long? FindBlock(this IJournal journal, JournalAnchor block)
-    {
-        ArgumentNullException.ThrowIfNull(journal);
-        long? found = null;
-        journal.Scan(journal.LocateFrom(block.BlockNo), (entry, address) =>
-        {
-            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > block.BlockNo)
-            {
-                return false;
-            }
-            if (header.BlockNo == block.BlockNo)
-            {
-                found = BlockFormat.StoredHash(entry, in header) == block.Hash ? address : null;
-                return false;
-            }
-            return true;
-        });
-        return found;
-    }
+    public static long? FindBlock(this IJournal journal, JournalAnchor block) =>
+        journal.Locate(block.BlockNo) is { } found && found.Hash == block.Hash ? found.Address : null;
 
     /// <summary>The hash of block <paramref name="blockNo"/> if <paramref name="journal"/> holds it committed; null if not.</summary>
-    public static Protocol.Hash32? HashOf(this IJournal journal, ulong blockNo)
+    public static Protocol.Hash32? HashOf(this IJournal journal, ulong blockNo) => journal.Locate(blockNo)?.Hash;
+
+    /// <summary>Where block <paramref name="blockNo"/> is in the committed journal, and its hash; null if the journal does not hold it.</summary>
+    private static (long Address, Protocol.Hash32 Hash)? Locate(this IJournal journal, ulong blockNo)
     {
         ArgumentNullException.ThrowIfNull(journal);
-        Protocol.Hash32? found = null;
-        journal.Scan(journal.LocateFrom(blockNo), (entry, _) =>
+        (long, Protocol.Hash32)? found = null;
+        journal.Scan(journal.LocateFrom(blockNo), (entry, address) =>
         {
             if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is not null || header.BlockNo > blockNo)
             {
@@ -188,7 +174,7 @@ public static class JournalBlocks
             }
             if (header.BlockNo == blockNo)
             {
-                found = BlockFormat.StoredHash(entry, in header);
+                found = (address, BlockFormat.StoredHash(entry, in header));
                 return false;
             }
             return true;

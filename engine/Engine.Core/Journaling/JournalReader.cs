@@ -1,5 +1,4 @@
 using Engine.Core.Chain;
-using Engine.Protocol;
 using FASTER.core;
 
 namespace Engine.Core.Journaling;
@@ -135,13 +134,12 @@ public sealed class JournalReader : IDisposable
                 archived++;
                 if (verifier is null && BlockFormat.TryReadHeader(block.Span, out BlockHeader first) is null && first.BlockNo != BlockFormat.GenesisBlockNo)
                 {
-                    Hash32 stored = BlockFormat.StoredHash(block.Span, in first);
-                    if (JournalStart.Check(block.Span, expectedCluster ?? first.ClusterId, new JournalAnchor(first.BlockNo, stored)) is { } wrong)
+                    if (JournalStart.Trust(block.Span, expectedCluster, null, out ChainHead start) is { } wrong)
                     {
                         fault = new BlockFault(first.BlockNo, -1, $"the archive's first block: {wrong}");
                         return false;
                     }
-                    verifier = new ChainVerifier(new ChainHead(first.Epoch, first.BlockNo, first.LastLsn, stored) { ClusterId = first.ClusterId });
+                    verifier = new ChainVerifier(start);
                     archiveFrom = first.BlockNo;
                     return true;
                 }
@@ -168,29 +166,21 @@ public sealed class JournalReader : IDisposable
         else
         {
             // No history before the base here: the base block is taken as journal.json names it (its own hash checked), and the chain verified after it.
-            ChainHead? baseHead = null;
-            string? wrong = null;
-            Scan((entry, _) =>
-            {
-                wrong = JournalStart.Check(entry, BlockFormat.TryReadHeader(entry, out BlockHeader h) is null ? h.ClusterId : default, journalBase);
-                if (wrong is null)
-                {
-                    baseHead = new ChainHead(h.Epoch, h.BlockNo, h.LastLsn, journalBase.Hash) { ClusterId = h.ClusterId };
-                }
-                return false;
-            }, baseAddress);
-            if (baseHead is not { } trusted || (expectedCluster is { } cluster && trusted.ClusterId != cluster))
-            {
-                return new VerifyReport(0, 0, 0, null, new BlockFault(journalBase.BlockNo, baseAddress, wrong ?? $"the base block is of cluster {baseHead?.ClusterId.Describe()}, not {expectedCluster?.Describe()}"),
-                    _log.CommittedUntilAddress, clock.Elapsed) { StartedAtBase = journalBase.BlockNo };
-            }
+            string? wrong = "it is not there";
+            ChainHead trusted = default;
             long afterBase = -1;
             using (var cursor = new EntryScanner(_log, baseAddress, _log.CommittedUntilAddress))
             {
-                if (cursor.TryNext(out _, out _, out long next))
+                if (cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
                 {
+                    wrong = JournalStart.Trust(entry, expectedCluster, journalBase, out trusted);
                     afterBase = next;
                 }
+            }
+            if (wrong is not null)
+            {
+                return new VerifyReport(0, 0, 0, null, new BlockFault(journalBase.BlockNo, baseAddress, $"the journal's base: {wrong}"),
+                    _log.CommittedUntilAddress, clock.Elapsed) { StartedAtBase = journalBase.BlockNo };
             }
             live = VerifyChain(_log, _pageSizeBits, afterBase, _log.CommittedUntilAddress, trusted);
             live = live with { Blocks = live.Blocks + 1 };

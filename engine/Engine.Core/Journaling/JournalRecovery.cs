@@ -189,12 +189,10 @@ internal static class JournalRecovery
                 {
                     return refused;
                 }
-                if (JournalStart.Check(entry, expected, anchor) is { } wrong)
+                if (JournalStart.Trust(entry, expected, anchor, out head) is { } wrong)
                 {
                     return $"block {anchor.BlockNo} in the journal is not the snapshot's: {wrong}";
                 }
-                Hash32 stored = anchor.Hash;
-                head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, stored) { ClusterId = header.ClusterId };
                 address = at;
                 after = next;
                 return null;

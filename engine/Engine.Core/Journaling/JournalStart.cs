@@ -37,6 +37,28 @@ public static class JournalStart
     }
 
     /// <summary>
+    /// Takes <paramref name="block"/> as a trusted starting point (a journal's first block, its base, an
+    /// anchor, an archive's first block): it must pass <see cref="Check"/> against <paramref name="expected"/>
+    /// (else against its own stored hash) and be of <paramref name="cluster"/> (else of any); null then, and
+    /// <paramref name="head"/> is the chain's head at it; else why not.
+    /// </summary>
+    internal static string? Trust(ReadOnlySpan<byte> block, ClusterId? cluster, JournalAnchor? expected, out ChainHead head)
+    {
+        head = default;
+        if (BlockFormat.TryReadHeader(block, out BlockHeader header) is { } shape)
+        {
+            return $"it does not read as a block: {shape}";
+        }
+        Hash32 stored = BlockFormat.StoredHash(block, in header);
+        if (Check(block, cluster ?? header.ClusterId, expected ?? new JournalAnchor(header.BlockNo, stored)) is { } wrong)
+        {
+            return wrong;
+        }
+        head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, stored) { ClusterId = header.ClusterId };
+        return null;
+    }
+
+    /// <summary>
     /// What opening a new journal that starts at <paramref name="head"/> (at <paramref name="address"/>)
     /// verified: nothing; when it is installed at the block <paramref name="anchor"/> names (the
     /// snapshot just saved), replay starts there, as for any journal holding its snapshot's block.
@@ -62,16 +84,10 @@ public static class JournalStart
             // from the same chain, and two clusters' chains differ from block 0 on.
             return BlockBuilder.Genesis(settings.ClusterId, settings.Epoch, 0, out head);
         }
-        if (BlockFormat.TryReadHeader(startBlock, out BlockHeader header) is { } shape)
-        {
-            throw new ArgumentException($"a journal's first block does not read as a block: {shape}", nameof(startBlock));
-        }
-        Hash32 stored = BlockFormat.StoredHash(startBlock, in header);
-        if (Check(startBlock, settings.ClusterId, new JournalAnchor(header.BlockNo, stored)) is { } refused)
+        if (Trust(startBlock, settings.ClusterId, null, out head) is { } refused)
         {
             throw new ArgumentException($"a journal cannot start at this block: {refused}", nameof(startBlock));
         }
-        head = new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, stored) { ClusterId = header.ClusterId };
         return startBlock;
     }
 }
