@@ -1,6 +1,12 @@
 namespace Engine.Protocol;
 
-/// <summary>The message type byte of a frame. Requests below 32, replies from 32.</summary>
+/// <summary>
+/// The message type byte of a frame. Requests below 32, replies from 32. The admin transactions
+/// (17-31) are requests only an operator makes, through a node's signed admin endpoint: the client
+/// protocol never accepts them (<see cref="TransactionCodec.Decode"/> answers
+/// <see cref="RejectReason.UnknownMessageType"/>); they travel the ring and the ledger as
+/// transactions, and their record kinds in the ledger are these values.
+/// </summary>
 public enum MessageType : byte
 {
     None = 0,
@@ -8,6 +14,26 @@ public enum MessageType : byte
     Cancel = 2,
     Replace = 3,
     Logon = 16,
+
+    /// <summary>Defines an instrument or changes one (symbol, tick, reference price, price band); see <see cref="AdminTransaction"/> for the fields of each.</summary>
+    InstrumentDefine = 17,
+    /// <summary>Trading halt: new orders and replaces on the instrument are refused (<see cref="RejectReason.InstrumentHalted"/>); cancels still pass.</summary>
+    InstrumentHalt = 18,
+    /// <summary>Ends a trading halt.</summary>
+    InstrumentResume = 19,
+    /// <summary>Defines an account or changes its risk limits.</summary>
+    AccountLimits = 20,
+    /// <summary>Adds a client (or enables a disabled one): it may log on, with a credential in the node's configuration.</summary>
+    ClientEnable = 21,
+    /// <summary>Lets a client trade for a range of accounts.</summary>
+    ClientGrant = 22,
+    /// <summary>Disables a client: its logons and new orders are refused (<see cref="RejectReason.ClientDisabled"/>); its cancels still pass.</summary>
+    ClientDisable = 23,
+    /// <summary>Cancels every resting order of a client.</summary>
+    CancelAllClient = 24,
+    /// <summary>Cancels every resting order on an instrument.</summary>
+    CancelAllInstrument = 25,
+
     Accepted = 32,
     Rejected = 33,
     ExecutionReport = 34,
@@ -51,6 +77,9 @@ public enum LogonStatus : byte
 
     /// <summary>The port requires TLS and the connection spoke plaintext.</summary>
     TlsRequired = 5,
+
+    /// <summary>The client is disabled in the ledger (an operator's <see cref="MessageType.ClientDisable"/>): do not retry.</summary>
+    ClientDisabled = 6,
 }
 
 public enum Side : byte
@@ -143,6 +172,18 @@ public enum RejectReason : ushort
     NoReferencePrice = 47,
     /// <summary>A limit price further from the instrument's reference price than its price band allows.</summary>
     PriceOutsideBand = 48,
+    /// <summary>The instrument is halted (an operator's trading halt): no new order or replace until it resumes; cancels pass.</summary>
+    InstrumentHalted = 49,
+    /// <summary>The client is disabled: no new order or replace; cancels pass.</summary>
+    ClientDisabled = 50,
+    /// <summary>An admin transaction whose fields are out of range (a tick of 0, a symbol that is no symbol, a grant of no accounts).</summary>
+    BadReferenceData = 51,
+    /// <summary>An admin transaction names a client the ledger does not know.</summary>
+    UnknownClient = 52,
+    /// <summary>An admin transaction names an account the ledger does not know, or an order one no account has.</summary>
+    UnknownAccount = 53,
+    /// <summary>A client already has as many account ranges as the ledger keeps per client.</summary>
+    TooManyGrants = 54,
 
     // Engine state (64-): the request was fine but the engine could not take it now.
     Busy = 64,

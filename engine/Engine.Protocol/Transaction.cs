@@ -77,6 +77,7 @@ public struct Transaction
         MessageType.NewOrder => $"new #{ClientOrderId} {Side} {Quantity} @ {(Type == OrderType.Market ? "market" : Price)} {TimeInForce} instr {Instrument} acct {Account} (client {ClientId} seq {ClientSeq})",
         MessageType.Cancel => $"cancel #{OrigClientOrderId} as #{ClientOrderId} instr {Instrument} acct {Account} (client {ClientId} seq {ClientSeq})",
         MessageType.Replace => $"replace #{OrigClientOrderId} by #{ClientOrderId} {Quantity} @ {Price} instr {Instrument} acct {Account} (client {ClientId} seq {ClientSeq})",
+        _ when AdminTransaction.IsAdmin(Kind) => AdminTransaction.Describe(in this),
         _ => $"{Kind} (client {ClientId} seq {ClientSeq})",
     };
 }
@@ -90,6 +91,9 @@ public static class ProtocolLimits
     /// naming a larger id is refused.
     /// </summary>
     public const uint MaxClientId = 65_535;
+
+    /// <summary>Largest instrument id: 65,535 (the books are an array indexed by id).</summary>
+    public const uint MaxInstrumentId = 65_535;
 
     /// <summary>
     /// How far above the last clientSeq taken for a client a request's clientSeq may be: 1,024,

@@ -60,11 +60,11 @@ public class PoisonInputTests
             {
                 SubmitResult result = await normal.SubmitAsync(Order(0, 1)).WaitAsync(Wait);
                 Assert.That(result.Accepted, Is.True, result.ToString());
-                Assert.That(result.Receipt.Lsn, Is.EqualTo(3UL), "three transactions in the ledger, none of the poison");
+                Assert.That(result.Receipt.Lsn, Is.EqualTo(EngineServer.InitialLsns + 3), "three transactions after the reference data, none of the poison");
             }
 
             // Both nodes still serve: the primary with its backup in step, the backup following it to the same LSN.
-            (NodeStatusReport primaryStatus, NodeStatusReport backupStatus) = await WaitInStepAsync(primaryAdmin, backupAdmin, lsn: 3);
+            (NodeStatusReport primaryStatus, NodeStatusReport backupStatus) = await WaitInStepAsync(primaryAdmin, backupAdmin, lsn: EngineServer.InitialLsns + 3);
             Assert.Multiple(() =>
             {
                 Assert.That(primaryStatus.Role, Does.StartWith("primary"));

@@ -36,14 +36,14 @@ public class ServeTests
         Assert.Multiple(() =>
         {
             Assert.That(bid.Accepted, Is.True, bid.ToString());
-            Assert.That(bid.Receipt.Lsn, Is.EqualTo(1));
+            Assert.That(bid.Receipt.Lsn, Is.EqualTo(EngineServer.InitialLsns + 1), "the first order after the new ledger's reference data");
             Assert.That(bid.Receipt.BlockNo, Is.GreaterThanOrEqualTo(1));
             Assert.That(ask.Accepted, Is.True, ask.ToString());
-            Assert.That(ask.Receipt.Lsn, Is.EqualTo(2));
+            Assert.That(ask.Receipt.Lsn, Is.EqualTo(EngineServer.InitialLsns + 2));
             Assert.That(badTick.Rejection.Reason, Is.EqualTo(RejectReason.PriceNotOnTick), "GLOBEX has a tick of 5");
             Assert.That(badTick.Rejection.Lsn, Is.Zero, "a validation rejection never reaches the ledger");
             Assert.That(foreign.Rejection.Reason, Is.EqualTo(RejectReason.UnknownOrder), "a client cannot cancel another's order");
-            Assert.That(foreign.Rejection.Lsn, Is.EqualTo(3), "a state rejection is logged");
+            Assert.That(foreign.Rejection.Lsn, Is.EqualTo(EngineServer.InitialLsns + 3), "a state rejection is logged");
         });
         Until(() => { lock (buyerReports) { return buyerReports.Count == 1; } }, "the buyer's fill");
         Until(() => { lock (sellerReports) { return sellerReports.Count == 1; } }, "the seller's fill");
@@ -88,7 +88,7 @@ public class ServeTests
         NodeStatus status = (await server.StatusAsync()).Status!;
         Assert.Multiple(() =>
         {
-            Assert.That(status.Lsn, Is.EqualTo(1UL), "journaled once");
+            Assert.That(status.Lsn, Is.EqualTo(EngineServer.InitialLsns + 1), "journaled once");
             Assert.That(status.Duplicates, Is.EqualTo(1));
         });
     }

@@ -206,7 +206,7 @@ public class SnapshotTests
                 var store = new SnapshotStore(Path.Combine(data, "journal", "snapshots"), retain: 100);
                 return store.List().ToDictionary(s => s.BlockNo, s =>
                 {
-                    Exchange.ReadSnapshot(File.ReadAllBytes(s.Path), reference, out SnapshotHeader header);
+                    Exchange.ReadSnapshot(File.ReadAllBytes(s.Path), out SnapshotHeader header);
                     return header.StateChecksum;
                 });
             }

@@ -215,7 +215,7 @@ internal static class LogCommands
                         {
                             continue;
                         }
-                        record.ReadOrder(out Transaction tx);
+                        record.Read(out Transaction tx);
                         remaining--;
                         if (asJson)
                         {
@@ -259,6 +259,11 @@ internal static class LogCommands
         writer.WriteNumber("lsn", lsn);
         writer.WriteNumber("block", blockNo);
         writer.WriteString("kind", KindName(tx.Kind));
+        if (AdminTransaction.IsAdmin(tx.Kind))
+        {
+            // An operator's: its fields say what each kind means (AdminTransaction), the text says it in words.
+            writer.WriteString("admin", AdminTransaction.Describe(in tx));
+        }
         writer.WriteNumber("client_id", tx.ClientId);
         writer.WriteNumber("client_seq", tx.ClientSeq);
         writer.WriteNumber("account", tx.Account);
@@ -284,7 +289,13 @@ internal static class LogCommands
 
     /// <summary>The record kind's name, as dump prints it (text and JSON).</summary>
     private static string KindName(MessageType kind) =>
-        kind switch { MessageType.NewOrder => "new_order", MessageType.Cancel => "cancel", MessageType.Replace => "replace", _ => kind.ToString() };
+        kind switch
+        {
+            MessageType.NewOrder => "new_order",
+            MessageType.Cancel => "cancel",
+            MessageType.Replace => "replace",
+            _ => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(kind.ToString()),
+        };
 
     private static Command Generate()
     {

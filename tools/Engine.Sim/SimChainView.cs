@@ -104,7 +104,11 @@ public sealed class SimChainView(SimBlockArchive archive)
             var receipts = new List<((uint Client, ulong Seq) Key, Receipt Receipt)>();
             foreach (BlockRecord record in records)
             {
-                record.ReadOrder(out Transaction tx);
+                record.Read(out Transaction tx);
+                if (AdminTransaction.IsAdmin(tx.Kind))
+                {
+                    continue; // no client's request
+                }
                 var receipt = new Receipt(records.Header.BlockNo, record.Lsn, hash);
                 _journaled.TryAdd((tx.ClientId, tx.ClientSeq), receipt);
                 receipts.Add(((tx.ClientId, tx.ClientSeq), receipt));

@@ -75,7 +75,7 @@ public sealed class SimNode
         _generation++;
         var snapshots = new SnapshotSchedule(new SnapshotStore(SnapshotDisk, retain: 2), SnapshotEvery, TimeSpan.Zero) { Retention = JournalRetention.Delete };
         _installsSeen = 0;
-        Ledger = new JournalPairLedger((anchor, startBlock) => SimulatedJournal.Open(Device, _world.JournalSettings, anchor, startBlock), SetAside, Name, _world.Reference, ChecksumEvery,
+        Ledger = new JournalPairLedger((anchor, startBlock) => SimulatedJournal.Open(Device, _world.JournalSettings, anchor, startBlock), SetAside, Name, ChecksumEvery,
             _ => { }, snapshots, _world.Clock, snapshotsOnOwnThread: false); // its lines carry wall-clock times: not in a trace that must replay byte for byte
         CheckRecovery(Ledger);
         var settings = _world.Settings with { Role = role, Peer = "127.0.0.1:1", ReplicationListen = "127.0.0.1:2" };
@@ -98,14 +98,14 @@ public sealed class SimNode
             return;
         }
         _world.Count("recovered-from-snapshot");
-        var replayed = new Core.Book.Exchange(_world.Reference);
+        var replayed = new Core.Book.Exchange();
         long from = SimulatedJournalDevice.BeginAddress;
         ulong? after = null;
         if (ledger.Journal.Base is { } journalBase)
         {
             // A journal installed from a snapshot holds no genesis to replay from: the oldest snapshot of a
             // block it holds, and the blocks after it, must reach the state recovery reached from the newest.
-            LoadedSnapshot? oldest = new SnapshotStore(SnapshotDisk, retain: 2).LoadNewestFirst(_world.Reference, _ => { }).LastOrDefault(s => s.Header.BlockNo >= journalBase.BlockNo);
+            LoadedSnapshot? oldest = new SnapshotStore(SnapshotDisk, retain: 2).LoadNewestFirst(_ => { }).LastOrDefault(s => s.Header.BlockNo >= journalBase.BlockNo);
             if (oldest is null || oldest.Header.BlockNo == anchor
                 || ledger.Journal.FindBlock(new JournalAnchor(oldest.Header.BlockNo, oldest.Header.BlockHash)) is not { } address)
             {

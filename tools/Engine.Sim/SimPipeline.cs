@@ -31,7 +31,7 @@ public sealed class SimPipeline
     private readonly Sealer _sealer;
     private readonly BlockApplier _applier;
     private readonly ulong _checksumEvery;
-    private readonly Queue<(TxSlot Slot, SimClient Client, int Connection)> _waiting = new();
+    private readonly Queue<(TxSlot Slot, SimClient? Client, int Connection)> _waiting = new();
 #pragma warning disable IDE0044 // a mutable struct called in place
     private FusedHandler<TxSlot, ValidateStage, SealStage> _validateAndSeal;
 #pragma warning restore IDE0044
@@ -48,7 +48,31 @@ public sealed class SimPipeline
         clientSeqs.Seed(ledger.Exchange.ClientSeqs);
         var builder = new BlockBuilder(ledger.Head, _journal.Settings.MaxTransactionsPerBlock) { Epoch = pair.Epoch };
         _sealer = new Sealer(builder, _journal, new BlockTable(1024), clientSeqs, clock, new Mirror(pair));
-        _validateAndSeal = new(new ValidateStage(reference.Instruments, reference), new SealStage(_sealer));
+        var source = new ReferenceSource(ledger.Exchange);
+        _validateAndSeal = new(new ValidateStage(() => source.Current, checkSessions: true), new SealStage(_sealer));
+        if (!ledger.Exchange.HasReferenceData)
+        {
+            source.Journaling(reference, SealReferenceData(reference));
+        }
+    }
+
+    /// <summary>
+    /// A new ledger's first transactions: the configured reference data, as <c>EngineNode</c> journals
+    /// it, in one ring batch; applied (and answered to nobody) by <see cref="Pump"/> like any request.
+    /// </summary>
+    private Task SealReferenceData(ReferenceData reference)
+    {
+        Transaction[] initial = [.. reference.AdminTransactions()];
+        Task applied = Task.CompletedTask;
+        for (int i = 0; i < initial.Length; i++)
+        {
+            var submission = new AdminSubmission(initial[i]);
+            var slot = new TxSlot { Admin = submission, Tx = initial[i] };
+            _validateAndSeal.OnEvent(ref slot, _sequence++, endOfBatch: i == initial.Length - 1);
+            _waiting.Enqueue((slot, null, 0));
+            applied = submission.Outcome;
+        }
+        return applied;
     }
 
     /// <summary>Requests sealed and not yet answered.</summary>
@@ -79,7 +103,7 @@ public sealed class SimPipeline
     /// <summary>Answers, in ring order, every waiting request the gate lets go now; stops at the first it holds back.</summary>
     public void Pump(Action<SimClient, int, ulong, Receipt> answer)
     {
-        while (_waiting.TryPeek(out (TxSlot Slot, SimClient Client, int Connection) next))
+        while (_waiting.TryPeek(out (TxSlot Slot, SimClient? Client, int Connection) next))
         {
             ref readonly TxSlot slot = ref next.Slot;
             var sink = new FirstAnswer();
@@ -102,6 +126,12 @@ public sealed class SimPipeline
                 }
             }
             _waiting.Dequeue();
+            if (next.Client is null)
+            {
+                // The reference data a new ledger starts with: nobody to answer.
+                slot.Admin!.Complete(sink.Reason, slot.Lsn, slot.BlockNo);
+                continue;
+            }
             Receipt? receipt = sink.Receipt;
             if (receipt is null && sink.RejectedLsn != 0 && _applier.Exchange.TryGetOutcome(slot.Tx.ClientId, slot.Tx.ClientSeq, out Outcome outcome))
             {
@@ -118,9 +148,12 @@ public sealed class SimPipeline
     /// <summary>The node stops serving (stepped down or halted): what waits at the gate was never acknowledged; returns the clients to tell so.</summary>
     public IEnumerable<(SimClient Client, int Connection, ulong Seq)> Drain()
     {
-        while (_waiting.TryDequeue(out (TxSlot Slot, SimClient Client, int Connection) waiting))
+        while (_waiting.TryDequeue(out (TxSlot Slot, SimClient? Client, int Connection) waiting))
         {
-            yield return (waiting.Client, waiting.Connection, waiting.Slot.Tx.ClientSeq);
+            if (waiting.Client is { } client)
+            {
+                yield return (client, waiting.Connection, waiting.Slot.Tx.ClientSeq);
+            }
         }
     }
 
@@ -129,10 +162,11 @@ public sealed class SimPipeline
     {
         public Receipt? Receipt;
         public ulong RejectedLsn;
+        public RejectReason Reason;
 
         public void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash) => Receipt ??= new Sim.Receipt(blockNo, lsn, blockHash);
 
-        public void Rejected(in Transaction tx, RejectReason reason, ulong lsn) => RejectedLsn = lsn;
+        public void Rejected(in Transaction tx, RejectReason reason, ulong lsn) => (RejectedLsn, Reason) = (lsn, reason);
 
         public readonly void Execution(in ExecutionReport report)
         {

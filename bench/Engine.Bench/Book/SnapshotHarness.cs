@@ -62,7 +62,7 @@ public static class SnapshotHarness
             exchange.WriteSnapshot(buffer, 1, default);
             double writeMs = clock.Elapsed.TotalMilliseconds;
             clock.Restart();
-            Exchange.ReadSnapshot(buffer.WrittenSpan, reference, out _);
+            Exchange.ReadSnapshot(buffer.WrittenSpan, out _);
             double loadMs = clock.Elapsed.TotalMilliseconds;
             if (r > 0)
             {

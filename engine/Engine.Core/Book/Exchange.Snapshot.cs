@@ -16,13 +16,19 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 /// The whole state machine as bytes: <see cref="WriteSnapshot"/> and <see cref="ReadSnapshot"/>.
 /// </summary>
 /// <remarks>
-/// <para><b>Layout</b> (little-endian; version 2: version 1 had no last trade price per book, and is refused: recovery then uses genesis):</para>
+/// <para><b>Layout</b> (little-endian; version 3: version 2 had no reference data, version 1 no last
+/// trade price per book; both are refused, and recovery then uses an older snapshot or genesis):</para>
 /// <code>
-///  0  u8[8] magic "ENGSNAP1"      8 u32 version = 2      12 u32 reserved = 0
+///  0  u8[8] magic "ENGSNAP1"      8 u32 version = 3      12 u32 reserved = 0
 /// 16  u64 block number            24 u8[32] block hash   56 u8[32] state checksum
 /// 88  u64 last LSN                96 u64 next trade id
 /// 104 u32 resting orders (all books: the loader sizes its tables from it)
-/// 108 u32 books; per book (instrument ascending): u32 instrument, i64 last trade price (0: none), then bids and asks, each:
+/// 108 the reference data:
+///     u32 instruments; per instrument (id ascending): u32 id, u64 symbol (AdminTransaction.PackSymbol),
+///       i64 tick, i64 reference price, u32 price band (bps), u8 halted
+///     u32 accounts; per account (id ascending): u32 id, i64 max order quantity, i64 max notional, u32 max open orders
+///     u32 clients; per client (id ascending): u32 id, u8 enabled, u32 ranges; per range (ascending, apart): u32 first, u32 last account
+///     u32 books; per book (instrument ascending): u32 instrument, i64 last trade price (0: none), then bids and asks, each:
 ///       u32 levels; per level (worst first, so that loading appends each level after the others
 ///       instead of moving them all): i64 price, u32 orders; per order (oldest first):
 ///       u64 clientOrderId, u64 clientSeq, i64 leaves, i64 cum, u32 clientId, u32 account
@@ -30,9 +36,10 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 ///       length; per window slot: u64 clientSeq, u64 lsn, u64 block, u16 reason, u8[32] block hash
 ///  end-32 u8[32] SHA-256 of everything before it
 /// </code>
-/// <para>Account open-order counts are not stored: they are counted from the orders. Reference data
-/// (instruments, accounts and their limits) is the node's; a snapshot names instruments and
-/// accounts, and loading refuses one that names what the reference data lacks.</para>
+/// <para>Account open-order counts are not stored: they are counted from the orders. The reference
+/// data is the ledger's, so the snapshot carries it (never a credential: the ledger has none), and
+/// loading builds it through the same admin transactions the log applies, with their checks; an order
+/// on an instrument or account the snapshot does not define is refused.</para>
 /// <para><b>Hostile bytes.</b> A snapshot is read as untrusted: every count is bounded by the bytes
 /// left, every field by the protocol's limits, every order by its book's shape (levels strictly
 /// ordered from best, the book not crossed, one live order per key), and the loaded state must give
@@ -40,7 +47,7 @@ public readonly record struct SnapshotHeader(ulong BlockNo, Hash32 BlockHash, Ha
 /// </remarks>
 public sealed partial class Exchange
 {
-    private const int SnapshotVersion = 2;
+    private const int SnapshotVersion = 3;
     private const int SnapshotHeaderBytes = 108;
     private const int SnapshotOrderBytes = 40;
     private const int SnapshotOutcomeBytes = 58;
@@ -65,6 +72,7 @@ public sealed partial class Exchange
         writer.U64(LastLsn);
         writer.U64(_nextTradeId);
         writer.U32((uint)_orders.Live);
+        WriteReference(writer);
         writer.U32((uint)_books.Count(b => b is not null));
         foreach (OrderBook? book in _books)
         {
@@ -151,16 +159,15 @@ public sealed partial class Exchange
     /// remarks); the header says where it stands.
     /// </summary>
     /// <exception cref="InvalidDataException">The bytes are no snapshot of this version, are damaged, or describe a state that cannot be (the message names what).</exception>
-    public static Exchange ReadSnapshot(ReadOnlySpan<byte> snapshot, ReferenceData reference, out SnapshotHeader header)
+    public static Exchange ReadSnapshot(ReadOnlySpan<byte> snapshot, out SnapshotHeader header)
     {
-        ArgumentNullException.ThrowIfNull(reference);
         SnapshotHeader stated = ReadSnapshotHeader(snapshot);
         var reader = new SnapshotReader(snapshot[96..^SHA256.HashSizeInBytes]); // after the fields of the header, from the next trade id on
         ulong blockNo = stated.BlockNo;
         Hash32 blockHash = stated.BlockHash;
         Hash32 checksum = stated.StateChecksum;
         ulong lastLsn = stated.LastLsn;
-        var exchange = new Exchange(reference) { LastLsn = lastLsn, _nextTradeId = reader.U64("next trade id") };
+        var exchange = new Exchange { LastLsn = lastLsn, _nextTradeId = reader.U64("next trade id") };
         if (exchange._nextTradeId == 0)
         {
             throw new InvalidDataException("next trade id 0: trade ids start at 1");
@@ -168,6 +175,9 @@ public sealed partial class Exchange
         uint resting = reader.Count("resting orders", SnapshotOrderBytes, int.MaxValue);
         exchange._orders.EnsureCapacity((int)resting);
         exchange._byKey.EnsureCapacity((int)resting);
+        exchange.HoldPublishing();
+        exchange.LoadReference(ref reader);
+        exchange.ReleasePublishing();
         exchange.LoadBooks(ref reader);
         if (exchange._orders.Live != resting)
         {
@@ -187,6 +197,129 @@ public sealed partial class Exchange
         return exchange;
     }
 
+    private void WriteReference(SnapshotWriter writer)
+    {
+        ReferenceView reference = Reference;
+        writer.U32((uint)reference.Instruments.All.Count);
+        foreach (Ledger.Instrument instrument in reference.Instruments.All.OrderBy(i => i.Id))
+        {
+            writer.U32(instrument.Id);
+            writer.U64(AdminTransaction.PackSymbol(instrument.Symbol));
+            writer.U64((ulong)instrument.TickSize);
+            writer.U64((ulong)instrument.ReferencePrice);
+            writer.U32((uint)instrument.PriceBandBps);
+            writer.U8(instrument.Halted ? (byte)1 : (byte)0);
+        }
+        writer.U32((uint)reference.Accounts.Count);
+        foreach (var (id, limits) in reference.Accounts)
+        {
+            writer.U32(id);
+            writer.U64((ulong)limits.MaxOrderQuantity);
+            writer.U64((ulong)limits.MaxOrderNotional);
+            writer.U32((uint)limits.MaxOpenOrders);
+        }
+        writer.U32((uint)reference.Clients.Count);
+        foreach (var (id, grants) in reference.Clients)
+        {
+            writer.U32(id);
+            writer.U8(grants.Enabled ? (byte)1 : (byte)0);
+            writer.U32((uint)grants.Accounts.Length);
+            foreach (AccountRange range in grants.Accounts)
+            {
+                writer.U32(range.First);
+                writer.U32(range.Last);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loads the reference data through the admin transactions that make it, so that a snapshot's
+    /// tables pass the same checks as the log's; ids must ascend and a client's ranges be as the
+    /// ledger keeps them (ascending, apart), so one state has one snapshot.
+    /// </summary>
+    private void LoadReference(ref SnapshotReader reader)
+    {
+        uint instruments = reader.Count("instruments", 33, ProtocolLimits.MaxInstrumentId);
+        uint previous = 0;
+        for (uint i = 0; i < instruments; i++)
+        {
+            uint id = reader.U32("instrument id");
+            Transaction define = new()
+            {
+                Kind = MessageType.InstrumentDefine,
+                Instrument = id,
+                ClientOrderId = reader.U64("symbol"),
+                Quantity = (long)reader.U64("tick"),
+                Price = (long)reader.U64("reference price"),
+                Account = reader.U32("price band"),
+            };
+            byte halted = reader.U8("halted");
+            if (id <= previous || halted > 1)
+            {
+                throw new InvalidDataException($"instrument {i}: id {id} after {previous}, halted {halted}");
+            }
+            previous = id;
+            Admin(in define);
+            if (halted == 1)
+            {
+                Admin(AdminTransaction.HaltInstrument(id));
+            }
+        }
+        uint accounts = reader.Count("accounts", 24, int.MaxValue);
+        previous = 0;
+        for (uint a = 0; a < accounts; a++)
+        {
+            uint id = reader.U32("account id");
+            long quantity = (long)reader.U64("max order quantity");
+            long notional = (long)reader.U64("max notional");
+            uint open = reader.U32("max open orders");
+            if ((a > 0 && id <= previous) || open > int.MaxValue)
+            {
+                throw new InvalidDataException($"account {a}: id {id} after {previous}, {open} open orders");
+            }
+            previous = id;
+            Admin(AdminTransaction.SetAccountLimits(id, quantity, notional, (int)open));
+        }
+        uint clients = reader.Count("clients", 9, ProtocolLimits.MaxClientId);
+        previous = 0;
+        for (uint c = 0; c < clients; c++)
+        {
+            uint id = reader.U32("client id");
+            byte enabled = reader.U8("enabled");
+            uint count = reader.Count("account ranges", 8, ClientGrants.MaxRanges);
+            if (id <= previous || enabled > 1)
+            {
+                throw new InvalidDataException($"client {c}: id {id} after {previous}, enabled {enabled}");
+            }
+            previous = id;
+            Admin(AdminTransaction.EnableClient(id));
+            var ranges = new AccountRange[count];
+            for (int r = 0; r < ranges.Length; r++)
+            {
+                ranges[r] = new AccountRange(reader.U32("first account"), reader.U32("last account"));
+                Admin(AdminTransaction.GrantAccounts(id, ranges[r].First, ranges[r].Last));
+            }
+            if (!_grants[id].Accounts.SequenceEqual(ranges))
+            {
+                throw new InvalidDataException($"client {id}: account ranges {string.Join(",", ranges)} are not ascending and apart");
+            }
+            if (enabled == 0)
+            {
+                Admin(AdminTransaction.DisableClient(id));
+            }
+        }
+
+        void Admin(in Transaction tx)
+        {
+            var none = new NoReports();
+            RejectReason refused = ApplyAdmin(in tx, 0, ref none);
+            if (refused != RejectReason.None)
+            {
+                throw new InvalidDataException($"{AdminTransaction.Describe(in tx)}: {refused}");
+            }
+        }
+    }
+
     private void LoadBooks(ref SnapshotReader reader)
     {
         uint books = reader.Count("books", 4 + 8 + 8, (uint)_books.Length);
@@ -196,7 +329,7 @@ public sealed partial class Exchange
             uint instrument = reader.U32("instrument");
             if (instrument <= previous || instrument >= (uint)_books.Length || _books[instrument] is not { } book)
             {
-                throw new InvalidDataException($"book {b}: instrument {instrument} is not in the reference data, or out of order");
+                throw new InvalidDataException($"book {b}: instrument {instrument} is not in the snapshot's reference data, or out of order");
             }
             previous = instrument;
             long lastTrade = (long)reader.U64("last trade price");
@@ -316,6 +449,8 @@ public sealed partial class Exchange
     {
         private readonly int _start = destination.WrittenCount;
 
+        public void U8(byte value) => Take(1)[0] = value;
+
         public void U16(ushort value) => BinaryPrimitives.WriteUInt16LittleEndian(Take(2), value);
 
         public void U32(uint value) => BinaryPrimitives.WriteUInt32LittleEndian(Take(4), value);
@@ -347,6 +482,8 @@ public sealed partial class Exchange
         public readonly int Left => _left.Length;
 
         public readonly bool AtEnd => _left.IsEmpty;
+
+        public byte U8(string what) => Take(1, what)[0];
 
         public ushort U16(string what) => BinaryPrimitives.ReadUInt16LittleEndian(Take(2, what));
 

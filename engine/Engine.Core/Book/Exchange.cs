@@ -35,8 +35,7 @@ public sealed partial class Exchange
     /// </summary>
     public const int DedupeWindow = (int)ProtocolLimits.ClientSeqWindow;
 
-    private readonly ReferenceData _reference;
-    private readonly OrderBook?[] _books;
+    private OrderBook?[] _books = new OrderBook?[1];
     private readonly OrderStore _orders = new();
     private readonly Dictionary<OrderKey, int> _byKey = [];
     private readonly Dictionary<uint, AccountState> _accounts = [];
@@ -47,19 +46,34 @@ public sealed partial class Exchange
     // The block of the transaction being applied, for its receipt.
     private (ulong No, Hash32 Hash) _block;
 
+    /// <summary>
+    /// An empty state machine: no instruments, accounts or clients until admin transactions define
+    /// them. What a node starts from: its reference data comes from the ledger, never from its
+    /// configuration (which only the first primary of a new ledger journals, see <see cref="ReferenceData.AdminTransactions"/>).
+    /// </summary>
+    public Exchange()
+    {
+    }
+
+    /// <summary>
+    /// A state machine that starts with <paramref name="reference"/> as if its admin transactions
+    /// (<see cref="ReferenceData.AdminTransactions"/>) had been applied before the first LSN: for
+    /// tests and tools that apply orders to a book of known instruments; a node starts empty.
+    /// </summary>
     public Exchange(ReferenceData reference)
     {
-        _reference = reference;
-        // Instrument ids are at most InstrumentTable.MaxId; no instruments at all is a book with no books.
-        _books = new OrderBook?[reference.Instruments.All.Select(i => (int)i.Id).DefaultIfEmpty(0).Max() + 1];
-        foreach (var instrument in reference.Instruments.All)
+        ArgumentNullException.ThrowIfNull(reference);
+        var none = new NoReports();
+        HoldPublishing();
+        foreach (Transaction admin in reference.AdminTransactions())
         {
-            _books[instrument.Id] = new OrderBook(instrument);
+            RejectReason refused = ApplyAdmin(in admin, 0, ref none);
+            if (refused != RejectReason.None)
+            {
+                throw new ArgumentException($"{reference}: {AdminTransaction.Describe(in admin)} is refused: {refused}");
+            }
         }
-        foreach (var (id, limits) in reference.Accounts)
-        {
-            _accounts[id] = new AccountState(limits);
-        }
+        ReleasePublishing();
     }
 
     /// <summary>The LSN of the last transaction applied (0 before any).</summary>
@@ -111,6 +125,16 @@ public sealed partial class Exchange
         where TSink : struct, IExecutionSink
     {
         LastLsn = lsn;
+        if (AdminTransaction.IsAdmin(tx.Kind))
+        {
+            _block = (blockNo, blockHash);
+            RejectReason refused = ApplyAdmin(in tx, lsn, ref sink);
+            if (refused != RejectReason.None)
+            {
+                sink.Rejected(in tx, refused, lsn);
+            }
+            return;
+        }
         RejectReason stateless = TransactionCodec.Check(in tx);
         if (stateless is RejectReason.BadClientId or RejectReason.BadClientSeq)
         {
@@ -124,7 +148,7 @@ public sealed partial class Exchange
             return;
         }
         _block = (blockNo, blockHash);
-        RejectReason reason = stateless != RejectReason.None ? stateless : _reference.Instruments.Check(in tx);
+        RejectReason reason = stateless != RejectReason.None ? stateless : CheckInstrument(in tx);
         if (reason == RejectReason.None)
         {
             reason = tx.Kind switch
@@ -170,6 +194,15 @@ public sealed partial class Exchange
         if (book is null)
         {
             return RejectReason.UnknownInstrument;
+        }
+        RejectReason entitled = CheckEntitlement(tx.ClientId, tx.Account);
+        if (entitled != RejectReason.None)
+        {
+            return entitled;
+        }
+        if (book.Definition.Halted)
+        {
+            return RejectReason.InstrumentHalted;
         }
         if (!_accounts.TryGetValue(tx.Account, out AccountState? account))
         {
@@ -267,6 +300,15 @@ public sealed partial class Exchange
         }
         AccountState account = _accounts[order.Account];
         OrderBook book = _books[order.Instrument]!;
+        RejectReason entitled = CheckEntitlement(tx.ClientId, order.Account);
+        if (entitled != RejectReason.None)
+        {
+            return entitled;
+        }
+        if (book.Definition.Halted)
+        {
+            return RejectReason.InstrumentHalted;
+        }
         if (!book.InBand(tx.Price))
         {
             return RejectReason.PriceOutsideBand;
@@ -465,6 +507,12 @@ public sealed partial class Exchange
             }
             hasher.Add(book.Instrument);
             hasher.Add(book.LastTradePrice);
+            Ledger.Instrument definition = book.Definition;
+            hasher.Add(AdminTransaction.PackSymbol(definition.Symbol));
+            hasher.Add(definition.TickSize);
+            hasher.Add(definition.ReferencePrice);
+            hasher.Add((ulong)definition.PriceBandBps);
+            hasher.Add(definition.Halted ? 1UL : 0UL);
             foreach (BookSide side in new[] { book.Bids, book.Asks })
             {
                 hasher.Add(side.LevelCount);
@@ -486,10 +534,25 @@ public sealed partial class Exchange
                 }
             }
         }
-        foreach (uint id in _reference.AccountIds)
+        foreach (uint id in _accounts.Keys.Order())
+        {
+            AccountState account = _accounts[id];
+            hasher.Add(id);
+            hasher.Add(account.Open);
+            hasher.Add(account.Limits.MaxOrderQuantity);
+            hasher.Add(account.Limits.MaxOrderNotional);
+            hasher.Add((ulong)account.Limits.MaxOpenOrders);
+        }
+        foreach (var (id, grants) in _grants.OrderBy(g => g.Key))
         {
             hasher.Add(id);
-            hasher.Add(_accounts[id].Open);
+            hasher.Add(grants.Enabled ? 1UL : 0UL);
+            hasher.Add((ulong)grants.Accounts.Length);
+            foreach (AccountRange range in grants.Accounts)
+            {
+                hasher.Add(range.First);
+                hasher.Add(range.Last);
+            }
         }
         foreach (ClientState client in _clientsInOrder)
         {
@@ -591,35 +654,38 @@ public sealed partial class Exchange
     {
         public uint Instrument { get; } = instrument.Id;
 
+        /// <summary>The instrument's reference data as the ledger has it now (admin transactions replace it).</summary>
+        public Ledger.Instrument Definition { get; set; } = instrument;
+
         /// <summary>The price of the last trade on this book; 0 before the first.</summary>
         public long LastTradePrice;
 
         /// <summary>The last trade's price, else the configured one (0: none yet).</summary>
-        public long ReferencePrice => LastTradePrice != 0 ? LastTradePrice : instrument.ReferencePrice;
+        public long ReferencePrice => LastTradePrice != 0 ? LastTradePrice : Definition.ReferencePrice;
 
         /// <summary>True when <paramref name="price"/> is within the band around the reference price (always, without a band or a reference price).</summary>
         public bool InBand(long price)
         {
             long reference = ReferencePrice;
-            if (instrument.PriceBandBps == 0 || reference == 0)
+            if (Definition.PriceBandBps == 0 || reference == 0)
             {
                 return true;
             }
             // Prices are at most 10^12 and the band at most 10^5 bps: the products fit an Int128 with room.
             Int128 distance = price > reference ? price - reference : reference - price;
-            return distance * 10_000 <= (Int128)reference * instrument.PriceBandBps;
+            return distance * 10_000 <= (Int128)reference * Definition.PriceBandBps;
         }
 
         /// <summary>The furthest price a market order on <paramref name="side"/> may trade at (on the tick, inside the band); null without a band.</summary>
         public long? BandEdge(Side side)
         {
             long reference = ReferencePrice;
-            if (instrument.PriceBandBps == 0 || reference == 0)
+            if (Definition.PriceBandBps == 0 || reference == 0)
             {
                 return null;
             }
-            long width = (long)((Int128)reference * instrument.PriceBandBps / 10_000) / instrument.TickSize * instrument.TickSize;
-            return side == Side.Buy ? reference + width : Math.Max(instrument.TickSize, reference - width);
+            long width = (long)((Int128)reference * Definition.PriceBandBps / 10_000) / Definition.TickSize * Definition.TickSize;
+            return side == Side.Buy ? reference + width : Math.Max(Definition.TickSize, reference - width);
         }
 
         public BookSide Bids { get; } = new(Side.Buy);
@@ -629,7 +695,7 @@ public sealed partial class Exchange
 
     private sealed class AccountState(AccountLimits limits)
     {
-        public AccountLimits Limits { get; } = limits;
+        public AccountLimits Limits { get; set; } = limits;
 
         public int Open;
     }

@@ -1,5 +1,6 @@
 using Engine.Core.Ledger;
 using Engine.Core.Server;
+using Engine.Protocol;
 
 namespace Engine.Core.Book;
 
@@ -21,13 +22,15 @@ public sealed record ClientEntitlement(uint ClientId, TokenHash Credential, IRea
 }
 
 /// <summary>
-/// What the engine is configured with: instruments, accounts with their limits, clients with their
-/// tokens and accounts. Fixed while the engine runs; the same on both nodes of a pair.
+/// What a node is configured with: instruments, accounts with their limits, clients with their
+/// tokens and accounts. Only the credentials (token hashes) are used as they are: the rest is the
+/// reference data a new ledger starts with (the first primary journals it as admin transactions,
+/// <see cref="AdminTransactions"/>); from then on the ledger's tables rule, on every node, whatever
+/// its file says (<see cref="ReferenceView.DifferencesFrom"/> tells the operator where they differ).
 /// </summary>
 public sealed class ReferenceData
 {
     private readonly Dictionary<uint, ClientEntitlement> _clients;
-    private readonly Dictionary<uint, HashSet<uint>> _accountsByClient;
 
     public ReferenceData(InstrumentTable instruments, IReadOnlyDictionary<uint, AccountLimits> accounts, IEnumerable<ClientEntitlement> clients, string source)
         : this(instruments, accounts, clients, source, isDevelopment: false)
@@ -42,7 +45,13 @@ public sealed class ReferenceData
         Source = source;
         IsDevelopment = isDevelopment;
         _clients = [];
-        _accountsByClient = [];
+        foreach (var (id, limits) in accounts)
+        {
+            if (limits.MaxOrderQuantity is < 0 or > Protocol.ProtocolLimits.MaxQuantity || limits.MaxOrderNotional < 0 || limits.MaxOpenOrders < 0)
+            {
+                throw new ArgumentException($"account {id}: limits must be a quantity of 0 to {Protocol.ProtocolLimits.MaxQuantity:N0}, a notional and open orders of 0 or more");
+            }
+        }
         foreach (ClientEntitlement client in clients)
         {
             // Every client that can log on must be one whose clientSeqs the sealer tracks (an array
@@ -63,17 +72,12 @@ public sealed class ReferenceData
                 }
             }
             ArgumentNullException.ThrowIfNull(client.Credential);
-            _accountsByClient[client.ClientId] = [.. client.Accounts];
         }
-        AccountIds = [.. accounts.Keys.Order()];
     }
 
     public InstrumentTable Instruments { get; }
 
     public IReadOnlyDictionary<uint, AccountLimits> Accounts { get; }
-
-    /// <summary>Account ids in ascending order: the order the state checksum walks them in.</summary>
-    public IReadOnlyList<uint> AccountIds { get; }
 
     public IEnumerable<ClientEntitlement> Clients => _clients.Values.OrderBy(c => c.ClientId);
 
@@ -102,8 +106,33 @@ public sealed class ReferenceData
     public bool Authenticate(uint clientId, string token) =>
         _clients.TryGetValue(clientId, out ClientEntitlement? client) && client.Credential.Verify(token);
 
-    public bool MayTrade(uint clientId, uint account) =>
-        _accountsByClient.TryGetValue(clientId, out HashSet<uint>? accounts) && accounts.Contains(account);
+    /// <summary>True when this configuration has a credential for the client: it can log on here, if the ledger has it enabled.</summary>
+    public bool HasCredential(uint clientId) => _clients.ContainsKey(clientId);
+
+    /// <summary>
+    /// This configuration as the admin transactions that make it the ledger's reference data: every
+    /// instrument defined, every account's limits, every client enabled and granted its accounts (as
+    /// ranges of consecutive ids). In id order, so two nodes with the same file journal the same records.
+    /// </summary>
+    public IEnumerable<Transaction> AdminTransactions()
+    {
+        foreach (Ledger.Instrument instrument in Instruments.All.OrderBy(i => i.Id))
+        {
+            yield return AdminTransaction.DefineInstrument(instrument.Id, instrument.Symbol, instrument.TickSize, instrument.ReferencePrice, instrument.PriceBandBps);
+        }
+        foreach (var (id, limits) in Accounts.OrderBy(a => a.Key))
+        {
+            yield return AdminTransaction.SetAccountLimits(id, limits.MaxOrderQuantity, limits.MaxOrderNotional, limits.MaxOpenOrders);
+        }
+        foreach (ClientEntitlement client in Clients)
+        {
+            yield return AdminTransaction.EnableClient(client.ClientId);
+            foreach (AccountRange range in AccountRanges.Of(client.Accounts))
+            {
+                yield return AdminTransaction.GrantAccounts(client.ClientId, range.First, range.Last);
+            }
+        }
+    }
 
     /// <summary>
     /// The built-in development configuration: the three development instruments, accounts 1-10

@@ -22,8 +22,8 @@ namespace Engine.Core.Chain;
 /// <para>Not checked here: the block's hash and its link to the chain (<see cref="ChainVerifier"/>,
 /// which walks its records with this reader too).</para>
 /// <para>Records are 64 fixed bytes (<see cref="LedgerRecord"/>): an LSN, a kind and the kind's
-/// payload; a reader dispatches on <see cref="BlockRecord.Kind"/>. Today every known kind is an
-/// order request, read with <see cref="BlockRecord.ReadOrder"/>.</para>
+/// payload; a reader dispatches on <see cref="BlockRecord.Kind"/>. Every known kind is a
+/// transaction (an order request or an admin transaction), read with <see cref="BlockRecord.Read"/>.</para>
 /// </remarks>
 public ref struct BlockRecords
 {
@@ -190,7 +190,7 @@ public readonly ref struct BlockRecord
     /// <summary>Its 64 bytes, laid out as its block's format version says (<see cref="LedgerRecord"/>).</summary>
     public ReadOnlySpan<byte> Bytes { get; }
 
-    /// <summary>Reads the order request the record holds (every kind known today is one).</summary>
-    /// <exception cref="InvalidDataException">The record is of a kind that is not an order request.</exception>
-    public void ReadOrder(out Transaction tx) => LedgerRecord.Read(Bytes, _formatVersion, out tx);
+    /// <summary>Reads the transaction the record holds: an order request or an admin transaction (<see cref="Transaction.Kind"/>).</summary>
+    /// <exception cref="InvalidDataException">The record is of a kind this version does not know.</exception>
+    public void Read(out Transaction tx) => LedgerRecord.Read(Bytes, _formatVersion, out tx);
 }

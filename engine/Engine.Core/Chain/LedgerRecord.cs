@@ -75,16 +75,17 @@ public static class LedgerRecord
     public static RecordKind KindOf(ReadOnlySpan<byte> record, ushort formatVersion) =>
         (RecordKind)record[formatVersion == BlockFormat.Version1 ? Version1KindOffset : KindOffset];
 
-    /// <summary>True for the kinds this version knows (the order requests).</summary>
-    public static bool IsKnown(RecordKind kind) => kind is RecordKind.OrderNew or RecordKind.OrderCancel or RecordKind.OrderReplace;
+    /// <summary>True for the kinds this version knows: the order requests and the admin transactions.</summary>
+    public static bool IsKnown(RecordKind kind) =>
+        kind is RecordKind.OrderNew or RecordKind.OrderCancel or RecordKind.OrderReplace || AdminTransaction.IsAdmin((MessageType)kind);
 
     /// <summary>The family of a kind, by its range.</summary>
     public static RecordFamily FamilyOf(RecordKind kind) => (byte)kind switch
     {
         0x00 => RecordFamily.None,
         <= 0x0F => RecordFamily.OrderRequest,
-        <= 0x2F => RecordFamily.Admin,
-        <= 0x4F => RecordFamily.ReferenceData,
+        <= 0x1F => RecordFamily.Admin,
+        <= 0x4F => RecordFamily.Reserved,
         <= 0x5F => RecordFamily.Chain,
         <= 0xEF => RecordFamily.Unassigned,
         _ => RecordFamily.Continuation,
@@ -95,27 +96,27 @@ public static class LedgerRecord
     {
         RecordFamily.None => "kind 0x00, which no record has (a zeroed record)",
         RecordFamily.OrderRequest => $"kind 0x{(byte)kind:x2}, an order request kind reserved for later (0x04-0x0F)",
-        RecordFamily.Admin => $"kind 0x{(byte)kind:x2}, an admin transaction (0x10-0x2F), reserved: not known to this reader",
-        RecordFamily.ReferenceData => $"kind 0x{(byte)kind:x2}, a reference data change (0x30-0x4F), reserved: not known to this reader",
+        RecordFamily.Admin => $"kind 0x{(byte)kind:x2}, an admin transaction kind reserved for later (0x10, 0x1A-0x1F)",
+        RecordFamily.Reserved => $"kind 0x{(byte)kind:x2}, reserved (0x20-0x4F): not known to this reader",
         RecordFamily.Chain => $"kind 0x{(byte)kind:x2}, a chain record (0x50-0x5F), reserved: not known to this reader",
         RecordFamily.Continuation => $"kind 0x{(byte)kind:x2}, a continuation (0xF0-0xFF), reserved: not known to this reader",
         _ => $"kind 0x{(byte)kind:x2}, unassigned",
     };
 
     /// <summary>
-    /// Reads an order request from a v2 record; returns its LSN. Callers read verified blocks
-    /// (<see cref="ChainVerifier"/> refuses every kind it does not know), so today every record is
-    /// one; a record of another kind throws rather than be misread as an order: dispatch on
-    /// <see cref="KindOf(ReadOnlySpan{byte})"/> once other kinds exist.
+    /// Reads the transaction a v2 record holds (an order request or an admin transaction: the same
+    /// fields, <see cref="Transaction.Kind"/> says which); returns its LSN. Callers read verified
+    /// blocks (<see cref="ChainVerifier"/> refuses every kind it does not know); a record of a kind
+    /// this version does not know throws rather than be misread.
     /// </summary>
-    /// <exception cref="InvalidDataException">The record is not an order request.</exception>
+    /// <exception cref="InvalidDataException">The record is of no kind this version knows.</exception>
     public static ulong Read(ReadOnlySpan<byte> source, out Transaction tx)
     {
         source = source[..Bytes];
         byte kind = source[8];
-        if (kind is < (byte)RecordKind.OrderNew or > (byte)RecordKind.OrderReplace)
+        if (!IsKnown((RecordKind)kind))
         {
-            ThrowNotAnOrder(source);
+            ThrowNotATransaction(source);
         }
         tx = new Transaction
         {
@@ -162,6 +163,6 @@ public static class LedgerRecord
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ThrowNotAnOrder(ReadOnlySpan<byte> record) =>
-        throw new InvalidDataException($"the record with LSN {LsnOf(record)} is not an order request: {Unknown(KindOf(record))}");
+    private static void ThrowNotATransaction(ReadOnlySpan<byte> record) =>
+        throw new InvalidDataException($"the record with LSN {LsnOf(record)} holds no transaction this version knows: {Unknown(KindOf(record))}");
 }

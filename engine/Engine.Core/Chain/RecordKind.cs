@@ -5,21 +5,23 @@ namespace Engine.Core.Chain;
 /// it and refuses a kind it does not know; it never skips one.
 /// </summary>
 /// <remarks>
-/// The kinds come in families, by range, so that the later changes to the ledger (admin
-/// transactions and reference data in issue 12, chain records) have their numbers now and a reader
-/// of today names what it met:
+/// The kinds come in families, by range, so that later changes to the ledger have their numbers
+/// and a reader names what it met. Every known kind is the protocol's <see cref="Engine.Protocol.MessageType"/>
+/// of the transaction it holds, so the sealer writes a transaction's kind as it is (a test pins it):
 /// <code>
 /// 0x00          none: never valid (a zeroed record is caught)
-/// 0x01 - 0x0F   order requests: 0x01 new, 0x02 cancel, 0x03 replace (= the protocol's MessageType);
-///               the rest reserved
-/// 0x10 - 0x2F   admin transactions (reserved: halt/resume an instrument, cancel-all, ...)
-/// 0x30 - 0x4F   reference data changes (reserved: instruments, accounts, clients, limits)
+/// 0x01 - 0x0F   order requests: 0x01 new, 0x02 cancel, 0x03 replace; the rest reserved
+/// 0x10 - 0x1F   admin transactions (Engine.Protocol.AdminTransaction): 0x11 define an instrument,
+///               0x12 halt it, 0x13 resume it, 0x14 an account's limits, 0x15 enable a client,
+///               0x16 grant it accounts, 0x17 disable it, 0x18 cancel-all of a client, 0x19
+///               cancel-all on an instrument; 0x10 and 0x1A-0x1F reserved
+/// 0x20 - 0x4F   reserved (more reference data kinds, should 0x1A-0x1F not be enough)
 /// 0x50 - 0x5F   chain records (reserved: e.g. an anchor or a checkpoint carried in a body)
 /// 0x60 - 0xEF   unassigned
 /// 0xF0 - 0xFF   continuation (reserved: the payload of the record before it goes on here, for a
 ///               transaction longer than one record's 55 bytes)
 /// </code>
-/// Only the order requests are known to this version; every other kind fails verification.
+/// A kind this version does not know fails verification.
 /// </remarks>
 public enum RecordKind : byte
 {
@@ -27,6 +29,15 @@ public enum RecordKind : byte
     OrderNew = 1,
     OrderCancel = 2,
     OrderReplace = 3,
+    InstrumentDefine = 0x11,
+    InstrumentHalt = 0x12,
+    InstrumentResume = 0x13,
+    AccountLimits = 0x14,
+    ClientEnable = 0x15,
+    ClientGrant = 0x16,
+    ClientDisable = 0x17,
+    CancelAllClient = 0x18,
+    CancelAllInstrument = 0x19,
 }
 
 /// <summary>The family a <see cref="RecordKind"/> value belongs to (its range).</summary>
@@ -35,7 +46,7 @@ public enum RecordFamily
     None,
     OrderRequest,
     Admin,
-    ReferenceData,
+    Reserved,
     Chain,
     Unassigned,
     Continuation,

@@ -34,18 +34,17 @@ public sealed class SnapshotReplica
 
     /// <param name="journal">The node's journal (open; its committed blocks are read).</param>
     /// <param name="store">Where snapshots go.</param>
-    /// <param name="reference">The node's reference data, for a state that starts empty.</param>
     /// <param name="intervalBlocks">A snapshot after every block whose number is a multiple of this; 0: only when asked (<see cref="TakeSnapshot"/>).</param>
     /// <param name="from">A snapshot to start from (its state is taken over, not copied), or null to apply the journal from genesis.</param>
     /// <param name="fromAddress">Where the first scan starts: <paramref name="from"/>'s block's address (its block is skipped), or the journal's first; -1: the journal's first.</param>
-    public SnapshotReplica(IJournal journal, SnapshotStore store, ReferenceData reference, ulong intervalBlocks, LoadedSnapshot? from = null, long fromAddress = -1)
+    public SnapshotReplica(IJournal journal, SnapshotStore store, ulong intervalBlocks, LoadedSnapshot? from = null, long fromAddress = -1)
     {
         ArgumentNullException.ThrowIfNull(journal);
         ArgumentNullException.ThrowIfNull(store);
         _journal = journal;
         _store = store;
         IntervalBlocks = intervalBlocks;
-        _applier = new BlockApplier(from?.Exchange ?? new Exchange(reference));
+        _applier = new BlockApplier(from?.Exchange ?? new Exchange());
         AppliedBlockNo = from?.Header.BlockNo;
         LastSnapshotBlockNo = from?.Header.BlockNo;
         _appliedHash = from?.Header.BlockHash ?? default;

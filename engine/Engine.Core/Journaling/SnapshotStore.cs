@@ -77,21 +77,20 @@ public sealed class SnapshotStore
     /// header is the one in its name); each one that does not is told to <paramref name="log"/>, with
     /// why, and passed over for the next older. Null when none does: recovery starts from genesis.
     /// </summary>
-    public LoadedSnapshot? LoadNewest(ReferenceData reference, Action<string> log) => LoadNewestFirst(reference, log).FirstOrDefault();
+    public LoadedSnapshot? LoadNewest(Action<string> log) => LoadNewestFirst(log).FirstOrDefault();
 
     /// <summary>
     /// The snapshots that verify, newest first, each loaded only when the caller asks for it (the one
     /// before was of no use to it); those that do not verify are told to <paramref name="log"/> and passed over.
     /// </summary>
-    /// <param name="reference">The node's reference data.</param>
     /// <param name="log">Where each snapshot passed over is told, with why.</param>
     /// <param name="below">Only snapshots taken before this block (those from it on were tried already).</param>
-    public IEnumerable<LoadedSnapshot> LoadNewestFirst(ReferenceData reference, Action<string> log, ulong below = ulong.MaxValue)
+    public IEnumerable<LoadedSnapshot> LoadNewestFirst(Action<string> log, ulong below = ulong.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(log);
         foreach ((ulong blockNo, _) in List())
         {
-            if (blockNo < below && TryLoad(blockNo, null, reference, log, "; trying the next older") is { } loaded)
+            if (blockNo < below && TryLoad(blockNo, null, log, "; trying the next older") is { } loaded)
             {
                 yield return loaded;
             }
@@ -103,10 +102,10 @@ public sealed class SnapshotStore
     /// the block whose hash is <paramref name="blockHash"/> (the one a journal was anchored at); null,
     /// told to <paramref name="log"/> with why, when it is missing or does not.
     /// </summary>
-    public LoadedSnapshot? Load(ulong blockNo, in Hash32 blockHash, ReferenceData reference, Action<string> log)
+    public LoadedSnapshot? Load(ulong blockNo, in Hash32 blockHash, Action<string> log)
     {
         ArgumentNullException.ThrowIfNull(log);
-        return TryLoad(blockNo, blockHash, reference, log, "");
+        return TryLoad(blockNo, blockHash, log, "");
     }
 
     /// <summary>
@@ -138,12 +137,12 @@ public sealed class SnapshotStore
     }
 
     /// <summary>The one way a snapshot file is read and checked: its contents, the block its name says, and (when given) the block's hash.</summary>
-    private LoadedSnapshot? TryLoad(ulong blockNo, Hash32? blockHash, ReferenceData reference, Action<string> log, string then)
+    private LoadedSnapshot? TryLoad(ulong blockNo, Hash32? blockHash, Action<string> log, string then)
     {
         string path = PathOf(blockNo);
         try
         {
-            Exchange exchange = Exchange.ReadSnapshot(_medium.Read(NameOf(blockNo)), reference, out SnapshotHeader header);
+            Exchange exchange = Exchange.ReadSnapshot(_medium.Read(NameOf(blockNo)), out SnapshotHeader header);
             if (header.BlockNo != blockNo || (blockHash is { } hash && header.BlockHash != hash))
             {
                 throw new InvalidDataException(blockHash is { } h

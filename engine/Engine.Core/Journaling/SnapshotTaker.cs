@@ -1,4 +1,3 @@
-using Engine.Core.Book;
 
 namespace Engine.Core.Journaling;
 
@@ -75,7 +74,6 @@ public sealed class SnapshotTaker : IDisposable
 
     private readonly IJournal _journal;
     private readonly SnapshotSchedule _schedule;
-    private readonly ReferenceData _reference;
     private readonly TimeProvider _clock;
     private readonly Action<string> _log;
     private readonly Thread? _thread;
@@ -91,19 +89,17 @@ public sealed class SnapshotTaker : IDisposable
 
     /// <param name="journal">The node's journal, open (its <see cref="IJournal.Opening"/> says where to start).</param>
     /// <param name="schedule">When and where.</param>
-    /// <param name="reference">The node's reference data.</param>
     /// <param name="recovered">What the node's recovery did: if it replayed more blocks than the interval, or took <see cref="SlowRecovery"/> or more (large blocks: few of them, many transactions), a snapshot is taken as soon as the replica is level.</param>
     /// <param name="clock">For the time-based interval.</param>
     /// <param name="log">Where snapshots and failures are told.</param>
     /// <param name="checksumEveryBlocks">The state checksum after every block whose number is a multiple of this goes to <see cref="StateChecksums"/> (0: none).</param>
     /// <param name="ownThread">Run on a thread of its own (a node); false: only when <see cref="Step"/> is called (the simulator, on its one thread).</param>
-    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, ReferenceData reference, Server.RecoveryReport recovered, TimeProvider clock, Action<string> log,
+    public SnapshotTaker(IJournal journal, SnapshotSchedule schedule, Server.RecoveryReport recovered, TimeProvider clock, Action<string> log,
         ulong checksumEveryBlocks = 0, bool ownThread = true)
     {
         ChecksumEveryBlocks = checksumEveryBlocks;
         _journal = journal;
         _schedule = schedule;
-        _reference = reference;
         _clock = clock;
         _log = log;
         ArgumentNullException.ThrowIfNull(recovered);
@@ -332,14 +328,14 @@ public sealed class SnapshotTaker : IDisposable
                 hash = Chain.BlockRecords.Open(entry).StoredHash;
                 return false;
             });
-            from = _schedule.Store.Load(anchor, hash, _reference, _log);
+            from = _schedule.Store.Load(anchor, hash, _log);
         }
         if (from is null && _journal.Base is { } journalBase)
         {
             // With no genesis in the journal, a replica from nothing would apply the base's successors to an empty state.
             throw new InvalidDataException($"the snapshot replica cannot start: the journal starts at block {journalBase.BlockNo} and the snapshot it opened at did not load again");
         }
-        var replica = new SnapshotReplica(_journal, _schedule.Store, _reference, _schedule.EveryBlocks, from, from is null ? -1 : opening.ReplayFrom)
+        var replica = new SnapshotReplica(_journal, _schedule.Store, _schedule.EveryBlocks, from, from is null ? -1 : opening.ReplayFrom)
         {
             ChecksumEveryBlocks = ChecksumEveryBlocks,
             StateChecksums = (blockNo, checksum) => StateChecksums?.Invoke(blockNo, checksum),

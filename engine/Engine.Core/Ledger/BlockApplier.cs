@@ -35,13 +35,20 @@ public sealed class BlockApplier(Exchange exchange)
         ulong blockNo = records.Header.BlockNo;
         Hash32 hash = records.StoredHash;
         int applied = 0;
-        foreach (BlockRecord record in records)
+        Exchange.HoldPublishing();
+        try
         {
-            // Every kind this version knows is an order request; kinds to come (admin transactions,
-            // reference data) dispatch on record.Kind here, and the live stage's slots likewise.
-            record.ReadOrder(out Transaction tx);
-            Apply(in tx, record.Lsn, blockNo, in hash, ref sink);
-            applied++;
+            foreach (BlockRecord record in records)
+            {
+                // Order requests and admin transactions alike: the book dispatches on the kind.
+                record.Read(out Transaction tx);
+                Apply(in tx, record.Lsn, blockNo, in hash, ref sink);
+                applied++;
+            }
+        }
+        finally
+        {
+            Exchange.ReleasePublishing();
         }
         return applied;
     }

@@ -17,6 +17,9 @@ public sealed record Instrument(uint Id, string Symbol, long TickSize)
     /// is refused, and a market order trades only within it (the rest is cancelled). 0: no band.
     /// </summary>
     public int PriceBandBps { get; init; }
+
+    /// <summary>A trading halt is on: new orders and replaces are refused, cancels pass (only ever set by the ledger).</summary>
+    public bool Halted { get; init; }
 }
 
 /// <summary>
@@ -26,7 +29,7 @@ public sealed record Instrument(uint Id, string Symbol, long TickSize)
 public sealed class InstrumentTable
 {
     /// <summary>Largest instrument id (the table is an array of this size).</summary>
-    public const uint MaxId = 65_535;
+    public const uint MaxId = ProtocolLimits.MaxInstrumentId;
 
     private readonly Instrument?[] _byId;
 
@@ -45,17 +48,21 @@ public sealed class InstrumentTable
         _byId = new Instrument?[list.Count == 0 ? 1 : (int)list.Max(i => i.Id) + 1];
         foreach (Instrument instrument in list)
         {
-            if (instrument.TickSize <= 0)
+            if (instrument.Symbol is null || instrument.Symbol.Length is 0 or > AdminTransaction.MaxSymbolLength || instrument.Symbol.Any(c => c is <= ' ' or > '~'))
             {
-                throw new ArgumentException($"instrument {instrument.Symbol}: tick size must be positive");
+                throw new ArgumentException($"instrument {instrument.Id}: the symbol \"{instrument.Symbol}\" must be 1 to {AdminTransaction.MaxSymbolLength} printable ASCII characters, no space (the ledger keeps 8 bytes)");
+            }
+            if (instrument.TickSize <= 0 || instrument.TickSize > ProtocolLimits.MaxPrice)
+            {
+                throw new ArgumentException($"instrument {instrument.Symbol}: tick size must be 1 to {ProtocolLimits.MaxPrice}");
             }
             if (instrument.ReferencePrice < 0 || instrument.ReferencePrice > ProtocolLimits.MaxPrice || instrument.ReferencePrice % instrument.TickSize != 0)
             {
                 throw new ArgumentException($"instrument {instrument.Symbol}: the reference price must be 0 (none) or a positive multiple of the tick up to {ProtocolLimits.MaxPrice}");
             }
-            if (instrument.PriceBandBps is < 0 or > 100_000)
+            if (instrument.PriceBandBps is < 0 or > AdminTransaction.MaxPriceBandBps)
             {
-                throw new ArgumentException($"instrument {instrument.Symbol}: the price band must be 0 (none) to 100,000 basis points");
+                throw new ArgumentException($"instrument {instrument.Symbol}: the price band must be 0 (none) to {AdminTransaction.MaxPriceBandBps:N0} basis points");
             }
             if (_byId[instrument.Id] is not null)
             {

@@ -38,15 +38,15 @@ public sealed class LedgerPipeline
 {
     /// <param name="ring">The inbound ring.</param>
     /// <param name="journal">The journal the blocks go to; the chain continues after its head.</param>
-    /// <param name="instruments">For the reference-data checks.</param>
-    /// <param name="entitlements">Clients and their accounts, checked against the session; null for synthetic runs without sessions.</param>
+    /// <param name="reference">The ledger's reference data as last published, for the checks before the ledger.</param>
+    /// <param name="checkSessions">Check each request's client against its session and its entitlements (a real gateway); false for synthetic runs without sessions.</param>
     /// <param name="clientSeqs">The highest clientSeq already in the ledger per client (from the replayed state); null for none.</param>
     /// <param name="clock">Block timestamps.</param>
     /// <param name="topology">Which handlers share a thread.</param>
     /// <param name="mirror">The backup every block goes to, or null for a node alone.</param>
     /// <param name="epoch">The epoch for new blocks (a takeover raises it); default the journal head's.</param>
     /// <param name="head">Where the chain ends now, if blocks were appended since the journal was opened (a backup taking over).</param>
-    public LedgerPipeline(RingSettings ring, IJournal journal, InstrumentTable instruments, Book.ReferenceData? entitlements = null,
+    public LedgerPipeline(RingSettings ring, IJournal journal, Func<Book.ReferenceView> reference, bool checkSessions = false,
         ClientSeqTable? clientSeqs = null, TimeProvider? clock = null, StageTopology topology = StageTopology.Separate, IBlockMirror? mirror = null,
         ulong? epoch = null, ChainHead? head = null)
     {
@@ -61,10 +61,10 @@ public sealed class LedgerPipeline
         }
         Sealer = new Sealer(builder, journal, Blocks, clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System, mirror);
         _journalStage = new JournalStage(journal, Blocks, mirror);
-        _validate = new ValidateStage(instruments, entitlements);
+        _validate = new ValidateStage(reference, checkSessions);
         if (topology == StageTopology.Separate)
         {
-            Stage validate = Builder.AddStage("validate", new ValidateStage(instruments, entitlements));
+            Stage validate = Builder.AddStage("validate", new ValidateStage(reference, checkSessions));
             Sealed = Builder.AddStage("seal", new SealStage(Sealer), validate);
             _journaled = Builder.AddStage("journal", _journalStage, Sealed);
         }

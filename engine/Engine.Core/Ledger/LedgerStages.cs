@@ -1,3 +1,4 @@
+using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
@@ -6,19 +7,22 @@ using Engine.Core.Ring;
 namespace Engine.Core.Ledger;
 
 /// <summary>
-/// Stage 1: the stateless checks. Decodes the frame in place (length, version, CRC, type, field
-/// ranges) and checks the instrument and the tick. A rejected slot flows on with its reason and
-/// never reaches a block.
+/// Stage 1: the checks before the ledger. Decodes the frame in place (length, version, CRC, type,
+/// field ranges) and checks the instrument and the tick against the ledger's reference data as last
+/// published (<see cref="ReferenceView"/>). A rejected slot flows on with its reason and never
+/// reaches a block. An admin transaction (<see cref="TxSlot.Admin"/>) comes decoded and checked by
+/// the operator's endpoint: it passes as it is, to be sealed and decided by the book.
 /// </summary>
 /// <remarks>
-/// With <paramref name="entitlements"/> (a real gateway), a request must also carry the client id
-/// its session logged on with, for an account that client may trade.
+/// With <paramref name="checkSessions"/> (a real gateway), a request must also carry the client id
+/// its session logged on with, of a client the ledger has enabled, for an account it may trade.
+/// The book checks all of it again at the transaction's place in the log, where it decides.
 /// </remarks>
-public readonly struct ValidateStage(InstrumentTable instruments, Book.ReferenceData? entitlements) : IStageHandler<TxSlot>
+public readonly struct ValidateStage(Func<ReferenceView> reference, bool checkSessions) : IStageHandler<TxSlot>
 {
     public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
     {
-        if (slot.Probe is not null)
+        if (slot.Probe is not null || slot.Admin is not null)
         {
             return;
         }
@@ -31,18 +35,14 @@ public readonly struct ValidateStage(InstrumentTable instruments, Book.Reference
             return;
         }
         RejectReason reason = TransactionCodec.Decode(slot.FrameBytes, out slot.Tx);
-        if (reason == RejectReason.None && entitlements is not null)
+        ReferenceView view = reference();
+        if (reason == RejectReason.None && checkSessions)
         {
-            if (slot.Tx.ClientId != slot.SessionClientId)
-            {
-                reason = RejectReason.ClientMismatch;
-            }
-            else if (!entitlements.MayTrade(slot.Tx.ClientId, slot.Tx.Account))
-            {
-                reason = RejectReason.AccountNotAllowed;
-            }
+            reason = slot.Tx.ClientId != slot.SessionClientId ? RejectReason.ClientMismatch
+                : slot.Tx.Kind == MessageType.Cancel ? RejectReason.None // a disabled client may still cancel
+                : view.CheckEntitlement(slot.Tx.ClientId, slot.Tx.Account);
         }
-        slot.Reject = reason != RejectReason.None ? reason : instruments.Check(in slot.Tx);
+        slot.Reject = reason != RejectReason.None ? reason : view.Instruments.Check(in slot.Tx);
     }
 }
 
@@ -97,7 +97,17 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
     {
         BlockBuilder builder = sealer.Builder;
         slot.Duplicate = false;
-        if (slot.Probe is null && slot.Reject != RejectReason.None)
+        if (slot.Admin is not null)
+        {
+            // No client's request: not numbered by a client, never a duplicate. Sealed as it is.
+            slot.BlockNo = builder.NextBlockNo;
+            slot.Lsn = builder.Add(in slot.Tx);
+            if (builder.IsFull)
+            {
+                sealer.Cut();
+            }
+        }
+        else if (slot.Probe is null && slot.Reject != RejectReason.None)
         {
             // Answered before the ledger: its seq is spent (the client goes on with the next), which
             // moves the client's window. Only the session's own client: a request naming another

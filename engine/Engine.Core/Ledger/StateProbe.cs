@@ -17,3 +17,29 @@ public sealed class StateProbe
 
     public void Complete(StateReport report) => _report.TrySetResult(report);
 }
+
+/// <summary>The outcome of one admin transaction: its LSN and block when the book accepted it, or why not.</summary>
+public sealed record AdminOutcome(Transaction Transaction, RejectReason Reason, ulong Lsn, ulong BlockNo)
+{
+    public bool Accepted => Reason == RejectReason.None;
+
+    public override string ToString() => Accepted
+        ? $"{AdminTransaction.Describe(Transaction)}: done at LSN {Lsn} in block {BlockNo}"
+        : $"{AdminTransaction.Describe(Transaction)}: refused ({Reason})";
+}
+
+/// <summary>
+/// An operator's admin transaction on its way through the inbound ring: sealed and journaled like a
+/// request, applied by the apply stage, which completes it with the outcome (after the journal gate:
+/// in a pair, once the backup has it too).
+/// </summary>
+public sealed class AdminSubmission(Transaction transaction)
+{
+    private readonly TaskCompletionSource<AdminOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Transaction Transaction { get; } = transaction;
+
+    public Task<AdminOutcome> Outcome => _outcome.Task;
+
+    public void Complete(RejectReason reason, ulong lsn, ulong blockNo) => _outcome.TrySetResult(new AdminOutcome(Transaction, reason, lsn, blockNo));
+}

@@ -34,7 +34,8 @@ public static class SyntheticLedgerRun
         var flow = new SyntheticOrderFlow(seed, instruments);
         (byte[] frames, int[] lengths) = flow.Encode((int)Math.Min(count, FramePool));
 
-        var ledger = new LedgerPipeline(ring, journal, instruments, topology: topology);
+        Book.ReferenceView reference = Book.ReferenceView.OfInstruments(instruments);
+        var ledger = new LedgerPipeline(ring, journal, () => reference, topology: topology);
         using var tally = new Tally(count - 1, ledger.Blocks, onDurable);
         ledger.AddAfterJournal("tally", new TallyStage(tally));
         long sealedBytesBefore = ledger.Sealer.BytesSealed;
@@ -55,6 +56,7 @@ public static class SyntheticLedgerRun
                 ref TxSlot slot = ref ringBuffer[sequence];
                 slot.SessionClientId = 0;
                 slot.Probe = null;
+                slot.Admin = null;
                 slot.SetFrame(frames.AsSpan(k * TransactionCodec.MaxFrameBytes, lengths[k]));
                 if (i >= pooled && crcValid[k])
                 {

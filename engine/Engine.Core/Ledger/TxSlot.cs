@@ -31,6 +31,9 @@ public struct TxSlot
     /// <summary>Not a request: a probe that asks the apply stage for its state (admin /status).</summary>
     public StateProbe? Probe;
 
+    /// <summary>An operator's admin transaction (in <see cref="Tx"/>), put in the ring by the node, not a session: the apply stage tells this its outcome.</summary>
+    public AdminSubmission? Admin;
+
     public Transaction Tx;
 
     /// <summary>Why validation refused it, or <see cref="RejectReason.None"/>.</summary>

@@ -65,6 +65,14 @@ internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegist
             probe.Complete(new StateReport(book.LastLsn, book.ComputeChecksum(), book.OpenOrders, book.TradeCount));
             return;
         }
+        if (slot.Admin is { } admin)
+        {
+            // An operator's: the outcome goes back to the admin endpoint, the reports (cancel-all) to the clients.
+            var adminSink = new AdminSink(new OutboundSink(outbound, counters));
+            ApplyJournaled(ref slot, ref adminSink);
+            admin.Complete(adminSink.Reason, slot.Lsn, slot.BlockNo);
+            return;
+        }
         // Out of flight before any reply goes out: the client may send its next request as soon as
         // it reads the reply, and the gateway must not count this one against it then.
         if (clients[slot.SessionClientId] is { } client)
@@ -84,18 +92,38 @@ internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegist
         }
         else
         {
-            if (slot.BlockNo != _appliedBlockNo)
-            {
-                // A new block begins: the previous one is complete.
-                ChecksumIfDue(_appliedBlockNo);
-                _appliedBlockNo = slot.BlockNo;
-            }
-            ref readonly SealedBlock block = ref blocks[slot.BlockNo];
-            applier.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
-            Volatile.Write(ref counters.Applied, counters.Applied + 1);
-            Volatile.Write(ref counters.LastLsn, slot.Lsn);
+            ApplyJournaled(ref slot, ref sink);
         }
     }
+
+    private void ApplyJournaled<TSink>(ref TxSlot slot, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        if (slot.BlockNo != _appliedBlockNo)
+        {
+            // A new block begins: the previous one is complete.
+            ChecksumIfDue(_appliedBlockNo);
+            _appliedBlockNo = slot.BlockNo;
+        }
+        ref readonly SealedBlock block = ref blocks[slot.BlockNo];
+        applier.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
+        Volatile.Write(ref counters.Applied, counters.Applied + 1);
+        Volatile.Write(ref counters.LastLsn, slot.Lsn);
+    }
+}
+
+/// <summary>An admin transaction's outcome is kept for its submission; the execution reports it causes go to their clients.</summary>
+internal struct AdminSink(OutboundSink clients) : IExecutionSink
+{
+    public RejectReason Reason { get; private set; }
+
+    public readonly void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash)
+    {
+    }
+
+    public void Rejected(in Transaction tx, RejectReason reason, ulong lsn) => Reason = reason;
+
+    public readonly void Execution(in ExecutionReport report) => clients.Execution(in report);
 }
 
 /// <summary>Encodes outcomes straight into outbound ring slots, addressed to the client they concern.</summary>
@@ -227,6 +255,8 @@ internal static class RejectTexts
         RejectReason.AccountNotAllowed => "account not allowed for this client",
         RejectReason.PriceNotOnTick => "price is not on the instrument's tick",
         RejectReason.UnknownInstrument => "unknown instrument",
+        RejectReason.InstrumentHalted => "trading halt on this instrument: cancels only",
+        RejectReason.ClientDisabled => "this client is disabled: cancels only",
         _ => reason.ToString(),
     };
 }

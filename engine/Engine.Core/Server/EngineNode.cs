@@ -77,6 +77,7 @@ public sealed class EngineNode : IAsyncDisposable
     private readonly Action<string>? _onHalt;
     private readonly TaskCompletionSource<string> _halted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _journalFault;
+    private readonly ReferenceSource _referenceSource;
 
     // Set once, by the first halt; read by Status and the role from any thread.
     private string? _haltReason;
@@ -93,16 +94,17 @@ public sealed class EngineNode : IAsyncDisposable
         _log = log;
         if (journal is null || exchange is null)
         {
-            (journal, exchange, RecoveryReport recovered) = OpenAndRecover(settings, reference, log);
+            (journal, exchange, RecoveryReport recovered) = OpenAndRecover(settings, log);
             Recovery = recovered;
             if (settings.Snapshots() is { } schedule)
             {
-                snapshots = new SnapshotTaker(journal, schedule, reference, recovered, TimeProvider.System, log, (ulong)settings.ChecksumEveryBlocks);
+                snapshots = new SnapshotTaker(journal, schedule, recovered, TimeProvider.System, log, (ulong)settings.ChecksumEveryBlocks);
             }
         }
         _journal = journal;
         Snapshots = snapshots;
         Exchange = exchange;
+        _referenceSource = new ReferenceSource(exchange);
         _mirror = mirror;
 
         var clientSeqs = new ClientSeqTable();
@@ -136,7 +138,7 @@ public sealed class EngineNode : IAsyncDisposable
                     log($"FAULT {f}");
                 },
             },
-            _journal, reference.Instruments, reference, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
+            _journal, () => _referenceSource.Current, checkSessions: true, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by
         // the apply stage.
@@ -149,8 +151,9 @@ public sealed class EngineNode : IAsyncDisposable
         _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, checksumEvery));
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
+        JournalReferenceDataIfNew();
 
-        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log, listener)
+        _gateway = new Gateway(settings, _inbound.Ring, clients, reference, () => _referenceSource.Current, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log, listener)
         {
             Mirror = mirror,
             Epoch = _ledger.Sealer.Builder.Epoch,
@@ -299,10 +302,106 @@ public sealed class EngineNode : IAsyncDisposable
     /// snapshot, the chain verified from its block, the blocks after it replayed).
     /// </summary>
     /// <param name="settings">The node's settings (its journal, its snapshots).</param>
-    /// <param name="reference">Its reference data.</param>
     /// <param name="log">Where recovery is told.</param>
-    public static (Journal Journal, Exchange Exchange, RecoveryReport Report) OpenAndRecover(EngineSettings settings, ReferenceData reference, Action<string> log) =>
-        NodeRecovery.Recover(anchor => Journal.Open(settings.JournalSettings(), anchor), settings.Snapshots()?.Store, reference, settings.JournalDirectory, log);
+    public static (Journal Journal, Exchange Exchange, RecoveryReport Report) OpenAndRecover(EngineSettings settings, Action<string> log) =>
+        NodeRecovery.Recover(anchor => Journal.Open(settings.JournalSettings(), anchor), settings.Snapshots()?.Store, settings.JournalDirectory, log);
+
+    /// <summary>
+    /// A new ledger (no reference data in it yet) gets this node's configured reference data as its
+    /// first transactions, ahead of any client's request (the gateway is not listening yet). A ledger
+    /// that has reference data keeps it: this node's configuration is only compared with it, and every
+    /// difference logged (<see cref="ReferenceDivergence"/>), as the ledger rules.
+    /// </summary>
+    private void JournalReferenceDataIfNew()
+    {
+        if (!Exchange.HasReferenceData)
+        {
+            Transaction[] initial = [.. Reference.AdminTransactions()];
+            _log($"a new ledger: journaling the reference data of the {Reference.Source} ({Reference.Instruments.All.Count} instruments, {Reference.Accounts.Count} accounts, "
+                + $"{Reference.Clients.Count()} clients: {initial.Length} admin transactions)");
+            // Chunks well inside the ring: a claim of more slots than the ring has would never succeed.
+            int chunk = Math.Max(1, Math.Min(256, _inbound.Ring.Size / 2));
+            AdminSubmission? last = null;
+            for (int i = 0; i < initial.Length; i += chunk)
+            {
+                last = Publish(initial.AsSpan(i, Math.Min(chunk, initial.Length - i)), blocking: true)[^1];
+            }
+            _referenceSource.Journaling(Reference, last?.Outcome ?? Task.CompletedTask);
+            return;
+        }
+        ReferenceDivergence = [.. Exchange.Reference.DifferencesFrom(Reference)];
+        if (ReferenceDivergence.Count > 0)
+        {
+            _log($"this node's configuration ({Reference.Source}) differs from the ledger's reference data in {ReferenceDivergence.Count} place(s); following the ledger: "
+                + string.Join("; ", ReferenceDivergence.Take(10)) + (ReferenceDivergence.Count > 10 ? "; …" : ""));
+        }
+    }
+
+    /// <summary>Where this node's configuration differed from the ledger's reference data when it started serving (empty: they agreed, or the ledger was new).</summary>
+    public IReadOnlyList<string> ReferenceDivergence { get; private set; } = [];
+
+    /// <summary>The ledger's reference data as of the last admin transaction applied.</summary>
+    public ReferenceView LedgerReference => Exchange.Reference;
+
+    /// <summary>
+    /// Seals <paramref name="transactions"/> (admin transactions: <see cref="AdminTransaction"/>) into
+    /// the ledger in this order, next to each other, and completes with each one's outcome once it is
+    /// journaled, (in a pair) acknowledged by the backup, and applied.
+    /// </summary>
+    /// <exception cref="ArgumentException">One of them is no admin transaction, or its fields are out of range (nothing is sealed).</exception>
+    /// <exception cref="InvalidOperationException">The node cannot take them now: no backup in step (and no lease), busy, halted or stopping.</exception>
+    public async Task<IReadOnlyList<AdminOutcome>> SubmitAdminAsync(IReadOnlyList<Transaction> transactions, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(transactions);
+        foreach (Transaction tx in transactions)
+        {
+            if (!AdminTransaction.IsAdmin(tx.Kind) || AdminTransaction.Check(in tx) != RejectReason.None)
+            {
+                throw new ArgumentException($"not a valid admin transaction: {tx}");
+            }
+        }
+        if (transactions.Count is 0 or > 256)
+        {
+            throw new ArgumentException($"{transactions.Count} admin transactions at once: 1 to 256");
+        }
+        if (_mirror is { MayAcknowledge: false })
+        {
+            throw new InvalidOperationException("no backup in step and no solo lease: this primary acknowledges nothing alone");
+        }
+        AdminSubmission[] submitted = Publish([.. transactions], blocking: false);
+        AdminOutcome[] outcomes = await Task.WhenAll(submitted.Select(s => s.Outcome)).WaitAsync(timeout).ConfigureAwait(false);
+        return outcomes;
+    }
+
+    /// <summary>Puts admin transactions into the inbound ring, in consecutive slots.</summary>
+    private AdminSubmission[] Publish(ReadOnlySpan<Transaction> transactions, bool blocking)
+    {
+        RingBuffer<TxSlot> ring = _inbound.Ring;
+        long high;
+        if (blocking)
+        {
+            high = ring.Next(transactions.Length);
+        }
+        else if (ring.TryNext(transactions.Length, out high) != ClaimStatus.Claimed)
+        {
+            throw new InvalidOperationException("the engine is busy or stopping: no admin transaction now");
+        }
+        var submitted = new AdminSubmission[transactions.Length];
+        long low = high - transactions.Length + 1;
+        for (int i = 0; i < transactions.Length; i++)
+        {
+            ref TxSlot slot = ref ring[low + i];
+            submitted[i] = new AdminSubmission(transactions[i]);
+            slot.Admin = submitted[i];
+            slot.Probe = null;
+            slot.Tx = transactions[i];
+            slot.FrameLength = 0;
+            slot.Reject = RejectReason.None;
+            slot.SessionClientId = 0;
+        }
+        ring.Publish(low, high);
+        return submitted;
+    }
 
     /// <summary>The state at a point between two transactions: sent through the inbound ring, so it is consistent.</summary>
     public async Task<StateReport> ProbeAsync(TimeSpan timeout)
@@ -316,6 +415,7 @@ public sealed class EngineNode : IAsyncDisposable
         }
         ref TxSlot slot = ref ring[sequence];
         slot.Probe = probe;
+        slot.Admin = null;
         slot.FrameLength = 0;
         slot.Reject = RejectReason.None;
         slot.SessionClientId = 0;

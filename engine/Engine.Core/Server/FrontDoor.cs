@@ -168,6 +168,14 @@ internal sealed class FrontDoor : IAsyncDisposable
         _ = logon.AnswerAndCloseAsync(new LogonAck { ClientId = logon.ClientId, Status = LogonStatus.BadCredentials });
     }
 
+    /// <summary>A logon with good credentials of a client the ledger does not have enabled; after <see cref="TryTake"/>.</summary>
+    public void AnswerClientDisabled(PendingLogon logon, string why)
+    {
+        Interlocked.Increment(ref Counters.LogonsFailed);
+        Digest.Report(GatewayEvent.LogonFailed, logon.Address, $"logon refused for client {logon.ClientId} from {logon.Remote}: {why}");
+        _ = logon.AnswerAndCloseAsync(new LogonAck { ClientId = logon.ClientId, Status = LogonStatus.ClientDisabled });
+    }
+
     public void AnswerUnavailable(PendingLogon logon, string why)
     {
         Interlocked.Increment(ref Counters.Unavailable);

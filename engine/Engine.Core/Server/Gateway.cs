@@ -28,6 +28,7 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
     private readonly CancellationTokenSource _stopping = new();
     private readonly Action<string> _log;
     private readonly Func<ulong> _lastLsn;
+    private readonly Func<ReferenceView> _ledger;
     private readonly SemaphoreSlim _tokenChecks = new(1, 1);
     private readonly ArrayPool<byte> _buffers;
     private readonly bool _doorTakenOver;
@@ -35,9 +36,12 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
     private long _busy;
     private volatile string? _redirecting;
 
-    public Gateway(EngineSettings settings, RingBuffer<TxSlot> ring, ClientRegistry clients, ReferenceData reference, ClientSeqTable clientSeqs,
+    /// <summary>The client listener and its sessions.</summary>
+    /// <remarks><paramref name="reference"/> is this node's configuration (the clients' credentials); <paramref name="ledger"/> the ledger's reference data as last published (which clients are enabled).</remarks>
+    public Gateway(EngineSettings settings, RingBuffer<TxSlot> ring, ClientRegistry clients, ReferenceData reference, Func<ReferenceView> ledger, ClientSeqTable clientSeqs,
         Func<ulong> lastLsn, Action<string> log, Socket? listener = null)
     {
+        _ledger = ledger;
         _settings = settings;
         Ring = ring;
         Clients = clients;
@@ -178,6 +182,11 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
         if (!ok)
         {
             door.AnswerBadCredentials(logon);
+            return;
+        }
+        if (!_ledger().Clients.TryGetValue(logon.ClientId, out ClientGrants? grants) || !grants.Enabled)
+        {
+            door.AnswerClientDisabled(logon, grants is null ? "not a client in the ledger" : "disabled in the ledger");
             return;
         }
         if (_redirecting is { } reason)

@@ -53,16 +53,15 @@ public static class NodeRecovery
     /// <summary>Recovers as described above.</summary>
     /// <param name="open">Opens the journal, verifying from the anchor given (null: from genesis).</param>
     /// <param name="snapshots">Where the node's snapshots are; null: none (replay from genesis).</param>
-    /// <param name="reference">The node's reference data.</param>
     /// <param name="where">Names the journal in the log line.</param>
     /// <param name="log">Where recovery is told, and each snapshot passed over with why.</param>
     /// <param name="loaded">The snapshot to start from when the caller has just loaded it (a backup installing its primary's): not read again.</param>
     public static (TJournal Journal, Exchange Exchange, RecoveryReport Report) Recover<TJournal>(Func<JournalAnchor?, TJournal> open, SnapshotStore? snapshots,
-        ReferenceData reference, string where, Action<string> log, LoadedSnapshot? loaded = null) where TJournal : IJournal
+        string where, Action<string> log, LoadedSnapshot? loaded = null) where TJournal : IJournal
     {
         ArgumentNullException.ThrowIfNull(open);
         var clock = Stopwatch.StartNew();
-        LoadedSnapshot? snapshot = loaded ?? snapshots?.LoadNewest(reference, log);
+        LoadedSnapshot? snapshot = loaded ?? snapshots?.LoadNewest(log);
         double loadMs = clock.Elapsed.TotalMilliseconds;
         TJournal journal = open(snapshot is null ? null : new JournalAnchor(snapshot.Header.BlockNo, snapshot.Header.BlockHash));
         double openMs = clock.Elapsed.TotalMilliseconds - loadMs;
@@ -79,7 +78,7 @@ public static class NodeRecovery
                 if (journal.Base is { } journalBase && snapshots is not null)
                 {
                     // The journal does not start at genesis: its state needs a snapshot of a block it holds (verified with the rest from its base).
-                    foreach (LoadedSnapshot older in snapshots.LoadNewestFirst(reference, log, below: refused))
+                    foreach (LoadedSnapshot older in snapshots.LoadNewestFirst(log, below: refused))
                     {
                         if (older.Header.BlockNo >= journalBase.BlockNo && journal.FindBlock(new JournalAnchor(older.Header.BlockNo, older.Header.BlockHash)) is { } address)
                         {
@@ -96,7 +95,7 @@ public static class NodeRecovery
                     (skipped is null ? "" : $" ({skipped})") + ": the state cannot be rebuilt from it alone. Rejoin this node from its peer (start it on an empty data directory), " +
                     "or restore the blocks before it from the archive.");
             }
-            Exchange exchange = snapshot?.Exchange ?? new Exchange(reference);
+            Exchange exchange = snapshot?.Exchange ?? new Exchange();
             (long blocks, long transactions) = Replay(journal, exchange, replayFrom, snapshot?.Header.BlockNo);
             var report = new RecoveryReport(snapshot?.Header.BlockNo, skipped, journal.Opening.VerifiedBlocks, blocks, transactions, journal.Head.BlockNo,
                 Math.Round(loadMs, 1), Math.Round(openMs, 1), Math.Round(journal.Opening.DeviceRecovery.TotalMilliseconds, 1), Math.Round(journal.Opening.AnchorSeek.TotalMilliseconds, 1),

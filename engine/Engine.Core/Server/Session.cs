@@ -346,6 +346,7 @@ internal sealed class Session : IDisposable
                 slot.SetFrame(data.Slice(starts[i], lengths[i]));
                 slot.SessionClientId = ClientId;
                 slot.Probe = null;
+                slot.Admin = null;
             }
             ring.Publish(low, high);
             published = admitted;

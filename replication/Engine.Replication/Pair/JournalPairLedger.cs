@@ -25,7 +25,6 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private readonly SnapshotSchedule? _snapshots;
     private readonly Func<string> _setAside;
     private readonly string _where;
-    private readonly ReferenceData _reference;
     private readonly ulong _checksumEvery;
     private readonly Action<string> _log;
     private readonly Dictionary<ulong, Hash32> _checksums = [];
@@ -42,13 +41,12 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// a journal that does not exist yet starts at the block given (an installed snapshot's), or a new genesis when none.</param>
     /// <param name="setAside">Moves the closed journal aside, kept for forensics, so that <paramref name="open"/> starts a new one from genesis; says where it went.</param>
     /// <param name="where">Names the journal in log lines.</param>
-    /// <param name="reference">The node's reference data (the book replay makes).</param>
     /// <param name="checksumEveryBlocks">The state checksum is computed after every block whose number is a multiple of this (0: never).</param>
     /// <param name="log">Where the ledger tells what it did.</param>
     /// <param name="snapshots">Where the node's snapshots are and when it takes them (a <see cref="SnapshotTaker"/> follows each journal opened); null: none.</param>
     /// <param name="clock">The snapshots' clock (their time-based interval): the system's, or the simulator's.</param>
     /// <param name="snapshotsOnOwnThread">The snapshot taker runs on its own thread; false: the simulator steps it (<see cref="Snapshots"/>).</param>
-    public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, ReferenceData reference, int checksumEveryBlocks, Action<string> log,
+    public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, int checksumEveryBlocks, Action<string> log,
         SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true)
     {
         _clock = clock ?? TimeProvider.System;
@@ -57,20 +55,19 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         _snapshots = snapshots;
         _setAside = setAside;
         _where = where;
-        _reference = reference;
         _checksumEvery = (ulong)checksumEveryBlocks;
         _log = log;
         Open();
     }
 
     /// <summary>The ledger of a node on disk: its FASTER journal in <see cref="EngineSettings.JournalDirectory"/>; a diverged one is moved to a sibling directory.</summary>
-    public static JournalPairLedger OnDisk(EngineSettings settings, ReferenceData reference, Action<string> log) =>
+    public static JournalPairLedger OnDisk(EngineSettings settings, Action<string> log) =>
         new((anchor, startBlock) => Core.Journaling.Journal.Open(settings.JournalSettings(), anchor, startBlock), () =>
         {
             string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
             Directory.Move(settings.JournalDirectory, aside);
             return aside;
-        }, settings.JournalDirectory, reference, settings.ChecksumEveryBlocks, log, settings.Snapshots());
+        }, settings.JournalDirectory, settings.ChecksumEveryBlocks, log, settings.Snapshots());
 
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
     public IJournal Journal => _journal;
@@ -112,7 +109,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     {
         StopSnapshots();
         CloseCursor();
-        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(anchor => _open(anchor, startBlock), _snapshots?.Store, _reference, _where, _log, installed);
+        (_journal, _exchange, RecoveryReport recovered) = NodeRecovery.Recover(anchor => _open(anchor, startBlock), _snapshots?.Store, _where, _log, installed);
         Recovery = recovered;
         _applier = new BlockApplier(_exchange);
         _verifier = new ChainVerifier(_journal.Head);
@@ -120,7 +117,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         {
             _checksums.Clear();
         }
-        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, _reference, recovered, _clock, _log, _checksumEvery, _snapshotsOnOwnThread) : null;
+        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, recovered, _clock, _log, _checksumEvery, _snapshotsOnOwnThread) : null;
         if (_taker is not null)
         {
             // The replica computes the checksums, on its thread, off the path of the blocks.
@@ -311,7 +308,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         try
         {
             // Loaded whole before anything of ours is touched: a snapshot that does not load changes nothing.
-            state = Exchange.ReadSnapshot(snapshot, _reference, out header);
+            state = Exchange.ReadSnapshot(snapshot, out header);
         }
         catch (InvalidDataException e)
         {

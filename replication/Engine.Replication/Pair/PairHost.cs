@@ -75,7 +75,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         _pair = pair.Validate();
         _credentials = credentials;
         _say = say;
-        _ledger = JournalPairLedger.OnDisk(settings, reference, text => say(PairEvent.Note(text)));
+        _ledger = JournalPairLedger.OnDisk(settings, text => say(PairEvent.Note(text)));
         try
         {
             IPEndPoint listen = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");

@@ -25,6 +25,12 @@ public sealed class EngineServer : IDisposable
         Start();
     }
 
+    /// <summary>
+    /// The LSNs a new ledger of the built-in development configuration spends before any order: its
+    /// reference data, journaled as admin transactions by the first node that serves it.
+    /// </summary>
+    public static ulong InitialLsns { get; } = (ulong)Engine.Core.Book.ReferenceData.Development().AdminTransactions().Count();
+
     public string Data { get; }
 
     public int Port { get; }

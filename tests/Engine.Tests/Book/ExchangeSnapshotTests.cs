@@ -13,7 +13,10 @@ namespace Engine.Tests.Book;
 public class ExchangeSnapshotTests
 {
     // Header, books, the first book's instrument and last trade price, its bid levels, the first level's price and orders, then the order's fields before its account.
-    private const int FirstOrderAccountOffset = 108 + 4 + 4 + 8 + 4 + 8 + 4 + 36;
+    // The reference data of ExchangePropertyTests.Reference(): one instrument, one account, three clients of one account range each.
+    private const int ReferenceBytes = (4 + 33) + (4 + 24) + (4 + (3 * (9 + 8)));
+    private const int BooksOffset = 108 + ReferenceBytes;
+    private const int FirstOrderAccountOffset = BooksOffset + 4 + 4 + 8 + 4 + 8 + 4 + 36;
 
     private static Hash32 BlockHash(ulong blockNo) => Hash32.From(SHA256.HashData(BitConverter.GetBytes(blockNo)));
 
@@ -49,7 +52,7 @@ public class ExchangeSnapshotTests
         Apply(original, flow, 0, at, new Outcomes());
         byte[] snapshot = Snapshot(original, BlockOf((ulong)Math.Max(at, 1)));
 
-        Exchange loaded = Exchange.ReadSnapshot(snapshot, ExchangePropertyTests.Reference(), out SnapshotHeader header);
+        Exchange loaded = Exchange.ReadSnapshot(snapshot, out SnapshotHeader header);
 
         Assert.That(loaded.ComputeChecksum(), Is.EqualTo(original.ComputeChecksum()));
         Assert.That(header.StateChecksum, Is.EqualTo(original.ComputeChecksum()));
@@ -71,7 +74,7 @@ public class ExchangeSnapshotTests
         List<Transaction> flow = ExchangePropertyTests.Flow(5, 1_000);
         var original = new Exchange(ExchangePropertyTests.Reference());
         Apply(original, flow, 0, 1_000, new Outcomes());
-        Exchange loaded = Exchange.ReadSnapshot(Snapshot(original, 100), ExchangePropertyTests.Reference(), out _);
+        Exchange loaded = Exchange.ReadSnapshot(Snapshot(original, 100), out _);
         for (int i = 990; i < 1_000; i++)
         {
             Assert.That(loaded.TryGetOutcome(flow[i].ClientId, flow[i].ClientSeq, out Outcome got), Is.True);
@@ -90,29 +93,34 @@ public class ExchangeSnapshotTests
         {
             byte[] damaged = (byte[])snapshot.Clone();
             damaged[i] ^= 0x10;
-            Assert.That(() => Exchange.ReadSnapshot(damaged, ExchangePropertyTests.Reference(), out _), Throws.InstanceOf<InvalidDataException>(), $"byte {i}");
+            Assert.That(() => Exchange.ReadSnapshot(damaged, out _), Throws.InstanceOf<InvalidDataException>(), $"byte {i}");
         }
-        Assert.That(() => Exchange.ReadSnapshot(snapshot.AsSpan(0, 50), ExchangePropertyTests.Reference(), out _), Throws.InstanceOf<InvalidDataException>(), "cut short");
+        Assert.That(() => Exchange.ReadSnapshot(snapshot.AsSpan(0, 50), out _), Throws.InstanceOf<InvalidDataException>(), "cut short");
     }
 
     /// <summary>A forger recomputes the trailing digest: the contents are still checked, each with its reason.</summary>
     [TestCase("account", FirstOrderAccountOffset, 99u, "account 99")]
     [TestCase("version", 8, 1u, "version 1")]
-    [TestCase("version", 8, 3u, "version 3")]
+    [TestCase("version", 8, 2u, "version 2")]
+    [TestCase("tick", 108 + 4 + 4 + 8, 0u, "tick 0")]
+    [TestCase("halted", 108 + 4 + 32, 2u, "halted 2")]
+    [TestCase("account limits", 108 + 37 + 4 + 4, 0xFFFF_FFFFu, "BadReferenceData")]
+    [TestCase("client id", 108 + 37 + 28 + 4 + 17, 1u, "id 1 after 1")]
+    [TestCase("account range", 108 + 37 + 28 + 4 + 9, 7u, "7-2")]
     [TestCase("state checksum", 56, 0xDEADu, "checksum")]
     [TestCase("leaves", FirstOrderAccountOffset - 20, 0u, "leaves 0")]
     [TestCase("resting orders", 104, 1u, "the header says 1")]
-    [TestCase("last trade price", 108 + 4 + 4 + 4, 0xFFFF_FFFFu, "last trade price")]
+    [TestCase("last trade price", BooksOffset + 4 + 4 + 4, 0xFFFF_FFFFu, "last trade price")]
     public void A_forged_snapshot_with_a_valid_digest_is_still_refused(string field, int offset, uint value, string reason)
     {
         var exchange = new Exchange(ExchangePropertyTests.Reference());
         Apply(exchange, ExchangePropertyTests.Flow(7, 400), 0, 400, new Outcomes());
         byte[] snapshot = Snapshot(exchange, 40);
-        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(snapshot.AsSpan(108 + 4 + 4 + 8)), Is.Not.Zero, "the first book has bids, so the offset names its first order");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(snapshot.AsSpan(BooksOffset + 4 + 4 + 8)), Is.Not.Zero, "the first book has bids, so the offset names its first order");
         BinaryPrimitives.WriteUInt32LittleEndian(snapshot.AsSpan(offset), value);
         SHA256.HashData(snapshot.AsSpan(0, snapshot.Length - 32), snapshot.AsSpan(snapshot.Length - 32));
 
-        Assert.That(() => Exchange.ReadSnapshot(snapshot, ExchangePropertyTests.Reference(), out _),
+        Assert.That(() => Exchange.ReadSnapshot(snapshot, out _),
             Throws.InstanceOf<InvalidDataException>().With.Message.Contains(reason), field);
     }
 
@@ -120,7 +128,7 @@ public class ExchangeSnapshotTests
     public void An_empty_state_round_trips()
     {
         var empty = new Exchange(ExchangePropertyTests.Reference());
-        Exchange loaded = Exchange.ReadSnapshot(Snapshot(empty, 0), ExchangePropertyTests.Reference(), out SnapshotHeader header);
+        Exchange loaded = Exchange.ReadSnapshot(Snapshot(empty, 0), out SnapshotHeader header);
         Assert.That(loaded.ComputeChecksum(), Is.EqualTo(empty.ComputeChecksum()));
         Assert.That(header.BlockNo, Is.Zero);
     }

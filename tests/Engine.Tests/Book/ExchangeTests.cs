@@ -95,15 +95,14 @@ public class ExchangeTests
     [Test]
     public void A_market_order_trades_only_inside_the_band_and_the_rest_is_cancelled()
     {
-        // A sell outside today's band (it rested under a wider one): built with a 50% band, carried
-        // into a 10% band through a snapshot.
+        // A sell outside today's band (it rested under a wider one): built with a 50% band, narrowed
+        // to 10% by an admin transaction.
         _exchange = new Exchange(Reference(bandBps: 5000));
         Limit(2, 1, Side.Sell, 105, 5);
         Limit(2, 2, Side.Sell, 110, 5);
         Limit(2, 99, Side.Sell, 120, 5);
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        _exchange.WriteSnapshot(buffer, 1, default);
-        _exchange = Exchange.ReadSnapshot(buffer.WrittenSpan, Reference(bandBps: 1000), out _);
+        Apply(AdminTransaction.DefineInstrument(1, "ACME", 1, referencePrice: 100, priceBandBps: 1000));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
 
         Market(1, 3, Side.Buy, 20);
 
@@ -344,5 +343,109 @@ public class ExchangeTests
             Assert.That(_exchange.ClientSeqs.Select(c => c.ClientId), Is.EqualTo(new uint[] { 1 }), "no state kept for client ids no client can have");
             Assert.That(_exchange.TryGetOutcome(1, 0, out _), Is.False, "seq 0 is never an outcome");
         });
+    }
+
+    [Test]
+    public void A_halted_instrument_refuses_new_orders_and_replaces_with_their_own_reason_and_takes_cancels()
+    {
+        Limit(1, 1, Side.Buy, 99, 5);
+        Apply(AdminTransaction.HaltInstrument(1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "the halt itself");
+
+        Limit(2, 2, Side.Sell, 101, 5);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.InstrumentHalted));
+        Apply(Transaction.Replace(1, NextSeq(1), 2, 1, 3, 1, 98, 5));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.InstrumentHalted));
+        Apply(Transaction.Cancel(1, NextSeq(1), 2, 1, 4, 1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "cancels pass a halt");
+
+        Apply(AdminTransaction.ResumeInstrument(1));
+        Limit(2, 5, Side.Sell, 101, 5);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None), "trading resumed");
+        Assert.That(_exchange.Reference.Instruments.Find(1)!.Halted, Is.False);
+    }
+
+    [Test]
+    public void Cancel_all_of_a_client_cancels_its_orders_on_every_book_and_no_one_elses()
+    {
+        _exchange = new Exchange(new ReferenceData(
+            new InstrumentTable([new Instrument(1, "ACME", 1) { ReferencePrice = 100 }, new Instrument(7, "SEVEN", 1) { ReferencePrice = 100 }]),
+            new Dictionary<uint, AccountLimits> { [2] = new(1_000_000, 1_000_000_000, 1000) },
+            [new ClientEntitlement(1, "a", [2]), new ClientEntitlement(2, "b", [2])], "test"));
+        Limit(1, 1, Side.Buy, 99, 5);
+        Limit(2, 2, Side.Buy, 98, 5);
+        Apply(Transaction.NewOrder(1, NextSeq(1), 2, 7, 3, Side.Sell, OrderType.Limit, TimeInForce.Gtc, 120, 5));
+        int reports = _out.Reports.Count;
+
+        Apply(AdminTransaction.CancelAllOfClient(1));
+
+        List<ExecutionReport> cancels = _out.Reports.Skip(reports).ToList();
+        Assert.That(cancels.Select(r => (r.ClientId, r.ClientOrderId, r.ExecType, r.ClientSeq)),
+            Is.EqualTo(new[] { (1u, 1UL, ExecType.Cancelled, 0UL), (1u, 3UL, ExecType.Cancelled, 0UL) }), "both books, by instrument; clientSeq 0: no request of the client's");
+        Assert.That(_exchange.TryGetOrder(1, 1, out _, out _, out _) || _exchange.TryGetOrder(1, 3, out _, out _, out _), Is.False);
+        Assert.That(_exchange.TryGetOrder(2, 2, out _, out _, out _), Is.True, "another client's order rests");
+
+        Apply(AdminTransaction.CancelAllOnInstrument(1));
+        Assert.That(_exchange.OpenOrders, Is.Zero);
+        Apply(AdminTransaction.CancelAllOnInstrument(3));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.UnknownInstrument));
+    }
+
+    [Test]
+    public void A_disabled_client_may_only_cancel_and_a_new_client_trades_only_the_accounts_granted()
+    {
+        Limit(1, 1, Side.Buy, 99, 5);
+        Apply(AdminTransaction.DisableClient(1));
+        Limit(1, 2, Side.Buy, 98, 5);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.ClientDisabled));
+        Apply(Transaction.Cancel(1, NextSeq(1), 2, 1, 3, 1));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+
+        Apply(AdminTransaction.DisableClient(9));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.UnknownClient));
+        Apply(AdminTransaction.EnableClient(9));
+        Limit(9, 1, Side.Buy, 97, 5, account: 2);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.AccountNotAllowed), "enabled, no account yet");
+        Apply(AdminTransaction.GrantAccounts(9, 2, 2));
+        Limit(9, 2, Side.Buy, 97, 5, account: 2);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+        Limit(9, 3, Side.Buy, 97, 5, account: 1);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.AccountNotAllowed), "account 1 was not granted");
+    }
+
+    [Test]
+    public void New_instruments_and_limits_take_effect_at_their_place_in_the_log()
+    {
+        Apply(Transaction.NewOrder(1, NextSeq(1), 2, 5, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 10, 5));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.UnknownInstrument));
+        Apply(AdminTransaction.DefineInstrument(5, "NEW", 10, referencePrice: 1000));
+        Apply(Transaction.NewOrder(1, NextSeq(1), 2, 5, 2, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 15, 5));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.PriceNotOnTick), "the new instrument's tick");
+        Apply(Transaction.NewOrder(1, NextSeq(1), 2, 5, 3, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 20, 5));
+        Assert.That(LastReply, Is.EqualTo(RejectReason.None));
+
+        Apply(AdminTransaction.SetAccountLimits(2, maxOrderQuantity: 4, maxOrderNotional: 1_000_000, maxOpenOrders: 10));
+        Limit(1, 4, Side.Buy, 99, 5);
+        Assert.That(LastReply, Is.EqualTo(RejectReason.RiskMaxQuantity), "the new limit");
+        Apply(AdminTransaction.SetAccountLimits(2, maxOrderQuantity: 0, maxOrderNotional: 0, maxOpenOrders: int.MaxValue) with { ClientSeq = 1 });
+        Assert.That(LastReply, Is.EqualTo(RejectReason.BadReferenceData), "an admin transaction with a field it does not use set");
+    }
+
+    [Test]
+    public void The_reference_data_is_in_the_state_checksum_and_the_snapshot()
+    {
+        Hash32 before = _exchange.ComputeChecksum();
+        Apply(AdminTransaction.HaltInstrument(1));
+        Hash32 halted = _exchange.ComputeChecksum();
+        Assert.That(halted, Is.Not.EqualTo(before), "a halt changes the state");
+        Apply(AdminTransaction.GrantAccounts(1, 5, 9));
+        Assert.That(_exchange.ComputeChecksum(), Is.Not.EqualTo(halted), "so does a grant");
+
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        _exchange.WriteSnapshot(buffer, 1, default);
+        Exchange loaded = Exchange.ReadSnapshot(buffer.WrittenSpan, out _);
+        Assert.That(loaded.ComputeChecksum(), Is.EqualTo(_exchange.ComputeChecksum()));
+        Assert.That(loaded.Reference.Instruments.Find(1)!.Halted, Is.True);
+        Assert.That(loaded.Reference.Clients[1].Accounts, Is.EqualTo(new[] { new AccountRange(1, 2), new AccountRange(5, 9) }));
     }
 }

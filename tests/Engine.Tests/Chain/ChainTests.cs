@@ -181,7 +181,7 @@ public class ChainTests
         var received = new List<(ulong Lsn, RecordKind Kind, Transaction Tx)>();
         foreach (BlockRecord record in BlockRecords.Of(block, in header))
         {
-            record.ReadOrder(out Transaction tx);
+            record.Read(out Transaction tx);
             received.Add((record.Lsn, record.Kind, tx));
         }
         Assert.Multiple(() =>
@@ -337,9 +337,10 @@ public class ChainTests
     [TestCase(0x00, "zeroed record")]
     [TestCase(0x04, "order request kind reserved")]
     [TestCase(0x0F, "order request kind reserved")]
-    [TestCase(0x10, "admin transaction")]
-    [TestCase(0x2F, "admin transaction")]
-    [TestCase(0x30, "reference data change")]
+    [TestCase(0x10, "admin transaction kind reserved")]
+    [TestCase(0x1F, "admin transaction kind reserved")]
+    [TestCase(0x20, "reserved (0x20-0x4F)")]
+    [TestCase(0x4F, "reserved (0x20-0x4F)")]
     [TestCase(0x50, "chain record")]
     [TestCase(0x60, "unassigned")]
     [TestCase(0xEF, "unassigned")]
@@ -357,7 +358,7 @@ public class ChainTests
     }
 
     [Test]
-    public void A_record_that_is_not_an_order_is_never_read_as_one()
+    public void A_record_of_no_known_kind_is_never_read_as_a_transaction()
     {
         var record = new byte[LedgerRecord.Bytes];
         var tx = Transaction.Cancel(1, 2, 3, 4, 5, 6);
@@ -365,7 +366,35 @@ public class ChainTests
         Assert.That(LedgerRecord.Read(record, out _), Is.EqualTo(77));
         record[LedgerRecord.KindOffset] = 0x10;
         var error = Assert.Throws<InvalidDataException>(() => LedgerRecord.Read(record, out _));
-        Assert.That(error!.Message, Does.Contain("LSN 77 is not an order request").And.Contain("admin transaction"));
+        Assert.That(error!.Message, Does.Contain("LSN 77 holds no transaction this version knows").And.Contain("admin transaction kind reserved"));
+    }
+
+    [Test]
+    public void Every_admin_transaction_is_a_record_of_its_own_kind_that_reads_back_as_it_was_written()
+    {
+        Transaction[] admin =
+        [
+            AdminTransaction.DefineInstrument(65_535, "ZZZZZZZZ", 25, 2_500, 100_000),
+            AdminTransaction.HaltInstrument(3),
+            AdminTransaction.ResumeInstrument(3),
+            AdminTransaction.SetAccountLimits(uint.MaxValue, ProtocolLimits.MaxQuantity, long.MaxValue, int.MaxValue),
+            AdminTransaction.EnableClient(65_535),
+            AdminTransaction.GrantAccounts(1, 0, uint.MaxValue),
+            AdminTransaction.DisableClient(1),
+            AdminTransaction.CancelAllOfClient(2),
+            AdminTransaction.CancelAllOnInstrument(4),
+        ];
+        var record = new byte[LedgerRecord.Bytes];
+        foreach (Transaction tx in admin)
+        {
+            Assert.That(AdminTransaction.Check(in tx), Is.EqualTo(RejectReason.None), tx.ToString());
+            LedgerRecord.Write(in tx, 9, record);
+            Assert.That((byte)LedgerRecord.KindOf(record), Is.EqualTo((byte)tx.Kind), "the record's kind is the transaction's type");
+            Assert.That(LedgerRecord.FamilyOf(LedgerRecord.KindOf(record)), Is.EqualTo(RecordFamily.Admin));
+            LedgerRecord.Read(record, out Transaction read);
+            Assert.That(read, Is.EqualTo(tx));
+        }
+        Assert.That(admin.Select(t => t.Kind).Distinct().Count(), Is.EqualTo(9), "one of each kind");
     }
 
     [TestCase(0)]
@@ -440,7 +469,7 @@ public class ChainTests
         var read = new List<Transaction>();
         foreach (BlockRecord record in records)
         {
-            record.ReadOrder(out Transaction tx);
+            record.Read(out Transaction tx);
             read.Add(tx);
         }
         Assert.Multiple(() =>

@@ -137,7 +137,13 @@ public class ExchangeFuzzTests
             var (seq, reason, answerLsn) = outcomes.Replies[^1];
             Check(seq == tx.ClientSeq, $"the answer names seq {seq}, not {tx.ClientSeq}");
             bool validKey = tx.ClientId is >= 1 and <= ProtocolLimits.MaxClientId && tx.ClientSeq != 0;
-            if (!validKey)
+            if (AdminTransaction.IsAdmin(tx.Kind))
+            {
+                // An operator's: answered at its LSN, and no client's seqs move.
+                Check(answerLsn == lsn || reason == RejectReason.None, $"{tx}: answered {reason} at lsn {answerLsn}, applied at {lsn}");
+                Check(exchange.LastClientSeq(tx.ClientId) == lastSeq, $"{tx}: moved client {tx.ClientId}'s seqs");
+            }
+            else if (!validKey)
             {
                 Check((reason is RejectReason.BadClientId or RejectReason.BadClientSeq) && outcomes.Reports.Count == reports, $"{tx}: {reason} for a transaction without a key");
             }

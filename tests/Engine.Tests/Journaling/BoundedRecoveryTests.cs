@@ -159,7 +159,7 @@ public class BoundedRecoveryTests
     private void TakeSnapshots()
     {
         using Journal journal = Journal.Open(Settings());
-        var replica = new SnapshotReplica(journal, new SnapshotStore(SnapshotDirectory, retain: 3), ExchangePropertyTests.Reference(), intervalBlocks: 1000);
+        var replica = new SnapshotReplica(journal, new SnapshotStore(SnapshotDirectory, retain: 3), intervalBlocks: 1000);
         while (replica.Step() > 0)
         {
         }
@@ -168,7 +168,7 @@ public class BoundedRecoveryTests
     private (Hash32 Checksum, RecoveryReport Report) Recover(SnapshotStore? store, List<string>? said = null)
     {
         (Journal journal, Exchange exchange, RecoveryReport report) =
-            NodeRecovery.Recover(anchor => Journal.Open(Settings(), anchor), store, ExchangePropertyTests.Reference(), "test", line => said?.Add(line));
+            NodeRecovery.Recover(anchor => Journal.Open(Settings(), anchor), store, "test", line => said?.Add(line));
         using (journal)
         {
             exchange.AssertInvariants();
@@ -238,7 +238,7 @@ public class BoundedRecoveryTests
         var store = new SnapshotStore(SnapshotDirectory, retain: 3);
         var schedule = new SnapshotSchedule(store, EveryBlocks: 2000, Every: TimeSpan.Zero);
         using (Journal journal = Journal.Open(Settings()))
-        using (var taker = new SnapshotTaker(journal, schedule, ExchangePropertyTests.Reference(), new RecoveryReport(null, null, Blocks + 1, Blocks + 1, Blocks, Blocks, 0, 0, 0, 0, 0, 0, 0), TimeProvider.System, _ => { }))
+        using (var taker = new SnapshotTaker(journal, schedule, new RecoveryReport(null, null, Blocks + 1, Blocks + 1, Blocks, Blocks, 0, 0, 0, 0, 0, 0, 0), TimeProvider.System, _ => { }))
         {
             // After block 2000 by the interval, and at the head (3000) once level, as the recovery replayed 3001 blocks.
             Until.True(() => taker.Status.SnapshotBlock == 3000, "the snapshot after the long recovery");
@@ -249,9 +249,9 @@ public class BoundedRecoveryTests
 
         // Started from the journal anchored at that snapshot, it asks for one more block and snapshots it when asked.
         List<Transaction> more = ExchangePropertyTests.Flow(32, 10);
-        (Journal reopened, _, RecoveryReport report) = NodeRecovery.Recover(anchor => Journal.Open(Settings(), anchor), store, ExchangePropertyTests.Reference(), "test", _ => { });
+        (Journal reopened, _, RecoveryReport report) = NodeRecovery.Recover(anchor => Journal.Open(Settings(), anchor), store, "test", _ => { });
         using (reopened)
-        using (var taker = new SnapshotTaker(reopened, schedule, ExchangePropertyTests.Reference(), report, TimeProvider.System, _ => { }))
+        using (var taker = new SnapshotTaker(reopened, schedule, report, TimeProvider.System, _ => { }))
         {
             Assert.That(report.SnapshotBlock, Is.EqualTo(3000UL));
             var builder = new BlockBuilder(reopened.Head, 8);
@@ -262,7 +262,7 @@ public class BoundedRecoveryTests
             Assert.That(taker.Status.Taken, Is.EqualTo(1));
         }
         (Hash32 full, _) = Recover(store: null);
-        LoadedSnapshot newest = store.LoadNewest(ExchangePropertyTests.Reference(), _ => { })!;
+        LoadedSnapshot newest = store.LoadNewest(_ => { })!;
         Assert.That(newest.Header.BlockNo, Is.EqualTo(3001UL));
         Assert.That(newest.Exchange.ComputeChecksum(), Is.EqualTo(full), "the snapshot is the state a full replay reaches");
     }
@@ -287,7 +287,7 @@ public class BoundedRecoveryTests
         }
         journal.Flush();
         var otherScans = new List<bool>();
-        var replica = new SnapshotReplica(journal, new SnapshotStore(SnapshotDirectory, retain: 1), ExchangePropertyTests.Reference(), intervalBlocks: 0)
+        var replica = new SnapshotReplica(journal, new SnapshotStore(SnapshotDirectory, retain: 1), intervalBlocks: 0)
         {
             ChecksumEveryBlocks = 200,
             StateChecksums = (_, _) =>

@@ -1,4 +1,3 @@
-using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Server;
@@ -143,7 +142,7 @@ public class CompactionTests
         Assert.That(reopened.Opening.BaseBlockNo, Is.EqualTo(2500UL));
         Assert.That(reopened.Opening.ReplayFrom, Is.EqualTo(reopened.FindBlock(new JournalAnchor(2500, hashes[2500]))));
         Assert.That(snapshots.List(), Is.Empty);
-        Assert.That(() => NodeRecovery.Recover(_ => reopened, snapshots, ReferenceData.Development(), "test", _ => { }),
+        Assert.That(() => NodeRecovery.Recover(_ => reopened, snapshots, "test", _ => { }),
             Throws.InstanceOf<JournalCorruptException>().With.Message.Contains("no snapshot of a block it holds"), "a base with no snapshot to replay onto is refused, loudly");
     }
 }

@@ -148,7 +148,7 @@ public class JournalFormatTests
             Assert.That(BlockRecords.TryOpen(entry, out BlockRecords records, acceptVersion1: true), Is.Null);
             foreach (BlockRecord record in records)
             {
-                record.ReadOrder(out Transaction tx);
+                record.Read(out Transaction tx);
                 read.Add(tx);
             }
             return true;
@@ -172,14 +172,14 @@ public class JournalFormatTests
         builder.Add(in tx);
         builder.Add(in tx);
         byte[] block = builder.Seal(1, out _).ToArray();
-        block[BlockFormat.HeaderBytes + LedgerRecord.Bytes + LedgerRecord.KindOffset] = 0x31; // a reference data change: reserved
+        block[BlockFormat.HeaderBytes + LedgerRecord.Bytes + LedgerRecord.KindOffset] = 0x31; // reserved
         SHA256.HashData(block.AsSpan(0, block.Length - 32), block.AsSpan(block.Length - 32));
         entries.Add(block);
         RawJournal.Write(settings, entries);
 
         var refused = Assert.Throws<JournalCorruptException>(() => Journal.Open(settings).Dispose());
         Assert.That(refused!.Fault?.BlockNo, Is.EqualTo(1));
-        Assert.That(refused.Fault?.Reason, Does.Contain("record 1 (LSN 2) has kind 0x31, a reference data change"));
+        Assert.That(refused.Fault?.Reason, Does.Contain("record 1 (LSN 2) has kind 0x31, reserved"));
     }
 
     [Test]

@@ -277,7 +277,7 @@ public class JournalTests
             Assert.That(BlockRecords.TryOpen(entry, out BlockRecords records), Is.Null);
             foreach (BlockRecord record in records)
             {
-                record.ReadOrder(out Transaction tx);
+                record.Read(out Transaction tx);
                 all.Add((record.Lsn, tx));
             }
             return true;

@@ -17,7 +17,7 @@ public class SnapshotReplicaTests
 {
     private static readonly JournalSettings s_settings = new JournalSettings { Directory = "simulated", ClusterId = ClusterId.Development, Durability = Durability.Disk }.Validate();
 
-    /// <summary>A simulated journal and a seeded flow sealed into it, five requests a block.</summary>
+    /// <summary>A simulated journal and a seeded flow sealed into it, five requests a block, after the reference data the first block starts with (as a node's new ledger does).</summary>
     private sealed class FlowJournal(int seed) : IDisposable
     {
         private readonly List<Transaction> _flow = ExchangePropertyTests.Flow(seed, 2_000);
@@ -29,7 +29,14 @@ public class SnapshotReplicaTests
         /// <summary>Appends <paramref name="blocks"/> blocks, continuing the chain; with <paramref name="commit"/>, commits them.</summary>
         public void Append(int blocks, bool commit = true)
         {
-            _builder ??= new BlockBuilder(Journal.Head, 64);
+            if (_builder is null)
+            {
+                _builder = new BlockBuilder(Journal.Head, 64);
+                foreach (Transaction admin in ExchangePropertyTests.Reference().AdminTransactions())
+                {
+                    _builder.Add(admin);
+                }
+            }
             for (int b = 0; b < blocks; b++)
             {
                 for (int i = 0; i < 5; i++)
@@ -47,7 +54,7 @@ public class SnapshotReplicaTests
         /// <summary>The state a replay of the committed journal reaches after block <paramref name="blockNo"/>.</summary>
         public Hash32 ReplayedThrough(ulong blockNo)
         {
-            var applier = new BlockApplier(new Exchange(ExchangePropertyTests.Reference()));
+            var applier = new BlockApplier(new Exchange());
             var sink = new NullSink();
             Journal.Scan((entry, _) =>
             {
@@ -72,7 +79,7 @@ public class SnapshotReplicaTests
         using var chain = new FlowJournal(21);
         chain.Append(50);
         var store = new SnapshotStore(temp.Sub("snapshots"), retain: 2);
-        var replica = new SnapshotReplica(chain.Journal, store, ExchangePropertyTests.Reference(), intervalBlocks: 16);
+        var replica = new SnapshotReplica(chain.Journal, store, intervalBlocks: 16);
 
         Assert.That(replica.Step(maxBlocks: 10), Is.EqualTo(10), "bounded work per step");
         Assert.That(replica.Step(), Is.EqualTo(7), "and it stops at a block due for a snapshot (16), to take it after the scan");
@@ -82,7 +89,7 @@ public class SnapshotReplicaTests
 
         Assert.That(replica.AppliedBlockNo, Is.EqualTo(50UL));
         Assert.That(store.List().Select(s => s.BlockNo), Is.EqualTo(new ulong[] { 48, 32 }), "after blocks 16, 32, 48; the oldest pruned");
-        LoadedSnapshot newest = store.LoadNewest(ExchangePropertyTests.Reference(), _ => { })!;
+        LoadedSnapshot newest = store.LoadNewest(_ => { })!;
         Assert.That(newest.Exchange.ComputeChecksum(), Is.EqualTo(chain.ReplayedThrough(48)));
 
         // Appended and not committed: not followed yet; committed: followed, and the next snapshot taken.
@@ -106,15 +113,15 @@ public class SnapshotReplicaTests
         using var chain = new FlowJournal(22);
         chain.Append(40);
         var store = new SnapshotStore(temp.Sub("snapshots"), retain: 3);
-        var first = new SnapshotReplica(chain.Journal, store, ExchangePropertyTests.Reference(), intervalBlocks: 10);
+        var first = new SnapshotReplica(chain.Journal, store, intervalBlocks: 10);
         while (first.Step() > 0)
         {
         }
         chain.Append(15);
 
-        LoadedSnapshot newest = store.LoadNewest(ExchangePropertyTests.Reference(), _ => { })!;
+        LoadedSnapshot newest = store.LoadNewest(_ => { })!;
         Assert.That(newest.Header.BlockNo, Is.EqualTo(40UL));
-        var second = new SnapshotReplica(chain.Journal, store, ExchangePropertyTests.Reference(), intervalBlocks: 10, from: newest);
+        var second = new SnapshotReplica(chain.Journal, store, intervalBlocks: 10, from: newest);
         while (second.Step() > 0)
         {
         }

@@ -30,7 +30,7 @@ public class SnapshotStoreTests
     {
         using var temp = new TempDirectory();
         var store = new SnapshotStore(temp.Sub("snapshots"), retain: 3);
-        Assert.That(store.LoadNewest(ExchangePropertyTests.Reference(), _ => { }), Is.Null, "none yet: start from genesis");
+        Assert.That(store.LoadNewest(_ => { }), Is.Null, "none yet: start from genesis");
         (byte[] ten, _) = Taken(100, 10);
         (byte[] twenty, Hash32 twentyChecksum) = Taken(200, 20);
         (byte[] thirty, Hash32 thirtyChecksum) = Taken(300, 30);
@@ -38,7 +38,7 @@ public class SnapshotStoreTests
         store.Save(twenty, 20);
         string newest = store.Save(thirty, 30);
 
-        LoadedSnapshot? loaded = store.LoadNewest(ExchangePropertyTests.Reference(), _ => { });
+        LoadedSnapshot? loaded = store.LoadNewest(_ => { });
         Assert.That(loaded?.Header.BlockNo, Is.EqualTo(30UL));
         Assert.That(loaded!.Exchange.ComputeChecksum(), Is.EqualTo(thirtyChecksum));
 
@@ -46,7 +46,7 @@ public class SnapshotStoreTests
         damaged[damaged.Length / 2] ^= 0x01;
         File.WriteAllBytes(newest, damaged);
         var said = new List<string>();
-        loaded = store.LoadNewest(ExchangePropertyTests.Reference(), said.Add);
+        loaded = store.LoadNewest(said.Add);
         Assert.That(loaded?.Header.BlockNo, Is.EqualTo(20UL), "the next older");
         Assert.That(loaded!.Exchange.ComputeChecksum(), Is.EqualTo(twentyChecksum));
         Assert.That(said, Has.Count.EqualTo(1));
@@ -61,7 +61,7 @@ public class SnapshotStoreTests
         (byte[] twenty, _) = Taken(200, 20);
         store.Save(twenty, 40); // a name that lies about where it stands
         var said = new List<string>();
-        Assert.That(store.LoadNewest(ExchangePropertyTests.Reference(), said.Add), Is.Null);
+        Assert.That(store.LoadNewest(said.Add), Is.Null);
         Assert.That(said.Single(), Does.Contain("its name says 40"));
     }
 

@@ -1,4 +1,3 @@
-using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
@@ -23,7 +22,7 @@ internal static class SimulatedLedger
             disk?.Clear();
             device = new SimulatedJournalDevice($"{name}.{++discarded}");
             return device.Name;
-        }, name, ReferenceData.Development(), checksumEveryBlocks: 0, _ => { }, snapshots, snapshotsOnOwnThread: false);
+        }, name, checksumEveryBlocks: 0, _ => { }, snapshots, snapshotsOnOwnThread: false);
     }
 
     /// <summary>Seals one order after the ledger's head, in <paramref name="epoch"/>, and journals it as a primary's pipeline would; returns the block.</summary>

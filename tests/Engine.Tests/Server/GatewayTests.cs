@@ -144,7 +144,7 @@ public class GatewayTests
         Assert.That(held.Available, Is.Zero, "no answer while held");
 
         // The takeover: a node started on the same listener takes the port over, held logon included.
-        (Journal journal, Exchange exchange, _) = EngineNode.OpenAndRecover(settings, ReferenceData.Development(), _ => { });
+        (Journal journal, Exchange exchange, _) = EngineNode.OpenAndRecover(settings, _ => { });
         await using EngineNode node = EngineNode.StartWith(settings, ReferenceData.Development(), _ => { }, journal, exchange, null, journal.Head, journal.Head.Epoch, "primary (took over)", listener);
         Assert.That((await ReadAck(held)).Status, Is.EqualTo(LogonStatus.Ok), "the held logon is answered by the new primary");
         Assert.That(responder.HandedOver, Is.True);

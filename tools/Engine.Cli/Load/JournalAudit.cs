@@ -94,7 +94,7 @@ internal sealed class JournalAudit
             while (records.TryMoveNext(out refused))
             {
                 BlockRecord record = records.Current;
-                record.ReadOrder(out Transaction tx);
+                record.Read(out Transaction tx);
                 var order = (tx.ClientId, tx.ClientSeq);
                 if (_orders.Contains(order))
                 {
