@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
+using Engine.Protocol;
 using Engine.Core.Server;
 using Engine.Replication;
 using Engine.Replication.Pair;
@@ -40,6 +41,12 @@ internal sealed class NodeBoard
 
     /// <summary>What the node's start-up (or its last reopening of the journal) recovered.</summary>
     public RecoveryReport? Recovery => _standalone?.Recovery ?? _pair?.Recovery;
+
+    /// <summary>This node's configuration (its reference data is compared with the ledger's).</summary>
+    public Engine.Core.Book.ReferenceData? Configured { get; init; }
+
+    /// <summary>The ledger's reference data as this node has applied it, or null (not started).</summary>
+    public Engine.Core.Book.ReferenceView? LedgerReference => _standalone?.LedgerReference ?? _pair?.LedgerReference;
 
     /// <summary>The node serving clients (standalone, or the pair's primary), or null.</summary>
     public EngineNode? Node => _standalone ?? _pair?.Serving;
@@ -99,8 +106,9 @@ internal sealed class RecentLog(int capacity)
 
 /// <summary>
 /// The admin HTTP endpoint of <c>engine serve --admin</c>, up for the whole life of the process
-/// (also while the node is a backup): <c>GET /status</c>, <c>GET /log?after=N</c>,
-/// <c>POST /admin/go-solo?minutes=N</c>, <c>POST /admin/snapshot</c>.
+/// (also while the node is a backup): <c>GET /status</c>, <c>GET /log?after=N</c>, <c>GET /reference</c>,
+/// <c>POST /admin/go-solo?minutes=N</c>, <c>POST /admin/snapshot</c>, <c>POST /admin/ledger/VERB?…</c>
+/// (<see cref="LedgerVerbs"/>: the reference data and the market, as admin transactions in the ledger).
 /// </summary>
 /// <remarks>
 /// Every verb that changes anything (today: go-solo) needs an operator's signature
@@ -122,6 +130,9 @@ internal static class AdminEndpoint
 
     /// <summary>How long <c>POST /admin/snapshot</c> waits for the snapshot before answering 503.</summary>
     public const int SnapshotTimeoutSeconds = 120;
+
+    /// <summary>How long <c>POST /admin/ledger/VERB</c> waits for its transactions to be applied (in a pair: the backup's acknowledgement included).</summary>
+    public const int LedgerVerbTimeoutSeconds = 30;
 
     /// <summary>Default and bounds of a run-time go-solo lease (<c>?minutes=N</c>).</summary>
     public const int GoSoloDefaultMinutes = 10, GoSoloMaxMinutes = 24 * 60;
@@ -227,6 +238,45 @@ internal static class AdminEndpoint
                 return Results.Text($"no snapshot: {e.Message}\n", statusCode: StatusCodes.Status503ServiceUnavailable);
             }
         });
+        app.MapPost("/admin/ledger/{verb}", async (HttpContext http, string verb) =>
+        {
+            (IResult? refused, string? signer) = await CheckOperatorAsync(http, verifier, refusals).ConfigureAwait(false);
+            if (refused is not null)
+            {
+                return refused;
+            }
+            if (http.Request.Query.FirstOrDefault(q => q.Value.Count != 1) is { Key: { } twice })
+            {
+                return Results.BadRequest($"{twice} is given {http.Request.Query[twice].Count} times\n");
+            }
+            (Transaction[]? transactions, string? error) = LedgerVerbs.Parse(verb, http.Request.Query.ToDictionary(q => q.Key, q => q.Value[0]!));
+            if (transactions is null)
+            {
+                return Results.BadRequest($"{error}\n");
+            }
+            if (board.Node is not { } node)
+            {
+                return Results.Conflict("this node serves no clients now (a backup, starting or halted): send it to the primary's admin endpoint\n");
+            }
+            try
+            {
+                IReadOnlyList<AdminOutcome> outcomes = await node.SubmitAdminAsync(transactions, TimeSpan.FromSeconds(LedgerVerbTimeoutSeconds)).ConfigureAwait(false);
+                say(PairEvent.Note($"the operator {signer}: {string.Join("; ", outcomes)}"));
+                string text = string.Join("\n", outcomes) + "\n";
+                return outcomes.All(o => o.Accepted) ? Results.Text(text) : Results.Text(text, statusCode: StatusCodes.Status409Conflict);
+            }
+            catch (InvalidOperationException e)
+            {
+                return Results.Text($"not taken: {e.Message}\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+            catch (TimeoutException)
+            {
+                return Results.Text($"sealed, and not confirmed applied within {LedgerVerbTimeoutSeconds} s: see GET /reference before repeating it\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
+        });
+        app.MapGet("/reference", () => board.LedgerReference is { } ledger
+            ? Results.Bytes(ReferenceReport.Of(ledger, board.Configured).ToJsonUtf8(), "application/json")
+            : Results.Text("not started yet\n", statusCode: StatusCodes.Status503ServiceUnavailable));
         // ?state=false leaves out the state checksum: it walks the whole book on the apply thread, too
         // much for a watcher that asks every few milliseconds (engine drill).
         app.MapGet("/status", async (bool? state) =>

@@ -84,6 +84,79 @@ internal static class OpsCommands
         cluster.AddTo(snapshot);
         snapshot.SetAction((parse, cancel) => PostSignedAsync("snapshot", parse, cluster, admin, "/admin/snapshot", TimeSpan.FromSeconds(AdminEndpoint.SnapshotTimeoutSeconds + 5), cancel));
         var command = new Command("admin", "Operator commands to a running node (signed with an operator's key).") { goSolo, snapshot };
+        foreach ((string verb, string[] parameters, string does) in LedgerVerbs.All)
+        {
+            command.Subcommands.Add(LedgerVerb(verb, parameters, does, admin, cluster));
+        }
+        var reference = new Command("reference", "Print the ledger's reference data as the node has applied it (instruments, accounts, clients; never a credential) and where the node's configuration differs from it.")
+        {
+            admin,
+        };
+        reference.SetAction(async (parse, cancel) =>
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            try
+            {
+                string body = await http.GetStringAsync(new Uri($"http://{parse.GetValue(admin)}/reference"), cancel).ConfigureAwait(false);
+                ReferenceReport report = ReferenceReport.Parse(System.Text.Encoding.UTF8.GetBytes(body));
+                foreach (InstrumentLine i in report.Instruments)
+                {
+                    Console.WriteLine($"instrument {i.Id} {i.Symbol} tick {i.Tick} reference {i.ReferencePrice} band {i.BandBps} bps{(i.Halted ? " HALTED" : "")}");
+                }
+                foreach (AccountLine a in report.Accounts)
+                {
+                    Console.WriteLine($"account {a.Id} max quantity {a.MaxQuantity} max notional {a.MaxNotional} max open orders {a.MaxOpenOrders}");
+                }
+                foreach (ClientLine c in report.Clients)
+                {
+                    Console.WriteLine($"client {c.Id} {(c.Enabled ? "enabled" : "DISABLED")} accounts {(c.Accounts.Length == 0 ? "none" : c.Accounts)}");
+                }
+                foreach (string difference in report.DiffersFromConfiguration)
+                {
+                    Console.WriteLine($"differs from this node's configuration: {difference}");
+                }
+                return 0;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+            {
+                Console.Error.WriteLine($"engine admin reference: {e.Message}");
+                return 2;
+            }
+        });
+        command.Subcommands.Add(reference);
+        return command;
+    }
+
+    /// <summary>
+    /// <c>engine admin VERB --name value …</c> for one of <see cref="LedgerVerbs.All"/>: checked here, then
+    /// sent signed to <c>POST /admin/ledger/VERB</c>; prints each admin transaction's outcome.
+    /// </summary>
+    private static Command LedgerVerb(string verb, string[] parameters, string does, Option<string> admin, ClusterOptions cluster)
+    {
+        var options = parameters.Select(p =>
+        {
+            string[] parts = p.Split('=');
+            return (Name: parts[0], Option: new Option<string>("--" + parts[0].Replace('_', '-'))
+            {
+                Description = parts.Length == 1 ? "Required." : $"Default {(parts[1].Length == 0 ? "none" : parts[1])}.",
+                Required = parts.Length == 1,
+            });
+        }).ToList();
+        var command = new Command(verb, does + " An admin transaction in the ledger, sent to the primary's admin endpoint; signed with the operator's key.") { admin };
+        options.ForEach(o => command.Options.Add(o.Option));
+        cluster.AddTo(command);
+        command.SetAction(async (parse, cancel) =>
+        {
+            var given = options.Where(o => parse.GetValue(o.Option) is not null).ToDictionary(o => o.Name, o => parse.GetValue(o.Option)!);
+            if (LedgerVerbs.Parse(verb, given).Error is { } error)
+            {
+                Console.Error.WriteLine($"engine admin {verb}: {error}");
+                return 2;
+            }
+            string query = string.Join("&", given.Select(g => $"{g.Key}={Uri.EscapeDataString(g.Value)}"));
+            return await PostSignedAsync(verb, parse, cluster, admin, $"/admin/ledger/{verb}{(query.Length > 0 ? "?" + query : "")}",
+                TimeSpan.FromSeconds(AdminEndpoint.LedgerVerbTimeoutSeconds + 5), cancel).ConfigureAwait(false);
+        });
         return command;
     }
 

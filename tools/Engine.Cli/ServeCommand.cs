@@ -214,7 +214,7 @@ internal static class ServeCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-        var board = new NodeBoard();
+        var board = new NodeBoard { Configured = reference };
         // Every pair event goes to the log (its kind, epoch and block fields of their own) and to /log.
         void Raise(PairEvent pairEvent)
         {

@@ -111,6 +111,9 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     /// <summary>What this node's last opening of its journal recovered (read without the pair's lock, as <see cref="Snapshots"/>).</summary>
     public RecoveryReport Recovery => _ledger.Recovery;
 
+    /// <summary>The ledger's reference data as this node has applied it (primary or backup).</summary>
+    public Engine.Core.Book.ReferenceView LedgerReference => _serving?.LedgerReference ?? _ledger.Exchange.Reference;
+
     /// <summary>Primary: a backup is in step.</summary>
     public bool BackupInStep => _backupInStep;
 
