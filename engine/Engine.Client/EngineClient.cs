@@ -512,6 +512,8 @@ public sealed class EngineClient : IAsyncDisposable
                     throw new RetryLaterException("the engine refuses this address for a while (too many failed logons from it)");
                 case LogonStatus.Unavailable:
                     throw new RetryLaterException("the engine has no room for another session now");
+                case LogonStatus.ClientDisabled:
+                    throw new UnauthorizedAccessException($"client {_options.ClientId} is not enabled in the engine's ledger (disabled, or never added): an operator's `engine admin client-add` enables it");
                 case LogonStatus.TlsRequired:
                     throw new UnauthorizedAccessException($"the engine at {endpoint} requires TLS: set ClientOptions.Tls");
                 default:

@@ -180,10 +180,8 @@ public enum RejectReason : ushort
     BadReferenceData = 51,
     /// <summary>An admin transaction names a client the ledger does not know.</summary>
     UnknownClient = 52,
-    /// <summary>An admin transaction names an account the ledger does not know, or an order one no account has.</summary>
-    UnknownAccount = 53,
     /// <summary>A client already has as many account ranges as the ledger keeps per client.</summary>
-    TooManyGrants = 54,
+    TooManyGrants = 53,
 
     // Engine state (64-): the request was fine but the engine could not take it now.
     Busy = 64,

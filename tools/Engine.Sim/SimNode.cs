@@ -201,7 +201,7 @@ public sealed class SimNode
         }
         if (_serving is null && pair.State == PairState.Primary)
         {
-            _serving = new SimPipeline(pair, ledger, _world.Reference, _world.Clock, ChecksumEvery);
+            _serving = new SimPipeline(pair, ledger, Name == "B" ? _world.ReferenceOfB : _world.Reference, _world.Clock, ChecksumEvery);
         }
         _serving?.Pump((client, connection, seq, receipt) =>
         {

@@ -49,6 +49,7 @@ public sealed class SimWorld
         Witness = new SimWitness(this, leaseMs: 2_000) { Mutations = witnessMutations };
         Settings = new PairSettings { Role = PairRole.Primary, Witness = "127.0.0.1:3" };
         Reference = ReferenceData.Development();
+        ReferenceOfB = DifferentFrom(Reference);
         // Disk durability: a block counts as journaled once committed, so a crash of one node never loses
         // an acknowledged block (in memory durability, only the backup's copy would cover it).
         JournalSettings = new JournalSettings
@@ -84,7 +85,22 @@ public sealed class SimWorld
     /// <summary>Both nodes' journals are opened with these (on each node's own simulated device).</summary>
     public JournalSettings JournalSettings { get; }
 
+    /// <summary>Node A's configuration.</summary>
     public ReferenceData Reference { get; }
+
+    /// <summary>
+    /// Node B's configuration: it differs from A's in what the book decides (account limits, a price
+    /// band, a reference price), never in what is checked before the ledger (the clients and the tick),
+    /// so the clients' requests pass either way. Whichever node starts a ledger journals its own; the
+    /// state checksums the backup compares show that both follow the ledger, whatever their file says.
+    /// </summary>
+    public ReferenceData ReferenceOfB { get; }
+
+    private static ReferenceData DifferentFrom(ReferenceData reference) => new(
+        new Core.Ledger.InstrumentTable(reference.Instruments.All.Select(i => i with { ReferencePrice = i.ReferencePrice + i.TickSize, PriceBandBps = 40 })),
+        reference.Accounts.ToDictionary(a => a.Key, a => a.Value with { MaxOrderQuantity = 3 }),
+        reference.Clients,
+        "node B's configuration");
 
     /// <summary>The seed's randomness, for the faults the parts themselves carry out (where a crash tears the last write).</summary>
     public Random Random => _random;
