@@ -1,9 +1,11 @@
 #!/bin/bash
 # A fresh backup joining a primary with N orders of history (default 20,000,000): time from the
 # backup's start to its being in step (as its /status says), and the journal bytes on each side.
-# MODE snapshot (default): the primary has taken its first snapshot (after its recovery) before the
-# backup starts, which installs it and gets the blocks after it; MODE blocks: snapshots off on both
-# nodes, the backup gets the whole chain from genesis (as before snapshots could be installed).
+# MODE snapshot (default): the primary has taken its first snapshot (after its recovery) and compacted
+# its journal to it (one snapshot retained) before the backup starts, which installs it and gets the
+# blocks after it (a primary that still holds the blocks sends them: the history stays in both
+# journals); MODE blocks: snapshots off on both nodes, the backup gets the whole chain from genesis.
+# The primary's log line says the bytes the catch-up sent, and before LZ4.
 # usage: bash bench/rejoin.sh [orders] [timeout-seconds] [snapshot|blocks]   (builds nothing: run `dotnet build -c Release` first)
 set -u
 ORDERS=${1:-20000000}
@@ -11,6 +13,8 @@ LIMIT=${2:-300}
 MODE=${3:-snapshot}
 if [ "$MODE" = blocks ]; then
   export ENGINE_SNAPSHOTEVERYBLOCKS=0 ENGINE_SNAPSHOTEVERYSECONDS=0
+else
+  export ENGINE_SNAPSHOTRETAIN=1
 fi
 E=$(dirname "$0")/../tools/Engine.Cli/bin/Release/net10.0/engine.dll
 R=$(mktemp -d /tmp/engine-rejoin-XXXXXX)
@@ -20,7 +24,7 @@ dotnet "$E" serve --role primary --data "$R/a" --listen 127.0.0.1:7620 --replica
 PA=$!
 until curl -sf "http://127.0.0.1:7622/status?state=false" | grep -q '"role":"primary"'; do sleep 0.2; done
 if [ "$MODE" != blocks ]; then
-  until curl -sf "http://127.0.0.1:7622/status?state=false" | grep -q '"snapshot_block":[0-9]'; do sleep 0.2; done
+  until curl -sf "http://127.0.0.1:7622/status?state=false" | grep -q '"journal_base_block":[1-9]'; do sleep 0.2; done
 fi
 START=$(date +%s.%N)
 ${WRAP:-} dotnet "$E" serve --role backup --data "$R/b" --listen 127.0.0.1:7623 --peer 127.0.0.1:7621 --replication-listen 127.0.0.1:7624 --admin 127.0.0.1:7625 > "$R/b.log" 2>&1 &

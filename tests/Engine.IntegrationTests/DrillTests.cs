@@ -120,7 +120,7 @@ public class DrillTests
     {
         int exit = drill.WaitForExit(timeout);
         TestContext.Out.WriteLine(drill.StdErr);
-        Assert.That(exit, Is.Zero, drill.StdErr);
+        Assert.That(exit, Is.Zero, $"{drill.StdErr}\n{drill.StdOut.Trim().Split('\n')[^1]}");
         return JsonDocument.Parse(drill.StdOut.Trim().Split('\n')[^1]).RootElement;
     }
 

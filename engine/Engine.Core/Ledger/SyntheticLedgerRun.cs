@@ -35,7 +35,9 @@ public static class SyntheticLedgerRun
         (byte[] frames, int[] lengths) = flow.Encode((int)Math.Min(count, FramePool));
 
         Book.ReferenceView reference = Book.ReferenceView.OfInstruments(instruments);
-        var ledger = new LedgerPipeline(ring, journal, () => reference, topology: topology);
+        // A new ledger starts with its reference data, as a node's does: a replay then has the books the orders are for.
+        Chain.ChainHead? head = journal.Head.BlockNo == 0 ? SealReferenceData(journal, Book.ReferenceData.Development()) : null;
+        var ledger = new LedgerPipeline(ring, journal, () => reference, topology: topology, head: head);
         using var tally = new Tally(count - 1, ledger.Blocks, onDurable);
         ledger.AddAfterJournal("tally", new TallyStage(tally));
         long sealedBytesBefore = ledger.Sealer.BytesSealed;
@@ -71,6 +73,25 @@ public static class SyntheticLedgerRun
         journal.Flush();
         clock.Stop();
         return new LedgerRunResult(count, tally.Accepted, tally.Rejected, ledger.Sealer.BlocksSealed, ledger.Sealer.BytesSealed - sealedBytesBefore, clock.Elapsed);
+    }
+
+    /// <summary>Appends blocks of <paramref name="reference"/>'s admin transactions after the journal's head; returns the new head.</summary>
+    private static Chain.ChainHead SealReferenceData(Journal journal, Book.ReferenceData reference)
+    {
+        var builder = new Chain.BlockBuilder(journal.Head, journal.Settings.MaxTransactionsPerBlock);
+        foreach (Transaction admin in reference.AdminTransactions())
+        {
+            builder.Add(in admin);
+            if (builder.IsFull)
+            {
+                journal.Append(builder.Seal(Journal.UnixNanos(TimeProvider.System), out _));
+            }
+        }
+        if (builder.Count > 0)
+        {
+            journal.Append(builder.Seal(Journal.UnixNanos(TimeProvider.System), out _));
+        }
+        return builder.Head;
     }
 
     private sealed class Tally(long lastSequence, BlockTable blocks, Action<SealedBlock>? onDurable) : IDisposable

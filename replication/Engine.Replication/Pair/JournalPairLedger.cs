@@ -267,9 +267,9 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     public CatchUpSnapshot? SnapshotFor(ulong backupHead)
     {
         ulong journalBase = _journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
-        if (_snapshots is null || (backupHead >= journalBase && backupHead != BlockFormat.GenesisBlockNo))
+        if (_snapshots is null || backupHead >= journalBase)
         {
-            return null; // our journal holds every block it lacks: those are sent
+            return null; // our journal holds every block it lacks: those are sent (the history, not a snapshot in its place)
         }
         if (_snapshots.Store.NewestIntact(_log) is not ({ } content, { } header) || header.BlockNo <= backupHead)
         {

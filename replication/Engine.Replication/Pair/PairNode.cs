@@ -103,6 +103,9 @@ public sealed class PairNode
     private ulong _catchUpSentThrough;
     private ulong _linkAckedBlockNo;
     private long _catchUpBlocks;
+    // The catch-up's bytes: as framed on the link (LZ4 batches, snapshot chunks) and before compression.
+    private long _catchUpWireBytes;
+    private long _catchUpRawBytes;
     private byte[] _catchUpRaw = [];
     private byte[] _catchUpFrame = [];
 
@@ -1114,6 +1117,8 @@ public sealed class PairNode
         _catchUpSentThrough = theirs.BlockNo;
         _linkAckedBlockNo = theirs.BlockNo;
         _catchUpBlocks = 0;
+        _catchUpWireBytes = 0;
+        _catchUpRawBytes = 0;
         _outgoing = snapshot;
         _installedAt = snapshot?.BlockNo;
         _outgoingSent = 0;
@@ -1163,6 +1168,8 @@ public sealed class PairNode
             }
             int length = SnapshotTransfer.PackChunk(snapshot.Content, _outgoingSent, _catchUpFrame, out int chunk);
             _transport.Send(_backup, _catchUpFrame.AsSpan(0, length));
+            _catchUpWireBytes += length;
+            _catchUpRawBytes += chunk;
             _outgoingSent += chunk;
             _chunksUnacked++;
         }
@@ -1212,6 +1219,8 @@ public sealed class PairNode
         }
         int length = CatchUpBatch.Pack(raw.AsSpan(0, batched), _catchUpFrame);
         _transport.Send(_backup, _catchUpFrame.AsSpan(0, length));
+        _catchUpWireBytes += length;
+        _catchUpRawBytes += batched;
         _backupSentAt = _time.GetTimestamp();
         _unacked.Enqueue((lastNo, lastHash));
         _catchUpSentThrough = lastNo;
@@ -1235,7 +1244,7 @@ public sealed class PairNode
         string sent = _installedAt is { } snapshot
             ? $"the snapshot of block {snapshot} and {_catchUpBlocks} blocks after it, to block {_catchUpTo}"
             : $"{_catchUpBlocks} blocks from block {_catchUpFrom + 1} to {_catchUpTo}";
-        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {sent}; mirroring live", _catchUpTo);
+        Say(PairEventKind.BackupInStep, $"backup {_transport.PeerName(_backup)} caught up: {sent} ({_catchUpWireBytes:N0} bytes sent, {_catchUpRawBytes:N0} before LZ4); mirroring live", _catchUpTo);
     }
 
     private void OnFrameFromBackup(ReplicationType type, ReadOnlySpan<byte> payload)

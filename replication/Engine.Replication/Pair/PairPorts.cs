@@ -72,9 +72,12 @@ public interface IPairLedger
     void DiscardDivergedChain();
 
     /// <summary>
-    /// Primary: the snapshot a joining backup whose chain ends at <paramref name="backupHead"/> should
-    /// install instead of the blocks (its head is before this node's journal's base, or it has no
-    /// block but genesis), with the block it stands after; null: send blocks.
+    /// Primary: the snapshot a joining backup whose chain ends at <paramref name="backupHead"/> must
+    /// install instead of the blocks, because this node's journal no longer holds them (its head is
+    /// before the journal's base), with the block it stands after; null: send blocks. Never while the
+    /// blocks are here: a snapshot in their place would leave the backup's journal without the history
+    /// before it, and should this node later lose its own (a diverged chain set aside), no live journal
+    /// of the pair would hold it.
     /// </summary>
     CatchUpSnapshot? SnapshotFor(ulong backupHead);
 

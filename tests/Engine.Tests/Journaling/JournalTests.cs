@@ -1,3 +1,4 @@
+using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
@@ -55,6 +56,9 @@ public class JournalTests
         }
     }
 
+    /// <summary>What a synthetic run journals first into a new ledger, as a node does: its reference data.</summary>
+    private static readonly List<Transaction> s_initial = [.. ReferenceData.Development().AdminTransactions()];
+
     [Test]
     public void The_pipeline_journals_exactly_the_valid_requests_in_order([Values] Durability durability, [Values] StageTopology topology)
     {
@@ -93,9 +97,9 @@ public class JournalTests
             Assert.That(result.Rejected, Is.EqualTo(Count - expected.Count));
             Assert.That(result.Rejected, Is.GreaterThan(0), "the flow includes invalid requests");
             Assert.That(result.Blocks, Is.GreaterThanOrEqualTo(expected.Count / 7), "blocks are cut at 7 transactions");
-            Assert.That(journaled.Select(j => j.Lsn), Is.EqualTo(Enumerable.Range(1, expected.Count).Select(i => (ulong)i)));
-            Assert.That(journaled.Select(j => j.Tx), Is.EqualTo(expected));
-            Assert.That(head.LastLsn, Is.EqualTo((ulong)expected.Count));
+            Assert.That(journaled.Select(j => j.Lsn), Is.EqualTo(Enumerable.Range(1, s_initial.Count + expected.Count).Select(i => (ulong)i)));
+            Assert.That(journaled.Select(j => j.Tx), Is.EqualTo(s_initial.Concat(expected)), "the new ledger's reference data, then the valid requests");
+            Assert.That(head.LastLsn, Is.EqualTo((ulong)(s_initial.Count + expected.Count)));
         });
     }
 
@@ -114,7 +118,7 @@ public class JournalTests
         {
             Assert.That(result.Accepted + result.Rejected, Is.EqualTo(count));
             Assert.That(result.Accepted, Is.GreaterThan(SyntheticLedgerRun.FramePool));
-            Assert.That(report.Transactions, Is.EqualTo(result.Accepted), "every accepted request is in the ledger");
+            Assert.That(report.Transactions, Is.EqualTo(s_initial.Count + result.Accepted), "every accepted request is in the ledger, after the reference data");
         });
     }
 

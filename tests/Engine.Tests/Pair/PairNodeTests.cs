@@ -299,10 +299,40 @@ public class PairNodeTests
     }
 
     /// <summary>
-    /// A new backup of a primary that has snapshots installs the newest one and gets only the blocks
-    /// after it: its journal starts at the snapshot's block, its state equals the primary's, and it
-    /// recovers on its own from that base after a restart.
+    /// A new backup of a primary whose journal starts at a snapshot (compacted) installs the newest
+    /// snapshot and gets only the blocks after it: its journal starts at the snapshot's block, its state
+    /// equals the primary's, and it recovers on its own from that base after a restart.
     /// </summary>
+    /// <summary>
+    /// A backup with nothing but genesis (new, or one that set a diverged chain aside) of a primary whose
+    /// journal still holds the whole chain gets the blocks, not the snapshot: the history stays in both
+    /// journals (found by the attached drill: after two divergences, neither node's journal held the
+    /// orders before the snapshot either had installed).
+    /// </summary>
+    [Test]
+    public void A_backup_with_only_genesis_gets_the_history_while_the_primary_holds_it()
+    {
+        JournalPairLedger primary = SimulatedLedger.Open(new SimulatedJournalDevice("primary"), new SimSnapshotDisk("primary"));
+        var rig = new Rig(PairRole.Primary, witness: false, chain: primary);
+        for (int i = 0; i < 250; i++)
+        {
+            primary.SealOne();
+        }
+        while (!primary.Snapshots!.Step())
+        {
+        }
+        Assert.That(primary.Snapshots.Status.SnapshotBlock, Is.EqualTo(200UL), "a snapshot it could send");
+        rig.Node.OnBlockSealed([], primary.Head.BlockNo, primary.Head.Hash);
+        JournalPairLedger backup = SimulatedLedger.Open(new SimulatedJournalDevice("backup"), new SimSnapshotDisk("backup"));
+        rig.Node.OnAccepted(1);
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, backup.Head)));
+
+        List<byte[]> frames = rig.Transport.Take(1);
+        ReplicationFrame.ReadHello(Payload(frames.Single(f => (ReplicationType)f[4] == ReplicationType.HelloAck)), out byte status);
+        Assert.That(status, Is.Not.EqualTo(ReplicationFrame.SnapshotFollows));
+        Assert.That(frames.Select(f => (ReplicationType)f[4]), Has.Some.EqualTo(ReplicationType.CatchUpBatch).And.None.EqualTo(ReplicationType.SnapshotChunk));
+    }
+
     [Test]
     public void A_new_backup_installs_the_primary_s_snapshot_and_the_blocks_after_it()
     {
@@ -317,6 +347,8 @@ public class PairNodeTests
         {
         }
         Assert.That(primary.Snapshots.Status.SnapshotBlock, Is.EqualTo(1_000UL), "snapshots every 100 blocks");
+        // Its journal no longer holds the blocks before the snapshot (compacted): a new backup must install it.
+        Assert.That(primary.Journal.Compact(new JournalAnchor(1_000, primary.Journal.HashOf(1_000)!.Value), archive: null), Is.Not.Null);
         rig.Node.OnBlockSealed([], primary.Head.BlockNo, primary.Head.Hash);
         var backupDevice = new SimulatedJournalDevice("backup");
         var backupDisk = new SimSnapshotDisk("backup");
