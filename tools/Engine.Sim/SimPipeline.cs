@@ -30,7 +30,7 @@ public sealed class SimPipeline
     private readonly IJournal _journal;
     private readonly Sealer _sealer;
     private readonly BlockApplier _applier;
-    private readonly ulong _checksumEvery;
+    private readonly ChecksumSchedule _checksums;
     private readonly Queue<(TxSlot Slot, SimClient? Client, int Connection)> _waiting = new();
 #pragma warning disable IDE0044 // a mutable struct called in place
     private FusedHandler<TxSlot, ValidateStage, SealStage> _validateAndSeal;
@@ -38,12 +38,12 @@ public sealed class SimPipeline
     private long _sequence;
 
     /// <summary>Starts serving on <paramref name="ledger"/>'s journal and book, as <c>PairHost</c> starts its <c>EngineNode</c>: the chain from the ledger's head, in the pair node's epoch, the sealer's client-seq table from the book.</summary>
-    public SimPipeline(PairNode pair, JournalPairLedger ledger, ReferenceData reference, TimeProvider clock, int checksumEveryBlocks)
+    public SimPipeline(PairNode pair, JournalPairLedger ledger, ReferenceData reference, TimeProvider clock, ChecksumCadence checksums)
     {
         _pair = pair;
         _journal = ledger.Journal;
         _applier = new BlockApplier(ledger.Exchange);
-        _checksumEvery = (ulong)checksumEveryBlocks;
+        _checksums = new ChecksumSchedule(checksums);
         var clientSeqs = new ClientSeqTable();
         clientSeqs.Seed(ledger.Exchange.ClientSeqs);
         var builder = new BlockBuilder(ledger.Head, _journal.Settings.MaxTransactionsPerBlock) { Epoch = pair.Epoch };
@@ -119,8 +119,10 @@ public sealed class SimPipeline
                     return;
                 }
                 _applier.Apply(in slot.Tx, slot.Lsn, block.BlockNo, in block.Hash, ref sink);
-                // One request per block here, so the block is complete once it is applied.
-                if (_checksumEvery != 0 && slot.BlockNo % _checksumEvery == 0)
+                // A client's request is a block of its own here; a new ledger's reference data fills a few:
+                // a block is complete once no slot after it in the queue belongs to it.
+                bool blockComplete = _waiting.Count < 2 || _waiting.ElementAt(1).Slot.BlockNo != slot.BlockNo;
+                if (blockComplete && _checksums.After(slot.BlockNo, block.TimestampNs))
                 {
                     _pair.OnStateChecksum(slot.BlockNo, _applier.Exchange.ComputeChecksum());
                 }

@@ -54,11 +54,10 @@ public sealed class SnapshotReplica
     public ulong IntervalBlocks { get; }
 
     /// <summary>
-    /// The state checksum is computed after every block whose number is a multiple of this (0: never)
-    /// and given to <see cref="StateChecksums"/>: the whole-state walk the pair compares, done here
-    /// instead of on the apply thread.
+    /// When the state checksum is computed and given to <see cref="StateChecksums"/>: the whole-state
+    /// walk the pair compares, done here instead of on the apply thread (default: never).
     /// </summary>
-    public ulong ChecksumEveryBlocks { get; init; }
+    public ChecksumSchedule Checksums { get; init; } = new(ChecksumCadence.Never);
 
     /// <summary>Where the checksums go (block, checksum), on this replica's thread; null: not computed.</summary>
     public Action<ulong, Hash32>? StateChecksums { get; set; }
@@ -104,7 +103,7 @@ public sealed class SnapshotReplica
             _resumeAddress = address;
             applied++;
             snapshotDue = IntervalBlocks != 0 && blockNo % IntervalBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo;
-            checksumDue = ChecksumEveryBlocks != 0 && blockNo % ChecksumEveryBlocks == 0 && blockNo != BlockFormat.GenesisBlockNo && StateChecksums is not null;
+            checksumDue = Checksums.After(blockNo, records.Header.TimestampNs) && StateChecksums is not null;
             // A snapshot or a checksum due: the scan ends here, and they are done after it. Never inside
             // it: a FasterLog scan holds the log's epoch while it is on an entry, so a long snapshot would
             // hold back every other reader (and eviction), and a checksum handed to the pair (which takes

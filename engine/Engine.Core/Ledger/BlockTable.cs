@@ -8,6 +8,9 @@ public struct SealedBlock
     public ulong BlockNo;
     public long Address;
     public Hash32 Hash;
+
+    /// <summary>When it was sealed (Unix ns, its header's timestamp).</summary>
+    public long TimestampNs;
 }
 
 /// <summary>
@@ -31,12 +34,13 @@ public sealed class BlockTable
         _mask = (ulong)capacity - 1;
     }
 
-    public void Record(ulong blockNo, long address, in Hash32 hash)
+    public void Record(ulong blockNo, long address, in Hash32 hash, long timestampNs)
     {
         ref SealedBlock entry = ref _blocks[blockNo & _mask];
         entry.BlockNo = blockNo;
         entry.Address = address;
         entry.Hash = hash;
+        entry.TimestampNs = timestampNs;
     }
 
     public ref readonly SealedBlock this[ulong blockNo]

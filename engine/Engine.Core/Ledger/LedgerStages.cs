@@ -69,9 +69,10 @@ public sealed class Sealer(BlockBuilder builder, IJournal journal, BlockTable bl
     /// <summary>Seals the open block, appends it to the journal and records it.</summary>
     public void Cut()
     {
-        ReadOnlySpan<byte> entry = Builder.Seal(Journal.UnixNanos(clock), out ChainHead head);
+        long sealedAt = Journal.UnixNanos(clock);
+        ReadOnlySpan<byte> entry = Builder.Seal(sealedAt, out ChainHead head);
         long address = journal.Append(entry);
-        Blocks.Record(head.BlockNo, address, head.Hash);
+        Blocks.Record(head.BlockNo, address, head.Hash, sealedAt);
         Mirror?.Send(entry, in head);
         BlocksSealed++;
         BytesSealed += entry.Length;

@@ -33,13 +33,13 @@ public sealed class NodeCounters
 /// frame (the block's bytes are the journal's), interleaved with the rejections, duplicates and
 /// probes it answers in the same order, and it tells each outcome to the clients through the
 /// outbound ring, where the whole-block form answers nobody.</para>
-/// <para>In a pair it also computes the state checksum after every block whose number is a multiple of
-/// <c>checksumEvery</c>, when the first transaction of a later block arrives (only then is the
+/// <para>In a pair it also computes the state checksum after every block <c>checksums</c> says is due
+/// (<see cref="ChecksumCadence"/>), when the first transaction of a later block arrives (only then is the
 /// block known to be complete, whatever the topology), and sends it to the backup, which computes
 /// its own after the same block and compares.</para>
 /// </remarks>
 internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegistry clients, RingBuffer<OutboundSlot> outbound, NodeCounters counters,
-    IBlockMirror? mirror = null, ulong checksumEvery = 0)
+    IBlockMirror? mirror = null, ChecksumSchedule? checksums = null)
     : IStageHandler<TxSlot>
 {
     private ulong _appliedBlockNo;
@@ -49,7 +49,8 @@ internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegist
 
     private void ChecksumIfDue(ulong completeBlockNo)
     {
-        if (mirror is null || checksumEvery == 0 || completeBlockNo == 0 || completeBlockNo % checksumEvery != 0 || completeBlockNo == _checksummedBlockNo)
+        if (mirror is null || checksums is null || completeBlockNo == 0 || completeBlockNo == _checksummedBlockNo
+            || !checksums.After(completeBlockNo, blocks[completeBlockNo].TimestampNs))
         {
             return;
         }

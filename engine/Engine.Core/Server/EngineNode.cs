@@ -98,7 +98,7 @@ public sealed class EngineNode : IAsyncDisposable
             Recovery = recovered;
             if (settings.Snapshots() is { } schedule)
             {
-                snapshots = new SnapshotTaker(journal, schedule, recovered, TimeProvider.System, log, (ulong)settings.ChecksumEveryBlocks);
+                snapshots = new SnapshotTaker(journal, schedule, recovered, TimeProvider.System, log, settings.Checksums());
             }
         }
         _journal = journal;
@@ -142,13 +142,13 @@ public sealed class EngineNode : IAsyncDisposable
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by
         // the apply stage.
-        ulong checksumEvery = (ulong)settings.ChecksumEveryBlocks;
-        if (snapshots is not null && mirror is not null && snapshots.ChecksumEveryBlocks == checksumEvery)
+        ChecksumCadence checksums = settings.Checksums();
+        if (snapshots is not null && mirror is not null && snapshots.Checksums == checksums)
         {
             snapshots.StateChecksums = (blockNo, checksum) => mirror.SendStateChecksum(blockNo, checksum);
-            checksumEvery = 0;
+            checksums = ChecksumCadence.Never;
         }
-        _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, checksumEvery));
+        _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, new ChecksumSchedule(checksums)));
         _inbound = _ledger.Builder.Start();
         Counters.LastLsn = Exchange.LastLsn;
         JournalReferenceDataIfNew();

@@ -1,3 +1,4 @@
+using Engine.Core.Ledger;
 using System.Net;
 using Engine.Core.Journaling;
 
@@ -38,10 +39,18 @@ public sealed record EngineSettings
 
     /// <summary>
     /// In a pair, both nodes compute the state checksum after every block whose number is a multiple
-    /// of this, and the primary sends its own; a mismatch stops the backup. Default 10,000 blocks
-    /// (a checksum walks the whole state).
+    /// of this, and after the first block of each <see cref="ChecksumEverySeconds"/> window (by the
+    /// blocks' timestamps, see <see cref="ChecksumCadence"/>), and the primary sends its own; a mismatch
+    /// stops the backup. Default 1,000,000 blocks: at moderate rates a block holds about one order,
+    /// and a count alone would walk the whole state every second or so; the time window bounds it.
     /// </summary>
-    public int ChecksumEveryBlocks { get; init; } = 10_000;
+    public int ChecksumEveryBlocks { get; init; } = 1_000_000;
+
+    /// <summary>The state checksum's window of time (see <see cref="ChecksumEveryBlocks"/>). Default 5 s; 0: by block count only.</summary>
+    public int ChecksumEverySeconds { get; init; } = 5;
+
+    /// <summary>When the pair's state checksum is due.</summary>
+    public ChecksumCadence Checksums() => new((ulong)ChecksumEveryBlocks, ChecksumEverySeconds * 1_000_000_000L);
 
     /// <summary>Transactions per block at most. Default 1,000 (64 KiB of records).</summary>
     public int MaxTransactionsPerBlock { get; init; } = 1000;
@@ -131,6 +140,10 @@ public sealed record EngineSettings
         if (ChecksumEveryBlocks < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(ChecksumEveryBlocks), ChecksumEveryBlocks, "at least 1");
+        }
+        if (ChecksumEverySeconds is < 0 or > 86_400)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ChecksumEverySeconds), ChecksumEverySeconds, "0 (by block count only) to 86,400");
         }
         if (SnapshotEveryBlocks < 0 || SnapshotEverySeconds < 0 || SnapshotRetain < 1)
         {

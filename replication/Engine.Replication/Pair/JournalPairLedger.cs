@@ -25,7 +25,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private readonly SnapshotSchedule? _snapshots;
     private readonly Func<string> _setAside;
     private readonly string _where;
-    private readonly ulong _checksumEvery;
+    private readonly ChecksumCadence _checksumCadence;
+    private readonly ChecksumSchedule _checksumSchedule;
     private readonly Action<string> _log;
     private readonly Dictionary<ulong, Hash32> _checksums = [];
     private IJournal _journal = null!;
@@ -41,12 +42,12 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// a journal that does not exist yet starts at the block given (an installed snapshot's), or a new genesis when none.</param>
     /// <param name="setAside">Moves the closed journal aside, kept for forensics, so that <paramref name="open"/> starts a new one from genesis; says where it went.</param>
     /// <param name="where">Names the journal in log lines.</param>
-    /// <param name="checksumEveryBlocks">The state checksum is computed after every block whose number is a multiple of this (0: never).</param>
+    /// <param name="checksums">When the state checksum is computed (<see cref="ChecksumCadence"/>).</param>
     /// <param name="log">Where the ledger tells what it did.</param>
     /// <param name="snapshots">Where the node's snapshots are and when it takes them (a <see cref="SnapshotTaker"/> follows each journal opened); null: none.</param>
     /// <param name="clock">The snapshots' clock (their time-based interval): the system's, or the simulator's.</param>
     /// <param name="snapshotsOnOwnThread">The snapshot taker runs on its own thread; false: the simulator steps it (<see cref="Snapshots"/>).</param>
-    public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, int checksumEveryBlocks, Action<string> log,
+    public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, ChecksumCadence checksums, Action<string> log,
         SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true)
     {
         _clock = clock ?? TimeProvider.System;
@@ -55,7 +56,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         _snapshots = snapshots;
         _setAside = setAside;
         _where = where;
-        _checksumEvery = (ulong)checksumEveryBlocks;
+        _checksumCadence = checksums;
+        _checksumSchedule = new ChecksumSchedule(checksums);
         _log = log;
         Open();
     }
@@ -67,7 +69,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
             Directory.Move(settings.JournalDirectory, aside);
             return aside;
-        }, settings.JournalDirectory, settings.ChecksumEveryBlocks, log, settings.Snapshots());
+        }, settings.JournalDirectory, settings.Checksums(), log, settings.Snapshots());
 
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
     public IJournal Journal => _journal;
@@ -117,7 +119,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         {
             _checksums.Clear();
         }
-        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, recovered, _clock, _log, _checksumEvery, _snapshotsOnOwnThread) : null;
+        _taker = _snapshots is { } schedule ? new SnapshotTaker(_journal, schedule, recovered, _clock, _log, _checksumCadence, _snapshotsOnOwnThread) : null;
         if (_taker is not null)
         {
             // The replica computes the checksums, on its thread, off the path of the blocks.
@@ -222,7 +224,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         var sink = new NullSink();
         // The verifier walked these records with the same reader: none is refused here.
         _applier.ApplyBlock(BlockRecords.Of(block, in header), ref sink);
-        if (_taker is null && _checksumEvery != 0 && header.BlockNo % _checksumEvery == 0)
+        if (_taker is null && _checksumSchedule.After(header.BlockNo, header.TimestampNs))
         {
             Keep(header.BlockNo, _exchange.ComputeChecksum());
         }

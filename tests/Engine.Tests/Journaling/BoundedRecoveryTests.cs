@@ -1,6 +1,7 @@
 using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
+using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Protocol;
 using Engine.Tests.Book;
@@ -289,7 +290,7 @@ public class BoundedRecoveryTests
         var otherScans = new List<bool>();
         var replica = new SnapshotReplica(journal, new SnapshotStore(SnapshotDirectory, retain: 1), intervalBlocks: 0)
         {
-            ChecksumEveryBlocks = 200,
+            Checksums = new ChecksumSchedule(new ChecksumCadence(200, 0)),
             StateChecksums = (_, _) =>
             {
                 // Another reader of the whole journal (a catch-up), which this callback waits for (as the pair's lock would).

@@ -1,5 +1,6 @@
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
+using Engine.Core.Ledger;
 using Engine.Protocol;
 using Engine.Replication.Pair;
 
@@ -11,7 +12,7 @@ internal static class SimulatedLedger
     public static JournalPairLedger Open(string name = "test") => Open(new SimulatedJournalDevice(name), null);
 
     /// <summary>A ledger on <paramref name="device"/> (reopened after a crash or a dispose), with snapshots every <paramref name="snapshotEvery"/> blocks on <paramref name="disk"/> (stepped by the caller), or none.</summary>
-    public static JournalPairLedger Open(SimulatedJournalDevice device, Engine.Sim.SimSnapshotDisk? disk, ulong snapshotEvery = 100)
+    public static JournalPairLedger Open(SimulatedJournalDevice device, Engine.Sim.SimSnapshotDisk? disk, ulong snapshotEvery = 100, ChecksumCadence checksums = default)
     {
         int discarded = 0;
         string name = device.Name;
@@ -22,17 +23,17 @@ internal static class SimulatedLedger
             disk?.Clear();
             device = new SimulatedJournalDevice($"{name}.{++discarded}");
             return device.Name;
-        }, name, checksumEveryBlocks: 0, _ => { }, snapshots, snapshotsOnOwnThread: false);
+        }, name, checksums, _ => { }, snapshots, snapshotsOnOwnThread: false);
     }
 
     /// <summary>Seals one order after the ledger's head, in <paramref name="epoch"/>, and journals it as a primary's pipeline would; returns the block.</summary>
-    public static byte[] SealOne(this JournalPairLedger ledger, ulong epoch = 1)
+    public static byte[] SealOne(this JournalPairLedger ledger, ulong epoch = 1, long sealedAtNs = 0)
     {
         ulong seq = ledger.Head.BlockNo + 1;
         Transaction order = Transaction.NewOrder(1, seq, 2, 1, seq, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 1000, 1);
         var builder = new BlockBuilder(ledger.Head, 1) { Epoch = epoch };
         builder.Add(in order);
-        byte[] block = builder.Seal(0, out _).ToArray();
+        byte[] block = builder.Seal(sealedAtNs, out _).ToArray();
         if (ledger.AppendReplicated(block) is { } refused)
         {
             throw new InvalidOperationException($"a block sealed on the ledger's own head does not chain: {refused}");
