@@ -93,15 +93,15 @@ public static class AdminTransaction
                 && tx.Quantity is > 0 and <= ProtocolLimits.MaxPrice
                 && tx.Price >= 0 && tx.Price <= ProtocolLimits.MaxPrice && tx.Price % tx.Quantity == 0
                 && tx.Account <= MaxPriceBandBps
-                && Unused(tx.ClientId, tx.OrigClientOrderId),
+                && Unused([tx.ClientId, tx.OrigClientOrderId]),
             MessageType.InstrumentHalt or MessageType.InstrumentResume or MessageType.CancelAllInstrument =>
-                ValidInstrument(tx.Instrument) && Unused(tx.ClientId, tx.Account, tx.ClientOrderId, tx.OrigClientOrderId, tx.Price, tx.Quantity),
+                ValidInstrument(tx.Instrument) && Unused([tx.ClientId, tx.Account, tx.ClientOrderId, tx.OrigClientOrderId, (ulong)tx.Price, (ulong)tx.Quantity]),
             MessageType.AccountLimits => tx.Quantity is >= 0 and <= ProtocolLimits.MaxQuantity && tx.Price >= 0 && tx.OrigClientOrderId <= int.MaxValue
-                && Unused(tx.ClientId, tx.Instrument, tx.ClientOrderId),
+                && Unused([tx.ClientId, tx.Instrument, tx.ClientOrderId]),
             MessageType.ClientEnable or MessageType.ClientDisable or MessageType.CancelAllClient =>
-                ValidClient(tx.ClientId) && Unused(tx.Account, tx.Instrument, tx.ClientOrderId, tx.OrigClientOrderId, tx.Price, tx.Quantity),
+                ValidClient(tx.ClientId) && Unused([tx.Account, tx.Instrument, tx.ClientOrderId, tx.OrigClientOrderId, (ulong)tx.Price, (ulong)tx.Quantity]),
             MessageType.ClientGrant => ValidClient(tx.ClientId) && tx.OrigClientOrderId <= uint.MaxValue && tx.Account <= tx.OrigClientOrderId
-                && Unused(0, tx.Instrument, tx.ClientOrderId, 0, tx.Price, tx.Quantity),
+                && Unused([tx.Instrument, tx.ClientOrderId, (ulong)tx.Price, (ulong)tx.Quantity]),
             _ => false,
         };
         return ok && tx.ClientSeq == 0 && tx.Side == Side.None && tx.Type == OrderType.None && tx.TimeInForce == TimeInForce.None
@@ -147,11 +147,8 @@ public static class AdminTransaction
 
     private static bool ValidClient(uint id) => id is > 0 and <= ProtocolLimits.MaxClientId;
 
-    private static bool Unused(uint a, ulong b) => a == 0 && b == 0;
-
-    private static bool Unused(uint a, uint b, ulong c) => a == 0 && b == 0 && c == 0;
-
-    private static bool Unused(uint a, uint b, ulong c, ulong d, long e, long f) => a == 0 && b == 0 && c == 0 && d == 0 && e == 0 && f == 0;
+    /// <summary>The fields a kind does not use are all zero.</summary>
+    private static bool Unused(ReadOnlySpan<ulong> fields) => !fields.ContainsAnyExcept(0UL);
 
     /// <summary>What an admin transaction does, in words (logs, the admin endpoint's answer).</summary>
     public static string Describe(in Transaction tx) => tx.Kind switch

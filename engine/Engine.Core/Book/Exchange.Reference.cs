@@ -193,20 +193,7 @@ public sealed partial class Exchange
         }
         foreach (int index in chosen)
         {
-            ref Order order = ref _orders[index];
-            sink.Execution(new ExecutionReport
-            {
-                ClientId = order.ClientId,
-                Account = order.Account,
-                ClientSeq = 0,
-                ClientOrderId = order.ClientOrderId,
-                CumQuantity = order.Cum,
-                Lsn = lsn,
-                Instrument = order.Instrument,
-                ExecType = ExecType.Cancelled,
-                Side = order.Side,
-            });
-            RemoveOrder(index);
+            CancelResting(index, clientSeq: 0, lsn, ref sink);
         }
     }
 

@@ -263,13 +263,21 @@ public sealed partial class Exchange
         {
             return RejectReason.UnknownOrder;
         }
-        ref Order order = ref _orders[index];
         sink.Accepted(in tx, lsn, _block.No, in _block.Hash);
+        CancelResting(index, tx.ClientSeq, lsn, ref sink);
+        return RejectReason.None;
+    }
+
+    /// <summary>Takes a resting order off its book, reported to its owner as cancelled by the transaction at <paramref name="lsn"/> (its request's clientSeq; 0 for an operator's).</summary>
+    private void CancelResting<TSink>(int index, ulong clientSeq, ulong lsn, ref TSink sink)
+        where TSink : struct, IExecutionSink
+    {
+        ref Order order = ref _orders[index];
         sink.Execution(new ExecutionReport
         {
             ClientId = order.ClientId,
             Account = order.Account,
-            ClientSeq = tx.ClientSeq,
+            ClientSeq = clientSeq,
             ClientOrderId = order.ClientOrderId,
             CumQuantity = order.Cum,
             Lsn = lsn,
@@ -278,7 +286,6 @@ public sealed partial class Exchange
             Side = order.Side,
         });
         RemoveOrder(index);
-        return RejectReason.None;
     }
 
     private RejectReason Replace<TSink>(in Transaction tx, ulong lsn, ref TSink sink)
