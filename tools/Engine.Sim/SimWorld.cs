@@ -358,6 +358,10 @@ public sealed class SimWorld
     {
         SimNode node = Nodes[_random.Next(2)];
         long lasting = _random.Next(100, 2_000) * SimClock.NanosPerMs;
+        if (Nodes.Any(n => n.Pair is { SendingSnapshot: true }))
+        {
+            Count("fault-during-snapshot-transfer"); // whatever the fault below: crash, stall, cut, partition, corruption...
+        }
         switch (_random.Next(10))
         {
             case 0 when node.Up:

@@ -281,6 +281,9 @@ public sealed class PairNode
     /// <summary>Primary: may acknowledge now (a backup in step, or the solo lease).</summary>
     public bool MayAcknowledge => State == PairState.Primary && (BackupInStep || SoloLeaseHeld);
 
+    /// <summary>Primary: a snapshot is on its way to the backup, not yet acknowledged installed (the simulator counts faults that cut one).</summary>
+    public bool SendingSnapshot => State == PairState.Primary && _catchingUp && _installedAt is { } anchor && _linkAckedBlockNo < anchor;
+
     /// <summary>The highest block the backup has acknowledged on any link (it only rises).</summary>
     public ulong AckedBlockNo => _ackedBlockNo;
 
