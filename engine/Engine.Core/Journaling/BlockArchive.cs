@@ -82,51 +82,80 @@ public sealed class BlockArchive
     public (long Blocks, long Bytes) Write(IEntryCursor cursor, ulong fromBlockNo, ulong untilBlockNo)
     {
         ArgumentNullException.ThrowIfNull(cursor);
-        System.IO.Directory.CreateDirectory(Directory);
-        long blocks = 0;
-        long bytes = 0;
-        FileWriter? file = null;
-        try
+        using var writer = new RangeWriter(this, fromBlockNo, untilBlockNo, cursor.Release);
+        while (cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out _) && writer.Add(entry))
         {
-            while (cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out _))
+        }
+        cursor.Release();
+        return writer.Complete();
+    }
+
+    /// <summary>
+    /// As <see cref="Write(IEntryCursor, ulong, ulong)"/>, for blocks a <see cref="JournalReader"/> gives
+    /// (a journal set aside: its archive, then its live blocks).
+    /// </summary>
+    public (long Blocks, long Bytes) Write(JournalReader reader, ulong fromBlockNo, ulong untilBlockNo)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        using var writer = new RangeWriter(this, fromBlockNo, untilBlockNo, beforeIo: null);
+        reader.Scan((entry, _) => writer.Add(entry));
+        return writer.Complete();
+    }
+
+    /// <summary>Blocks in chain order into new files, from one block up to (not including) another; a file is closed at <see cref="MaxFileBytes"/>.</summary>
+    private sealed class RangeWriter(BlockArchive archive, ulong fromBlockNo, ulong untilBlockNo, Action? beforeIo) : IDisposable
+    {
+        private FileWriter? _file;
+        private long _blocks;
+        private long _bytes;
+
+        /// <summary>Takes one entry; false once the range is done.</summary>
+        public bool Add(ReadOnlySpan<byte> entry)
+        {
+            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } shape)
             {
-                if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } shape)
-                {
-                    throw new InvalidDataException($"an entry that is not a block on the way to block {untilBlockNo}: {shape}");
-                }
-                if (header.BlockNo < fromBlockNo)
-                {
-                    continue;
-                }
-                if (header.BlockNo >= untilBlockNo)
-                {
-                    break;
-                }
-                file ??= new FileWriter(Directory, header.BlockNo);
-                file.Add(entry, header.BlockNo);
-                blocks++;
-                bytes += entry.Length;
-                if (file.Pending >= (4 << 20))
-                {
-                    cursor.Release();
-                    file.Drain();
-                }
-                if (file.Length >= MaxFileBytes)
-                {
-                    cursor.Release();
-                    file.Close();
-                    file = null;
-                }
+                throw new InvalidDataException($"an entry that is not a block on the way to block {untilBlockNo}: {shape}");
             }
-            cursor.Release();
-            file?.Close();
-            file = null;
+            if (header.BlockNo < fromBlockNo)
+            {
+                return true;
+            }
+            if (header.BlockNo >= untilBlockNo)
+            {
+                return false;
+            }
+            if (_file is null)
+            {
+                System.IO.Directory.CreateDirectory(archive.Directory);
+                _file = new FileWriter(archive.Directory, header.BlockNo);
+            }
+            _file.Add(entry, header.BlockNo);
+            _blocks++;
+            _bytes += entry.Length;
+            if (_file.Pending >= (4 << 20))
+            {
+                beforeIo?.Invoke();
+                _file.Drain();
+            }
+            if (_file.Length >= MaxFileBytes)
+            {
+                beforeIo?.Invoke();
+                _file.Close();
+                _file = null;
+            }
+            return true;
         }
-        finally
+
+        /// <summary>Closes the last file (the entries are copied: nothing of the source is held).</summary>
+        public (long Blocks, long Bytes) Complete()
         {
-            file?.Abandon();
+            _file?.Close();
+            _file = null;
+            return (_blocks, _bytes);
         }
-        return (blocks, bytes);
+
+        /// <summary>A file not completed (a failure on the way) is deleted.</summary>
+        public void Dispose() => _file?.Abandon();
     }
 
     /// <summary>

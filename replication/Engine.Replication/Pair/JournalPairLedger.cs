@@ -27,6 +27,10 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private readonly string _where;
     private readonly ChecksumCadence _checksumCadence;
     private readonly ChecksumSchedule _checksumSchedule;
+    private readonly Func<string, JournalAnchor, string>? _keepHistory;
+
+    // The diverged journal set aside last, whose history an installed snapshot's journal keeps.
+    private string? _divergedAside;
     private readonly Action<string> _log;
     private readonly Dictionary<ulong, Hash32> _checksums = [];
     private IJournal _journal = null!;
@@ -47,9 +51,12 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <param name="snapshots">Where the node's snapshots are and when it takes them (a <see cref="SnapshotTaker"/> follows each journal opened); null: none.</param>
     /// <param name="clock">The snapshots' clock (their time-based interval): the system's, or the simulator's.</param>
     /// <param name="snapshotsOnOwnThread">The snapshot taker runs on its own thread; false: the simulator steps it (<see cref="Snapshots"/>).</param>
+    /// <param name="keepHistory">After a snapshot is installed: keeps the blocks before its block that a journal set aside (named as <paramref name="setAside"/> said) holds,
+    /// in the new journal's archive, and says what it did (<see cref="JournalHistory.Carry"/>); null: not kept.</param>
     public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, ChecksumCadence checksums, Action<string> log,
-        SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true)
+        SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true, Func<string, JournalAnchor, string>? keepHistory = null)
     {
+        _keepHistory = keepHistory;
         _clock = clock ?? TimeProvider.System;
         _snapshotsOnOwnThread = snapshotsOnOwnThread;
         _open = open;
@@ -69,7 +76,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             string aside = $"{settings.JournalDirectory}.discarded-{DateTime.UtcNow:yyyyMMddTHHmmssfff}";
             Directory.Move(settings.JournalDirectory, aside);
             return aside;
-        }, settings.JournalDirectory, settings.Checksums(), log, settings.Snapshots());
+        }, settings.JournalDirectory, settings.Checksums(), log, settings.Snapshots(),
+            keepHistory: (aside, anchor) => JournalHistory.Carry(aside, anchor, BlockArchive.Of(settings.JournalDirectory)));
 
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
     public IJournal Journal => _journal;
@@ -262,6 +270,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         CloseCursor();
         _journal.Dispose();
         string aside = _setAside();
+        _divergedAside = aside;
         _log($"backup: moved the diverged journal to {aside}; catching up from genesis");
         Open();
     }
@@ -340,7 +349,33 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         }
         Open(anchorBlock.ToArray(), new LoadedSnapshot(state, header, path));
         SnapshotsInstalled++;
+        KeepHistory(new JournalAnchor(header.BlockNo, header.BlockHash), aside);
         return null;
+    }
+
+    /// <summary>
+    /// The blocks before the installed snapshot's that the journals set aside still hold (the one just
+    /// replaced, and a diverged one set aside before it) go into the new journal's archive: the history
+    /// stays in a live journal of the pair (<see cref="JournalHistory"/>). A failure costs the history here, not the install.
+    /// </summary>
+    private void KeepHistory(JournalAnchor anchor, string replaced)
+    {
+        if (_keepHistory is null)
+        {
+            return;
+        }
+        foreach (string aside in new[] { _divergedAside, replaced }.OfType<string>().Distinct())
+        {
+            try
+            {
+                _log($"backup: {_keepHistory(aside, anchor)}");
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or JournalCorruptException or JournalFormatException)
+            {
+                _log($"backup: the history before block {anchor.BlockNo} in {aside} was not kept: {e.Message}");
+            }
+        }
+        _divergedAside = null;
     }
 
     /// <summary>Stops the snapshot taker this ledger still has (before its journal closes).</summary>

@@ -145,4 +145,46 @@ public class CompactionTests
         Assert.That(() => NodeRecovery.Recover(_ => reopened, snapshots, "test", _ => { }),
             Throws.InstanceOf<JournalCorruptException>().With.Message.Contains("no snapshot of a block it holds"), "a base with no snapshot to replay onto is refused, loudly");
     }
+
+    /// <summary>
+    /// A journal that starts at an installed snapshot's block keeps the history the journal it replaced
+    /// holds, in its archive, when that journal holds the snapshot's block with its hash (found by the
+    /// 300-round drill: after two divergences no live journal held the orders before the snapshot).
+    /// </summary>
+    [Test]
+    public void A_journal_started_at_a_snapshot_keeps_the_history_the_journal_set_aside_holds()
+    {
+        Hash32[] hashes = WriteJournal();
+        string aside = _temp.Sub("journal.discarded");
+        Directory.Move(Settings().Directory, aside);
+        byte[]? anchorBlock = null;
+        using (JournalReader old = JournalReader.Open(aside))
+        {
+            old.Scan((entry, _) =>
+            {
+                bool isAnchor = BlockRecords.Open(entry).Header.BlockNo == 3000;
+                anchorBlock = isAnchor ? entry.ToArray() : null;
+                return !isAnchor;
+            });
+        }
+        var anchor = new JournalAnchor(3000, hashes[3000]);
+        using (Journal.Open(Settings(), anchor, anchorBlock))
+        {
+        }
+        var elsewhere = new BlockArchive(_temp.Sub("elsewhere"));
+        Assert.That(JournalHistory.Carry(aside, new JournalAnchor(3000, hashes[2999]), elsewhere), Does.Contain("another block 3000"));
+        Assert.That(elsewhere.Files(), Is.Empty, "not the chain's: nothing carried");
+
+        Assert.That(JournalHistory.Carry(aside, anchor, BlockArchive.Of(Settings().Directory)), Does.Contain("kept the history"));
+
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        VerifyReport report = reader.Verify(ClusterId.Development);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.Intact, Is.True, report.Fault?.ToString());
+            Assert.That(report.StartedAtBase, Is.Null, "from genesis, through the archive");
+            Assert.That(report.ArchivedBlocks, Is.EqualTo(3000));
+            Assert.That(report.Head?.Hash, Is.EqualTo(hashes[3000]));
+        });
+    }
 }
