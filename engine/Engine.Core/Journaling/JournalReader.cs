@@ -21,8 +21,13 @@ public sealed class JournalReader : IDisposable
         _pageSizeBits = pageSizeBits;
         _base = journalBase;
         Archive = archive;
+        _directory = directory;
+        _segmentSizeBits = segmentSizeBits;
         _begin = Math.Max(log.BeginAddress, FirstSegmentStart(directory, segmentSizeBits));
     }
+
+    private readonly string _directory;
+    private readonly int _segmentSizeBits;
 
     private static long FirstSegmentStart(string directory, int segmentSizeBits)
     {
@@ -93,7 +98,7 @@ public sealed class JournalReader : IDisposable
     /// </summary>
     public long BeginAddress => _begin;
 
-    private readonly long _begin;
+    private long _begin;
 
     public long CommittedUntil => _log.CommittedUntilAddress;
 
@@ -250,7 +255,28 @@ public sealed class JournalReader : IDisposable
                 return;
             }
         }
-        using var scanner = new EntryScanner(_log, from ?? _begin, _log.CommittedUntilAddress);
+        long start = from ?? _begin;
+        bool visited = false;
+        while (true)
+        {
+            try
+            {
+                ScanLive(visit, start, liveFrom, ref visited);
+                return;
+            }
+            catch (FasterException) when (!visited && start == _begin && FirstSegmentStart(_directory, _segmentSizeBits) is long now && now > _begin)
+            {
+                // The first segment file there when this reader opened was being deleted (a compaction of
+                // the journal's writer, which FASTER finishes in the background): begin at the first one now.
+                _begin = now;
+                start = now;
+            }
+        }
+    }
+
+    private void ScanLive(BlockVisitor visit, long start, ulong liveFrom, ref bool visited)
+    {
+        using var scanner = new EntryScanner(_log, start, _log.CommittedUntilAddress);
         while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
         {
             // Blocks before the base that FASTER has not freed yet are not the journal's any more.
@@ -258,6 +284,7 @@ public sealed class JournalReader : IDisposable
             {
                 continue;
             }
+            visited = true;
             if (!visit(entry, address))
             {
                 return;
