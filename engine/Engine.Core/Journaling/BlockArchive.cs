@@ -92,13 +92,14 @@ public sealed class BlockArchive
 
     /// <summary>
     /// As <see cref="Write(IEntryCursor, ulong, ulong)"/>, for blocks a <see cref="JournalReader"/> gives
-    /// (a journal set aside: its archive, then its live blocks).
+    /// (a journal set aside: its archive, then its live blocks); <paramref name="cancel"/> ends it early,
+    /// the blocks written so far kept in whole files.
     /// </summary>
-    public (long Blocks, long Bytes) Write(JournalReader reader, ulong fromBlockNo, ulong untilBlockNo)
+    public (long Blocks, long Bytes) Write(JournalReader reader, ulong fromBlockNo, ulong untilBlockNo, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(reader);
         using var writer = new RangeWriter(this, fromBlockNo, untilBlockNo, beforeIo: null);
-        reader.Scan((entry, _) => writer.Add(entry));
+        reader.Scan((entry, _) => !cancel.IsCancellationRequested && writer.Add(entry));
         return writer.Complete();
     }
 

@@ -19,7 +19,7 @@ public static class JournalHistory
     /// </summary>
     /// <exception cref="IOException">Reading or writing failed.</exception>
     /// <exception cref="InvalidDataException">The journal or its archive is damaged.</exception>
-    public static string Carry(string asideDirectory, JournalAnchor anchor, BlockArchive into)
+    public static string Carry(string asideDirectory, JournalAnchor anchor, BlockArchive into, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(into);
         if (!Directory.Exists(asideDirectory) || !File.Exists(Path.Combine(asideDirectory, JournalGeometry.FileName)))
@@ -50,7 +50,9 @@ public static class JournalHistory
                 : $"the journal set aside at {asideDirectory} holds another block {anchor.BlockNo}: not the chain's, not carried";
         }
         ulong from = into.LastBlock is { } last ? last + 1 : BlockFormat.GenesisBlockNo;
-        (long blocks, long bytes) = into.Write(reader, from, anchor.BlockNo);
-        return $"kept the history: blocks {Math.Max(from, first)} to {anchor.BlockNo - 1} ({blocks:N0} blocks, {bytes:N0} bytes) from the journal set aside, in the archive";
+        (long blocks, long bytes) = into.Write(reader, from, anchor.BlockNo, cancel);
+        return cancel.IsCancellationRequested
+            ? $"stopped keeping the history at {blocks:N0} blocks (the journal is being replaced again)"
+            : $"kept the history: blocks {Math.Max(from, first)} to {anchor.BlockNo - 1} ({blocks:N0} blocks, {bytes:N0} bytes) from the journal set aside, in the archive";
     }
 }

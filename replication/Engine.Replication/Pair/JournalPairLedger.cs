@@ -27,7 +27,11 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     private readonly string _where;
     private readonly ChecksumCadence _checksumCadence;
     private readonly ChecksumSchedule _checksumSchedule;
-    private readonly Func<string, JournalAnchor, string>? _keepHistory;
+    private readonly Func<string, JournalAnchor, CancellationToken, string>? _keepHistory;
+
+    // Keeping the history runs beside the pair (a long copy must not silence the node); stopped before the journal changes again.
+    private Task _keeping = Task.CompletedTask;
+    private CancellationTokenSource? _keepingCancel;
 
     // The diverged journal set aside last, whose history an installed snapshot's journal keeps.
     private string? _divergedAside;
@@ -54,7 +58,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// <param name="keepHistory">After a snapshot is installed: keeps the blocks before its block that a journal set aside (named as <paramref name="setAside"/> said) holds,
     /// in the new journal's archive, and says what it did (<see cref="JournalHistory.Carry"/>); null: not kept.</param>
     public JournalPairLedger(Func<JournalAnchor?, byte[]?, IJournal> open, Func<string> setAside, string where, ChecksumCadence checksums, Action<string> log,
-        SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true, Func<string, JournalAnchor, string>? keepHistory = null)
+        SnapshotSchedule? snapshots = null, TimeProvider? clock = null, bool snapshotsOnOwnThread = true, Func<string, JournalAnchor, CancellationToken, string>? keepHistory = null)
     {
         _keepHistory = keepHistory;
         _clock = clock ?? TimeProvider.System;
@@ -77,7 +81,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             Directory.Move(settings.JournalDirectory, aside);
             return aside;
         }, settings.JournalDirectory, settings.Checksums(), log, settings.Snapshots(),
-            keepHistory: (aside, anchor) => JournalHistory.Carry(aside, anchor, BlockArchive.Of(settings.JournalDirectory)));
+            keepHistory: (aside, anchor, cancel) => JournalHistory.Carry(aside, anchor, BlockArchive.Of(settings.JournalDirectory), cancel));
 
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
     public IJournal Journal => _journal;
@@ -266,6 +270,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
     /// </summary>
     public void DiscardDivergedChain()
     {
+        StopKeepingHistory();
         StopSnapshots();
         CloseCursor();
         _journal.Dispose();
@@ -329,6 +334,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         {
             return $"the block sent with it is not the one the snapshot stands after: {wrong}";
         }
+        StopKeepingHistory();
         StopSnapshots();
         CloseCursor();
         _journal.Dispose();
@@ -364,18 +370,38 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         {
             return;
         }
-        foreach (string aside in new[] { _divergedAside, replaced }.OfType<string>().Distinct())
-        {
-            try
-            {
-                _log($"backup: {_keepHistory(aside, anchor)}");
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or JournalCorruptException or JournalFormatException)
-            {
-                _log($"backup: the history before block {anchor.BlockNo} in {aside} was not kept: {e.Message}");
-            }
-        }
+        string[] asides = [.. new[] { _divergedAside, replaced }.OfType<string>().Distinct()];
         _divergedAside = null;
+        var cancel = new CancellationTokenSource();
+        _keepingCancel = cancel;
+        Func<string, JournalAnchor, CancellationToken, string> keep = _keepHistory;
+        _keeping = Task.Run(() =>
+        {
+            foreach (string aside in asides)
+            {
+                try
+                {
+                    _log($"backup: {keep(aside, anchor, cancel.Token)}");
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or JournalCorruptException or JournalFormatException)
+                {
+                    _log($"backup: the history before block {anchor.BlockNo} in {aside} was not kept: {e.Message}");
+                }
+            }
+        });
+    }
+
+    /// <summary>Stops keeping the history (it keeps what it wrote in whole files) before the journal is set aside or closed.</summary>
+    private void StopKeepingHistory()
+    {
+        if (_keepingCancel is not { } cancel)
+        {
+            return;
+        }
+        cancel.Cancel();
+        _keeping.Wait();
+        cancel.Dispose();
+        _keepingCancel = null;
     }
 
     /// <summary>Stops the snapshot taker this ledger still has (before its journal closes).</summary>
@@ -387,6 +413,7 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
 
     public void Dispose()
     {
+        StopKeepingHistory();
         StopSnapshots();
         CloseCursor();
         _journal.Dispose();
