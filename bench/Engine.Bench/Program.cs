@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Running;
 using Engine.Bench.Book;
+using Engine.Bench.Latency;
 using Engine.Bench.Ledger;
 using Engine.Bench.Ring;
 
@@ -41,6 +42,10 @@ public static class Program
                 return SnapshotPauseHarness.Run(rest);
             case "rejoin":
                 return RejoinHarness.Run(rest);
+            case "latency":
+                return LatencyHarness.Run(rest);
+            case "floor-server":
+                return FloorServer.Run(rest);
             case "micro":
                 // BenchmarkDotNet's own arguments, e.g. --filter '*Ring*' --job short.
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest);
@@ -62,6 +67,8 @@ public static class Program
         Console.Error.WriteLine("  " + RecoveryHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + SnapshotPauseHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + RejoinHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("  " + LatencyHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("  " + FloorServer.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("""
               micro [BenchmarkDotNet options]
                 BenchmarkDotNet micro benchmarks with the memory diagnoser (default: all; e.g. --filter '*Ring*' or '*Codec*').

@@ -20,7 +20,8 @@ internal sealed record LoadOptions(
     string? Journal,
     int Seed,
     bool Json,
-    ClientTlsOptions? Tls = null);
+    ClientTlsOptions? Tls = null,
+    TimeSpan? TimelineBucket = null);
 
 /// <summary>What a load run measured; <see cref="Audit"/> is null when the receipts were not checked against a journal.</summary>
 internal sealed record LoadResult(
@@ -36,7 +37,8 @@ internal sealed record LoadResult(
     LongHistogram Latency,
     bool Open,
     long Reconnects,
-    IReadOnlyList<AckedOrder> Acks);
+    IReadOnlyList<AckedOrder> Acks,
+    LatencyTimeline? Timeline = null);
 
 /// <summary>One acknowledged order: its receipt and when it arrived (<see cref="Stopwatch"/> ticks).</summary>
 internal readonly record struct AckedOrder(uint ClientId, ulong ClientSeq, ulong Lsn, ulong BlockNo, Hash32 BlockHash, long ArrivedTicks);
@@ -58,6 +60,8 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
 
     private int Window => options.Window;
 
+    private LoadOptions Options => options;
+
     public async Task<LoadResult> RunAsync(CancellationToken cancel)
     {
         InstrumentTable instruments = InstrumentTable.Development();
@@ -77,6 +81,10 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         }
 
         var clock = Stopwatch.StartNew();
+        foreach (Connection c in connections)
+        {
+            c.Timeline?.OriginTicks = Stopwatch.GetTimestamp();
+        }
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         if (options.Duration is { } duration)
         {
@@ -121,6 +129,11 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             }
         }
         List<AckedOrder> acks = [.. connections.SelectMany(c => c.Receipts)];
+        LatencyTimeline? timeline = connections[0].Timeline;
+        foreach (Connection c in connections.Skip(1))
+        {
+            timeline?.Add(c.Timeline!);
+        }
         AuditResult? audit = null;
         if (options.Journal is not null)
         {
@@ -136,7 +149,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         }
         long answered = _acked + _rejected;
         return new LoadResult(_sent, _acked, _rejected, byReason, _errors, audit, _reports, seconds,
-            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects, acks);
+            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects, acks, timeline);
     }
 
     /// <summary>
@@ -222,6 +235,11 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)owner.Window * 2);
             _intendedTicks = new long[capacity];
             _mask = capacity - 1;
+            if (owner.Options.TimelineBucket is { } bucket)
+            {
+                // Covers the run and the drain after it (answers are bucketed by their send time).
+                Timeline = new LatencyTimeline(bucket, (owner.Options.Duration ?? TimeSpan.FromMinutes(10)) + TimeSpan.FromSeconds(1));
+            }
             client.Answered += OnAnswer;
             client.Executed += report =>
             {
@@ -237,6 +255,9 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
         public EngineClient Client { get; }
 
         public LongHistogram Latency { get; } = new(TimeStamp.Minutes(10), 3);
+
+        /// <summary>Latency over send time, when the options ask for it.</summary>
+        public LatencyTimeline? Timeline { get; }
 
         public Dictionary<RejectReason, long> RejectedByReason { get; } = [];
 
@@ -291,6 +312,7 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
             if (sentAt != 0 && now > sentAt)
             {
                 Latency.RecordValue(now - sentAt);
+                Timeline?.Record(sentAt, now - sentAt);
             }
             if (result.Accepted)
             {
