@@ -90,6 +90,8 @@ public class ServeTests
         {
             Assert.That(status.Lsn, Is.EqualTo(EngineServer.InitialLsns + 1), "journaled once");
             Assert.That(status.Duplicates, Is.EqualTo(1));
+            Assert.That(status.ReceiveToAnswer!.Count, Is.EqualTo(2), "both answers timed in /status, from the read to the socket");
+            Assert.That(status.ReceiveToAnswer.P50Us, Is.GreaterThan(0));
         });
     }
 

@@ -323,7 +323,8 @@ internal static class AdminEndpoint
                 Status: status,
                 State: probed is null ? null : new NodeStateSummary(probed.LastLsn, probed.Checksum.ToString(), probed.OpenOrders, probed.Trades),
                 Snapshots: board.Snapshots?.Status,
-                Recovery: board.Recovery);
+                Recovery: board.Recovery,
+                BackupRoundTrip: primary?.BackupRoundTrip);
             return Results.Bytes(report.ToJsonUtf8(), "application/json");
         });
         app.MapGet("/log", (long? after) =>

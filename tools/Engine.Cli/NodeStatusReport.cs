@@ -31,6 +31,7 @@ namespace Engine.Cli;
 /// <param name="State">The state checksum, probed through the ring; null with <c>?state=false</c>, while not serving, or when the probe timed out.</param>
 /// <param name="Snapshots">The node's snapshots (<c>snapshot_block</c>: the newest one's block), in any role; null when off or not started.</param>
 /// <param name="Recovery">What the node's start-up (or its last reopening of the journal, after a step-down) recovered: from which snapshot, what was replayed, how long it took.</param>
+/// <param name="BackupRoundTrip">A pair's primary, since its start: from sending a live block to the backup to the backup's acknowledgement; null otherwise. (The server's whole share of a client's latency is <c>status.receive_to_answer</c>.)</param>
 internal sealed record NodeStatusReport(
     int Pid,
     string Role,
@@ -52,7 +53,8 @@ internal sealed record NodeStatusReport(
     NodeStatus? Status,
     NodeStateSummary? State,
     Engine.Core.Journaling.SnapshotStatus? Snapshots,
-    RecoveryReport? Recovery)
+    RecoveryReport? Recovery,
+    LatencySummary? BackupRoundTrip)
 {
     /// <summary>Primary, from the start or after a takeover.</summary>
     [JsonIgnore]

@@ -28,6 +28,9 @@ public struct TxSlot
     /// <summary>The client the session logged on as (0 for synthetic runs): requests must carry this client id.</summary>
     public uint SessionClientId;
 
+    /// <summary>When the session read it (<see cref="System.Diagnostics.Stopwatch"/> timestamp; 0: not from a session): the start of the server's latency in /status.</summary>
+    public long ReceivedTicks;
+
     /// <summary>Not a request: a probe that asks the apply stage for its state (admin /status).</summary>
     public StateProbe? Probe;
 

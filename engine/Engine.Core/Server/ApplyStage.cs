@@ -17,6 +17,9 @@ public sealed class NodeCounters
     public long Reports;
     public long Dropped;
     public ulong LastLsn;
+
+    /// <summary>From a session reading a request to its answer handed to the session's socket (the server's share of a client's latency).</summary>
+    public LatencyRecorder ReceiveToAnswer { get; } = new();
 }
 
 /// <summary>
@@ -80,7 +83,7 @@ internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegist
         {
             Interlocked.Decrement(ref client.InFlight);
         }
-        var sink = new OutboundSink(outbound, counters);
+        var sink = new OutboundSink(outbound, counters, slot.ReceivedTicks);
         if (slot.Reject != RejectReason.None)
         {
             // Never in the ledger: the client id in the frame may be anything, so answer the session's client.
@@ -128,7 +131,8 @@ internal struct AdminSink(OutboundSink clients) : IExecutionSink
 }
 
 /// <summary>Encodes outcomes straight into outbound ring slots, addressed to the client they concern.</summary>
-internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounters counters) : IExecutionSink
+/// <remarks>An answer carries <paramref name="receivedTicks"/>, when its request was read, for the server's latency histogram.</remarks>
+internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounters counters, long receivedTicks = 0) : IExecutionSink
 {
     public void Accepted(in Transaction tx, ulong lsn, ulong blockNo, in Hash32 blockHash)
     {
@@ -136,6 +140,7 @@ internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounter
         ref OutboundSlot slot = ref ring[sequence];
         var receipt = new Receipt { ClientId = tx.ClientId, ClientSeq = tx.ClientSeq, Lsn = lsn, BlockNo = blockNo, BlockHash = blockHash };
         slot.ClientId = tx.ClientId;
+        slot.ReceivedTicks = receivedTicks;
         slot.Length = ReplyCodec.EncodeAccepted(in receipt, slot.Buffer);
         ring.Publish(sequence);
     }
@@ -147,6 +152,7 @@ internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounter
         long sequence = ring.Next();
         ref OutboundSlot slot = ref ring[sequence];
         slot.ClientId = clientId;
+        slot.ReceivedTicks = receivedTicks;
         slot.Length = ReplyCodec.EncodeRejected(clientId, clientSeq, reason, lsn, RejectTexts.For(reason), slot.Buffer);
         ring.Publish(sequence);
         Volatile.Write(ref counters.Rejected, counters.Rejected + 1);
@@ -157,6 +163,7 @@ internal readonly struct OutboundSink(RingBuffer<OutboundSlot> ring, NodeCounter
         long sequence = ring.Next();
         ref OutboundSlot slot = ref ring[sequence];
         slot.ClientId = report.ClientId;
+        slot.ReceivedTicks = 0;
         slot.Length = ReplyCodec.EncodeExecutionReport(in report, slot.Buffer);
         ring.Publish(sequence);
         Volatile.Write(ref counters.Reports, counters.Reports + 1);
@@ -172,7 +179,7 @@ internal readonly struct DispatchStage(Dispatcher dispatcher) : IStageHandler<Ou
 {
     public void OnEvent(ref OutboundSlot slot, long sequence, bool endOfBatch)
     {
-        dispatcher.Add(slot.ClientId, slot.Bytes);
+        dispatcher.Add(slot.ClientId, slot.Bytes, slot.ReceivedTicks);
         if (endOfBatch)
         {
             dispatcher.FlushAll();
@@ -180,17 +187,33 @@ internal readonly struct DispatchStage(Dispatcher dispatcher) : IStageHandler<Ou
     }
 }
 
-/// <summary>The dispatch stage's state: a staging buffer per client touched in the current batch.</summary>
+/// <summary>
+/// The dispatch stage's state: a staging buffer per client touched in the current batch, and when
+/// each answer's request was read, recorded in <see cref="NodeCounters.ReceiveToAnswer"/> once the
+/// batch is handed to the sessions.
+/// </summary>
 internal sealed class Dispatcher(ClientRegistry clients, NodeCounters counters)
 {
     private const int StagingBytes = 16 * 1024;
+    private const int MaxTimedPerBatch = 1024;
+
+    private readonly long[] _received = new long[MaxTimedPerBatch];
+    private int _timed;
 
     private readonly Dictionary<uint, byte[]> _staging = [];
     private readonly Dictionary<uint, int> _lengths = [];
     private readonly List<uint> _touched = [];
 
-    public void Add(uint clientId, ReadOnlySpan<byte> frame)
+    public void Add(uint clientId, ReadOnlySpan<byte> frame, long receivedTicks = 0)
     {
+        if (receivedTicks != 0)
+        {
+            if (_timed == MaxTimedPerBatch)
+            {
+                RecordTimed(); // a long batch: these are timed before their bytes leave (by a batch's length at most)
+            }
+            _received[_timed++] = receivedTicks;
+        }
         if (!_staging.TryGetValue(clientId, out byte[]? buffer))
         {
             buffer = new byte[StagingBytes];
@@ -222,6 +245,17 @@ internal sealed class Dispatcher(ClientRegistry clients, NodeCounters counters)
             }
         }
         _touched.Clear();
+        RecordTimed();
+    }
+
+    private void RecordTimed()
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < _timed; i++)
+        {
+            counters.ReceiveToAnswer.Record(now - _received[i], System.Diagnostics.Stopwatch.Frequency);
+        }
+        _timed = 0;
     }
 
     private void Flush(uint clientId, byte[] buffer, int length)

@@ -39,6 +39,9 @@ public sealed record NodeStatus(
     /// <summary>The client port's counters: logons, refusals, throttled addresses, protocol violations (see <see cref="GatewayCounters"/>).</summary>
     public GatewayStats? Gateway { get; init; }
 
+    /// <summary>Since the start: from a session reading a request to its answer handed to the socket (the server's share of a client's latency).</summary>
+    public LatencySummary? ReceiveToAnswer { get; init; }
+
 }
 
 /// <summary>
@@ -398,6 +401,7 @@ public sealed class EngineNode : IAsyncDisposable
             slot.FrameLength = 0;
             slot.Reject = RejectReason.None;
             slot.SessionClientId = 0;
+            slot.ReceivedTicks = 0;
         }
         ring.Publish(low, high);
         return submitted;
@@ -419,6 +423,7 @@ public sealed class EngineNode : IAsyncDisposable
         slot.FrameLength = 0;
         slot.Reject = RejectReason.None;
         slot.SessionClientId = 0;
+        slot.ReceivedTicks = 0;
         ring.Publish(sequence);
         return await probe.Report.WaitAsync(timeout).ConfigureAwait(false);
     }
@@ -453,6 +458,7 @@ public sealed class EngineNode : IAsyncDisposable
             HaltReason: HaltReason)
         {
             Gateway = _gateway.Stats(),
+            ReceiveToAnswer = Counters.ReceiveToAnswer.Summary(),
         };
     }
 

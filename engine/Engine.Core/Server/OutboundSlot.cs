@@ -16,6 +16,9 @@ public struct OutboundSlot
 {
     public uint ClientId;
     public int Length;
+
+    /// <summary>An answer's: when its request was read (<see cref="Ledger.TxSlot.ReceivedTicks"/>); 0 for execution reports.</summary>
+    public long ReceivedTicks;
     public ReplyBuffer Frame;
 
     [UnscopedRef]

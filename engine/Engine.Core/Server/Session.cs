@@ -340,11 +340,13 @@ internal sealed class Session : IDisposable
         {
             Interlocked.Add(ref client.InFlight, admitted);
             long low = high - admitted + 1;
+            long received = System.Diagnostics.Stopwatch.GetTimestamp();
             for (int i = 0; i < admitted; i++)
             {
                 ref TxSlot slot = ref ring[low + i];
                 slot.SetFrame(data.Slice(starts[i], lengths[i]));
                 slot.SessionClientId = ClientId;
+                slot.ReceivedTicks = received;
                 slot.Probe = null;
                 slot.Admin = null;
             }

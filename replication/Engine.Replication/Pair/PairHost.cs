@@ -117,6 +117,9 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     /// <summary>Primary: a backup is in step.</summary>
     public bool BackupInStep => _backupInStep;
 
+    /// <summary>As primary, since the start: from sending a live block to the backup to its acknowledgement.</summary>
+    public LatencySummary BackupRoundTrip => _node.BackupRoundTrip.Summary();
+
     /// <summary>Backup: in step with the primary, following live.</summary>
     public bool InStep => _state == PairState.InStep;
 

@@ -1,5 +1,6 @@
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
+using Engine.Core.Server;
 using Engine.Protocol;
 
 namespace Engine.Replication.Pair;
@@ -118,7 +119,9 @@ public sealed class PairNode
 
     /// <summary>Catch-up batches sent and not yet acknowledged, at most: enough to keep the link busy while the backup applies one.</summary>
     public const int CatchUpWindow = 4;
-    private readonly Queue<(ulong BlockNo, Hash32 Hash)> _unacked = new();
+    // The blocks sent and not yet acknowledged, with when a live one was sent (Untimed: catch-up).
+    private const long Untimed = long.MinValue;
+    private readonly Queue<(ulong BlockNo, Hash32 Hash, long SentAt)> _unacked = new();
     private ulong _ackedBlockNo;
     private ulong _lastSealedBlockNo;
     private readonly Dictionary<int, long> _awaitingHello = [];
@@ -287,6 +290,9 @@ public sealed class PairNode
     /// <summary>The highest block the backup has acknowledged on any link (it only rises).</summary>
     public ulong AckedBlockNo => _ackedBlockNo;
 
+    /// <summary>Primary: from sending a live block to the backup to its acknowledgement (covering acknowledgements time every block they cover).</summary>
+    public LatencyRecorder BackupRoundTrip { get; } = new();
+
     /// <summary>
     /// Whether block <paramref name="blockNo"/> (sealed by this primary) may be acknowledged to its
     /// clients now: the backup holds it, or no backup is in step and the solo lease is held.
@@ -334,7 +340,7 @@ public sealed class PairNode
         if (_backup != NoConnection && _backupLive)
         {
             SendFrame(_backup, ReplicationType.Block, block, ref _backupSentAt);
-            _unacked.Enqueue((blockNo, hash));
+            _unacked.Enqueue((blockNo, hash, _backupSentAt));
         }
     }
 
@@ -1179,7 +1185,7 @@ public sealed class PairNode
         else
         {
             _transport.Send(_backup, ReplicationType.SnapshotAnchor, snapshot.AnchorBlock);
-            _unacked.Enqueue((snapshot.BlockNo, snapshot.BlockHash));
+            _unacked.Enqueue((snapshot.BlockNo, snapshot.BlockHash, Untimed));
             _catchUpSentThrough = snapshot.BlockNo;
             _outgoing = null;
         }
@@ -1225,7 +1231,7 @@ public sealed class PairNode
         _catchUpWireBytes += length;
         _catchUpRawBytes += batched;
         _backupSentAt = _time.GetTimestamp();
-        _unacked.Enqueue((lastNo, lastHash));
+        _unacked.Enqueue((lastNo, lastHash, Untimed));
         _catchUpSentThrough = lastNo;
         _catchUpBlocks += blocks;
         return true;
@@ -1298,16 +1304,27 @@ public sealed class PairNode
     /// <summary>Cumulative: an ack of block N covers every block sent before it; it must name one sent on this link, with its hash.</summary>
     private bool AcknowledgesSentBlock(ulong blockNo, in Hash32 hash)
     {
-        while (_unacked.TryPeek(out (ulong BlockNo, Hash32 Hash) sent) && sent.BlockNo < blockNo)
+        long now = _time.GetTimestamp();
+        while (_unacked.TryPeek(out (ulong BlockNo, Hash32 Hash, long SentAt) sent) && sent.BlockNo < blockNo)
         {
             _unacked.Dequeue();
+            TimeRoundTrip(sent.SentAt, now);
         }
-        if (_unacked.TryPeek(out (ulong BlockNo, Hash32 Hash) named) && named.BlockNo == blockNo && named.Hash == hash)
+        if (_unacked.TryPeek(out (ulong BlockNo, Hash32 Hash, long SentAt) named) && named.BlockNo == blockNo && named.Hash == hash)
         {
             _unacked.Dequeue();
+            TimeRoundTrip(named.SentAt, now);
             return true;
         }
         return false;
+    }
+
+    private void TimeRoundTrip(long sentAt, long now)
+    {
+        if (sentAt != Untimed)
+        {
+            BackupRoundTrip.Record(now - sentAt, _time.TimestampFrequency);
+        }
     }
 
     private void CloseBackup(string? why)

@@ -14,7 +14,10 @@ public class NodeStatusReportTests
     [
         "pid", "role", "halted", "halt_reason", "epoch", "block", "lsn", "backup_in_step", "lease", "solo_lease", "solo_lease_ms_left", "in_step",
         "listen", "journal", "replication_listen", "peer", "witness", "status", "state", "snapshots", "recovery",
+        "backup_round_trip",
     ];
+
+    private static readonly string[] LatencyFields = ["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"];
 
     private static readonly string[] StateFields = ["lsn", "checksum", "open_orders", "trades"];
 
@@ -24,10 +27,12 @@ public class NodeStatusReportTests
         Status: new NodeStatus("primary (took over)", 2, 900, 17, "ab12", 3, 2, 880, 20, 1, 0, 0, 1234.5, 17, 0, 0, "memory", 12.5, 3, 1, 0, 1 << 20, false, null)
         {
             Gateway = new GatewayStats(5, 4, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0),
+            ReceiveToAnswer = new LatencySummary(880, 41.5, 60, 120.2, 400, 1500),
         },
         State: new NodeStateSummary(900, "0011223344556677", 12, 300),
         Snapshots: new Engine.Core.Journaling.SnapshotStatus(SnapshotBlock: 16, AppliedBlock: 17, Taken: 1, LastBytes: 4096, LastWriteMs: 1.5, LastError: null),
-        Recovery: new RecoveryReport(null, null, 10, 10, 800, 10, 0, 3.5, 2, 0, 1, 1.25, 5));
+        Recovery: new RecoveryReport(null, null, 10, 10, 800, 10, 0, 3.5, 2, 0, 1, 1.25, 5),
+        BackupRoundTrip: new LatencySummary(17, 30, 35, 80, 90, 95.5));
 
     [Test]
     public void The_fields_keep_their_names_and_order()
@@ -37,13 +42,15 @@ public class NodeStatusReportTests
         Assert.That(json.RootElement.GetProperty("state").EnumerateObject().Select(p => p.Name), Is.EqualTo(StateFields));
         Assert.That(json.RootElement.GetProperty("status").GetProperty("head_hash").GetString(), Is.EqualTo("ab12"));
         Assert.That(json.RootElement.GetProperty("status").GetProperty("gateway").GetProperty("logons_failed").GetInt64(), Is.EqualTo(1));
+        Assert.That(json.RootElement.GetProperty("status").GetProperty("receive_to_answer").EnumerateObject().Select(p => p.Name), Is.EqualTo(LatencyFields));
+        Assert.That(json.RootElement.GetProperty("backup_round_trip").EnumerateObject().Select(p => p.Name), Is.EqualTo(LatencyFields));
     }
 
     [Test]
     public void What_the_endpoint_writes_reads_back_as_itself()
     {
         NodeStatusReport serving = Serving();
-        NodeStatusReport backup = serving with { Role = "backup", Epoch = 1, BackupInStep = null, Lease = null, SoloLease = null, InStep = true, Status = null, State = null };
+        NodeStatusReport backup = serving with { Role = "backup", Epoch = 1, BackupInStep = null, Lease = null, SoloLease = null, InStep = true, Status = null, State = null, BackupRoundTrip = null };
         Assert.Multiple(() =>
         {
             foreach (NodeStatusReport report in new[] { serving, backup })

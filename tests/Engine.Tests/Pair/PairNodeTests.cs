@@ -61,6 +61,30 @@ public class PairNodeTests
         Assert.That(rig.Node.IsAcknowledged(header.BlockNo), Is.True);
     }
 
+    /// <summary>The backup's round trip in /status: a live block is timed from its send to the acknowledgement that covers it.</summary>
+    [Test]
+    public void A_live_block_is_timed_from_its_send_to_its_acknowledgement()
+    {
+        var rig = new Rig(PairRole.Primary, witness: false);
+        rig.Node.OnAccepted(1);
+        rig.Node.OnFrame(1, ReplicationType.Hello, Payload(ReplicationFrame.Hello(ReplicationType.Hello, 0, rig.Ledger.Head)));
+        byte[] block = rig.Ledger.SealOne();
+        BlockFormat.TryReadHeader(block, out BlockHeader header);
+        Hash32 hash = BlockFormat.StoredHash(block, in header);
+        rig.Node.OnBlockSealed(block, header.BlockNo, hash);
+        Assert.That(rig.Node.BackupRoundTrip.Summary().Count, Is.Zero, "nothing acknowledged yet");
+
+        rig.Clock.RunUntil(rig.Clock.Now + (3 * SimClock.NanosPerMs));
+        var ack = new byte[ReplicationFrame.HeaderBytes + ReplicationFrame.AckBytes];
+        ReplicationFrame.WriteAck(ack, ReplicationType.Ack, header.BlockNo, hash);
+        rig.Node.OnFrame(1, ReplicationType.Ack, Payload(ack));
+
+        Assert.That(rig.Node.IsAcknowledged(header.BlockNo), Is.True);
+        Core.Server.LatencySummary roundTrip = rig.Node.BackupRoundTrip.Summary();
+        Assert.That(roundTrip.Count, Is.EqualTo(1));
+        Assert.That(roundTrip.P50Us, Is.InRange(2_990, 3_010));
+    }
+
     /// <summary>
     /// A primary reads its journal to answer a joining backup's hello, and that read commits what the
     /// pipeline appended first; when the commit fails, the node halts (its journal is gone). Before,
