@@ -81,7 +81,35 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             Directory.Move(settings.JournalDirectory, aside);
             return aside;
         }, settings.JournalDirectory, settings.Checksums(), log, settings.Snapshots(),
-            keepHistory: (aside, anchor, cancel) => JournalHistory.Carry(aside, anchor, BlockArchive.Of(settings.JournalDirectory), cancel));
+            keepHistory: (aside, anchor, cancel) => CarryFromAside(aside, anchor, BlockArchive.Of(settings.JournalDirectory), cancel));
+
+    /// <summary>
+    /// <see cref="JournalHistory.Carry"/> with the journal set aside under another name while it is read
+    /// (<c>journal.carrying-…</c>, its own name back when done): a cleanup of <c>journal.discarded-*</c> (the
+    /// drill's, an operator's) does not delete it under its reader. A FasterLog read of a segment deleted
+    /// under it never returns: the 300-round drill's pair never re-formed when a node that had to
+    /// discard its chain again waited for such a carry to stop.
+    /// </summary>
+    private static string CarryFromAside(string aside, JournalAnchor anchor, BlockArchive into, CancellationToken cancel)
+    {
+        string carrying = aside.Replace(".discarded-", ".carrying-", StringComparison.Ordinal);
+        Directory.Move(aside, carrying);
+        try
+        {
+            return JournalHistory.Carry(carrying, anchor, into, cancel);
+        }
+        finally
+        {
+            try
+            {
+                Directory.Move(carrying, aside);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // It keeps the in-use name: still there for forensics, and nothing reads it any more.
+            }
+        }
+    }
 
     /// <summary>The journal: the <see cref="EngineNode"/> this node serves as takes it over (and closes it when it stops).</summary>
     public IJournal Journal => _journal;
@@ -391,6 +419,8 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
         });
     }
 
+    private static readonly TimeSpan StopKeepingWithin = TimeSpan.FromSeconds(2);
+
     /// <summary>Stops keeping the history (it keeps what it wrote in whole files) before the journal is set aside or closed.</summary>
     private void StopKeepingHistory()
     {
@@ -399,8 +429,16 @@ public sealed class JournalPairLedger : IPairLedger, IDisposable
             return;
         }
         cancel.Cancel();
-        _keeping.Wait();
-        cancel.Dispose();
+        if (!_keeping.Wait(StopKeepingWithin))
+        {
+            // Its reader is stuck (a journal set aside deleted under it, a disk that does not answer): the
+            // pair must not wait with it. It writes nothing more (it checks the cancellation before each block).
+            _log($"backup: keeping the history did not stop within {StopKeepingWithin.TotalSeconds:F0} s (its journal set aside unreadable?); going on without it");
+        }
+        else
+        {
+            cancel.Dispose();
+        }
         _keepingCancel = null;
     }
 

@@ -357,6 +357,48 @@ public class PairNodeTests
         Assert.That(frames.Select(f => (ReplicationType)f[4]), Has.Some.EqualTo(ReplicationType.CatchUpBatch).And.None.EqualTo(ReplicationType.SnapshotChunk));
     }
 
+    /// <summary>
+    /// Keeping the history after a snapshot's install reads the journal set aside beside the pair; a node
+    /// that must replace its journal again stops it first. A carry that does not stop (its FasterLog read
+    /// never returns: the aside was deleted under it by the drill's cleanup) held the node there for good,
+    /// and the pair never re-formed (the 300-round drill, 2026-12-04). Now the node goes on without it.
+    /// </summary>
+    [Test]
+    public void A_history_carry_that_does_not_stop_does_not_hold_the_node()
+    {
+        JournalPairLedger primary = SimulatedLedger.Open(new SimulatedJournalDevice("primary"), new SimSnapshotDisk("primary"));
+        for (int i = 0; i < 150; i++)
+        {
+            primary.SealOne();
+        }
+        while (!primary.Snapshots!.Step())
+        {
+        }
+        ulong at = primary.Snapshots.Status.SnapshotBlock!.Value;
+        Assert.That(primary.Journal.Compact(new JournalAnchor(at, primary.Journal.HashOf(at)!.Value), archive: null), Is.Not.Null);
+        CatchUpSnapshot sent = primary.SnapshotFor(0)!;
+        using var release = new ManualResetEventSlim();
+        JournalPairLedger backup = SimulatedLedger.Open(new SimulatedJournalDevice("backup"), new SimSnapshotDisk("backup"),
+            keepHistory: (_, _, _) =>
+            {
+                release.Wait(CancellationToken.None); // deaf to the cancellation, as a read that never returns
+                return "kept";
+            });
+        try
+        {
+            Assert.That(backup.InstallSnapshot(sent.Content, sent.AnchorBlock), Is.Null);
+
+            var discard = Task.Run(backup.DiscardDivergedChain);
+
+            Assert.That(discard.Wait(TimeSpan.FromSeconds(30)), Is.True, "the node replaced its journal without the carry");
+            Assert.That(backup.Head.BlockNo, Is.EqualTo(0UL), "a new journal, from genesis");
+        }
+        finally
+        {
+            release.Set();
+        }
+    }
+
     [Test]
     public void A_new_backup_installs_the_primary_s_snapshot_and_the_blocks_after_it()
     {

@@ -12,7 +12,13 @@ internal static class SimulatedLedger
     public static JournalPairLedger Open(string name = "test") => Open(new SimulatedJournalDevice(name), null);
 
     /// <summary>A ledger on <paramref name="device"/> (reopened after a crash or a dispose), with snapshots every <paramref name="snapshotEvery"/> blocks on <paramref name="disk"/> (stepped by the caller), or none.</summary>
-    public static JournalPairLedger Open(SimulatedJournalDevice device, Engine.Sim.SimSnapshotDisk? disk, ulong snapshotEvery = 100, ChecksumCadence checksums = default)
+    /// <param name="device">The journal's device.</param>
+    /// <param name="disk">Where its snapshots go; null: none.</param>
+    /// <param name="snapshotEvery">Blocks between snapshots.</param>
+    /// <param name="checksums">The state checksum's cadence.</param>
+    /// <param name="keepHistory">What keeps the history after a snapshot is installed (<see cref="JournalPairLedger"/>'s); null: not kept.</param>
+    public static JournalPairLedger Open(SimulatedJournalDevice device, Engine.Sim.SimSnapshotDisk? disk, ulong snapshotEvery = 100, ChecksumCadence checksums = default,
+        Func<string, JournalAnchor, CancellationToken, string>? keepHistory = null)
     {
         int discarded = 0;
         string name = device.Name;
@@ -23,7 +29,7 @@ internal static class SimulatedLedger
             disk?.Clear();
             device = new SimulatedJournalDevice($"{name}.{++discarded}");
             return device.Name;
-        }, name, checksums, _ => { }, snapshots, snapshotsOnOwnThread: false);
+        }, name, checksums, _ => { }, snapshots, snapshotsOnOwnThread: false, keepHistory: keepHistory);
     }
 
     /// <summary>Seals one order after the ledger's head, in <paramref name="epoch"/>, and journals it as a primary's pipeline would; returns the block.</summary>
