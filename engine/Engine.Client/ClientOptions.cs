@@ -24,6 +24,19 @@ public sealed record ClientOptions
     /// </summary>
     public TimeSpan AnswerTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long the engine may say nothing at all (no answer, no report, no heartbeat) before the client
+    /// takes it for gone or frozen and fails over; it applies once the engine has sent a heartbeat on
+    /// the connection (so an engine that sends none is judged by <see cref="AnswerTimeout"/> alone).
+    /// A node whose client port was left for silence is tried again only after twice this, or when no
+    /// other endpoint takes the logon. Default 500 ms (the client asks for a heartbeat every fifth of it);
+    /// <see cref="TimeSpan.Zero"/>: off.
+    /// </summary>
+    public TimeSpan SilenceTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The heartbeat interval asked of the engine in the logon: a fifth of the silence timeout (10 ms to 60 s), or none.</summary>
+    internal ushort HeartbeatMs => SilenceTimeout > TimeSpan.Zero ? (ushort)Math.Clamp(SilenceTimeout.TotalMilliseconds / 5, 10, 60_000) : (ushort)0;
+
     /// <summary>How long the client keeps trying to reconnect before it fails every pending request. Default 30 s.</summary>
     public TimeSpan ReconnectFor { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -10,13 +10,24 @@ internal sealed class EndpointRound
 {
     private readonly bool[] _tried;
 
-    /// <summary>A round over <paramref name="count"/> endpoints that starts at <paramref name="start"/>.</summary>
-    public EndpointRound(int count, int start)
+    /// <summary>
+    /// A round over <paramref name="count"/> endpoints that starts at <paramref name="start"/>, leaving out
+    /// <paramref name="avoid"/> (an endpoint just left for silence; -1: none) unless it is the only one.
+    /// </summary>
+    public EndpointRound(int count, int start, int avoid = -1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(start);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(start, count);
         _tried = new bool[count];
+        if (avoid >= 0 && avoid < count && count > 1)
+        {
+            _tried[avoid] = true; // as if tried: neither the start nor a "not primary" answer leads there
+            if (start == avoid)
+            {
+                start = (start + 1) % count;
+            }
+        }
         Current = start;
         _tried[start] = true;
     }

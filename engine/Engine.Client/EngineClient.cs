@@ -53,6 +53,15 @@ public sealed class EngineClient : IAsyncDisposable
 
     private Timer? _watchdog;
 
+    // Silence: when the link last delivered bytes (Environment.TickCount64), and whether the engine
+    // has sent a heartbeat on it (only then does silence mean anything). The endpoint left for
+    // silence is avoided until _avoidUntil.
+    private long _lastHeardAt;
+    private volatile bool _heartbeats;
+    private int _avoid = -1;
+    private long _avoidUntil;
+    private long _silenceFailovers;
+
     private EngineClient(ClientOptions options)
     {
         _options = options;
@@ -101,6 +110,9 @@ public sealed class EngineClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Connections given up because the engine said nothing for <see cref="ClientOptions.SilenceTimeout"/>.</summary>
+    public long SilenceFailovers => Interlocked.Read(ref _silenceFailovers);
+
     /// <summary>The highest clientSeq the engine had taken for this client when we last logged on.</summary>
     public ulong LastClientSeqAtLogon { get; private set; }
 
@@ -113,7 +125,9 @@ public sealed class EngineClient : IAsyncDisposable
         client._link = await client.ConnectAnyAsync(cancel).ConfigureAwait(false);
         client._unanswered.StartAfter(client.LastClientSeqAtLogon);
         client._readLoop = Task.Run(client.ReadLoop, CancellationToken.None);
-        client._watchdog = new Timer(_ => client.CheckAnswerTimeout(), null, 100, 100);
+        // Checks the answer timeout and the silence; often enough that silence is seen within a fifth of its timeout.
+        int period = options.SilenceTimeout > TimeSpan.Zero ? (int)Math.Clamp(options.SilenceTimeout.TotalMilliseconds / 5, 5, 100) : 100;
+        client._watchdog = new Timer(_ => client.CheckAnswerTimeout(), null, period, period);
         return client;
     }
 
@@ -291,6 +305,7 @@ public sealed class EngineClient : IAsyncDisposable
                     {
                         break;
                     }
+                    Volatile.Write(ref _lastHeardAt, Environment.TickCount64);
                     filled += read;
                     int offset = 0;
                     while (filled - offset >= 4)
@@ -344,6 +359,9 @@ public sealed class EngineClient : IAsyncDisposable
                 break;
             case MessageType.ExecutionReport when ReplyCodec.DecodeExecutionReport(frame, out ExecutionReport report) == RejectReason.None:
                 Executed?.Invoke(report);
+                break;
+            case MessageType.Heartbeat:
+                _heartbeats = true;
                 break;
         }
     }
@@ -408,6 +426,9 @@ public sealed class EngineClient : IAsyncDisposable
         {
             // The link becomes usable and the resends are queued under one lock, so no new
             // request can overtake an older one: the engine sees each client's seqs in order.
+            // Silence is judged afresh on it (after its first heartbeat).
+            _heartbeats = false;
+            Volatile.Write(ref _lastHeardAt, Environment.TickCount64);
             _link = link;
             // Resend everything unanswered, oldest first, with its original clientSeq.
             long now = Environment.TickCount64;
@@ -433,8 +454,9 @@ public sealed class EngineClient : IAsyncDisposable
         while (DateTime.UtcNow < deadline)
         {
             // One round: every endpoint once, in order from the current one, except that a node
-            // answering "not primary" may name the one to try next.
-            var round = new EndpointRound(_endpoints.Length, _endpointIndex);
+            // answering "not primary" may name the one to try next, and one just left for silence
+            // (frozen: its port still takes a connection, and the logon would wait out the timeout).
+            var round = new EndpointRound(_endpoints.Length, _endpointIndex, Environment.TickCount64 < _avoidUntil ? _avoid : -1);
             while (true)
             {
                 int index = round.Current;
@@ -460,7 +482,8 @@ public sealed class EngineClient : IAsyncDisposable
                 }
             }
             await Task.Delay(backoff, cancel).ConfigureAwait(false);
-            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 100));
+            // While a node is avoided the other is about to take over: ask it often.
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, Environment.TickCount64 < _avoidUntil ? 20 : 100));
         }
         throw new EngineUnavailableException($"no engine endpoint took a logon within {_options.ReconnectFor.TotalSeconds} s (last: {lastError})");
     }
@@ -484,7 +507,7 @@ public sealed class EngineClient : IAsyncDisposable
             }
             link ??= new EngineLink(socket, null);
             var frame = new byte[ReplyCodec.MaxFrameBytes];
-            int length = ReplyCodec.EncodeLogon(_options.ClientId, _options.Token, frame);
+            int length = ReplyCodec.EncodeLogon(_options.ClientId, _options.Token, frame, _options.HeartbeatMs);
             await link.SendAsync(frame.AsMemory(0, length), timeout.Token).ConfigureAwait(false);
             int expected = Frame.HeaderBytes + ReplyCodec.LogonAckBodyBytes;
             int got = 0;
@@ -583,20 +606,31 @@ public sealed class EngineClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// A stalled engine (a long pause, SIGSTOP) or a cut link never closes the socket: when the oldest
+    /// A stalled engine (a long pause, SIGSTOP) or a cut link never closes the socket: when a
+    /// heartbeating engine has said nothing for <see cref="ClientOptions.SilenceTimeout"/>, or the oldest
     /// request has waited longer than <see cref="ClientOptions.AnswerTimeout"/>, drop the connection
     /// so that the read loop fails over.
     /// </summary>
     private void CheckAnswerTimeout()
     {
         EngineLink? stale = null;
+        long now = Environment.TickCount64;
         lock (_lock)
         {
-            if (_unanswered.InFlight == 0 || _link is null)
+            if (_link is null)
             {
                 return;
             }
-            if (_unanswered.OldestOverdue(Environment.TickCount64, (long)_options.AnswerTimeout.TotalMilliseconds))
+            long silence = (long)_options.SilenceTimeout.TotalMilliseconds;
+            if (silence > 0 && _heartbeats && now - Volatile.Read(ref _lastHeardAt) > silence)
+            {
+                // A heartbeating engine said nothing for the silence timeout: gone or frozen.
+                stale = _link;
+                _avoid = _endpointIndex;
+                _avoidUntil = now + (2 * silence);
+                Interlocked.Increment(ref _silenceFailovers);
+            }
+            else if (_unanswered.InFlight > 0 && _unanswered.OldestOverdue(now, (long)_options.AnswerTimeout.TotalMilliseconds))
             {
                 stale = _link;
             }

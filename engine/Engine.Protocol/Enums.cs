@@ -38,6 +38,13 @@ public enum MessageType : byte
     Rejected = 33,
     ExecutionReport = 34,
     LogonAck = 35,
+
+    /// <summary>
+    /// Engine to client, no body: the session is alive. Sent on a session that has had nothing else
+    /// for the heartbeat interval, so a client that hears nothing for longer knows the engine is gone or
+    /// frozen (a stopped process keeps its sockets open) and fails over.
+    /// </summary>
+    Heartbeat = 36,
 }
 
 /// <summary>What an execution report says happened to an order.</summary>

@@ -112,6 +112,15 @@ public static class ReplyCodec
     /// <summary>The largest reply frame: a rejection.</summary>
     public const int MaxFrameBytes = Frame.HeaderBytes + RejectedBodyBytes;
 
+    /// <summary>The heartbeat frame: a header and no body (<see cref="MessageType.Heartbeat"/>).</summary>
+    public const int HeartbeatFrameBytes = Frame.HeaderBytes;
+
+    public static int EncodeHeartbeat(Span<byte> destination)
+    {
+        Frame.WriteHeader(destination, MessageType.Heartbeat, 0);
+        return HeartbeatFrameBytes;
+    }
+
     public static int EncodeAccepted(in Receipt receipt, Span<byte> destination)
     {
         Span<byte> body = destination[Frame.HeaderBytes..];
@@ -248,12 +257,19 @@ public static class ReplyCodec
         return RejectReason.None;
     }
 
-    /// <summary>Encodes a logon; the token is cut to 32 UTF-8 bytes.</summary>
-    public static int EncodeLogon(uint clientId, ReadOnlySpan<char> token, Span<byte> destination)
+    /// <summary>Where a logon's body carries the heartbeat interval its client asks for (u16, ms; 0: none).</summary>
+    public const int LogonHeartbeatOffset = 4;
+
+    /// <summary>
+    /// Encodes a logon; the token is cut to 32 UTF-8 bytes. <paramref name="heartbeatMs"/>: how often the
+    /// client wants a heartbeat when the engine has nothing else for it (0: never, as before it existed).
+    /// </summary>
+    public static int EncodeLogon(uint clientId, ReadOnlySpan<char> token, Span<byte> destination, ushort heartbeatMs = 0)
     {
         Span<byte> body = destination[Frame.HeaderBytes..];
         BinaryPrimitives.WriteUInt32LittleEndian(body, clientId);
-        BinaryPrimitives.WriteUInt32LittleEndian(body[4..], 0);
+        BinaryPrimitives.WriteUInt16LittleEndian(body[LogonHeartbeatOffset..], heartbeatMs);
+        BinaryPrimitives.WriteUInt16LittleEndian(body[(LogonHeartbeatOffset + 2)..], 0);
         Span<byte> tokenField = body.Slice(8, MaxTokenBytes);
         tokenField.Clear();
         System.Text.Unicode.Utf8.FromUtf16(token, tokenField, out _, out _, replaceInvalidSequences: true, isFinalBlock: true);

@@ -94,6 +94,12 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
 
     public void Start()
     {
+        if (_settings.Gateway.HeartbeatMs > 0)
+        {
+            // Its own thread, above the others: a busy pipeline or thread pool must not delay the
+            // heartbeats that tell clients this node is alive (a late one makes them fail over).
+            new Thread(SendHeartbeats) { IsBackground = true, Name = "client-heartbeats", Priority = ThreadPriority.AboveNormal }.Start();
+        }
         if (_doorTakenOver)
         {
             _door.HandOver(this);
@@ -105,6 +111,27 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
     }
 
     public void Log(string message) => _log(message);
+
+    /// <summary>Every <see cref="GatewaySettings.HeartbeatMs"/>, a heartbeat to each session that gets them and was sent nothing for its interval, until the gateway stops.</summary>
+    private void SendHeartbeats()
+    {
+        WaitHandle stopping = _stopping.Token.WaitHandle;
+        try
+        {
+            while (!stopping.WaitOne(_settings.Gateway.HeartbeatMs))
+            {
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                foreach (var (session, _) in _sessions.Values)
+                {
+                    session.HeartbeatIfIdle(now);
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The gateway was disposed: done.
+        }
+    }
 
     public void CountBusy(int count) => Interlocked.Add(ref _busy, count);
 
@@ -222,7 +249,14 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
         };
         Span<byte> reply = stackalloc byte[ReplyCodec.MaxFrameBytes];
         // The answer goes in before the session is the client's: no reply to an earlier request can overtake it.
-        session.Enqueue(reply[..ReplyCodec.EncodeLogonAck(in ack, reply)]);
+        int length = ReplyCodec.EncodeLogonAck(in ack, reply);
+        if (session.HeartbeatMs > 0)
+        {
+            // A heartbeat right behind it, for a client that asked: it knows from the start that this engine
+            // heartbeats, so it judges the session by its silence at once (a node frozen right after a logon included).
+            length += ReplyCodec.EncodeHeartbeat(reply[length..]);
+        }
+        session.Enqueue(reply[..length]);
         _sessions[session.Id] = (session, Task.Run(() => session.Run(_stopping.Token)));
         if (session.IsClosed)
         {

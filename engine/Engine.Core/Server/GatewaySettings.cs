@@ -56,6 +56,15 @@ public sealed record GatewaySettings
     /// </summary>
     public string PeerListen { get; init; } = "";
 
+    /// <summary>
+    /// The shortest heartbeat interval granted, and how often the heartbeat thread looks. A client asks
+    /// for heartbeats in its logon (an interval, as FIX's HeartBtInt); a session of such a client that
+    /// has been sent nothing for its interval (at least this) gets a heartbeat, a frame with no body,
+    /// from a thread of its own: a client that hears nothing for its silence timeout knows the engine
+    /// is gone or frozen and fails over. Default 20 ms; 0: no heartbeats to anyone.
+    /// </summary>
+    public int HeartbeatMs { get; init; } = 20;
+
     public bool Tls => TlsCertificateFile.Length > 0;
 
     public GatewaySettings Validate()
@@ -67,6 +76,10 @@ public sealed record GatewaySettings
         if (FailedLogonLimit < 1 || FailedLogonWindowMs < 1 || FailedLogonBlockMs < 0 || MaxTrackedAddresses < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(FailedLogonLimit), "failed-logon limit, window and tracked addresses must be positive");
+        }
+        if (HeartbeatMs is < 0 or > 60_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(HeartbeatMs), HeartbeatMs, "0 (none) to 60,000 ms");
         }
         if (HoldLogonMs < 0)
         {
@@ -86,5 +99,6 @@ public sealed record GatewaySettings
     public override string ToString() =>
         $"{(Tls ? $"TLS ({TlsCertificateFile})" : "plaintext")}, ≤ {MaxPendingLogons} pending logons (≤ {MaxPendingLogonsPerAddress}/address), " +
         $"an address refused for {FailedLogonBlockMs / 1000.0:0.#} s after {FailedLogonLimit} failed logons in {FailedLogonWindowMs / 1000.0:0.#} s" +
+        (HeartbeatMs > 0 ? $", heartbeats to idle sessions that ask (every {HeartbeatMs} ms at most)" : ", no heartbeats") +
         (PeerListen.Length > 0 ? $", other node {PeerListen}" : "");
 }

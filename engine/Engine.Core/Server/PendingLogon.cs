@@ -70,6 +70,9 @@ internal sealed class PendingLogon
 
     public uint ClientId => BinaryPrimitives.ReadUInt32LittleEndian(Buffer.AsSpan(Frame.HeaderBytes));
 
+    /// <summary>The heartbeat interval the client asked for, ms (0: none: a client from before heartbeats).</summary>
+    public int HeartbeatMs => BinaryPrimitives.ReadUInt16LittleEndian(Buffer.AsSpan(Frame.HeaderBytes + ReplyCodec.LogonHeartbeatOffset));
+
     /// <summary>The token's UTF-8 bytes, without the frame's zero padding.</summary>
     public ReadOnlySpan<byte> Token
     {

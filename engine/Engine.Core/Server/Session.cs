@@ -48,6 +48,7 @@ internal sealed class Session : IDisposable
     private readonly int _readFilled;
     private int _pendingLength;
     private int _sendSignalled;
+    private long _lastSentTicks = System.Diagnostics.Stopwatch.GetTimestamp();
     private volatile bool _sendInProgress;
     private int _closed;
 
@@ -62,6 +63,8 @@ internal sealed class Session : IDisposable
         _pool = pool;
         _client = client;
         ClientId = logon.ClientId;
+        HeartbeatMs = settings.Gateway.HeartbeatMs > 0 && logon.HeartbeatMs > 0 ? Math.Max(logon.HeartbeatMs, settings.Gateway.HeartbeatMs) : 0;
+        _heartbeatTicks = HeartbeatMs * System.Diagnostics.Stopwatch.Frequency / 1000;
         Remote = logon.Remote;
         Address = logon.Address;
         if (logon.TlsTransport is { } transport)
@@ -84,6 +87,11 @@ internal sealed class Session : IDisposable
     public IPAddress Address { get; }
 
     public uint ClientId { get; }
+
+    /// <summary>The heartbeat interval this session gets (its client's ask, at least the gateway's minimum); 0: none.</summary>
+    public int HeartbeatMs { get; }
+
+    private readonly long _heartbeatTicks;
 
     public string? CloseReason { get; private set; }
 
@@ -124,6 +132,7 @@ internal sealed class Session : IDisposable
                     frame = frame[Math.Max(sent, 0)..];
                     if (frame.IsEmpty)
                     {
+                        Volatile.Write(ref _lastSentTicks, System.Diagnostics.Stopwatch.GetTimestamp());
                         return true;
                     }
                 }
@@ -140,12 +149,24 @@ internal sealed class Session : IDisposable
             }
             frame.CopyTo(_pending.AsSpan(_pendingLength));
             _pendingLength += frame.Length;
+            Volatile.Write(ref _lastSentTicks, System.Diagnostics.Stopwatch.GetTimestamp());
         }
         if (Interlocked.Exchange(ref _sendSignalled, 1) == 0)
         {
             _sendWanted.Release();
         }
         return true;
+    }
+
+    /// <summary>Sends a heartbeat if this session gets them and nothing was sent to it for its interval (<paramref name="now"/>: a Stopwatch timestamp).</summary>
+    public void HeartbeatIfIdle(long now)
+    {
+        if (_heartbeatTicks == 0 || IsClosed || now - Volatile.Read(ref _lastSentTicks) < _heartbeatTicks)
+        {
+            return;
+        }
+        Span<byte> frame = stackalloc byte[ReplyCodec.HeartbeatFrameBytes];
+        Enqueue(frame[..ReplyCodec.EncodeHeartbeat(frame)]);
     }
 
     /// <summary>True when nothing is queued or being sent.</summary>

@@ -29,6 +29,18 @@ public class EndpointRoundTests
         Assert.That(Walk(new EndpointRound(3, 0), 2), Is.EqualTo("0 2 1"));
     }
 
+    /// <summary>
+    /// A node just left for its silence is frozen: its port still takes a connection and the logon would
+    /// wait out the timeout. The round leaves it out, even when the other node, not primary yet, names it.
+    /// </summary>
+    [Test]
+    public void An_endpoint_left_for_silence_is_left_out_unless_it_is_the_only_one()
+    {
+        Assert.That(Walk(new EndpointRound(2, 1, avoid: 0), 0), Is.EqualTo("1"), "the backup names the frozen primary: not followed");
+        Assert.That(Walk(new EndpointRound(3, 0, avoid: 0)), Is.EqualTo("1 2"), "it would have started there");
+        Assert.That(Walk(new EndpointRound(1, 0, avoid: 0)), Is.EqualTo("0"), "the only endpoint is still tried");
+    }
+
     [Test]
     public void A_named_endpoint_already_tried_or_unknown_is_passed_over()
     {
