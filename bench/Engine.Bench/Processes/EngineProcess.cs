@@ -43,6 +43,8 @@ public sealed class EngineProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Id => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     /// <summary>Everything it wrote so far, stdout and stderr interleaved.</summary>
