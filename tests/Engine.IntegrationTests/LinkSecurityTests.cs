@@ -458,13 +458,20 @@ public class LinkSecurityTests
             _processes.Add(Backup);
         }
 
-        public Task<EngineClient> ConnectClientAsync(uint client, TimeSpan? answerTimeout = null) => EngineClient.ConnectAsync(new ClientOptions
+        public Task<EngineClient> ConnectClientAsync(uint client, TimeSpan? answerTimeout = null)
         {
-            Endpoints = [$"127.0.0.1:{_primaryPort}"],
-            ClientId = client,
-            Token = $"dev-token-{client}",
-            AnswerTimeout = answerTimeout ?? TimeSpan.FromSeconds(2),
-        });
+            var options = new ClientOptions
+            {
+                Endpoints = [$"127.0.0.1:{_primaryPort}"],
+                ClientId = client,
+                Token = $"dev-token-{client}",
+                AnswerTimeout = answerTimeout ?? TimeSpan.FromSeconds(2),
+            };
+            // A client told to wait that long for its answer (an order held at the ack gate) does not leave
+            // a quiet primary sooner either (a test host starved under CI load once took 1 s of its own delay
+            // for the engine's silence): a reconnect's resend would be answered NoBackup.
+            return EngineClient.ConnectAsync(answerTimeout is { } wait ? options with { SilenceTimeout = wait } : options);
+        }
 
         private int? _witnessPort;
 
