@@ -127,6 +127,51 @@ public class LinkSecurityTests
         Assert.That(inStep.Text, Does.Contain("in step with the primary node-a"));
     }
 
+    /// <summary>
+    /// A client that reconnects while its order waits at the ack gate of a primary that lost its backup
+    /// resends it. The resend used to be refused `NoBackup` at the door, a final answer: the client took
+    /// the order for rejected while the ledger accepted it once a backup was back. Now it waits behind its
+    /// original and gets the original's outcome.
+    /// </summary>
+    [Test]
+    public async Task A_resend_of_an_order_waiting_at_the_ack_gate_gets_its_outcome_not_no_backup()
+    {
+        using var pair = SecurePair.Start();
+        ChainHead head = pair.PrimaryHead();
+        var fake = new FakeBackup(await ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, pair.Key("node-b"), Wait, CancellationToken.None));
+        try
+        {
+            fake.Hello(head);
+            await fake.NextAsync(t => t == ReplicationType.CaughtUp);
+            pair.Primary.WaitForEvent(PairEventKind.BackupInStep, "the fake backup to be in step", Wait);
+
+            // A short answer timeout: the client gives the connection up while its order waits, and resends it.
+            await using EngineClient client = await pair.ConnectClientAsync(1, answerTimeout: TimeSpan.FromMilliseconds(300));
+            int reconnects = 0;
+            client.Reconnected += (_, _) => Interlocked.Increment(ref reconnects);
+            Task<SubmitResult> order = client.SubmitAsync(Order(1));
+            await fake.NextAsync(t => t == ReplicationType.Block);
+            fake.Dispose(); // the backup goes, the block unacknowledged: the order waits at the gate
+            pair.Primary.WaitForEvent(PairEventKind.BackupLost, "the primary to lose its backup", Wait);
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (Volatile.Read(ref reconnects) < 2 && !order.IsCompleted)
+            {
+                Assert.That(clock.Elapsed, Is.LessThan(Wait), "the client to reconnect and resend, twice");
+                await Task.Delay(5);
+            }
+            Assert.That(order.IsCompleted, Is.False, $"the resend was answered while its original waits: {(order.IsCompletedSuccessfully ? order.Result.ToString() : order.Exception?.Message)}");
+
+            pair.StartBackup();
+            SubmitResult result = await order.WaitAsync(Wait);
+            Assert.That(result.Accepted, Is.True, result.ToString());
+        }
+        finally
+        {
+            fake.Dispose();
+        }
+    }
+
     [Test]
     public async Task Garbage_half_handshakes_and_malformed_hellos_leave_the_endpoint_serving_the_real_backup()
     {

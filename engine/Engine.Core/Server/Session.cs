@@ -337,11 +337,15 @@ internal sealed class Session : IDisposable
         ClientRegistry.Entry client = _client;
         int admitted = Math.Min(frames, _settings.MaxInFlightPerClient - Volatile.Read(ref client.InFlight));
         admitted = Math.Max(admitted, 0);
-        // A primary without its backup takes nothing it could not acknowledge.
+        // A primary without its backup takes nothing new it could not acknowledge. Resends of requests
+        // already sealed (the client reconnected while they waited at the ack gate) still go in: the
+        // sealer finds them duplicates and the apply stage answers each after its original, with the
+        // original's outcome. Refused, the client would take "NoBackup" for an order the ledger accepts
+        // once a backup is back, and might send it again as a new one.
         bool noBackup = _gateway.Mirror is { MayAcknowledge: false };
         if (noBackup)
         {
-            admitted = 0;
+            admitted = LeadingResends(data, starts, lengths, admitted, _gateway.ClientSeqs.Highest(ClientId));
         }
         RingBuffer<TxSlot> ring = _gateway.Ring;
         ClaimStatus status = ClaimStatus.Full;
@@ -399,6 +403,18 @@ internal sealed class Session : IDisposable
         {
             _gateway.CountBusy(frames - published);
         }
+    }
+
+    /// <summary>How many of the first <paramref name="count"/> frames carry a clientSeq the ledger has sealed already (at most <paramref name="highestSealed"/>): resends.</summary>
+    private static int LeadingResends(ReadOnlySpan<byte> data, ReadOnlySpan<int> starts, ReadOnlySpan<int> lengths, int count, ulong highestSealed)
+    {
+        int resends = 0;
+        while (resends < count && lengths[resends] >= Frame.HeaderBytes + 16
+            && BinaryPrimitives.ReadUInt64LittleEndian(data[(starts[resends] + Frame.HeaderBytes + 8)..]) is ulong seq && seq != 0 && seq <= highestSealed)
+        {
+            resends++;
+        }
+        return resends;
     }
 
     /// <summary>
