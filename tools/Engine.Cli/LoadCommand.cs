@@ -105,6 +105,7 @@ internal static class LoadCommand
         ["split"] = r.Audit?.Split,
         ["execution_reports"] = r.Reports,
         ["reconnects"] = r.Reconnects,
+        ["silence_failovers"] = r.SilenceFailovers,
         ["seconds"] = Math.Round(r.Seconds, 3),
         ["throughput_per_sec"] = Math.Round(r.ThroughputPerSecond),
         ["p50_us"] = Us(r.Latency, 50),
@@ -127,6 +128,7 @@ internal static class LoadCommand
         Console.WriteLine(string.Create(c, $"  duplicates    {(r.Audit is { } d ? d.Duplicates.ToString("N0", c) : "not checked"),14}"));
         Console.WriteLine(string.Create(c, $"  split         {(r.Audit is { } s ? s.Split.ToString("N0", c) : "not checked"),14}   (block numbers the receipts name with two hashes)"));
         Console.WriteLine(string.Create(c, $"  exec reports  {r.Reports,14:N0}"));
+        Console.WriteLine(string.Create(c, $"  reconnects    {r.Reconnects,14:N0}   ({r.SilenceFailovers:N0} for the engine's silence)"));
         Console.WriteLine(string.Create(c, $"  throughput    {r.ThroughputPerSecond,14:N0} /s"));
         Console.WriteLine(string.Create(c, $"  latency µs    p50 {Us(r.Latency, 50)}  p90 {Us(r.Latency, 90)}  p99 {Us(r.Latency, 99)}  p99.9 {Us(r.Latency, 99.9)}  max {(r.Latency.TotalCount == 0 ? 0 : Math.Round(r.Latency.GetMaxValue() * 1e6 / System.Diagnostics.Stopwatch.Frequency, 1))}"));
     }

@@ -38,7 +38,8 @@ internal sealed record LoadResult(
     bool Open,
     long Reconnects,
     IReadOnlyList<AckedOrder> Acks,
-    LatencyTimeline? Timeline = null);
+    LatencyTimeline? Timeline = null,
+    long SilenceFailovers = 0);
 
 /// <summary>One acknowledged order: its receipt and when it arrived (<see cref="Stopwatch"/> ticks).</summary>
 internal readonly record struct AckedOrder(uint ClientId, ulong ClientSeq, ulong Lsn, ulong BlockNo, Hash32 BlockHash, long ArrivedTicks);
@@ -143,13 +144,14 @@ internal sealed class LoadGenerator(LoadOptions options, TextWriter progress)
                 await progress.WriteLineAsync($"journal check stopped reading early: {where}; acked orders after that point count as lost").ConfigureAwait(false);
             }
         }
+        long silenceFailovers = connections.Sum(c => c.Client.SilenceFailovers);
         foreach (Connection c in connections)
         {
             await c.Client.DisposeAsync().ConfigureAwait(false);
         }
         long answered = _acked + _rejected;
         return new LoadResult(_sent, _acked, _rejected, byReason, _errors, audit, _reports, seconds,
-            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects, acks, timeline);
+            answered / Math.Max(sendSeconds, 1e-9), latency, options.Rate is not null, _reconnects, acks, timeline, silenceFailovers);
     }
 
     /// <summary>
