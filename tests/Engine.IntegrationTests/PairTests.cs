@@ -270,13 +270,6 @@ public class PairTests
     private static Engine.Protocol.Transaction Order(ulong id) => Engine.Protocol.Transaction.NewOrder(0, 0, 1, 1, id,
         Engine.Protocol.Side.Buy, Engine.Protocol.OrderType.Limit, Engine.Protocol.TimeInForce.Gtc, 990, 1);
 
-    private static void Signal(string signal, int pid)
-    {
-        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        Assert.That(kill.ExitCode, Is.Zero, $"kill -{signal} {pid}");
-    }
-
     private static Dictionary<ulong, (ulong, string)> Blocks(string journal)
     {
         var blocks = new Dictionary<ulong, (ulong, string)>();

@@ -121,9 +121,10 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
             while (!stopping.WaitOne(_settings.Gateway.HeartbeatMs))
             {
                 long now = System.Diagnostics.Stopwatch.GetTimestamp();
-                foreach (var (session, _) in _sessions.Values)
+                // The dictionary itself, not .Values (a copy of every entry, 50 times a second).
+                foreach (KeyValuePair<long, (Session Session, Task Run)> entry in _sessions)
                 {
-                    session.HeartbeatIfIdle(now);
+                    entry.Value.Session.HeartbeatIfIdle(now);
                 }
             }
         }

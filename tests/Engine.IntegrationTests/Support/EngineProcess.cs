@@ -215,11 +215,16 @@ public sealed class EngineProcess : IDisposable
     /// <summary>SIGTERM and wait for the exit code.</summary>
     public int Terminate(TimeSpan timeout)
     {
-        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            kill.WaitForExit();
-        }
+        Signal("TERM"); // one that has exited already just has its code read
         return WaitForExit(timeout);
+    }
+
+    /// <summary>Sends the signal <paramref name="name"/> (TERM, STOP, CONT, …) with kill(1); false if it could not (the process is gone).</summary>
+    public bool Signal(string name)
+    {
+        using var kill = Process.Start("kill", [$"-{name}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        return kill.ExitCode == 0;
     }
 
     /// <summary>SIGKILL: the process gets no chance to flush or commit anything.</summary>
