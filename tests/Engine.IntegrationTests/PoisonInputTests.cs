@@ -38,6 +38,8 @@ public class PoisonInputTests
                 "--listen", $"127.0.0.1:{backupPort}", "--peer", $"127.0.0.1:{primaryReplication}", "--replication-listen", $"127.0.0.1:{backupReplication}",
                 "--admin", $"127.0.0.1:{backupAdmin}");
             primary.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
+            // In step comes first: a new ledger's primary opens its client port once the reference data is acknowledged.
+            primary.WaitForLog(o => o.Contains("listening for front-ends", StringComparison.Ordinal), "the primary's client port", Wait);
 
             using (RawClient attacker = await RawClient.LogOnAsync(primaryPort, clientId: 1))
             {
