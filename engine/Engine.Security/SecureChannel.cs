@@ -82,6 +82,8 @@ public sealed class SecureChannel : IDisposable
     private readonly byte[] _receiveHeader = new byte[RecordHeaderBytes];
     private readonly byte[] _receiveTag = new byte[TagBytes];
     private byte[] _sendBuffer = new byte[4096];
+    private int _tailFrom; // under the send lock: a record's bytes the socket has not taken yet (_sendBuffer[_tailFrom.._tailTo]), sent before anything else
+    private int _tailTo;
     private int _disposed;
 
     internal SecureChannel(Socket socket, Principal peer, LinkPurpose purpose, byte[] sealKey, byte[] openKey)
@@ -92,6 +94,9 @@ public sealed class SecureChannel : IDisposable
         RemoteEndPoint = socket.RemoteEndPoint;
         _seal = new RecordCipher(sealKey);
         _open = new RecordCipher(openKey);
+        // Sends on the caller's thread (TrySendNow) must never wait for the peer: the synchronous calls see
+        // WouldBlock instead. The asynchronous ones are not affected.
+        socket.Blocking = false;
     }
 
     /// <summary>The authenticated principal at the other end.</summary>
@@ -144,15 +149,13 @@ public sealed class SecureChannel : IDisposable
         _sendLock.Wait();
         try
         {
+            SendBlocking(_sendBuffer.AsSpan(_tailFrom, _tailTo - _tailFrom));
+            _tailFrom = _tailTo = 0;
             while (!plaintext.IsEmpty)
             {
                 int take = Math.Min(plaintext.Length, MaxRecordBytes);
                 int length = Seal(plaintext[..take]);
-                int sent = 0;
-                while (sent < length)
-                {
-                    sent += _socket.Send(_sendBuffer.AsSpan(sent, length - sent), SocketFlags.None);
-                }
+                SendBlocking(_sendBuffer.AsSpan(0, length));
                 plaintext = plaintext[take..];
             }
         }
@@ -160,6 +163,77 @@ public sealed class SecureChannel : IDisposable
         {
             Dispose();
             throw new IOException($"the secure channel to {Peer.Name} failed: {e.Message}", e);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="plaintext"/> as one record on the caller's thread if that costs no wait:
+    /// no other send under way, nothing left of an earlier record, and room in the socket. A send on
+    /// the thread that has the bytes saves the wake-up of a writer thread (on each side of a link, per
+    /// block). Never waits for the peer: what the socket does not take of the record at once stays in
+    /// the channel (<see cref="SendNow.Partly"/>) and goes out first with the next
+    /// <see cref="SendAsync"/> or <see cref="FlushAsync"/>, which the caller must then make.
+    /// </summary>
+    /// <returns><see cref="SendNow.NotNow"/>: nothing was sent (the caller sends it the usual way).</returns>
+    public SendNow TrySendNow(ReadOnlySpan<byte> plaintext)
+    {
+        if (plaintext.IsEmpty || plaintext.Length > MaxRecordBytes || Volatile.Read(ref _disposed) != 0 || !_sendLock.Wait(0))
+        {
+            return SendNow.NotNow;
+        }
+        try
+        {
+            if (_tailFrom < _tailTo)
+            {
+                return SendNow.NotNow;
+            }
+            int length = Seal(plaintext);
+            int sent = _socket.Send(_sendBuffer.AsSpan(0, length), SocketFlags.None, out SocketError error);
+            if (error is not (SocketError.Success or SocketError.WouldBlock))
+            {
+                // The record is sealed (its counter spent) but lost: the channel is done; the next send says so.
+                Dispose();
+                return SendNow.Partly;
+            }
+            sent = Math.Max(sent, 0);
+            if (sent == length)
+            {
+                return SendNow.Sent;
+            }
+            (_tailFrom, _tailTo) = (sent, length);
+            return SendNow.Partly;
+        }
+        catch (ObjectDisposedException)
+        {
+            return SendNow.Partly; // closed meanwhile: the next send says so
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>Sends what is left of a record <see cref="TrySendNow"/> began (nothing if none), without blocking a thread.</summary>
+    /// <exception cref="IOException">The channel is closed or the connection failed.</exception>
+    public async ValueTask FlushAsync(CancellationToken cancel = default)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw new IOException($"the secure channel to {Peer.Name} is closed");
+        }
+        await _sendLock.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            await SendTailAsync(cancel).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            Dispose();
+            throw e is OperationCanceledException ? e : new IOException($"the secure channel to {Peer.Name} failed: {e.Message}", e);
         }
         finally
         {
@@ -179,6 +253,7 @@ public sealed class SecureChannel : IDisposable
         await _sendLock.WaitAsync(cancel).ConfigureAwait(false);
         try
         {
+            await SendTailAsync(cancel).ConfigureAwait(false);
             int offset = 0;
             while (offset < plaintext.Length)
             {
@@ -200,6 +275,35 @@ public sealed class SecureChannel : IDisposable
         finally
         {
             _sendLock.Release();
+        }
+    }
+
+    /// <summary>Under the send lock: sends what is left of a record begun by <see cref="TrySendNow"/>.</summary>
+    private async ValueTask SendTailAsync(CancellationToken cancel)
+    {
+        while (_tailFrom < _tailTo)
+        {
+            _tailFrom += await _socket.SendAsync(_sendBuffer.AsMemory(_tailFrom, _tailTo - _tailFrom), SocketFlags.None, cancel).ConfigureAwait(false);
+        }
+        _tailFrom = _tailTo = 0;
+    }
+
+    /// <summary>Under the send lock: all of <paramref name="bytes"/> into the (non-blocking) socket, waiting for room as needed.</summary>
+    private void SendBlocking(ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            int sent = _socket.Send(bytes, SocketFlags.None, out SocketError error);
+            if (error == SocketError.WouldBlock)
+            {
+                _socket.Poll(100_000, SelectMode.SelectWrite);
+                continue;
+            }
+            if (error != SocketError.Success)
+            {
+                throw new SocketException((int)error);
+            }
+            bytes = bytes[sent..];
         }
     }
 
@@ -330,4 +434,17 @@ public sealed class SecureChannel : IDisposable
         }
         return got;
     }
+}
+
+/// <summary>What <see cref="SecureChannel.TrySendNow"/> did.</summary>
+public enum SendNow
+{
+    /// <summary>Nothing sent: another send is under way or something is left of an earlier record; send it the usual way.</summary>
+    NotNow,
+
+    /// <summary>The whole record is in the socket.</summary>
+    Sent,
+
+    /// <summary>The record is the channel's now, but part of it is still to go: call <see cref="SecureChannel.FlushAsync"/> (or send again) so that it goes.</summary>
+    Partly,
 }

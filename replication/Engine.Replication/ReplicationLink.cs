@@ -127,6 +127,13 @@ public sealed class ReplicationLink : IDisposable
     /// <exception cref="IOException">The link is closed or failed.</exception>
     public ValueTask SendAsync(ReadOnlyMemory<byte> frames, CancellationToken cancel) => _channel.SendAsync(frames, cancel);
 
+    /// <summary>Sends whole frames (one or more) on this thread if that costs no wait (<see cref="SecureChannel.TrySendNow"/>).</summary>
+    public SendNow TrySendNow(ReadOnlySpan<byte> frames) => _channel.TrySendNow(frames);
+
+    /// <summary>Sends what is left of frames <see cref="TrySendNow"/> sent in part.</summary>
+    /// <exception cref="IOException">The link is closed or failed.</exception>
+    public ValueTask FlushAsync(CancellationToken cancel) => _channel.FlushAsync(cancel);
+
     /// <summary>Closes the link; a pending read or send fails.</summary>
     public void Dispose() => _channel.Dispose();
 }

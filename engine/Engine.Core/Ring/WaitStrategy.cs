@@ -91,10 +91,16 @@ public sealed class WaitStrategy
         new("blocking", 0, 0, parks: true, parkTimeoutMs);
 
     /// <summary>
-    /// The default: spin for a few microseconds, yield for a while, then park. Keeps throughput
-    /// high under load and costs almost nothing when idle on a machine whose cores are shared.
+    /// The default: spin for a few microseconds, then park (yield first only if asked). Keeps
+    /// throughput high under load and costs almost nothing when idle on a machine whose cores are shared.
     /// </summary>
-    public static WaitStrategy Adaptive(int spinIterations = 256, int yieldIterations = 64, int parkTimeoutMs = Timeout.Infinite)
+    /// <remarks>
+    /// No yields by default: on two shared cores a yielding thread is switched out and back in for
+    /// every yield whenever anything else is runnable, and a pair at 1k orders/s spent a quarter of a core
+    /// on its stages' 64 yields per wait (~90 context switches per order), for no gain in latency
+    /// (docs/benchmarks.md, "Where the CPU went").
+    /// </remarks>
+    public static WaitStrategy Adaptive(int spinIterations = 256, int yieldIterations = 0, int parkTimeoutMs = Timeout.Infinite)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(spinIterations);
         ArgumentOutOfRangeException.ThrowIfNegative(yieldIterations);
@@ -103,7 +109,7 @@ public sealed class WaitStrategy
 
     /// <summary>
     /// The preset named <paramref name="name"/> with its default phases; <c>adaptive:SPINS:YIELDS</c>
-    /// sets the adaptive phases (e.g. <c>adaptive:64:0</c>: spin about 3 µs, then park).
+    /// sets the adaptive phases (e.g. <c>adaptive:256:64</c>: spin, yield 64 times, then park).
     /// </summary>
     public static WaitStrategy Parse(string name)
     {

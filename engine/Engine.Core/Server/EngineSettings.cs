@@ -173,7 +173,11 @@ public sealed record EngineSettings
         Durability = Durability,
         MaxTransactionsPerBlock = MaxTransactionsPerBlock,
         SegmentSizeBits = JournalSegmentSizeBits,
+        MemoryCommitIntervalUs = MemoryCommitIntervalUs,
     };
+
+    /// <summary>Memory durability: the least time between two journal commits, in microseconds (see <see cref="Journaling.JournalSettings.MemoryCommitIntervalUs"/>).</summary>
+    public int MemoryCommitIntervalUs { get; init; } = Journaling.JournalSettings.DefaultMemoryCommitIntervalUs;
 
     /// <summary>log2 of the journal's segment files, for a journal created from now on (an existing one keeps its own). Default 26 (64 MiB), at least 22 (a page).</summary>
     public int JournalSegmentSizeBits { get; init; } = 26;

@@ -91,6 +91,11 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
     /// <summary>Connections refused or closed for what they sent, so far (strangers, protocol violations).</summary>
     public long Refusals => _refusals.Count;
 
+    /// <summary>Frames sent whole on the thread that queued them (no writer wake-up), so far.</summary>
+    public long InlineSends => Interlocked.Read(ref _inlineSends);
+
+    private long _inlineSends;
+
     /// <summary>Starts accepting on the replication endpoint.</summary>
     public void Start()
     {
@@ -359,8 +364,22 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
                     bytes.CopyTo(_queued.AsSpan(_queuedLength));
                 }
                 _queuedLength += length;
+                if (_queuedLength == length && !_writing && !_closing && _link is { } link)
+                {
+                    // Nothing queued or being sent before this frame: send it on this thread, without a writer's wake-up.
+                    SendNow sent = link.TrySendNow(_queued.AsSpan(0, _queuedLength));
+                    if (sent != SendNow.NotNow)
+                    {
+                        _queuedLength = 0;
+                        if (sent == SendNow.Sent)
+                        {
+                            Interlocked.Increment(ref transport._inlineSends);
+                            return;
+                        }
+                    }
+                }
             }
-            _sendWanted.Release();
+            _sendWanted.Release(); // the writer sends the queue (or, after a partial send now, flushes the rest)
         }
 
         /// <summary>Sends the whole queue at a time: one record (one AEAD operation) per batch of frames.</summary>
@@ -384,12 +403,20 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
                         _writing = length > 0;
                         Monitor.PulseAll(_queueLock);
                     }
-                    if (length == 0 || _closed)
+                    if (_closed)
                     {
                         continue;
                     }
                     Volatile.Write(ref _sendingSince, Environment.TickCount64);
-                    await _link!.SendAsync(_sending.AsMemory(0, length), CancellationToken.None).ConfigureAwait(false);
+                    // Nothing queued: woken for what is left of a record sent in part on the enqueuer's thread (if anything).
+                    if (length == 0)
+                    {
+                        await _link!.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await _link!.SendAsync(_sending.AsMemory(0, length), CancellationToken.None).ConfigureAwait(false);
+                    }
                     Volatile.Write(ref _sendingSince, 0);
                     bool sentAll;
                     lock (_queueLock)

@@ -159,6 +159,52 @@ public class RecordTests
         }
     }
 
+    /// <summary>
+    /// A send on the caller's thread never waits for a peer that does not read: once the socket is full
+    /// it reports the record taken in part (or nothing, if the previous one still has a tail) at once, and
+    /// what it kept goes out first, whole and in order, when the peer reads again.
+    /// </summary>
+    [Test]
+    public async Task A_send_now_never_waits_and_what_it_kept_goes_out_first_in_order()
+    {
+        (SecureChannel client, SecureChannel server) = await ChannelHarness.ConnectedAsync(s_client, s_server);
+        using (client)
+        using (server)
+        {
+            var payload = new byte[16 * 1024];
+            int sent = 0;
+            SendNow last = SendNow.Sent;
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            while (last == SendNow.Sent && watch.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(payload, sent);
+                last = client.TrySendNow(payload);
+                if (last != SendNow.NotNow)
+                {
+                    sent++;
+                }
+            }
+            Assert.That(last, Is.EqualTo(SendNow.Partly), "the socket filled (nobody reads) and the send returned instead of waiting");
+            BinaryPrimitives.WriteInt32LittleEndian(payload, -1);
+            Assert.That(client.TrySendNow(payload), Is.EqualTo(SendNow.NotNow), "nothing more is taken now while a record's tail waits");
+
+            Task reading = Task.Run(async () =>
+            {
+                var buffer = new byte[payload.Length + SecureChannel.TagBytes];
+                for (int i = 0; i <= sent; i++)
+                {
+                    Assert.That(await server.ReceiveAsync(buffer), Is.EqualTo(payload.Length));
+                    Assert.That(BinaryPrimitives.ReadInt32LittleEndian(buffer), Is.EqualTo(i), "records in the order they were taken");
+                }
+            });
+            await client.FlushAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            BinaryPrimitives.WriteInt32LittleEndian(payload, sent);
+            await client.SendAsync(payload).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+            await reading.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.That(server.RecordsReceived, Is.EqualTo((ulong)sent + 1));
+        }
+    }
+
     [Test]
     public async Task Sending_and_receiving_a_record_allocates_nothing_once_warm()
     {
