@@ -186,7 +186,16 @@ public sealed class SimPipeline
 
         public void SendStateChecksum(ulong blockNo, Hash32 checksum) => pair.OnStateChecksum(blockNo, in checksum);
 
-        public void WaitAcked(ulong blockNo) => throw new NotSupportedException("the simulator tests the gate's conditions (SimPipeline.Pump); nothing waits");
+        // The simulator tests the gate's conditions (SimPipeline.Pump); nothing waits.
+        public bool IsAcknowledged(ulong blockNo, out string? never)
+        {
+            never = null;
+            return pair.IsAcknowledged(blockNo);
+        }
+
+        public void OnAckProgress(Action wake)
+        {
+        }
 
         public void BeginStop()
         {

@@ -23,13 +23,22 @@ public interface IBlockMirror
     void SendStateChecksum(ulong blockNo, Protocol.Hash32 checksum);
 
     /// <summary>
-    /// Waits until the backup has acknowledged <paramref name="blockNo"/>. While no backup is
-    /// connected this keeps waiting: a primary without its backup acknowledges nothing.
+    /// True once the backup has acknowledged <paramref name="blockNo"/> (or the node holds the solo
+    /// lease and no backup is in step). Asked by the ack gate's thread without waiting; while no backup
+    /// is connected the answer stays false: a primary without its backup acknowledges nothing.
+    /// <paramref name="never"/> says why it never will be true (halted, or stopping with no backup).
     /// </summary>
-    void WaitAcked(ulong blockNo);
+    bool IsAcknowledged(ulong blockNo, out string? never);
 
     /// <summary>
-    /// The node is stopping: from now on <see cref="WaitAcked"/> throws instead of waiting when no
+    /// Called once, by the pipeline, with how to wake its ack gate: the mirror calls <paramref name="wake"/>
+    /// whenever <see cref="IsAcknowledged"/>'s answer may have changed (an acknowledgement, a lease, a
+    /// state change, the stop). Cheap when nobody waits; called on the mirror's own threads.
+    /// </summary>
+    void OnAckProgress(Action wake);
+
+    /// <summary>
+    /// The node is stopping: from now on <see cref="IsAcknowledged"/> says "never" when no
     /// backup is in step (and no lease held), so the drain does not wait for an ack that cannot come;
     /// what was not acknowledged stays unacknowledged, and clients resend it elsewhere.
     /// </summary>

@@ -60,7 +60,7 @@ public sealed class LedgerPipeline
             builder.Epoch = e;
         }
         Sealer = new Sealer(builder, journal, Blocks, clientSeqs ?? new ClientSeqTable(), clock ?? TimeProvider.System, mirror);
-        _journalStage = new JournalStage(journal, Blocks, mirror);
+        _journalStage = new JournalStage(journal, Blocks, mirror is null ? null : new AckGate(mirror, Builder.Ring));
         _validate = new ValidateStage(reference, checkSessions);
         if (topology == StageTopology.Separate)
         {

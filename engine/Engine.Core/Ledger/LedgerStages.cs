@@ -151,9 +151,9 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 /// <summary>
 /// Stage 3, the ack gate: lets a transaction pass only once its block is journaled in the
 /// configured durability (memory: at once; disk: after the commit that covers it) and, in a pair,
-/// acknowledged by the backup.
+/// acknowledged by the backup (<see cref="AckGate"/>: a wait on the ring's strategy, not on the pair's lock).
 /// </summary>
-public struct JournalStage(IJournal journal, BlockTable blocks, IBlockMirror? mirror = null) : IStageHandler<TxSlot>
+internal struct JournalStage(IJournal journal, BlockTable blocks, AckGate? acks = null) : IStageHandler<TxSlot>
 {
     private ulong _durableBlockNo;
 
@@ -165,7 +165,7 @@ public struct JournalStage(IJournal journal, BlockTable blocks, IBlockMirror? mi
         }
         // Blocks are journaled in order, so the newest durable block covers all before it.
         journal.WaitDurable(blocks[slot.BlockNo].Address);
-        mirror?.WaitAcked(slot.BlockNo);
+        acks?.WaitAcked(slot.BlockNo);
         _durableBlockNo = slot.BlockNo;
     }
 }

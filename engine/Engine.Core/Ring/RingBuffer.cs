@@ -51,6 +51,7 @@ public sealed class RingBuffer<T>
         _padSlots = Math.Max(1, 2 * Padding.CacheLineBytes / Math.Max(1, Unsafe.SizeOf<T>()));
         _entries = new T[size + 2 * _padSlots];
         State = new RingState(wait);
+        Wait = wait;
         Sequencer = producers == ProducerKind.Single
             ? _single = new SingleProducerSequencer(size, wait, State)
             : _multi = new MultiProducerSequencer(size, wait, State);
@@ -62,6 +63,9 @@ public sealed class RingBuffer<T>
     internal Sequencer Sequencer { get; }
 
     internal RingState State { get; }
+
+    /// <summary>How every thread of this ring waits (and what a sequence kept outside the ring signals).</summary>
+    internal WaitStrategy Wait { get; }
 
     /// <summary>The slot that <paramref name="sequence"/> maps to.</summary>
     public ref T this[long sequence]

@@ -59,6 +59,8 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     private long _soloLeaseUntil;
     private ulong _epoch;
     private volatile Mirror? _mirror;
+    private ulong _ackedThrough; // PairNode.AckGate as of the last call, for the pipeline's ack gate (Volatile)
+    private long _soloAckUntil;
     private volatile EngineNode? _serving;
 
     /// <param name="settings">The node's settings.</param>
@@ -398,12 +400,19 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         }
     }
 
-    /// <summary>Under the lock, after every call: wakes the ack gate and publishes the state to readers outside the lock.</summary>
+    /// <summary>Under the lock, after every call: publishes the state to readers outside the lock, and wakes the ack gate when its answer may have changed.</summary>
     private void Observe()
     {
-        Monitor.PulseAll(_gate);
+        (ulong through, long soloUntil) = _node.AckGate;
+        bool gateMoved = through != _ackedThrough || soloUntil != _soloAckUntil || _node.State != _state || _node.BackupInStep != _backupInStep;
+        Volatile.Write(ref _ackedThrough, through);
+        Interlocked.Exchange(ref _soloAckUntil, soloUntil);
         _state = _node.State;
         _backupInStep = _node.BackupInStep;
+        if (gateMoved)
+        {
+            _mirror?.Wake();
+        }
         Interlocked.Exchange(ref _soloLeaseUntil, _node.SoloLeaseUntil);
         Volatile.Write(ref _epoch, _node.Epoch);
         if (_node.State != _lastState || _node.ClientsAway != _lastAway)
@@ -503,6 +512,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     private sealed class Mirror(PairHost host) : IBlockMirror
     {
         private bool _stopping;
+        private Action? _wake;
 
         public bool IsConnected => host._backupInStep;
 
@@ -526,37 +536,34 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
             }
         }
 
-        public void WaitAcked(ulong blockNo)
+        public bool IsAcknowledged(ulong blockNo, out string? never)
         {
-            lock (host._gate)
+            never = null;
+            if (blockNo <= Volatile.Read(ref host._ackedThrough) || Interlocked.Read(ref host._soloAckUntil) > TimeProvider.System.GetTimestamp())
             {
-                while (true)
-                {
-                    if (host._node.IsAcknowledged(blockNo))
-                    {
-                        return;
-                    }
-                    if (host._node.State == PairState.Halted)
-                    {
-                        throw new OperationCanceledException($"halted: block {blockNo} was never acknowledged by a backup");
-                    }
-                    // Stepped down, or no backup in step: only the stop (the drain) ends the wait.
-                    if (_stopping && !host._node.BackupInStep)
-                    {
-                        throw new OperationCanceledException($"stopping: block {blockNo} was never acknowledged by a backup");
-                    }
-                    Monitor.Wait(host._gate, 100);
-                }
+                return true;
             }
+            if (host._state == PairState.Halted)
+            {
+                never = $"halted: block {blockNo} was never acknowledged by a backup";
+            }
+            else if (Volatile.Read(ref _stopping) && !host._backupInStep)
+            {
+                // Stepped down, or no backup in step: only the stop (the drain) ends the wait.
+                never = $"stopping: block {blockNo} was never acknowledged by a backup";
+            }
+            return false;
         }
+
+        public void OnAckProgress(Action wake) => _wake = wake;
+
+        /// <summary>The ack gate's answer may have changed: wake it if it waits.</summary>
+        public void Wake() => _wake?.Invoke();
 
         public void BeginStop()
         {
-            lock (host._gate)
-            {
-                _stopping = true;
-                Monitor.PulseAll(host._gate);
-            }
+            Volatile.Write(ref _stopping, true);
+            Wake();
         }
     }
 }

@@ -299,16 +299,18 @@ public sealed class PairNode
     /// </summary>
     public bool IsAcknowledged(ulong blockNo)
     {
-        if (State != PairState.Primary)
-        {
-            return false;
-        }
-        if ((_mutations & PairMutation.AckBeforeBackup) != 0 && BackupInStep)
-        {
-            return true;
-        }
-        return _ackedBlockNo >= blockNo || (!BackupInStep && SoloLeaseHeld);
+        (ulong through, long soloUntil) = AckGate;
+        return blockNo <= through || soloUntil > _time.GetTimestamp();
     }
+
+    /// <summary>
+    /// The ack gate as things stand, in a form another thread can check without the pair's lock: blocks
+    /// up to <c>Through</c> are acknowledged, and until <c>SoloUntil</c> (a <see cref="TimeProvider.GetTimestamp"/>)
+    /// every block is (the solo lease, while no backup is in step). Nothing passes unless primary.
+    /// </summary>
+    public (ulong Through, long SoloUntil) AckGate =>
+        State != PairState.Primary ? (0, 0)
+        : ((_mutations & PairMutation.AckBeforeBackup) != 0 && BackupInStep ? ulong.MaxValue : _ackedBlockNo, BackupInStep ? 0 : SoloLeaseUntil);
 
     /// <summary>
     /// True where this node takes connections on its replication endpoint: every node but a halted one
