@@ -34,6 +34,15 @@ public sealed class BlockTable
         _mask = (ulong)capacity - 1;
     }
 
+    /// <summary>Writes every entry once, so that its pages are faulted in now (a table made ahead of time).</summary>
+    internal void Touch()
+    {
+        for (int i = 0; i < _blocks.Length; i++)
+        {
+            _blocks[i].BlockNo = 0;
+        }
+    }
+
     public void Record(ulong blockNo, long address, in Hash32 hash, long timestampNs)
     {
         ref SealedBlock entry = ref _blocks[blockNo & _mask];

@@ -49,11 +49,19 @@ public sealed class LedgerPipeline
     public LedgerPipeline(RingSettings ring, IJournal journal, Func<Book.ReferenceView> reference, bool checkSessions = false,
         ClientSeqTable? clientSeqs = null, TimeProvider? clock = null, StageTopology topology = StageTopology.Separate, IBlockMirror? mirror = null,
         ulong? epoch = null, ChainHead? head = null)
+        : this(ring, journal, reference, checkSessions, clientSeqs, clock, topology, mirror, epoch, head, null, null)
+    {
+    }
+
+    /// <summary>As the public constructor, on a ring and a block table made ahead of time (<see cref="Server.NodeReserve"/>).</summary>
+    internal LedgerPipeline(RingSettings ring, IJournal journal, Func<Book.ReferenceView> reference, bool checkSessions,
+        ClientSeqTable? clientSeqs, TimeProvider? clock, StageTopology topology, IBlockMirror? mirror,
+        ulong? epoch, ChainHead? head, RingBuffer<TxSlot>? preallocatedRing, BlockTable? preallocatedBlocks)
     {
         Topology = topology;
         Journal = journal;
-        Builder = new PipelineBuilder<TxSlot>(ring);
-        Blocks = new BlockTable(ring.Size);
+        Builder = new PipelineBuilder<TxSlot>(ring, preallocatedRing);
+        Blocks = preallocatedBlocks ?? new BlockTable(ring.Size);
         var builder = new BlockBuilder(head ?? journal.Head, journal.Settings.MaxTransactionsPerBlock);
         if (epoch is { } e)
         {

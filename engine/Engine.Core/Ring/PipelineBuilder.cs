@@ -21,9 +21,15 @@ public sealed class PipelineBuilder<T>
     private bool _started;
 
     public PipelineBuilder(RingSettings settings)
+        : this(settings, null)
+    {
+    }
+
+    /// <summary>A pipeline on <paramref name="ring"/>, made ahead of time and never used (its size, producers and wait strategy win over <paramref name="settings"/>'s).</summary>
+    internal PipelineBuilder(RingSettings settings, RingBuffer<T>? ring)
     {
         _settings = settings.Validate();
-        _ring = new RingBuffer<T>(settings.Size, settings.Producers, settings.Wait);
+        _ring = ring ?? new RingBuffer<T>(settings.Size, settings.Producers, settings.Wait);
     }
 
     /// <summary>The ring, to fill slots with preallocated contents before <see cref="Start"/>.</summary>

@@ -87,9 +87,13 @@ public sealed class EngineNode : IAsyncDisposable
 
     private EngineNode(EngineSettings settings, ReferenceData reference, Action<string> log, IJournal? journal, Exchange? exchange,
         IBlockMirror? mirror, ChainHead? head, ulong? epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null,
-        SnapshotTaker? snapshots = null, RecoveryReport? recovery = null)
+        SnapshotTaker? snapshots = null, RecoveryReport? recovery = null, NodeReserve? reserve = null)
     {
         Recovery = recovery;
+        if (reserve is not null && !reserve.TryTake(settings))
+        {
+            reserve = null; // used already, or made for other ring settings: made anew below
+        }
         Settings = settings;
         Reference = reference;
         _role = role;
@@ -110,6 +114,7 @@ public sealed class EngineNode : IAsyncDisposable
         _referenceSource = new ReferenceSource(exchange);
         _mirror = mirror;
 
+        long started = Stopwatch.GetTimestamp();
         var clientSeqs = new ClientSeqTable();
         clientSeqs.Seed(Exchange.ClientSeqs);
         var clients = new ClientRegistry(reference.Clients.Select(c => c.ClientId));
@@ -119,29 +124,30 @@ public sealed class EngineNode : IAsyncDisposable
         var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings
         {
             Size = settings.OutboundRingSize,
-            Wait = WaitStrategy.Parse(settings.WaitStrategy),
+            Wait = reserve?.Outbound.Wait ?? WaitStrategy.Parse(settings.WaitStrategy),
             OnFault = f =>
             {
                 Halt($"the outbound pipeline halted: {f}", f);
                 log($"outbound fault: {f}");
             },
-        });
+        }, reserve?.Outbound);
         outbound.AddStage("dispatch", new DispatchStage(new Dispatcher(clients, Counters)));
         _outbound = outbound.Start();
+        long outboundReady = Stopwatch.GetTimestamp();
 
         _ledger = new LedgerPipeline(
             new RingSettings
             {
                 Size = settings.RingSize,
                 Producers = ProducerKind.Multi,
-                Wait = WaitStrategy.Parse(settings.WaitStrategy),
+                Wait = reserve?.Inbound.Wait ?? WaitStrategy.Parse(settings.WaitStrategy),
                 OnFault = f =>
                 {
                     Halt($"the pipeline halted: {f}", f);
                     log($"FAULT {f}");
                 },
             },
-            _journal, () => _referenceSource.Current, checkSessions: true, clientSeqs, topology: settings.Topology, mirror: mirror, epoch: epoch, head: head);
+            _journal, () => _referenceSource.Current, checkSessions: true, clientSeqs, clock: null, settings.Topology, mirror, epoch, head, reserve?.Inbound, reserve?.Blocks);
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by
         // the apply stage.
@@ -153,8 +159,10 @@ public sealed class EngineNode : IAsyncDisposable
         }
         _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, new ChecksumSchedule(checksums)));
         _inbound = _ledger.Builder.Start();
+        long inboundReady = Stopwatch.GetTimestamp();
         Counters.LastLsn = Exchange.LastLsn;
         JournalReferenceDataIfNew();
+        long referenceReady = Stopwatch.GetTimestamp();
 
         _gateway = new Gateway(settings, _inbound.Ring, clients, reference, () => _referenceSource.Current, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log, listener)
         {
@@ -162,6 +170,10 @@ public sealed class EngineNode : IAsyncDisposable
             Epoch = _ledger.Sealer.Builder.Epoch,
         };
         _gateway.Start();
+        static double Ms(long from, long to) => Math.Round(Stopwatch.GetElapsedTime(from, to).TotalMilliseconds, 1);
+        long serving = Stopwatch.GetTimestamp();
+        StartTimings = $"started in {Ms(started, serving)} ms (outbound ring {Ms(started, outboundReady)}, inbound ring and stages {Ms(outboundReady, inboundReady)}, "
+            + $"reference data {Ms(inboundReady, referenceReady)}, gateway {Ms(referenceReady, serving)})";
         _rateSampler = new Timer(_ => SampleRate(), null, 1000, 1000);
         // Last, so that everything Halt touches exists; runs at once if the journal has already failed.
         _journalFault = _journal.FaultToken.Register(() =>
@@ -177,6 +189,9 @@ public sealed class EngineNode : IAsyncDisposable
     }
 
     public EngineSettings Settings { get; }
+
+    /// <summary>How long each step of this node's start took (a takeover waits for all of them).</summary>
+    public string StartTimings { get; } = "";
 
     public ReferenceData Reference { get; }
 
@@ -261,14 +276,14 @@ public sealed class EngineNode : IAsyncDisposable
     /// <paramref name="mirror"/> and sealing in <paramref name="epoch"/>. <c>onHalt</c> is called once, with
     /// the reason, when the node halts (see the remarks on <see cref="EngineNode"/>), on the thread that
     /// saw the failure, before the clients are sent away: a pair's primary falls silent on its link
-    /// there. It must be short.
+    /// there. It must be short. <paramref name="reserve"/>: its rings and block table, made ahead of time (a backup's, for its takeover).
     /// </summary>
     public static EngineNode StartWith(EngineSettings settings, ReferenceData reference, Action<string> log, IJournal journal, Exchange exchange,
         IBlockMirror? mirror, ChainHead head, ulong epoch, string role, System.Net.Sockets.Socket? listener = null, Action<string>? onHalt = null,
-        SnapshotTaker? snapshots = null, RecoveryReport? recovery = null)
+        SnapshotTaker? snapshots = null, RecoveryReport? recovery = null, NodeReserve? reserve = null)
     {
         settings.Validate();
-        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener, onHalt, snapshots, recovery);
+        return new EngineNode(settings, reference, log, journal, exchange, mirror, head, epoch, role, listener, onHalt, snapshots, recovery, reserve);
     }
 
     /// <summary>
@@ -332,16 +347,28 @@ public sealed class EngineNode : IAsyncDisposable
             _referenceSource.Journaling(Reference, last?.Outcome ?? Task.CompletedTask);
             return;
         }
-        ReferenceDivergence = [.. Exchange.Reference.DifferencesFrom(Reference)];
-        if (ReferenceDivergence.Count > 0)
+        // Only told, never acted on: compared off the start (a takeover waits for the start, and this
+        // comparison's first run cost ~20 ms of compilation there). The view is immutable.
+        ReferenceView ledger = Exchange.Reference;
+        _referenceCompared = Task.Run(() =>
         {
-            _log($"this node's configuration ({Reference.Source}) differs from the ledger's reference data in {ReferenceDivergence.Count} place(s); following the ledger: "
-                + string.Join("; ", ReferenceDivergence.Take(10)) + (ReferenceDivergence.Count > 10 ? "; …" : ""));
-        }
+            List<string> differences = [.. ledger.DifferencesFrom(Reference)];
+            ReferenceDivergence = differences;
+            if (differences.Count > 0)
+            {
+                _log($"this node's configuration ({Reference.Source}) differs from the ledger's reference data in {differences.Count} place(s); following the ledger: "
+                    + string.Join("; ", differences.Take(10)) + (differences.Count > 10 ? "; …" : ""));
+            }
+        });
     }
 
-    /// <summary>Where this node's configuration differed from the ledger's reference data when it started serving (empty: they agreed, or the ledger was new).</summary>
+    private Task _referenceCompared = Task.CompletedTask;
+
+    /// <summary>Where this node's configuration differed from the ledger's reference data when it started serving (empty: they agreed, or the ledger was new; compared just after the start: see <see cref="WhenReferenceCompared"/>).</summary>
     public IReadOnlyList<string> ReferenceDivergence { get; private set; } = [];
+
+    /// <summary>Completes once <see cref="ReferenceDivergence"/> is known.</summary>
+    public Task WhenReferenceCompared => _referenceCompared;
 
     /// <summary>The ledger's reference data as of the last admin transaction applied.</summary>
     public ReferenceView LedgerReference => Exchange.Reference;

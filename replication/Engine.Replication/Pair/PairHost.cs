@@ -62,6 +62,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     private ulong _ackedThrough; // PairNode.AckGate as of the last call, for the pipeline's ack gate (Volatile)
     private long _soloAckUntil;
     private volatile EngineNode? _serving;
+    private Task<NodeReserve>? _reserve; // RunAsync's: the next serving node's rings, made while following
 
     /// <param name="settings">The node's settings.</param>
     /// <param name="reference">Its reference data.</param>
@@ -242,6 +243,8 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
                             // moment while the primary is lost: we may serve them).
                             clientListener = EngineNode.BindClientListener(_settings);
                             responder = LogonResponder.Start(clientListener, _settings, text => _say(PairEvent.Note(text)), mayServeSoon: () => _state != PairState.InStep);
+                            // The serving node's rings too: made now, off the takeover's path.
+                            _reserve ??= Task.Run(() => NodeReserve.Allocate(_settings));
                             phaseChanged();
                         }
                         tookOver = true; // whatever makes it primary from here is a takeover
@@ -276,10 +279,13 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
             _journalLent = true;
             snapshots = _ledger.LendSnapshots();
         }
+        // Made while following, if it is ready (never waited for: the node makes its own otherwise).
+        NodeReserve? reserve = _reserve is { IsCompletedSuccessfully: true } made ? made.Result : null;
+        _reserve = null;
         EngineNode node = EngineNode.StartWith(_settings, _reference, text => _say(PairEvent.Note(text)), _ledger.Journal, _ledger.Exchange, mirror, head, epoch, role, clientListener,
-            onHalt: reason => Task.Run(() => Call(() => _node.Halt(reason))), snapshots: snapshots, recovery: _ledger.Recovery);
+            onHalt: reason => Task.Run(() => Call(() => _node.Halt(reason))), snapshots: snapshots, recovery: _ledger.Recovery, reserve: reserve);
         _serving = node;
-        _say(PairEvent.Note($"listening for front-ends on {node.ListenEndPoint}"));
+        _say(PairEvent.Note($"listening for front-ends on {node.ListenEndPoint}: {node.StartTimings}"));
         return node;
     }
 
