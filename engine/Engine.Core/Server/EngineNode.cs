@@ -157,7 +157,8 @@ public sealed class EngineNode : IAsyncDisposable
             snapshots.StateChecksums = (blockNo, checksum) => mirror.SendStateChecksum(blockNo, checksum);
             checksums = ChecksumCadence.Never;
         }
-        _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, _outbound.Ring, Counters, mirror, new ChecksumSchedule(checksums)));
+        var replies = new ReplyOut(settings.DispatchOnApplyThread ? null : _outbound.Ring, settings.DispatchOnApplyThread ? new Dispatcher(clients, Counters) : null);
+        _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, replies, Counters, mirror, new ChecksumSchedule(checksums)));
         _inbound = _ledger.Builder.Start();
         long inboundReady = Stopwatch.GetTimestamp();
         Counters.LastLsn = Exchange.LastLsn;

@@ -38,6 +38,13 @@ public sealed record EngineSettings
     public Ledger.StageTopology Topology { get; init; } = Ledger.StageTopology.Single;
 
     /// <summary>
+    /// The apply thread hands each batch's answers to the sessions itself (a non-blocking send per
+    /// client per batch) instead of through the outbound ring and its dispatch thread: one thread
+    /// hand-over less per order. Default true (measured in docs/benchmarks.md, "Where the CPU went").
+    /// </summary>
+    public bool DispatchOnApplyThread { get; init; } = true;
+
+    /// <summary>
     /// In a pair, both nodes compute the state checksum after every block whose number is a multiple
     /// of this, and after the first block of each <see cref="ChecksumEverySeconds"/> window (by the
     /// blocks' timestamps, see <see cref="ChecksumCadence"/>), and the primary sends its own; a mismatch
@@ -197,6 +204,6 @@ public sealed record EngineSettings
 
     public override string ToString() =>
         $"data {Data}, listen {Listen}, admin {(string.IsNullOrEmpty(Admin) ? "off" : Admin)}, durability {Durability.ToString().ToLowerInvariant()}, " +
-        $"ring {RingSize}/{OutboundRingSize} ({WaitStrategy}, {Topology.ToString().ToLowerInvariant()}), ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
+        $"ring {RingSize}/{OutboundRingSize} ({WaitStrategy}, {Topology.ToString().ToLowerInvariant()}{(DispatchOnApplyThread ? ", dispatch on the apply thread" : "")}), ≤ {MaxTransactionsPerBlock} tx/block, in-flight ≤ {MaxInFlightPerClient}/client, " +
         $"outbound ≤ {MaxOutboundBytesPerSession >> 10} KiB/session, ≤ {MaxSessions} sessions, snapshots {(Snapshots() is { } s ? s.ToString() : "off")}; client port: {Gateway}";
 }

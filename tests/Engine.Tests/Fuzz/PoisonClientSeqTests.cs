@@ -18,19 +18,22 @@ public class PoisonClientSeqTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
-    private static EngineSettings Settings(string data) => new()
+    private static EngineSettings Settings(string data, bool dispatchOnApplyThread = true) => new()
     {
         Data = data,
         Listen = "127.0.0.1:0",
         RingSize = 1024,
         OutboundRingSize = 2048,
+        DispatchOnApplyThread = dispatchOnApplyThread,
     };
 
-    [Test]
-    public async Task A_clientSeq_far_ahead_is_rejected_before_the_ledger_and_the_node_keeps_serving()
+    /// <summary>Both ways the answers leave: from the apply thread, and through the outbound ring's dispatch thread.</summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task A_clientSeq_far_ahead_is_rejected_before_the_ledger_and_the_node_keeps_serving(bool dispatchOnApplyThread)
     {
         using var directory = new TempDirectory("poison-seq");
-        EngineSettings settings = Settings(directory.Path);
+        EngineSettings settings = Settings(directory.Path, dispatchOnApplyThread);
         ReferenceData reference = ReferenceData.Development();
         // The attack, the end of the seq space, and a jump far ahead after both moved the window.
         var poison = new ulong[] { 0x8000_0000_0000_0001UL, ulong.MaxValue, 1UL << 62 };
