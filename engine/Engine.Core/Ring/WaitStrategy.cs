@@ -91,16 +91,17 @@ public sealed class WaitStrategy
         new("blocking", 0, 0, parks: true, parkTimeoutMs);
 
     /// <summary>
-    /// The default: spin for a few microseconds, then park (yield first only if asked). Keeps
-    /// throughput high under load and costs almost nothing when idle on a machine whose cores are shared.
+    /// The default: spin for a few microseconds, yield a few times, then park. Keeps throughput
+    /// high under load and costs almost nothing when idle on a machine whose cores are shared.
     /// </summary>
     /// <remarks>
-    /// No yields by default: on two shared cores a yielding thread is switched out and back in for
-    /// every yield whenever anything else is runnable, and a pair at 1k orders/s spent a quarter of a core
-    /// on its stages' 64 yields per wait (~90 context switches per order), for no gain in latency
-    /// (docs/benchmarks.md, "Where the CPU went").
+    /// 16 yields, not 64: on two shared cores a yielding thread is switched out and back in for every
+    /// yield whenever anything else is runnable, and with 64 a pair at 1k orders/s spent a quarter of a
+    /// core on its stages' yields (~90 context switches per order). With none, the p50 was ~10-30 %
+    /// worse in the same runs and the CPU no lower than with 16 (docs/benchmarks.md, "The order path's
+    /// hand-overs and the CPU a quiet pair burnt").
     /// </remarks>
-    public static WaitStrategy Adaptive(int spinIterations = 256, int yieldIterations = 0, int parkTimeoutMs = Timeout.Infinite)
+    public static WaitStrategy Adaptive(int spinIterations = 256, int yieldIterations = 16, int parkTimeoutMs = Timeout.Infinite)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(spinIterations);
         ArgumentOutOfRangeException.ThrowIfNegative(yieldIterations);

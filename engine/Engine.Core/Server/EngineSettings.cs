@@ -40,7 +40,7 @@ public sealed record EngineSettings
     /// <summary>
     /// The apply thread hands each batch's answers to the sessions itself (a non-blocking send per
     /// client per batch) instead of through the outbound ring and its dispatch thread: one thread
-    /// hand-over less per order. Default true (measured in docs/benchmarks.md, "Where the CPU went").
+    /// hand-over less per order. Default true (docs/benchmarks.md, "The order path's hand-overs and the CPU a quiet pair burnt").
     /// </summary>
     public bool DispatchOnApplyThread { get; init; } = true;
 
