@@ -79,10 +79,13 @@ internal static class DemoCommand
 
             await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancel).ConfigureAwait(false);
             await say.WriteLineAsync($"SIGKILL primary A (pid {a.Id})").ConfigureAwait(false);
+            int beforeKill = b.EventCount;
+            long killedAt = Stopwatch.GetTimestamp();
             var takeover = Stopwatch.StartNew();
             a.KillHard();
             double takeoverMs = await FirstReceiptAsync(portA, portB, takeover, cancel).ConfigureAwait(false);
             await say.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"B took over: first receipt from the new primary {takeoverMs:F0} ms after the kill; the load goes on")).ConfigureAwait(false);
+            await say.WriteLineAsync(TakeoverSteps(b, beforeKill, killedAt)).ConfigureAwait(false);
 
             await Task.Delay(TimeSpan.FromSeconds(seconds / 3.0), cancel).ConfigureAwait(false);
             a.Dispose();
@@ -161,6 +164,23 @@ internal static class DemoCommand
     }
 
     /// <summary>SIGKILL → first receipt: a probe client (id 64) submits until the new primary answers "accepted".</summary>
+    /// <summary>The takeover's steps as B's events tell them (stamped by B to the millisecond), from the kill.</summary>
+    private static string TakeoverSteps(WatchedProcess b, int since, long killedAt)
+    {
+        // The events reach us through B's /log, polled: give the last one a moment.
+        var wait = Stopwatch.StartNew();
+        (long Ticks, PairEvent Event)? serving;
+        while ((serving = b.FirstEvent(since, e => e.Kind == PairEventKind.Note && e.Text.StartsWith("listening for front-ends", StringComparison.Ordinal))) is null
+            && wait.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            Thread.Sleep(10);
+        }
+        string Ms(long? ticks) => ticks is { } t ? string.Create(CultureInfo.InvariantCulture, $"{Stopwatch.GetElapsedTime(killedAt, t).TotalMilliseconds:F0} ms") : "?";
+        string start = serving?.Event.Text is { } text && text.IndexOf("started in", StringComparison.Ordinal) is int at and >= 0 ? $" ({text[at..]})" : "";
+        return $"  the steps, from the kill: B lost its primary at {Ms(b.FirstEventAt(since, PairEventKind.PrimaryLost))}, took over at {Ms(b.FirstEventAt(since, PairEventKind.TakeOver))}, "
+            + $"served clients at {Ms(serving?.Ticks)}{start}; then the clients' reconnect, logon and first request";
+    }
+
     private static async Task<double> FirstReceiptAsync(int portA, int portB, Stopwatch sinceKill, CancellationToken cancel)
     {
         await using EngineClient probe = await EngineClient.ConnectAsync(new ClientOptions

@@ -147,20 +147,25 @@ internal abstract partial class WatchedProcess : IDisposable
     }
 
     /// <summary>When (<see cref="Stopwatch"/> ticks, as the node stamped it) the first event after the first <paramref name="since"/> of one of <paramref name="kinds"/> happened; null if none has.</summary>
-    public long? FirstEventAt(int since, params PairEventKind[] kinds)
+    public long? FirstEventAt(int since, params PairEventKind[] kinds) => FirstEventAt(since, e => kinds.Contains(e.Kind));
+
+    /// <summary>When (<see cref="Stopwatch"/> ticks, as the node stamped it, to the millisecond) the first event after the first <paramref name="since"/> that <paramref name="match"/> happened; null if none has.</summary>
+    public (long Ticks, PairEvent Event)? FirstEvent(int since, Func<PairEvent, bool> match)
     {
         lock (_events)
         {
             for (int i = since; i < _events.Count; i++)
             {
-                if (kinds.Contains(_events[i].Event.Kind))
+                if (match(_events[i].Event))
                 {
-                    return _events[i].Ticks;
+                    return _events[i];
                 }
             }
             return null;
         }
     }
+
+    private long? FirstEventAt(int since, Func<PairEvent, bool> match) => FirstEvent(since, match)?.Ticks;
 
     private async Task PollEventsAsync(HttpClient http, Uri log, int? pid, bool appendText, CancellationToken stop)
     {
