@@ -68,7 +68,7 @@ public sealed class EngineNode : IAsyncDisposable
     private readonly IJournal _journal;
     private readonly LedgerPipeline _ledger;
     private readonly Pipeline<TxSlot> _inbound;
-    private readonly Pipeline<OutboundSlot> _outbound;
+    private readonly Pipeline<OutboundSlot>? _outbound; // null when the apply thread dispatches (DispatchOnApplyThread)
     private readonly Gateway _gateway;
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private readonly Timer _rateSampler;
@@ -121,18 +121,21 @@ public sealed class EngineNode : IAsyncDisposable
 
         // A fault callback runs on the failing stage's thread just before its pipeline halts; it may run
         // before this constructor has finished (Halt copes with the fields not yet set).
-        var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings
+        if (!settings.DispatchOnApplyThread)
         {
-            Size = settings.OutboundRingSize,
-            Wait = reserve?.Outbound.Wait ?? WaitStrategy.Parse(settings.WaitStrategy),
-            OnFault = f =>
+            var outbound = new PipelineBuilder<OutboundSlot>(new RingSettings
             {
-                Halt($"the outbound pipeline halted: {f}", f);
-                log($"outbound fault: {f}");
-            },
-        }, reserve?.Outbound);
-        outbound.AddStage("dispatch", new DispatchStage(new Dispatcher(clients, Counters)));
-        _outbound = outbound.Start();
+                Size = settings.OutboundRingSize,
+                Wait = reserve?.Outbound?.Wait ?? WaitStrategy.Parse(settings.WaitStrategy),
+                OnFault = f =>
+                {
+                    Halt($"the outbound pipeline halted: {f}", f);
+                    log($"outbound fault: {f}");
+                },
+            }, reserve?.Outbound);
+            outbound.AddStage("dispatch", new DispatchStage(new Dispatcher(clients, Counters)));
+            _outbound = outbound.Start();
+        }
         long outboundReady = Stopwatch.GetTimestamp();
 
         _ledger = new LedgerPipeline(
@@ -157,7 +160,7 @@ public sealed class EngineNode : IAsyncDisposable
             snapshots.StateChecksums = (blockNo, checksum) => mirror.SendStateChecksum(blockNo, checksum);
             checksums = ChecksumCadence.Never;
         }
-        var replies = new ReplyOut(settings.DispatchOnApplyThread ? null : _outbound.Ring, settings.DispatchOnApplyThread ? new Dispatcher(clients, Counters) : null);
+        var replies = new ReplyOut(_outbound?.Ring, _outbound is null ? new Dispatcher(clients, Counters) : null);
         _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, replies, Counters, mirror, new ChecksumSchedule(checksums)));
         _inbound = _ledger.Builder.Start();
         long inboundReady = Stopwatch.GetTimestamp();
@@ -351,7 +354,7 @@ public sealed class EngineNode : IAsyncDisposable
         // Only told, never acted on: compared off the start (a takeover waits for the start, and this
         // comparison's first run cost ~20 ms of compilation there). The view is immutable.
         ReferenceView ledger = Exchange.Reference;
-        _referenceCompared = Task.Run(() =>
+        _ = Task.Run(() =>
         {
             List<string> differences = [.. ledger.DifferencesFrom(Reference)];
             ReferenceDivergence = differences;
@@ -363,13 +366,8 @@ public sealed class EngineNode : IAsyncDisposable
         });
     }
 
-    private Task _referenceCompared = Task.CompletedTask;
-
-    /// <summary>Where this node's configuration differed from the ledger's reference data when it started serving (empty: they agreed, or the ledger was new; compared just after the start: see <see cref="WhenReferenceCompared"/>).</summary>
+    /// <summary>Where this node's configuration differed from the ledger's reference data when it started serving (empty: they agreed, or the ledger was new; compared just after the start).</summary>
     public IReadOnlyList<string> ReferenceDivergence { get; private set; } = [];
-
-    /// <summary>Completes once <see cref="ReferenceDivergence"/> is known.</summary>
-    public Task WhenReferenceCompared => _referenceCompared;
 
     /// <summary>The ledger's reference data as of the last admin transaction applied.</summary>
     public ReferenceView LedgerReference => Exchange.Reference;
@@ -514,7 +512,7 @@ public sealed class EngineNode : IAsyncDisposable
         _mirror?.BeginStop();
         var drain = TimeSpan.FromMilliseconds(Settings.DrainTimeoutMs);
         bool inboundDrained = _inbound.Shutdown(drain);
-        bool outboundDrained = _outbound.Shutdown(drain);
+        bool outboundDrained = _outbound?.Shutdown(drain) ?? true;
         await _gateway.DisposeAsync().ConfigureAwait(false);
         if (_mirror is IAsyncDisposable mirror)
         {
