@@ -158,6 +158,7 @@ internal static class ServeCommand
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, bool allowDevOnNetwork = false)
     {
+        ThreadPoolFloor.Apply();
         using ILoggerFactory logging = LoggerFactory.Create(builder =>
         {
             if (logFormat == "json")

@@ -193,7 +193,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         if (_pair.Role == PairRole.Backup)
         {
             // The takeover's first handshake and node are not its first ones: the code they run is compiled now.
-            await EngineNode.WarmUpAsync(_settings, _reference).ConfigureAwait(false);
+            _say(PairEvent.Note(await EngineNode.WarmUpAsync(_settings, stop).ConfigureAwait(false)));
             if (_pair.Witness is not null)
             {
                 await WitnessClient.WarmUpAsync(_credentials).ConfigureAwait(false);
