@@ -182,6 +182,16 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
             }
             return;
         }
+        if (logon.TokenVerdict is { } checkedAhead)
+        {
+            // Held by the backup this node was, and checked while held: decided here, with no slow hash and no hop to the pool.
+            logon.WipeToken();
+            if (door.TryTake(logon))
+            {
+                Decide(door, logon, checkedAhead);
+            }
+            return;
+        }
         _ = CheckTokenAsync(door, logon);
     }
 
@@ -196,17 +206,22 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
             {
                 return; // timed out or pushed out while it waited
             }
-            ok = Reference.Authenticate(logon.ClientId, logon.Token);
+            ok = logon.TokenVerdict ?? Reference.Authenticate(logon.ClientId, logon.Token);
         }
         finally
         {
             _tokenChecks.Release();
         }
         logon.WipeToken();
-        if (!door.TryTake(logon))
+        if (door.TryTake(logon))
         {
-            return;
+            Decide(door, logon, ok);
         }
+    }
+
+    /// <summary>Answers a logon whose token was checked (<paramref name="ok"/>), after <see cref="FrontDoor.TryTake"/>: refused, or a session opened.</summary>
+    private void Decide(FrontDoor door, PendingLogon logon, bool ok)
+    {
         if (!ok)
         {
             door.AnswerBadCredentials(logon);

@@ -46,6 +46,9 @@ public sealed class GatewayCounters
     /// <summary>Log lines left out by the aggregation (each is counted in a summary line instead).</summary>
     public long LogLinesSuppressed;
 
+    /// <summary>Tokens of logons held by a backup about to take over, checked while held (the takeover's gateway then only decides).</summary>
+    public long TokensCheckedAhead;
+
     public GatewayStats Snapshot(int pendingLogons, int blockedAddresses) => new(
         Interlocked.Read(ref Accepted),
         Interlocked.Read(ref LogonsOk),
@@ -61,7 +64,10 @@ public sealed class GatewayCounters
         Interlocked.Read(ref SessionsClosed),
         Interlocked.Read(ref LogLinesSuppressed),
         pendingLogons,
-        blockedAddresses);
+        blockedAddresses)
+    {
+        TokensCheckedAhead = Interlocked.Read(ref TokensCheckedAhead),
+    };
 }
 
 /// <summary>The client port's counters at one moment (see <see cref="GatewayCounters"/> for each), and the pending logons and refused addresses now.</summary>
@@ -80,4 +86,8 @@ public sealed record GatewayStats(
     long SessionsClosed,
     long LogLinesSuppressed,
     int PendingLogons,
-    int BlockedAddresses);
+    int BlockedAddresses)
+{
+    /// <summary>See <see cref="GatewayCounters.TokensCheckedAhead"/>.</summary>
+    public long TokensCheckedAhead { get; init; }
+}

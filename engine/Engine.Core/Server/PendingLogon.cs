@@ -60,6 +60,24 @@ internal sealed class PendingLogon
     /// <summary>Set by an answerer that waits before answering (a backup that may take over); the door offers it again later.</summary>
     public bool Held { get; set; }
 
+    /// <summary>
+    /// The token's check, when a backup holding this logon made it ahead of its takeover (see
+    /// <see cref="LogonResponder"/>): true good, false bad, null not made (or not finished). Never
+    /// wipes the token: whoever decides the logon does.
+    /// </summary>
+    public bool? TokenVerdict => Volatile.Read(ref _verdict) switch { Good => true, Bad => false, _ => null };
+
+    /// <summary>True for the one caller that gets to check the token ahead.</summary>
+    public bool TryStartCheckingAhead() => Interlocked.Exchange(ref _checkingAhead, 1) == 0;
+
+    /// <summary>Records the check made ahead.</summary>
+    public void SetTokenVerdict(bool good) => Volatile.Write(ref _verdict, good ? Good : Bad);
+
+    private const int Good = 1;
+    private const int Bad = 2;
+    private int _verdict;
+    private int _checkingAhead;
+
     /// <summary>When the logon frame was complete (door clock), 0 before.</summary>
     public long LogonReadMs { get; set; }
 

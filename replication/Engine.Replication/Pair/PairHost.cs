@@ -242,7 +242,8 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
                             // the backlog instead of backing off. Until then logons are answered "not primary" (held a
                             // moment while the primary is lost: we may serve them).
                             clientListener = EngineNode.BindClientListener(_settings);
-                            responder = LogonResponder.Start(clientListener, _settings, text => _say(PairEvent.Note(text)), mayServeSoon: () => _state != PairState.InStep);
+                            responder = LogonResponder.Start(clientListener, _settings, text => _say(PairEvent.Note(text)), mayServeSoon: () => _state != PairState.InStep,
+                                credentials: _reference);
                             // The serving node's rings too: made now, off the takeover's path.
                             _reserve ??= Task.Run(() => NodeReserve.Allocate(_settings));
                             phaseChanged();

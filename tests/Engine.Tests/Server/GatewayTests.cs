@@ -157,6 +157,34 @@ public class GatewayTests
     }
 
     [Test]
+    public async Task A_held_logons_token_is_checked_while_held_and_the_node_it_becomes_only_decides()
+    {
+        EngineSettings settings = Settings(new GatewaySettings { HoldLogonMs = 60_000 }, logonTimeoutMs: 120_000);
+        Socket listener = EngineNode.BindClientListener(settings);
+        await using LogonResponder responder = LogonResponder.Start(listener, settings, _ => { }, () => true, credentials: ReferenceData.Development());
+        var port = (IPEndPoint)listener.LocalEndPoint!;
+
+        using Socket good = await Connect(port, "127.0.0.1");
+        using Socket bad = await Connect(port, "127.0.0.1");
+        await good.SendAsync(LogonFrame(2, "dev-token-2"));
+        await bad.SendAsync(LogonFrame(3, "not-the-token"));
+        Until.True(() => responder.Stats().TokensCheckedAhead == 2, "both held logons' tokens to be checked while held");
+        Assert.That(good.Available + bad.Available, Is.Zero, "still held: no answer before the takeover");
+
+        (Journal journal, Exchange exchange, _) = EngineNode.OpenAndRecover(settings, _ => { });
+        await using EngineNode node = EngineNode.StartWith(settings, ReferenceData.Development(), _ => { }, journal, exchange, null, journal.Head, journal.Head.Epoch, "primary (took over)", listener);
+        LogonAck toGood = await ReadAck(good);
+        LogonAck toBad = await ReadAck(bad);
+        Assert.Multiple(() =>
+        {
+            Assert.That(toGood.Status, Is.EqualTo(LogonStatus.Ok), "the good token, checked ahead, is let in");
+            Assert.That(toBad.Status, Is.EqualTo(LogonStatus.BadCredentials), "the wrong token, checked ahead, is refused");
+        });
+        Until.True(() => node.Status().Gateway is { LogonsOk: 1, LogonsFailed: 1 }, "the node to count one logon of each");
+        Assert.That(node.Status().Gateway!.TokensCheckedAhead, Is.EqualTo(2), "the counters carry on across the hand-over");
+    }
+
+    [Test]
     public async Task A_held_logon_is_answered_not_primary_when_the_hold_ends()
     {
         EngineSettings settings = Settings(new GatewaySettings { HoldLogonMs = 100 });
