@@ -179,6 +179,64 @@ public class ServeTests
     }
 
     [Test]
+    public async Task A_client_that_reads_late_gets_every_answer_in_order_once_it_reads()
+    {
+        // The session's outbound buffers start at 64 KiB and grow toward their limit (16 MiB here): the
+        // fill reports of 80,000 trades against one resting order (~7 MB, more than the kernel's 4 MiB
+        // send buffer holds) wait in them while its owner reads nothing, and none is lost or reordered.
+        using var server = new EngineServer(environment: new Dictionary<string, string> { ["ENGINE_MAXOUTBOUNDBYTESPERSESSION"] = (16 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        using var late = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        late.ReceiveBufferSize = 4096;
+        await late.ConnectAsync("127.0.0.1", server.Port);
+        await late.SendAsync(Logon(8));
+        const int Fills = 80_000;
+        var frame = new byte[TransactionCodec.MaxFrameBytes];
+        var resting = Transaction.NewOrder(8, 1, 1, 1, 1, Side.Buy, OrderType.Limit, TimeInForce.Gtc, 900, Fills);
+        await late.SendAsync(frame.AsMemory(0, TransactionCodec.Encode(in resting, frame)));
+
+        await using (EngineClient seller = await server.ConnectAsync(9))
+        {
+            for (int sent = 0; sent < Fills; sent += 500)
+            {
+                SubmitResult[] results = await Task.WhenAll(Enumerable.Range(sent, 500).Select(k => seller.SubmitAsync(Limit((ulong)k + 1, Side.Sell, 900, 1, account: 2))));
+                Assert.That(results.All(r => r.Accepted), Is.True, "every sell accepted");
+            }
+        }
+
+        // Now read: the logon's answer, the order's receipt, then one fill report per trade, in order.
+        var buffer = new byte[1 << 16];
+        int filled = 0;
+        long cumulative = 0;
+        int kinds = 0;
+        using var timeout = new CancellationTokenSource(Wait);
+        while (cumulative < Fills)
+        {
+            int read = await late.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, timeout.Token);
+            Assert.That(read, Is.Not.Zero, $"the engine closed the session after {cumulative} fills");
+            filled += read;
+            int offset = 0;
+            while (filled - offset >= 4 && filled - offset >= Frame.PeekLength(buffer.AsSpan(offset)))
+            {
+                int length = Frame.PeekLength(buffer.AsSpan(offset));
+                ReadOnlySpan<byte> reply = buffer.AsSpan(offset, length);
+                Assert.That(Frame.Check(reply, out MessageType type, out _), Is.EqualTo(RejectReason.None));
+                kinds |= type switch { MessageType.LogonAck => 1, MessageType.Accepted => 2, _ => 0 };
+                if (type == MessageType.ExecutionReport)
+                {
+                    Assert.That(ReplyCodec.DecodeExecutionReport(reply, out ExecutionReport report), Is.EqualTo(RejectReason.None));
+                    Assert.That(report.CumQuantity, Is.EqualTo(cumulative + 1), "the fills in the order they happened, none missing");
+                    cumulative = report.CumQuantity;
+                }
+                offset += length;
+            }
+            buffer.AsSpan(offset, filled - offset).CopyTo(buffer);
+            filled -= offset;
+        }
+        Assert.That(kinds, Is.EqualTo(3), "the logon's answer and the order's receipt came first");
+        Assert.That(server.Process.LogText, Does.Not.Contain("the client does not read"));
+    }
+
+    [Test]
     public async Task After_sigkill_a_restart_has_every_acked_order_and_the_same_state()
     {
         using var server = new EngineServer(extraArgs: ["--durability", "disk"]);

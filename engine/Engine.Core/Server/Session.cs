@@ -42,7 +42,7 @@ internal sealed class Session : IDisposable
     private readonly object _sendLock = new();
     private readonly SemaphoreSlim _sendWanted = new(0, int.MaxValue);
     private readonly int _outboundBytes;
-    private byte[] _pending;
+    private byte[] _pending; // grows (GrowPending) up to _outboundBytes; swapped with _sending by the writer
     private byte[] _sending;
     private byte[] _read;
     private readonly int _readFilled;
@@ -72,8 +72,11 @@ internal sealed class Session : IDisposable
             transport.YieldReads = false; // logged on: decrypt where the bytes arrive
         }
         _outboundBytes = settings.MaxOutboundBytesPerSession;
-        _pending = pool.Rent(_outboundBytes);
-        _sending = pool.Rent(_outboundBytes);
+        // Small at first, grown by doubling up to the limit only for a client that falls behind: a
+        // session costs 2 × 4 MiB of fresh memory otherwise, all of it while a takeover opens every
+        // client's session at once (the first of them took ~3 ms to open there).
+        _pending = pool.Rent(Math.Min(InitialOutboundBytes, _outboundBytes));
+        _sending = pool.Rent(Math.Min(InitialOutboundBytes, _outboundBytes));
         _read = pool.Rent(ReadBufferBytes);
         ReadOnlySpan<byte> early = logon.AfterLogon;
         early.CopyTo(_read);
@@ -110,6 +113,23 @@ internal sealed class Session : IDisposable
         }
     }
 
+    /// <summary>What a session's outbound buffers start at (each grows, by doubling, up to <see cref="EngineSettings.MaxOutboundBytesPerSession"/>).</summary>
+    public const int InitialOutboundBytes = 64 * 1024;
+
+    /// <summary>Makes room for <paramref name="needed"/> pending bytes (≤ the limit), under the send lock.</summary>
+    private void GrowPending(int needed)
+    {
+        int size = _pending.Length;
+        while (size < needed)
+        {
+            size *= 2;
+        }
+        byte[] grown = _pool.Rent(Math.Min(size, _outboundBytes));
+        _pending.AsSpan(0, _pendingLength).CopyTo(grown);
+        _pool.Return(_pending);
+        _pending = grown;
+    }
+
     /// <summary>
     /// Sends <paramref name="frame"/> (one frame or several): straight to the socket when nothing
     /// is queued and the kernel takes it all (a non-blocking send: no thread hand-over to a writer,
@@ -142,10 +162,14 @@ internal sealed class Session : IDisposable
                     return false;
                 }
             }
-            if (_pendingLength + frame.Length > _outboundBytes)
+            if (_pendingLength + frame.Length > _pending.Length)
             {
-                Close($"outbound buffer full ({_outboundBytes >> 10} KiB): the client does not read");
-                return false;
+                if (_pendingLength + frame.Length > _outboundBytes)
+                {
+                    Close($"outbound buffer full ({_outboundBytes >> 10} KiB): the client does not read");
+                    return false;
+                }
+                GrowPending(_pendingLength + frame.Length);
             }
             frame.CopyTo(_pending.AsSpan(_pendingLength));
             _pendingLength += frame.Length;
