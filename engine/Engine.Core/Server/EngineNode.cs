@@ -329,8 +329,9 @@ public sealed class EngineNode : IAsyncDisposable
             {
                 Directory.Delete(directory, recursive: true);
             }
-            catch (DirectoryNotFoundException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
+                // Not there, or not removable now: a leftover in the temporary directory, never a failed start.
             }
         }
     }
