@@ -203,6 +203,7 @@ internal static class ServeCommand
             return 2;
         }
 
+        using ThreadPoolWatch poolWatch = ThreadPoolWatch.Start(line => Log.Info(log, line));
         Log.Info(log, $"settings: {settings}");
         Log.Info(log, $"cluster: {pair.Credentials}");
         Log.Info(log, $"reference data: {reference}");
