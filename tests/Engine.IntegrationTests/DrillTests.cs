@@ -26,6 +26,8 @@ public class DrillTests
         Assert.Multiple(() =>
         {
             AssertNothingLostDoubledOrSplit(result, rounds: 7);
+            Assert.That(drill.StdErr, Does.Match(@"round 1/7 kill-primary +seed 42 at \d\d:\d\d:\d\d\.\d{3}: .*longest gap \d+ ms \(from [+-]\d+ ms\)"),
+                "each round says when its fault struck (to find it in the nodes' logs) and when its longest gap began");
             Assert.That(result.GetProperty("acked").GetInt64(), Is.GreaterThan(7 * 1000));
             Assert.That(result.GetProperty("takeover_ms_p50").ValueKind, Is.EqualTo(JsonValueKind.Number), "kills, stalls and cuts make takeovers");
             JsonElement scenarios = result.GetProperty("scenarios");

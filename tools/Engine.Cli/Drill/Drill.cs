@@ -230,6 +230,7 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         WatchedProcess primaryAtFault = primary.Process, backupAtFault = backup.Process;
         int markPrimary = primaryAtFault.EventCount, markBackup = backupAtFault.EventCount;
         long fault = Stopwatch.GetTimestamp();
+        round.FaultAt = DateTime.UtcNow; // to find the round in the nodes' logs (UTC)
         TimeSpan length = TimeSpan.FromMilliseconds(options.FaultMs);
         switch (scenario)
         {
@@ -321,7 +322,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         round.Unanswered = result.Errors;
         long? detected = new[] { primaryAtFault.FirstEventAt(markPrimary, Detections), backupAtFault.FirstEventAt(markBackup, Detections) }.Where(t => t is not null).Min();
         round.DetectionMs = detected is { } d ? Milliseconds(d - fault) : null;
-        round.GapMs = LongestGap(result.Acks);
+        (round.GapMs, long gapFrom) = LongestGap(result.Acks);
+        round.GapFromMs = result.Acks.Count < 2 ? null : Milliseconds(gapFrom - fault);
         round.StateMismatch = _a!.Process.HasEvent(PairEventKind.StateMismatch) || _b!.Process.HasEvent(PairEventKind.StateMismatch);
         if (round.Whole)
         {
@@ -435,19 +437,25 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
     /// <summary>What a journal check read: the verification, from the node's last verified point.</summary>
     private sealed record ChainState(bool Intact, ChainHead? Head, long CommittedUntil, string? Fault = null);
 
-    private static double LongestGap(IReadOnlyList<AckedOrder> acks)
+    /// <summary>The longest time between two receipts, in ms, and when it began (a timestamp).</summary>
+    private static (double Ms, long From) LongestGap(IReadOnlyList<AckedOrder> acks)
     {
         if (acks.Count < 2)
         {
-            return 0;
+            return (0, 0);
         }
         long[] times = [.. acks.Select(a => a.ArrivedTicks).Order()];
         long longest = 0;
+        long from = times[0];
         for (int i = 1; i < times.Length; i++)
         {
-            longest = Math.Max(longest, times[i] - times[i - 1]);
+            if (times[i] - times[i - 1] > longest)
+            {
+                longest = times[i] - times[i - 1];
+                from = times[i - 1];
+            }
         }
-        return Milliseconds(longest);
+        return (Milliseconds(longest), from);
     }
 
     private static double Milliseconds(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;

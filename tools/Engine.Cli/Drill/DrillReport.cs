@@ -48,11 +48,17 @@ internal sealed class RoundResult(string scenario, int seed)
 
     public double GapMs { get; set; }
 
+    /// <summary>When the fault struck (UTC, as the nodes' logs stamp their lines).</summary>
+    public DateTime? FaultAt { get; set; }
+
+    /// <summary>When the longest gap began, in ms from the fault (negative: before it); null with fewer than two receipts.</summary>
+    public double? GapFromMs { get; set; }
+
     /// <summary>Nothing lost, doubled or split, every request answered, both journals whole and agreeing, and the pair whole again.</summary>
     public bool Ok => !Failure && Whole && Lost == 0 && Duplicates == 0 && SplitBrain == 0 && Unanswered == 0 && JournalsIntact && JournalsAgree && !StateMismatch;
 
     public string Line(int number, int of) => string.Create(CultureInfo.InvariantCulture,
-        $"round {number}/{of} {Scenario,-13} seed {Seed}: {(Unplanned is null ? "" : $"NOTE {Unplanned}; ")}{Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms; " +
+        $"round {number}/{of} {Scenario,-13} seed {Seed}{(FaultAt is { } at ? $" at {at:HH:mm:ss.fff}" : "")}: {(Unplanned is null ? "" : $"NOTE {Unplanned}; ")}{Detail}; detected {Ms(DetectionMs)}, takeover {Ms(TakeoverMs)}, longest gap {GapMs:F0} ms{(GapFromMs is { } gapFrom ? $" (from {(gapFrom < 0 ? "" : "+")}{gapFrom:F0} ms)" : "")}; " +
         $"acked {Acked:N0}, rejected {Rejected:N0} ({string.Join(", ", RejectedByReason.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} {kv.Value:N0}"))}), lost {Lost}, duplicates {Duplicates}, split {SplitBrain}{(Unanswered > 0 ? $", unanswered {Unanswered:N0}" : "")}; " +
         $"{(Whole ? $"pair whole, journals {(JournalsIntact ? "intact" : "BROKEN")} and {(JournalsAgree ? "agreeing" : "NOT AGREEING")}" : "PAIR NOT WHOLE (journals not checked)")}" +
         $"{(StateMismatch ? ", STATE MISMATCH" : "")} {(Ok ? "ok" : "FAILED")}");
