@@ -158,7 +158,6 @@ internal static class ServeCommand
 
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, bool allowDevOnNetwork = false)
     {
-        ThreadPoolFloor.Apply();
         using ILoggerFactory logging = LoggerFactory.Create(builder =>
         {
             if (logFormat == "json")
@@ -203,6 +202,10 @@ internal static class ServeCommand
             return 2;
         }
 
+        if (pair.Role != PairRole.Standalone)
+        {
+            ThreadPoolFloor.Apply(); // a pair node only: see why there
+        }
         using ThreadPoolWatch poolWatch = ThreadPoolWatch.Start(line => Log.Info(log, line));
         Log.Info(log, $"settings: {settings}");
         Log.Info(log, $"cluster: {pair.Credentials}");
