@@ -49,6 +49,9 @@ internal static class DrillCommand
         cluster.AddTo(command);
         command.SetAction(async (parse, cancel) =>
         {
+            // This process carries the pair's link and witness traffic through its fault proxies, on the
+            // thread pool, beside the load's clients: a stall of its own pool would look like the pair's.
+            using ThreadPoolWatch poolWatch = ThreadPoolWatch.Start(line => Console.Error.WriteLine($"drill: {line}"));
             string chosen = parse.GetValue(scenario)!;
             string[] attached = parse.GetValue(attach) ?? [], links = parse.GetValue(linkProxy) ?? [], witnesses = parse.GetValue(witnessProxy) ?? [];
             if (attached.Length is not (0 or 2) || links.Length is not (0 or 2) || witnesses.Length is not (0 or 2))
