@@ -202,10 +202,6 @@ internal static class ServeCommand
             return 2;
         }
 
-        if (pair.Role != PairRole.Standalone)
-        {
-            ThreadPoolFloor.Apply(); // a pair node only: see why there
-        }
         using ThreadPoolWatch poolWatch = ThreadPoolWatch.Start(line => Log.Info(log, line));
         Log.Info(log, $"settings: {settings}");
         Log.Info(log, $"cluster: {pair.Credentials}");

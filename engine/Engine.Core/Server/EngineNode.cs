@@ -319,6 +319,10 @@ public sealed class EngineNode : IAsyncDisposable
             }
             return TakeoverWarmUp.Describe(orders, started, compiled, jit);
         }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            return "the take-over warm-up was stopped with the node";
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             return $"the take-over warm-up failed ({e.GetType().Name}: {e.Message}): the first orders after a takeover wait for the JIT";

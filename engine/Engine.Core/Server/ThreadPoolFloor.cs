@@ -1,7 +1,7 @@
 namespace Engine.Core.Server;
 
 /// <summary>
-/// Raises the thread pool's floor of worker threads in a node's process (see <see cref="Apply"/>).
+/// Raises the thread pool's floor of worker threads in a pair node's process (see <see cref="Apply"/>).
 /// </summary>
 public static class ThreadPoolFloor
 {
@@ -17,7 +17,8 @@ public static class ThreadPoolFloor
     /// threads were blocked and its queue did not move for 0.6-0.9 s; the pair's ticks stopped, the
     /// witness's solo lease was not renewed and lapsed, and clients heard "no backup" meanwhile. With
     /// this floor, none of 6 rounds stalled (before: about half). Never lowers a floor set otherwise.
-    /// <para>Applied by a pair's nodes only: a node alone has no pair lock to block on, and the floor
+    /// <para>Applied by a pair's host (<c>PairHost.RunAsync</c>), whatever process runs it, and not by a
+    /// node alone: it has no pair lock to block on, and the floor
     /// let the pool grow past what two cores run well under a closed-loop load (single node, `engine
     /// load --max`: 0.90-1.00× the peak without it, three runs, A B).</para>
     /// </summary>

@@ -21,7 +21,6 @@ public sealed class ThreadPoolWatch : IDisposable
     private readonly Action<string> _log;
     private readonly ManualResetEventSlim _stop = new();
     private readonly Thread _thread;
-    private long _stalls;
 
     private ThreadPoolWatch(Action<string> log)
     {
@@ -37,9 +36,6 @@ public sealed class ThreadPoolWatch : IDisposable
         return watch;
     }
 
-    /// <summary>Stalls told so far.</summary>
-    public long Stalls => Interlocked.Read(ref _stalls);
-
     private void Run()
     {
         var detector = new PoolStallDetector(ThreadPool.CompletedWorkItemCount, ReportAfterMs);
@@ -47,7 +43,6 @@ public sealed class ThreadPoolWatch : IDisposable
         {
             if (detector.Observe(Stopwatch.GetTimestamp(), ThreadPool.CompletedWorkItemCount, ThreadPool.PendingWorkItemCount) is { } stall)
             {
-                Interlocked.Increment(ref _stalls);
                 _log($"the thread pool was stalled for about {stall.Duration.TotalMilliseconds:F0} ms ({stall.MostQueued} work items queued, none completed, {ThreadPool.ThreadCount} threads): "
                     + "whatever runs on it (sockets, the pair's ticks, witness requests, journal commits) waited that long");
             }

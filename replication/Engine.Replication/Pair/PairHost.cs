@@ -190,6 +190,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     /// </summary>
     public async Task<PairExit> RunAsync(Action phaseChanged, CancellationToken stop)
     {
+        ThreadPoolFloor.Apply(); // this host blocks pool threads on its lock, at times behind a journal flush: see there
         if (_pair.Role == PairRole.Backup)
         {
             // The takeover's first handshake and node are not its first ones: the code they run is compiled now.
