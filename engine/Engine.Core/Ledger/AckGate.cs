@@ -42,6 +42,21 @@ internal sealed class AckGate : IWaitCondition
         throw new OperationCanceledException(_never ?? $"the pipeline stopped: block {blockNo} was never acknowledged by a backup");
     }
 
+    /// <summary>
+    /// Asks without waiting: true once the backup has acknowledged <paramref name="blockNo"/>. The
+    /// mirror signals the ring's wait strategy whenever the answer may have changed, so a stage may
+    /// wait for it in its own park.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">It never will be (the node halted, or stops without a backup).</exception>
+    public bool IsAcked(ulong blockNo)
+    {
+        if (_mirror.IsAcknowledged(blockNo, out string? never))
+        {
+            return true;
+        }
+        return never is null ? false : throw new OperationCanceledException(never);
+    }
+
     long IWaitCondition.Poll(long target) => _mirror.IsAcknowledged(_blockNo, out _never) ? target : 0;
 
     bool IWaitCondition.IsAlerted => _never is not null || _ring.IsAlerted;

@@ -19,8 +19,9 @@ public enum StageTopology
 
     /// <summary>
     /// Every inbound handler on one thread: validate, seal, the journal gate and apply. The fewest
-    /// hand-overs (lowest latency when requests come one at a time); sealing no longer overlaps the
-    /// commit waits of disk durability.
+    /// hand-overs (lowest latency when requests come one at a time); the thread seals new requests
+    /// while earlier blocks wait for the backup's acknowledgement (several blocks in flight), and
+    /// waits for a disk commit itself only when it has nothing else to seal.
     /// </summary>
     Single = 2,
 }
@@ -107,11 +108,8 @@ public sealed class LedgerPipeline
         {
             return Builder.AddStage($"journal+{name}", new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler), Sealed!);
         }
-        Sealed = Builder.AddStage($"validate+seal+journal+{name}",
-            new SealThenApplyHandler<FusedHandler<TxSlot, JournalStage, THandler>>(
-                Builder.Ring,
-                new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)),
-                new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler)));
+        Sealed = Builder.AddTwoStepStage($"validate+seal+journal+{name}",
+            new SealAheadHandler<THandler>(new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)), _journalStage, handler));
         return Sealed;
     }
 
@@ -126,32 +124,34 @@ public sealed class LedgerPipeline
 }
 
 /// <summary>
-/// The single topology's one stage: validates and seals each event as it comes, and at the end of
-/// the ring batch (where the sealer cuts the block, so every event's block is sealed and known)
-/// runs the journal gate and the next handler over the batch, in order.
+/// The single topology's one stage: validates and seals each event as soon as it is readable (the
+/// sealer cuts a block at the end of each batch and sends it to the backup), and passes the
+/// events whose blocks are journaled and acknowledged on to the next handler (apply), in order.
+/// While the oldest block waits for its backup's acknowledgement, the thread goes on sealing what
+/// arrives: several blocks in flight on one thread, and one park that either a new request or the
+/// acknowledgement ends.
 /// </summary>
-internal struct SealThenApplyHandler<TAfter>(RingBuffer<TxSlot> ring, FusedHandler<TxSlot, ValidateStage, SealStage> seal, TAfter after)
-    : IStageHandler<TxSlot>
+/// <remarks>
+/// A disk commit does not signal the ring: when the oldest block waits for one and nothing else is
+/// readable, the thread waits for the commit itself (what arrives meanwhile is sealed right after,
+/// into the next commit).
+/// </remarks>
+internal struct SealAheadHandler<TAfter>(FusedHandler<TxSlot, ValidateStage, SealStage> seal, JournalStage gate, TAfter after)
+    : ITwoStepHandler<TxSlot>
     where TAfter : struct, IStageHandler<TxSlot>
 {
     // Mutable structs called in place.
 #pragma warning disable IDE0044
     private FusedHandler<TxSlot, ValidateStage, SealStage> _seal = seal;
+    private JournalStage _gate = gate;
     private TAfter _after = after;
 #pragma warning restore IDE0044
-    private long _pendingFrom;
 
-    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
-    {
-        _seal.OnEvent(ref slot, sequence, endOfBatch);
-        if (!endOfBatch)
-        {
-            return;
-        }
-        for (long s = _pendingFrom; s <= sequence; s++)
-        {
-            _after.OnEvent(ref ring[s], s, s == sequence);
-        }
-        _pendingFrom = sequence + 1;
-    }
+    public void Take(ref TxSlot slot, long sequence, bool endOfBatch) => _seal.OnEvent(ref slot, sequence, endOfBatch);
+
+    public GateState Gate(ref TxSlot slot, long sequence) => _gate.Gate(ref slot);
+
+    public readonly void Block(ref TxSlot slot, long sequence) => _gate.Block(ref slot);
+
+    public void Pass(ref TxSlot slot, long sequence, bool endOfBatch) => _after.OnEvent(ref slot, sequence, endOfBatch);
 }

@@ -153,13 +153,18 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 /// configured durability (memory: at once; disk: after the commit that covers it) and, in a pair,
 /// acknowledged by the backup (<see cref="AckGate"/>: a wait on the ring's strategy, not on the pair's lock).
 /// </summary>
+/// <remarks>
+/// Two forms of one rule: <see cref="OnEvent"/> waits where it stands (a stage of its own, or fused
+/// before apply); <see cref="Gate"/> only asks, for the single topology's stage, which seals more
+/// while earlier blocks wait (<see cref="SealAheadHandler{TAfter}"/>).
+/// </remarks>
 internal struct JournalStage(IJournal journal, BlockTable blocks, AckGate? acks = null) : IStageHandler<TxSlot>
 {
     private ulong _durableBlockNo;
 
     public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
     {
-        if (slot.Reject != RejectReason.None || slot.Duplicate || slot.Probe is not null || slot.BlockNo <= _durableBlockNo)
+        if (PassesFreely(ref slot))
         {
             return;
         }
@@ -168,4 +173,33 @@ internal struct JournalStage(IJournal journal, BlockTable blocks, AckGate? acks 
         acks?.WaitAcked(slot.BlockNo);
         _durableBlockNo = slot.BlockNo;
     }
+
+    /// <summary>Whether <paramref name="slot"/> may pass now; <see cref="GateState.Blocking"/> while its block awaits a journal commit (<see cref="Block"/> waits for it).</summary>
+    /// <exception cref="JournalFaultException">The journal has failed.</exception>
+    /// <exception cref="OperationCanceledException">The backup never will acknowledge the block.</exception>
+    public GateState Gate(ref TxSlot slot)
+    {
+        if (PassesFreely(ref slot))
+        {
+            return GateState.Open;
+        }
+        long address = blocks[slot.BlockNo].Address;
+        if (!journal.IsDurable(address))
+        {
+            return GateState.Blocking;
+        }
+        journal.WaitDurable(address); // durable already: returns at once, or throws the journal's sticky fault
+        if (acks is not null && !acks.IsAcked(slot.BlockNo))
+        {
+            return GateState.Signalled;
+        }
+        _durableBlockNo = slot.BlockNo;
+        return GateState.Open;
+    }
+
+    /// <summary>Waits for the journal commit that <see cref="Gate"/> found missing.</summary>
+    public readonly void Block(ref TxSlot slot) => journal.WaitDurable(blocks[slot.BlockNo].Address);
+
+    private readonly bool PassesFreely(ref TxSlot slot) =>
+        slot.Reject != RejectReason.None || slot.Duplicate || slot.Probe is not null || slot.BlockNo <= _durableBlockNo;
 }

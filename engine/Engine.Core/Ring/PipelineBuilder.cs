@@ -45,7 +45,21 @@ public sealed class PipelineBuilder<T>
     /// (none: right after the producers publish it).
     /// </summary>
     public Stage AddStage<THandler>(string name, THandler handler, FaultPolicy policy, params Stage[] after)
-        where THandler : struct, IStageHandler<T>
+        where THandler : struct, IStageHandler<T> =>
+        Add(name, policy, after, (barrier, stage) => new StageRunner<T, THandler>(_ring, barrier, stage, handler, _settings.OnFault));
+
+    /// <summary>
+    /// Adds a stage whose events go through two steps on its one thread: each is taken
+    /// (<see cref="ITwoStepHandler{T}.Take"/>) as soon as it is readable, and passed on
+    /// (<see cref="ITwoStepHandler{T}.Pass"/>) once its gate opens, in order; the thread takes
+    /// events ahead of those whose gate is still shut. The stage's sequence (what later stages and
+    /// the producers see) is the last event passed. A handler's fault halts the pipeline.
+    /// </summary>
+    public Stage AddTwoStepStage<THandler>(string name, THandler handler, params Stage[] after)
+        where THandler : struct, ITwoStepHandler<T> =>
+        Add(name, FaultPolicy.Halt, after, (barrier, stage) => new TwoStepRunner<T, THandler>(_ring, barrier, stage, handler, _settings.OnFault));
+
+    private Stage Add(string name, FaultPolicy policy, Stage[] after, Func<SequenceBarrier, Stage, IStageRunner> runner)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         if (_started)
@@ -65,7 +79,7 @@ public sealed class PipelineBuilder<T>
         }
         var stage = new Stage(name, policy, [.. after], new Sequence());
         var barrier = new SequenceBarrier(_ring.Sequencer, [.. after.Select(s => s.Sequence)]);
-        stage.Runner = new StageRunner<T, THandler>(_ring, barrier, stage, handler, _settings.OnFault);
+        stage.Runner = runner(barrier, stage);
         _stages.Add(stage);
         return stage;
     }

@@ -87,24 +87,29 @@ internal sealed class StageRunner<T, THandler> : IStageRunner
         }
     }
 
-    /// <summary>Reports the fault; returns true to go on (skip), false to stop (halt).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool Report(long sequence, Exception error)
+    private bool Report(long sequence, Exception error) => StageFaults.Report(_ring.State, _stage, _onFault, sequence, error);
+}
+
+internal static class StageFaults
+{
+    /// <summary>Counts and reports a handler's fault, and halts the ring under <see cref="FaultPolicy.Halt"/>; returns true to go on (skip), false to stop (halt).</summary>
+    public static bool Report(RingState ring, Stage stage, Action<StageFault>? onFault, long sequence, Exception error)
     {
-        var fault = new StageFault(_stage.Name, sequence, error, _stage.Policy);
-        Interlocked.Increment(ref _stage.FaultCount);
+        var fault = new StageFault(stage.Name, sequence, error, stage.Policy);
+        Interlocked.Increment(ref stage.FaultCount);
         try
         {
-            _onFault?.Invoke(fault);
+            onFault?.Invoke(fault);
         }
         catch (Exception)
         {
             // A failing fault callback must not take the stage down with it; the fault is still
             // counted and, on a halt, kept by the pipeline.
         }
-        if (_stage.Policy == FaultPolicy.Halt)
+        if (stage.Policy == FaultPolicy.Halt)
         {
-            _ring.State.Halt(fault);
+            ring.Halt(fault);
             return false;
         }
         return true;
