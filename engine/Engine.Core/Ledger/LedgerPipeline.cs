@@ -19,11 +19,18 @@ public enum StageTopology
 
     /// <summary>
     /// Every inbound handler on one thread: validate, seal, the journal gate and apply. The fewest
-    /// hand-overs (lowest latency when requests come one at a time); the thread seals new requests
-    /// while earlier blocks wait for the backup's acknowledgement (several blocks in flight), and
-    /// waits for a disk commit itself only when it has nothing else to seal.
+    /// hand-overs (lowest latency when requests come one at a time); sealing no longer overlaps the
+    /// commit waits of disk durability, nor the backup's acknowledgement: one block in flight.
     /// </summary>
     Single = 2,
+
+    /// <summary>
+    /// As <see cref="Single"/>, one thread, but it seals and mirrors new requests while earlier
+    /// blocks wait for the backup's acknowledgement (several blocks in flight), and waits for a disk
+    /// commit itself only when it has nothing else to seal. Not the default: on this machine's two
+    /// shared cores it measured no faster than <see cref="Single"/> (docs/benchmarks.md).
+    /// </summary>
+    SealAhead = 3,
 }
 
 /// <summary>
@@ -108,8 +115,17 @@ public sealed class LedgerPipeline
         {
             return Builder.AddStage($"journal+{name}", new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler), Sealed!);
         }
-        Sealed = Builder.AddTwoStepStage($"validate+seal+journal+{name}",
-            new SealAheadHandler<THandler>(new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)), _journalStage, handler));
+        if (Topology == StageTopology.SealAhead)
+        {
+            Sealed = Builder.AddTwoStepStage($"validate+seal-ahead+journal+{name}",
+                new SealAheadHandler<THandler>(new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)), _journalStage, handler));
+            return Sealed;
+        }
+        Sealed = Builder.AddStage($"validate+seal+journal+{name}",
+            new SealThenApplyHandler<FusedHandler<TxSlot, JournalStage, THandler>>(
+                Builder.Ring,
+                new FusedHandler<TxSlot, ValidateStage, SealStage>(_validate, new SealStage(Sealer)),
+                new FusedHandler<TxSlot, JournalStage, THandler>(_journalStage, handler)));
         return Sealed;
     }
 
@@ -124,7 +140,7 @@ public sealed class LedgerPipeline
 }
 
 /// <summary>
-/// The single topology's one stage: validates and seals each event as soon as it is readable (the
+/// The seal-ahead topology's one stage: validates and seals each event as soon as it is readable (the
 /// sealer cuts a block at the end of each batch and sends it to the backup), and passes the
 /// events whose blocks are journaled and acknowledged on to the next handler (apply), in order.
 /// While the oldest block waits for its backup's acknowledgement, the thread goes on sealing what
@@ -154,4 +170,35 @@ internal struct SealAheadHandler<TAfter>(FusedHandler<TxSlot, ValidateStage, Sea
     public readonly void Block(ref TxSlot slot, long sequence) => _gate.Block(ref slot);
 
     public void Pass(ref TxSlot slot, long sequence, bool endOfBatch) => _after.OnEvent(ref slot, sequence, endOfBatch);
+}
+
+/// <summary>
+/// The single topology's one stage: validates and seals each event as it comes, and at the end of
+/// the ring batch (where the sealer cuts the block, so every event's block is sealed and known)
+/// runs the journal gate and the next handler over the batch, in order.
+/// </summary>
+internal struct SealThenApplyHandler<TAfter>(RingBuffer<TxSlot> ring, FusedHandler<TxSlot, ValidateStage, SealStage> seal, TAfter after)
+    : IStageHandler<TxSlot>
+    where TAfter : struct, IStageHandler<TxSlot>
+{
+    // Mutable structs called in place.
+#pragma warning disable IDE0044
+    private FusedHandler<TxSlot, ValidateStage, SealStage> _seal = seal;
+    private TAfter _after = after;
+#pragma warning restore IDE0044
+    private long _pendingFrom;
+
+    public void OnEvent(ref TxSlot slot, long sequence, bool endOfBatch)
+    {
+        _seal.OnEvent(ref slot, sequence, endOfBatch);
+        if (!endOfBatch)
+        {
+            return;
+        }
+        for (long s = _pendingFrom; s <= sequence; s++)
+        {
+            _after.OnEvent(ref ring[s], s, s == sequence);
+        }
+        _pendingFrom = sequence + 1;
+    }
 }

@@ -155,7 +155,7 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
 /// </summary>
 /// <remarks>
 /// Two forms of one rule: <see cref="OnEvent"/> waits where it stands (a stage of its own, or fused
-/// before apply); <see cref="Gate"/> only asks, for the single topology's stage, which seals more
+/// before apply); <see cref="Gate"/> only asks, for the seal-ahead topology's stage, which seals more
 /// while earlier blocks wait (<see cref="SealAheadHandler{TAfter}"/>).
 /// </remarks>
 internal struct JournalStage(IJournal journal, BlockTable blocks, AckGate? acks = null) : IStageHandler<TxSlot>

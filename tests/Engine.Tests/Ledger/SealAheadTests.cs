@@ -9,7 +9,7 @@ using Engine.Tests.Support;
 namespace Engine.Tests.Ledger;
 
 /// <summary>
-/// The single topology (one thread: validate, seal, journal gate, apply) keeps several blocks in
+/// The seal-ahead topology (one thread: validate, seal, journal gate, apply) keeps several blocks in
 /// flight: while the backup has not acknowledged a block, the thread seals and mirrors the requests
 /// that arrive after it, and passes them all on, in order, as the acknowledgements come.
 /// </summary>
@@ -109,7 +109,7 @@ public class SealAheadTests
         using Journal journal = Journal.Open(new JournalSettings { Directory = _temp.Sub("j"), MemorySizeBits = 24, PageSizeBits = 20, MaxCommitLagBytes = 1 << 20 });
         var mirror = new HeldMirror();
         ReferenceView reference = ReferenceView.OfInstruments(InstrumentTable.Development());
-        var ledger = new LedgerPipeline(new RingSettings { Size = 64 }, journal, () => reference, topology: StageTopology.Single, mirror: mirror);
+        var ledger = new LedgerPipeline(new RingSettings { Size = 64 }, journal, () => reference, topology: StageTopology.SealAhead, mirror: mirror);
         var passed = new Passed();
         ledger.AddAfterJournal("passed", new PassedStage(passed));
         ulong first = journal.Head.BlockNo + 1;
