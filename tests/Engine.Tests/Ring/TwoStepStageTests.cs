@@ -174,7 +174,8 @@ public class TwoStepStageTests(string strategy)
         Stage stage = builder.AddTwoStepStage("seal-ahead", new GatedHandler(keeper));
         var pipeline = builder.Start();
 
-        Publish(pipeline.Ring, 8);
+        // Sequences 0..5: the failing one is the last published, so the halt cannot race a claim.
+        Publish(pipeline.Ring, 6);
         Until.True(() => pipeline.Completion.IsCompleted, "the stage thread ending after the halt");
         Assert.Multiple(() =>
         {
