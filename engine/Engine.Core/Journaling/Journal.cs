@@ -270,7 +270,56 @@ public sealed class Journal : IJournal
                 Monitor.Wait(_durableGate, 100);
             }
         }
+        AwaitSegmentsFreedBefore(address);
         return new Compaction(from, newBase.BlockNo, archived.blocks, archived.bytes);
+    }
+
+    /// <summary>
+    /// FASTER deletes the segment files before a committed begin on a background task, which goes on
+    /// after the log is closed: waits (bounded) until they are gone, so that compaction has freed the
+    /// disk when it returns and a reader opened after it does not list a file that is being deleted.
+    /// </summary>
+    private void AwaitSegmentsFreedBefore(long address)
+    {
+        long firstKept = address >> Settings.SegmentSizeBits << Settings.SegmentSizeBits;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (FirstSegmentStart(Settings.Directory, Settings.SegmentSizeBits) < firstKept && clock.Elapsed < SegmentDeletionWait)
+        {
+            Thread.Sleep(5); // a file-system condition: nothing signals it
+        }
+    }
+
+    private static readonly TimeSpan SegmentDeletionWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The address of the first segment file in <paramref name="directory"/> that holds bytes. An empty
+    /// one is none: FASTER's device creates a segment file it is asked to read, so a reader that raced
+    /// the deletion of a freed segment leaves an empty file where it was.
+    /// </summary>
+    internal static long FirstSegmentStart(string directory, int segmentSizeBits)
+    {
+        long first = long.MaxValue;
+        foreach (string file in Directory.EnumerateFiles(directory, SegmentPrefix + ".*"))
+        {
+            if (long.TryParse(Path.GetExtension(file).AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long segment)
+                && segment < first && FileLength(file) > 0)
+            {
+                first = segment;
+            }
+        }
+        return first == long.MaxValue ? 0 : first << segmentSizeBits;
+    }
+
+    private static long FileLength(string file)
+    {
+        try
+        {
+            return new FileInfo(file).Length;
+        }
+        catch (IOException)
+        {
+            return 0; // deleted while we looked
+        }
     }
 
     public IEntryCursor OpenCursor(long fromAddress)

@@ -23,24 +23,11 @@ public sealed class JournalReader : IDisposable
         Archive = archive;
         _directory = directory;
         _segmentSizeBits = segmentSizeBits;
-        _begin = Math.Max(log.BeginAddress, FirstSegmentStart(directory, segmentSizeBits));
+        _begin = Math.Max(log.BeginAddress, Journal.FirstSegmentStart(directory, segmentSizeBits));
     }
 
     private readonly string _directory;
     private readonly int _segmentSizeBits;
-
-    private static long FirstSegmentStart(string directory, int segmentSizeBits)
-    {
-        long first = long.MaxValue;
-        foreach (string file in Directory.EnumerateFiles(directory, Journal.SegmentPrefix + ".*"))
-        {
-            if (long.TryParse(Path.GetExtension(file).AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long segment))
-            {
-                first = Math.Min(first, segment);
-            }
-        }
-        return first == long.MaxValue ? 0 : first << segmentSizeBits;
-    }
 
     /// <summary>
     /// FASTER's read-only recovery found no commit record it could read: the journal reads as empty,
@@ -264,7 +251,7 @@ public sealed class JournalReader : IDisposable
                 ScanLive(visit, start, liveFrom, ref visited);
                 return;
             }
-            catch (FasterException) when (!visited && start == _begin && FirstSegmentStart(_directory, _segmentSizeBits) is long now && now > _begin)
+            catch (FasterException) when (!visited && start == _begin && Journal.FirstSegmentStart(_directory, _segmentSizeBits) is long now && now > _begin)
             {
                 // The first segment file there when this reader opened was being deleted (a compaction of
                 // the journal's writer, which FASTER finishes in the background): begin at the first one now.

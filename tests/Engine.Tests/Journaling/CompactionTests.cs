@@ -123,6 +123,30 @@ public class CompactionTests
     }
 
     /// <summary>
+    /// A reader racing FASTER's background deletion of the segments before a new base can find a
+    /// segment file gone between listing and reading, and FASTER's device then creates it empty: an
+    /// empty segment file is none (the reader begins at the first one that holds bytes), so that
+    /// race cannot leave the journal unreadable.
+    /// </summary>
+    [Test]
+    public void An_empty_segment_file_before_the_first_real_one_is_not_where_the_reader_begins()
+    {
+        Hash32[] hashes = WriteJournal();
+        using (Journal journal = Journal.Open(Settings()))
+        {
+            Assert.That(journal.Compact(new JournalAnchor(2000, hashes[2000]), BlockArchive.Of(Settings().Directory)), Is.Not.Null);
+        }
+        long first = Directory.GetFiles(Settings().Directory, Journal.SegmentPrefix + ".*").Select(f => long.Parse(Path.GetExtension(f).AsSpan(1))).Min();
+        Assert.That(first, Is.GreaterThan(1), "compaction freed the first segments, and Compact returned after they were gone");
+        File.WriteAllBytes(Path.Combine(Settings().Directory, Journal.SegmentPrefix + ".1"), []);
+
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        VerifyReport report = reader.Verify(ClusterId.Development);
+        Assert.That(report.Intact, Is.True, report.Fault?.ToString());
+        Assert.That(report.Head?.Hash, Is.EqualTo(hashes[Blocks]));
+    }
+
+    /// <summary>
     /// A crash after journal.json names the new base but before FASTER's truncation was committed: the
     /// journal still holds the blocks before the base, recovery starts at the base anyway, and the
     /// next compaction frees them.
