@@ -39,7 +39,8 @@ internal static class LogCommands
         var command = new Command("verify",
             "Re-hash the whole chain from the genesis block to the committed end (block format 2, or 1 from before cluster ids), checking every block's format, " +
             "through DIR/archive and on into the journal from its base when the journal was compacted (from the base alone when the blocks before it are not here), " +
-            "kinds, reserved bytes and cluster id. Exit 0 if intact, 1 naming the first bad block, 2 if there is no journal.")
+            "kinds, reserved bytes and cluster id, and recomputing every records-root section's Merkle root (sections must cover the blocks in order, without a gap or an overlap). " +
+            "Exit 0 if intact, 1 naming the first bad block, 2 if there is no journal.")
         {
             dir,
             json,
@@ -79,6 +80,10 @@ internal static class LogCommands
                         ["archived_blocks"] = report.ArchivedBlocks,
                         ["started_at_base"] = report.StartedAtBase,
                         ["format_version"] = report.FormatVersion,
+                        ["roots_cover_first_block"] = report.RootsCover?.First,
+                        ["roots_cover_last_block"] = report.RootsCover?.Last,
+                        ["roots_checked"] = report.RootsChecked,
+                        ["roots_unchecked"] = report.RootsUnchecked,
                         ["cluster_id"] = report.FormatVersion == BlockFormat.Version1 ? null : report.ClusterId?.ToString(),
                         ["head_block"] = report.Head?.BlockNo,
                         ["head_lsn"] = report.Head?.LastLsn,
@@ -128,6 +133,9 @@ internal static class LogCommands
         {
             Console.WriteLine($"  cluster       {clusterId.Describe()}");
         }
+        Console.WriteLine(report.RootsCover is { } cover
+            ? string.Create(c, $"  roots         records roots cover blocks {cover.First:N0}…{cover.Last:N0}: {report.RootsChecked:N0} recomputed and matched{(report.RootsUnchecked > 0 ? $", {report.RootsUnchecked:N0} over blocks before the verification's start (not recomputed)" : "")}")
+            : "  roots         no records-root section (written before roots, or by a node running without them)");
         if (report.Head is { } head)
         {
             Console.WriteLine(string.Create(c, $"  head          block {head.BlockNo:N0}, lsn {head.LastLsn:N0}, epoch {head.Epoch}"));

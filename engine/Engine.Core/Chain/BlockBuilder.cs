@@ -4,8 +4,9 @@ using Engine.Protocol;
 namespace Engine.Core.Chain;
 
 /// <summary>
-/// Packs accepted transactions into the next block of the chain and seals it: header, SHA-256 over
-/// header and body in one call, hash after the body. Single-threaded (the sealer stage owns it);
+/// Packs accepted transactions into the next block of the chain and seals it: header (with the
+/// records root of earlier blocks, when one is ready), SHA-256 over header and body in one call,
+/// hash after the body. Single-threaded (the sealer stage owns it);
 /// one preallocated buffer, no allocation per transaction or per block. Every block carries the
 /// cluster id of the head it continues (<see cref="ChainHead.ClusterId"/>): a builder cannot seal
 /// a block of another cluster onto a chain.
@@ -15,18 +16,28 @@ public sealed class BlockBuilder
     private readonly byte[] _buffer;
     private ChainHead _head;
     private int _count;
+    private int _bodyOffset = BlockFormat.HeaderBytes;
+    private RecordsRoot _root;
+    private BlockSections _sections;
 
     /// <summary>Continues the chain after <paramref name="head"/>.</summary>
     public BlockBuilder(ChainHead head, int maxTransactionsPerBlock)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTransactionsPerBlock, 1);
         MaxTransactions = maxTransactionsPerBlock;
-        _buffer = new byte[BlockFormat.EntryBytes(maxTransactionsPerBlock)];
+        _buffer = new byte[BlockFormat.EntryBytes(maxTransactionsPerBlock) + BlockFormat.SectionBytes];
         _head = head;
         Epoch = head.Epoch;
     }
 
     public int MaxTransactions { get; }
+
+    /// <summary>
+    /// Where finished records roots come from (<see cref="Ledger.RecordsRootBuilder"/>, on its own thread):
+    /// a block takes the one ready when its first transaction is added, in its records-root section.
+    /// Null: the blocks carry no roots (a backup's builder never seals; tests of other things).
+    /// </summary>
+    public IRecordsRootSource? RootSource { get; set; }
 
     /// <summary>The epoch written into the blocks sealed from now on (raised at a takeover).</summary>
     public ulong Epoch { get; set; }
@@ -49,8 +60,14 @@ public sealed class BlockBuilder
         {
             throw new InvalidOperationException("the block is full: seal it first");
         }
+        if (_count == 0)
+        {
+            // The block's shape is fixed when it opens: its records go after the sections it carries.
+            _sections = RootSource is { } source && source.TryTake(out _root) ? BlockSections.RecordsRoot : BlockSections.None;
+            _bodyOffset = BlockFormat.HeaderBytesWith(_sections);
+        }
         ulong lsn = _head.LastLsn + 1 + (ulong)_count;
-        LedgerRecord.Write(in tx, lsn, _buffer.AsSpan(BlockFormat.HeaderBytes + _count * LedgerRecord.Bytes));
+        LedgerRecord.Write(in tx, lsn, _buffer.AsSpan(_bodyOffset + _count * LedgerRecord.Bytes));
         _count++;
         return lsn;
     }
@@ -65,8 +82,12 @@ public sealed class BlockBuilder
         {
             throw new InvalidOperationException("an empty block is only sealed as the genesis block");
         }
+        if (_sections != BlockSections.None)
+        {
+            BlockFormat.WriteRecordsRoot(_buffer, in _root);
+        }
         int length = SealInto(_buffer, new BlockHeader(Epoch, _head.BlockNo + 1, _head.LastLsn + 1, _count,
-            _count * LedgerRecord.Bytes, timestampNs, _head.Hash) { ClusterId = _head.ClusterId }, out Hash32 hash);
+            _count * LedgerRecord.Bytes, timestampNs, _head.Hash) { ClusterId = _head.ClusterId, Sections = _sections, HeaderBytes = _bodyOffset }, out Hash32 hash);
         _head = new ChainHead(Epoch, _head.BlockNo + 1, _head.LastLsn + (ulong)_count, hash) { ClusterId = _head.ClusterId };
         _count = 0;
         sealedHead = _head;
@@ -94,7 +115,7 @@ public sealed class BlockBuilder
     private static int SealInto(Span<byte> buffer, BlockHeader header, out Hash32 hash)
     {
         BlockFormat.WriteHeader(buffer, in header);
-        int hashed = BlockFormat.HeaderBytes + header.BodyBytes;
+        int hashed = header.HeaderBytes + header.BodyBytes;
         hash = default;
         SHA256.HashData(buffer[..hashed], hash);
         ((ReadOnlySpan<byte>)hash).CopyTo(buffer[hashed..]);

@@ -18,9 +18,9 @@ public enum BlockKind : byte
 
 /// <summary>The header's flags (bytes 10-11): each bit announces an optional 48-byte section after the core header.</summary>
 /// <remarks>
-/// Both sections are reserved in this version: their layout is fixed (docs/ledger-format.md) so
-/// that the issues that fill them need no new format version, but no writer sets them yet and a
-/// reader that cannot check a section refuses the block. Bits 2-15 are unassigned and refused too.
+/// The records root is written and checked (issue 14); the snapshot anchor is reserved: its layout is
+/// fixed (docs/ledger-format.md), but no writer sets it yet and a reader that cannot check a section
+/// refuses the block. Bits 2-15 are unassigned and refused too.
 /// </remarks>
 [Flags]
 public enum BlockSections : ushort
@@ -70,6 +70,21 @@ public readonly record struct BlockHeader(
 }
 
 /// <summary>
+/// A records-root section (flag bit 0): the RFC 6962 Merkle root over the records of blocks
+/// [<paramref name="FirstBlock"/>, <paramref name="FirstBlock"/> + <paramref name="Blocks"/>), in
+/// LSN order, each record's 64 bytes a leaf. Computed off the sealer, so it is committed in a later
+/// block than those it covers; the sections of a chain cover its blocks in order, without a gap or an
+/// overlap, from the first block a section covers.
+/// </summary>
+public readonly record struct RecordsRoot(ulong FirstBlock, uint Blocks, uint Records, Hash32 Root)
+{
+    /// <summary>The last block covered.</summary>
+    public ulong LastBlock => FirstBlock + Blocks - 1;
+
+    public override string ToString() => $"blocks {FirstBlock}…{LastBlock}, {Records} records, root {Root.ToShortString()}";
+}
+
+/// <summary>
 /// The block: one FasterLog entry, hash-chained to the one before it. Format version 2.
 /// </summary>
 /// <remarks>
@@ -79,7 +94,7 @@ public readonly record struct BlockHeader(
 ///   6  u16  header bytes = 112 + 48 × (sections present)
 ///   8  u8   block kind (1 genesis, 2 transactions)
 ///   9  u8   reserved = 0
-///  10  u16  flags (sections): bit 0 records root, bit 1 snapshot anchor (both reserved = 0)
+///  10  u16  flags (sections): bit 0 records root (<see cref="RecordsRoot"/>), bit 1 snapshot anchor (reserved = 0)
 ///  12  u32  count of records
 ///  16  u64  epoch
 ///  24  u64  blockNo (genesis 0)
@@ -90,7 +105,7 @@ public readonly record struct BlockHeader(
 ///  56  u8[16] cluster id
 ///  72  u8[32] previous block's hash (genesis: 32 zero bytes)
 /// 104  u64  reserved = 0
-/// 112  sections, in flag-bit order, 48 bytes each (none in this version)
+/// 112  sections, in flag-bit order, 48 bytes each
 /// H    body: count × 64-byte ledger records (<see cref="LedgerRecord"/>), LSNs dense
 /// H + bodyBytes  u8[32] blockHash
 ///
@@ -147,16 +162,22 @@ public static class BlockFormat
 
     public static int EntryBytes(int count) => OverheadBytes + count * LedgerRecord.Bytes;
 
-    /// <summary>Writes a version 2 core header (the sealer's path: no sections, every reserved byte zeroed).</summary>
+    /// <summary>The header's bytes with the sections <paramref name="sections"/> announces.</summary>
+    public static int HeaderBytesWith(BlockSections sections) => HeaderBytes + SectionBytes * System.Numerics.BitOperations.PopCount((uint)sections);
+
+    /// <summary>
+    /// Writes a version 2 core header, every reserved byte zeroed; its flags and size announce
+    /// <see cref="BlockHeader.Sections"/>, whose bytes the caller writes (<see cref="WriteRecordsRoot"/>).
+    /// </summary>
     public static void WriteHeader(Span<byte> block, in BlockHeader header)
     {
         block = block[..HeaderBytes];
         BinaryPrimitives.WriteUInt32LittleEndian(block, Magic);
         BinaryPrimitives.WriteUInt16LittleEndian(block[4..], Version);
-        BinaryPrimitives.WriteUInt16LittleEndian(block[6..], HeaderBytes);
+        BinaryPrimitives.WriteUInt16LittleEndian(block[6..], (ushort)HeaderBytesWith(header.Sections));
         block[KindOffset] = (byte)header.Kind;
         block[9] = 0;
-        BinaryPrimitives.WriteUInt16LittleEndian(block[SectionsOffset..], 0);
+        BinaryPrimitives.WriteUInt16LittleEndian(block[SectionsOffset..], (ushort)header.Sections);
         BinaryPrimitives.WriteUInt32LittleEndian(block[12..], (uint)header.Count);
         BinaryPrimitives.WriteUInt64LittleEndian(block[16..], header.Epoch);
         BinaryPrimitives.WriteUInt64LittleEndian(block[BlockNoOffset..], header.BlockNo);
@@ -168,6 +189,34 @@ public static class BlockFormat
         Hash32 prev = header.PrevHash;
         ((ReadOnlySpan<byte>)prev).CopyTo(block[PrevHashOffset..]);
         BinaryPrimitives.WriteUInt64LittleEndian(block[104..], 0);
+    }
+
+    /// <summary>Writes the records-root section (the first section: flag bit 0) of a header that announces it.</summary>
+    public static void WriteRecordsRoot(Span<byte> block, in RecordsRoot root)
+    {
+        Span<byte> section = block.Slice(HeaderBytes, SectionBytes);
+        BinaryPrimitives.WriteUInt64LittleEndian(section, root.FirstBlock);
+        BinaryPrimitives.WriteUInt32LittleEndian(section[8..], root.Blocks);
+        BinaryPrimitives.WriteUInt32LittleEndian(section[12..], root.Records);
+        Hash32 hash = root.Root;
+        ((ReadOnlySpan<byte>)hash).CopyTo(section[16..]);
+    }
+
+    /// <summary>The records-root section of a block whose header has been read, if it carries one.</summary>
+    public static bool TryReadRecordsRoot(ReadOnlySpan<byte> entry, in BlockHeader header, out RecordsRoot root)
+    {
+        if ((header.Sections & BlockSections.RecordsRoot) == 0)
+        {
+            root = default;
+            return false;
+        }
+        ReadOnlySpan<byte> section = entry.Slice(HeaderBytes, SectionBytes);
+        root = new RecordsRoot(
+            BinaryPrimitives.ReadUInt64LittleEndian(section),
+            BinaryPrimitives.ReadUInt32LittleEndian(section[8..]),
+            BinaryPrimitives.ReadUInt32LittleEndian(section[12..]),
+            Hash32.From(section[16..]));
+        return true;
     }
 
     /// <summary>
@@ -211,14 +260,18 @@ public static class BlockFormat
             return $"block kind {(byte)kind} is not known to this reader (1 genesis, 2 transactions)";
         }
         var flags = (BlockSections)BinaryPrimitives.ReadUInt16LittleEndian(entry[SectionsOffset..]);
-        if (flags != BlockSections.None)
+        if ((flags & ~BlockSections.RecordsRoot) != BlockSections.None)
         {
-            return $"flags 0x{(ushort)flags:x4} set: {DescribeSections(flags)}; this reader checks no header section, so it refuses the block rather than skip one";
+            return $"flags 0x{(ushort)flags:x4} set: {DescribeSections(flags & ~BlockSections.RecordsRoot)}; this reader cannot check that section, so it refuses the block rather than skip it";
         }
         ushort headerBytes = BinaryPrimitives.ReadUInt16LittleEndian(entry[6..]);
-        if (headerBytes != HeaderBytes)
+        if (headerBytes != HeaderBytesWith(flags))
         {
-            return $"header of {headerBytes} bytes where flags 0x0000 make it {HeaderBytes}";
+            return $"header of {headerBytes} bytes where flags 0x{(ushort)flags:x4} make it {HeaderBytesWith(flags)}";
+        }
+        if (flags != BlockSections.None && (kind == BlockKind.Genesis || entry.Length < headerBytes + HashBytes))
+        {
+            return kind == BlockKind.Genesis ? "a genesis block carries no section" : $"entry of {entry.Length} bytes is shorter than its header and hash ({headerBytes + HashBytes})";
         }
         if (entry[9] != 0 || BinaryPrimitives.ReadUInt32LittleEndian(entry[52..]) != 0 || BinaryPrimitives.ReadUInt64LittleEndian(entry[104..]) != 0)
         {
@@ -231,9 +284,21 @@ public static class BlockFormat
         {
             return size;
         }
+        ulong blockNo = BinaryPrimitives.ReadUInt64LittleEndian(entry[BlockNoOffset..]);
+        if ((flags & BlockSections.RecordsRoot) != 0)
+        {
+            ReadOnlySpan<byte> section = entry.Slice(HeaderBytes, SectionBytes);
+            ulong first = BinaryPrimitives.ReadUInt64LittleEndian(section);
+            uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(section[8..]);
+            uint records = BinaryPrimitives.ReadUInt32LittleEndian(section[12..]);
+            if (first == GenesisBlockNo || blocks == 0 || first >= blockNo || blocks > blockNo - first || records < blocks)
+            {
+                return $"records-root section covering {blocks} blocks from block {first} with {records} records: it must cover at least one block, after genesis and before this block ({blockNo}), each with a record at least";
+            }
+        }
         header = new BlockHeader(
             BinaryPrimitives.ReadUInt64LittleEndian(entry[16..]),
-            BinaryPrimitives.ReadUInt64LittleEndian(entry[BlockNoOffset..]),
+            blockNo,
             BinaryPrimitives.ReadUInt64LittleEndian(entry[32..]),
             (int)count,
             (int)bodyBytes,
@@ -264,7 +329,7 @@ public static class BlockFormat
         var parts = new List<string>(3);
         if ((flags & BlockSections.RecordsRoot) != 0)
         {
-            parts.Add("a records-root section (Merkle roots, reserved)");
+            parts.Add("a records-root section (Merkle roots)");
         }
         if ((flags & BlockSections.SnapshotAnchor) != 0)
         {

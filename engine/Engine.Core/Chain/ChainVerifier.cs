@@ -14,8 +14,9 @@ public sealed record BlockFault(ulong BlockNo, long Address, string Reason)
 
 /// <summary>
 /// Checks a chain one entry at a time, in log order: shape (version, kind, flags, reserved bytes,
-/// sizes), numbering, dense LSNs, record kinds, the cluster id, the link to the previous block and
-/// the block's own SHA-256. Stops trusting at the first fault.
+/// sizes), numbering, dense LSNs, record kinds, the cluster id, the link to the previous block, the
+/// block's own SHA-256, and the records-root sections' coverage (and, with <see cref="CheckRoots"/>,
+/// their Merkle roots). Stops trusting at the first fault.
 /// </summary>
 /// <remarks>
 /// The chain's format version and cluster id are those of its genesis block (or of the trusted head
@@ -24,9 +25,20 @@ public sealed record BlockFault(ulong BlockNo, long Address, string Reason)
 /// </remarks>
 public sealed class ChainVerifier
 {
+    /// <summary>The most records (and blocks) held for records-root sections still to come: 64 MiB of leaf hashes.</summary>
+    public const int MaxPendingRecords = 1 << 21;
+
     private readonly ClusterId? _expectedCluster;
     private ChainHead _head;
     private bool _expectGenesis;
+
+    // Records-root coverage: the blocks after the last one a section covered, with their record counts
+    // (and, when roots are checked, their records' leaf hashes), oldest first; bounded by MaxPendingRecords.
+    private readonly Queue<int> _pendingCounts = new();
+    private readonly List<Hash32> _pendingLeaves = [];
+    private int _leafStart;
+    private long _pendingRecords;
+    private ulong _pendingFirstBlock;
 
     /// <summary>
     /// Verifies a chain from its genesis block: version 2, or version 1 (read for audit). With
@@ -37,6 +49,7 @@ public sealed class ChainVerifier
     {
         _expectGenesis = true;
         _expectedCluster = expectedCluster;
+        _pendingFirstBlock = BlockFormat.GenesisBlockNo + 1;
     }
 
     /// <summary>Verifies a version 2 chain that continues after a head already trusted, of the head's cluster.</summary>
@@ -45,7 +58,27 @@ public sealed class ChainVerifier
         _head = trusted;
         _expectedCluster = trusted.ClusterId;
         FormatVersion = BlockFormat.Version;
+        _pendingFirstBlock = trusted.BlockNo + 1;
     }
+
+    /// <summary>
+    /// Recompute every records-root section's Merkle root from the records it covers (an auditor's
+    /// verification, ~2 small hashes a record); without, a section's coverage (no gap, no overlap, its
+    /// block and record counts) is still checked, but not its root.
+    /// </summary>
+    public bool CheckRoots { get; init; }
+
+    /// <summary>The last block a records-root section covered; null before the first section.</summary>
+    public ulong? RootsCoverUntil { get; private set; }
+
+    /// <summary>The first block the first section seen covered (where this chain's roots begin, as far as this verifier saw).</summary>
+    public ulong? RootsCoverFrom { get; private set; }
+
+    /// <summary>Sections whose root was recomputed and matched (with <see cref="CheckRoots"/>).</summary>
+    public long RootsChecked { get; private set; }
+
+    /// <summary>Sections that cover blocks this verifier did not see (before where it started, or more than it holds): coverage taken, root not checked.</summary>
+    public long RootsUnchecked { get; private set; }
 
     /// <summary>The last verified block.</summary>
     public ChainHead Head => _head;
@@ -132,6 +165,14 @@ public sealed class ChainVerifier
         {
             return new BlockFault(expectedNo, address, recordFault);
         }
+        if (BlockFormat.TryReadRecordsRoot(entry, in header, out RecordsRoot root) && CheckSection(in root) is { } sectionFault)
+        {
+            return new BlockFault(expectedNo, address, sectionFault);
+        }
+        if (header.Kind == BlockKind.Transactions)
+        {
+            HoldForRoots(entry, in header);
+        }
         if (_expectGenesis)
         {
             FormatVersion = header.Version;
@@ -142,5 +183,94 @@ public sealed class ChainVerifier
         Transactions += header.Count;
         Bytes += entry.Length;
         return null;
+    }
+
+    /// <summary>
+    /// A section covers the blocks after the last one covered, none twice and none skipped (the first
+    /// section of a chain may begin anywhere: roots begin where a writer began computing them); its
+    /// counts must be the blocks'; its root, when checked, the records'. Null: it holds.
+    /// </summary>
+    private string? CheckSection(in RecordsRoot root)
+    {
+        if (RootsCoverUntil is { } covered && root.FirstBlock != covered + 1)
+        {
+            return $"records-root section covers {root}, but the sections before it covered up to block {covered}: " +
+                (root.FirstBlock <= covered ? "an overlap" : "a gap");
+        }
+        RootsCoverFrom ??= root.FirstBlock;
+        RootsCoverUntil = root.LastBlock;
+        if (root.FirstBlock < _pendingFirstBlock)
+        {
+            // Blocks before this verifier began (or no longer held): their records were not seen.
+            RootsUnchecked++;
+            DropPendingThrough(root.LastBlock);
+            return null;
+        }
+        DropPendingThrough(root.FirstBlock - 1); // only before the first section: blocks no root covers
+        long records = 0;
+        int blocks = 0;
+        foreach (int count in _pendingCounts)
+        {
+            if (blocks == root.Blocks)
+            {
+                break;
+            }
+            records += count;
+            blocks++;
+        }
+        if (blocks != root.Blocks || records != root.Records)
+        {
+            return $"records-root section covers {root}, but those blocks hold {records} records";
+        }
+        if (CheckRoots)
+        {
+            Hash32 computed = Merkle.Root(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pendingLeaves).Slice(_leafStart, (int)records));
+            if (computed != root.Root)
+            {
+                return $"records-root section covers {root}, but the root of those records is {computed.ToShortString()}";
+            }
+            RootsChecked++;
+        }
+        DropPendingThrough(root.LastBlock);
+        return null;
+    }
+
+    private void HoldForRoots(ReadOnlySpan<byte> entry, in BlockHeader header)
+    {
+        _pendingCounts.Enqueue(header.Count);
+        _pendingRecords += header.Count;
+        if (CheckRoots)
+        {
+            ReadOnlySpan<byte> body = BlockFormat.Body(entry, in header);
+            for (int at = 0; at < body.Length; at += LedgerRecord.Bytes)
+            {
+                _pendingLeaves.Add(Merkle.LeafHash(body.Slice(at, LedgerRecord.Bytes)));
+            }
+        }
+        while (_pendingRecords > MaxPendingRecords || _pendingCounts.Count > MaxPendingRecords)
+        {
+            DropPendingThrough(_pendingFirstBlock); // the oldest: a section covering it will be unchecked
+        }
+    }
+
+    private void DropPendingThrough(ulong lastBlock)
+    {
+        while (_pendingFirstBlock <= lastBlock)
+        {
+            if (_pendingCounts.TryDequeue(out int count))
+            {
+                _pendingRecords -= count;
+                if (CheckRoots)
+                {
+                    _leafStart += count;
+                }
+            }
+            _pendingFirstBlock++;
+        }
+        if (_leafStart > 4096 && _leafStart * 2 > _pendingLeaves.Count)
+        {
+            _pendingLeaves.RemoveRange(0, _leafStart);
+            _leafStart = 0;
+        }
     }
 }

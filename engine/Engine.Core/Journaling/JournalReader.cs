@@ -101,7 +101,7 @@ public sealed class JournalReader : IDisposable
     {
         if (_base is not { } journalBase || journalBase.BlockNo == BlockFormat.GenesisBlockNo || Unrecovered)
         {
-            return VerifyChain(_log, _pageSizeBits, _begin, _log.CommittedUntilAddress, expectedCluster: expectedCluster);
+            return VerifyChain(_log, _pageSizeBits, _begin, _log.CommittedUntilAddress, expectedCluster: expectedCluster, checkRoots: true);
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long baseAddress = FindAddress(journalBase.BlockNo);
@@ -131,11 +131,11 @@ public sealed class JournalReader : IDisposable
                         fault = new BlockFault(first.BlockNo, -1, $"the archive's first block: {wrong}");
                         return false;
                     }
-                    verifier = new ChainVerifier(start);
+                    verifier = new ChainVerifier(start) { CheckRoots = true };
                     archiveFrom = first.BlockNo;
                     return true;
                 }
-                verifier ??= new ChainVerifier(expectedCluster);
+                verifier ??= new ChainVerifier(expectedCluster) { CheckRoots = true };
                 fault = verifier.Check(block.Span, -1, out _);
                 return fault is null;
             });
@@ -144,7 +144,7 @@ public sealed class JournalReader : IDisposable
         {
             fault = new BlockFault(verifier is null || verifier.Blocks == 0 ? 0 : verifier.Head.BlockNo + 1, -1, $"the archive in '{Archive.Directory}': {e.Message}");
         }
-        verifier ??= new ChainVerifier(expectedCluster);
+        verifier ??= new ChainVerifier(expectedCluster) { CheckRoots = true };
         if (fault is not null)
         {
             return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 ? verifier.Head : null, fault, _log.CommittedUntilAddress, clock.Elapsed) { ArchivedBlocks = archived, FormatVersion = verifier.FormatVersion };
@@ -153,7 +153,8 @@ public sealed class JournalReader : IDisposable
         VerifyReport live;
         if (whole)
         {
-            live = VerifyChain(_log, _pageSizeBits, baseAddress, _log.CommittedUntilAddress, verifier.Head);
+            // The archive's verifier goes on into the live journal: one chain, and one coverage of records roots.
+            live = VerifyChain(_log, _pageSizeBits, baseAddress, _log.CommittedUntilAddress, checkRoots: true, continuing: verifier);
         }
         else
         {
@@ -174,14 +175,12 @@ public sealed class JournalReader : IDisposable
                 return new VerifyReport(0, 0, 0, null, new BlockFault(journalBase.BlockNo, baseAddress, $"the journal's base: {wrong}"),
                     _log.CommittedUntilAddress, clock.Elapsed) { StartedAtBase = journalBase.BlockNo };
             }
-            live = VerifyChain(_log, _pageSizeBits, afterBase, _log.CommittedUntilAddress, trusted);
+            live = VerifyChain(_log, _pageSizeBits, afterBase, _log.CommittedUntilAddress, trusted, checkRoots: true);
             live = live with { Blocks = live.Blocks + 1 };
         }
         return live with
         {
-            Blocks = live.Blocks + (whole ? archived : 0),
-            Transactions = live.Transactions + (whole ? verifier.Transactions : 0),
-            Bytes = live.Bytes + (whole ? verifier.Bytes : 0),
+            // A continued verifier's counts are the archive's and the live journal's together.
             Elapsed = clock.Elapsed,
             ArchivedBlocks = whole ? archived : 0,
             StartedAtBase = whole ? archiveFrom : journalBase.BlockNo,
@@ -215,7 +214,7 @@ public sealed class JournalReader : IDisposable
     /// <paramref name="trusted"/>, the head that verification reached: re-hashes only what is new.
     /// </summary>
     public VerifyReport VerifyFrom(long from, ChainHead trusted) => from <= _log.CommittedUntilAddress
-        ? VerifyChain(_log, _pageSizeBits, from, _log.CommittedUntilAddress, trusted)
+        ? VerifyChain(_log, _pageSizeBits, from, _log.CommittedUntilAddress, trusted, checkRoots: true)
         : new VerifyReport(0, 0, 0, null, new BlockFault(trusted.BlockNo + 1, from, $"the journal's committed end {_log.CommittedUntilAddress} is before address {from}: not the journal verified before"),
             _log.CommittedUntilAddress, TimeSpan.Zero);
 
@@ -280,8 +279,8 @@ public sealed class JournalReader : IDisposable
     }
 
     /// <summary>Verifies entries [<paramref name="from"/>, <paramref name="until"/>) of <paramref name="log"/>: <see cref="JournalRecovery.VerifyChain"/> over FasterLog's entries.</summary>
-    internal static VerifyReport VerifyChain(FasterLog log, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null) =>
-        JournalRecovery.VerifyChain((start, end) => new EntryScanner(log, start, end), pageSizeBits, from, until, trusted, expectedCluster);
+    internal static VerifyReport VerifyChain(FasterLog log, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null, bool checkRoots = false, ChainVerifier? continuing = null) =>
+        JournalRecovery.VerifyChain((start, end) => new EntryScanner(log, start, end), pageSizeBits, from, until, trusted, expectedCluster, checkRoots: checkRoots, continuing: continuing);
 
     /// <summary>[<paramref name="reached"/>, <paramref name="until"/>) is the unused rest of one page, ending at its boundary.</summary>
     internal static bool IsEmptyPageTail(long reached, long until, int pageSizeBits)

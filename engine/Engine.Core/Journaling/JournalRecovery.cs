@@ -258,10 +258,18 @@ internal static class JournalRecovery
     /// page; a commit taken after the tail moved to the page boundary but before that entry was
     /// committed ends at the boundary, after the empty tail (<see cref="JournalReader.IsEmptyPageTail"/>).
     /// </summary>
-    public static VerifyReport VerifyChain(OpenEntries open, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null, BlockIndex? index = null)
+    /// <remarks>
+    /// With <c>checkRoots</c>, the records roots are recomputed (<see cref="ChainVerifier.CheckRoots"/>):
+    /// an auditor's verification; recovery checks only their coverage. With <c>continuing</c>, a
+    /// verifier that checked the blocks before <c>from</c> (the archive's) goes on, with its roots'
+    /// coverage, and <c>trusted</c> is ignored.
+    /// </remarks>
+    public static VerifyReport VerifyChain(OpenEntries open, int pageSizeBits, long from, long until, ChainHead? trusted = null, ClusterId? expectedCluster = null, BlockIndex? index = null,
+        bool checkRoots = false, ChainVerifier? continuing = null)
     {
         var clock = Stopwatch.StartNew();
-        ChainVerifier verifier = trusted is { } head ? new ChainVerifier(head) : new ChainVerifier(expectedCluster);
+        ChainVerifier verifier = continuing ?? (trusted is { } head ? new ChainVerifier(head) { CheckRoots = checkRoots } : new ChainVerifier(expectedCluster) { CheckRoots = checkRoots });
+        trusted = continuing is not null ? continuing.Head : trusted;
         BlockFault? fault = null;
         long reached = from;
         try
@@ -289,7 +297,7 @@ internal static class JournalRecovery
         return new VerifyReport(verifier.Blocks, verifier.Transactions, verifier.Bytes, verifier.Blocks > 0 || trusted is not null ? verifier.Head : null, fault, until, clock.Elapsed)
         {
             FormatVersion = verifier.FormatVersion,
-        };
+        }.WithRoots(verifier);
     }
 
     private static ulong ExpectedNext(ChainVerifier verifier, bool fromGenesis) => verifier.Blocks == 0 && fromGenesis ? BlockFormat.GenesisBlockNo : verifier.Head.BlockNo + 1;

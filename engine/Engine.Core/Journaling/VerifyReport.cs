@@ -30,5 +30,22 @@ public sealed record VerifyReport(long Blocks, long Transactions, long Bytes, Ch
     /// </summary>
     public ulong? StartedAtBase { get; init; }
 
+    /// <summary>The blocks the chain's records-root sections cover, first to last (null: no section).</summary>
+    public (ulong First, ulong Last)? RootsCover { get; init; }
+
+    /// <summary>Records-root sections whose Merkle root was recomputed from the records and matched.</summary>
+    public long RootsChecked { get; init; }
+
+    /// <summary>Records-root sections over blocks the verification did not see (before its start): coverage checked, root not.</summary>
+    public long RootsUnchecked { get; init; }
+
+    /// <summary>This report with <paramref name="verifier"/>'s records-root findings.</summary>
+    public VerifyReport WithRoots(ChainVerifier verifier) => this with
+    {
+        RootsCover = verifier.RootsCoverFrom is { } from && verifier.RootsCoverUntil is { } until ? (from, until) : null,
+        RootsChecked = verifier.RootsChecked,
+        RootsUnchecked = verifier.RootsUnchecked,
+    };
+
     public double BytesPerSecond => Elapsed.TotalSeconds > 0 ? Bytes / Elapsed.TotalSeconds : 0;
 }

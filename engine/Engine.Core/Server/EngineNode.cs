@@ -78,6 +78,7 @@ public sealed class EngineNode : IAsyncDisposable
     private readonly IBlockMirror? _mirror;
     private readonly string _role;
     private readonly Action<string>? _onHalt;
+    private readonly RecordsRootBuilder? _roots;
     private readonly TaskCompletionSource<string> _halted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _journalFault;
     private readonly ReferenceSource _referenceSource;
@@ -151,6 +152,11 @@ public sealed class EngineNode : IAsyncDisposable
                 },
             },
             _journal, () => _referenceSource.Current, checkSessions: true, clientSeqs, clock: null, settings.Topology, mirror, epoch, head, reserve?.Inbound, reserve?.Blocks);
+        if (settings.RecordsRootIntervalMs > 0)
+        {
+            _roots = new RecordsRootBuilder(_journal, TimeSpan.FromMilliseconds(settings.RecordsRootIntervalMs), log);
+            _ledger.Sealer.Builder.RootSource = _roots;
+        }
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by
         // the apply stage.
@@ -537,6 +543,7 @@ public sealed class EngineNode : IAsyncDisposable
         var drain = TimeSpan.FromMilliseconds(Settings.DrainTimeoutMs);
         bool inboundDrained = _inbound.Shutdown(drain);
         bool outboundDrained = _outbound?.Shutdown(drain) ?? true;
+        _roots?.Dispose(); // before the journal closes
         await _gateway.DisposeAsync().ConfigureAwait(false);
         if (_mirror is IAsyncDisposable mirror)
         {

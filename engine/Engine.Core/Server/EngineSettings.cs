@@ -59,6 +59,13 @@ public sealed record EngineSettings
     /// <summary>When the pair's state checksum is due.</summary>
     public ChecksumCadence Checksums() => new((ulong)ChecksumEveryBlocks, ChecksumEverySeconds * 1_000_000_000L);
 
+    /// <summary>
+    /// How often the records-root builder reads the newly committed blocks and hands the root of their
+    /// records to the sealer (the Merkle roots inclusion proofs rest on, docs/ledger-format.md).
+    /// Default 10 ms; 0: no roots (the blocks carry none).
+    /// </summary>
+    public int RecordsRootIntervalMs { get; init; } = 10;
+
     /// <summary>Transactions per block at most. Default 1,000 (64 KiB of records).</summary>
     public int MaxTransactionsPerBlock { get; init; } = 1000;
 
@@ -143,6 +150,10 @@ public sealed record EngineSettings
         if (MaxOutboundBytesPerSession < 64 * 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxOutboundBytesPerSession), MaxOutboundBytesPerSession, "at least 64 KiB");
+        }
+        if (RecordsRootIntervalMs is < 0 or > 60_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(RecordsRootIntervalMs), RecordsRootIntervalMs, "0 (no roots) to 60,000 ms");
         }
         if (ChecksumEveryBlocks < 1)
         {

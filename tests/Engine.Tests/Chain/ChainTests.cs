@@ -280,8 +280,8 @@ public class ChainTests
         }
     }
 
-    [TestCase(0x0001, "records-root section")]
     [TestCase(0x0002, "snapshot-anchor section")]
+    [TestCase(0x0003, "snapshot-anchor section")]
     [TestCase(0x0004, "unassigned bits 0x0004")]
     [TestCase(0x8000, "unassigned bits 0x8000")]
     public void A_header_flag_this_reader_cannot_check_fails_verification(int flags, string named)
