@@ -24,12 +24,14 @@ namespace Engine.Bench.Ledger;
 public static class PipelineHarness
 {
     public const string Usage = """
-        pipeline --dir DIR [--count N] [--durability memory|disk] [--rounds N] [--json]
-          Synthetic orders through validate → seal → journal into DIR, vs raw FasterLog enqueue, one run.
+        pipeline --dir DIR [--count N] [--durability memory|disk] [--rounds N] [--roots-ms N] [--json]
+          Synthetic orders through validate → seal → journal into DIR, without and with records roots,
+          vs raw FasterLog enqueue, one run.
           --dir         where the journals are written (each round in its own subdirectory; removed after)
           --count       transactions per round (default 5000000)
           --durability  memory (default) or disk
           --rounds      measured rounds after one warm-up (default 3)
+          --roots-ms    the records-root builder's interval in the "with roots" run (default 10, a node's)
           --json        one JSON object instead of the table
         """;
 
@@ -40,6 +42,7 @@ public static class PipelineHarness
         var durability = Durability.Memory;
         int rounds = 3;
         bool json = false;
+        int rootsMs = 10;
         for (int i = 0; i < args.Length; i++)
         {
             string? Value() => i + 1 < args.Length ? args[++i] : null;
@@ -49,6 +52,7 @@ public static class PipelineHarness
                 case "--count" when long.TryParse(Value(), out long c) && c >= 1000: count = c; break;
                 case "--durability" when Enum.TryParse(Value(), ignoreCase: true, out Durability d): durability = d; break;
                 case "--rounds" when int.TryParse(Value(), out int r) && r > 0: rounds = r; break;
+                case "--roots-ms" when int.TryParse(Value(), out int ms) && ms > 0: rootsMs = ms; break;
                 case "--json": json = true; break;
                 default:
                     Console.Error.WriteLine($"pipeline: bad or unknown option '{args[i]}'\n{Usage}");
@@ -61,19 +65,23 @@ public static class PipelineHarness
             return 2;
         }
 
-        Round(dir, "warmup", Math.Min(count, 500_000), durability);
+        var rootsEvery = TimeSpan.FromMilliseconds(rootsMs);
+        Round(dir, "warmup", Math.Min(count, 500_000), durability, rootsEvery);
         var results = new List<RoundResult>();
         for (int r = 0; r < rounds; r++)
         {
-            results.Add(Round(dir, $"round-{r}", count, durability));
+            results.Add(Round(dir, $"round-{r}", count, durability, rootsEvery));
             RoundResult last = results[^1];
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  round {r + 1}/{rounds}: ours {last.Ours.TransactionsPerSecond / 1e6:F2} M tx/s, baseline {last.BaselineTxPerSecond / 1e6:F2} M tx/s, verify {last.Verify.BytesPerSecond / 1e9:F2} GB/s"));
+                $"  round {r + 1}/{rounds}: ours {last.Ours.TransactionsPerSecond / 1e6:F2} M tx/s, with roots {last.WithRoots.TransactionsPerSecond / 1e6:F2} M tx/s ({last.RootsVerify.RootsChecked:N0} roots), baseline {last.BaselineTxPerSecond / 1e6:F2} M tx/s, verify {last.Verify.BytesPerSecond / 1e9:F2} GB/s"));
         }
 
         RoundResult median = results.OrderBy(r => r.Ours.TransactionsPerSecond).ElementAt(results.Count / 2);
         double baseline = results.Select(r => r.BaselineTxPerSecond).Order().ElementAt(results.Count / 2);
         double verify = results.Select(r => r.Verify.BytesPerSecond).Order().ElementAt(results.Count / 2);
+        double withRoots = results.Select(r => r.WithRoots.TransactionsPerSecond).Order().ElementAt(results.Count / 2);
+        double verifyRoots = results.Select(r => r.RootsVerify.BytesPerSecond).Order().ElementAt(results.Count / 2);
+        long rootsChecked = results.Select(r => r.RootsVerify.RootsChecked).Order().ElementAt(results.Count / 2);
         var line = new Dictionary<string, object>
         {
             ["count"] = count,
@@ -87,6 +95,11 @@ public static class PipelineHarness
             ["rejected"] = median.Ours.Rejected,
             ["blocks"] = median.Ours.Blocks,
             ["verify_bytes_per_sec"] = Math.Round(verify),
+            ["with_roots_tx_per_sec"] = Math.Round(withRoots),
+            ["with_roots_ratio"] = Math.Round(withRoots / median.Ours.TransactionsPerSecond, 2),
+            ["roots_ms"] = rootsMs,
+            ["roots_checked"] = rootsChecked,
+            ["verify_with_roots_bytes_per_sec"] = Math.Round(verifyRoots),
             ["dir"] = Path.GetFullPath(dir),
         };
         if (json)
@@ -102,16 +115,19 @@ public static class PipelineHarness
                   baseline    {baseline / 1e6,8:F2} M tx/s   (raw FasterLog.Enqueue, one entry per tx)
                   ratio       {(double)line["ratio"],8:F2}x
                   verify      {verify / 1e9,8:F2} GB/s
+                  with roots  {withRoots / 1e6,8:F2} M tx/s   ({(double)line["with_roots_ratio"]:F2}x ours; records-root builder every {rootsMs} ms, a median {rootsChecked:N0} roots)
+                  verify      {verifyRoots / 1e9,8:F2} GB/s   (recomputing the roots)
                 """));
         }
         return 0;
     }
 
-    private sealed record RoundResult(LedgerRunResult Ours, double BaselineTxPerSecond, VerifyReport Verify);
+    private sealed record RoundResult(LedgerRunResult Ours, double BaselineTxPerSecond, VerifyReport Verify, LedgerRunResult WithRoots, VerifyReport RootsVerify);
 
-    private static RoundResult Round(string root, string name, long count, Durability durability)
+    private static RoundResult Round(string root, string name, long count, Durability durability, TimeSpan rootsEvery)
     {
         string ledgerDir = Path.Combine(root, name, "ledger");
+        string rootsDir = Path.Combine(root, name, "roots");
         string baselineDir = Path.Combine(root, name, "baseline");
         try
         {
@@ -130,7 +146,21 @@ public static class PipelineHarness
                 }
             }
             double baseline = RawFasterLog(baselineDir, count);
-            return new RoundResult(ours, baseline, verify);
+            LedgerRunResult withRoots;
+            using (Journal journal = Journal.Open(new JournalSettings { Directory = rootsDir, Durability = durability }))
+            {
+                withRoots = SyntheticLedgerRun.Run(journal, count, new RingSettings { Size = 1 << 16 }, rootsEvery: rootsEvery);
+            }
+            VerifyReport rootsVerify;
+            using (JournalReader reader = JournalReader.Open(rootsDir))
+            {
+                rootsVerify = reader.Verify();
+                if (!rootsVerify.Intact || rootsVerify.RootsChecked == 0)
+                {
+                    throw new InvalidOperationException($"the benchmark's journal with roots does not verify, or holds none: {rootsVerify.Fault}");
+                }
+            }
+            return new RoundResult(ours, baseline, verify, withRoots, rootsVerify);
         }
         finally
         {

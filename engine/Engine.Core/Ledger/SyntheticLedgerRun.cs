@@ -25,10 +25,11 @@ public static class SyntheticLedgerRun
     /// <summary>
     /// Runs <paramref name="count"/> requests and waits until all are through the journal stage and
     /// committed. <paramref name="onDurable"/>, if given, hears every block once it is journaled
-    /// (on a stage thread, in order).
+    /// (on a stage thread, in order). A non-zero <c>rootsEvery</c> runs a records-root builder at that
+    /// interval, as a node does.
     /// </summary>
     public static LedgerRunResult Run(Journal journal, long count, RingSettings ring, int seed = 42, Action<SealedBlock>? onDurable = null,
-        StageTopology topology = StageTopology.Separate)
+        StageTopology topology = StageTopology.Separate, TimeSpan rootsEvery = default)
     {
         InstrumentTable instruments = InstrumentTable.Development();
         var flow = new SyntheticOrderFlow(seed, instruments);
@@ -38,6 +39,8 @@ public static class SyntheticLedgerRun
         // A new ledger starts with its reference data, as a node's does: a replay then has the books the orders are for.
         Chain.ChainHead? head = journal.Head.BlockNo == 0 ? SealReferenceData(journal, Book.ReferenceData.Development()) : null;
         var ledger = new LedgerPipeline(ring, journal, () => reference, topology: topology, head: head);
+        using RecordsRootBuilder? roots = rootsEvery > TimeSpan.Zero ? new RecordsRootBuilder(journal, rootsEvery) : null;
+        ledger.Sealer.Builder.RootSource = roots;
         using var tally = new Tally(count - 1, ledger.Blocks, onDurable);
         ledger.AddAfterJournal("tally", new TallyStage(tally));
         long sealedBytesBefore = ledger.Sealer.BytesSealed;
