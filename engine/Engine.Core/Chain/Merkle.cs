@@ -38,7 +38,7 @@ public static class Merkle
             Span<byte> input = stackalloc byte[1 + data.Length];
             input[0] = LeafPrefix;
             data.CopyTo(input[1..]);
-            SHA256.HashData(input, hash);
+            SmallSha256.Hash(input, hash);
             return hash;
         }
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -56,7 +56,7 @@ public static class Merkle
         ((ReadOnlySpan<byte>)left).CopyTo(input[1..]);
         ((ReadOnlySpan<byte>)right).CopyTo(input[(1 + Hash32.Bytes)..]);
         var hash = default(Hash32);
-        SHA256.HashData(input, hash);
+        SmallSha256.Hash(input, hash);
         return hash;
     }
 
@@ -303,4 +303,32 @@ public struct CompactRange
 
     /// <summary>Back to the empty tree.</summary>
     public void Clear() => Size = 0;
+
+    /// <summary>The perfect subtrees' roots held, largest first (<c>PopCount(Size)</c> of them): what <see cref="Restore"/> takes back.</summary>
+    public readonly Hash32[] Subtrees()
+    {
+        var subtrees = new Hash32[BitOperations.PopCount((ulong)Size)];
+        for (int i = 0; i < subtrees.Length; i++)
+        {
+            subtrees[i] = _subtrees[i];
+        }
+        return subtrees;
+    }
+
+    /// <summary>The range of <paramref name="size"/> leaves whose perfect subtrees' roots are <paramref name="subtrees"/>, largest first.</summary>
+    /// <exception cref="ArgumentException">Not one root per set bit of the size.</exception>
+    public static CompactRange Restore(long size, ReadOnlySpan<Hash32> subtrees)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(size);
+        if (subtrees.Length != BitOperations.PopCount((ulong)size))
+        {
+            throw new ArgumentException($"a range of {size} leaves holds {BitOperations.PopCount((ulong)size)} subtrees, not {subtrees.Length}", nameof(subtrees));
+        }
+        var range = new CompactRange { Size = size };
+        for (int i = 0; i < subtrees.Length; i++)
+        {
+            range._subtrees[i] = subtrees[i];
+        }
+        return range;
+    }
 }

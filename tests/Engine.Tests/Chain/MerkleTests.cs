@@ -151,6 +151,18 @@ public class MerkleTests
         Assert.That(Merkle.LeafHash(longLeaf), Is.EqualTo(Hash32.From(System.Security.Cryptography.SHA256.HashData([0x00, .. longLeaf]))), "a leaf longer than the stack buffer");
     }
 
+    [Test]
+    public void The_small_input_hash_is_sha256_whichever_implementation_runs()
+    {
+        TestContext.Out.WriteLine($"OpenSSL low-level SHA-256 in use: {SmallSha256.Native}");
+        Gen.Byte.Array[0, 300].Sample(data =>
+        {
+            Span<byte> small = stackalloc byte[32];
+            SmallSha256.Hash(data, small);
+            return small.SequenceEqual(System.Security.Cryptography.SHA256.HashData(data));
+        }, iter: 2000);
+    }
+
     private static Hash32 Flip(Hash32 hash, int bit)
     {
         Span<byte> bytes = hash;
