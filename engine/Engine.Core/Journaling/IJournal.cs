@@ -121,6 +121,14 @@ public interface IJournal : IDisposable
     IEntryCursor OpenCursor(long fromAddress);
 
     /// <summary>
+    /// A cursor that follows the journal from <paramref name="fromAddress"/>: at the committed end
+    /// <see cref="IEntryCursor.TryNext"/> answers false, and later goes on with what was committed
+    /// since. One reader's for its lifetime (a background reader of new blocks: records roots, signed
+    /// heads): opening a cursor is not free (FasterLog allocates its read frames), so it is kept.
+    /// </summary>
+    IEntryCursor OpenFollower(long fromAddress);
+
+    /// <summary>
     /// Moves the journal's base up to <paramref name="newBase"/>, a committed block it holds (the
     /// oldest retained snapshot's): recovery, catch-ups and readers start there from now on, and the
     /// blocks before it are freed (FasterLog: whole segments, at the next commit; on the simulated

@@ -331,6 +331,16 @@ public sealed class Journal : IJournal
         return new EntryScanner(_log, fromAddress, _log.CommittedUntilAddress);
     }
 
+    public IEntryCursor OpenFollower(long fromAddress)
+    {
+        if (fromAddress < _log.BeginAddress || fromAddress > _log.CommittedUntilAddress)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({_log.BeginAddress}..{_log.CommittedUntilAddress})");
+        }
+        // No end: FasterLog's iterator stops at the committed end and goes on once more is committed.
+        return new EntryScanner(_log, fromAddress, long.MaxValue);
+    }
+
     /// <summary>Visits every committed block, in order (the entry span is valid during the call only). Used to replay the state at start-up.</summary>
     public void Scan(BlockVisitor visit) => Scan(_log.BeginAddress, visit);
 

@@ -79,6 +79,46 @@ public sealed class SimulatedJournal : IJournal
         return _device.OpenEntries(fromAddress, CommittedUntil);
     }
 
+    public IEntryCursor OpenFollower(long fromAddress)
+    {
+        ThrowIfClosed();
+        return new Follower(this, fromAddress);
+    }
+
+    /// <summary>Follows the simulated medium: a bounded cursor at a time, another when more was committed.</summary>
+    private sealed class Follower(SimulatedJournal journal, long from) : IEntryCursor
+    {
+        private IEntryCursor? _current;
+        private long _next = from;
+        private long _until = -1;
+
+        public bool TryNext(out ReadOnlySpan<byte> entry, out long address, out long nextAddress)
+        {
+            while (true)
+            {
+                if (_current is not null && _current.TryNext(out entry, out address, out nextAddress))
+                {
+                    _next = nextAddress;
+                    return true;
+                }
+                long committed = journal.CommittedUntil;
+                if (committed <= _until || committed <= _next)
+                {
+                    entry = default;
+                    address = nextAddress = _next;
+                    return false;
+                }
+                _current?.Dispose();
+                _current = journal._device.OpenEntries(_next, committed);
+                _until = committed;
+            }
+        }
+
+        public void Release() => _current?.Release();
+
+        public void Dispose() => _current?.Dispose();
+    }
+
     public long TailAddress => _device.TailAddress;
 
     public long Commits => _device.Commits;

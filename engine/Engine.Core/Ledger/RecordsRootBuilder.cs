@@ -52,6 +52,7 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
     private ulong _nextBlock;  // the next block to read
     private ulong _runFirst;   // the first block whose records are in _leaves
     private long _readFrom;    // where in the journal the next block is (at or before it)
+    private IEntryCursor? _cursor; // follows the journal from _readFrom, kept (opening one allocates FasterLog's read frames)
 
     /// <param name="journal">The journal whose blocks it covers.</param>
     /// <param name="interval">How often it reads what was committed (zero: never on its own; <see cref="Poll"/> is called by the owner, as the simulator and tests do).</param>
@@ -107,10 +108,10 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
             _started = true;
         }
         int read = 0;
-        if (_leaves.Count < MaxRunRecords && _readFrom < _journal.CommittedUntil)
+        _cursor ??= _journal.OpenFollower(_readFrom);
+        try
         {
-            using IEntryCursor cursor = _journal.OpenCursor(_readFrom);
-            while (_leaves.Count < MaxRunRecords && cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
+            while (_leaves.Count < MaxRunRecords && _cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
             {
                 if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } wrong)
                 {
@@ -134,6 +135,10 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
                 _readFrom = next;
                 read++;
             }
+        }
+        finally
+        {
+            _cursor.Release();
         }
         HandOver();
         return read;
@@ -178,6 +183,7 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
 
     private void Run()
     {
+        BackgroundPriority.LowerCurrentThread(); // behind the order path on shared cores: it catches up when they are free
         try
         {
             while (!_stop.IsCancellationRequested)
@@ -207,5 +213,6 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
         _stop.Cancel();
         _thread?.Join();
         _stop.Dispose();
+        _cursor?.Dispose();
     }
 }

@@ -79,6 +79,13 @@ public sealed class EngineNode : IAsyncDisposable
     private readonly string _role;
     private readonly Action<string>? _onHalt;
     private readonly RecordsRootBuilder? _roots;
+    private readonly HeadSigner? _heads;
+
+    /// <summary>The ledger's newest signed head (null: none yet, or the node signs none).</summary>
+    public SignedHead? SignedHead => _heads?.Latest;
+
+    /// <summary>The ledger key's public key the heads are signed with (null: the node signs none).</summary>
+    public byte[]? LedgerPublicKey => Settings.Signing?.PublicKey;
     private readonly TaskCompletionSource<string> _halted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _journalFault;
     private readonly ReferenceSource _referenceSource;
@@ -156,6 +163,10 @@ public sealed class EngineNode : IAsyncDisposable
         {
             _roots = new RecordsRootBuilder(_journal, TimeSpan.FromMilliseconds(settings.RecordsRootIntervalMs), log);
             _ledger.Sealer.Builder.RootSource = _roots;
+        }
+        if (settings.SignedHeadIntervalMs > 0 && settings.Signing is { } signing)
+        {
+            _heads = new HeadSigner(_journal, signing, TimeSpan.FromMilliseconds(settings.SignedHeadIntervalMs), log: log);
         }
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by
@@ -544,6 +555,7 @@ public sealed class EngineNode : IAsyncDisposable
         bool inboundDrained = _inbound.Shutdown(drain);
         bool outboundDrained = _outbound?.Shutdown(drain) ?? true;
         _roots?.Dispose(); // before the journal closes
+        _heads?.Dispose();
         await _gateway.DisposeAsync().ConfigureAwait(false);
         if (_mirror is IAsyncDisposable mirror)
         {

@@ -66,6 +66,20 @@ public sealed record EngineSettings
     /// </summary>
     public int RecordsRootIntervalMs { get; init; } = 10;
 
+    /// <summary>
+    /// How often the primary signs the ledger's head (the root of the tree of every block hash) with
+    /// the ledger key, when blocks arrived since the last. Default 1,000 ms; 0: no heads. Needs
+    /// <see cref="Signing"/> (the ledger key): without it no heads are signed.
+    /// </summary>
+    public int SignedHeadIntervalMs { get; init; } = 1000;
+
+    /// <summary>
+    /// The cluster's ledger key, loaded by the command that starts the node (<c>--ledger-key</c>, or
+    /// the development cluster's); null: the node signs no heads. Not a configuration value: the
+    /// command sets it after reading the configuration, over anything bound to it.
+    /// </summary>
+    public Ledger.HeadSigning? Signing { get; init; }
+
     /// <summary>Transactions per block at most. Default 1,000 (64 KiB of records).</summary>
     public int MaxTransactionsPerBlock { get; init; } = 1000;
 
@@ -150,6 +164,10 @@ public sealed record EngineSettings
         if (MaxOutboundBytesPerSession < 64 * 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxOutboundBytesPerSession), MaxOutboundBytesPerSession, "at least 64 KiB");
+        }
+        if (SignedHeadIntervalMs is < 0 or > 3_600_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SignedHeadIntervalMs), SignedHeadIntervalMs, "0 (no heads) to 3,600,000 ms");
         }
         if (RecordsRootIntervalMs is < 0 or > 60_000)
         {
