@@ -331,7 +331,9 @@ internal static class AdminEndpoint
                 State: probed is null ? null : new NodeStateSummary(probed.LastLsn, probed.Checksum.ToString(), probed.OpenOrders, probed.Trades),
                 Snapshots: board.Snapshots?.Status,
                 Recovery: board.Recovery,
-                BackupRoundTrip: primary?.BackupRoundTrip);
+                BackupRoundTrip: primary?.BackupRoundTrip,
+                Ledger: settings.Signing is { } signing ? new LedgerSigningStatus(Convert.ToHexStringLower(signing.PublicKey), serving?.SignedHead?.TreeSize,
+                    serving?.SignedHead?.Root.ToString(), serving?.SignedHead?.TimestampNs, serving?.SignedHead is { } signed ? Convert.ToHexStringLower(signed.Signature) : null) : null);
             return Results.Bytes(report.ToJsonUtf8(), "application/json");
         });
         app.MapGet("/log", (long? after) =>

@@ -18,10 +18,11 @@ internal static class LogCommands
 
     public static Command Build()
     {
-        var log = new Command("log", "Work with a journal directory: verify its hash chain, dump its transactions, generate a synthetic one.");
+        var log = new Command("log", "Work with a journal directory: verify its hash chain, dump its transactions, generate a synthetic one, prove a transaction's inclusion.");
         log.Subcommands.Add(Verify());
         log.Subcommands.Add(Dump());
         log.Subcommands.Add(Generate());
+        log.Subcommands.Add(ProofCommands.Prove());
         return log;
     }
 

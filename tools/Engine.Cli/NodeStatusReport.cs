@@ -31,6 +31,7 @@ namespace Engine.Cli;
 /// <param name="State">The state checksum, probed through the ring; null with <c>?state=false</c>, while not serving, or when the probe timed out.</param>
 /// <param name="Snapshots">The node's snapshots (<c>snapshot_block</c>: the newest one's block), in any role; null when off or not started.</param>
 /// <param name="Recovery">What the node's start-up (or its last reopening of the journal, after a step-down) recovered: from which snapshot, what was replayed, how long it took.</param>
+/// <param name="Ledger">The ledger key's public key this node signs heads with, and (while it serves) the newest signed head; null when it signs none.</param>
 /// <param name="BackupRoundTrip">A pair's primary, since its start: from sending a live block to the backup to the backup's acknowledgement; null otherwise. (The server's whole share of a client's latency is <c>status.receive_to_answer</c>.)</param>
 internal sealed record NodeStatusReport(
     int Pid,
@@ -54,7 +55,8 @@ internal sealed record NodeStatusReport(
     NodeStateSummary? State,
     Engine.Core.Journaling.SnapshotStatus? Snapshots,
     RecoveryReport? Recovery,
-    LatencySummary? BackupRoundTrip)
+    LatencySummary? BackupRoundTrip,
+    LedgerSigningStatus? Ledger)
 {
     /// <summary>Primary, from the start or after a takeover.</summary>
     [JsonIgnore]
@@ -96,3 +98,10 @@ internal sealed record NodeStatusReport(
 
 /// <summary>The state checksum in <c>/status</c>: after which transaction, the book's checksum, its open orders and trades so far.</summary>
 internal sealed record NodeStateSummary(ulong Lsn, string Checksum, int OpenOrders, ulong Trades);
+
+/// <summary>
+/// The ledger's signing in <c>/status</c>: the public key that checks this cluster's inclusion proofs
+/// (<c>engine proof verify --key</c>), and the newest head the node signed (null before the first, or
+/// while it does not serve).
+/// </summary>
+internal sealed record LedgerSigningStatus(string PublicKey, long? HeadTreeSize, string? HeadRoot, long? HeadTimestampNs, string? HeadSignature);

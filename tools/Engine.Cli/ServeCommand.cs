@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using Engine.Core.Book;
 using Engine.Core.Chain;
 using Engine.Core.Journaling;
+using Engine.Core.Ledger;
 using Engine.Core.Server;
 using Engine.Replication;
 using Engine.Replication.Pair;
@@ -46,6 +47,7 @@ internal static class ServeCommand
         var allowDevOnNetwork = new Option<bool>("--allow-dev-config-on-network") { Description = "Serve the built-in development configuration (tokens everybody knows), or one with no clients, on a non-loopback --listen. Refused without it." };
         var cluster = new Option<string>("--cluster") { Description = "The cluster's cluster.json (from `engine cluster init`); with --key, the replication link is authenticated and encrypted with it. Also the setting Cluster, ENGINE_CLUSTER. Without both: the built-in development cluster (loopback only: its keys are public)." };
         var key = new Option<string>("--key") { Description = "This node's key file (NAME.key from `engine cluster init`, a node's). Also the setting Key, ENGINE_KEY." };
+        var ledgerKey = new Option<string>("--ledger-key") { Description = "The cluster's ledger key (ledger.key from `engine cluster init`): as primary, the node signs the ledger's head with it every SignedHeadIntervalMs (1000), for inclusion proofs. Also the setting LedgerKey, ENGINE_LEDGERKEY. The development cluster signs with its built-in key; a cluster without it signs no heads." };
         var logFormat = new Option<string>("--log-format") { Description = "text (default) or json.", DefaultValueFactory = _ => "text" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         var command = new Command("serve", $"""
@@ -72,6 +74,7 @@ internal static class ServeCommand
             witness,
             cluster,
             key,
+            ledgerKey,
             logFormat,
             tlsCert,
             tlsKey,
@@ -97,6 +100,7 @@ internal static class ServeCommand
             Flag("Gateway:PeerListen", parse.GetValue(peerListen));
             Flag("Cluster", parse.GetValue(cluster));
             Flag("Key", parse.GetValue(key));
+            Flag("LedgerKey", parse.GetValue(ledgerKey));
             Flag("Pair:Role", parse.GetValue(role));
             Flag("Pair:Peer", parse.GetValue(peer));
             Flag("Pair:ReplicationListen", parse.GetValue(replicationListen));
@@ -156,6 +160,36 @@ internal static class ServeCommand
         return credentials;
     }
 
+    /// <summary>
+    /// The ledger key the node signs heads with: the setting LedgerKey (checked against the roster), or
+    /// the development cluster's built-in one; null (no heads, said once) for a cluster without it.
+    /// Always set here, over anything the configuration bound to <see cref="EngineSettings.Signing"/>.
+    /// </summary>
+    private static HeadSigning? LoadLedgerKey(IConfiguration configuration, ClusterCredentials credentials, Action<string> warn)
+    {
+        string? path = configuration["LedgerKey"];
+        LedgerKey key;
+        if (!string.IsNullOrEmpty(path))
+        {
+            if (credentials.IsDevelopment)
+            {
+                throw new ArgumentException("--ledger-key needs --cluster and --key: the ledger key is checked against the cluster's roster");
+            }
+            key = LedgerKey.Load(configuration["Cluster"]!, path);
+        }
+        else if (credentials.IsDevelopment)
+        {
+            key = LedgerKey.Development();
+        }
+        else
+        {
+            warn("no --ledger-key: this node signs no ledger heads, so no inclusion proof can be made of what it journals (the blocks still carry their records roots)");
+            return null;
+        }
+        // The key lives as long as the process: the node signs with it until it stops.
+        return new HeadSigning(key.PublicKey.ToArray(), head => key.SignHead(head));
+    }
+
     private static async Task<int> RunAsync(string? configFile, Dictionary<string, string?> flags, string logFormat, bool allowDevOnNetwork = false)
     {
         using ILoggerFactory logging = LoggerFactory.Create(builder =>
@@ -190,6 +224,7 @@ internal static class ServeCommand
             pair = pair with { Credentials = LoadCredentials(configuration, pair, warning => Log.Info(log, warning)) };
             // The journal's genesis names the cluster: a node never appends one cluster's blocks to another's chain.
             settings = settings with { ClusterId = pair.Credentials.IsDevelopment ? ClusterId.Development : ClusterId.From(pair.Credentials.Roster.ClusterId) };
+            settings = settings with { Signing = LoadLedgerKey(configuration, pair.Credentials, warning => Log.Info(log, warning)) };
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or InvalidDataException)
         {

@@ -14,8 +14,10 @@ public class NodeStatusReportTests
     [
         "pid", "role", "halted", "halt_reason", "epoch", "block", "lsn", "backup_in_step", "lease", "solo_lease", "solo_lease_ms_left", "in_step",
         "listen", "journal", "replication_listen", "peer", "witness", "status", "state", "snapshots", "recovery",
-        "backup_round_trip",
+        "backup_round_trip", "ledger",
     ];
+
+    private static readonly string[] LedgerFields = ["public_key", "head_tree_size", "head_root", "head_timestamp_ns", "head_signature"];
 
     private static readonly string[] LatencyFields = ["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"];
 
@@ -32,7 +34,8 @@ public class NodeStatusReportTests
         State: new NodeStateSummary(900, "0011223344556677", 12, 300),
         Snapshots: new Engine.Core.Journaling.SnapshotStatus(SnapshotBlock: 16, AppliedBlock: 17, Taken: 1, LastBytes: 4096, LastWriteMs: 1.5, LastError: null),
         Recovery: new RecoveryReport(null, null, 10, 10, 800, 10, 0, 3.5, 2, 0, 1, 1.25, 5),
-        BackupRoundTrip: new LatencySummary(17, 30, 35, 80, 90, 95.5));
+        BackupRoundTrip: new LatencySummary(17, 30, 35, 80, 90, 95.5),
+        Ledger: new LedgerSigningStatus(new string('a', 64), 18, new string('b', 64), 1_764_000_000_000_000_000, new string('c', 128)));
 
     [Test]
     public void The_fields_keep_their_names_and_order()
@@ -44,6 +47,7 @@ public class NodeStatusReportTests
         Assert.That(json.RootElement.GetProperty("status").GetProperty("gateway").GetProperty("logons_failed").GetInt64(), Is.EqualTo(1));
         Assert.That(json.RootElement.GetProperty("status").GetProperty("receive_to_answer").EnumerateObject().Select(p => p.Name), Is.EqualTo(LatencyFields));
         Assert.That(json.RootElement.GetProperty("backup_round_trip").EnumerateObject().Select(p => p.Name), Is.EqualTo(LatencyFields));
+        Assert.That(json.RootElement.GetProperty("ledger").EnumerateObject().Select(p => p.Name), Is.EqualTo(LedgerFields));
     }
 
     [Test]

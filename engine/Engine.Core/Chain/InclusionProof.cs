@@ -1,0 +1,208 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Engine.Protocol;
+
+namespace Engine.Core.Chain;
+
+/// <summary>
+/// The proof that one transaction is in the ledger, checkable offline with only the cluster's ledger
+/// public key: its 64-byte record, the Merkle path from the record to the records root that covers
+/// its block, the block that carries that root (whole: a block's hash is one SHA-256 over its header
+/// and body, so the body comes with it), the path from that block's hash to a signed head, and the
+/// head. See docs/ledger-format.md, "Proofs".
+/// </summary>
+/// <param name="ClusterId">The cluster the ledger is.</param>
+/// <param name="Lsn">The transaction's LSN (its receipt's).</param>
+/// <param name="Block">The block the transaction is in (its receipt's); the proof binds it to the run of blocks the root covers.</param>
+/// <param name="Record">The transaction's ledger record (64 bytes).</param>
+/// <param name="RecordIndex">The record's leaf index in the records tree.</param>
+/// <param name="RecordPath">From the record's leaf up to the records root.</param>
+/// <param name="RootBlock">The whole entry of the block whose records-root section covers the transaction's block.</param>
+/// <param name="Head">The signed head whose tree holds the root block.</param>
+/// <param name="HeadPath">From the root block's leaf up to the head's root.</param>
+public sealed record InclusionProof(ClusterId ClusterId, ulong Lsn, ulong Block, byte[] Record, long RecordIndex, Hash32[] RecordPath, byte[] RootBlock, SignedHead Head, Hash32[] HeadPath)
+{
+    /// <summary>The format name written in every proof.</summary>
+    public const string Format = "engine-inclusion-proof/1";
+
+    /// <summary>The longest proof file read: a root block of at most 1,000 records and two paths.</summary>
+    public const int MaxJsonBytes = 1 << 20;
+
+    private const int MaxRootBlockBytes = 512 << 10;
+
+    /// <summary>
+    /// Checks the proof: the record's LSN, the path to the records root of a well-formed block whose
+    /// stored hash is its hash, that block in the head's tree, and the head's signature
+    /// (<paramref name="verifySignature"/>: signed part, signature → valid). Null: valid; else why not.
+    /// </summary>
+    public string? Verify(Func<byte[], byte[], bool> verifySignature)
+    {
+        ArgumentNullException.ThrowIfNull(verifySignature);
+        if (Record.Length != LedgerRecord.Bytes)
+        {
+            return $"the record is {Record.Length} bytes, not {LedgerRecord.Bytes}";
+        }
+        if (LedgerRecord.LsnOf(Record) != Lsn)
+        {
+            return $"the record is LSN {LedgerRecord.LsnOf(Record)}, not {Lsn}";
+        }
+        if (!LedgerRecord.IsKnown(LedgerRecord.KindOf(Record)))
+        {
+            return $"the record's kind {LedgerRecord.Unknown(LedgerRecord.KindOf(Record))}";
+        }
+        if (BlockFormat.TryReadHeader(RootBlock, out BlockHeader header) is { } shape)
+        {
+            return $"the root block: {shape}";
+        }
+        Hash32 blockHash = default;
+        SHA256.HashData(BlockFormat.Hashed(RootBlock, in header), blockHash);
+        if (blockHash != BlockFormat.StoredHash(RootBlock, in header))
+        {
+            return $"the root block's hash is not the one stored in it (block {header.BlockNo} altered)";
+        }
+        if (header.ClusterId != ClusterId || Head.ClusterId != ClusterId)
+        {
+            return $"the root block is of cluster {header.ClusterId.Describe()} and the head of {Head.ClusterId.Describe()}, the proof says {ClusterId.Describe()}";
+        }
+        if (!BlockFormat.TryReadRecordsRoot(RootBlock, in header, out RecordsRoot root))
+        {
+            return $"block {header.BlockNo} carries no records root";
+        }
+        if (Block < root.FirstBlock || Block > root.LastBlock)
+        {
+            return $"block {Block} is not among the blocks the root covers ({root})";
+        }
+        if (!Merkle.VerifyInclusion(Merkle.LeafHash(Record), RecordIndex, root.Records, RecordPath, root.Root))
+        {
+            return $"the record's path does not lead to the records root of {root}";
+        }
+        if ((ulong)Head.TreeSize <= header.BlockNo)
+        {
+            return $"the head covers blocks 0…{Head.TreeSize - 1}, not block {header.BlockNo}";
+        }
+        if (!verifySignature(Head.SignedPart(), Head.Signature))
+        {
+            return "the head's signature is not the ledger key's";
+        }
+        if (!Merkle.VerifyInclusion(SignedHead.BlockLeaf(in blockHash), (long)header.BlockNo, Head.TreeSize, HeadPath, Head.Root))
+        {
+            return $"block {header.BlockNo}'s path does not lead to the head's root";
+        }
+        return null;
+    }
+
+    /// <summary>The proof as JSON (hex for bytes).</summary>
+    public byte[] ToJsonUtf8()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("format", Format);
+            json.WriteString("cluster_id", ClusterId.ToString());
+            json.WriteNumber("lsn", Lsn);
+            json.WriteNumber("block", Block);
+            json.WriteString("record", Convert.ToHexStringLower(Record));
+            json.WriteNumber("record_index", RecordIndex);
+            WritePath(json, "record_path", RecordPath);
+            json.WriteString("root_block", Convert.ToHexStringLower(RootBlock));
+            json.WriteString("head", Convert.ToHexStringLower(Head.ToBytes()));
+            WritePath(json, "head_path", HeadPath);
+            json.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+
+    private static void WritePath(Utf8JsonWriter json, string name, Hash32[] path)
+    {
+        json.WriteStartArray(name);
+        foreach (Hash32 hash in path)
+        {
+            json.WriteStringValue(hash.ToString());
+        }
+        json.WriteEndArray();
+    }
+
+    /// <summary>Reads a proof written by <see cref="ToJsonUtf8"/>; null and why when it is not one (bounded: sizes, lengths, hex).</summary>
+    public static InclusionProof? TryParse(ReadOnlySpan<byte> utf8, out string? wrong)
+    {
+        if (utf8.Length > MaxJsonBytes)
+        {
+            wrong = $"{utf8.Length:N0} bytes is larger than any proof ({MaxJsonBytes:N0})";
+            return null;
+        }
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(utf8.ToArray(), new JsonDocumentOptions { MaxDepth = 4 });
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                wrong = "not a JSON object";
+                return null;
+            }
+            if (Text(root, "format") != Format)
+            {
+                wrong = $"not a proof of this format (\"format\": \"{Format}\" expected)";
+                return null;
+            }
+            if (!ClusterId.TryParse(Text(root, "cluster_id"), out ClusterId cluster))
+            {
+                wrong = "cluster_id: 32 hex digits expected";
+                return null;
+            }
+            byte[] head = Hex(root, "head", SignedHead.Bytes, SignedHead.Bytes);
+            SignedHead? signed = SignedHead.TryRead(head, out wrong);
+            if (signed is null)
+            {
+                wrong = $"head: {wrong}";
+                return null;
+            }
+            wrong = null;
+            return new InclusionProof(cluster, Number(root, "lsn"), Number(root, "block"),
+                Hex(root, "record", LedgerRecord.Bytes, LedgerRecord.Bytes), (long)Number(root, "record_index"), Path(root, "record_path"),
+                Hex(root, "root_block", BlockFormat.OverheadBytes, MaxRootBlockBytes), signed, Path(root, "head_path"));
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidDataException or InvalidOperationException)
+        {
+            wrong = e.Message;
+            return null;
+        }
+    }
+
+    private static string Text(JsonElement root, string name) =>
+        root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : throw new InvalidDataException($"{name}: a string expected");
+
+    private static ulong Number(JsonElement root, string name) =>
+        root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number && value.TryGetUInt64(out ulong number) && number <= long.MaxValue
+            ? number : throw new InvalidDataException($"{name}: a whole number expected");
+
+    private static byte[] Hex(JsonElement root, string name, int min, int max)
+    {
+        string text = Text(root, name);
+        if (text.Length % 2 != 0 || text.Length / 2 < min || text.Length / 2 > max)
+        {
+            throw new InvalidDataException($"{name}: {min}{(max != min ? $"-{max}" : "")} bytes in hex expected");
+        }
+        return Convert.FromHexString(text);
+    }
+
+    private static Hash32[] Path(JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out JsonElement array) || array.ValueKind != JsonValueKind.Array || array.GetArrayLength() > Merkle.MaxPathLength)
+        {
+            throw new InvalidDataException($"{name}: an array of at most {Merkle.MaxPathLength} hashes expected");
+        }
+        var path = new Hash32[array.GetArrayLength()];
+        int i = 0;
+        foreach (JsonElement item in array.EnumerateArray())
+        {
+            string hex = item.ValueKind == JsonValueKind.String ? item.GetString()! : throw new InvalidDataException($"{name}[{i}]: a hex string expected");
+            if (hex.Length != 2 * Hash32.Bytes)
+            {
+                throw new InvalidDataException($"{name}[{i}]: 32 bytes in hex expected");
+            }
+            path[i++] = Hash32.From(Convert.FromHexString(hex));
+        }
+        return path;
+    }
+}
