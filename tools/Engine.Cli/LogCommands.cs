@@ -315,7 +315,8 @@ internal static class LogCommands
         var report = new Option<bool>("--report-durable") { Description = "Print 'durable BLOCK HASH' for every block once it is journaled." };
         var cluster = ClusterIdOption("The cluster a new journal's genesis names (32 hex digits); an existing journal must be of it. Default: the development cluster (all zeros).");
         var command = new Command("generate",
-            "Write synthetic orders through the real pipeline (validate, seal, journal) into a journal: test data for verify, dump and drills. Appends if the journal exists.")
+            "Write synthetic orders through the real pipeline (validate, seal, journal, records roots) into a journal: test data for verify, dump, prove and drills; a journal of the " +
+            "development cluster also gets a head signed with its built-in ledger key. Appends if the journal exists.")
         {
             dir,
             count,
@@ -347,7 +348,16 @@ internal static class LogCommands
                 Action<SealedBlock>? onDurable = reportDurable
                     ? block => Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"durable {block.BlockNo} {block.Hash}"))
                     : null;
-                LedgerRunResult result = SyntheticLedgerRun.Run(journal, parse.GetValue(count), new RingSettings { Size = 1 << 14 }, parse.GetValue(seed), onDurable);
+                LedgerRunResult result = SyntheticLedgerRun.Run(journal, parse.GetValue(count), new RingSettings { Size = 1 << 14 }, parse.GetValue(seed), onDurable,
+                    rootsEvery: TimeSpan.FromMilliseconds(10));
+                if (clusterId.IsDevelopment)
+                {
+                    // As a development node does: a head over every block, signed with the development cluster's ledger key.
+                    using var key = Security.LedgerKey.Development();
+                    using var heads = new HeadSigner(journal, new HeadSigning(key.PublicKey.ToArray(), head => key.SignHead(head)), TimeSpan.Zero);
+                    heads.Poll();
+                    Console.Error.WriteLine($"engine log generate: signed the {heads.Latest}");
+                }
                 Console.Out.Flush();
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"engine log generate: {result.Submitted:N0} submitted, {result.Accepted:N0} journaled in {result.Blocks:N0} blocks, {result.Rejected:N0} rejected, {result.TransactionsPerSecond / 1e6:F2} M tx/s"));

@@ -1,0 +1,225 @@
+using CsCheck;
+using Engine.Core.Chain;
+using Engine.Core.Journaling;
+using Engine.Core.Ledger;
+using Engine.Protocol;
+using Engine.Security;
+using Engine.Tests.Support;
+
+namespace Engine.Tests.Ledger;
+
+/// <summary>
+/// Signed heads and inclusion proofs on a real journal: every transaction a root and a head cover
+/// has a proof that verifies with the ledger's public key alone; changing any bit of it, or checking
+/// it against another key, makes it fail; a head signer continues its tree across a restart and
+/// refuses a head file of another history.
+/// </summary>
+public class InclusionProofTests
+{
+    private static readonly LedgerKey s_key = LedgerKey.Development();
+    private TempDirectory _temp = null!;
+
+    [OneTimeTearDown]
+    public static void DisposeKey() => s_key.Dispose();
+    private ulong _seq;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _temp = new TempDirectory("proofs");
+        _seq = 0;
+    }
+
+    [TearDown]
+    public void TearDown() => _temp.Dispose();
+
+    private static HeadSigning Signing(LedgerKey key) => new(key.PublicKey.ToArray(), head => key.SignHead(head));
+
+    private JournalSettings Settings(string name = "journal") =>
+        new() { Directory = _temp.Sub(name), Durability = Durability.Memory, MaxTransactionsPerBlock = 16, MemorySizeBits = 22, PageSizeBits = 18, MaxCommitLagBytes = 1 << 20 };
+
+    /// <summary>Seals <paramref name="blocks"/> blocks (1…16 transactions), roots handed over every few blocks.</summary>
+    private void Seal(Journal journal, BlockBuilder builder, RecordsRootBuilder roots, int blocks, int seed)
+    {
+        var random = new Random(seed);
+        for (int b = 0; b < blocks; b++)
+        {
+            int size = random.Next(1, 17);
+            for (int i = 0; i < size; i++)
+            {
+                _seq++;
+                var tx = Transaction.NewOrder(1 + (uint)(_seq % 3), _seq, 2, 1, _seq, _seq % 2 == 0 ? Side.Buy : Side.Sell, OrderType.Limit, TimeInForce.Gtc, 100 + (long)(_seq % 50), 10);
+                builder.Add(in tx);
+            }
+            journal.Append(builder.Seal(1_000 + (long)_seq, out _));
+            if (random.Next(4) == 0)
+            {
+                journal.Flush();
+                roots.Poll();
+            }
+        }
+        journal.Flush();
+    }
+
+    /// <summary>A journal of <paramref name="blocks"/> blocks with roots, and a head signed over all of them.</summary>
+    private (Journal Journal, HeadSigner Heads) Ledger(int blocks, int seed, string name = "journal")
+    {
+        Journal journal = Journal.Open(Settings(name));
+        var roots = new RecordsRootBuilder(journal, TimeSpan.Zero);
+        var builder = new BlockBuilder(journal.Head, 16) { RootSource = roots };
+        Seal(journal, builder, roots, blocks, seed);
+        journal.Flush();
+        roots.Poll();
+        Seal(journal, builder, roots, 2, seed + 1); // the last roots go into later blocks
+        var heads = new HeadSigner(journal, Signing(s_key), TimeSpan.Zero);
+        heads.Poll();
+        return (journal, heads);
+    }
+
+    private static bool ByKey(byte[] signed, byte[] signature) => LedgerKey.VerifyHead(s_key.PublicKey, signed, signature);
+
+    [Test]
+    public void Every_transaction_a_root_and_a_head_cover_has_a_proof_that_verifies_with_the_public_key_alone()
+    {
+        (Journal journal, HeadSigner heads) = Ledger(60, seed: 3);
+        SignedHead head = heads.Latest!;
+        heads.Dispose();
+        journal.Dispose();
+        Assert.That(head.TreeSize, Is.EqualTo(63), "genesis, 60 blocks and 2 more");
+
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        VerifyReport report = reader.Verify();
+        Assert.That(report.Intact, Is.True, report.Fault?.ToString());
+        ulong lastLsn = report.Head!.Value.LastLsn;
+        int proven = 0;
+        for (ulong lsn = 1; lsn <= lastLsn; lsn++)
+        {
+            InclusionProof? proof = InclusionProver.Prove(reader, head, lsn, out string? why);
+            if (proof is null)
+            {
+                Assert.That(why, Does.Contain("no records root covers"), $"lsn {lsn}: only the newest blocks wait for their root");
+                continue;
+            }
+            Assert.That(proof.Verify(ByKey), Is.Null, $"lsn {lsn}");
+            InclusionProof? back = InclusionProof.TryParse(proof.ToJsonUtf8(), out string? wrong);
+            Assert.That(back, Is.Not.Null, wrong);
+            Assert.That(back!.Verify(ByKey), Is.Null, $"lsn {lsn}, read back from JSON");
+            proven++;
+        }
+        Assert.That(proven, Is.GreaterThan((int)lastLsn * 8 / 10), $"{proven} of {lastLsn} transactions proven");
+        Assert.That(InclusionProver.Prove(reader, head, lastLsn + 1, out string? none), Is.Null);
+        Assert.That(none, Does.Contain($"no transaction with LSN {lastLsn + 1}"));
+    }
+
+    [Test]
+    public void Any_changed_bit_of_a_proof_or_another_key_makes_it_fail()
+    {
+        (Journal journal, HeadSigner heads) = Ledger(30, seed: 11);
+        SignedHead head = heads.Latest!;
+        heads.Dispose();
+        journal.Dispose();
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        List<InclusionProof> proofs = [.. Enumerable.Range(1, 200).Select(l => InclusionProver.Prove(reader, head, (ulong)l, out _)).OfType<InclusionProof>()];
+        Assert.That(proofs, Has.Count.GreaterThan(100));
+
+        using var other = LedgerKey.Load(Path.Combine(ClusterInit(), "cluster.json"), Path.Combine(_temp.Sub("cluster"), ClusterSetup.LedgerKeyFileName));
+        Assert.That(proofs[0].Verify((signed, signature) => LedgerKey.VerifyHead(other.PublicKey, signed, signature)), Does.Contain("signature"), "another cluster's key");
+
+        Gen.Select(Gen.Int[0, proofs.Count - 1], Gen.Int[0, 5], Gen.Int[0, int.MaxValue]).Sample((which, part, at) =>
+        {
+            InclusionProof proof = proofs[which];
+            InclusionProof changed = part switch
+            {
+                0 => proof with { Record = Flip(proof.Record, at) },
+                1 => proof with { RootBlock = Flip(proof.RootBlock, at) },
+                2 => proof with { Head = SignedHead.TryRead(Flip(proof.Head.ToBytes(), at), out _) ?? proof.Head with { TreeSize = proof.Head.TreeSize + 1 } },
+                3 => proof with { RecordPath = FlipPath(proof.RecordPath, at) ?? [.. proof.RecordPath, default] },
+                4 => proof with { HeadPath = FlipPath(proof.HeadPath, at) ?? [.. proof.HeadPath, default] },
+                _ => proof with { RecordIndex = proof.RecordIndex ^ (1L << (at % 6)) },
+            };
+            return changed.Verify(ByKey) is not null;
+        }, iter: 2000);
+    }
+
+    [Test]
+    public void A_signer_continues_its_tree_after_a_restart_and_the_heads_are_consistent()
+    {
+        SignedHead first;
+        (Journal journal, HeadSigner heads) = Ledger(20, seed: 5);
+        first = heads.Latest!;
+        heads.Dispose();
+        journal.Dispose();
+
+        using Journal reopened = Journal.Open(Settings());
+        var restarted = new HeadSigner(reopened, Signing(s_key), TimeSpan.Zero);
+        restarted.Poll();
+        Assert.That(restarted.Latest, Is.EqualTo(first).Using<SignedHead>((a, b) => a.ToBytes().SequenceEqual(b.ToBytes())), "read back from ledger-head: nothing new to sign");
+        var roots = new RecordsRootBuilder(reopened, TimeSpan.Zero);
+        Seal(reopened, new BlockBuilder(reopened.Head, 16) { RootSource = roots }, roots, 7, seed: 6);
+        restarted.Poll();
+        SignedHead second = restarted.Latest!;
+        Assert.That(second.TreeSize, Is.EqualTo(first.TreeSize + 7));
+        Assert.That(LedgerKey.VerifyHead(s_key.PublicKey, second.SignedPart(), second.Signature), Is.True);
+
+        Hash32[] leaves = BlockLeaves(reopened);
+        Assert.That(Merkle.Root(leaves), Is.EqualTo(second.Root), "the head is the root of every block hash from genesis");
+        Hash32[] consistency = Merkle.ConsistencyProof(leaves, first.TreeSize);
+        Assert.That(Merkle.VerifyConsistency(first.TreeSize, second.TreeSize, first.Root, second.Root, consistency), Is.True, "the later head extends the earlier");
+    }
+
+    [Test]
+    public void A_head_file_of_another_history_is_not_continued()
+    {
+        (Journal a, HeadSigner headsA) = Ledger(10, seed: 7, name: "a");
+        headsA.Dispose();
+        a.Dispose();
+        (Journal b, HeadSigner headsB) = Ledger(12, seed: 8, name: "b"); // a different chain of the same cluster
+        headsB.Dispose();
+        File.Copy(HeadSigner.PathIn(Settings("a").Directory), HeadSigner.PathIn(Settings("b").Directory), overwrite: true);
+
+        var notes = new List<string>();
+        using var signer = new HeadSigner(b, Signing(s_key), TimeSpan.Zero, log: notes.Add);
+        signer.Poll();
+        Assert.That(notes, Has.Some.Contains("start from genesis (the head file is of another history)"));
+        Assert.That(signer.Latest!.Root, Is.EqualTo(Merkle.Root(BlockLeaves(b))));
+        b.Dispose();
+    }
+
+    private string ClusterInit()
+    {
+        string dir = _temp.Sub("cluster");
+        ClusterSetup.Init(dir);
+        return dir;
+    }
+
+    private static Hash32[] BlockLeaves(Journal journal)
+    {
+        var leaves = new List<Hash32>();
+        journal.Scan((entry, _) =>
+        {
+            Assert.That(BlockFormat.TryReadHeader(entry, out BlockHeader header), Is.Null);
+            leaves.Add(SignedHead.BlockLeaf(BlockFormat.StoredHash(entry, in header)));
+            return true;
+        });
+        return [.. leaves];
+    }
+
+    private static byte[] Flip(byte[] bytes, int at)
+    {
+        byte[] copy = [.. bytes];
+        copy[at / 8 % copy.Length] ^= (byte)(1 << (at % 8));
+        return copy;
+    }
+
+    private static Hash32[]? FlipPath(Hash32[] path, int at)
+    {
+        if (path.Length == 0)
+        {
+            return null;
+        }
+        Hash32[] copy = [.. path];
+        Span<byte> bytes = copy[at % path.Length];
+        bytes[at / 7 % Hash32.Bytes] ^= (byte)(1 << (at % 8));
+        return copy;
+    }
+}
