@@ -297,7 +297,7 @@ internal static class LogCommands
     }
 
     /// <summary>The record kind's name, as dump prints it (text and JSON).</summary>
-    private static string KindName(MessageType kind) =>
+    internal static string KindName(MessageType kind) =>
         kind switch
         {
             MessageType.NewOrder => "new_order",

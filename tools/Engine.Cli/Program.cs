@@ -31,6 +31,7 @@ public static class Program
         root.Subcommands.Add(LoadCommand.Build());
         root.Subcommands.Add(LogCommands.Build());
         root.Subcommands.Add(ProofCommands.Build());
+        root.Subcommands.Add(Observer.ObserveCommand.Build());
         root.Subcommands.Add(OpsCommands.Witness());
         root.Subcommands.Add(OpsCommands.Admin());
         root.Subcommands.Add(Drill.DrillCommand.Build());

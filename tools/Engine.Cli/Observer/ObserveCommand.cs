@@ -1,0 +1,66 @@
+using System.CommandLine;
+using System.Globalization;
+using Engine.Core.Journaling;
+
+namespace Engine.Cli.Observer;
+
+/// <summary><c>engine observe --journal DIR --sqlite FILE</c>: an observer that loads a journal into SQL tables.</summary>
+internal static class ObserveCommand
+{
+    private const int ExitOk = 0;
+    private const int ExitFault = 1;
+    private const int ExitError = 2;
+
+    public static Command Build()
+    {
+        var journal = new Option<DirectoryInfo?>("--journal") { Description = "Load this journal directory (a stopped node's, or a copy): every block verified, replayed and written; again later, it goes on where the database stopped." };
+        var sqlite = new Option<FileInfo?>("--sqlite") { Description = "The SQLite database to write (created if missing); its tables are in docs/sql.md." };
+        var peer = new Option<string?>("--peer") { Description = "Follow a running primary at HOST:PORT as a read-only member (not built yet)." };
+        var postgres = new Option<string?>("--postgres") { Description = "Write to PostgreSQL at this connection string (not built yet)." };
+        var command = new Command("observe",
+            "An observer: verifies every block of a ledger (the chain, the cluster, the records roots), replays it through the same order book the nodes run, and writes " +
+            "relational tables: blocks, transactions, outcomes, trades and the current orders (docs/sql.md). Each block's rows are committed with the position after it, so " +
+            "after a kill it resumes where the database says it stopped, no row missing or doubled; a journal that does not verify, or a database of another history, " +
+            "stops it (exit 1, the reason on standard error). Exit 0 loaded; 2 bad arguments.")
+        {
+            journal,
+            sqlite,
+            peer,
+            postgres,
+        };
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(peer) is not null || parse.GetValue(postgres) is not null)
+            {
+                Console.Error.WriteLine("engine observe: following a primary (--peer) and PostgreSQL (--postgres) are not built yet; this version loads a journal (--journal) into SQLite (--sqlite)");
+                return ExitError;
+            }
+            if (parse.GetValue(journal) is not { } dir || parse.GetValue(sqlite) is not { } file)
+            {
+                Console.Error.WriteLine("engine observe: --journal DIR and --sqlite FILE are required");
+                return ExitError;
+            }
+            try
+            {
+                using var store = new SqliteObserverStore(file.FullName);
+                ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"observed blocks {report.FromBlock:N0}…{report.ToBlock:N0} of {dir.FullName} into {file.FullName}: {report.BlocksWritten:N0} blocks, {report.Rows:N0} rows, " +
+                    $"{report.RootsChecked:N0} records roots checked, {report.Elapsed.TotalSeconds:F2} s ({report.RowsPerSecond:N0} rows/s); " +
+                    $"tables now: {store.Count("transactions"):N0} transactions, {store.Count("trades"):N0} trades, {store.Count("orders"):N0} orders"));
+                return ExitOk;
+            }
+            catch (ObserverFaultException e)
+            {
+                Console.Error.WriteLine($"engine observe: STOPPED: {e.Message}");
+                return ExitFault;
+            }
+            catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            {
+                Console.Error.WriteLine($"engine observe: {e.Message}");
+                return e is JournalCorruptException ? ExitFault : ExitError;
+            }
+        });
+        return command;
+    }
+}

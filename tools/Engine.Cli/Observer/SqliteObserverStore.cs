@@ -1,0 +1,241 @@
+using System.Globalization;
+using Engine.Core.Chain;
+using Engine.Protocol;
+using Microsoft.Data.Sqlite;
+
+namespace Engine.Cli.Observer;
+
+/// <summary>Where an observer stopped: the last block its database holds, with that block's hash and the chain's cluster.</summary>
+internal readonly record struct ObserverPosition(ulong Block, Hash32 Hash, ClusterId Cluster);
+
+/// <summary>
+/// The observer's tables in a SQLite file (docs/sql.md): <c>blocks</c>, <c>transactions</c>,
+/// <c>outcomes</c>, <c>trades</c>, <c>orders</c>, and <c>observer</c> (where it stopped). Every
+/// block's rows and the position after it are written in one database transaction, so a kill at any
+/// instant leaves the database at a block boundary: the observer goes on from there, no row missing
+/// or doubled (inserts are keyed by LSN, block and trade id: a row written twice is refused, not
+/// doubled). Several blocks share a database transaction for speed (<see cref="BlocksPerCommit"/>).
+/// </summary>
+internal sealed class SqliteObserverStore : IDisposable
+{
+    /// <summary>Blocks per database transaction: SQLite's commit (a WAL append and, here, no fsync per commit) costs more than a block's rows.</summary>
+    public const int BlocksPerCommit = 256;
+
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS observer (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          cluster_id TEXT NOT NULL,
+          last_block INTEGER NOT NULL,
+          last_block_hash TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS blocks (
+          block_no INTEGER PRIMARY KEY,
+          epoch INTEGER NOT NULL,
+          first_lsn INTEGER NOT NULL,
+          transactions INTEGER NOT NULL,
+          sealed_at_ns INTEGER NOT NULL,
+          hash TEXT NOT NULL,
+          prev_hash TEXT NOT NULL,
+          roots_first_block INTEGER,
+          roots_blocks INTEGER,
+          records_root TEXT);
+        CREATE TABLE IF NOT EXISTS transactions (
+          lsn INTEGER PRIMARY KEY,
+          block_no INTEGER NOT NULL,
+          kind TEXT NOT NULL,
+          client_id INTEGER NOT NULL,
+          account INTEGER NOT NULL,
+          client_seq INTEGER NOT NULL,
+          instrument INTEGER NOT NULL,
+          side TEXT,
+          order_type TEXT,
+          time_in_force TEXT,
+          price INTEGER NOT NULL,
+          quantity INTEGER NOT NULL,
+          client_order_id INTEGER NOT NULL,
+          orig_client_order_id INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS transactions_by_client ON transactions (client_id, client_seq);
+        CREATE TABLE IF NOT EXISTS outcomes (
+          lsn INTEGER PRIMARY KEY,
+          accepted INTEGER NOT NULL,
+          reason TEXT);
+        CREATE TABLE IF NOT EXISTS trades (
+          trade_id INTEGER PRIMARY KEY,
+          lsn INTEGER NOT NULL,
+          block_no INTEGER NOT NULL,
+          instrument INTEGER NOT NULL,
+          price INTEGER NOT NULL,
+          quantity INTEGER NOT NULL,
+          aggressor_side TEXT NOT NULL,
+          buy_client INTEGER NOT NULL,
+          buy_account INTEGER NOT NULL,
+          buy_order_id INTEGER NOT NULL,
+          sell_client INTEGER NOT NULL,
+          sell_account INTEGER NOT NULL,
+          sell_order_id INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS trades_by_buyer ON trades (buy_client);
+        CREATE INDEX IF NOT EXISTS trades_by_seller ON trades (sell_client);
+        CREATE INDEX IF NOT EXISTS trades_by_instrument ON trades (instrument, block_no);
+        CREATE TABLE IF NOT EXISTS orders (
+          client_id INTEGER NOT NULL,
+          client_order_id INTEGER NOT NULL,
+          account INTEGER NOT NULL,
+          instrument INTEGER NOT NULL,
+          side TEXT NOT NULL,
+          price INTEGER NOT NULL,
+          quantity INTEGER NOT NULL,
+          open_quantity INTEGER NOT NULL,
+          status TEXT NOT NULL,
+          lsn INTEGER NOT NULL,
+          PRIMARY KEY (client_id, client_order_id));
+        CREATE INDEX IF NOT EXISTS open_orders ON orders (instrument, side, price) WHERE open_quantity > 0;
+        """;
+
+    private readonly SqliteConnection _connection;
+    private SqliteTransaction? _transaction;
+    private int _pending;
+    private readonly SqliteCommand _block;
+    private readonly SqliteCommand _tx;
+    private readonly SqliteCommand _outcome;
+    private readonly SqliteCommand _trade;
+    private readonly SqliteCommand _order;
+    private readonly SqliteCommand _findOrder;
+    private readonly SqliteCommand _position;
+
+    public SqliteObserverStore(string path)
+    {
+        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false }.ToString());
+        _connection.Open();
+        Execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+        Execute(Schema);
+        _block = Prepare("INSERT INTO blocks VALUES ($b, $epoch, $first, $count, $at, $hash, $prev, $rf, $rb, $root)", "$b", "$epoch", "$first", "$count", "$at", "$hash", "$prev", "$rf", "$rb", "$root");
+        _tx = Prepare("INSERT INTO transactions VALUES ($lsn, $b, $kind, $client, $account, $seq, $instrument, $side, $type, $tif, $price, $qty, $order, $orig)",
+            "$lsn", "$b", "$kind", "$client", "$account", "$seq", "$instrument", "$side", "$type", "$tif", "$price", "$qty", "$order", "$orig");
+        _outcome = Prepare("INSERT INTO outcomes VALUES ($lsn, $accepted, $reason)", "$lsn", "$accepted", "$reason");
+        _trade = Prepare("INSERT INTO trades VALUES ($id, $lsn, $b, $instrument, $price, $qty, $aggressor, $bc, $ba, $bo, $sc, $sa, $so)",
+            "$id", "$lsn", "$b", "$instrument", "$price", "$qty", "$aggressor", "$bc", "$ba", "$bo", "$sc", "$sa", "$so");
+        _order = Prepare("INSERT OR REPLACE INTO orders VALUES ($client, $order, $account, $instrument, $side, $price, $qty, $open, $status, $lsn)",
+            "$client", "$order", "$account", "$instrument", "$side", "$price", "$qty", "$open", "$status", "$lsn");
+        _findOrder = Prepare("SELECT account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE client_id = $client AND client_order_id = $order", "$client", "$order");
+        _position = Prepare("INSERT OR REPLACE INTO observer VALUES (1, $cluster, $b, $hash)", "$cluster", "$b", "$hash");
+    }
+
+    /// <summary>Where the database stopped; null for an empty one.</summary>
+    public ObserverPosition? Position()
+    {
+        using SqliteCommand read = _connection.CreateCommand();
+        read.CommandText = "SELECT cluster_id, last_block, last_block_hash FROM observer WHERE id = 1";
+        using SqliteDataReader row = read.ExecuteReader();
+        return row.Read() ? new ObserverPosition((ulong)row.GetInt64(1), Hash32.Parse(row.GetString(2)), ClusterId.Parse(row.GetString(0))) : null;
+    }
+
+    /// <summary>An order written before (in this transaction or an earlier one).</summary>
+    public OrderRow? FindOrder(uint client, ulong order)
+    {
+        _findOrder.Transaction = _transaction;
+        _findOrder.Parameters[0].Value = (long)client;
+        _findOrder.Parameters[1].Value = (long)order;
+        using SqliteDataReader row = _findOrder.ExecuteReader();
+        return row.Read()
+            ? new OrderRow(client, order, (uint)row.GetInt64(0), (uint)row.GetInt64(1), Enum.Parse<Side>(row.GetString(2), ignoreCase: true), row.GetInt64(3), row.GetInt64(4), row.GetInt64(5), row.GetString(6), (ulong)row.GetInt64(7))
+            : null;
+    }
+
+    /// <summary>Writes a block's rows and the position after it; commits every <see cref="BlocksPerCommit"/> blocks (and at <see cref="Commit"/>).</summary>
+    public void Write(ObservedBlock block)
+    {
+        _transaction ??= _connection.BeginTransaction();
+        BlockHeader h = block.Header;
+        Run(_block, (long)h.BlockNo, (long)h.Epoch, (long)h.FirstLsn, h.Count, h.TimestampNs, block.Hash.ToString(), h.PrevHash.ToString(),
+            block.Root is { } r ? (long)r.FirstBlock : null, block.Root is { } rb ? (long)rb.Blocks : null, block.Root?.Root.ToString());
+        foreach (TransactionRow t in block.Transactions)
+        {
+            Transaction tx = t.Tx;
+            bool order = tx.Kind is MessageType.NewOrder or MessageType.Cancel or MessageType.Replace;
+            Run(_tx, (long)t.Lsn, (long)h.BlockNo, LogCommands.KindName(tx.Kind), (long)tx.ClientId, (long)tx.Account, (long)tx.ClientSeq, (long)tx.Instrument,
+                order ? Name(tx.Side) : null, order && tx.Kind != MessageType.Cancel ? Name(tx.Type) : null, order && tx.Kind != MessageType.Cancel ? Name(tx.TimeInForce) : null,
+                tx.Price, tx.Quantity, (long)tx.ClientOrderId, (long)tx.OrigClientOrderId);
+        }
+        foreach (OutcomeRow o in block.Outcomes)
+        {
+            Run(_outcome, (long)o.Lsn, o.Reason == RejectReason.None ? 1 : 0, o.Reason == RejectReason.None ? null : Name(o.Reason));
+        }
+        foreach (TradeRow t in block.Trades)
+        {
+            Run(_trade, (long)t.TradeId, (long)t.Lsn, (long)h.BlockNo, (long)t.Instrument, t.Price, t.Quantity, Name(t.Aggressor),
+                (long)t.BuyClient, (long)t.BuyAccount, (long)t.BuyOrderId, (long)t.SellClient, (long)t.SellAccount, (long)t.SellOrderId);
+        }
+        foreach (OrderRow o in block.Orders.Values)
+        {
+            Run(_order, (long)o.ClientId, (long)o.ClientOrderId, (long)o.Account, (long)o.Instrument, Name(o.Side), o.Price, o.Quantity, o.Open, o.Status, (long)o.Lsn);
+        }
+        Run(_position, h.ClusterId.ToString(), (long)h.BlockNo, block.Hash.ToString());
+        if (++_pending >= BlocksPerCommit)
+        {
+            Commit();
+        }
+    }
+
+    /// <summary>Commits what was written (a block boundary).</summary>
+    public void Commit()
+    {
+        _transaction?.Commit();
+        _transaction?.Dispose();
+        _transaction = null;
+        _pending = 0;
+    }
+
+    /// <summary>Rows in a table (for reports and tests).</summary>
+    public long Count(string table)
+    {
+        using SqliteCommand count = _connection.CreateCommand();
+        count.Transaction = _transaction;
+        count.CommandText = table switch
+        {
+            "blocks" or "transactions" or "outcomes" or "trades" or "orders" => $"SELECT count(*) FROM {table}",
+            _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not an observer table"),
+        };
+        return (long)count.ExecuteScalar()!;
+    }
+
+    private static string Name<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
+
+    private void Run(SqliteCommand command, params object?[] values)
+    {
+        command.Transaction = _transaction;
+        for (int i = 0; i < values.Length; i++)
+        {
+            command.Parameters[i].Value = values[i] ?? DBNull.Value;
+        }
+        command.ExecuteNonQuery();
+    }
+
+    private SqliteCommand Prepare(string sql, params string[] names)
+    {
+        SqliteCommand command = _connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (string name in names)
+        {
+            command.Parameters.Add(new SqliteParameter(name, null));
+        }
+        return command;
+    }
+
+    private void Execute(string sql)
+    {
+        using SqliteCommand command = _connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    public void Dispose()
+    {
+        Commit();
+        foreach (SqliteCommand command in new[] { _block, _tx, _outcome, _trade, _order, _findOrder, _position })
+        {
+            command.Dispose();
+        }
+        _connection.Dispose();
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"sqlite {_connection.DataSource}");
+}
