@@ -76,13 +76,22 @@ internal static class JournalObserver
             if (header.Kind == BlockKind.Transactions)
             {
                 var records = BlockRecords.Of(entry, in header);
-                foreach (BlockRecord record in records)
-                {
-                    record.Read(out Transaction tx);
-                    block.Transactions.Add(new TransactionRow(record.Lsn, tx));
-                }
                 var sink = new RowSink(block);
-                applier.ApplyBlock(BlockRecords.Of(entry, in header), ref sink);
+                applier.Exchange.HoldPublishing();
+                try
+                {
+                    foreach (BlockRecord record in records)
+                    {
+                        record.Read(out Transaction tx);
+                        block.Transactions.Add(new TransactionRow(record.Lsn, tx));
+                        block.CurrentLsn = record.Lsn; // a repeat's outcome names its original's LSN: the row is keyed by its own
+                        applier.Apply(in tx, record.Lsn, header.BlockNo, in hash, ref sink);
+                    }
+                }
+                finally
+                {
+                    applier.Exchange.ReleasePublishing();
+                }
             }
             store.Write(block);
             written++;

@@ -7,8 +7,12 @@ namespace Engine.Cli.Observer;
 /// <summary>A journaled transaction as the <c>transactions</c> table has it.</summary>
 internal readonly record struct TransactionRow(ulong Lsn, Transaction Tx);
 
-/// <summary>The outcome of a transaction: accepted, or the reason it was refused (<c>outcomes</c>).</summary>
-internal readonly record struct OutcomeRow(ulong Lsn, RejectReason Reason);
+/// <summary>
+/// The outcome of a transaction (<c>outcomes</c>): accepted, or the reason it was refused; for a
+/// repeat of a transaction already applied (its client and sequence), the LSN of that original,
+/// whose outcome it has and which it changes nothing after.
+/// </summary>
+internal readonly record struct OutcomeRow(ulong Lsn, RejectReason Reason, ulong? OriginalLsn);
 
 /// <summary>One trade, both sides (<c>trades</c>): the buyer's and the seller's execution reports of one trade id.</summary>
 internal record struct TradeRow(ulong TradeId, ulong Lsn, uint Instrument, long Price, long Quantity, Side Aggressor)
@@ -37,6 +41,9 @@ internal sealed class ObservedBlock(Func<uint, ulong, OrderRow?> known)
     public readonly List<OutcomeRow> Outcomes = [];
     public readonly List<TradeRow> Trades = [];
     public readonly Dictionary<(uint Client, ulong Order), OrderRow> Orders = [];
+
+    /// <summary>The LSN of the record being applied (the Exchange names a repeat's original instead).</summary>
+    public ulong CurrentLsn;
     private readonly Dictionary<ulong, int> _tradeIndex = [];
 
     public void Begin(in BlockHeader header, in Hash32 hash, RecordsRoot? root)
@@ -53,7 +60,11 @@ internal sealed class ObservedBlock(Func<uint, ulong, OrderRow?> known)
 
     public void Accepted(in Transaction tx, ulong lsn)
     {
-        Outcomes.Add(new OutcomeRow(lsn, RejectReason.None));
+        Outcomes.Add(new OutcomeRow(CurrentLsn, RejectReason.None, lsn != CurrentLsn ? lsn : null));
+        if (lsn != CurrentLsn)
+        {
+            return; // a repeat: it changed nothing
+        }
         if (tx.Kind == MessageType.NewOrder)
         {
             Orders[(tx.ClientId, tx.ClientOrderId)] = new OrderRow(tx.ClientId, tx.ClientOrderId, tx.Account, tx.Instrument, tx.Side, tx.Price, tx.Quantity, tx.Quantity, OrderStatus.Open, lsn);
@@ -67,7 +78,7 @@ internal sealed class ObservedBlock(Func<uint, ulong, OrderRow?> known)
 
     private OrderRow? Find(uint client, ulong order) => Orders.TryGetValue((client, order), out OrderRow row) ? row : known(client, order);
 
-    public void Rejected(RejectReason reason, ulong lsn) => Outcomes.Add(new OutcomeRow(lsn, reason));
+    public void Rejected(RejectReason reason, ulong lsn) => Outcomes.Add(new OutcomeRow(CurrentLsn, reason, lsn != CurrentLsn ? lsn : null));
 
     public void Execution(in ExecutionReport report)
     {

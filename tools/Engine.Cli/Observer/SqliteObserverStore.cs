@@ -57,7 +57,8 @@ internal sealed class SqliteObserverStore : IDisposable
         CREATE TABLE IF NOT EXISTS outcomes (
           lsn INTEGER PRIMARY KEY,
           accepted INTEGER NOT NULL,
-          reason TEXT);
+          reason TEXT,
+          original_lsn INTEGER);
         CREATE TABLE IF NOT EXISTS trades (
           trade_id INTEGER PRIMARY KEY,
           lsn INTEGER NOT NULL,
@@ -110,7 +111,7 @@ internal sealed class SqliteObserverStore : IDisposable
         _block = Prepare("INSERT INTO blocks VALUES ($b, $epoch, $first, $count, $at, $hash, $prev, $rf, $rb, $root)", "$b", "$epoch", "$first", "$count", "$at", "$hash", "$prev", "$rf", "$rb", "$root");
         _tx = Prepare("INSERT INTO transactions VALUES ($lsn, $b, $kind, $client, $account, $seq, $instrument, $side, $type, $tif, $price, $qty, $order, $orig)",
             "$lsn", "$b", "$kind", "$client", "$account", "$seq", "$instrument", "$side", "$type", "$tif", "$price", "$qty", "$order", "$orig");
-        _outcome = Prepare("INSERT INTO outcomes VALUES ($lsn, $accepted, $reason)", "$lsn", "$accepted", "$reason");
+        _outcome = Prepare("INSERT INTO outcomes VALUES ($lsn, $accepted, $reason, $original)", "$lsn", "$accepted", "$reason", "$original");
         _trade = Prepare("INSERT INTO trades VALUES ($id, $lsn, $b, $instrument, $price, $qty, $aggressor, $bc, $ba, $bo, $sc, $sa, $so)",
             "$id", "$lsn", "$b", "$instrument", "$price", "$qty", "$aggressor", "$bc", "$ba", "$bo", "$sc", "$sa", "$so");
         _order = Prepare("INSERT OR REPLACE INTO orders VALUES ($client, $order, $account, $instrument, $side, $price, $qty, $open, $status, $lsn)",
@@ -157,7 +158,7 @@ internal sealed class SqliteObserverStore : IDisposable
         }
         foreach (OutcomeRow o in block.Outcomes)
         {
-            Run(_outcome, (long)o.Lsn, o.Reason == RejectReason.None ? 1 : 0, o.Reason == RejectReason.None ? null : Name(o.Reason));
+            Run(_outcome, (long)o.Lsn, o.Reason == RejectReason.None ? 1 : 0, o.Reason == RejectReason.None ? null : Name(o.Reason), o.OriginalLsn is { } original ? (long)original : null);
         }
         foreach (TradeRow t in block.Trades)
         {
