@@ -158,7 +158,10 @@ public sealed class HeadSigner : IDisposable
             ((ReadOnlySpan<byte>)subtrees[i]).CopyTo(file.AsSpan(SignedHead.Bytes + Hash32.Bytes + 1 + i * Hash32.Bytes));
         }
         BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(file.Length - 4), Crc32C.Compute(file.AsSpan(0, file.Length - 4)));
-        DurableFile.Replace(PathIn(_journal.Settings.Directory), file);
+        // No fsync: a head file lost or torn by a power cut fails its checksum or its last block's
+        // hash, and the tree is computed again from the journal; an fsync a second on the journal's
+        // disk would cost the order path more than that.
+        DurableFile.Replace(PathIn(_journal.Settings.Directory), file, flushToDisk: false);
         Volatile.Write(ref _latest, head);
     }
 
