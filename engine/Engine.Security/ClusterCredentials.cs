@@ -50,37 +50,7 @@ public sealed class ClusterCredentials
     public static ClusterCredentials Load(string clusterJsonPath, string keyPath)
     {
         ClusterRoster roster = ClusterRoster.Load(clusterJsonPath);
-        var info = new FileInfo(keyPath);
-        if (!info.Exists)
-        {
-            throw new FileNotFoundException($"{keyPath}: no such key file", keyPath);
-        }
-        if (info.Length > MaxKeyFileBytes)
-        {
-            throw new InvalidDataException($"{keyPath}: {info.Length:N0} bytes is too large for a key file");
-        }
-        string name;
-        string roleName;
-        byte[] clusterId;
-        byte[] seed;
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(keyPath), new JsonDocumentOptions { MaxDepth = 4 });
-            JsonElement root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw ClusterRoster.Bad(keyPath, "", "expected a JSON object");
-            }
-            ClusterRoster.CheckVersion(root, keyPath);
-            clusterId = ClusterRoster.Hex(root, "cluster_id", ClusterRoster.ClusterIdBytes, keyPath, "a cluster id");
-            name = ClusterRoster.Text(root, "name", keyPath);
-            roleName = ClusterRoster.Text(root, "role", keyPath);
-            seed = ClusterRoster.Hex(root, "private_key", PrivateKeyBytes, keyPath, "an Ed25519 private key seed");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{keyPath}: not valid JSON: {e.Message}", e);
-        }
+        (byte[] clusterId, string name, string roleName, byte[] seed) = ReadKeyFile(keyPath);
         if (!clusterId.AsSpan().SequenceEqual(roster.ClusterId))
         {
             throw new InvalidDataException($"{keyPath}: the key belongs to cluster {Convert.ToHexStringLower(clusterId)}, but {clusterJsonPath} is cluster {roster.ClusterIdHex}");
@@ -128,6 +98,43 @@ public sealed class ClusterCredentials
     /// </summary>
     public byte[] Sign(string context, ReadOnlySpan<byte> message) =>
         SignatureAlgorithm.Ed25519.Sign(SigningKey, Principal.SignedMessage(context, message));
+
+    /// <summary>
+    /// Reads a key file (bounded, version checked): its cluster id, name, role and Ed25519 seed.
+    /// The caller checks them against the roster.
+    /// </summary>
+    /// <exception cref="InvalidDataException">It is not a key file; the message says why.</exception>
+    /// <exception cref="IOException">It cannot be read.</exception>
+    internal static (byte[] ClusterId, string Name, string Role, byte[] Seed) ReadKeyFile(string keyPath)
+    {
+        var info = new FileInfo(keyPath);
+        if (!info.Exists)
+        {
+            throw new FileNotFoundException($"{keyPath}: no such key file", keyPath);
+        }
+        if (info.Length > MaxKeyFileBytes)
+        {
+            throw new InvalidDataException($"{keyPath}: {info.Length:N0} bytes is too large for a key file");
+        }
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(keyPath), new JsonDocumentOptions { MaxDepth = 4 });
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw ClusterRoster.Bad(keyPath, "", "expected a JSON object");
+            }
+            ClusterRoster.CheckVersion(root, keyPath);
+            return (ClusterRoster.Hex(root, "cluster_id", ClusterRoster.ClusterIdBytes, keyPath, "a cluster id"),
+                ClusterRoster.Text(root, "name", keyPath),
+                ClusterRoster.Text(root, "role", keyPath),
+                ClusterRoster.Hex(root, "private_key", PrivateKeyBytes, keyPath, "an Ed25519 private key seed"));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{keyPath}: not valid JSON: {e.Message}", e);
+        }
+    }
 
     internal static Key ImportSeed(ReadOnlySpan<byte> seed) =>
         Key.Import(SignatureAlgorithm.Ed25519, seed, KeyBlobFormat.RawPrivateKey, new KeyCreationParameters { ExportPolicy = KeyExportPolicies.None });

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using NSec.Cryptography;
 
 namespace Engine.Security;
@@ -25,8 +24,6 @@ public sealed class LedgerKey : IDisposable
     /// <summary>Bytes of an Ed25519 public key.</summary>
     public const int PublicKeyBytes = 32;
 
-    private const int MaxKeyFileBytes = 16 << 10;
-
     private readonly Key _key;
     private readonly byte[] _publicKey;
 
@@ -48,37 +45,10 @@ public sealed class LedgerKey : IDisposable
     public static LedgerKey Load(string clusterJsonPath, string keyPath)
     {
         ClusterRoster roster = ClusterRoster.Load(clusterJsonPath);
-        var info = new FileInfo(keyPath);
-        if (!info.Exists)
+        (byte[] clusterId, _, string role, byte[] seed) = ClusterCredentials.ReadKeyFile(keyPath);
+        if (role != "ledger")
         {
-            throw new FileNotFoundException($"{keyPath}: no such key file", keyPath);
-        }
-        if (info.Length > MaxKeyFileBytes)
-        {
-            throw new InvalidDataException($"{keyPath}: {info.Length:N0} bytes is too large for a key file");
-        }
-        byte[] clusterId;
-        byte[] seed;
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(keyPath), new JsonDocumentOptions { MaxDepth = 4 });
-            JsonElement root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw ClusterRoster.Bad(keyPath, "", "expected a JSON object");
-            }
-            ClusterRoster.CheckVersion(root, keyPath);
-            clusterId = ClusterRoster.Hex(root, "cluster_id", ClusterRoster.ClusterIdBytes, keyPath, "a cluster id");
-            string role = ClusterRoster.Text(root, "role", keyPath);
-            if (role != "ledger")
-            {
-                throw ClusterRoster.Bad(keyPath, "role", $"'{Principal.Printable(role)}': this is not the ledger key (ledger.key from `engine cluster init`)");
-            }
-            seed = ClusterRoster.Hex(root, "private_key", ClusterCredentials.PrivateKeyBytes, keyPath, "an Ed25519 private key seed");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{keyPath}: not valid JSON: {e.Message}", e);
+            throw ClusterRoster.Bad(keyPath, "role", $"'{Principal.Printable(role)}': this is not the ledger key (ledger.key from `engine cluster init`)");
         }
         if (!clusterId.AsSpan().SequenceEqual(roster.ClusterId))
         {

@@ -13,7 +13,7 @@ public sealed record HeadSigning(byte[] PublicKey, Func<byte[], byte[]> Sign);
 /// <summary>
 /// Signs the ledger's head on the primary, Certificate-Transparency style: a thread of its own keeps
 /// the RFC 6962 tree of every block hash from genesis as a compact range (at most 64 hashes), reads
-/// the blocks as they are committed, and every <see cref="Interval"/> in which blocks arrived signs
+/// the blocks as they are committed, and every <see cref="JournalFollower.Interval"/> in which blocks arrived signs
 /// the tree's root with the ledger key (<see cref="SignedHead"/>) and keeps it in
 /// <c>DIR/ledger-head</c> (replaced atomically) and in <see cref="Latest"/>.
 /// </summary>
@@ -30,7 +30,7 @@ public sealed record HeadSigning(byte[] PublicKey, Func<byte[], byte[]> Sign);
 /// that a later head extends an earlier one is computed from the block hashes
 /// (<see cref="Merkle.ConsistencyProof"/>).</para>
 /// </remarks>
-public sealed class HeadSigner : IDisposable
+public sealed class HeadSigner : JournalFollower
 {
     /// <summary>The newest head and the range it came from, in the journal's directory.</summary>
     public const string FileName = "ledger-head";
@@ -38,17 +38,12 @@ public sealed class HeadSigner : IDisposable
     private const int MaxSubtrees = 64;
     private const int MaxFileBytes = SignedHead.Bytes + Hash32.Bytes + 1 + MaxSubtrees * Hash32.Bytes + 4;
 
-    private readonly IJournal _journal;
     private readonly HeadSigning _signing;
     private readonly TimeProvider _clock;
-    private readonly Action<string> _log;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Thread? _thread;
 
     private CompactRange _range;
     private Hash32 _lastBlockHash;
     private long _readFrom;
-    private IEntryCursor? _cursor; // follows the journal from _readFrom, kept (opening one allocates FasterLog's read frames)
     private bool _started;
     private bool _disabled;
     private SignedHead? _latest;
@@ -59,23 +54,13 @@ public sealed class HeadSigner : IDisposable
     /// <param name="clock">The heads' timestamps.</param>
     /// <param name="log">Where it says where it started, and a fault.</param>
     public HeadSigner(IJournal journal, HeadSigning signing, TimeSpan interval, TimeProvider? clock = null, Action<string>? log = null)
+        : base(journal, interval, log, "signed heads")
     {
-        ArgumentNullException.ThrowIfNull(journal);
         ArgumentNullException.ThrowIfNull(signing);
-        ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.Zero);
-        _journal = journal;
         _signing = signing;
         _clock = clock ?? TimeProvider.System;
-        _log = log ?? (_ => { });
-        Interval = interval;
-        if (interval > TimeSpan.Zero)
-        {
-            _thread = new Thread(Run) { IsBackground = true, Name = "head-signer" };
-            _thread.Start();
-        }
+        Start();
     }
-
-    public TimeSpan Interval { get; }
 
     /// <summary>The newest head signed (or read back at start); null before the first.</summary>
     public SignedHead? Latest => Volatile.Read(ref _latest);
@@ -83,18 +68,15 @@ public sealed class HeadSigner : IDisposable
     /// <summary>The ledger's public key, as the heads are signed with it.</summary>
     public ReadOnlySpan<byte> PublicKey => _signing.PublicKey;
 
-    /// <summary>The signer's fault, if it stopped on one (no more heads; the order path is unaffected).</summary>
-    public Exception? Fault { get; private set; }
-
     /// <summary>Path of the head file of the journal in <paramref name="directory"/>.</summary>
     public static string PathIn(string directory) => Path.Combine(directory, FileName);
 
     /// <summary>Reads the blocks committed since the last call and signs a head if there are new ones; returns the blocks read.</summary>
-    public int Poll()
+    public override int Poll()
     {
         if (!_started)
         {
-            Start();
+            FindStart();
             _started = true;
         }
         if (_disabled)
@@ -102,10 +84,10 @@ public sealed class HeadSigner : IDisposable
             return 0;
         }
         int read = 0;
-        _cursor ??= _journal.OpenFollower(_readFrom);
+        Cursor ??= Journal.OpenFollower(_readFrom);
         try
         {
-            while (_cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
+            while (Cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
             {
                 if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } wrong)
                 {
@@ -126,7 +108,7 @@ public sealed class HeadSigner : IDisposable
         }
         finally
         {
-            _cursor.Release();
+            Cursor.Release();
         }
         if (_range.Size > (Latest?.TreeSize ?? 0))
         {
@@ -143,8 +125,8 @@ public sealed class HeadSigner : IDisposable
 
     private void SignAndSave()
     {
-        ClusterId cluster = _journal.Head.ClusterId;
-        long now = Journal.UnixNanos(_clock);
+        ClusterId cluster = Journal.Head.ClusterId;
+        long now = Journaling.Journal.UnixNanos(_clock);
         Hash32 root = _range.Root();
         byte[] signature = _signing.Sign(SignedHead.SignedPart(cluster, _range.Size, now, in root));
         var head = new SignedHead(cluster, _range.Size, now, root, signature);
@@ -161,7 +143,7 @@ public sealed class HeadSigner : IDisposable
         // No fsync: a head file lost or torn by a power cut fails its checksum or its last block's
         // hash, and the tree is computed again from the journal; an fsync a second on the journal's
         // disk would cost the order path more than that.
-        DurableFile.Replace(PathIn(_journal.Settings.Directory), file, flushToDisk: false);
+        DurableFile.Replace(PathIn(Journal.Settings.Directory), file, flushToDisk: false);
         Volatile.Write(ref _latest, head);
     }
 
@@ -214,25 +196,25 @@ public sealed class HeadSigner : IDisposable
         return (head, Hash32.From(file.AsSpan(SignedHead.Bytes)), range);
     }
 
-    private void Start()
+    private void FindStart()
     {
-        _journal.Flush(); // what was appended before this node started signing is part of the tree it signs
-        string directory = _journal.Settings.Directory;
+        Journal.Flush(); // what was appended before this node started signing is part of the tree it signs
+        string directory = Journal.Settings.Directory;
         if (TryLoad(directory, out string? wrong) is { } saved
-            && saved.Head.ClusterId == _journal.Head.ClusterId
-            && (ulong)saved.Head.TreeSize - 1 <= _journal.Head.BlockNo
-            && _journal.HashOf((ulong)saved.Head.TreeSize - 1) == saved.LastBlockHash)
+            && saved.Head.ClusterId == Journal.Head.ClusterId
+            && (ulong)saved.Head.TreeSize - 1 <= Journal.Head.BlockNo
+            && Journal.HashOf((ulong)saved.Head.TreeSize - 1) == saved.LastBlockHash)
         {
             _range = saved.Range;
             _lastBlockHash = saved.LastBlockHash;
-            _readFrom = _journal.LocateFrom((ulong)saved.Head.TreeSize);
+            _readFrom = Journal.LocateFrom((ulong)saved.Head.TreeSize);
             Volatile.Write(ref _latest, saved.Head);
-            _log($"signed heads continue after block {saved.Head.TreeSize - 1} ({saved.Head}), every {Interval.TotalMilliseconds:0.#} ms");
+            Log($"signed heads continue after block {saved.Head.TreeSize - 1} ({saved.Head}), every {Interval.TotalMilliseconds:0.#} ms");
             return;
         }
         string why = wrong ?? "the head file is of another history";
         _range = default;
-        ulong liveFrom = _journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
+        ulong liveFrom = Journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
         if (liveFrom != BlockFormat.GenesisBlockNo)
         {
             BlockArchive archive = BlockArchive.Of(directory);
@@ -248,46 +230,11 @@ public sealed class HeadSigner : IDisposable
             if ((ulong)_range.Size != liveFrom)
             {
                 _disabled = true;
-                _log($"no signed heads: the journal starts at block {liveFrom} and the blocks before it are not all here ({why}); a head covers every block from genesis");
+                Log($"no signed heads: the journal starts at block {liveFrom} and the blocks before it are not all here ({why}); a head covers every block from genesis");
                 return;
             }
         }
-        _readFrom = _journal.LocateFrom(liveFrom);
-        _log($"signed heads start from genesis ({why}), every {Interval.TotalMilliseconds:0.#} ms");
-    }
-
-    private void Run()
-    {
-        BackgroundPriority.LowerCurrentThread(); // behind the order path on shared cores: it catches up when they are free
-        try
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                Poll();
-                _stop.Token.WaitHandle.WaitOne(Interval);
-            }
-        }
-        catch (Exception e) when (_stop.IsCancellationRequested && e is ObjectDisposedException or JournalFaultException)
-        {
-            // Stopping while the journal closes.
-        }
-        catch (Exception e)
-        {
-            Fault = e;
-            _log($"signed heads stopped: {e.GetType().Name}: {e.Message} (no more heads; orders are unaffected)");
-        }
-    }
-
-    /// <summary>Stops the thread (before the journal is closed).</summary>
-    public void Dispose()
-    {
-        if (_stop.IsCancellationRequested)
-        {
-            return;
-        }
-        _stop.Cancel();
-        _thread?.Join();
-        _stop.Dispose();
-        _cursor?.Dispose();
+        _readFrom = Journal.LocateFrom(liveFrom);
+        Log($"signed heads start from genesis ({why}), every {Interval.TotalMilliseconds:0.#} ms");
     }
 }

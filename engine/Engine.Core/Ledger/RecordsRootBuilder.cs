@@ -18,7 +18,7 @@ namespace Engine.Core.Ledger;
 /// only cost is one volatile read when a block opens, and 48 header bytes in the block that takes a
 /// root. The builder reads the journal (what is committed), not the ring, so it never holds up a
 /// producer, and under a load it cannot follow it falls behind in the journal and catches up later.
-/// It wakes every <see cref="Interval"/> (not per order): a root covers whatever arrived in that time,
+/// It wakes every <see cref="JournalFollower.Interval"/> (not per order): a root covers whatever arrived in that time,
 /// one section per interval at most (a block per order at moderate rates: one section per ~100 blocks
 /// at 10k/s).</para>
 /// <para><b>Where it starts.</b> After the last block a section in the journal covers (a takeover or a
@@ -31,7 +31,7 @@ namespace Engine.Core.Ledger;
 /// free. The slot is written by this thread and emptied by the sealer's: a flag with release/acquire
 /// order, no lock, no allocation.</para>
 /// </remarks>
-public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
+public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
 {
     /// <summary>How far back the start looks for the last section.</summary>
     public const int StartWindowBlocks = 1 << 16;
@@ -39,11 +39,7 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
     /// <summary>The most records held for one run (a sealer that stops taking roots stops the reading here): 32 MiB of leaf hashes.</summary>
     public const int MaxRunRecords = 1 << 20;
 
-    private readonly IJournal _journal;
-    private readonly Action<string> _log;
     private readonly List<Hash32> _leaves = [];
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Thread? _thread;
 
     private RecordsRoot _ready;
     private int _readyFull; // 1: _ready holds a root the sealer has not taken
@@ -52,35 +48,18 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
     private ulong _nextBlock;  // the next block to read
     private ulong _runFirst;   // the first block whose records are in _leaves
     private long _readFrom;    // where in the journal the next block is (at or before it)
-    private IEntryCursor? _cursor; // follows the journal from _readFrom, kept (opening one allocates FasterLog's read frames)
 
     /// <param name="journal">The journal whose blocks it covers.</param>
     /// <param name="interval">How often it reads what was committed (zero: never on its own; <see cref="Poll"/> is called by the owner, as the simulator and tests do).</param>
     /// <param name="log">Where it says where it started, and a fault.</param>
     public RecordsRootBuilder(IJournal journal, TimeSpan interval, Action<string>? log = null)
-    {
-        ArgumentNullException.ThrowIfNull(journal);
-        ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.Zero);
-        _journal = journal;
-        _log = log ?? (_ => { });
-        Interval = interval;
-        if (interval > TimeSpan.Zero)
-        {
-            _thread = new Thread(Run) { IsBackground = true, Name = "records-roots" };
-            _thread.Start();
-        }
-    }
-
-    public TimeSpan Interval { get; }
+        : base(journal, interval, log, "records roots") => Start();
 
     /// <summary>Roots handed to the sealer so far.</summary>
     public long RootsBuilt { get; private set; }
 
     /// <summary>The first block not yet in a root handed over (what the next root starts at); 0 before the start.</summary>
     public ulong CoveredBefore => Volatile.Read(ref _runFirst);
-
-    /// <summary>The builder's fault, if it stopped on one (the blocks after then get no roots; the order path is unaffected).</summary>
-    public Exception? Fault { get; private set; }
 
     /// <summary>The sealer's side: the root ready, if any, taken out of the slot.</summary>
     public bool TryTake(out RecordsRoot root)
@@ -100,7 +79,7 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
     /// the slot is free; returns the blocks read. Called by the builder's thread, or (with a zero
     /// interval) by its owner; never by two threads at once.
     /// </summary>
-    public int Poll()
+    public override int Poll()
     {
         if (!_started)
         {
@@ -108,10 +87,10 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
             _started = true;
         }
         int read = 0;
-        _cursor ??= _journal.OpenFollower(_readFrom);
+        Cursor ??= Journal.OpenFollower(_readFrom);
         try
         {
-            while (_leaves.Count < MaxRunRecords && _cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
+            while (_leaves.Count < MaxRunRecords && Cursor.TryNext(out ReadOnlySpan<byte> entry, out _, out long next))
             {
                 if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } wrong)
                 {
@@ -138,7 +117,7 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
         }
         finally
         {
-            _cursor.Release();
+            Cursor.Release();
         }
         HandOver();
         return read;
@@ -160,13 +139,13 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
     /// <summary>After the last block a section covers (looked for in the last <see cref="StartWindowBlocks"/> blocks), else after the head.</summary>
     private void FindStart()
     {
-        _journal.Flush(); // a section appended but not committed must be seen: the next root starts after it
-        ulong head = _journal.Head.BlockNo;
+        Journal.Flush(); // a section appended but not committed must be seen: the next root starts after it
+        ulong head = Journal.Head.BlockNo;
         ulong windowStart = head > StartWindowBlocks ? head - StartWindowBlocks : 0;
-        ulong firstLive = (_journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo) + 1;
+        ulong firstLive = (Journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo) + 1;
         ulong from = Math.Max(windowStart, firstLive);
         ulong? coveredUntil = null;
-        _journal.Scan(_journal.LocateFrom(from), (entry, _) =>
+        Journal.Scan(Journal.LocateFrom(from), (entry, _) =>
         {
             if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is null && BlockFormat.TryReadRecordsRoot(entry, in header, out RecordsRoot root))
             {
@@ -177,42 +156,7 @@ public sealed class RecordsRootBuilder : IRecordsRootSource, IDisposable
         // A journal whose whole live part was searched, without a section: every block of it.
         _nextBlock = coveredUntil is { } last ? last + 1 : windowStart < firstLive ? firstLive : head + 1;
         Volatile.Write(ref _runFirst, _nextBlock);
-        _readFrom = _journal.LocateFrom(_nextBlock);
-        _log($"records roots start at block {_nextBlock} ({(coveredUntil is { } c ? $"sections cover up to block {c}" : "no section found")}), every {Interval.TotalMilliseconds:0.#} ms");
-    }
-
-    private void Run()
-    {
-        BackgroundPriority.LowerCurrentThread(); // behind the order path on shared cores: it catches up when they are free
-        try
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                Poll();
-                _stop.Token.WaitHandle.WaitOne(Interval);
-            }
-        }
-        catch (Exception e) when (_stop.IsCancellationRequested && e is ObjectDisposedException or JournalFaultException)
-        {
-            // Stopping while the journal closes.
-        }
-        catch (Exception e)
-        {
-            Fault = e;
-            _log($"records roots stopped: {e.GetType().Name}: {e.Message} (later blocks get no roots; orders are unaffected)");
-        }
-    }
-
-    /// <summary>Stops the thread (before the journal is closed).</summary>
-    public void Dispose()
-    {
-        if (_stop.IsCancellationRequested)
-        {
-            return;
-        }
-        _stop.Cancel();
-        _thread?.Join();
-        _stop.Dispose();
-        _cursor?.Dispose();
+        _readFrom = Journal.LocateFrom(_nextBlock);
+        Log($"records roots start at block {_nextBlock} ({(coveredUntil is { } c ? $"sections cover up to block {c}" : "no section found")}), every {Interval.TotalMilliseconds:0.#} ms");
     }
 }

@@ -185,6 +185,32 @@ public class InclusionProofTests
         b.Dispose();
     }
 
+    /// <summary>A proof file is hostile input: mutated JSON or bytes are refused with a reason or verify false, never throw.</summary>
+    [Test]
+    public void Hostile_proof_files_are_refused_never_thrown_on()
+    {
+        (Journal journal, HeadSigner heads) = Ledger(12, seed: 21);
+        SignedHead head = heads.Latest!;
+        heads.Dispose();
+        journal.Dispose();
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        byte[] json = InclusionProver.Prove(reader, head, 3, out string? why)?.ToJsonUtf8() ?? throw new AssertionException(why!);
+        Gen.Select(Gen.Int[0, json.Length - 1], Gen.Byte, Gen.Int[0, 3]).Sample((at, value, how) =>
+        {
+            byte[] mutated = how switch
+            {
+                0 => [.. json[..at], value, .. json[(at + 1)..]],
+                1 => json[..at],
+                2 => [.. json[..at], .. json[(at + 1)..]],
+                _ => [.. json[..at], value, .. json[at..]],
+            };
+            InclusionProof? parsed = InclusionProof.TryParse(mutated, out string? wrong);
+            return parsed is null ? wrong is not null : parsed.Verify(ByKey) is null or { Length: > 0 };
+        }, iter: 3000);
+        Assert.That(InclusionProof.TryParse(new byte[InclusionProof.MaxJsonBytes + 1], out string? large), Is.Null);
+        Assert.That(large, Does.Contain("larger than any proof"));
+    }
+
     private string ClusterInit()
     {
         string dir = _temp.Sub("cluster");
