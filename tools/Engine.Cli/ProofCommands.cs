@@ -106,7 +106,8 @@ internal static class ProofCommands
             byte[] publicKey;
             try
             {
-                publicKey = PublicKey(parse.GetValue(key), parse.GetValue(cluster), parsed.ClusterId);
+                publicKey = LedgerPublicKey(parse.GetValue(key), parse.GetValue(cluster), parsed.ClusterId)
+                    ?? throw new ArgumentException($"the proof is of cluster {parsed.ClusterId}: give its ledger key (--key, or --cluster with its cluster.json)");
             }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException)
             {
@@ -125,7 +126,12 @@ internal static class ProofCommands
         return proof;
     }
 
-    private static byte[] PublicKey(string? hex, FileInfo? cluster, ClusterId proofCluster)
+    /// <summary>
+    /// The ledger public key to check with: <paramref name="hex"/> (--key), or the roster's in
+    /// <paramref name="cluster"/> (--cluster), or, for the development cluster, its built-in key; null
+    /// when none applies.
+    /// </summary>
+    internal static byte[]? LedgerPublicKey(string? hex, FileInfo? cluster, ClusterId? of)
     {
         if (hex is not null && cluster is not null)
         {
@@ -140,9 +146,9 @@ internal static class ProofCommands
         {
             return ClusterRoster.Load(cluster.FullName).LedgerPublicKey.ToArray();
         }
-        if (!proofCluster.IsDevelopment)
+        if (of is not { IsDevelopment: true })
         {
-            throw new ArgumentException($"the proof is of cluster {proofCluster}: give its ledger key (--key, or --cluster with its cluster.json)");
+            return null;
         }
         using LedgerKey development = LedgerKey.Development();
         return development.PublicKey.ToArray();

@@ -5,6 +5,7 @@ using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Core.Ring;
 using Engine.Protocol;
+using Engine.Security;
 using Engine.Tests.Support;
 using Microsoft.Data.Sqlite;
 
@@ -37,10 +38,32 @@ public class JournalObserverTests
         return dir;
     }
 
-    private static ObserveReport Load(string journal, string database)
+    private static ObserveReport Load(string journal, string database, Func<byte[], byte[], bool>? verifyHead = null)
     {
         using var store = new SqliteObserverStore(database);
-        return JournalObserver.Load(journal, store, _ => { });
+        return JournalObserver.Load(journal, store, _ => { }, verifyHead);
+    }
+
+    private static void SignHead(string journalDirectory, LedgerKey key)
+    {
+        using Journal journal = Journal.Open(new JournalSettings { Directory = journalDirectory, Durability = Durability.Memory, MaxTransactionsPerBlock = 50 });
+        using var heads = new HeadSigner(journal, new HeadSigning(key.PublicKey.ToArray(), head => key.SignHead(head)), TimeSpan.Zero);
+        heads.Poll();
+    }
+
+    [Test]
+    public void The_signed_head_beside_the_journal_is_checked_against_the_key_and_the_blocks()
+    {
+        using var key = LedgerKey.Development();
+        Func<byte[], byte[], bool> byKey = (signed, signature) => LedgerKey.VerifyHead(key.PublicKey, signed, signature);
+        string a = Generate("a", 3_000, seed: 1);
+        SignHead(a, key);
+        Assert.That(Load(a, Path.Combine(_temp.Path, "a.db"), byKey).HeadChecked, Is.Not.Null, "signed by the key, the root of the blocks");
+        Assert.That(() => Load(a, Path.Combine(_temp.Path, "a2.db"), (_, _) => false), Throws.TypeOf<ObserverFaultException>().With.Message.Contains("not signed by the ledger key"));
+
+        string b = Generate("b", 3_000, seed: 2);
+        File.Copy(HeadSigner.PathIn(a), HeadSigner.PathIn(b));
+        Assert.That(() => Load(b, Path.Combine(_temp.Path, "b.db"), byKey), Throws.TypeOf<ObserverFaultException>().With.Message.Contains("is not the root of this journal's blocks"));
     }
 
     /// <summary>Counts what a replay of the journal gives, independently of the observer's sink.</summary>

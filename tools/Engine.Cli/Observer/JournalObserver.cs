@@ -10,6 +10,9 @@ namespace Engine.Cli.Observer;
 /// <summary>What an observer's load did.</summary>
 internal sealed record ObserveReport(ulong FromBlock, ulong ToBlock, long BlocksWritten, long Rows, long RootsChecked, TimeSpan Elapsed)
 {
+    /// <summary>The signed head beside the journal whose signature and root were checked against the blocks; null when there was none to check.</summary>
+    public SignedHead? HeadChecked { get; init; }
+
     public double RowsPerSecond => Elapsed.TotalSeconds > 0 ? Rows / Elapsed.TotalSeconds : 0;
 }
 
@@ -28,8 +31,20 @@ internal static class JournalObserver
 {
     /// <summary>Loads what <paramref name="journalDirectory"/> holds beyond what <paramref name="store"/> has.</summary>
     /// <exception cref="ObserverFaultException">The journal does not verify, or the database holds another history or cluster.</exception>
-    public static ObserveReport Load(string journalDirectory, SqliteObserverStore store, Action<string> log, CancellationToken cancel = default)
+    /// <param name="journalDirectory">The journal (with its archive, and the <c>ledger-head</c> its primary signed, if any).</param>
+    /// <param name="store">The database.</param>
+    /// <param name="log">Progress lines.</param>
+    /// <param name="verifyHead">Checks a head's signature (signed part, signature → valid), with the ledger key; null: a head beside the journal is not checked.</param>
+    /// <param name="cancel">Stops the load at a block boundary.</param>
+    public static ObserveReport Load(string journalDirectory, SqliteObserverStore store, Action<string> log, Func<byte[], byte[], bool>? verifyHead = null, CancellationToken cancel = default)
     {
+        SignedHead? head = verifyHead is not null && HeadSigner.TryLoad(journalDirectory, out _) is { } saved ? saved.Head : null;
+        if (head is not null && !verifyHead!(head.SignedPart(), head.Signature))
+        {
+            throw new ObserverFaultException($"the signed head beside the journal ({head}) is not signed by the ledger key");
+        }
+        var blockTree = new CompactRange();
+        bool headChecked = false;
         var clock = Stopwatch.StartNew();
         ObserverPosition? position = store.Position();
         using JournalReader reader = JournalReader.Open(journalDirectory);
@@ -58,6 +73,19 @@ internal static class JournalObserver
                 return false;
             }
             Hash32 hash = BlockFormat.StoredHash(entry, in header);
+            if (head is not null && blockTree.Size < head.TreeSize)
+            {
+                blockTree.Append(SignedHead.BlockLeaf(in hash));
+                if (blockTree.Size == head.TreeSize)
+                {
+                    if (blockTree.Root() != head.Root)
+                    {
+                        fault = $"the signed head of {head.TreeSize} blocks is not the root of this journal's blocks 0…{head.TreeSize - 1}: another history, or the journal was altered";
+                        return false;
+                    }
+                    headChecked = true;
+                }
+            }
             if (header.BlockNo < from)
             {
                 if (header.Kind == BlockKind.Transactions)
@@ -108,6 +136,6 @@ internal static class JournalObserver
         {
             throw new ObserverFaultException($"the database holds blocks up to {held2.Block}, the journal only up to {last}: the database is of a longer history");
         }
-        return new ObserveReport(from, last, written, rows, verifier.RootsChecked, clock.Elapsed);
+        return new ObserveReport(from, last, written, rows, verifier.RootsChecked, clock.Elapsed) { HeadChecked = headChecked ? head : null };
     }
 }

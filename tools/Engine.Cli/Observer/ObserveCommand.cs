@@ -17,6 +17,8 @@ internal static class ObserveCommand
         var sqlite = new Option<FileInfo?>("--sqlite") { Description = "The SQLite database to write (created if missing); its tables are in docs/sql.md." };
         var peer = new Option<string?>("--peer") { Description = "Follow a running primary at HOST:PORT as a read-only member (not built yet)." };
         var postgres = new Option<string?>("--postgres") { Description = "Write to PostgreSQL at this connection string (not built yet)." };
+        var key = new Option<string?>("--key") { Description = "The ledger's public key (64 hex digits): the signed head beside the journal (ledger-head) must be signed with it and be the root of the journal's blocks." };
+        var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key. Without --key or --cluster, a development journal's head is checked against the development key, another's not at all." };
         var command = new Command("observe",
             "An observer: verifies every block of a ledger (the chain, the cluster, the records roots), replays it through the same order book the nodes run, and writes " +
             "relational tables: blocks, transactions, outcomes, trades and the current orders (docs/sql.md). Each block's rows are committed with the position after it, so " +
@@ -27,6 +29,8 @@ internal static class ObserveCommand
             sqlite,
             peer,
             postgres,
+            key,
+            cluster,
         };
         command.SetAction(parse =>
         {
@@ -40,10 +44,25 @@ internal static class ObserveCommand
                 Console.Error.WriteLine("engine observe: --journal DIR and --sqlite FILE are required");
                 return ExitError;
             }
+            Func<byte[], byte[], bool>? verifyHead = null;
+            try
+            {
+                if (ProofCommands.LedgerPublicKey(parse.GetValue(key), parse.GetValue(cluster), JournalCluster(dir.FullName)) is { } publicKey)
+                {
+                    verifyHead = (signed, signature) => Security.LedgerKey.VerifyHead(publicKey, signed, signature);
+                }
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException)
+            {
+                Console.Error.WriteLine($"engine observe: {e.Message}");
+                return ExitError;
+            }
             try
             {
                 using var store = new SqliteObserverStore(file.FullName);
-                ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line));
+                ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line), verifyHead);
+                Console.Error.WriteLine(report.HeadChecked is { } head ? $"observer: the {head} beside the journal is the ledger key's and the root of its blocks"
+                    : verifyHead is null ? "observer: no ledger key given: the signed head beside the journal was not checked" : "observer: no signed head beside the journal was checked (none, or it covers more blocks than the journal holds)");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"observed blocks {report.FromBlock:N0}…{report.ToBlock:N0} of {dir.FullName} into {file.FullName}: {report.BlocksWritten:N0} blocks, {report.Rows:N0} rows, " +
                     $"{report.RootsChecked:N0} records roots checked, {report.Elapsed.TotalSeconds:F2} s ({report.RowsPerSecond:N0} rows/s); " +
@@ -62,5 +81,25 @@ internal static class ObserveCommand
             }
         });
         return command;
+    }
+
+    /// <summary>The cluster the journal's genesis names, for the development key's default; null when it cannot be read (the load will say why).</summary>
+    private static Core.Chain.ClusterId? JournalCluster(string directory)
+    {
+        try
+        {
+            using JournalReader reader = JournalReader.Open(directory);
+            Core.Chain.ClusterId? cluster = null;
+            reader.Scan((entry, _) =>
+            {
+                cluster = Core.Chain.BlockFormat.TryReadHeader(entry, out Core.Chain.BlockHeader header) is null ? header.ClusterId : null;
+                return false;
+            });
+            return cluster;
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or IOException)
+        {
+            return null;
+        }
     }
 }
