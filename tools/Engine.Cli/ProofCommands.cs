@@ -73,7 +73,7 @@ internal static class ProofCommands
     public static Command Build()
     {
         var proof = new Command("proof", "Inclusion proofs of transactions: check one offline.");
-        var file = new Argument<FileInfo>("file") { Description = "The proof (JSON, from `engine log prove` or a client's proof request); - reads standard input." };
+        var file = new Argument<FileInfo>("file") { Description = "The proof (JSON, from `engine log prove`); - reads standard input." };
         var key = new Option<string?>("--key") { Description = "The ledger's public key, 64 hex digits (cluster.json's ledger_public_key)." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key." };
         var verify = new Command("verify",

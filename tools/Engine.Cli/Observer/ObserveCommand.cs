@@ -20,7 +20,7 @@ internal static class ObserveCommand
         var key = new Option<string?>("--key") { Description = "The ledger's public key (64 hex digits): the signed head beside the journal (ledger-head) must be signed with it and be the root of the journal's blocks." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key. Without --key or --cluster, a development journal's head is checked against the development key, another's not at all." };
         var command = new Command("observe",
-            "An observer: verifies every block of a ledger (the chain, the cluster, the records roots), replays it through the same order book the nodes run, and writes " +
+            "An observer: verifies every block of a ledger (the chain, the cluster, the records roots; and the signed head beside the journal against the ledger key), replays it through the same order book the nodes run, and writes " +
             "relational tables: blocks, transactions, outcomes, trades and the current orders (docs/sql.md). Each block's rows are committed with the position after it, so " +
             "after a kill it resumes where the database says it stopped, no row missing or doubled; a journal that does not verify, or a database of another history, " +
             "stops it (exit 1, the reason on standard error). Exit 0 loaded; 2 bad arguments.")
