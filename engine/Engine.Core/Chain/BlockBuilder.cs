@@ -25,7 +25,7 @@ public sealed class BlockBuilder
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTransactionsPerBlock, 1);
         MaxTransactions = maxTransactionsPerBlock;
-        _buffer = new byte[BlockFormat.EntryBytes(maxTransactionsPerBlock) + BlockFormat.SectionBytes];
+        _buffer = new byte[BlockFormat.MaxEntryBytes(maxTransactionsPerBlock)];
         _head = head;
         Epoch = head.Epoch;
     }

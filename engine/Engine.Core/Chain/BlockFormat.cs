@@ -162,6 +162,9 @@ public static class BlockFormat
 
     public static int EntryBytes(int count) => OverheadBytes + count * LedgerRecord.Bytes;
 
+    /// <summary>The largest entry a writer makes of <paramref name="count"/> records: with the one section it may carry (the records root).</summary>
+    public static int MaxEntryBytes(int count) => EntryBytes(count) + SectionBytes;
+
     /// <summary>The header's bytes with the sections <paramref name="sections"/> announces.</summary>
     public static int HeaderBytesWith(BlockSections sections) => HeaderBytes + SectionBytes * System.Numerics.BitOperations.PopCount((uint)sections);
 

@@ -96,7 +96,7 @@ public sealed record JournalSettings
             throw new ArgumentOutOfRangeException(nameof(SegmentSizeBits), SegmentSizeBits, $"a segment holds at least one page (≥ {PageSizeBits})");
         }
         // An entry never spans pages in FasterLog: the largest block plus its 4-byte entry header must fit.
-        long maxEntry = BlockFormat.EntryBytes(MaxTransactionsPerBlock) + 4;
+        long maxEntry = BlockFormat.MaxEntryBytes(MaxTransactionsPerBlock) + 4;
         if (MaxTransactionsPerBlock < 1 || maxEntry > 1L << PageSizeBits)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxTransactionsPerBlock), MaxTransactionsPerBlock, $"a block of {maxEntry} bytes does not fit a page of {1L << PageSizeBits}");

@@ -195,6 +195,17 @@ public class RecordsRootTests
         Assert.That(BlockFormat.TryReadHeader(block, out _), Does.Contain("records-root section").And.Contain(named));
     }
 
+    /// <summary>FasterLog never splits an entry across pages: the largest block a page must hold is one that carries a records root.</summary>
+    [Test]
+    public void A_page_must_hold_the_largest_block_with_its_records_root()
+    {
+        // 4 KiB pages: 61 records make a 4,048-byte block, 4,096 with its section, and FasterLog's 4-byte header does not fit.
+        var settings = new Engine.Core.Journaling.JournalSettings { Directory = "unused", PageSizeBits = 12, MemorySizeBits = 16, SegmentSizeBits = 16, MaxCommitLagBytes = 8192 };
+        Assert.That(() => (settings with { MaxTransactionsPerBlock = 61 }).Validate(), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("does not fit a page"));
+        Assert.That(() => (settings with { MaxTransactionsPerBlock = 60 }).Validate(), Throws.Nothing);
+        Assert.That(BlockFormat.MaxEntryBytes(61), Is.EqualTo(BlockFormat.EntryBytes(61) + BlockFormat.SectionBytes));
+    }
+
     [Test]
     public void A_records_root_flag_without_its_section_bytes_is_refused()
     {

@@ -183,7 +183,7 @@ public class SimulatedJournalTests
     public void Over_the_commit_lag_an_append_waits_in_memory_durability()
     {
         var device = new SimulatedJournalDevice();
-        int lagBytes = BlockFormat.EntryBytes(TestChain.MaxTransactions) + 4;
+        int lagBytes = BlockFormat.MaxEntryBytes(TestChain.MaxTransactions) + 4;
         using SimulatedJournal journal = SimulatedJournal.Open(device, Settings(Durability.Memory) with { MaxCommitLagBytes = lagBytes });
         int waits = 0;
         device.BlockUntil = _ =>
