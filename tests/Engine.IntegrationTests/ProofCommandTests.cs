@@ -37,7 +37,7 @@ public class ProofCommandTests
     {
         string journal = Path.Combine(_dir, "journal");
         string proofFile = Path.Combine(_dir, "proof.json");
-        using (EngineProcess generate = Run(out int exit, "log", "generate", journal, "--count", "500000"))
+        using (EngineProcess generate = Run(out int exit, "log", "generate", journal, "--count", "50000"))
         {
             Assert.That(exit, Is.Zero, generate.StdErr);
             Assert.That(generate.StdErr, Does.Contain("signed the head of"));

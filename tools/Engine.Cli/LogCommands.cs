@@ -349,7 +349,7 @@ internal static class LogCommands
                     ? block => Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"durable {block.BlockNo} {block.Hash}"))
                     : null;
                 LedgerRunResult result = SyntheticLedgerRun.Run(journal, parse.GetValue(count), new RingSettings { Size = 1 << 14 }, parse.GetValue(seed), onDurable,
-                    rootsEvery: TimeSpan.FromMilliseconds(10));
+                    rootsEveryRequests: 10_000);
                 if (clusterId.IsDevelopment)
                 {
                     // As a development node does: a head over every block, signed with the development cluster's ledger key.

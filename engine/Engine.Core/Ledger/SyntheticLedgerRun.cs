@@ -26,10 +26,13 @@ public static class SyntheticLedgerRun
     /// Runs <paramref name="count"/> requests and waits until all are through the journal stage and
     /// committed. <paramref name="onDurable"/>, if given, hears every block once it is journaled
     /// (on a stage thread, in order). A non-zero <c>rootsEvery</c> runs a records-root builder at that
-    /// interval, as a node does.
+    /// interval, as a node does (on a busy machine it may hand over nothing before a short run ends); a
+    /// non-zero <c>rootsEveryRequests</c> instead has the producer commit the journal and run the
+    /// builder itself every that many requests, so that a generated journal's roots do not depend on
+    /// the scheduler.
     /// </summary>
     public static LedgerRunResult Run(Journal journal, long count, RingSettings ring, int seed = 42, Action<SealedBlock>? onDurable = null,
-        StageTopology topology = StageTopology.Separate, TimeSpan rootsEvery = default)
+        StageTopology topology = StageTopology.Separate, TimeSpan rootsEvery = default, int rootsEveryRequests = 0)
     {
         InstrumentTable instruments = InstrumentTable.Development();
         var flow = new SyntheticOrderFlow(seed, instruments);
@@ -39,7 +42,8 @@ public static class SyntheticLedgerRun
         // A new ledger starts with its reference data, as a node's does: a replay then has the books the orders are for.
         Chain.ChainHead? head = journal.Head.BlockNo == 0 ? SealReferenceData(journal, Book.ReferenceData.Development()) : null;
         var ledger = new LedgerPipeline(ring, journal, () => reference, topology: topology, head: head);
-        using RecordsRootBuilder? roots = rootsEvery > TimeSpan.Zero ? new RecordsRootBuilder(journal, rootsEvery) : null;
+        using RecordsRootBuilder? roots = rootsEveryRequests > 0 ? new RecordsRootBuilder(journal, TimeSpan.Zero)
+            : rootsEvery > TimeSpan.Zero ? new RecordsRootBuilder(journal, rootsEvery) : null;
         ledger.Sealer.Builder.RootSource = roots;
         using var tally = new Tally(count - 1, ledger.Blocks, onDurable);
         ledger.AddAfterJournal("tally", new TallyStage(tally));
@@ -70,6 +74,11 @@ public static class SyntheticLedgerRun
                     Frame.Restamp(slot.Frame[..lengths[k]], firstSeq + (ulong)i);
                 }
                 ringBuffer.Publish(sequence);
+                if (rootsEveryRequests > 0 && (i + 1) % rootsEveryRequests == 0)
+                {
+                    journal.Flush();
+                    roots!.Poll();
+                }
             }
             tally.WaitDone(pipeline);
         }

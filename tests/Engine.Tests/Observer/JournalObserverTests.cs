@@ -34,7 +34,7 @@ public class JournalObserverTests
     {
         string dir = _temp.Sub(name);
         using Journal journal = Journal.Open(new JournalSettings { Directory = dir, Durability = Durability.Memory, MaxTransactionsPerBlock = 50 });
-        SyntheticLedgerRun.Run(journal, count, new RingSettings { Size = 1 << 12 }, seed, rootsEvery: TimeSpan.FromMilliseconds(1));
+        SyntheticLedgerRun.Run(journal, count, new RingSettings { Size = 1 << 12 }, seed, rootsEveryRequests: 2_000);
         return dir;
     }
 
@@ -61,9 +61,13 @@ public class JournalObserverTests
         Assert.That(Load(a, Path.Combine(_temp.Path, "a.db"), byKey).HeadChecked, Is.Not.Null, "signed by the key, the root of the blocks");
         Assert.That(() => Load(a, Path.Combine(_temp.Path, "a2.db"), (_, _) => false), Throws.TypeOf<ObserverFaultException>().With.Message.Contains("not signed by the ledger key"));
 
-        string b = Generate("b", 3_000, seed: 2);
+        string b = Generate("b", 9_000, seed: 2); // more blocks than a's head covers, other ones
         File.Copy(HeadSigner.PathIn(a), HeadSigner.PathIn(b));
         Assert.That(() => Load(b, Path.Combine(_temp.Path, "b.db"), byKey), Throws.TypeOf<ObserverFaultException>().With.Message.Contains("is not the root of this journal's blocks"));
+
+        SignHead(b, key); // b's own head, over more blocks than a holds
+        File.Copy(HeadSigner.PathIn(b), HeadSigner.PathIn(a), overwrite: true);
+        Assert.That(() => Load(a, Path.Combine(_temp.Path, "a3.db"), byKey), Throws.TypeOf<ObserverFaultException>().With.Message.Contains("blocks it signed are not here"));
     }
 
     /// <summary>Counts what a replay of the journal gives, independently of the observer's sink.</summary>
@@ -150,6 +154,7 @@ public class JournalObserverTests
         (Tally tally, int openOrders, long blocks) = Replay(journal);
 
         Assert.That(report.ToBlock + 1, Is.EqualTo((ulong)blocks));
+        Assert.That(report.RootsChecked, Is.GreaterThanOrEqualTo(3), "roots handed over as the run went, each recomputed");
         Assert.That(Scalar(database, "SELECT count(*) FROM blocks"), Is.EqualTo(blocks));
         Assert.That(Scalar(database, "SELECT count(*) FROM transactions"), Is.EqualTo(tally.AcceptedCount + tally.RejectedCount));
         Assert.That(Scalar(database, "SELECT count(*) FROM outcomes WHERE accepted = 1"), Is.EqualTo(tally.AcceptedCount));

@@ -132,6 +132,10 @@ internal static class JournalObserver
         {
             throw new ObserverFaultException(fault);
         }
+        if (head is not null && !headChecked && !cancel.IsCancellationRequested)
+        {
+            throw new ObserverFaultException($"the signed head beside the journal covers {head.TreeSize} blocks, the journal holds {blockTree.Size}: blocks it signed are not here");
+        }
         if (position is { } held2 && last < held2.Block)
         {
             throw new ObserverFaultException($"the database holds blocks up to {held2.Block}, the journal only up to {last}: the database is of a longer history");
