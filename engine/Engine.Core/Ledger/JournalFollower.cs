@@ -14,14 +14,19 @@ public abstract class JournalFollower : IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly string _name;
+    private readonly bool _yield;
     private Thread? _thread;
 
     /// <param name="journal">The journal it follows.</param>
     /// <param name="interval">How often it wakes (zero: never on its own).</param>
     /// <param name="log">Where it says where it started, and a fault.</param>
     /// <param name="name">What it makes, for its thread's name and its messages ("records roots", "signed heads").</param>
-    protected JournalFollower(IJournal journal, TimeSpan interval, Action<string>? log, string name)
+    /// <param name="yieldToOrderPath">Run under <c>SCHED_IDLE</c> (the default). False: at normal priority, for a
+    /// test that waits for the thread on a machine other tests may keep busy (under <c>SCHED_IDLE</c> it would
+    /// starve there for as long as they do: the price of never taking a core the order path wants).</param>
+    protected JournalFollower(IJournal journal, TimeSpan interval, Action<string>? log, string name, bool yieldToOrderPath = true)
     {
+        _yield = yieldToOrderPath;
         ArgumentNullException.ThrowIfNull(journal);
         ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.Zero);
         Journal = journal;
@@ -60,7 +65,10 @@ public abstract class JournalFollower : IDisposable
 
     private void Run()
     {
-        BackgroundPriority.LowerCurrentThread(); // behind the order path on shared cores: it catches up when they are free
+        if (_yield)
+        {
+            BackgroundPriority.LowerCurrentThread(); // behind the order path on shared cores: it catches up when they are free
+        }
         try
         {
             while (!_stop.IsCancellationRequested)

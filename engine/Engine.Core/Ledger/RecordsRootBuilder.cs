@@ -52,8 +52,9 @@ public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
     /// <param name="journal">The journal whose blocks it covers.</param>
     /// <param name="interval">How often it reads what was committed (zero: never on its own; <see cref="Poll"/> is called by the owner, as the simulator and tests do).</param>
     /// <param name="log">Where it says where it started, and a fault.</param>
-    public RecordsRootBuilder(IJournal journal, TimeSpan interval, Action<string>? log = null)
-        : base(journal, interval, log, "records roots") => Start();
+    /// <param name="yieldToOrderPath">See <see cref="JournalFollower"/>: false only for a test that waits for the thread.</param>
+    public RecordsRootBuilder(IJournal journal, TimeSpan interval, Action<string>? log = null, bool yieldToOrderPath = true)
+        : base(journal, interval, log, "records roots", yieldToOrderPath) => Start();
 
     /// <summary>Roots handed to the sealer so far.</summary>
     public long RootsBuilt { get; private set; }
