@@ -55,9 +55,10 @@ internal static class DemoCommand
         Engine.Security.ClusterSetup.Init(clusterDir, force: true);
         string cluster = Path.Combine(clusterDir, "cluster.json");
         string keyA = Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-a"), keyB = Engine.Security.ClusterSetup.KeyPath(clusterDir, "node-b");
-        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA, "--admin", adminA];
-        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo", "--cluster", cluster, "--key", keyB, "--admin", adminB];
-        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA, "--admin", adminA];
+        string ledgerKey = Path.Combine(clusterDir, Engine.Security.ClusterSetup.LedgerKeyFileName); // whichever node is primary signs the ledger's heads
+        string[] primaryA = ["serve", "--role", "primary", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA, "--ledger-key", ledgerKey, "--admin", adminA];
+        string[] backupB = ["serve", "--role", "backup", "--data", dataB, "--listen", $"127.0.0.1:{portB}", "--peer", $"127.0.0.1:{replA}", "--replication-listen", $"127.0.0.1:{replB}", "--allow-solo", "--cluster", cluster, "--key", keyB, "--ledger-key", ledgerKey, "--admin", adminB];
+        string[] rejoinA = ["serve", "--role", "backup", "--data", dataA, "--listen", $"127.0.0.1:{portA}", "--peer", $"127.0.0.1:{replB}", "--replication-listen", $"127.0.0.1:{replA}", "--cluster", cluster, "--key", keyA, "--ledger-key", ledgerKey, "--admin", adminA];
         var wait = TimeSpan.FromSeconds(30);
         NodeProcess? a = null, b = null;
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };

@@ -620,7 +620,8 @@ internal sealed class Drill(DrillOptions options, TextWriter say) : IAsyncDispos
         {
             NodeProcess process = NodeProcess.Start(_clientPort, "serve", "--role", role, "--data", _data, "--listen", ClientEndpoint, "--admin", Admin,
                 "--replication-listen", $"127.0.0.1:{_replicationPort}", "--peer", $"127.0.0.1:{((OwnNode)Peer!)._linkProxy.Port}",
-                "--witness", $"127.0.0.1:{_witnessProxy.Port}", "--cluster", _cluster, "--key", _key);
+                "--witness", $"127.0.0.1:{_witnessProxy.Port}", "--cluster", _cluster, "--key", _key,
+                "--ledger-key", Path.Combine(Path.GetDirectoryName(_cluster)!, Engine.Security.ClusterSetup.LedgerKeyFileName));
             // Its output is read for people; what the drill decides on are its pair events, from its admin endpoint.
             process.FollowEvents(_http, Admin, process.Id, appendText: false);
             Replace(process, role);
