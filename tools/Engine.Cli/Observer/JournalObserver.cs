@@ -36,7 +36,7 @@ internal static class JournalObserver
     /// <param name="log">Progress lines.</param>
     /// <param name="verifyHead">Checks a head's signature (signed part, signature → valid), with the ledger key; null: a head beside the journal is not checked.</param>
     /// <param name="cancel">Stops the load at a block boundary.</param>
-    public static ObserveReport Load(string journalDirectory, SqliteObserverStore store, Action<string> log, Func<byte[], byte[], bool>? verifyHead = null, CancellationToken cancel = default)
+    public static ObserveReport Load(string journalDirectory, IObserverStore store, Action<string> log, Func<byte[], byte[], bool>? verifyHead = null, CancellationToken cancel = default)
     {
         SignedHead? head = verifyHead is not null && HeadSigner.TryLoad(journalDirectory, out _) is { } saved ? saved.Head : null;
         if (head is not null && !verifyHead!(head.SignedPart(), head.Signature))
@@ -54,7 +54,14 @@ internal static class JournalObserver
         }
         var verifier = new ChainVerifier(position?.Cluster) { CheckRoots = true };
         var applier = new BlockApplier(new Exchange());
-        var block = new ObservedBlock(store.FindOrder);
+        // The open orders, as the book holds them: an execution report is always about one of them (or
+        // about the order its transaction placed, in the same block), so no report needs a database read.
+        var open = new Dictionary<(uint Client, ulong Order), OrderRow>();
+        foreach (OrderRow order in store.OpenOrders())
+        {
+            open[(order.ClientId, order.ClientOrderId)] = order;
+        }
+        var block = new ObservedBlock((client, order) => open.TryGetValue((client, order), out OrderRow row) ? row : null);
         ulong from = position is { } p ? p.Block + 1 : BlockFormat.GenesisBlockNo;
         ulong last = from == 0 ? 0 : from - 1;
         long written = 0;
@@ -122,6 +129,17 @@ internal static class JournalObserver
                 }
             }
             store.Write(block);
+            foreach (OrderRow order in block.Orders.Values)
+            {
+                if (order.Open > 0)
+                {
+                    open[(order.ClientId, order.ClientOrderId)] = order;
+                }
+                else
+                {
+                    open.Remove((order.ClientId, order.ClientOrderId));
+                }
+            }
             written++;
             rows += 1 + block.Transactions.Count + block.Outcomes.Count + block.Trades.Count + block.Orders.Count;
             last = header.BlockNo;

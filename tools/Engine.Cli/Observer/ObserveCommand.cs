@@ -16,7 +16,7 @@ internal static class ObserveCommand
         var journal = new Option<DirectoryInfo?>("--journal") { Description = "Load this journal directory (a stopped node's, or a copy): every block verified, replayed and written; again later, it goes on where the database stopped." };
         var sqlite = new Option<FileInfo?>("--sqlite") { Description = "The SQLite database to write (created if missing); its tables are in docs/sql.md." };
         var peer = new Option<string?>("--peer") { Description = "Follow a running primary at HOST:PORT as a read-only member (not built yet)." };
-        var postgres = new Option<string?>("--postgres") { Description = "Write to PostgreSQL at this connection string (not built yet)." };
+        var postgres = new Option<string?>("--postgres") { Description = "Write to PostgreSQL at this connection string (Npgsql's, e.g. \"Host=127.0.0.1;Port=5432;Username=engine;Password=…;Database=ledger\"), instead of --sqlite: the same tables, binary COPY." };
         var key = new Option<string?>("--key") { Description = "The ledger's public key (64 hex digits): the signed head beside the journal (ledger-head) must be signed with it and be the root of the journal's blocks." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key. Without --key or --cluster, a development journal's head is checked against the development key, another's not at all." };
         var command = new Command("observe",
@@ -34,14 +34,16 @@ internal static class ObserveCommand
         };
         command.SetAction(parse =>
         {
-            if (parse.GetValue(peer) is not null || parse.GetValue(postgres) is not null)
+            if (parse.GetValue(peer) is not null)
             {
-                Console.Error.WriteLine("engine observe: following a primary (--peer) and PostgreSQL (--postgres) are not built yet; this version loads a journal (--journal) into SQLite (--sqlite)");
+                Console.Error.WriteLine("engine observe: following a primary (--peer) is not built yet; this version loads a journal (--journal)");
                 return ExitError;
             }
-            if (parse.GetValue(journal) is not { } dir || parse.GetValue(sqlite) is not { } file)
+            string? connection = parse.GetValue(postgres);
+            FileInfo? file = parse.GetValue(sqlite);
+            if (parse.GetValue(journal) is not { } dir || (file is null) == (connection is null))
             {
-                Console.Error.WriteLine("engine observe: --journal DIR and --sqlite FILE are required");
+                Console.Error.WriteLine("engine observe: --journal DIR and one database, --sqlite FILE or --postgres CONNSTRING, are required");
                 return ExitError;
             }
             Func<byte[], byte[], bool>? verifyHead = null;
@@ -59,12 +61,13 @@ internal static class ObserveCommand
             }
             try
             {
-                using var store = new SqliteObserverStore(file.FullName);
+                using IObserverStore store = file is not null ? new SqliteObserverStore(file.FullName) : new PostgresObserverStore(connection!);
+                string into = file?.FullName ?? "postgres";
                 ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line), verifyHead);
                 Console.Error.WriteLine(report.HeadChecked is { } head ? $"observer: the {head} beside the journal is the ledger key's and the root of its blocks"
                     : verifyHead is null ? "observer: no ledger key given: the signed head beside the journal was not checked" : "observer: no signed head beside the journal was checked (none, or it covers more blocks than the journal holds)");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"observed blocks {report.FromBlock:N0}…{report.ToBlock:N0} of {dir.FullName} into {file.FullName}: {report.BlocksWritten:N0} blocks, {report.Rows:N0} rows, " +
+                    $"observed blocks {report.FromBlock:N0}…{report.ToBlock:N0} of {dir.FullName} into {into}: {report.BlocksWritten:N0} blocks, {report.Rows:N0} rows, " +
                     $"{report.RootsChecked:N0} records roots checked, {report.Elapsed.TotalSeconds:F2} s ({report.RowsPerSecond:N0} rows/s); " +
                     $"tables now: {store.Count("transactions"):N0} transactions, {store.Count("trades"):N0} trades, {store.Count("orders"):N0} orders"));
                 return ExitOk;
@@ -74,7 +77,7 @@ internal static class ObserveCommand
                 Console.Error.WriteLine($"engine observe: STOPPED: {e.Message}");
                 return ExitFault;
             }
-            catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or IOException or Microsoft.Data.Sqlite.SqliteException or Npgsql.NpgsqlException or ArgumentException)
             {
                 Console.Error.WriteLine($"engine observe: {e.Message}");
                 return e is JournalCorruptException ? ExitFault : ExitError;

@@ -16,7 +16,7 @@ internal readonly record struct ObserverPosition(ulong Block, Hash32 Hash, Clust
 /// or doubled (inserts are keyed by LSN, block and trade id: a row written twice is refused, not
 /// doubled). Several blocks share a database transaction for speed (<see cref="BlocksPerCommit"/>).
 /// </summary>
-internal sealed class SqliteObserverStore : IDisposable
+internal sealed class SqliteObserverStore : IObserverStore
 {
     /// <summary>Blocks per database transaction: SQLite's commit (a WAL append and, here, no fsync per commit) costs more than a block's rows.</summary>
     public const int BlocksPerCommit = 256;
@@ -99,7 +99,6 @@ internal sealed class SqliteObserverStore : IDisposable
     private readonly SqliteCommand _outcome;
     private readonly SqliteCommand _trade;
     private readonly SqliteCommand _order;
-    private readonly SqliteCommand _findOrder;
     private readonly SqliteCommand _position;
 
     public SqliteObserverStore(string path)
@@ -116,7 +115,6 @@ internal sealed class SqliteObserverStore : IDisposable
             "$id", "$lsn", "$b", "$instrument", "$price", "$qty", "$aggressor", "$bc", "$ba", "$bo", "$sc", "$sa", "$so");
         _order = Prepare("INSERT OR REPLACE INTO orders VALUES ($client, $order, $account, $instrument, $side, $price, $qty, $open, $status, $lsn)",
             "$client", "$order", "$account", "$instrument", "$side", "$price", "$qty", "$open", "$status", "$lsn");
-        _findOrder = Prepare("SELECT account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE client_id = $client AND client_order_id = $order", "$client", "$order");
         _position = Prepare("INSERT OR REPLACE INTO observer VALUES (1, $cluster, $b, $hash)", "$cluster", "$b", "$hash");
     }
 
@@ -129,47 +127,43 @@ internal sealed class SqliteObserverStore : IDisposable
         return row.Read() ? new ObserverPosition((ulong)row.GetInt64(1), Hash32.Parse(row.GetString(2)), ClusterId.Parse(row.GetString(0))) : null;
     }
 
-    /// <summary>An order written before (in this transaction or an earlier one).</summary>
-    public OrderRow? FindOrder(uint client, ulong order)
+    public IEnumerable<OrderRow> OpenOrders()
     {
-        _findOrder.Transaction = _transaction;
-        _findOrder.Parameters[0].Value = (long)client;
-        _findOrder.Parameters[1].Value = (long)order;
-        using SqliteDataReader row = _findOrder.ExecuteReader();
-        return row.Read()
-            ? new OrderRow(client, order, (uint)row.GetInt64(0), (uint)row.GetInt64(1), Enum.Parse<Side>(row.GetString(2), ignoreCase: true), row.GetInt64(3), row.GetInt64(4), row.GetInt64(5), row.GetString(6), (ulong)row.GetInt64(7))
-            : null;
+        using SqliteCommand read = _connection.CreateCommand();
+        read.Transaction = _transaction;
+        read.CommandText = "SELECT client_id, client_order_id, account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE open_quantity > 0";
+        using SqliteDataReader row = read.ExecuteReader();
+        var open = new List<OrderRow>();
+        while (row.Read())
+        {
+            open.Add(new OrderRow((uint)row.GetInt64(0), (ulong)row.GetInt64(1), (uint)row.GetInt64(2), (uint)row.GetInt64(3), Enum.Parse<Side>(row.GetString(4), ignoreCase: true),
+                row.GetInt64(5), row.GetInt64(6), row.GetInt64(7), row.GetString(8), (ulong)row.GetInt64(9)));
+        }
+        return open;
     }
 
     /// <summary>Writes a block's rows and the position after it; commits every <see cref="BlocksPerCommit"/> blocks (and at <see cref="Commit"/>).</summary>
     public void Write(ObservedBlock block)
     {
         _transaction ??= _connection.BeginTransaction();
-        BlockHeader h = block.Header;
-        Run(_block, (long)h.BlockNo, (long)h.Epoch, (long)h.FirstLsn, h.Count, h.TimestampNs, block.Hash.ToString(), h.PrevHash.ToString(),
-            block.Root is { } r ? (long)r.FirstBlock : null, block.Root is { } rb ? (long)rb.Blocks : null, block.Root?.Root.ToString());
-        foreach (TransactionRow t in block.Transactions)
+        Run(_block, ObserverRows.Block(block));
+        foreach (object?[] row in ObserverRows.Transactions(block))
         {
-            Transaction tx = t.Tx;
-            bool order = tx.Kind is MessageType.NewOrder or MessageType.Cancel or MessageType.Replace;
-            Run(_tx, (long)t.Lsn, (long)h.BlockNo, LogCommands.KindName(tx.Kind), (long)tx.ClientId, (long)tx.Account, (long)tx.ClientSeq, (long)tx.Instrument,
-                order ? Name(tx.Side) : null, order && tx.Kind != MessageType.Cancel ? Name(tx.Type) : null, order && tx.Kind != MessageType.Cancel ? Name(tx.TimeInForce) : null,
-                tx.Price, tx.Quantity, (long)tx.ClientOrderId, (long)tx.OrigClientOrderId);
+            Run(_tx, row);
         }
-        foreach (OutcomeRow o in block.Outcomes)
+        foreach (object?[] row in ObserverRows.Outcomes(block))
         {
-            Run(_outcome, (long)o.Lsn, o.Reason == RejectReason.None ? 1 : 0, o.Reason == RejectReason.None ? null : Name(o.Reason), o.OriginalLsn is { } original ? (long)original : null);
+            Run(_outcome, row);
         }
-        foreach (TradeRow t in block.Trades)
+        foreach (object?[] row in ObserverRows.Trades(block))
         {
-            Run(_trade, (long)t.TradeId, (long)t.Lsn, (long)h.BlockNo, (long)t.Instrument, t.Price, t.Quantity, Name(t.Aggressor),
-                (long)t.BuyClient, (long)t.BuyAccount, (long)t.BuyOrderId, (long)t.SellClient, (long)t.SellAccount, (long)t.SellOrderId);
+            Run(_trade, row);
         }
-        foreach (OrderRow o in block.Orders.Values)
+        foreach (object?[] row in ObserverRows.Orders(block))
         {
-            Run(_order, (long)o.ClientId, (long)o.ClientOrderId, (long)o.Account, (long)o.Instrument, Name(o.Side), o.Price, o.Quantity, o.Open, o.Status, (long)o.Lsn);
+            Run(_order, row);
         }
-        Run(_position, h.ClusterId.ToString(), (long)h.BlockNo, block.Hash.ToString());
+        Run(_position, ObserverRows.Position(block));
         if (++_pending >= BlocksPerCommit)
         {
             Commit();
@@ -198,9 +192,7 @@ internal sealed class SqliteObserverStore : IDisposable
         return (long)count.ExecuteScalar()!;
     }
 
-    private static string Name<T>(T value) where T : struct, Enum => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
-
-    private void Run(SqliteCommand command, params object?[] values)
+    private void Run(SqliteCommand command, object?[] values)
     {
         command.Transaction = _transaction;
         for (int i = 0; i < values.Length; i++)
@@ -231,7 +223,7 @@ internal sealed class SqliteObserverStore : IDisposable
     public void Dispose()
     {
         Commit();
-        foreach (SqliteCommand command in new[] { _block, _tx, _outcome, _trade, _order, _findOrder, _position })
+        foreach (SqliteCommand command in new[] { _block, _tx, _outcome, _trade, _order, _position })
         {
             command.Dispose();
         }
