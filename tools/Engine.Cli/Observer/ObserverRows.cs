@@ -53,6 +53,21 @@ internal static class ObserverRows
 
     public static object?[] Order(OrderRow o) => [(long)o.ClientId, (long)o.ClientOrderId, (long)o.Account, (long)o.Instrument, Name(o.Side), o.Price, o.Quantity, o.Open, o.Status, (long)o.Lsn];
 
+    /// <summary>The open orders, in <see cref="OrdersFrom"/>'s column order.</summary>
+    public const string OpenOrdersQuery = "SELECT client_id, client_order_id, account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE open_quantity > 0";
+
+    /// <summary>Reads the orders <see cref="OpenOrdersQuery"/> selects, from either database.</summary>
+    public static List<OrderRow> OrdersFrom(System.Data.Common.DbDataReader row)
+    {
+        var orders = new List<OrderRow>();
+        while (row.Read())
+        {
+            orders.Add(new OrderRow((uint)row.GetInt64(0), (ulong)row.GetInt64(1), (uint)row.GetInt64(2), (uint)row.GetInt64(3), Enum.Parse<Side>(row.GetString(4), ignoreCase: true),
+                row.GetInt64(5), row.GetInt64(6), row.GetInt64(7), row.GetString(8), (ulong)row.GetInt64(9)));
+        }
+        return orders;
+    }
+
     /// <summary>The <c>observer</c> row after the block: cluster id, last block, its hash.</summary>
     public static object?[] Position(ObservedBlock block) => [block.Header.ClusterId.ToString(), (long)block.Header.BlockNo, block.Hash.ToString()];
 

@@ -113,15 +113,9 @@ internal sealed class PostgresObserverStore : IObserverStore
 
     public IEnumerable<OrderRow> OpenOrders()
     {
-        using var read = new NpgsqlCommand("SELECT client_id, client_order_id, account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE open_quantity > 0", _connection, _transaction);
-        using NpgsqlDataReader row = read.ExecuteReader();
-        var open = new List<OrderRow>();
-        while (row.Read())
-        {
-            open.Add(new OrderRow((uint)row.GetInt64(0), (ulong)row.GetInt64(1), (uint)row.GetInt64(2), (uint)row.GetInt64(3), Enum.Parse<Side>(row.GetString(4), ignoreCase: true),
-                row.GetInt64(5), row.GetInt64(6), row.GetInt64(7), row.GetString(8), (ulong)row.GetInt64(9)));
-        }
-        return open;
+        using var read = new NpgsqlCommand(ObserverRows.OpenOrdersQuery, _connection, _transaction);
+        using NpgsqlDataReader rows = read.ExecuteReader();
+        return ObserverRows.OrdersFrom(rows);
     }
 
     public void Write(ObservedBlock block)

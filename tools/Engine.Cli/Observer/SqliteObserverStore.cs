@@ -131,15 +131,9 @@ internal sealed class SqliteObserverStore : IObserverStore
     {
         using SqliteCommand read = _connection.CreateCommand();
         read.Transaction = _transaction;
-        read.CommandText = "SELECT client_id, client_order_id, account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE open_quantity > 0";
-        using SqliteDataReader row = read.ExecuteReader();
-        var open = new List<OrderRow>();
-        while (row.Read())
-        {
-            open.Add(new OrderRow((uint)row.GetInt64(0), (ulong)row.GetInt64(1), (uint)row.GetInt64(2), (uint)row.GetInt64(3), Enum.Parse<Side>(row.GetString(4), ignoreCase: true),
-                row.GetInt64(5), row.GetInt64(6), row.GetInt64(7), row.GetString(8), (ulong)row.GetInt64(9)));
-        }
-        return open;
+        read.CommandText = ObserverRows.OpenOrdersQuery;
+        using SqliteDataReader rows = read.ExecuteReader();
+        return ObserverRows.OrdersFrom(rows);
     }
 
     /// <summary>Writes a block's rows and the position after it; commits every <see cref="BlocksPerCommit"/> blocks (and at <see cref="Commit"/>).</summary>
