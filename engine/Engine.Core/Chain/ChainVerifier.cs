@@ -68,6 +68,13 @@ public sealed class ChainVerifier
     /// </summary>
     public bool CheckRoots { get; init; }
 
+    /// <summary>
+    /// Hears every records root recomputed and matched (with <see cref="CheckRoots"/>), with the leaf
+    /// hashes of the records it covers, in order (valid during the call): what a prover needs for a
+    /// record's path, from the one place that holds a run's records.
+    /// </summary>
+    public RecordsRootChecked? OnRootChecked { get; init; }
+
     /// <summary>The last block a records-root section covered; null before the first section.</summary>
     public ulong? RootsCoverUntil { get; private set; }
 
@@ -230,6 +237,7 @@ public sealed class ChainVerifier
                 return $"records-root section covers {root}, but the root of those records is {computed.ToShortString()}";
             }
             RootsChecked++;
+            OnRootChecked?.Invoke(in root, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pendingLeaves).Slice(_leafStart, (int)records));
         }
         DropPendingThrough(root.LastBlock);
         return null;
@@ -274,3 +282,6 @@ public sealed class ChainVerifier
         }
     }
 }
+
+/// <summary>A records root a <see cref="ChainVerifier"/> recomputed and matched, and the leaf hashes of its records.</summary>
+public delegate void RecordsRootChecked(in RecordsRoot root, ReadOnlySpan<Hash32> leaves);

@@ -6,9 +6,10 @@ namespace Engine.Core.Journaling;
 
 /// <summary>
 /// Makes the <see cref="InclusionProof"/> of one transaction from a journal directory (the archive
-/// and the live journal, read-only) and a signed head of it: one pass over the blocks, keeping every
-/// block's leaf (32 bytes a block) for the head's path and the records' leaves since the last records
-/// root (dropped at each root) for the record's path.
+/// and the live journal, read-only) and a signed head of it: one pass in which a
+/// <see cref="ChainVerifier"/> checks the chain and recomputes the records roots (and hands over the
+/// leaves of the root that covers the transaction's block, for its path), and every block's leaf is
+/// kept (32 bytes a block) for the head's path.
 /// </summary>
 public static class InclusionProver
 {
@@ -18,9 +19,6 @@ public static class InclusionProver
         ArgumentNullException.ThrowIfNull(reader);
         ArgumentNullException.ThrowIfNull(head);
         var blockLeaves = new List<Hash32>();
-        var pendingLeaves = new List<Hash32>();
-        var pendingCounts = new List<int>();
-        ulong pendingFirst = BlockFormat.GenesisBlockNo + 1;
         ulong? target = null;
         byte[]? record = null;
         long recordIndex = -1;
@@ -28,71 +26,40 @@ public static class InclusionProver
         byte[]? rootBlock = null;
         ulong rootBlockNo = 0;
         string? fault = null;
-        reader.Scan((entry, _) =>
+        var verifier = new ChainVerifier(head.ClusterId)
         {
-            if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } shape)
+            CheckRoots = true,
+            OnRootChecked = (in RecordsRoot root, ReadOnlySpan<Hash32> leaves) =>
             {
-                fault = $"block {blockLeaves.Count}: {shape}";
+                if (recordPath is null && target is { } b && b >= root.FirstBlock && b <= root.LastBlock)
+                {
+                    recordIndex = leaves.IndexOf(Merkle.LeafHash(record!)); // a record's leaf is unique: it holds its LSN
+                    recordPath = Merkle.InclusionPath(leaves, recordIndex);
+                }
+            },
+        };
+        reader.Scan((entry, address) =>
+        {
+            if (blockLeaves.Count == 0 && BlockFormat.TryReadHeader(entry, out BlockHeader first) is null && first.BlockNo != BlockFormat.GenesisBlockNo)
+            {
+                fault = $"the journal starts at block {first.BlockNo}: a head covers every block from genesis, and the blocks before it are not here (compacted without an archive?)";
                 return false;
             }
-            if (header.BlockNo != (ulong)blockLeaves.Count)
+            if (verifier.Check(entry, address, out BlockHeader header) is { } bad)
             {
-                fault = $"the journal holds block {header.BlockNo} where block {blockLeaves.Count} was expected: a head covers every block from genesis, and the blocks before it are not here (compacted without an archive?)";
+                fault = $"the journal does not verify: {bad}";
                 return false;
             }
             blockLeaves.Add(SignedHead.BlockLeaf(BlockFormat.StoredHash(entry, in header)));
-            if (rootBlock is null && BlockFormat.TryReadRecordsRoot(entry, in header, out RecordsRoot root))
+            if (recordPath is not null && rootBlock is null)
             {
-                while (pendingFirst < root.FirstBlock && pendingCounts.Count > 0)
-                {
-                    pendingLeaves.RemoveRange(0, pendingCounts[0]);
-                    pendingCounts.RemoveAt(0);
-                    pendingFirst++;
-                }
-                if (target is { } b && b >= root.FirstBlock && b <= root.LastBlock && pendingFirst == root.FirstBlock)
-                {
-                    long before = 0;
-                    for (ulong k = root.FirstBlock; k < b; k++)
-                    {
-                        before += pendingCounts[(int)(k - root.FirstBlock)];
-                    }
-                    recordIndex += before; // it held the record's index within its block
-                    Span<Hash32> run = CollectionsMarshal.AsSpan(pendingLeaves)[..(int)root.Records];
-                    if (Merkle.Root(run) != root.Root)
-                    {
-                        fault = $"block {header.BlockNo}'s records root does not match the records of {root}: the journal does not verify";
-                        return false;
-                    }
-                    recordPath = Merkle.InclusionPath(run, recordIndex);
-                    rootBlock = entry.ToArray();
-                    rootBlockNo = header.BlockNo;
-                }
-                int drop = (int)Math.Min((ulong)pendingCounts.Count, root.LastBlock + 1 - Math.Min(pendingFirst, root.LastBlock + 1));
-                int leaves = 0;
-                for (int i = 0; i < drop; i++)
-                {
-                    leaves += pendingCounts[i];
-                }
-                pendingLeaves.RemoveRange(0, leaves);
-                pendingCounts.RemoveRange(0, drop);
-                pendingFirst = root.LastBlock + 1;
+                rootBlock = entry.ToArray(); // the block whose section the verifier just matched
+                rootBlockNo = header.BlockNo;
             }
-            if (header.Kind == BlockKind.Transactions && rootBlock is null)
+            if (target is null && header.Kind == BlockKind.Transactions && lsn >= header.FirstLsn && lsn <= header.LastLsn)
             {
-                var records = BlockRecords.Of(entry, in header);
-                int index = 0;
-                foreach (BlockRecord r in records)
-                {
-                    pendingLeaves.Add(Merkle.LeafHash(r.Bytes));
-                    if (r.Lsn == lsn)
-                    {
-                        target = header.BlockNo;
-                        record = r.Bytes.ToArray();
-                        recordIndex = index;
-                    }
-                    index++;
-                }
-                pendingCounts.Add(header.Count);
+                target = header.BlockNo;
+                record = BlockFormat.Body(entry, in header).Slice((int)(lsn - header.FirstLsn) * LedgerRecord.Bytes, LedgerRecord.Bytes).ToArray();
             }
             return blockLeaves.Count < head.TreeSize || rootBlock is null;
         });

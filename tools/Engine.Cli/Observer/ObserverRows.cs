@@ -53,6 +53,13 @@ internal static class ObserverRows
 
     public static object?[] Order(OrderRow o) => [(long)o.ClientId, (long)o.ClientOrderId, (long)o.Account, (long)o.Instrument, Name(o.Side), o.Price, o.Quantity, o.Open, o.Status, (long)o.Lsn];
 
+    /// <summary>The query that counts one of the observer's tables (no other name is taken).</summary>
+    public static string CountQuery(string table) => table switch
+    {
+        "blocks" or "transactions" or "outcomes" or "trades" or "orders" => $"SELECT count(*) FROM {table}",
+        _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not an observer table"),
+    };
+
     /// <summary>The open orders, in <see cref="OrdersFrom"/>'s column order.</summary>
     public const string OpenOrdersQuery = "SELECT client_id, client_order_id, account, instrument, side, price, quantity, open_quantity, status, lsn FROM orders WHERE open_quantity > 0";
 

@@ -224,11 +224,7 @@ internal sealed class PostgresObserverStore : IObserverStore
 
     public long Count(string table)
     {
-        using var count = new NpgsqlCommand(table switch
-        {
-            "blocks" or "transactions" or "outcomes" or "trades" or "orders" => $"SELECT count(*) FROM {table}",
-            _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not an observer table"),
-        }, _connection, _transaction);
+        using var count = new NpgsqlCommand(ObserverRows.CountQuery(table), _connection, _transaction);
         return (long)count.ExecuteScalar()!;
     }
 

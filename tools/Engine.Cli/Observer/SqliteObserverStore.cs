@@ -178,11 +178,7 @@ internal sealed class SqliteObserverStore : IObserverStore
     {
         using SqliteCommand count = _connection.CreateCommand();
         count.Transaction = _transaction;
-        count.CommandText = table switch
-        {
-            "blocks" or "transactions" or "outcomes" or "trades" or "orders" => $"SELECT count(*) FROM {table}",
-            _ => throw new ArgumentOutOfRangeException(nameof(table), table, "not an observer table"),
-        };
+        count.CommandText = ObserverRows.CountQuery(table);
         return (long)count.ExecuteScalar()!;
     }
 
