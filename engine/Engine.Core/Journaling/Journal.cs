@@ -324,19 +324,21 @@ public sealed class Journal : IJournal
 
     public IEntryCursor OpenCursor(long fromAddress)
     {
-        if (fromAddress < _log.BeginAddress || fromAddress > _log.CommittedUntilAddress)
-        {
-            throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({_log.BeginAddress}..{_log.CommittedUntilAddress})");
-        }
+        CheckCommitted(fromAddress);
         return new EntryScanner(_log, fromAddress, _log.CommittedUntilAddress);
     }
 
-    public IEntryCursor OpenFollower(long fromAddress)
+    private void CheckCommitted(long fromAddress)
     {
         if (fromAddress < _log.BeginAddress || fromAddress > _log.CommittedUntilAddress)
         {
             throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({_log.BeginAddress}..{_log.CommittedUntilAddress})");
         }
+    }
+
+    public IEntryCursor OpenFollower(long fromAddress)
+    {
+        CheckCommitted(fromAddress);
         // No end: FasterLog's iterator stops at the committed end and goes on once more is committed.
         return new EntryScanner(_log, fromAddress, long.MaxValue);
     }
@@ -347,10 +349,7 @@ public sealed class Journal : IJournal
     /// <summary>Visits every committed block from <paramref name="fromAddress"/> (an address a scan gave for a block), in order.</summary>
     public void Scan(long fromAddress, BlockVisitor visit)
     {
-        if (fromAddress < _log.BeginAddress || fromAddress > _log.CommittedUntilAddress)
-        {
-            throw new ArgumentOutOfRangeException(nameof(fromAddress), fromAddress, $"not in the committed journal ({_log.BeginAddress}..{_log.CommittedUntilAddress})");
-        }
+        CheckCommitted(fromAddress);
         using var scanner = new EntryScanner(_log, fromAddress, _log.CommittedUntilAddress);
         while (scanner.TryNext(out ReadOnlySpan<byte> entry, out long address, out _))
         {

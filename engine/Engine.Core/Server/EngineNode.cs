@@ -83,9 +83,6 @@ public sealed class EngineNode : IAsyncDisposable
 
     /// <summary>The ledger's newest signed head (null: none yet, or the node signs none).</summary>
     public SignedHead? SignedHead => _heads?.Latest;
-
-    /// <summary>The ledger key's public key the heads are signed with (null: the node signs none).</summary>
-    public byte[]? LedgerPublicKey => Settings.Signing?.PublicKey;
     private readonly TaskCompletionSource<string> _halted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenRegistration _journalFault;
     private readonly ReferenceSource _referenceSource;
