@@ -122,9 +122,9 @@ public class JournalCrashTests
         report = reader.Verify();
         reader.Scan((entry, _) =>
         {
-            if (Engine.Core.Chain.BlockFormat.TryReadHeader(entry, out var header) is null)
+            if (Engine.Ledger.BlockFormat.TryReadHeader(entry, out var header) is null)
             {
-                hashes[header.BlockNo] = Engine.Core.Chain.BlockFormat.StoredHash(entry, in header).ToString();
+                hashes[header.BlockNo] = Engine.Ledger.BlockFormat.StoredHash(entry, in header).ToString();
             }
             return true;
         });

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Security;

@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using System.Net;
 using System.Net.Sockets;
 using Engine.Core.Book;
-using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Core.Server;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Engine.Core.Book;
-using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
 using Engine.Replication;

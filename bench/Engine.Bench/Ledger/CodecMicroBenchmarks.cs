@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Engine.Core.Chain;
 using Engine.Core.Ledger;
 using Engine.Protocol;
 

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using BenchmarkDotNet.Attributes;
-using Engine.Core.Chain;
 using Engine.Protocol;
 
 namespace Engine.Bench.Ledger;

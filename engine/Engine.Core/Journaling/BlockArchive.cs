@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
-using Engine.Core.Chain;
 
 namespace Engine.Core.Journaling;
 

@@ -1,4 +1,3 @@
-using Engine.Core.Chain;
 
 namespace Engine.Core.Journaling;
 

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using Engine.Core.Chain;
 using Engine.Core.Journaling;
 using Engine.Protocol;
 

@@ -200,7 +200,7 @@ public sealed record EngineSettings
     /// its own: <c>engine serve</c> takes it from the cluster credentials (<c>--cluster</c>); the default is
     /// the development cluster (all zeros).
     /// </summary>
-    public Chain.ClusterId ClusterId { get; init; } = Chain.ClusterId.Development;
+    public Engine.Ledger.ClusterId ClusterId { get; init; } = Engine.Ledger.ClusterId.Development;
 
     public JournalSettings JournalSettings() => new()
     {

@@ -1,5 +1,4 @@
 using CsCheck;
-using Engine.Core.Chain;
 using Engine.Protocol;
 
 namespace Engine.Tests.Chain;

@@ -87,15 +87,15 @@ internal static class ObserveCommand
     }
 
     /// <summary>The cluster the journal's genesis names, for the development key's default; null when it cannot be read (the load will say why).</summary>
-    private static Core.Chain.ClusterId? JournalCluster(string directory)
+    private static Ledger.ClusterId? JournalCluster(string directory)
     {
         try
         {
             using JournalReader reader = JournalReader.Open(directory);
-            Core.Chain.ClusterId? cluster = null;
+            Ledger.ClusterId? cluster = null;
             reader.Scan((entry, _) =>
             {
-                cluster = Core.Chain.BlockFormat.TryReadHeader(entry, out Core.Chain.BlockHeader header) is null ? header.ClusterId : null;
+                cluster = Ledger.BlockFormat.TryReadHeader(entry, out Ledger.BlockHeader header) is null ? header.ClusterId : null;
                 return false;
             });
             return cluster;

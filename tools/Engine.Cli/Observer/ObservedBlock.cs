@@ -1,5 +1,4 @@
 using Engine.Core.Book;
-using Engine.Core.Chain;
 using Engine.Protocol;
 
 namespace Engine.Cli.Observer;

@@ -1,4 +1,3 @@
-using Engine.Core.Chain;
 using Engine.Protocol;
 using Npgsql;
 using NpgsqlTypes;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Engine.Core.Chain;
 using Engine.Protocol;
 using Microsoft.Data.Sqlite;
 

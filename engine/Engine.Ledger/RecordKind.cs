@@ -1,4 +1,4 @@
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>
 /// What a 64-byte ledger record is: byte 8 of every record (after its LSN). A reader dispatches on

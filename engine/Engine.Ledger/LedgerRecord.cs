@@ -3,7 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using Engine.Protocol;
 
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>
 /// A transaction as the ledger keeps it: 64 fixed bytes inside a block body, little-endian. Every
@@ -106,7 +106,7 @@ public static class LedgerRecord
     /// <summary>
     /// Reads the transaction a v2 record holds (an order request or an admin transaction: the same
     /// fields, <see cref="Transaction.Kind"/> says which); returns its LSN. Callers read verified
-    /// blocks (<see cref="ChainVerifier"/> refuses every kind it does not know); a record of a kind
+    /// blocks (<c>ChainVerifier</c> (Engine.Core) refuses every kind it does not know); a record of a kind
     /// this version does not know throws rather than be misread.
     /// </summary>
     /// <exception cref="InvalidDataException">The record is of no kind this version knows.</exception>

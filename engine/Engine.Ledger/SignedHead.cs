@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using Engine.Protocol;
 
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>
 /// A signed head of the ledger, Certificate-Transparency style: the root of the RFC 6962 tree whose

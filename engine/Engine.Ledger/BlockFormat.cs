@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using Engine.Protocol;
 
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>What a block is: the first block of a chain, or a block of records.</summary>
 /// <remarks>0 is never valid, so that a zeroed header is not taken for a kind. 3-255 are reserved.</remarks>
@@ -224,7 +224,7 @@ public static class BlockFormat
 
     /// <summary>
     /// Reads a version 2 header and checks the entry's shape: magic, version, kind, flags, reserved
-    /// bytes, sizes. The hash and the chain are not checked here; <see cref="ChainVerifier"/> does
+    /// bytes, sizes. The hash and the chain are not checked here; <c>ChainVerifier</c> (Engine.Core) does
     /// that. Returns null or what is wrong.
     /// </summary>
     /// <param name="entry">The whole entry: header, body and hash.</param>

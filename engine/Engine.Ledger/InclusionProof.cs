@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Engine.Protocol;
 
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>
 /// The proof that one transaction is in the ledger, checkable offline with only the cluster's ledger

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>
 /// SHA-256 of a short input (a Merkle leaf or node: 65 bytes), as fast as this machine allows.

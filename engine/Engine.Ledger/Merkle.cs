@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Security.Cryptography;
 using Engine.Protocol;
 
-namespace Engine.Core.Chain;
+namespace Engine.Ledger;
 
 /// <summary>
 /// Merkle trees as RFC 6962 / RFC 9162 define them (Certificate Transparency): leaf hash
