@@ -53,6 +53,10 @@ public sealed class EngineClient : IAsyncDisposable
 
     private Timer? _watchdog;
 
+    // Proof requests waiting for their chunks, by request id (under _lock).
+    private readonly Dictionary<ulong, ProofWait> _proofs = [];
+    private ulong _lastProofId;
+
     // Silence: when the link last delivered bytes (Environment.TickCount64), and whether the engine
     // has sent a heartbeat on it (only then does silence mean anything). The endpoint left for
     // silence is avoided until _avoidUntil.
@@ -188,6 +192,118 @@ public sealed class EngineClient : IAsyncDisposable
             }
         }
         return true;
+    }
+
+    /// <summary>
+    /// Fetches the inclusion proof of one of this client's transactions, by its receipt: the record,
+    /// its path to a records root, the block that carries the root, and that block's path to the
+    /// newest signed head of the ledger. Check it with <see cref="ReceiptProof.Verify"/> and the
+    /// cluster's ledger public key; nothing here trusts it. A request is resent after a failover.
+    /// The engine makes a proof once a signed head covers the transaction (about a second after its
+    /// receipt): until then it refuses with <see cref="RejectReason.ProofUnavailable"/>.
+    /// </summary>
+    /// <exception cref="ProofRefusedException">The engine made no proof: the reason and its text.</exception>
+    /// <exception cref="InvalidDataException">The engine sent bytes that are not a proof.</exception>
+    public async Task<InclusionProof> GetProofAsync(Receipt receipt, CancellationToken cancel = default)
+    {
+        var wait = new ProofWait(receipt.Lsn, receipt.BlockNo);
+        ulong id;
+        lock (_lock)
+        {
+            if (_proofs.Count >= MaxProofsWaiting)
+            {
+                throw new InvalidOperationException($"{MaxProofsWaiting} proof requests are already waiting");
+            }
+            id = ++_lastProofId;
+            _proofs.Add(id, wait);
+            if (_link is not null)
+            {
+                AppendProofRequest(id, wait);
+            }
+        }
+        FlushSoon();
+        try
+        {
+            return await wait.Answer.Task.WaitAsync(cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _proofs.Remove(id);
+            }
+        }
+    }
+
+    /// <summary>Proof requests one client keeps waiting at a time.</summary>
+    public const int MaxProofsWaiting = 16;
+
+    private sealed class ProofWait(ulong lsn, ulong blockNo)
+    {
+        public ulong Lsn { get; } = lsn;
+        public ulong BlockNo { get; } = blockNo;
+        public TaskCompletionSource<InclusionProof> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public byte[]? Bytes;
+        public int Filled;
+    }
+
+    private void AppendProofRequest(ulong id, ProofWait wait)
+    {
+        wait.Bytes = null;
+        wait.Filled = 0;
+        if (_sendLength + ProofCodec.RequestFrameBytes > _sendBuffer.Length)
+        {
+            Array.Resize(ref _sendBuffer, _sendBuffer.Length * 2);
+        }
+        _sendLength += ProofCodec.EncodeRequest(_options.ClientId, id, wait.Lsn, wait.BlockNo, _sendBuffer.AsSpan(_sendLength));
+    }
+
+    /// <summary>One chunk of a proof (or its refusal): put in place; the proof completes with its last byte.</summary>
+    private void HandleProofChunk(ReadOnlySpan<byte> frame)
+    {
+        if (ProofCodec.DecodeChunk(frame, out ulong id, out int total, out int offset, out RejectReason refusal, out ReadOnlySpan<byte> data) != RejectReason.None)
+        {
+            return;
+        }
+        ProofWait? wait;
+        byte[]? complete = null;
+        lock (_lock)
+        {
+            if (!_proofs.TryGetValue(id, out wait))
+            {
+                return; // given up on, or answered already
+            }
+            if (refusal == RejectReason.None)
+            {
+                // Chunks come in order, back to back: anything else is a broken answer.
+                wait.Bytes ??= offset == 0 ? new byte[total] : null;
+                if (wait.Bytes is null || wait.Bytes.Length != total || offset != wait.Filled)
+                {
+                    wait.Answer.TrySetException(new InvalidDataException($"the engine's proof {id} came out of order (chunk at {offset} of {total})"));
+                    return;
+                }
+                data.CopyTo(wait.Bytes.AsSpan(offset));
+                wait.Filled += data.Length;
+                if (wait.Filled < total)
+                {
+                    return;
+                }
+                complete = wait.Bytes;
+            }
+        }
+        if (complete is null)
+        {
+            wait.Answer.TrySetException(new ProofRefusedException(refusal, System.Text.Encoding.UTF8.GetString(data)));
+            return;
+        }
+        if (InclusionProof.TryRead(complete, out string? wrong) is { } proof)
+        {
+            wait.Answer.TrySetResult(proof);
+        }
+        else
+        {
+            wait.Answer.TrySetException(new InvalidDataException($"the engine's answer is not a proof: {wrong}"));
+        }
     }
 
     /// <summary>Sends whatever <see cref="TrySend(ref Transaction, int, bool)"/> left buffered.</summary>
@@ -363,6 +479,9 @@ public sealed class EngineClient : IAsyncDisposable
             case MessageType.Heartbeat:
                 _heartbeats = true;
                 break;
+            case MessageType.ProofChunk:
+                HandleProofChunk(frame);
+                break;
         }
     }
 
@@ -438,6 +557,11 @@ public sealed class EngineClient : IAsyncDisposable
                 {
                     AppendFrame(in tx);
                 }
+            }
+            // And every proof still waiting, from its first byte (the new primary makes its own).
+            foreach ((ulong id, ProofWait wait) in _proofs)
+            {
+                AppendProofRequest(id, wait);
             }
         }
         Reconnected?.Invoke(Endpoint, LastClientSeqAtLogon);
@@ -582,6 +706,15 @@ public sealed class EngineClient : IAsyncDisposable
         foreach (var answer in failed)
         {
             answer.TrySetException(new EngineUnavailableException(why));
+        }
+        List<ProofWait> proofs;
+        lock (_lock)
+        {
+            proofs = [.. _proofs.Values];
+        }
+        foreach (ProofWait wait in proofs)
+        {
+            wait.Answer.TrySetException(new EngineUnavailableException(why));
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Engine.Protocol;
@@ -90,6 +91,91 @@ public sealed record InclusionProof(ClusterId ClusterId, ulong Lsn, ulong Block,
         }
         return null;
     }
+
+    /// <summary>"EPRF", little-endian: the first bytes of a proof in binary (<see cref="ToBytes"/>).</summary>
+    public const uint Magic = 0x46525045;
+
+    /// <summary>The binary layout's version.</summary>
+    public const ushort BinaryVersion = 1;
+
+    private const int FixedBytes = 256;
+
+    /// <summary>
+    /// The proof in binary, as it travels over the client protocol: magic "EPRF", version, cluster,
+    /// LSN, block, record index, the record, the head, the two paths' lengths and the root block's,
+    /// then the paths and the root block. Little-endian; see docs/ledger-format.md, "Proofs".
+    /// </summary>
+    public byte[] ToBytes()
+    {
+        var bytes = new byte[FixedBytes + (RecordPath.Length + HeadPath.Length) * Hash32.Bytes + RootBlock.Length];
+        Span<byte> span = bytes;
+        BinaryPrimitives.WriteUInt32LittleEndian(span, Magic);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], BinaryVersion);
+        ClusterId.WriteTo(span[8..]);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[24..], Lsn);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[32..], Block);
+        BinaryPrimitives.WriteInt64LittleEndian(span[40..], RecordIndex);
+        Record.CopyTo(span[48..]);
+        Head.ToBytes().CopyTo(span[112..]);
+        span[248] = (byte)RecordPath.Length;
+        span[249] = (byte)HeadPath.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(span[252..], RootBlock.Length);
+        int at = FixedBytes;
+        foreach (Hash32 hash in RecordPath.Concat(HeadPath))
+        {
+            ((ReadOnlySpan<byte>)hash).CopyTo(span[at..]);
+            at += Hash32.Bytes;
+        }
+        RootBlock.CopyTo(span[at..]);
+        return bytes;
+    }
+
+    /// <summary>Reads a proof written by <see cref="ToBytes"/>; null and why when the bytes are not one (every length bounded and checked; what it says is checked by <see cref="Verify"/>).</summary>
+    public static InclusionProof? TryRead(ReadOnlySpan<byte> bytes, out string? wrong)
+    {
+        if (bytes.Length < FixedBytes || bytes.Length > MaxBinaryBytes)
+        {
+            wrong = $"{bytes.Length:N0} bytes is no proof ({FixedBytes} to {MaxBinaryBytes:N0})";
+            return null;
+        }
+        if (BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic || BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]) != BinaryVersion
+            || BinaryPrimitives.ReadUInt16LittleEndian(bytes[6..]) != 0 || BinaryPrimitives.ReadUInt16LittleEndian(bytes[250..]) != 0)
+        {
+            wrong = $"not a proof of version {BinaryVersion} (magic, version or reserved bytes)";
+            return null;
+        }
+        int recordPath = bytes[248], headPath = bytes[249];
+        int rootBlock = BinaryPrimitives.ReadInt32LittleEndian(bytes[252..]);
+        if (recordPath > Merkle.MaxPathLength || headPath > Merkle.MaxPathLength || rootBlock < BlockFormat.OverheadBytes || rootBlock > MaxRootBlockBytes
+            || bytes.Length != FixedBytes + (recordPath + headPath) * Hash32.Bytes + rootBlock)
+        {
+            wrong = "the lengths inside do not add up to the proof's size";
+            return null;
+        }
+        if (SignedHead.TryRead(bytes.Slice(112, SignedHead.Bytes), out wrong) is not { } head)
+        {
+            wrong = $"head: {wrong}";
+            return null;
+        }
+        long recordIndex = BinaryPrimitives.ReadInt64LittleEndian(bytes[40..]);
+        if (recordIndex < 0)
+        {
+            wrong = "a negative record index";
+            return null;
+        }
+        var hashes = new Hash32[recordPath + headPath];
+        for (int i = 0; i < hashes.Length; i++)
+        {
+            hashes[i] = Hash32.From(bytes.Slice(FixedBytes + i * Hash32.Bytes, Hash32.Bytes));
+        }
+        wrong = null;
+        return new InclusionProof(ClusterId.From(bytes.Slice(8, ClusterId.Bytes)), BinaryPrimitives.ReadUInt64LittleEndian(bytes[24..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(bytes[32..]), bytes.Slice(48, LedgerRecord.Bytes).ToArray(), recordIndex,
+            hashes[..recordPath], bytes[(FixedBytes + hashes.Length * Hash32.Bytes)..].ToArray(), head, hashes[recordPath..]);
+    }
+
+    /// <summary>The largest proof in binary.</summary>
+    public const int MaxBinaryBytes = FixedBytes + 2 * Merkle.MaxPathLength * Hash32.Bytes + MaxRootBlockBytes;
 
     /// <summary>The proof as JSON (hex for bytes).</summary>
     public byte[] ToJsonUtf8()

@@ -13,6 +13,14 @@ public enum MessageType : byte
     NewOrder = 1,
     Cancel = 2,
     Replace = 3,
+
+    /// <summary>
+    /// Asks for the inclusion proof of one of the client's own transactions (its receipt's LSN and
+    /// block): answered by <see cref="ProofChunk"/> frames, never through the ledger (see
+    /// <see cref="ProofCodec"/>). A proof of another client's transaction is refused as one that does
+    /// not exist.
+    /// </summary>
+    ProofRequest = 4,
     Logon = 16,
 
     /// <summary>Defines an instrument or changes one (symbol, tick, reference price, price band); see <see cref="AdminTransaction"/> for the fields of each.</summary>
@@ -45,6 +53,9 @@ public enum MessageType : byte
     /// frozen (a stopped process keeps its sockets open) and fails over.
     /// </summary>
     Heartbeat = 36,
+
+    /// <summary>Engine to client: a piece of the proof a <see cref="ProofRequest"/> asked for, or its refusal (<see cref="ProofCodec"/>).</summary>
+    ProofChunk = 37,
 }
 
 /// <summary>What an execution report says happened to an order.</summary>
@@ -189,10 +200,21 @@ public enum RejectReason : ushort
     UnknownClient = 52,
     /// <summary>A client already has as many account ranges as the ledger keeps per client.</summary>
     TooManyGrants = 53,
+    /// <summary>
+    /// A proof request names no transaction of this client: no transaction with that LSN in that
+    /// block, or one of another client (the same answer for both, so it tells nothing about others).
+    /// </summary>
+    NoSuchTransaction = 54,
 
     // Engine state (64-): the request was fine but the engine could not take it now.
     Busy = 64,
     NotPrimary = 65,
     NoBackup = 66,
     ShuttingDown = 67,
+    /// <summary>
+    /// The proof cannot be made now: no signed head covers the transaction yet (retry after the next
+    /// head, about a second), this node signs no heads (no ledger key), or too many proofs are being
+    /// made; the text says which.
+    /// </summary>
+    ProofUnavailable = 68,
 }

@@ -28,6 +28,9 @@ public sealed record HeadSigning(byte[] PublicKey, Func<byte[], byte[]> Sign);
 /// <para>The file holds only the newest head: older heads are what their holders kept, and a proof
 /// that a later head extends an earlier one is computed from the block hashes
 /// (<see cref="Merkle.ConsistencyProof"/>).</para>
+/// <para><b>Paths.</b> Every node of the tree goes to <see cref="BlockHashTree"/>'s file too (64
+/// bytes a block, two positional writes), so a block's path to a head is a few reads
+/// (<see cref="Tree"/>): a node answers its clients' proof requests without a pass over the ledger.</para>
 /// </remarks>
 public sealed class HeadSigner : JournalFollower
 {
@@ -39,6 +42,7 @@ public sealed class HeadSigner : JournalFollower
 
     private readonly HeadSigning _signing;
     private readonly TimeProvider _clock;
+    private readonly BlockHashTree _tree;
 
     private CompactRange _range;
     private Hash32 _lastBlockHash;
@@ -58,11 +62,18 @@ public sealed class HeadSigner : JournalFollower
         ArgumentNullException.ThrowIfNull(signing);
         _signing = signing;
         _clock = clock ?? TimeProvider.System;
+        _tree = BlockHashTree.Open(journal.Settings.Directory);
         Start();
     }
 
     /// <summary>The newest head signed (or read back at start); null before the first.</summary>
     public SignedHead? Latest => Volatile.Read(ref _latest);
+
+    /// <summary>
+    /// Every node of the tree the heads sign: the path of a block to <see cref="Latest"/> (any head up
+    /// to it) is read from here. Holds at least <see cref="Latest"/>'s tree once that is set.
+    /// </summary>
+    public BlockHashTree Tree => _tree;
 
     /// <summary>The ledger's public key, as the heads are signed with it.</summary>
     public ReadOnlySpan<byte> PublicKey => _signing.PublicKey;
@@ -118,7 +129,9 @@ public sealed class HeadSigner : JournalFollower
 
     private void Add(in Hash32 blockHash)
     {
-        _range.Append(SignedHead.BlockLeaf(in blockHash));
+        Hash32 leaf = SignedHead.BlockLeaf(in blockHash);
+        _range.Append(in leaf);
+        _tree.Append(in leaf);
         _lastBlockHash = blockHash;
     }
 
@@ -202,7 +215,8 @@ public sealed class HeadSigner : JournalFollower
         if (TryLoad(directory, out string? wrong) is { } saved
             && saved.Head.ClusterId == Journal.Head.ClusterId
             && (ulong)saved.Head.TreeSize - 1 <= Journal.Head.BlockNo
-            && Journal.HashOf((ulong)saved.Head.TreeSize - 1) == saved.LastBlockHash)
+            && Journal.HashOf((ulong)saved.Head.TreeSize - 1) == saved.LastBlockHash
+            && _tree.Continue(saved.Head.TreeSize, saved.Range.Subtrees(), saved.Head.Root))
         {
             _range = saved.Range;
             _lastBlockHash = saved.LastBlockHash;
@@ -211,8 +225,9 @@ public sealed class HeadSigner : JournalFollower
             Log($"signed heads continue after block {saved.Head.TreeSize - 1} ({saved.Head}), every {Interval.TotalMilliseconds:0.#} ms");
             return;
         }
-        string why = wrong ?? "the head file is of another history";
+        string why = wrong ?? "the head file is of another history, or the tree file does not hold its tree";
         _range = default;
+        _tree.Reset();
         ulong liveFrom = Journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
         if (liveFrom != BlockFormat.GenesisBlockNo)
         {
@@ -229,6 +244,7 @@ public sealed class HeadSigner : JournalFollower
             if ((ulong)_range.Size != liveFrom)
             {
                 _disabled = true;
+                _tree.Reset();
                 Log($"no signed heads: the journal starts at block {liveFrom} and the blocks before it are not all here ({why}); a head covers every block from genesis");
                 return;
             }
@@ -236,4 +252,6 @@ public sealed class HeadSigner : JournalFollower
         _readFrom = Journal.LocateFrom(liveFrom);
         Log($"signed heads start from genesis ({why}), every {Interval.TotalMilliseconds:0.#} ms");
     }
+
+    protected override void Release() => _tree.Dispose();
 }

@@ -99,6 +99,12 @@ public abstract class JournalFollower : IDisposable
         _thread?.Join();
         _stop.Dispose();
         Cursor?.Dispose();
+        Release();
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Lets go of what the follower holds besides its cursor, once its thread has stopped.</summary>
+    protected virtual void Release()
+    {
     }
 }

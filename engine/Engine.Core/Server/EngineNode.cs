@@ -80,6 +80,7 @@ public sealed class EngineNode : IAsyncDisposable
     private readonly Action<string>? _onHalt;
     private readonly RecordsRootBuilder? _roots;
     private readonly HeadSigner? _heads;
+    private readonly ProofDesk? _proofs;
 
     /// <summary>The ledger's newest signed head (null: none yet, or the node signs none).</summary>
     public SignedHead? SignedHead => _heads?.Latest;
@@ -164,6 +165,7 @@ public sealed class EngineNode : IAsyncDisposable
         if (settings.SignedHeadIntervalMs > 0 && settings.Signing is { } signing)
         {
             _heads = new HeadSigner(_journal, signing, TimeSpan.FromMilliseconds(settings.SignedHeadIntervalMs), log: log);
+            _proofs = new ProofDesk(_journal, _heads, log);
         }
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by
@@ -185,6 +187,7 @@ public sealed class EngineNode : IAsyncDisposable
         _gateway = new Gateway(settings, _inbound.Ring, clients, reference, () => _referenceSource.Current, clientSeqs, () => Volatile.Read(ref Counters.LastLsn), log, listener)
         {
             Mirror = mirror,
+            Proofs = _proofs,
             Epoch = _ledger.Sealer.Builder.Epoch,
         };
         _gateway.Start();
@@ -552,6 +555,7 @@ public sealed class EngineNode : IAsyncDisposable
         bool inboundDrained = _inbound.Shutdown(drain);
         bool outboundDrained = _outbound?.Shutdown(drain) ?? true;
         _roots?.Dispose(); // before the journal closes
+        _proofs?.Dispose(); // before the head signer: it reads its tree
         _heads?.Dispose();
         await _gateway.DisposeAsync().ConfigureAwait(false);
         if (_mirror is IAsyncDisposable mirror)

@@ -83,6 +83,9 @@ internal sealed class Gateway : IAsyncDisposable, ILogonAnswerer
     /// <summary>The backup, in a pair: while it is not connected, requests are answered "no backup".</summary>
     public IBlockMirror? Mirror { get; init; }
 
+    /// <summary>Where clients' proof requests go; null on a node that signs no heads (they are refused).</summary>
+    public ProofDesk? Proofs { get; init; }
+
     public ulong LastLsn => _lastLsn();
 
     public int SessionCount => _sessions.Count;

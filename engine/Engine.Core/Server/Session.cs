@@ -52,6 +52,9 @@ internal sealed class Session : IDisposable
     private volatile bool _sendInProgress;
     private int _closed;
 
+    /// <summary>This session's proof requests waiting at the <see cref="ProofDesk"/> (it bounds them).</summary>
+    public int ProofsWaiting;
+
     /// <summary>A session for <paramref name="logon"/>, whose client is <paramref name="client"/>: takes over its socket, its TLS stream and the bytes read after the logon frame.</summary>
     public Session(long id, PendingLogon logon, ClientRegistry.Entry client, Gateway gateway, EngineSettings settings, ArrayPool<byte> pool)
     {
@@ -339,6 +342,21 @@ internal sealed class Session : IDisposable
             {
                 break;
             }
+            if (data[offset + Frame.TypeOffset] == (byte)MessageType.ProofRequest)
+            {
+                // Not a transaction: answered beside the ring, after the requests before it were published.
+                if (frames > 0)
+                {
+                    Publish(data, starts, lengths, frames);
+                    frames = 0;
+                }
+                if (!RequestProof(data.Slice(offset, length)))
+                {
+                    return -1;
+                }
+                offset += length;
+                continue;
+            }
             starts[frames] = offset;
             lengths[frames] = length;
             if (++frames == MaxFramesPerClaim)
@@ -427,6 +445,24 @@ internal sealed class Session : IDisposable
         {
             _gateway.CountBusy(frames - published);
         }
+    }
+
+    /// <summary>Hands a proof request to the gateway's <see cref="ProofDesk"/>, or refuses it at once; false if the session closed.</summary>
+    private bool RequestProof(ReadOnlySpan<byte> frame)
+    {
+        RejectReason wrong = ProofCodec.DecodeRequest(frame, out uint clientId, out ulong requestId, out ulong lsn, out ulong blockNo);
+        string? why = wrong != RejectReason.None ? $"not a proof request: {wrong}"
+            : clientId != ClientId ? $"the request names client {clientId}; this session is client {ClientId}"
+            : _gateway.Proofs is not { } desk ? "this node makes no proofs: it signs no ledger heads (started without a ledger key, or not the primary)"
+            : desk.TryTake(this, requestId, lsn, blockNo) ? null
+            : "busy: too many proof requests waiting, retry";
+        if (why is null)
+        {
+            return true;
+        }
+        RejectReason reason = wrong != RejectReason.None ? wrong : clientId != ClientId ? RejectReason.ClientMismatch : RejectReason.ProofUnavailable;
+        Span<byte> reply = stackalloc byte[Frame.MaxBytes];
+        return Enqueue(reply[..ProofCodec.EncodeRefusal(requestId, reason, why, reply)]);
     }
 
     /// <summary>How many of the first <paramref name="count"/> frames carry a clientSeq the ledger has sealed already (at most <paramref name="highestSealed"/>): resends.</summary>
