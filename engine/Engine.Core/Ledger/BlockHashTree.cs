@@ -34,7 +34,7 @@ public sealed class BlockHashTree : IDisposable
 
     /// <summary>Opens (or creates) the tree file of the journal in <paramref name="directory"/>; empty until <see cref="Continue"/> or <see cref="Append"/>.</summary>
     public static BlockHashTree Open(string directory) =>
-        new(File.OpenHandle(Path.Combine(directory, FileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read));
+        new(File.OpenHandle(Path.Combine(directory, FileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite));
 
     /// <summary>Leaves appended (blocks).</summary>
     public long Size => Volatile.Read(ref _size);

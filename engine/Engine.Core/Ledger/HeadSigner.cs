@@ -216,7 +216,7 @@ public sealed class HeadSigner : JournalFollower
             && saved.Head.ClusterId == Journal.Head.ClusterId
             && (ulong)saved.Head.TreeSize - 1 <= Journal.Head.BlockNo
             && Journal.HashOf((ulong)saved.Head.TreeSize - 1) == saved.LastBlockHash
-            && _tree.Continue(saved.Head.TreeSize, saved.Range.Subtrees(), saved.Head.Root))
+            && (_tree.Continue(saved.Head.TreeSize, saved.Range.Subtrees(), saved.Head.Root) || Refuse("the tree file does not hold its head's tree", out wrong)))
         {
             _range = saved.Range;
             _lastBlockHash = saved.LastBlockHash;
@@ -225,7 +225,7 @@ public sealed class HeadSigner : JournalFollower
             Log($"signed heads continue after block {saved.Head.TreeSize - 1} ({saved.Head}), every {Interval.TotalMilliseconds:0.#} ms");
             return;
         }
-        string why = wrong ?? "the head file is of another history, or the tree file does not hold its tree";
+        string why = wrong ?? "the head file is of another history";
         _range = default;
         _tree.Reset();
         ulong liveFrom = Journal.Base?.BlockNo ?? BlockFormat.GenesisBlockNo;
@@ -254,4 +254,10 @@ public sealed class HeadSigner : JournalFollower
     }
 
     protected override void Release() => _tree.Dispose();
+
+    private static bool Refuse(string why, out string? wrong)
+    {
+        wrong = why;
+        return false;
+    }
 }

@@ -150,7 +150,7 @@ public class InclusionProofTests
         heads.Dispose();
         journal.Dispose();
 
-        using Journal reopened = Journal.Open(Settings());
+        Journal reopened = Journal.Open(Settings());
         var restarted = new HeadSigner(reopened, Signing(s_key), TimeSpan.Zero);
         restarted.Poll();
         Assert.That(restarted.Latest, Is.EqualTo(first).Using<SignedHead>((a, b) => a.ToBytes().SequenceEqual(b.ToBytes())), "read back from ledger-head: nothing new to sign");
@@ -165,6 +165,18 @@ public class InclusionProofTests
         Assert.That(Merkle.Root(leaves), Is.EqualTo(second.Root), "the head is the root of every block hash from genesis");
         Hash32[] consistency = Merkle.ConsistencyProof(leaves, first.TreeSize);
         Assert.That(Merkle.VerifyConsistency(first.TreeSize, second.TreeSize, first.Root, second.Root, consistency), Is.True, "the later head extends the earlier");
+        Assert.That(restarted.Tree.RootOf(second.TreeSize), Is.EqualTo(second.Root), "the tree file continued with the head");
+        restarted.Dispose();
+        reopened.Dispose();
+
+        // A lost tree file (not synced: a power cut) is built again from the journal.
+        File.Delete(Path.Combine(Settings().Directory, BlockHashTree.FileName));
+        var notes = new List<string>();
+        using Journal third = Journal.Open(Settings());
+        using var rebuilt = new HeadSigner(third, Signing(s_key), TimeSpan.Zero, log: notes.Add);
+        rebuilt.Poll();
+        Assert.That(notes, Has.Some.Contains("the tree file does not hold its head's tree"));
+        Assert.That(rebuilt.Tree.InclusionPath(3, second.TreeSize), Is.EqualTo(Merkle.InclusionPath(leaves, 3)));
     }
 
     [Test]
@@ -209,6 +221,118 @@ public class InclusionProofTests
         }, iter: 3000);
         Assert.That(InclusionProof.TryParse(new byte[InclusionProof.MaxJsonBytes + 1], out string? large), Is.Null);
         Assert.That(large, Does.Contain("larger than any proof"));
+    }
+
+    /// <summary>
+    /// The node's live prover (the journal's index, a bounded read, the tree file) makes exactly the
+    /// proof the offline one (a pass over the whole journal) makes, for the client whose order it is
+    /// only; the binary form a proof travels in reads back to the same proof.
+    /// </summary>
+    [Test]
+    public void The_live_prover_makes_the_offline_proof_for_the_orders_own_client_only()
+    {
+        (Journal journal, HeadSigner heads) = Ledger(60, seed: 13);
+        SignedHead head = heads.Latest!;
+        var live = new LiveProver(journal, heads);
+        using (JournalReader reader = JournalReader.Open(Settings().Directory))
+        {
+            int proven = 0;
+            for (ulong lsn = 1; lsn <= 400; lsn++)
+            {
+                if (InclusionProver.Prove(reader, head, lsn, out _) is not { } offline)
+                {
+                    continue;
+                }
+                LedgerRecord.Read(offline.Record, out Transaction tx);
+                InclusionProof? made = live.Prove(tx.ClientId, lsn, offline.Block, out RejectReason refusal, out string why);
+                Assert.That(made, Is.Not.Null, $"lsn {lsn}: {refusal} {why}");
+                Assert.That(made!.ToBytes(), Is.EqualTo(offline.ToBytes()), $"lsn {lsn}: the same proof");
+                Assert.That(InclusionProof.TryRead(made.ToBytes(), out string? wrong)?.Verify(ByKey), Is.Null, $"lsn {lsn}, read back from binary: {wrong}");
+
+                Assert.That(live.Prove(tx.ClientId + 1, lsn, offline.Block, out refusal, out _), Is.Null, "another client's order");
+                Assert.That(refusal, Is.EqualTo(RejectReason.NoSuchTransaction));
+                Assert.That(live.Prove(tx.ClientId, lsn, offline.Block + 1, out refusal, out _), Is.Null, "the wrong block");
+                Assert.That(refusal, Is.EqualTo(RejectReason.NoSuchTransaction));
+                proven++;
+            }
+            Assert.That(proven, Is.GreaterThan(300));
+        }
+        Assert.That(live.Prove(1, 1, (ulong)head.TreeSize, out RejectReason later, out string notYet), Is.Null, "a block no head covers yet");
+        Assert.That(later, Is.EqualTo(RejectReason.ProofUnavailable));
+        Assert.That(notYet, Does.Contain("not under a signed head yet"));
+        heads.Dispose();
+        journal.Dispose();
+    }
+
+    /// <summary>The tree file gives every path <see cref="Merkle.InclusionPath"/> gives, for every size; it is taken up again only when it holds the head's tree.</summary>
+    [Test]
+    public void The_tree_file_gives_the_paths_of_every_tree_and_is_continued_only_when_it_holds_the_head()
+    {
+        var leaves = new List<Hash32>();
+        string directory = Directory.CreateDirectory(_temp.Sub("tree")).FullName;
+        using (BlockHashTree tree = BlockHashTree.Open(directory))
+        {
+            var range = new CompactRange();
+            for (int n = 1; n <= 140; n++)
+            {
+                Hash32 leaf = Merkle.LeafHash(BitConverter.GetBytes(n));
+                leaves.Add(leaf);
+                tree.Append(in leaf);
+                range.Append(in leaf);
+                Assert.That(tree.RootOf(n), Is.EqualTo(Merkle.Root([.. leaves])), $"root of {n}");
+                for (int m = 0; m < n; m++)
+                {
+                    Assert.That(tree.InclusionPath(m, n), Is.EqualTo(Merkle.InclusionPath([.. leaves], m)), $"leaf {m} of {n}");
+                }
+            }
+            Assert.That(tree.InclusionPath(5, 77), Is.EqualTo(Merkle.InclusionPath(leaves.Take(77).ToArray(), 5)), "a smaller tree than the file holds");
+
+            using BlockHashTree again = BlockHashTree.Open(directory);
+            Assert.That(again.Continue(range.Size, range.Subtrees(), range.Root()), Is.True);
+            Assert.That(again.InclusionPath(100, 140), Is.EqualTo(Merkle.InclusionPath([.. leaves], 100)));
+            Hash32 otherRoot = Merkle.LeafHash([1]);
+            using BlockHashTree wrong = BlockHashTree.Open(directory);
+            Assert.That(wrong.Continue(range.Size, range.Subtrees(), otherRoot), Is.False, "another root");
+            Assert.That(wrong.Size, Is.Zero);
+        }
+        File.WriteAllBytes(Path.Combine(directory, BlockHashTree.FileName), new byte[100 * Hash32.Bytes]); // torn: shorter, and zeros
+        using BlockHashTree torn = BlockHashTree.Open(directory);
+        var full = new CompactRange();
+        foreach (Hash32 leaf in leaves)
+        {
+            full.Append(in leaf);
+        }
+        Assert.That(torn.Continue(full.Size, full.Subtrees(), full.Root()), Is.False, "a file too short for the tree");
+    }
+
+    /// <summary>The binary proof is hostile input too: any mutation reads as no proof, or as one that fails (or, for bytes it does not cover, still holds).</summary>
+    [Test]
+    public void Hostile_binary_proofs_are_refused_never_thrown_on()
+    {
+        (Journal journal, HeadSigner heads) = Ledger(12, seed: 23);
+        SignedHead head = heads.Latest!;
+        heads.Dispose();
+        journal.Dispose();
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        InclusionProof proof = InclusionProver.Prove(reader, head, 3, out string? why) ?? throw new AssertionException(why!);
+        byte[] bytes = proof.ToBytes();
+        Gen.Select(Gen.Int[0, bytes.Length - 1], Gen.Int[1, 255], Gen.Int[0, 2]).Sample((at, change, how) =>
+        {
+            byte[] mutated = how switch
+            {
+                0 => [.. bytes[..at], (byte)(bytes[at] ^ change), .. bytes[(at + 1)..]],
+                1 => bytes[..at],
+                _ => [.. bytes[..at], (byte)change, .. bytes[at..]],
+            };
+            InclusionProof? read = InclusionProof.TryRead(mutated, out string? wrong);
+            if (how == 0 && at is >= 32 and < 40)
+            {
+                // The block number is bound to the run of blocks the records root covers, not to one
+                // block of it (docs/ledger-format.md, "Proofs"): another block of the run still verifies.
+                return read is null || read.Verify(ByKey) is null || read.Block < read.Block + 1;
+            }
+            return read is null ? wrong is not null : read.Verify(ByKey) is not null;
+        }, iter: 3000);
     }
 
     private string ClusterInit()
