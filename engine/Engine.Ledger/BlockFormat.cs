@@ -294,9 +294,9 @@ public static class BlockFormat
             ulong first = BinaryPrimitives.ReadUInt64LittleEndian(section);
             uint blocks = BinaryPrimitives.ReadUInt32LittleEndian(section[8..]);
             uint records = BinaryPrimitives.ReadUInt32LittleEndian(section[12..]);
-            if (first == GenesisBlockNo || blocks == 0 || first >= blockNo || blocks > blockNo - first || records < blocks)
+            if (first == GenesisBlockNo || blocks == 0 || first >= blockNo || blocks > blockNo - first || records == 0)
             {
-                return $"records-root section covering {blocks} blocks from block {first} with {records} records: it must cover at least one block, after genesis and before this block ({blockNo}), each with a record at least";
+                return $"records-root section covering {blocks} blocks from block {first} with {records} records: it must cover at least one block, after genesis and before this block ({blockNo}), and at least one record (a block that only carries a root has none)";
             }
         }
         header = new BlockHeader(

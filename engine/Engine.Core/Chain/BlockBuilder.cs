@@ -19,6 +19,7 @@ public sealed class BlockBuilder
     private int _bodyOffset = BlockFormat.HeaderBytes;
     private RecordsRoot _root;
     private BlockSections _sections;
+    private bool _rootOnly; // the open block holds no transaction, only a records root (TryOpenForRoot)
 
     /// <summary>Continues the chain after <paramref name="head"/>.</summary>
     public BlockBuilder(ChainHead head, int maxTransactionsPerBlock)
@@ -60,7 +61,7 @@ public sealed class BlockBuilder
         {
             throw new InvalidOperationException("the block is full: seal it first");
         }
-        if (_count == 0)
+        if (_count == 0 && !_rootOnly)
         {
             // The block's shape is fixed when it opens: its records go after the sections it carries.
             _sections = RootSource is { } source && source.TryTake(out _root) ? BlockSections.RecordsRoot : BlockSections.None;
@@ -73,15 +74,33 @@ public sealed class BlockBuilder
     }
 
     /// <summary>
-    /// Seals the open block (at least one transaction) and moves the head to it. The returned entry
-    /// is valid until the next <see cref="Add"/>.
+    /// Opens a block with no transaction for the records root that is ready, if one is and no block
+    /// is open: on an idle ledger the last transactions' root would otherwise wait for the next
+    /// transaction, and their proofs with it. False (nothing opened) when no root is ready.
+    /// </summary>
+    public bool TryOpenForRoot()
+    {
+        if (_count != 0 || _rootOnly || RootSource is not { } source || !source.TryTake(out _root))
+        {
+            return false;
+        }
+        _sections = BlockSections.RecordsRoot;
+        _bodyOffset = BlockFormat.HeaderBytesWith(_sections);
+        _rootOnly = true;
+        return true;
+    }
+
+    /// <summary>
+    /// Seals the open block (at least one transaction, or a root: <see cref="TryOpenForRoot"/>) and
+    /// moves the head to it. The returned entry is valid until the next <see cref="Add"/>.
     /// </summary>
     public ReadOnlySpan<byte> Seal(long timestampNs, out ChainHead sealedHead)
     {
-        if (_count == 0)
+        if (_count == 0 && !_rootOnly)
         {
-            throw new InvalidOperationException("an empty block is only sealed as the genesis block");
+            throw new InvalidOperationException("an empty block is only sealed as the genesis block, or to carry a records root");
         }
+        _rootOnly = false;
         if (_sections != BlockSections.None)
         {
             BlockFormat.WriteRecordsRoot(_buffer, in _root);

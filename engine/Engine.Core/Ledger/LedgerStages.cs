@@ -66,6 +66,15 @@ public sealed class Sealer(BlockBuilder builder, IJournal journal, BlockTable bl
 
     public long BytesSealed { get; private set; }
 
+    /// <summary>Seals a block that carries only the records root waiting, if one is and no block is open (<see cref="StateProbe.SealRoot"/>).</summary>
+    public void CutForRoot()
+    {
+        if (Builder.TryOpenForRoot())
+        {
+            Cut();
+        }
+    }
+
     /// <summary>Seals the open block, appends it to the journal and records it.</summary>
     public void Cut()
     {
@@ -140,6 +149,10 @@ public readonly struct SealStage(Sealer sealer) : IStageHandler<TxSlot>
                     slot.Reject = RejectReason.BadClientId;
                     break;
             }
+        }
+        else if (slot.Probe.SealsRoot && builder.Count == 0)
+        {
+            sealer.CutForRoot();
         }
         if (endOfBatch && builder.Count > 0)
         {

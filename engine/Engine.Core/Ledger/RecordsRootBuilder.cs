@@ -56,6 +56,17 @@ public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
     public RecordsRootBuilder(IJournal journal, TimeSpan interval, Action<string>? log = null, bool yieldToOrderPath = true)
         : base(journal, interval, log, "records roots", yieldToOrderPath) => Start();
 
+    /// <summary>
+    /// Called (on this builder's thread) when a root has waited a whole interval for the sealer to
+    /// take it, and again every 16 intervals while it waits: no transaction came to open a block, so
+    /// the owner asks the sealer for a block that carries only the root
+    /// (<see cref="StateProbe.SealRoot"/>). Without it, on an idle ledger the last transactions would
+    /// get no root, and no proof, until the next one.
+    /// </summary>
+    public Action? RootWaiting { get; set; }
+
+    private int _waitingPolls;
+
     /// <summary>Roots handed to the sealer so far.</summary>
     public long RootsBuilt { get; private set; }
 
@@ -121,12 +132,25 @@ public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
             Cursor.Release();
         }
         HandOver();
+        if (Volatile.Read(ref _readyFull) == 1)
+        {
+            if (_waitingPolls++ % 16 == 1)
+            {
+                RootWaiting?.Invoke();
+            }
+        }
+        else
+        {
+            _waitingPolls = 0;
+        }
         return read;
     }
 
     private void HandOver()
     {
-        if (_nextBlock == _runFirst || Volatile.Read(ref _readyFull) == 1)
+        // A run of blocks without records (those that carried only a root) waits for one with: handed
+        // over alone, its root would ask for another empty block, and that for another.
+        if (_nextBlock == _runFirst || _leaves.Count == 0 || Volatile.Read(ref _readyFull) == 1)
         {
             return;
         }

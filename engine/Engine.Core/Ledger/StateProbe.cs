@@ -11,6 +11,15 @@ public sealed record StateReport(ulong LastLsn, Hash32 Checksum, int OpenOrders,
 /// </summary>
 public sealed class StateProbe
 {
+    /// <summary>
+    /// Not a question: asks the sealer to seal the records root that waits, in a block of its own,
+    /// when no transaction is there to carry it (<see cref="RecordsRootBuilder.RootWaiting"/>). The
+    /// apply stage passes it by.
+    /// </summary>
+    public static StateProbe SealRoot { get; } = new() { SealsRoot = true };
+
+    public bool SealsRoot { get; private init; }
+
     private readonly TaskCompletionSource<StateReport> _report = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Task<StateReport> Report => _report.Task;

@@ -72,6 +72,10 @@ internal struct ApplyStage(BlockApplier applier, BlockTable blocks, ClientRegist
     {
         if (slot.Probe is { } probe)
         {
+            if (probe.SealsRoot)
+            {
+                return;
+            }
             Exchange book = applier.Exchange;
             probe.Complete(new StateReport(book.LastLsn, book.ComputeChecksum(), book.OpenOrders, book.TradeCount));
             return;

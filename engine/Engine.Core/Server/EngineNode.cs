@@ -179,6 +179,10 @@ public sealed class EngineNode : IAsyncDisposable
         var replies = new ReplyOut(_outbound?.Ring, _outbound is null ? new Dispatcher(clients, Counters) : null);
         _ledger.AddAfterJournal("apply", new ApplyStage(new BlockApplier(Exchange), _ledger.Blocks, clients, replies, Counters, mirror, new ChecksumSchedule(checksums)));
         _inbound = _ledger.Builder.Start();
+        if (_roots is not null)
+        {
+            _roots.RootWaiting = SealWaitingRoot;
+        }
         long inboundReady = Stopwatch.GetTimestamp();
         Counters.LastLsn = Exchange.LastLsn;
         JournalReferenceDataIfNew();
@@ -472,6 +476,27 @@ public sealed class EngineNode : IAsyncDisposable
         }
         ring.Publish(low, high);
         return submitted;
+    }
+
+    /// <summary>
+    /// Asks the sealer for a block that carries the records root waiting (<see cref="StateProbe.SealRoot"/>):
+    /// a slot in the inbound ring, never a wait (a full ring has blocks being sealed, which take the root).
+    /// </summary>
+    private void SealWaitingRoot()
+    {
+        RingBuffer<TxSlot> ring = _inbound.Ring;
+        if (ring.TryNext(out long sequence) != ClaimStatus.Claimed)
+        {
+            return;
+        }
+        ref TxSlot slot = ref ring[sequence];
+        slot.Probe = StateProbe.SealRoot;
+        slot.Admin = null;
+        slot.FrameLength = 0;
+        slot.Reject = RejectReason.None;
+        slot.SessionClientId = 0;
+        slot.ReceivedTicks = 0;
+        ring.Publish(sequence);
     }
 
     /// <summary>The state at a point between two transactions: sent through the inbound ring, so it is consistent.</summary>
