@@ -20,13 +20,131 @@ internal sealed record ObserveReport(ulong FromBlock, ulong ToBlock, long Blocks
 internal sealed class ObserverFaultException(string message) : Exception(message);
 
 /// <summary>
-/// Loads a journal into an observer's tables: every block verified as an auditor does (the chain,
-/// the cluster, the records roots recomputed), replayed through the same <see cref="Exchange"/> the
-/// nodes run to get each transaction's outcome and the trades it made, and its rows written with the
-/// position after it in one database transaction. Resumable: on start it replays the blocks the
-/// database already holds (without writing them) to rebuild the book, checks that the last of them
-/// has the hash the database recorded (else it is another history: stop), and writes from the next.
+/// The observer's core, fed one block at a time in chain order from genesis (from a journal directory,
+/// <see cref="JournalObserver"/>, or from a node, <c>PeerObserver</c>): every block verified as
+/// an auditor does (the chain, the cluster, the records roots recomputed), replayed through the same
+/// <see cref="Exchange"/> the nodes run to get each transaction's outcome and the trades it made, and
+/// its rows written with the position after it in one database transaction. Resumable: the blocks the
+/// database already holds are replayed (without writing them) to rebuild the book, and the last of
+/// them must have the hash the database recorded (else it is another history: stop).
 /// </summary>
+internal sealed class ObserverReplay
+{
+    private readonly IObserverStore _store;
+    private readonly ObserverPosition? _position;
+    private readonly ChainVerifier _verifier;
+    private readonly BlockApplier _applier = new(new Exchange());
+    private readonly Dictionary<(uint Client, ulong Order), OrderRow> _open = [];
+    private readonly ObservedBlock _block;
+    private CompactRange _blockTree;
+
+    public ObserverReplay(IObserverStore store)
+    {
+        _store = store;
+        _position = store.Position();
+        _verifier = new ChainVerifier(_position?.Cluster) { CheckRoots = true };
+        // The open orders, as the book holds them: an execution report is always about one of them (or
+        // about the order its transaction placed, in the same block), so no report needs a database read.
+        foreach (OrderRow order in store.OpenOrders())
+        {
+            _open[(order.ClientId, order.ClientOrderId)] = order;
+        }
+        _block = new ObservedBlock((client, order) => _open.TryGetValue((client, order), out OrderRow row) ? row : null);
+        From = _position is { } p ? p.Block + 1 : BlockFormat.GenesisBlockNo;
+        Last = From == 0 ? 0 : From - 1;
+    }
+
+    /// <summary>Where the database stood when this replay began.</summary>
+    public ObserverPosition? Position => _position;
+
+    /// <summary>The first block this replay writes (the ones before are in the database already).</summary>
+    public ulong From { get; }
+
+    /// <summary>The last block seen (replayed or written).</summary>
+    public ulong Last { get; private set; }
+
+    /// <summary>Blocks seen: the size of the tree of block hashes a signed head signs.</summary>
+    public long BlocksSeen => _blockTree.Size;
+
+    /// <summary>The root of the tree of every block hash seen (what a head of <see cref="BlocksSeen"/> blocks must sign).</summary>
+    public Hash32 BlockTreeRoot => _blockTree.Root();
+
+    public long Written { get; private set; }
+
+    public long Rows { get; private set; }
+
+    public long RootsChecked => _verifier.RootsChecked;
+
+    /// <summary>The chain's cluster, once genesis is seen.</summary>
+    public ClusterId? Cluster { get; private set; }
+
+    /// <summary>Takes the next block: verifies it, replays it, writes its rows if the database does not hold it. Null, or why it is refused (then stop: nothing after it can be taken).</summary>
+    public string? Accept(ReadOnlySpan<byte> entry, long address)
+    {
+        if (_verifier.Check(entry, address, out BlockHeader header) is { } bad)
+        {
+            return $"the ledger does not verify: {bad}";
+        }
+        Cluster ??= header.ClusterId;
+        Hash32 hash = BlockFormat.StoredHash(entry, in header);
+        _blockTree.Append(SignedHead.BlockLeaf(in hash));
+        Last = header.BlockNo;
+        if (header.BlockNo < From)
+        {
+            if (header.Kind == BlockKind.Transactions)
+            {
+                var none = new NullSink();
+                _applier.ApplyBlock(BlockRecords.Of(entry, in header), ref none);
+            }
+            if (_position is { } held && header.BlockNo == held.Block && hash != held.Hash)
+            {
+                return $"the database's block {held.Block} has hash {held.Hash.ToShortString()}, the ledger's {hash.ToShortString()}: the database holds another history";
+            }
+            return null;
+        }
+        _block.Begin(in header, in hash, BlockFormat.TryReadRecordsRoot(entry, in header, out RecordsRoot root) ? root : null);
+        if (header.Kind == BlockKind.Transactions)
+        {
+            var records = BlockRecords.Of(entry, in header);
+            var sink = new RowSink(_block);
+            _applier.Exchange.HoldPublishing();
+            try
+            {
+                foreach (BlockRecord record in records)
+                {
+                    record.Read(out Transaction tx);
+                    _block.Transactions.Add(new TransactionRow(record.Lsn, tx));
+                    _block.CurrentLsn = record.Lsn; // a repeat's outcome names its original's LSN: the row is keyed by its own
+                    _applier.Apply(in tx, record.Lsn, header.BlockNo, in hash, ref sink);
+                }
+            }
+            finally
+            {
+                _applier.Exchange.ReleasePublishing();
+            }
+        }
+        _store.Write(_block);
+        foreach (OrderRow order in _block.Orders.Values)
+        {
+            if (order.Open > 0)
+            {
+                _open[(order.ClientId, order.ClientOrderId)] = order;
+            }
+            else
+            {
+                _open.Remove((order.ClientId, order.ClientOrderId));
+            }
+        }
+        Written++;
+        Rows += 1 + _block.Transactions.Count + _block.Outcomes.Count + _block.Trades.Count + _block.Orders.Count;
+        return null;
+    }
+
+    /// <summary>Commits what was written.</summary>
+    public void Commit() => _store.Commit();
+}
+
+/// <summary>Loads a journal directory into an observer's tables, through an <see cref="ObserverReplay"/>.</summary>
 internal static class JournalObserver
 {
     /// <summary>Loads what <paramref name="journalDirectory"/> holds beyond what <paramref name="store"/> has.</summary>
@@ -43,121 +161,46 @@ internal static class JournalObserver
         {
             throw new ObserverFaultException($"the signed head beside the journal ({head}) is not signed by the ledger key");
         }
-        var blockTree = new CompactRange();
         bool headChecked = false;
         var clock = Stopwatch.StartNew();
-        ObserverPosition? position = store.Position();
         using JournalReader reader = JournalReader.Open(journalDirectory);
         if (reader.Base is { } journalBase && journalBase.BlockNo != BlockFormat.GenesisBlockNo && reader.Archive.LastBlock is null)
         {
             throw new ObserverFaultException($"the journal starts at block {journalBase.BlockNo} and has no archive: an observer replays from genesis (starting from a snapshot is not built yet)");
         }
-        var verifier = new ChainVerifier(position?.Cluster) { CheckRoots = true };
-        var applier = new BlockApplier(new Exchange());
-        // The open orders, as the book holds them: an execution report is always about one of them (or
-        // about the order its transaction placed, in the same block), so no report needs a database read.
-        var open = new Dictionary<(uint Client, ulong Order), OrderRow>();
-        foreach (OrderRow order in store.OpenOrders())
-        {
-            open[(order.ClientId, order.ClientOrderId)] = order;
-        }
-        var block = new ObservedBlock((client, order) => open.TryGetValue((client, order), out OrderRow row) ? row : null);
-        ulong from = position is { } p ? p.Block + 1 : BlockFormat.GenesisBlockNo;
-        ulong last = from == 0 ? 0 : from - 1;
-        long written = 0;
-        long rows = 0;
+        var replay = new ObserverReplay(store);
         string? fault = null;
-        log(position is { } at ? $"observer: the database holds blocks up to {at.Block}; replaying them to rebuild the book, then writing from block {from}" : "observer: an empty database; writing from genesis");
+        log(replay.Position is { } at ? $"observer: the database holds blocks up to {at.Block}; replaying them to rebuild the book, then writing from block {replay.From}" : "observer: an empty database; writing from genesis");
         reader.Scan((entry, address) =>
         {
             if (cancel.IsCancellationRequested)
             {
                 return false;
             }
-            if (verifier.Check(entry, address, out BlockHeader header) is { } bad)
+            fault = replay.Accept(entry, address);
+            if (fault is null && head is not null && replay.BlocksSeen == head.TreeSize)
             {
-                fault = $"the journal does not verify: {bad}";
-                return false;
+                if (replay.BlockTreeRoot != head.Root)
+                {
+                    fault = $"the signed head of {head.TreeSize} blocks is not the root of this journal's blocks 0…{head.TreeSize - 1}: another history, or the journal was altered";
+                }
+                headChecked = true;
             }
-            Hash32 hash = BlockFormat.StoredHash(entry, in header);
-            if (head is not null && blockTree.Size < head.TreeSize)
-            {
-                blockTree.Append(SignedHead.BlockLeaf(in hash));
-                if (blockTree.Size == head.TreeSize)
-                {
-                    if (blockTree.Root() != head.Root)
-                    {
-                        fault = $"the signed head of {head.TreeSize} blocks is not the root of this journal's blocks 0…{head.TreeSize - 1}: another history, or the journal was altered";
-                        return false;
-                    }
-                    headChecked = true;
-                }
-            }
-            if (header.BlockNo < from)
-            {
-                if (header.Kind == BlockKind.Transactions)
-                {
-                    var none = new NullSink();
-                    applier.ApplyBlock(BlockRecords.Of(entry, in header), ref none);
-                }
-                if (position is { } held && header.BlockNo == held.Block && hash != held.Hash)
-                {
-                    fault = $"the database's block {held.Block} has hash {held.Hash.ToShortString()}, the journal's {hash.ToShortString()}: the database holds another history";
-                    return false;
-                }
-                return true;
-            }
-            block.Begin(in header, in hash, BlockFormat.TryReadRecordsRoot(entry, in header, out RecordsRoot root) ? root : null);
-            if (header.Kind == BlockKind.Transactions)
-            {
-                var records = BlockRecords.Of(entry, in header);
-                var sink = new RowSink(block);
-                applier.Exchange.HoldPublishing();
-                try
-                {
-                    foreach (BlockRecord record in records)
-                    {
-                        record.Read(out Transaction tx);
-                        block.Transactions.Add(new TransactionRow(record.Lsn, tx));
-                        block.CurrentLsn = record.Lsn; // a repeat's outcome names its original's LSN: the row is keyed by its own
-                        applier.Apply(in tx, record.Lsn, header.BlockNo, in hash, ref sink);
-                    }
-                }
-                finally
-                {
-                    applier.Exchange.ReleasePublishing();
-                }
-            }
-            store.Write(block);
-            foreach (OrderRow order in block.Orders.Values)
-            {
-                if (order.Open > 0)
-                {
-                    open[(order.ClientId, order.ClientOrderId)] = order;
-                }
-                else
-                {
-                    open.Remove((order.ClientId, order.ClientOrderId));
-                }
-            }
-            written++;
-            rows += 1 + block.Transactions.Count + block.Outcomes.Count + block.Trades.Count + block.Orders.Count;
-            last = header.BlockNo;
-            return true;
+            return fault is null;
         });
-        store.Commit();
+        replay.Commit();
         if (fault is not null)
         {
-            throw new ObserverFaultException(fault);
+            throw new ObserverFaultException(fault.Replace("the ledger does not verify", "the journal does not verify", StringComparison.Ordinal));
         }
         if (head is not null && !headChecked && !cancel.IsCancellationRequested)
         {
-            throw new ObserverFaultException($"the signed head beside the journal covers {head.TreeSize} blocks, the journal holds {blockTree.Size}: blocks it signed are not here");
+            throw new ObserverFaultException($"the signed head beside the journal covers {head.TreeSize} blocks, the journal holds {replay.BlocksSeen}: blocks it signed are not here");
         }
-        if (position is { } held2 && last < held2.Block)
+        if (replay.Position is { } held && replay.Last < held.Block)
         {
-            throw new ObserverFaultException($"the database holds blocks up to {held2.Block}, the journal only up to {last}: the database is of a longer history");
+            throw new ObserverFaultException($"the database holds blocks up to {held.Block}, the journal only up to {replay.Last}: the database is of a longer history");
         }
-        return new ObserveReport(from, last, written, rows, verifier.RootsChecked, clock.Elapsed) { HeadChecked = headChecked ? head : null };
+        return new ObserveReport(replay.From, replay.Last, replay.Written, replay.Rows, replay.RootsChecked, clock.Elapsed) { HeadChecked = headChecked ? head : null };
     }
 }
