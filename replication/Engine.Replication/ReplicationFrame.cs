@@ -46,6 +46,15 @@ public enum ReplicationType : byte
 
     /// <summary>Primary → backup, after the last chunk: the block the snapshot stands after, which starts the backup's new journal (acknowledged as a block).</summary>
     SnapshotAnchor = 11,
+
+    /// <summary>Observer → primary, its first and only frame: follow the ledger from this block (payload: u64 block number); blocks come as <see cref="Block"/> frames.</summary>
+    ObserveFrom = 12,
+
+    /// <summary>Primary → observer: a signed head (<c>SignedHead.ToBytes</c>) over blocks all sent before it.</summary>
+    SignedHead = 13,
+
+    /// <summary>Primary → observer: why it is not (or no longer) served, UTF-8; the link closes after it.</summary>
+    ObserveRefused = 14,
 }
 
 /// <summary>
@@ -64,6 +73,7 @@ public enum ReplicationType : byte
 ///  CatchUpBatch payload: 0 u32 uncompressed length, 4 LZ4 block of whole Block frames
 ///  SnapshotChunk payload: 0 u64 offset, 8 u64 snapshot length, 16 u32 chunk length, 20 LZ4 block
 ///  SnapshotAck payload: 0 u64 bytes received;  SnapshotAnchor payload: as Block
+///  ObserveFrom payload: 0 u64 first block;  SignedHead payload: a signed head (136 B);  ObserveRefused payload: UTF-8 text
 /// </code>
 /// </summary>
 public static class ReplicationFrame

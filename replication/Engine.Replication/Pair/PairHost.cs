@@ -43,6 +43,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
     private readonly JournalPairLedger _ledger;
     private readonly TcpPairTransport _transport;
     private readonly WitnessClient? _witness;
+    private readonly ObserverFeed _observers;
     private readonly PairNode _node;
     private readonly CancellationTokenSource _stop = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -83,7 +84,8 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         {
             IPEndPoint listen = EngineSettings.ParseEndpoint(pair.ReplicationListen!, "--replication-listen");
             IPEndPoint? peer = pair.Peer is null ? null : EngineSettings.ParseEndpoint(pair.Peer, "--peer");
-            _transport = new TcpPairTransport(listen, peer, credentials, pair, this, say, LedgerReady);
+            _observers = new ObserverFeed(text => say(PairEvent.Note(text)), pair.Peer);
+            _transport = new TcpPairTransport(listen, peer, credentials, pair, this, say, LedgerReady, _observers.Serve);
             _witness = pair.Witness is null ? null : new WitnessClient(EngineSettings.ParseEndpoint(pair.Witness, "--witness"), credentials, WitnessAnswered);
         }
         catch
@@ -175,6 +177,9 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The observers this node serves as primary (read-only followers of the ledger).</summary>
+    public ObserverFeed Observers => _observers;
 
     /// <summary>Connections refused on the replication endpoint so far.</summary>
     public long Refusals => _transport.Refusals;
@@ -287,6 +292,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         EngineNode node = EngineNode.StartWith(_settings, _reference, text => _say(PairEvent.Note(text)), _ledger.Journal, _ledger.Exchange, mirror, head, epoch, role, clientListener,
             onHalt: reason => Task.Run(() => Call(() => _node.Halt(reason))), snapshots: snapshots, recovery: _ledger.Recovery, reserve: reserve);
         _serving = node;
+        _observers.Open(_ledger.Journal, IsAcknowledged, () => node.SignedHead);
         _say(PairEvent.Note($"listening for front-ends on {node.ListenEndPoint}: {node.StartTimings}"));
         return node;
     }
@@ -327,6 +333,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         _say(PairEvent.Note("stepping down to backup: draining the pipeline and committing the journal; what was never acknowledged is answered by the new primary"));
         _serving = null;
         _mirror = null;
+        await _observers.CloseAsync().ConfigureAwait(false); // their cursors let go of the journal before it closes
         await node.DisposeAsync().ConfigureAwait(false);
         if (node.Halted)
         {
@@ -432,6 +439,13 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Block <paramref name="blockNo"/> is acknowledged: the backup holds it (or the primary acknowledges
+    /// alone under the solo lease), so no takeover can lose it. What the ack gate and the observers ask.
+    /// </summary>
+    private bool IsAcknowledged(ulong blockNo) =>
+        blockNo <= Volatile.Read(ref _ackedThrough) || Interlocked.Read(ref _soloAckUntil) > TimeProvider.System.GetTimestamp();
+
     private Task WhenChanged()
     {
         lock (_gate)
@@ -489,6 +503,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         }
         EngineNode? serving = _serving;
         _serving = null;
+        await _observers.CloseAsync().ConfigureAwait(false);
         if (serving is not null)
         {
             await serving.DisposeAsync().ConfigureAwait(false); // drains and closes the journal
@@ -547,7 +562,7 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         public bool IsAcknowledged(ulong blockNo, out string? never)
         {
             never = null;
-            if (blockNo <= Volatile.Read(ref host._ackedThrough) || Interlocked.Read(ref host._soloAckUntil) > TimeProvider.System.GetTimestamp())
+            if (host.IsAcknowledged(blockNo))
             {
                 return true;
             }

@@ -32,7 +32,7 @@ public interface IPairLinkEvents
 /// <remarks>
 /// <para>Trust: a connection is a handshake first (up to <see cref="MaxHandshakes"/> at once, each
 /// within the channel's timeout, beside the accept loop, which never waits for one), and only a node
-/// of the cluster gets further. Nothing a connection sends ends the accept loop: every failure is
+/// of the cluster gets further (or an observer, whose link goes to the host's <see cref="ObserverFeed"/>). Nothing a connection sends ends the accept loop: every failure is
 /// that connection's, logged (rate-limited per source) and closed.</para>
 /// <para><see cref="Send(int, ReadOnlySpan{byte})"/> never blocks on the network: it copies into the
 /// queue. A full queue waits for the writer; a writer that makes no progress for
@@ -47,11 +47,8 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
     /// <summary>Handshakes under way at once, at most; a connection past it is closed at once (strangers cannot queue up the real backup).</summary>
     public const int MaxHandshakes = 8;
 
-    /// <summary>
-    /// The roles that may connect: nodes. An observer (a later issue: a read-only follower, never
-    /// counted for acknowledgements) is refused at the handshake for now.
-    /// </summary>
-    public static readonly IReadOnlyCollection<PrincipalRole> PeerRoles = [PrincipalRole.Node];
+    /// <summary>The roles that may connect: nodes, and observers when the host serves them (<see cref="ObserverFeed"/>, outside the pair's logic).</summary>
+    private static readonly IReadOnlyCollection<PrincipalRole> s_nodes = [PrincipalRole.Node], s_nodesAndObservers = [PrincipalRole.Node, PrincipalRole.Observer];
 
     private readonly IPEndPoint? _peer;
     private readonly ClusterCredentials _credentials;
@@ -59,6 +56,7 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
     private readonly IPairLinkEvents _events;
     private readonly Action<PairEvent> _say;
     private readonly Func<Task> _readyToConnect;
+    private readonly Action<ReplicationLink>? _observers;
     private readonly RefusalLog _refusals;
     private readonly Socket? _listener;
     private readonly ConcurrentDictionary<int, Connection> _connections = new();
@@ -75,9 +73,11 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
     /// <param name="events">The host.</param>
     /// <param name="say">Where refusals are told.</param>
     /// <param name="readyToConnect">Asked within every <see cref="Connect"/>, and awaited before it connects (the host holds connects back while its journal changes hands).</param>
+    /// <param name="observers">Takes every authenticated observer's link (and owns it); null: observers are refused at the handshake.</param>
     public TcpPairTransport(IPEndPoint? listen, IPEndPoint? peer, ClusterCredentials credentials, PairSettings settings, IPairLinkEvents events, Action<PairEvent> say,
-        Func<Task> readyToConnect)
+        Func<Task> readyToConnect, Action<ReplicationLink>? observers = null)
     {
+        _observers = observers;
         _peer = peer;
         _credentials = credentials;
         _settings = settings;
@@ -219,7 +219,7 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
             AcceptOutcome outcome;
             try
             {
-                outcome = await SecureChannel.AcceptAsync(socket, _credentials, LinkPurpose.Replication, PeerRoles, cancel: _stop.Token).ConfigureAwait(false);
+                outcome = await SecureChannel.AcceptAsync(socket, _credentials, LinkPurpose.Replication, _observers is null ? s_nodes : s_nodesAndObservers, cancel: _stop.Token).ConfigureAwait(false);
             }
             finally
             {
@@ -231,9 +231,14 @@ public sealed class TcpPairTransport : IPairTransport, IAsyncDisposable
                 socket.Dispose();
                 return;
             }
-            // A connecting node sends hellos, acks and heartbeats, in records of one frame each: small
-            // buffers suffice, and a bigger record from it is a violation that closes the link.
+            // A connecting node sends hellos, acks and heartbeats, in records of one frame each (an observer
+            // less: where it starts): small buffers suffice, and a bigger record is a violation that closes the link.
             var link = new ReplicationLink(outcome.Channel!, ReplicationFrame.HeaderBytes + ReplicationFrame.HelloBytes, 4096);
+            if (link.Peer.Role == PrincipalRole.Observer)
+            {
+                _observers!(link); // never the pair's: it is not counted, and nothing it does reaches the node
+                return;
+            }
             int id = Interlocked.Increment(ref _nextId);
             var connection = new Connection(this, id);
             connection.Attach(link);

@@ -69,6 +69,12 @@ internal sealed class ObserverReplay
     /// <summary>The root of the tree of every block hash seen (what a head of <see cref="BlocksSeen"/> blocks must sign).</summary>
     public Hash32 BlockTreeRoot => _blockTree.Root();
 
+    /// <summary>The last block's hash.</summary>
+    public Hash32 LastHash { get; private set; }
+
+    /// <summary>When the last block was sealed (its header's clock, Unix nanoseconds).</summary>
+    public long LastTimestampNs { get; private set; }
+
     public long Written { get; private set; }
 
     public long Rows { get; private set; }
@@ -89,6 +95,8 @@ internal sealed class ObserverReplay
         Hash32 hash = BlockFormat.StoredHash(entry, in header);
         _blockTree.Append(SignedHead.BlockLeaf(in hash));
         Last = header.BlockNo;
+        LastHash = hash;
+        LastTimestampNs = header.TimestampNs;
         if (header.BlockNo < From)
         {
             if (header.Kind == BlockKind.Transactions)
