@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Engine.IntegrationTests.Support;
 using Microsoft.Data.Sqlite;
 
@@ -28,48 +27,6 @@ public class ObserverKillTests
         }
     }
 
-    private static long LastBlock(string database)
-    {
-        if (!File.Exists(database))
-        {
-            return -1;
-        }
-        try
-        {
-            using var connection = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
-            connection.Open();
-            using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "SELECT last_block FROM observer";
-            return command.ExecuteScalar() is long block ? block : -1;
-        }
-        catch (SqliteException)
-        {
-            return -1; // the tables are being created
-        }
-    }
-
-    private static string Dump(string database)
-    {
-        using var connection = new SqliteConnection($"Data Source={database};Pooling=False");
-        connection.Open();
-        var text = new StringBuilder();
-        foreach (string table in new[] { "blocks", "transactions", "outcomes", "trades", "orders", "observer" })
-        {
-            using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = $"SELECT * FROM {table} ORDER BY 1, 2";
-            using SqliteDataReader row = command.ExecuteReader();
-            while (row.Read())
-            {
-                for (int i = 0; i < row.FieldCount; i++)
-                {
-                    text.Append(row.IsDBNull(i) ? "null" : row.GetValue(i).ToString()).Append('|');
-                }
-                text.Append('\n');
-            }
-        }
-        return text.ToString();
-    }
-
     [Test]
     public void Killed_mid_load_it_resumes_and_ends_equal_to_one_load()
     {
@@ -82,14 +39,14 @@ public class ObserverKillTests
         using (var observe = EngineProcess.Start("observe", "--journal", journal, "--sqlite", killed))
         {
             var clock = Stopwatch.StartNew();
-            while (LastBlock(killed) < 60 && clock.Elapsed < s_timeout && !observe.HasExited)
+            while (ObserverDatabase.LastBlock(killed) < 60 && clock.Elapsed < s_timeout && !observe.HasExited)
             {
                 Thread.Sleep(10); // polling a file another process writes: nothing signals it
             }
             Assert.That(observe.HasExited, Is.False, "still loading when killed: " + observe.StdErr);
             observe.KillHard();
         }
-        long stoppedAt = LastBlock(killed);
+        long stoppedAt = ObserverDatabase.LastBlock(killed);
         Assert.That(stoppedAt, Is.GreaterThanOrEqualTo(60));
 
         using (var resume = EngineProcess.Start("observe", "--journal", journal, "--sqlite", killed))
@@ -102,6 +59,6 @@ public class ObserverKillTests
         {
             Assert.That(once.WaitForExit(s_timeout), Is.Zero, once.StdErr);
         }
-        Assert.That(Dump(killed), Is.EqualTo(Dump(whole)));
+        Assert.That(ObserverDatabase.Dump(killed), Is.EqualTo(ObserverDatabase.Dump(whole)));
     }
 }

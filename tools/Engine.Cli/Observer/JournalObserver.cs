@@ -161,8 +161,10 @@ internal static class JournalObserver
     /// <param name="store">The database.</param>
     /// <param name="log">Progress lines.</param>
     /// <param name="verifyHead">Checks a head's signature (signed part, signature → valid), with the ledger key; null: a head beside the journal is not checked.</param>
+    /// <param name="untilBlock">The last block to load (the tables as of it); null: all the journal holds.</param>
     /// <param name="cancel">Stops the load at a block boundary.</param>
-    public static ObserveReport Load(string journalDirectory, IObserverStore store, Action<string> log, Func<byte[], byte[], bool>? verifyHead = null, CancellationToken cancel = default)
+    public static ObserveReport Load(string journalDirectory, IObserverStore store, Action<string> log, Func<byte[], byte[], bool>? verifyHead = null, ulong? untilBlock = null,
+        CancellationToken cancel = default)
     {
         SignedHead? head = verifyHead is not null && HeadSigner.TryLoad(journalDirectory, out _) is { } saved ? saved.Head : null;
         if (head is not null && !verifyHead!(head.SignedPart(), head.Signature))
@@ -194,14 +196,14 @@ internal static class JournalObserver
                 }
                 headChecked = true;
             }
-            return fault is null;
+            return fault is null && !(replay.BlocksSeen > 0 && replay.Last >= untilBlock);
         });
         replay.Commit();
         if (fault is not null)
         {
             throw new ObserverFaultException(fault.Replace("the ledger does not verify", "the journal does not verify", StringComparison.Ordinal));
         }
-        if (head is not null && !headChecked && !cancel.IsCancellationRequested)
+        if (head is not null && !headChecked && !cancel.IsCancellationRequested && !((ulong)head.TreeSize > replay.Last + 1 && replay.Last >= untilBlock))
         {
             throw new ObserverFaultException($"the signed head beside the journal covers {head.TreeSize} blocks, the journal holds {replay.BlocksSeen}: blocks it signed are not here");
         }

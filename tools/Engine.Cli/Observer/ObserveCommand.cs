@@ -23,6 +23,7 @@ internal static class ObserveCommand
         var postgres = new Option<string?>("--postgres") { Description = "Write to PostgreSQL at this connection string (Npgsql's, e.g. \"Host=127.0.0.1;Port=5432;Username=engine;Password=…;Database=ledger\"), instead of --sqlite: the same tables, binary COPY." };
         var key = new Option<string?>("--key") { Description = "The ledger's public key (64 hex digits): every signed head (beside the journal, or sent by the primary) must be signed with it and be the root of the blocks it covers." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key, and with --peer it names the nodes the observer authenticates (with --observer-key). Without it, the development cluster (its keys are public): a development journal's head is checked against the development key, another's not at all." };
+        var untilBlock = new Option<ulong?>("--until-block") { Description = "With --journal: load up to this block only (the tables as of it: the orders table then holds the book at that block)." };
         var observerKey = new Option<FileInfo?>("--observer-key") { Description = "With --peer and --cluster: the observer's private key (observer.key from `engine cluster init`), which the nodes know from the roster." };
         var command = new Command("observe",
             "An observer: verifies every block of a ledger (the chain, the cluster, the records roots; the signed heads against the ledger key), replays it through the same order book the nodes run, and writes " +
@@ -38,6 +39,7 @@ internal static class ObserveCommand
             key,
             cluster,
             observerKey,
+            untilBlock,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -50,6 +52,11 @@ internal static class ObserveCommand
                 Console.Error.WriteLine("engine observe: one source, --journal DIR or --peer HOST:PORT[,HOST:PORT], and one database, --sqlite FILE or --postgres CONNSTRING, are required");
                 return ExitError;
             }
+            if (parse.GetValue(untilBlock) is not null && peers is not null)
+            {
+                Console.Error.WriteLine("engine observe: --until-block goes with --journal");
+                return ExitError;
+            }
             if (parse.GetValue(observerKey) is not null && (peers is null || parse.GetValue(cluster) is null))
             {
                 Console.Error.WriteLine("engine observe: --observer-key goes with --peer and --cluster");
@@ -60,7 +67,7 @@ internal static class ObserveCommand
                 using IObserverStore store = file is not null ? new SqliteObserverStore(file.FullName) : new PostgresObserverStore(connection!);
                 string into = file?.FullName ?? "postgres";
                 return peers is null
-                    ? Load(parse, dir!, store, into, key, cluster)
+                    ? Load(parse, dir!, store, into, key, cluster, parse.GetValue(untilBlock))
                     : await FollowAsync(parse, peers, store, into, key, cluster, observerKey, cancel).ConfigureAwait(false);
             }
             catch (ObserverFaultException e)
@@ -78,14 +85,14 @@ internal static class ObserveCommand
         return command;
     }
 
-    private static int Load(ParseResult parse, DirectoryInfo dir, IObserverStore store, string into, Option<string?> key, Option<FileInfo?> cluster)
+    private static int Load(ParseResult parse, DirectoryInfo dir, IObserverStore store, string into, Option<string?> key, Option<FileInfo?> cluster, ulong? untilBlock)
     {
         Func<byte[], byte[], bool>? verifyHead = null;
         if (ProofCommands.LedgerPublicKey(parse.GetValue(key), parse.GetValue(cluster), JournalCluster(dir.FullName)) is { } publicKey)
         {
             verifyHead = (signed, signature) => Security.LedgerKey.VerifyHead(publicKey, signed, signature);
         }
-        ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line), verifyHead);
+        ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line), verifyHead, untilBlock: untilBlock);
         Console.Error.WriteLine(report.HeadChecked is { } head ? $"observer: the {head} beside the journal is the ledger key's and the root of its blocks"
             : verifyHead is null ? "observer: no ledger key given: the signed head beside the journal was not checked" : "observer: no signed head beside the journal was checked (none, or it covers more blocks than the journal holds)");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
