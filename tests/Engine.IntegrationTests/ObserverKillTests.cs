@@ -35,30 +35,32 @@ public class ObserverKillTests
         {
             Assert.That(generate.WaitForExit(s_timeout), Is.Zero, generate.StdErr);
         }
-        string killed = Path.Combine(_dir, "killed.db");
-        using (var observe = EngineProcess.Start("observe", "--journal", journal, "--sqlite", killed))
+        string killedFile = Path.Combine(_dir, "killed.db");
+        var killed = ObserverDatabase.Sqlite(killedFile);
+        using (var observe = EngineProcess.Start("observe", "--journal", journal, "--sqlite", killedFile))
         {
             var clock = Stopwatch.StartNew();
-            while (ObserverDatabase.LastBlock(killed) < 60 && clock.Elapsed < s_timeout && !observe.HasExited)
+            while (killed.LastBlock() < 60 && clock.Elapsed < s_timeout && !observe.HasExited)
             {
                 Thread.Sleep(10); // polling a file another process writes: nothing signals it
             }
             Assert.That(observe.HasExited, Is.False, "still loading when killed: " + observe.StdErr);
             observe.KillHard();
         }
-        long stoppedAt = ObserverDatabase.LastBlock(killed);
+        long stoppedAt = killed.LastBlock();
         Assert.That(stoppedAt, Is.GreaterThanOrEqualTo(60));
 
-        using (var resume = EngineProcess.Start("observe", "--journal", journal, "--sqlite", killed))
+        using (var resume = EngineProcess.Start("observe", "--journal", journal, "--sqlite", killedFile))
         {
             Assert.That(resume.WaitForExit(s_timeout), Is.Zero, resume.StdErr);
             Assert.That(resume.StdErr, Does.Contain($"the database holds blocks up to {stoppedAt}"));
         }
-        string whole = Path.Combine(_dir, "whole.db");
-        using (var once = EngineProcess.Start("observe", "--journal", journal, "--sqlite", whole))
+        string wholeFile = Path.Combine(_dir, "whole.db");
+        var whole = ObserverDatabase.Sqlite(wholeFile);
+        using (var once = EngineProcess.Start("observe", "--journal", journal, "--sqlite", wholeFile))
         {
             Assert.That(once.WaitForExit(s_timeout), Is.Zero, once.StdErr);
         }
-        Assert.That(ObserverDatabase.Dump(killed), Is.EqualTo(ObserverDatabase.Dump(whole)));
+        Assert.That(killed.Dump(), Is.EqualTo(whole.Dump()));
     }
 }

@@ -7,6 +7,7 @@ using Engine.IntegrationTests.Support;
 using Engine.Replication;
 using Engine.Replication.Pair;
 using Engine.Security;
+using Engine.Tests.Shared;
 using Microsoft.Data.Sqlite;
 
 namespace Engine.IntegrationTests;
@@ -36,24 +37,38 @@ public class ObserverPeerTests
         }
     }
 
-    [Test]
-    public async Task It_follows_the_primary_through_its_own_kill_and_a_takeover_and_ends_equal_to_the_new_primarys_journal()
+    [TestCase("sqlite")]
+    [TestCase("postgres")]
+    public async Task It_follows_the_primary_through_its_own_kill_and_a_takeover_and_ends_equal_to_the_new_primarys_journal(string kind)
+    {
+        PostgresServer? postgres = null;
+        if (kind == "postgres" && (postgres = PostgresServer.TryStart(out string? why)) is null)
+        {
+            Assert.Ignore(why!);
+        }
+        using (postgres)
+        {
+            ObserverDatabase database = postgres is null ? ObserverDatabase.Sqlite(Path.Combine(_root, "observer.db")) : ObserverDatabase.Postgres(postgres.CreateDatabase("observer"));
+            await FollowThroughKillsAsync(database);
+        }
+    }
+
+    private async Task FollowThroughKillsAsync(ObserverDatabase database)
     {
         using var pair = Pair.Start(_root);
-        string database = Path.Combine(_root, "observer.db");
-        string[] observe = ["observe", "--peer", $"{pair.ReplicationA},{pair.ReplicationB}", "--sqlite", database];
+        string[] observe = ["observe", "--peer", $"{pair.ReplicationA},{pair.ReplicationB}", .. database.Arguments];
         using var load = EngineProcess.Start("load", "--target", $"{pair.ClientA},{pair.ClientB}", "--rate", "2000", "--duration", "14", "--json");
 
         long killedAt;
         using (var first = EngineProcess.Start(observe))
         {
-            ObserverDatabase.WaitFor(database, 100, () => first.HasExited, "the observer to follow the primary", Wait);
+            database.WaitFor(100, first, "the observer to follow the primary", Wait);
             first.KillHard();
-            killedAt = ObserverDatabase.LastBlock(database);
+            killedAt = database.LastBlock();
         }
         using var second = EngineProcess.Start(observe);
         second.WaitForError(e => e.Contains($"the database holds blocks up to {killedAt:N0}", StringComparison.Ordinal), "the observer to resume where the database stopped", Wait);
-        ObserverDatabase.WaitFor(database, killedAt + 100, () => second.HasExited, "the observer to write after resuming", Wait);
+        database.WaitFor(killedAt + 100, second, "the observer to write after resuming", Wait);
 
         pair.A.KillHard();
         pair.B.WaitForEvent(PairEventKind.TakeOver, "the backup to take over", Wait);
@@ -62,21 +77,22 @@ public class ObserverPeerTests
         Assert.That((long)JsonNode.Parse(load.StdOut)!["errors"]!, Is.Zero, "every order answered");
         ulong takeoverEpoch = pair.B.EventsOf(PairEventKind.TakeOver)[0].Epoch;
         long head = (long)(await AdminStatus.GetAsync(pair.AdminB, state: false)).Block!.Value;
-        ObserverDatabase.WaitFor(database, head, () => second.HasExited, "the observer to reach the new primary's last block", Wait);
+        database.WaitFor(head, second, "the observer to reach the new primary's last block", Wait);
         Assert.That(second.Terminate(Wait), Is.Zero, second.StdErr);
         Assert.That(second.StdOut, Does.Match(@"[1-9][0-9]* signed heads checked"), "the primary's signed heads were checked against the blocks");
-        Assert.That(ObserverDatabase.Scalar(database, "SELECT max(epoch) FROM blocks"), Is.EqualTo((long)takeoverEpoch), "blocks the new primary sealed");
+        Assert.That(database.Scalar("SELECT max(epoch) FROM blocks"), Is.EqualTo((long)takeoverEpoch), "blocks the new primary sealed");
 
         // The new primary's journal, loaded up to the observer's last block: the same rows.
-        long last = ObserverDatabase.LastBlock(database);
+        long last = database.LastBlock();
         Assert.That(pair.B.Terminate(Wait), Is.Zero, pair.B.StdErr);
-        string loaded = Path.Combine(_root, "loaded.db");
-        using (var store = new SqliteObserverStore(loaded))
+        string loadedFile = Path.Combine(_root, "loaded.db");
+        using (var store = new SqliteObserverStore(loadedFile))
         {
             JournalObserver.Load(Path.Combine(_root, "b", "journal"), store, _ => { }, untilBlock: (ulong)last);
         }
-        Assert.That(ObserverDatabase.LastBlock(loaded), Is.EqualTo(last));
-        Assert.That(ObserverDatabase.Dump(database), Is.EqualTo(ObserverDatabase.Dump(loaded)), "the observer's tables are the ledger's, no row missing or doubled");
+        var loaded = ObserverDatabase.Sqlite(loadedFile);
+        Assert.That(loaded.LastBlock(), Is.EqualTo(last));
+        Assert.That(database.Dump(), Is.EqualTo(loaded.Dump()), "the observer's tables are the ledger's, no row missing or doubled");
     }
 
     [Test]

@@ -150,6 +150,10 @@ public sealed class ObserverFeed : IAsyncDisposable
                 }
                 from = BinaryPrimitives.ReadUInt64LittleEndian(frame.Payload.Span);
             }
+            if (!Thread.CurrentThread.IsThreadPoolThread)
+            {
+                await Task.Yield(); // off the sockets' event thread, where the read may have resumed (see SendAsync)
+            }
             Interlocked.Increment(ref _served);
             _say($"observer {who} follows the ledger from block {from:N0}");
             // Anything more from the observer ends it: it says one thing only; its close ends the session too.
@@ -265,7 +269,7 @@ public sealed class ObserverFeed : IAsyncDisposable
                 }
                 if (length > 0)
                 {
-                    await link.SendAsync(buffer.AsMemory(0, length), cancel).ConfigureAwait(false);
+                    await SendAsync(link, buffer.AsMemory(0, length), cancel).ConfigureAwait(false);
                     Interlocked.Add(ref _blocksSent, (long)(next - counted));
                     counted = next;
                     lastSend = Environment.TickCount64;
@@ -273,7 +277,7 @@ public sealed class ObserverFeed : IAsyncDisposable
                 }
                 if (Environment.TickCount64 - lastSend >= (long)IdleEvery.TotalMilliseconds)
                 {
-                    await link.SendAsync(buffer.AsMemory(0, ReplicationFrame.Write(buffer, ReplicationType.Heartbeat, [])), cancel).ConfigureAwait(false);
+                    await SendAsync(link, buffer.AsMemory(0, ReplicationFrame.Write(buffer, ReplicationType.Heartbeat, [])), cancel).ConfigureAwait(false);
                     lastSend = Environment.TickCount64;
                 }
                 await Task.Delay(PollEvery, cancel).ConfigureAwait(false);
@@ -283,6 +287,20 @@ public sealed class ObserverFeed : IAsyncDisposable
         finally
         {
             cursor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sends, and when the send had to wait, goes on on a pool thread: a send completes on the sockets'
+    /// event thread, and the loop's journal reads (a block on disk: a wait for FASTER's device) must not
+    /// hold that thread up from every other socket of the node.
+    /// </summary>
+    private static async ValueTask SendAsync(ReplicationLink link, ReadOnlyMemory<byte> frames, CancellationToken cancel)
+    {
+        await link.SendAsync(frames, cancel).ConfigureAwait(false);
+        if (!Thread.CurrentThread.IsThreadPoolThread)
+        {
+            await Task.Yield();
         }
     }
 

@@ -1,79 +1,84 @@
+using System.Data.Common;
 using System.Diagnostics;
-using System.Text;
+using Engine.Tests.Shared;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 
 namespace Engine.IntegrationTests.Support;
 
-/// <summary>An observer's SQLite database, read from outside the process that writes it.</summary>
-public static class ObserverDatabase
+/// <summary>An observer's database (SQLite file or PostgreSQL database), read from outside the process that writes it.</summary>
+public sealed class ObserverDatabase
 {
-    /// <summary>The last block the database holds (committed), or -1 (none yet, or its tables are being made).</summary>
-    public static long LastBlock(string database)
+    private readonly string? _sqlite;
+    private readonly string? _postgres;
+
+    private ObserverDatabase(string? sqlite, string? postgres)
     {
-        if (!File.Exists(database))
+        _sqlite = sqlite;
+        _postgres = postgres;
+    }
+
+    public static ObserverDatabase Sqlite(string file) => new(file, null);
+
+    public static ObserverDatabase Postgres(string connectionString) => new(null, connectionString);
+
+    /// <summary>What <c>engine observe</c> is told to write to.</summary>
+    public string[] Arguments => _sqlite is not null ? ["--sqlite", _sqlite] : ["--postgres", _postgres!];
+
+    private DbConnection Open()
+    {
+        DbConnection connection = _sqlite is not null ? new SqliteConnection($"Data Source={_sqlite};Mode=ReadOnly;Pooling=False") : new NpgsqlConnection(_postgres);
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>The last block the database holds (committed), or -1 (none yet, or its tables are being made).</summary>
+    public long LastBlock()
+    {
+        if (_sqlite is not null && !File.Exists(_sqlite))
         {
             return -1;
         }
         try
         {
-            using var connection = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
-            connection.Open();
-            using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "SELECT last_block FROM observer";
-            return command.ExecuteScalar() is long block ? block : -1;
+            return Scalar("SELECT last_block FROM observer");
         }
-        catch (SqliteException)
+        catch (DbException)
         {
             return -1; // the tables are being created
         }
     }
 
-    /// <summary>Waits until the database holds block <paramref name="block"/> (polling a file another process writes: nothing signals it); the last block then.</summary>
-    public static long WaitFor(string database, long block, Func<bool> writerGone, string what, TimeSpan timeout)
+    /// <summary>Waits until the database holds block <paramref name="block"/> (polling a database another process writes: nothing signals it); the last block then.</summary>
+    public long WaitFor(long block, EngineProcess writer, string what, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         long last;
-        while ((last = LastBlock(database)) < block)
+        while ((last = LastBlock()) < block)
         {
-            if (writerGone() || clock.Elapsed > timeout)
+            if (writer.HasExited || clock.Elapsed > timeout)
             {
-                Assert.Fail($"{what}: the database holds block {last}, not {block}, after {clock.Elapsed.TotalSeconds:N1} s");
+                Assert.Fail($"{what}: the database holds block {last}, not {block}, after {clock.Elapsed.TotalSeconds:N1} s; "
+                    + $"the observer {(writer.HasExited ? "exited" : "runs")}, saying:\n{EngineProcess.Tail(writer.StdErr)}");
             }
             Thread.Sleep(10);
         }
         return last;
     }
 
-    /// <summary>One scalar, read-only.</summary>
-    public static long Scalar(string database, string sql)
+    /// <summary>One integer, read-only; -1 for none.</summary>
+    public long Scalar(string sql)
     {
-        using var connection = new SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
-        connection.Open();
-        using SqliteCommand command = connection.CreateCommand();
+        using DbConnection connection = Open();
+        using DbCommand command = connection.CreateCommand();
         command.CommandText = sql;
-        return command.ExecuteScalar() is long value ? value : -1;
+        return command.ExecuteScalar() is { } value and not DBNull ? Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) : -1;
     }
 
-    /// <summary>Every row of every table, in key order, as text: two databases with the same dump hold the same rows.</summary>
-    public static string Dump(string database)
+    /// <summary>Every row of every table, in key order, as text (<see cref="ObserverTables"/>).</summary>
+    public string Dump()
     {
-        using var connection = new SqliteConnection($"Data Source={database};Pooling=False");
-        connection.Open();
-        var text = new StringBuilder();
-        foreach (string table in new[] { "blocks", "transactions", "outcomes", "trades", "orders", "observer" })
-        {
-            using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = $"SELECT * FROM {table} ORDER BY 1, 2";
-            using SqliteDataReader row = command.ExecuteReader();
-            while (row.Read())
-            {
-                for (int i = 0; i < row.FieldCount; i++)
-                {
-                    text.Append(row.IsDBNull(i) ? "null" : row.GetValue(i).ToString()).Append('|');
-                }
-                text.Append('\n');
-            }
-        }
-        return text.ToString();
+        using DbConnection connection = Open();
+        return ObserverTables.Dump(connection);
     }
 }

@@ -1,9 +1,8 @@
-using System.Data.Common;
-using System.Text;
 using Engine.Cli.Observer;
 using Engine.Core.Journaling;
 using Engine.Core.Ledger;
 using Engine.Core.Ring;
+using Engine.Tests.Shared;
 using Engine.Tests.Support;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -18,12 +17,6 @@ namespace Engine.Tests.Observer;
 [NonParallelizable]
 public class PostgresObserverTests
 {
-    private static readonly string[] s_queries =
-    [
-        "SELECT * FROM blocks ORDER BY block_no", "SELECT * FROM transactions ORDER BY lsn", "SELECT * FROM outcomes ORDER BY lsn",
-        "SELECT * FROM trades ORDER BY trade_id", "SELECT * FROM orders ORDER BY client_id, client_order_id", "SELECT * FROM observer",
-    ];
-
     private PostgresServer? _server;
     private TempDirectory _temp = null!;
 
@@ -66,38 +59,18 @@ public class PostgresObserverTests
         }
     }
 
-    private static string Dump(DbConnection connection)
-    {
-        var text = new StringBuilder();
-        foreach (string query in s_queries)
-        {
-            using DbCommand command = connection.CreateCommand();
-            command.CommandText = query;
-            using DbDataReader row = command.ExecuteReader();
-            while (row.Read())
-            {
-                for (int i = 0; i < row.FieldCount; i++)
-                {
-                    text.Append(row.IsDBNull(i) ? "null" : Convert.ToString(row.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)).Append('|');
-                }
-                text.Append('\n');
-            }
-        }
-        return text.ToString();
-    }
-
     private static string DumpSqlite(string file)
     {
         using var connection = new SqliteConnection($"Data Source={file};Pooling=False");
         connection.Open();
-        return Dump(connection);
+        return ObserverTables.Dump(connection);
     }
 
     private static string DumpPostgres(string connectionString)
     {
         using var connection = new NpgsqlConnection(connectionString);
         connection.Open();
-        return Dump(connection);
+        return ObserverTables.Dump(connection);
     }
 
     [Test]

@@ -4,6 +4,7 @@ namespace Engine.Cli.Observer;
 /// Where an observer writes its tables (docs/sql.md): SQLite (<see cref="SqliteObserverStore"/>) or
 /// PostgreSQL (<see cref="PostgresObserverStore"/>). The contract that makes a load exact and
 /// resumable: a block's rows and the position after it become visible together, at a commit.
+/// Disposing one does not commit: the owner commits at a block boundary, so a write that failed half-way is never committed.
 /// </summary>
 internal interface IObserverStore : IDisposable
 {

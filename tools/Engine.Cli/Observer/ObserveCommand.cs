@@ -78,7 +78,7 @@ internal static class ObserveCommand
             catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or IOException or Microsoft.Data.Sqlite.SqliteException or Npgsql.NpgsqlException
                 or ArgumentException or InvalidDataException or FormatException)
             {
-                Console.Error.WriteLine($"engine observe: {e.Message}");
+                Console.Error.WriteLine($"engine observe: {e.Message}{(e.InnerException is { } inner ? $" ({inner.GetType().Name}: {inner.Message})" : "")}");
                 return e is JournalCorruptException ? ExitFault : ExitError;
             }
         });

@@ -119,7 +119,6 @@ internal sealed class PeerObserver
         }
         finally
         {
-            replay.Commit();
             try
             {
                 scratch.Delete(recursive: true);
@@ -129,6 +128,7 @@ internal sealed class PeerObserver
                 // Left in the temporary directory: harmless.
             }
         }
+        replay.Commit();
         return new PeerObserveReport(replay.From, replay.Last, replay.Written, replay.Rows, replay.RootsChecked, Interlocked.Read(ref _headsChecked), _connections, clock.Elapsed, _lag);
     }
 
@@ -160,16 +160,31 @@ internal sealed class PeerObserver
             try
             {
                 await link.SendAsync(ask, cancel).ConfigureAwait(false);
+                // The database's blocking calls never run on the sockets' event thread, where a continuation may
+                // resume: a synchronous socket read there (Npgsql's) would wait for that very thread, for ever.
+                await Task.Yield();
                 while (true)
                 {
                     silence.CancelAfter(Silence);
                     ValueTask<(ReplicationType Type, ReadOnlyMemory<byte> Payload)?> reading = link.ReadAsync(silence.Token);
-                    if (!reading.IsCompleted && dirty)
+                    (ReplicationType Type, ReadOnlyMemory<byte> Payload)? frame;
+                    if (reading.IsCompleted)
                     {
-                        Commit(replay); // the link ran dry: what came is made visible, with its position
-                        dirty = false;
+                        frame = reading.Result;
                     }
-                    (ReplicationType Type, ReadOnlyMemory<byte> Payload)? frame = await reading.ConfigureAwait(false);
+                    else
+                    {
+                        if (dirty)
+                        {
+                            Commit(replay); // the link ran dry: what came is made visible, with its position
+                            dirty = false;
+                        }
+                        frame = await reading.ConfigureAwait(false);
+                        if (!Thread.CurrentThread.IsThreadPoolThread)
+                        {
+                            await Task.Yield(); // resumed on the sockets' event thread: onto a pool thread (see above)
+                        }
+                    }
                     if (frame is null)
                     {
                         return "the node closed the link";

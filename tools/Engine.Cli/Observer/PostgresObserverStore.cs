@@ -227,9 +227,10 @@ internal sealed class PostgresObserverStore : IObserverStore
         return (long)count.ExecuteScalar()!;
     }
 
+    /// <summary>Closes the connection; what was written since the last <see cref="Commit"/> is rolled back (a failed write's half must not be committed).</summary>
     public void Dispose()
     {
-        Commit();
+        _transaction?.Dispose();
         _connection.Dispose();
     }
 }

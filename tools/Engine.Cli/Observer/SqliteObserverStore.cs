@@ -209,9 +209,10 @@ internal sealed class SqliteObserverStore : IObserverStore
         command.ExecuteNonQuery();
     }
 
+    /// <summary>Closes the database; what was written since the last <see cref="Commit"/> is rolled back (a failed write's half must not be committed).</summary>
     public void Dispose()
     {
-        Commit();
+        _transaction?.Dispose();
         foreach (SqliteCommand command in new[] { _block, _tx, _outcome, _trade, _order, _position })
         {
             command.Dispose();

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 
-namespace Engine.Tests.Support;
+namespace Engine.Tests.Shared;
 
 /// <summary>
 /// A real PostgreSQL server for a test: a cluster made with <c>initdb</c> in a temporary directory,
