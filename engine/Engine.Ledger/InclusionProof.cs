@@ -190,23 +190,13 @@ public sealed record InclusionProof(ClusterId ClusterId, ulong Lsn, ulong Block,
             json.WriteNumber("block", Block);
             json.WriteString("record", Convert.ToHexStringLower(Record));
             json.WriteNumber("record_index", RecordIndex);
-            WritePath(json, "record_path", RecordPath);
+            ProofJson.WritePath(json, "record_path", RecordPath);
             json.WriteString("root_block", Convert.ToHexStringLower(RootBlock));
             json.WriteString("head", Convert.ToHexStringLower(Head.ToBytes()));
-            WritePath(json, "head_path", HeadPath);
+            ProofJson.WritePath(json, "head_path", HeadPath);
             json.WriteEndObject();
         }
         return buffer.ToArray();
-    }
-
-    private static void WritePath(Utf8JsonWriter json, string name, Hash32[] path)
-    {
-        json.WriteStartArray(name);
-        foreach (Hash32 hash in path)
-        {
-            json.WriteStringValue(hash.ToString());
-        }
-        json.WriteEndArray();
     }
 
     /// <summary>Reads a proof written by <see cref="ToJsonUtf8"/>; null and why when it is not one (bounded: sizes, lengths, hex).</summary>
@@ -226,17 +216,17 @@ public sealed record InclusionProof(ClusterId ClusterId, ulong Lsn, ulong Block,
                 wrong = "not a JSON object";
                 return null;
             }
-            if (Text(root, "format") != Format)
+            if (ProofJson.Text(root, "format") != Format)
             {
                 wrong = $"not a proof of this format (\"format\": \"{Format}\" expected)";
                 return null;
             }
-            if (!ClusterId.TryParse(Text(root, "cluster_id"), out ClusterId cluster))
+            if (!ClusterId.TryParse(ProofJson.Text(root, "cluster_id"), out ClusterId cluster))
             {
                 wrong = "cluster_id: 32 hex digits expected";
                 return null;
             }
-            byte[] head = Hex(root, "head", SignedHead.Bytes, SignedHead.Bytes);
+            byte[] head = ProofJson.Hex(root, "head", SignedHead.Bytes, SignedHead.Bytes);
             SignedHead? signed = SignedHead.TryRead(head, out wrong);
             if (signed is null)
             {
@@ -244,51 +234,14 @@ public sealed record InclusionProof(ClusterId ClusterId, ulong Lsn, ulong Block,
                 return null;
             }
             wrong = null;
-            return new InclusionProof(cluster, Number(root, "lsn"), Number(root, "block"),
-                Hex(root, "record", LedgerRecord.Bytes, LedgerRecord.Bytes), (long)Number(root, "record_index"), Path(root, "record_path"),
-                Hex(root, "root_block", BlockFormat.OverheadBytes, MaxRootBlockBytes), signed, Path(root, "head_path"));
+            return new InclusionProof(cluster, ProofJson.Number(root, "lsn"), ProofJson.Number(root, "block"),
+                ProofJson.Hex(root, "record", LedgerRecord.Bytes, LedgerRecord.Bytes), (long)ProofJson.Number(root, "record_index"), ProofJson.Path(root, "record_path"),
+                ProofJson.Hex(root, "root_block", BlockFormat.OverheadBytes, MaxRootBlockBytes), signed, ProofJson.Path(root, "head_path"));
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidDataException or InvalidOperationException)
         {
             wrong = e.Message;
             return null;
         }
-    }
-
-    private static string Text(JsonElement root, string name) =>
-        root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString()! : throw new InvalidDataException($"{name}: a string expected");
-
-    private static ulong Number(JsonElement root, string name) =>
-        root.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number && value.TryGetUInt64(out ulong number) && number <= long.MaxValue
-            ? number : throw new InvalidDataException($"{name}: a whole number expected");
-
-    private static byte[] Hex(JsonElement root, string name, int min, int max)
-    {
-        string text = Text(root, name);
-        if (text.Length % 2 != 0 || text.Length / 2 < min || text.Length / 2 > max)
-        {
-            throw new InvalidDataException($"{name}: {min}{(max != min ? $"-{max}" : "")} bytes in hex expected");
-        }
-        return Convert.FromHexString(text);
-    }
-
-    private static Hash32[] Path(JsonElement root, string name)
-    {
-        if (!root.TryGetProperty(name, out JsonElement array) || array.ValueKind != JsonValueKind.Array || array.GetArrayLength() > Merkle.MaxPathLength)
-        {
-            throw new InvalidDataException($"{name}: an array of at most {Merkle.MaxPathLength} hashes expected");
-        }
-        var path = new Hash32[array.GetArrayLength()];
-        int i = 0;
-        foreach (JsonElement item in array.EnumerateArray())
-        {
-            string hex = item.ValueKind == JsonValueKind.String ? item.GetString()! : throw new InvalidDataException($"{name}[{i}]: a hex string expected");
-            if (hex.Length != 2 * Hash32.Bytes)
-            {
-                throw new InvalidDataException($"{name}[{i}]: 32 bytes in hex expected");
-            }
-            path[i++] = Hash32.From(Convert.FromHexString(hex));
-        }
-        return path;
     }
 }

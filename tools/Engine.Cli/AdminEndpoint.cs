@@ -333,7 +333,8 @@ internal static class AdminEndpoint
                 Recovery: board.Recovery,
                 BackupRoundTrip: primary?.BackupRoundTrip,
                 Ledger: settings.Signing is { } signing ? new LedgerSigningStatus(Convert.ToHexStringLower(signing.PublicKey), serving?.SignedHead?.TreeSize,
-                    serving?.SignedHead?.Root.ToString(), serving?.SignedHead?.TimestampNs, serving?.SignedHead is { } signed ? Convert.ToHexStringLower(signed.Signature) : null) : null);
+                    serving?.SignedHead?.Root.ToString(), serving?.SignedHead?.TimestampNs, serving?.SignedHead is { } signed ? Convert.ToHexStringLower(signed.Signature) : null,
+                    serving?.SignedHead is { } whole ? Convert.ToHexStringLower(whole.ToBytes()) : null) : null);
             return Results.Bytes(report.ToJsonUtf8(), "application/json");
         });
         app.MapGet("/log", (long? after) =>

@@ -23,6 +23,7 @@ internal static class LogCommands
         log.Subcommands.Add(Dump());
         log.Subcommands.Add(Generate());
         log.Subcommands.Add(ProofCommands.Prove());
+        log.Subcommands.Add(ProofCommands.Consistency());
         return log;
     }
 

@@ -102,6 +102,7 @@ internal sealed record NodeStateSummary(ulong Lsn, string Checksum, int OpenOrde
 /// <summary>
 /// The ledger's signing in <c>/status</c>: the public key that checks this cluster's inclusion proofs
 /// (<c>engine proof verify --key</c>), and the newest head the node signed (null before the first, or
-/// while it does not serve).
+/// while it does not serve); <c>head</c> is that head whole, in hex, as an auditor keeps it for
+/// <c>engine log consistency --old-head</c>.
 /// </summary>
-internal sealed record LedgerSigningStatus(string PublicKey, long? HeadTreeSize, string? HeadRoot, long? HeadTimestampNs, string? HeadSignature);
+internal sealed record LedgerSigningStatus(string PublicKey, long? HeadTreeSize, string? HeadRoot, long? HeadTimestampNs, string? HeadSignature, string? Head = null);

@@ -46,17 +46,7 @@ internal static class ProofCommands
                     Console.Error.WriteLine($"engine log prove: {why}");
                     return ExitInvalid;
                 }
-                byte[] json = proof.ToJsonUtf8();
-                if (parse.GetValue(output) is { } file)
-                {
-                    File.WriteAllBytes(file.FullName, [.. json, (byte)'\n']);
-                }
-                else
-                {
-                    using Stream stdout = Console.OpenStandardOutput();
-                    stdout.Write(json);
-                    stdout.Write("\n"u8);
-                }
+                Write(proof.ToJsonUtf8(), parse.GetValue(output));
                 return ExitValid;
             }
             catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or InvalidDataException or IOException)
@@ -68,17 +58,100 @@ internal static class ProofCommands
         return command;
     }
 
+    /// <summary><c>engine log consistency DIR --old-head HEX [--new-head HEX] [--out FILE]</c>.</summary>
+    public static Command Consistency()
+    {
+        var dir = new Argument<DirectoryInfo>("dir") { Description = "The journal directory (with its archive, and the ledger-head its primary signed)." };
+        var oldHead = new Option<string>("--old-head") { Description = "The signed head the auditor kept, in hex (an inclusion proof's \"head\", or /status's ledger.head then).", Required = true };
+        var newHead = new Option<string?>("--new-head") { Description = "The later signed head, in hex (default: the newest, DIR/ledger-head)." };
+        var output = new Option<FileInfo?>("--out") { Description = "Write the proof here instead of to standard output." };
+        var command = new Command("consistency",
+            "Print, as JSON, the proof that a later signed head extends an earlier one: the tree of block hashes the old head signed is a prefix of the new head's, so the ledger " +
+            "was only appended to since. Check it with `engine proof verify`. Exit 0 with the proof; 1 when there is none (the old head is not this ledger's prefix: the reason " +
+            "on standard error); 2 if an argument, the journal or the signed head cannot be read.")
+        {
+            dir,
+            oldHead,
+            newHead,
+            output,
+        };
+        command.SetAction(parse =>
+        {
+            string path = parse.GetValue(dir)!.FullName;
+            SignedHead older, newer;
+            try
+            {
+                older = ReadHead(parse.GetValue(oldHead)!, "--old-head");
+                if (parse.GetValue(newHead) is { } hex)
+                {
+                    newer = ReadHead(hex, "--new-head");
+                }
+                else if (HeadSigner.TryLoad(path, out string? wrong) is { } saved)
+                {
+                    newer = saved.Head;
+                }
+                else
+                {
+                    throw new ArgumentException($"no signed head in '{path}': {wrong}; give --new-head");
+                }
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException)
+            {
+                Console.Error.WriteLine($"engine log consistency: {e.Message}");
+                return ExitError;
+            }
+            try
+            {
+                using JournalReader reader = JournalReader.Open(path);
+                if (InclusionProver.ProveConsistency(reader, older, newer, out string? why) is not { } proof)
+                {
+                    Console.Error.WriteLine($"engine log consistency: {why}");
+                    return ExitInvalid;
+                }
+                Write(proof.ToJsonUtf8(), parse.GetValue(output));
+                return ExitValid;
+            }
+            catch (Exception e) when (e is DirectoryNotFoundException or JournalCorruptException or InvalidDataException or IOException)
+            {
+                Console.Error.WriteLine($"engine log consistency: {e.Message}");
+                return ExitError;
+            }
+        });
+        return command;
+    }
+
+    private static SignedHead ReadHead(string hex, string option)
+    {
+        byte[] bytes = Convert.FromHexString(hex.Trim());
+        return SignedHead.TryRead(bytes, out string? wrong) ?? throw new ArgumentException($"{option}: not a signed head: {wrong}");
+    }
+
+    private static void Write(byte[] json, FileInfo? file)
+    {
+        if (file is not null)
+        {
+            File.WriteAllBytes(file.FullName, [.. json, (byte)'\n']);
+        }
+        else
+        {
+            using Stream stdout = Console.OpenStandardOutput();
+            stdout.Write(json);
+            stdout.Write("\n"u8);
+        }
+    }
+
     /// <summary><c>engine proof verify FILE [--key HEX | --cluster cluster.json]</c>.</summary>
     public static Command Build()
     {
-        var proof = new Command("proof", "Inclusion proofs of transactions: check one offline.");
-        var file = new Argument<FileInfo>("file") { Description = "The proof (JSON, from `engine log prove`); - reads standard input." };
+        var proof = new Command("proof", "Proofs of the ledger (a transaction's inclusion, two heads' consistency): check one offline.");
+        var file = new Argument<FileInfo>("file") { Description = "The proof (JSON, from `engine log prove` or `engine log consistency`); - reads standard input." };
         var key = new Option<string?>("--key") { Description = "The ledger's public key, 64 hex digits (cluster.json's ledger_public_key)." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key." };
         var verify = new Command("verify",
             "Check an inclusion proof offline: the record is the transaction with the proof's LSN, its Merkle path leads to the records root in the block it names, that block's hash is " +
             "its content's, the block is in the tree of the signed head, and the head is signed by the ledger key (--key or --cluster; without either, only a proof of the " +
-            "development cluster is checked, against its built-in key). Exit 0 valid, 1 invalid (the reason), 2 if the proof or the key cannot be read.")
+            "development cluster is checked, against its built-in key). A consistency proof: both heads are signed by the ledger key and the old head's tree is a prefix of the new one's. " +
+            "Exit 0 valid, 1 invalid (the reason), 2 if the proof or the key cannot be read.")
         {
             file,
             key,
@@ -96,6 +169,10 @@ internal static class ProofCommands
             {
                 Console.Error.WriteLine($"engine proof verify: {e.Message}");
                 return ExitError;
+            }
+            if (bytes.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes($"\"{ConsistencyProof.Format}\"")) >= 0)
+            {
+                return VerifyConsistency(bytes, parse.GetValue(key), parse.GetValue(cluster));
             }
             if (InclusionProof.TryParse(bytes, out string? wrong) is not { } parsed)
             {
@@ -123,6 +200,33 @@ internal static class ProofCommands
         });
         proof.Subcommands.Add(verify);
         return proof;
+    }
+
+    private static int VerifyConsistency(byte[] bytes, string? key, FileInfo? cluster)
+    {
+        if (ConsistencyProof.TryParse(bytes, out string? wrong) is not { } parsed)
+        {
+            Console.Error.WriteLine($"engine proof verify: not a consistency proof: {wrong}");
+            return ExitInvalid;
+        }
+        byte[] publicKey;
+        try
+        {
+            publicKey = LedgerPublicKey(key, cluster, parsed.ClusterId)
+                ?? throw new ArgumentException($"the proof is of cluster {parsed.ClusterId}: give its ledger key (--key, or --cluster with its cluster.json)");
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException)
+        {
+            Console.Error.WriteLine($"engine proof verify: {e.Message}");
+            return ExitError;
+        }
+        if (parsed.Verify((signed, signature) => LedgerKey.VerifyHead(publicKey, signed, signature)) is { } invalid)
+        {
+            Console.WriteLine($"INVALID: {invalid}");
+            return ExitInvalid;
+        }
+        Console.WriteLine($"valid: the {parsed.NewHead} extends the {parsed.OldHead} (cluster {parsed.ClusterId.Describe()}, both signed by {Convert.ToHexStringLower(publicKey)})");
+        return ExitValid;
     }
 
     /// <summary>

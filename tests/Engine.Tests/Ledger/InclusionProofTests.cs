@@ -335,6 +335,72 @@ public class InclusionProofTests
         }, iter: 3000);
     }
 
+    /// <summary>A head over the first <paramref name="size"/> of <paramref name="leaves"/>, signed with <paramref name="key"/>.</summary>
+    private static SignedHead HeadOver(Hash32[] leaves, long size, ClusterId cluster, LedgerKey key)
+    {
+        Hash32 root = Merkle.Root(leaves.AsSpan(0, (int)size));
+        byte[] signed = SignedHead.SignedPart(cluster, size, 1_000 * size, in root);
+        return new SignedHead(cluster, size, 1_000 * size, root, key.SignHead(signed));
+    }
+
+    [Test]
+    public void Every_later_head_is_proven_to_extend_every_earlier_one_and_a_rewritten_or_altered_one_is_not()
+    {
+        (Journal journal, HeadSigner heads) = Ledger(24, seed: 13);
+        ClusterId cluster = heads.Latest!.ClusterId;
+        Hash32[] leaves = BlockLeaves(journal);
+        heads.Dispose();
+        journal.Dispose();
+        (Journal other, HeadSigner otherHeads) = Ledger(24, seed: 14, name: "other"); // another history of the same cluster
+        Hash32[] otherLeaves = BlockLeaves(other);
+        otherHeads.Dispose();
+        other.Dispose();
+
+        using JournalReader reader = JournalReader.Open(Settings().Directory);
+        var proofs = new List<ConsistencyProof>();
+        for (long m = 1; m <= leaves.Length; m += 3)
+        {
+            for (long n = m; n <= leaves.Length; n += 5)
+            {
+                ConsistencyProof? proof = InclusionProver.ProveConsistency(reader, HeadOver(leaves, m, cluster, s_key), HeadOver(leaves, n, cluster, s_key), out string? why);
+                Assert.That(proof, Is.Not.Null, why);
+                Assert.That(proof!.Verify(ByKey), Is.Null, $"{m} → {n}");
+                ConsistencyProof? back = ConsistencyProof.TryParse(proof.ToJsonUtf8(), out string? wrong);
+                Assert.That(back, Is.Not.Null, wrong);
+                Assert.That(back!.Verify(ByKey), Is.Null, $"{m} → {n}, read back from JSON");
+                proofs.Add(proof);
+            }
+        }
+
+        // The old head of another history, or a new head over more blocks than the journal holds: no proof, and why.
+        Assert.That(InclusionProver.ProveConsistency(reader, HeadOver(otherLeaves, 10, cluster, s_key), HeadOver(leaves, 20, cluster, s_key), out string? rewritten), Is.Null);
+        Assert.That(rewritten, Does.Contain("the old head's root is not"));
+        Assert.That(InclusionProver.ProveConsistency(reader, HeadOver(leaves, 10, cluster, s_key), HeadOver(leaves, 9, cluster, s_key), out string? backwards), Is.Null);
+        Assert.That(backwards, Does.Contain("more than the new head's"));
+
+        // A proof's path joined to another history's head, another key, any changed bit: it fails.
+        ConsistencyProof sample = proofs.First(p => p.Path.Length > 1 && p.OldHead.TreeSize > 2); // past genesis, which both histories share
+        Assert.That((sample with { OldHead = HeadOver(otherLeaves, sample.OldHead.TreeSize, cluster, s_key) }).Verify(ByKey), Does.Contain("prefix"));
+        using var otherKey = LedgerKey.Load(Path.Combine(ClusterInit(), "cluster.json"), Path.Combine(_temp.Sub("cluster"), ClusterSetup.LedgerKeyFileName));
+        Assert.That(sample.Verify((signed, signature) => LedgerKey.VerifyHead(otherKey.PublicKey, signed, signature)), Does.Contain("signature"));
+        List<ConsistencyProof> nonTrivial = [.. proofs.Where(p => p.Path.Length > 0)];
+        Gen.Select(Gen.Int[0, nonTrivial.Count - 1], Gen.Int[0, 2], Gen.Int[0, int.MaxValue]).Sample((which, part, at) =>
+        {
+            ConsistencyProof proof = nonTrivial[which];
+            ConsistencyProof changed = part switch
+            {
+                0 => proof with { OldHead = SignedHead.TryRead(Flip(proof.OldHead.ToBytes(), at), out _) ?? proof.OldHead with { TreeSize = proof.OldHead.TreeSize + 1 } },
+                1 => proof with { NewHead = SignedHead.TryRead(Flip(proof.NewHead.ToBytes(), at), out _) ?? proof.NewHead with { TreeSize = proof.NewHead.TreeSize + 1 } },
+                _ => proof with { Path = FlipPath(proof.Path, at)! },
+            };
+            return changed.Verify(ByKey) is not null;
+        }, iter: 2000);
+
+        // Hostile JSON: refused with a reason, never thrown on.
+        byte[] json = sample.ToJsonUtf8();
+        Gen.Int[0, json.Length * 8 - 1].Sample(at => ConsistencyProof.TryParse(Flip(json, at), out _) is not { } parsed || parsed.Verify(ByKey) is not null || parsed.ToJsonUtf8().AsSpan().SequenceEqual(json), iter: 2000);
+    }
+
     private string ClusterInit()
     {
         string dir = _temp.Sub("cluster");
