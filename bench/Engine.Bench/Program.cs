@@ -46,6 +46,8 @@ public static class Program
                 return LatencyHarness.Run(rest);
             case "floor-server":
                 return FloorServer.Run(rest);
+            case "proofs":
+                return ProofHarness.Run(rest);
             case "micro":
                 // BenchmarkDotNet's own arguments, e.g. --filter '*Ring*' --job short.
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest.Length == 0 ? ["--filter", "*"] : rest);
@@ -69,6 +71,7 @@ public static class Program
         Console.Error.WriteLine("  " + RejoinHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + LatencyHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("  " + FloorServer.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
+        Console.Error.WriteLine("  " + ProofHarness.Usage.Replace("\n", "\n  ", StringComparison.Ordinal));
         Console.Error.WriteLine("""
               micro [BenchmarkDotNet options]
                 BenchmarkDotNet micro benchmarks with the memory diagnoser (default: all; e.g. --filter '*Ring*' or '*Codec*').

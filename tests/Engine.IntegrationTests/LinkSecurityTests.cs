@@ -50,8 +50,18 @@ public class LinkSecurityTests
         var refused = Assert.ThrowsAsync<LinkRefusedException>(() => ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, foreign, Wait, CancellationToken.None));
         Assert.That((refused!.Reason, refused.ByPeer), Is.EqualTo((RefusalReason.WrongCluster, true)), refused.Message);
 
-        // 3. A member of this cluster, but an observer: never a backup.
-        refused = Assert.ThrowsAsync<LinkRefusedException>(() => ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, pair.Key("observer"), Wait, CancellationToken.None));
+        // 3. A member of this cluster, but an observer: served as an observer only, never as a backup: a
+        // backup's Hello is refused (no hello answer, no block) and the link closed.
+        using (ReplicationLink observer = await ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, pair.Key("observer"), Wait, CancellationToken.None))
+        {
+            await observer.SendAsync(ReplicationFrame.Hello(ReplicationType.Hello, 0, in genesis), CancellationToken.None);
+            using var answer = new CancellationTokenSource(Wait);
+            (ReplicationType Type, ReadOnlyMemory<byte> Payload)? frame = await observer.ReadAsync(answer.Token);
+            Assert.That(frame?.Type, Is.EqualTo(ReplicationType.ObserveRefused), "an observer's hello is refused");
+            Assert.That(await observer.ReadAsync(answer.Token), Is.Null, "and the link closed");
+        }
+        // 4. The witness's key: not a node, not an observer.
+        refused = Assert.ThrowsAsync<LinkRefusedException>(() => ReplicationLink.ConnectAsync(pair.ReplicationEndPoint, pair.Key("witness"), Wait, CancellationToken.None));
         Assert.That((refused!.Reason, refused.ByPeer), Is.EqualTo((RefusalReason.RoleNotAllowed, true)), refused.Message);
 
         // The pair is whole: the real backup was never displaced, and orders are acknowledged.
