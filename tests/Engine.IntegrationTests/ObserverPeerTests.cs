@@ -206,6 +206,8 @@ public class ObserverPeerTests
                 pair.B = EngineProcess.Start([.. Node("b", "backup", pair.ClientB, pair.ReplicationB, pair.ReplicationA), "--admin", pair.AdminB]);
                 pair._processes.Add(pair.B);
                 pair.A.WaitForEvent(PairEventKind.BackupInStep, "the pair to be in step", Wait);
+                // In step can come before the primary's serving node is up (the backup catches up from the journal): observers are served from then.
+                pair.A.WaitForLog(log => log.Contains("listening for front-ends", StringComparison.Ordinal), "the primary to serve", Wait);
                 return pair;
             }
             catch

@@ -83,6 +83,16 @@ public sealed partial class Exchange
 
     public int OpenOrders => _orders.Live;
 
+    /// <summary>Every resting order, in no particular order: what an observer that starts from a snapshot writes as the open orders.</summary>
+    public IEnumerable<RestingOrder> RestingOrders()
+    {
+        foreach (int index in _byKey.Values)
+        {
+            Order order = _orders[index];
+            yield return new RestingOrder(order.ClientId, order.ClientOrderId, order.Account, order.Instrument, order.Side, order.Price, order.Leaves + order.Cum, order.Leaves);
+        }
+    }
+
     /// <summary>The highest clientSeq applied for <paramref name="clientId"/> (0 if none).</summary>
     public ulong LastClientSeq(uint clientId) => _clients.TryGetValue(clientId, out ClientState? c) ? c.LastSeq : 0;
 
@@ -874,3 +884,6 @@ public sealed partial class Exchange
         public void Dispose() => _hash.Dispose();
     }
 }
+
+/// <summary>A resting order as <see cref="Exchange.RestingOrders"/> gives it: <paramref name="Quantity"/> as placed (filled plus open), <paramref name="Open"/> still on the book.</summary>
+public readonly record struct RestingOrder(uint ClientId, ulong ClientOrderId, uint Account, uint Instrument, Side Side, long Price, long Quantity, long Open);

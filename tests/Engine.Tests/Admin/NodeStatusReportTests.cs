@@ -17,7 +17,7 @@ public class NodeStatusReportTests
         "backup_round_trip", "ledger",
     ];
 
-    private static readonly string[] LedgerFields = ["public_key", "head_tree_size", "head_root", "head_timestamp_ns", "head_signature"];
+    private static readonly string[] LedgerFields = ["public_key", "head_tree_size", "head_root", "head_timestamp_ns", "head_signature", "head"];
 
     private static readonly string[] LatencyFields = ["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"];
 

@@ -6,6 +6,7 @@ using Engine.Core.Ledger;
 using Engine.Core.Ring;
 using Engine.Protocol;
 using Engine.Security;
+using Engine.Tests.Shared;
 using Engine.Tests.Support;
 using Microsoft.Data.Sqlite;
 
@@ -123,11 +124,22 @@ public class JournalObserverTests
     {
         using var connection = new SqliteConnection($"Data Source={database};Pooling=False");
         connection.Open();
+        return ObserverTables.Dump(connection);
+    }
+
+    /// <summary>The rows of <paramref name="database"/> about blocks after <paramref name="block"/>, and its open orders, as text (what an observer that started from a snapshot there must hold).</summary>
+    private static string DumpAfter(string database, long block)
+    {
+        using var connection = new SqliteConnection($"Data Source={database};Pooling=False");
+        connection.Open();
         var text = new System.Text.StringBuilder();
         foreach (string query in new[]
         {
-            "SELECT * FROM blocks ORDER BY block_no", "SELECT * FROM transactions ORDER BY lsn", "SELECT * FROM outcomes ORDER BY lsn",
-            "SELECT * FROM trades ORDER BY trade_id", "SELECT * FROM orders ORDER BY client_id, client_order_id", "SELECT * FROM observer",
+            $"SELECT * FROM blocks WHERE block_no > {block} ORDER BY block_no", $"SELECT * FROM transactions WHERE block_no > {block} ORDER BY lsn",
+            $"SELECT o.* FROM outcomes o JOIN transactions t ON t.lsn = o.lsn WHERE t.block_no > {block} ORDER BY o.lsn",
+            $"SELECT * FROM trades WHERE block_no > {block} ORDER BY trade_id",
+            "SELECT client_id, client_order_id, account, instrument, side, price, open_quantity FROM orders WHERE open_quantity > 0 ORDER BY client_id, client_order_id",
+            "SELECT last_block, last_block_hash FROM observer",
         })
         {
             using SqliteCommand command = connection.CreateCommand();
@@ -143,6 +155,79 @@ public class JournalObserverTests
             }
         }
         return text.ToString();
+    }
+
+    /// <summary>The state after block <paramref name="block"/> of <paramref name="journal"/> as a node's snapshot (replayed here, written and read back as a node does).</summary>
+    private static LoadedSnapshot SnapshotAt(string journal, ulong block)
+    {
+        var applier = new BlockApplier(new Exchange());
+        Hash32 hash = default;
+        using (JournalReader reader = JournalReader.Open(journal))
+        {
+            reader.Scan((entry, _) =>
+            {
+                var records = BlockRecords.Open(entry);
+                if (records.Header.BlockNo > block)
+                {
+                    return false;
+                }
+                if (records.Header.Kind == BlockKind.Transactions)
+                {
+                    var none = new NullSink();
+                    applier.ApplyBlock(records, ref none);
+                }
+                hash = BlockFormat.StoredHash(entry, records.Header);
+                return true;
+            });
+        }
+        var bytes = new System.Buffers.ArrayBufferWriter<byte>();
+        applier.Exchange.WriteSnapshot(bytes, block, in hash);
+        Exchange exchange = Exchange.ReadSnapshot(bytes.WrittenSpan, out SnapshotHeader header);
+        return new LoadedSnapshot(exchange, header, "test");
+    }
+
+    [Test]
+    public void From_a_snapshot_it_holds_the_rows_after_it_and_the_same_book_and_resumes_only_with_one()
+    {
+        string journal = Generate("journal", 30_000, seed: 21);
+        string whole = Path.Combine(_temp.Path, "whole.db");
+        ObserveReport all = Load(journal, whole);
+        ulong at = all.ToBlock / 3;
+        LoadedSnapshot snapshot = SnapshotAt(journal, at);
+        Assert.That(snapshot.Exchange.OpenOrders, Is.GreaterThan(10), "a book worth carrying over");
+
+        // A load that starts from the snapshot, stopped half-way, then resumed: with a snapshot only.
+        string fromSnapshot = Path.Combine(_temp.Path, "from-snapshot.db");
+        using (var store = new SqliteObserverStore(fromSnapshot))
+        {
+            ObserveReport first = JournalObserver.Load(journal, store, _ => { }, untilBlock: at + (all.ToBlock - at) / 2, snapshot: snapshot);
+            Assert.That(first.FromBlock, Is.EqualTo(at + 1));
+        }
+        Assert.That(() => Load(journal, fromSnapshot), Throws.TypeOf<ObserverFaultException>().With.Message.Contains("started from a snapshot"));
+        using (var store = new SqliteObserverStore(fromSnapshot))
+        {
+            JournalObserver.Load(journal, store, _ => { }, snapshot: SnapshotAt(journal, at + 5));
+        }
+        Assert.That(DumpAfter(fromSnapshot, (long)at), Is.EqualTo(DumpAfter(whole, (long)at)), "the rows after the snapshot, and the same book at the end");
+        Assert.That(Scalar(fromSnapshot, "SELECT min(block_no) FROM blocks"), Is.EqualTo((long)at + 1));
+
+        // A snapshot later than the database's last block, or of another history: refused, nothing written.
+        string other = Generate("other", 30_000, seed: 22);
+        Assert.That(() =>
+        {
+            using var store = new SqliteObserverStore(Path.Combine(_temp.Path, "other.db"));
+            JournalObserver.Load(journal, store, _ => { }, snapshot: SnapshotAt(other, at));
+        }, Throws.TypeOf<ObserverFaultException>().With.Message.Contains("another history"));
+        string early = Path.Combine(_temp.Path, "early.db");
+        using (var store = new SqliteObserverStore(early))
+        {
+            JournalObserver.Load(journal, store, _ => { }, untilBlock: at);
+        }
+        Assert.That(() =>
+        {
+            using var store = new SqliteObserverStore(early);
+            JournalObserver.Load(journal, store, _ => { }, snapshot: SnapshotAt(journal, at + 10));
+        }, Throws.TypeOf<ObserverFaultException>().With.Message.Contains("would be missing"));
     }
 
     [Test]

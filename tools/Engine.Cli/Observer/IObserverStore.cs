@@ -11,6 +11,9 @@ internal interface IObserverStore : IDisposable
     /// <summary>Where the database stopped; null for an empty one.</summary>
     ObserverPosition? Position();
 
+    /// <summary>The first block the database holds (0: it started at genesis; more: it started from a snapshot); null for an empty one.</summary>
+    ulong? FirstBlock();
+
     /// <summary>The orders with quantity open, as written (to resume: the observer keeps them in memory, as the book does).</summary>
     IEnumerable<OrderRow> OpenOrders();
 

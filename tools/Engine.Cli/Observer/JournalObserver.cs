@@ -20,7 +20,7 @@ internal sealed record ObserveReport(ulong FromBlock, ulong ToBlock, long Blocks
 internal sealed class ObserverFaultException(string message) : Exception(message);
 
 /// <summary>
-/// The observer's core, fed one block at a time in chain order from genesis (from a journal directory,
+/// The observer's core, fed one block at a time in chain order (from a journal directory,
 /// <see cref="JournalObserver"/>, or from a node, <c>PeerObserver</c>): every block verified as
 /// an auditor does (the chain, the cluster, the records roots recomputed), replayed through the same
 /// <see cref="Exchange"/> the nodes run to get each transaction's outcome and the trades it made, and
@@ -28,21 +28,61 @@ internal sealed class ObserverFaultException(string message) : Exception(message
 /// database already holds are replayed (without writing them) to rebuild the book, and the last of
 /// them must have the hash the database recorded (else it is another history: stop).
 /// </summary>
+/// <remarks>
+/// From genesis, or from a node's snapshot (after compaction, when the blocks before it are gone): the
+/// book starts as the snapshot's state, the first block taken must be the one the snapshot stands after
+/// (its hash the snapshot's), and the chain is verified from there. An empty database then starts with
+/// the snapshot's resting orders (their placing LSN unknown: 0) and rows from the block after it; a
+/// database that holds blocks rebuilds its book from any snapshot at or before its last block. The
+/// snapshot's state is taken as the operator's file says (its own checksum is checked, and its block
+/// must be the ledger's); the signed heads, which sign every block from genesis, are not checked then.
+/// </remarks>
 internal sealed class ObserverReplay
 {
     private readonly IObserverStore _store;
     private readonly ObserverPosition? _position;
-    private readonly ChainVerifier _verifier;
-    private readonly BlockApplier _applier = new(new Exchange());
+    private readonly SnapshotHeader? _anchor;
+    private ChainVerifier? _verifier;
+    private readonly BlockApplier _applier;
     private readonly Dictionary<(uint Client, ulong Order), OrderRow> _open = [];
     private readonly ObservedBlock _block;
+    private List<OrderRow>? _seed;
     private CompactRange _blockTree;
 
-    public ObserverReplay(IObserverStore store)
+    /// <param name="store">The database.</param>
+    /// <param name="snapshot">Start from this state instead of genesis (null: from genesis).</param>
+    /// <exception cref="ObserverFaultException">The database and the snapshot do not go together.</exception>
+    public ObserverReplay(IObserverStore store, LoadedSnapshot? snapshot = null)
     {
         _store = store;
         _position = store.Position();
-        _verifier = new ChainVerifier(_position?.Cluster) { CheckRoots = true };
+        ulong? first = _position is null ? null : store.FirstBlock();
+        if (snapshot is { } start)
+        {
+            if (_position is { } held && start.Header.BlockNo > held.Block)
+            {
+                throw new ObserverFaultException($"the snapshot stands after block {start.Header.BlockNo:N0}, the database holds blocks up to {held.Block:N0}: the rows between would be missing (give a snapshot at or before block {held.Block:N0})");
+            }
+            _anchor = start.Header;
+            _applier = new BlockApplier(start.Exchange);
+            if (_position is null)
+            {
+                _seed = [.. start.Exchange.RestingOrders().Select(o => new OrderRow(o.ClientId, o.ClientOrderId, o.Account, o.Instrument, o.Side, o.Price, o.Quantity, o.Open, OrderStatus.Open, 0))];
+                foreach (OrderRow order in _seed)
+                {
+                    _open[(order.ClientId, order.ClientOrderId)] = order;
+                }
+            }
+        }
+        else
+        {
+            if (first is > 0)
+            {
+                throw new ObserverFaultException($"the database starts at block {first:N0} (its observer started from a snapshot): give a snapshot (--snapshot) at or before block {_position!.Value.Block:N0} to rebuild the book");
+            }
+            _applier = new BlockApplier(new Exchange());
+            _verifier = new ChainVerifier(_position?.Cluster) { CheckRoots = true };
+        }
         // The open orders, as the book holds them: an execution report is always about one of them (or
         // about the order its transaction placed, in the same block), so no report needs a database read.
         foreach (OrderRow order in store.OpenOrders())
@@ -50,9 +90,16 @@ internal sealed class ObserverReplay
             _open[(order.ClientId, order.ClientOrderId)] = order;
         }
         _block = new ObservedBlock((client, order) => _open.TryGetValue((client, order), out OrderRow row) ? row : null);
-        From = _position is { } p ? p.Block + 1 : BlockFormat.GenesisBlockNo;
+        From = _position is { } p ? p.Block + 1 : _anchor is { } a ? a.BlockNo + 1 : BlockFormat.GenesisBlockNo;
+        Next = _anchor?.BlockNo ?? BlockFormat.GenesisBlockNo;
         Last = From == 0 ? 0 : From - 1;
     }
+
+    /// <summary>The block to take next (the first: the snapshot's, or genesis).</summary>
+    public ulong Next { get; private set; }
+
+    /// <summary>From genesis: the tree of block hashes is known, so signed heads can be checked.</summary>
+    public bool FromGenesis => _anchor is null;
 
     /// <summary>Where the database stood when this replay began.</summary>
     public ObserverPosition? Position => _position;
@@ -79,7 +126,7 @@ internal sealed class ObserverReplay
 
     public long Rows { get; private set; }
 
-    public long RootsChecked => _verifier.RootsChecked;
+    public long RootsChecked => _verifier?.RootsChecked ?? 0;
 
     /// <summary>The chain's cluster, once genesis is seen.</summary>
     public ClusterId? Cluster { get; private set; }
@@ -87,10 +134,15 @@ internal sealed class ObserverReplay
     /// <summary>Takes the next block: verifies it, replays it, writes its rows if the database does not hold it. Null, or why it is refused (then stop: nothing after it can be taken).</summary>
     public string? Accept(ReadOnlySpan<byte> entry, long address)
     {
+        if (_verifier is null)
+        {
+            return Anchor(entry, address);
+        }
         if (_verifier.Check(entry, address, out BlockHeader header) is { } bad)
         {
             return $"the ledger does not verify: {bad}";
         }
+        Next = header.BlockNo + 1;
         Cluster ??= header.ClusterId;
         Hash32 hash = BlockFormat.StoredHash(entry, in header);
         _blockTree.Append(SignedHead.BlockLeaf(in hash));
@@ -111,6 +163,14 @@ internal sealed class ObserverReplay
             return null;
         }
         _block.Begin(in header, in hash, BlockFormat.TryReadRecordsRoot(entry, in header, out RecordsRoot root) ? root : null);
+        if (_seed is not null)
+        {
+            foreach (OrderRow order in _seed)
+            {
+                _block.Orders[(order.ClientId, order.ClientOrderId)] = order; // the snapshot's book, written with the first block after it
+            }
+            _seed = null;
+        }
         if (header.Kind == BlockKind.Transactions)
         {
             var records = BlockRecords.Of(entry, in header);
@@ -150,6 +210,43 @@ internal sealed class ObserverReplay
 
     /// <summary>Commits what was written.</summary>
     public void Commit() => _store.Commit();
+
+    /// <summary>Before the snapshot's block (skipped), the snapshot's block itself (the chain is verified from it on), or why the ledger does not go with the snapshot.</summary>
+    private string? Anchor(ReadOnlySpan<byte> entry, long address)
+    {
+        SnapshotHeader anchor = _anchor!.Value;
+        if (BlockFormat.TryReadHeader(entry, out BlockHeader header) is { } bad)
+        {
+            return $"the ledger does not verify: block at address {address}: {bad}";
+        }
+        if (header.BlockNo < anchor.BlockNo)
+        {
+            return null; // before the snapshot: its state holds what they did
+        }
+        if (header.BlockNo > anchor.BlockNo)
+        {
+            return $"the ledger goes on from block {header.BlockNo:N0}, after the snapshot's block {anchor.BlockNo:N0}: the blocks between are not there";
+        }
+        Hash32 hash = BlockFormat.StoredHash(entry, in header);
+        Hash32 computed = default;
+        System.Security.Cryptography.SHA256.HashData(BlockFormat.Hashed(entry, in header), computed);
+        if (computed != hash || hash != anchor.BlockHash)
+        {
+            return computed != hash ? $"the ledger does not verify: block {header.BlockNo}: its hash is not its content's"
+                : $"the snapshot stands after block {anchor.BlockNo:N0} with hash {anchor.BlockHash.ToShortString()}, the ledger's block {anchor.BlockNo:N0} is {hash.ToShortString()}: a snapshot of another history";
+        }
+        if (_position is { } held && held.Cluster != header.ClusterId)
+        {
+            return $"the ledger is of cluster {header.ClusterId.Describe()}, the database of {held.Cluster.Describe()}";
+        }
+        _verifier = new ChainVerifier(new ChainHead(header.Epoch, header.BlockNo, header.LastLsn, hash) { ClusterId = header.ClusterId }) { CheckRoots = true };
+        Cluster = header.ClusterId;
+        Last = header.BlockNo;
+        LastHash = hash;
+        LastTimestampNs = header.TimestampNs;
+        Next = header.BlockNo + 1;
+        return null;
+    }
 }
 
 /// <summary>Loads a journal directory into an observer's tables, through an <see cref="ObserverReplay"/>.</summary>
@@ -163,10 +260,11 @@ internal static class JournalObserver
     /// <param name="verifyHead">Checks a head's signature (signed part, signature → valid), with the ledger key; null: a head beside the journal is not checked.</param>
     /// <param name="untilBlock">The last block to load (the tables as of it); null: all the journal holds.</param>
     /// <param name="cancel">Stops the load at a block boundary.</param>
+    /// <param name="snapshot">Start from this state instead of genesis (a compacted journal without its archive); the signed head is not checked then.</param>
     public static ObserveReport Load(string journalDirectory, IObserverStore store, Action<string> log, Func<byte[], byte[], bool>? verifyHead = null, ulong? untilBlock = null,
-        CancellationToken cancel = default)
+        LoadedSnapshot? snapshot = null, CancellationToken cancel = default)
     {
-        SignedHead? head = verifyHead is not null && HeadSigner.TryLoad(journalDirectory, out _) is { } saved ? saved.Head : null;
+        SignedHead? head = verifyHead is not null && snapshot is null && HeadSigner.TryLoad(journalDirectory, out _) is { } saved ? saved.Head : null;
         if (head is not null && !verifyHead!(head.SignedPart(), head.Signature))
         {
             throw new ObserverFaultException($"the signed head beside the journal ({head}) is not signed by the ledger key");
@@ -174,13 +272,15 @@ internal static class JournalObserver
         bool headChecked = false;
         var clock = Stopwatch.StartNew();
         using JournalReader reader = JournalReader.Open(journalDirectory);
-        if (reader.Base is { } journalBase && journalBase.BlockNo != BlockFormat.GenesisBlockNo && reader.Archive.LastBlock is null)
+        if (snapshot is null && reader.Base is { } journalBase && journalBase.BlockNo != BlockFormat.GenesisBlockNo && reader.Archive.LastBlock is null)
         {
-            throw new ObserverFaultException($"the journal starts at block {journalBase.BlockNo} and has no archive: an observer replays from genesis (starting from a snapshot is not built yet)");
+            throw new ObserverFaultException($"the journal starts at block {journalBase.BlockNo} and has no archive: start from the node's snapshot at or after that block (--snapshot DATA/snapshots/…), or give the archive");
         }
-        var replay = new ObserverReplay(store);
+        var replay = new ObserverReplay(store, snapshot);
         string? fault = null;
-        log(replay.Position is { } at ? $"observer: the database holds blocks up to {at.Block}; replaying them to rebuild the book, then writing from block {replay.From}" : "observer: an empty database; writing from genesis");
+        log((replay.Position is { } at ? $"observer: the database holds blocks up to {at.Block}; replaying them to rebuild the book, then writing from block {replay.From}"
+            : $"observer: an empty database; writing from {(replay.FromGenesis ? "genesis" : $"block {replay.From} (the book as the snapshot holds it)")}")
+            + (snapshot is not null ? $"; starting from the snapshot after block {snapshot.Header.BlockNo} ({snapshot.Path}): signed heads are not checked" : ""));
         reader.Scan((entry, address) =>
         {
             if (cancel.IsCancellationRequested)

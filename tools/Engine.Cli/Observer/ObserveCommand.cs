@@ -4,6 +4,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using Engine.Core.Server;
 using Engine.Security;
+using Engine.Core.Book;
 using Engine.Core.Journaling;
 
 namespace Engine.Cli.Observer;
@@ -23,6 +24,7 @@ internal static class ObserveCommand
         var postgres = new Option<string?>("--postgres") { Description = "Write to PostgreSQL at this connection string (Npgsql's, e.g. \"Host=127.0.0.1;Port=5432;Username=engine;Password=…;Database=ledger\"), instead of --sqlite: the same tables, binary COPY." };
         var key = new Option<string?>("--key") { Description = "The ledger's public key (64 hex digits): every signed head (beside the journal, or sent by the primary) must be signed with it and be the root of the blocks it covers." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "The cluster's cluster.json: its ledger_public_key is the key, and with --peer it names the nodes the observer authenticates (with --observer-key). Without it, the development cluster (its keys are public): a development journal's head is checked against the development key, another's not at all." };
+        var snapshot = new Option<FileInfo?>("--snapshot") { Description = "Start from this node snapshot (DATA/snapshots/snapshot-….snap) instead of genesis: for a journal compacted without its archive, or a primary whose journal starts after genesis. Its block must be the ledger's; the book starts as it holds it (an empty database gets its resting orders); signed heads are not checked then." };
         var untilBlock = new Option<ulong?>("--until-block") { Description = "With --journal: load up to this block only (the tables as of it: the orders table then holds the book at that block)." };
         var observerKey = new Option<FileInfo?>("--observer-key") { Description = "With --peer and --cluster: the observer's private key (observer.key from `engine cluster init`), which the nodes know from the roster." };
         var command = new Command("observe",
@@ -40,6 +42,7 @@ internal static class ObserveCommand
             cluster,
             observerKey,
             untilBlock,
+            snapshot,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -64,11 +67,12 @@ internal static class ObserveCommand
             }
             try
             {
+                LoadedSnapshot? start = parse.GetValue(snapshot) is { } snapshotFile ? ReadSnapshot(snapshotFile) : null;
                 using IObserverStore store = file is not null ? new SqliteObserverStore(file.FullName) : new PostgresObserverStore(connection!);
                 string into = file?.FullName ?? "postgres";
                 return peers is null
-                    ? Load(parse, dir!, store, into, key, cluster, parse.GetValue(untilBlock))
-                    : await FollowAsync(parse, peers, store, into, key, cluster, observerKey, cancel).ConfigureAwait(false);
+                    ? Load(parse, dir!, store, into, key, cluster, parse.GetValue(untilBlock), start)
+                    : await FollowAsync(parse, peers, store, into, key, cluster, observerKey, start, cancel).ConfigureAwait(false);
             }
             catch (ObserverFaultException e)
             {
@@ -85,15 +89,38 @@ internal static class ObserveCommand
         return command;
     }
 
-    private static int Load(ParseResult parse, DirectoryInfo dir, IObserverStore store, string into, Option<string?> key, Option<FileInfo?> cluster, ulong? untilBlock)
+    /// <summary>A node's snapshot file, checked whole (its own checksum, every structure), at most <see cref="Replication.SnapshotTransfer.MaxSnapshotBytes"/>.</summary>
+    private static LoadedSnapshot ReadSnapshot(FileInfo file)
+    {
+        if (!file.Exists)
+        {
+            throw new FileNotFoundException($"--snapshot: {file.FullName}: no such file");
+        }
+        if (file.Length > Replication.SnapshotTransfer.MaxSnapshotBytes)
+        {
+            throw new InvalidDataException($"--snapshot: {file.FullName}: {file.Length:N0} bytes, more than any snapshot ({Replication.SnapshotTransfer.MaxSnapshotBytes:N0})");
+        }
+        try
+        {
+            Exchange exchange = Exchange.ReadSnapshot(File.ReadAllBytes(file.FullName), out SnapshotHeader header);
+            return new LoadedSnapshot(exchange, header, file.FullName);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"--snapshot: {file.FullName}: {e.Message}", e);
+        }
+    }
+
+    private static int Load(ParseResult parse, DirectoryInfo dir, IObserverStore store, string into, Option<string?> key, Option<FileInfo?> cluster, ulong? untilBlock, LoadedSnapshot? snapshot)
     {
         Func<byte[], byte[], bool>? verifyHead = null;
         if (ProofCommands.LedgerPublicKey(parse.GetValue(key), parse.GetValue(cluster), JournalCluster(dir.FullName)) is { } publicKey)
         {
             verifyHead = (signed, signature) => Security.LedgerKey.VerifyHead(publicKey, signed, signature);
         }
-        ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line), verifyHead, untilBlock: untilBlock);
+        ObserveReport report = JournalObserver.Load(dir.FullName, store, line => Console.Error.WriteLine(line), verifyHead, untilBlock, snapshot);
         Console.Error.WriteLine(report.HeadChecked is { } head ? $"observer: the {head} beside the journal is the ledger key's and the root of its blocks"
+            : snapshot is not null ? "observer: started from a snapshot: the signed head beside the journal was not checked (it signs every block from genesis)"
             : verifyHead is null ? "observer: no ledger key given: the signed head beside the journal was not checked" : "observer: no signed head beside the journal was checked (none, or it covers more blocks than the journal holds)");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"observed blocks {report.FromBlock:N0}…{report.ToBlock:N0} of {dir.FullName} into {into}: {report.BlocksWritten:N0} blocks, {report.Rows:N0} rows, " +
@@ -103,7 +130,7 @@ internal static class ObserveCommand
     }
 
     private static async Task<int> FollowAsync(ParseResult parse, string peers, IObserverStore store, string into, Option<string?> key, Option<FileInfo?> cluster,
-        Option<FileInfo?> observerKey, CancellationToken cancel)
+        Option<FileInfo?> observerKey, LoadedSnapshot? snapshot, CancellationToken cancel)
     {
         IPEndPoint[] endpoints = [.. peers.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p => EngineSettings.ParseEndpoint(p, "--peer"))];
         if (endpoints.Length == 0)
@@ -134,7 +161,7 @@ internal static class ObserveCommand
             c.Cancel = true;
             stop.Cancel();
         });
-        var observer = new PeerObserver(endpoints, self, store, (signed, signature) => Security.LedgerKey.VerifyHead(publicKey, signed, signature), line => Console.Error.WriteLine(line));
+        var observer = new PeerObserver(endpoints, self, store, (signed, signature) => Security.LedgerKey.VerifyHead(publicKey, signed, signature), line => Console.Error.WriteLine(line), snapshot);
         PeerObserveReport report = await observer.RunAsync(stop.Token).ConfigureAwait(false);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"observed blocks {report.FromBlock:N0}…{report.LastBlock:N0} from {peers} into {into}: {report.BlocksWritten:N0} blocks, {report.Rows:N0} rows, " +

@@ -53,6 +53,8 @@ internal static class ObserverRows
     public static object?[] Order(OrderRow o) => [(long)o.ClientId, (long)o.ClientOrderId, (long)o.Account, (long)o.Instrument, Name(o.Side), o.Price, o.Quantity, o.Open, o.Status, (long)o.Lsn];
 
     /// <summary>The query that counts one of the observer's tables (no other name is taken).</summary>
+    public const string FirstBlockQuery = "SELECT min(block_no) FROM blocks";
+
     public static string CountQuery(string table) => table switch
     {
         "blocks" or "transactions" or "outcomes" or "trades" or "orders" => $"SELECT count(*) FROM {table}",

@@ -49,6 +49,7 @@ internal sealed class PeerObserver
     private readonly Func<byte[], byte[], bool> _verifyHead;
     private readonly Action<string> _log;
     private readonly LongHistogram _lag = new(1, 3_600_000, 3);
+    private readonly LoadedSnapshot? _snapshot;
     private long _headsChecked;
     private int _connections;
     private bool _caughtUp;
@@ -58,8 +59,10 @@ internal sealed class PeerObserver
     /// <param name="store">The database.</param>
     /// <param name="verifyHead">Checks a head's signature with the ledger key (signed part, signature → valid).</param>
     /// <param name="log">Progress and the nodes' comings and goings.</param>
-    public PeerObserver(IReadOnlyList<IPEndPoint> peers, ClusterCredentials self, IObserverStore store, Func<byte[], byte[], bool> verifyHead, Action<string> log)
+    /// <param name="snapshot">Start from this state instead of genesis (the primary's journal is compacted); signed heads are not checked then.</param>
+    public PeerObserver(IReadOnlyList<IPEndPoint> peers, ClusterCredentials self, IObserverStore store, Func<byte[], byte[], bool> verifyHead, Action<string> log, LoadedSnapshot? snapshot = null)
     {
+        _snapshot = snapshot;
         ArgumentOutOfRangeException.ThrowIfZero(peers.Count);
         _peers = peers;
         _self = self;
@@ -78,9 +81,10 @@ internal sealed class PeerObserver
     public async Task<PeerObserveReport> RunAsync(CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
-        var replay = new ObserverReplay(_store);
-        _log(replay.Position is { } held ? $"observer: the database holds blocks up to {held.Block:N0}; the node replays them to rebuild the book, then rows are written from block {replay.From:N0}"
-            : "observer: an empty database; writing from genesis");
+        var replay = new ObserverReplay(_store, _snapshot);
+        _log((replay.Position is { } held ? $"observer: the database holds blocks up to {held.Block:N0}; the node replays them to rebuild the book, then rows are written from block {replay.From:N0}"
+            : $"observer: an empty database; writing from {(replay.FromGenesis ? "genesis" : $"block {replay.From:N0} (the book as the snapshot holds it)")}")
+            + (_snapshot is not null ? $"; starting from the snapshot after block {_snapshot.Header.BlockNo:N0}: signed heads are not checked (they sign every block from genesis)" : ""));
         DirectoryInfo scratch = Directory.CreateTempSubdirectory("engine-observer-");
         try
         {
@@ -152,7 +156,7 @@ internal sealed class PeerObserver
         {
             Interlocked.Increment(ref _connections);
             byte[] ask = new byte[ReplicationFrame.HeaderBytes + sizeof(ulong)];
-            BinaryPrimitives.WriteUInt64LittleEndian(ask.AsSpan(ReplicationFrame.HeaderBytes), (ulong)replay.BlocksSeen);
+            BinaryPrimitives.WriteUInt64LittleEndian(ask.AsSpan(ReplicationFrame.HeaderBytes), replay.Next);
             ReplicationFrame.WriteHeader(ask, ReplicationType.ObserveFrom, sizeof(ulong));
             using var silence = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             bool dirty = false, told = false;
@@ -195,7 +199,7 @@ internal sealed class PeerObserver
                         case ReplicationType.Block:
                             if (!told)
                             {
-                                _log($"observer: following {link.Peer.Name} at {at} from block {replay.BlocksSeen:N0}");
+                                _log($"observer: following {link.Peer.Name} at {at} from block {replay.Next:N0}");
                                 told = true;
                             }
                             if (replay.Accept(payload, offset) is { } fault)
@@ -203,12 +207,15 @@ internal sealed class PeerObserver
                                 throw new ObserverFaultException($"{fault} (sent by {link.Peer.Name} at {at})");
                             }
                             offset += payload.Length;
-                            tree.Append(SignedHead.BlockLeaf(replay.LastHash));
+                            if (replay.FromGenesis)
+                            {
+                                tree.Append(SignedHead.BlockLeaf(replay.LastHash));
+                            }
                             Volatile.Write(ref _lastBlock, replay.Last);
                             dirty = true;
                             break;
                         case ReplicationType.SignedHead:
-                            if (CheckHead(payload, replay, tree, link.Peer.Name) is { } violation)
+                            if (replay.FromGenesis && CheckHead(payload, replay, tree, link.Peer.Name) is { } violation)
                             {
                                 return violation;
                             }

@@ -221,6 +221,12 @@ internal sealed class PostgresObserverStore : IObserverStore
         rows.Clear();
     }
 
+    public ulong? FirstBlock()
+    {
+        using var first = new NpgsqlCommand(ObserverRows.FirstBlockQuery, _connection, _transaction);
+        return first.ExecuteScalar() is long block ? (ulong)block : null;
+    }
+
     public long Count(string table)
     {
         using var count = new NpgsqlCommand(ObserverRows.CountQuery(table), _connection, _transaction);

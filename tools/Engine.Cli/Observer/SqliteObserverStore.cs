@@ -172,6 +172,14 @@ internal sealed class SqliteObserverStore : IObserverStore
         _pending = 0;
     }
 
+    public ulong? FirstBlock()
+    {
+        using SqliteCommand first = _connection.CreateCommand();
+        first.Transaction = _transaction;
+        first.CommandText = ObserverRows.FirstBlockQuery;
+        return first.ExecuteScalar() is long block ? (ulong)block : null;
+    }
+
     /// <summary>Rows in a table (for reports and tests).</summary>
     public long Count(string table)
     {
