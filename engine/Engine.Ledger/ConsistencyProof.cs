@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Engine.Protocol;
 
 namespace Engine.Ledger;
@@ -52,70 +51,15 @@ public sealed record ConsistencyProof(ClusterId ClusterId, SignedHead OldHead, S
     }
 
     /// <summary>The proof as JSON (hex for bytes).</summary>
-    public byte[] ToJsonUtf8()
+    public byte[] ToJsonUtf8() => ProofJson.Write(Format, ClusterId, json =>
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            json.WriteStartObject();
-            json.WriteString("format", Format);
-            json.WriteString("cluster_id", ClusterId.ToString());
-            json.WriteString("old_head", Convert.ToHexStringLower(OldHead.ToBytes()));
-            json.WriteString("new_head", Convert.ToHexStringLower(NewHead.ToBytes()));
-            ProofJson.WritePath(json, "path", Path);
-            json.WriteEndObject();
-        }
-        return buffer.ToArray();
-    }
+        json.WriteString("old_head", Convert.ToHexStringLower(OldHead.ToBytes()));
+        json.WriteString("new_head", Convert.ToHexStringLower(NewHead.ToBytes()));
+        ProofJson.WritePath(json, "path", Path);
+    });
 
     /// <summary>Reads a proof written by <see cref="ToJsonUtf8"/>; null and why when it is not one (bounded: sizes, lengths, hex).</summary>
-    public static ConsistencyProof? TryParse(ReadOnlySpan<byte> utf8, out string? wrong)
-    {
-        if (utf8.Length > MaxJsonBytes)
-        {
-            wrong = $"{utf8.Length:N0} bytes is larger than any consistency proof ({MaxJsonBytes:N0})";
-            return null;
-        }
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(utf8.ToArray(), new JsonDocumentOptions { MaxDepth = 4 });
-            JsonElement root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                wrong = "not a JSON object";
-                return null;
-            }
-            if (ProofJson.Text(root, "format") != Format)
-            {
-                wrong = $"not a consistency proof of this format (\"format\": \"{Format}\" expected)";
-                return null;
-            }
-            if (!ClusterId.TryParse(ProofJson.Text(root, "cluster_id"), out ClusterId cluster))
-            {
-                wrong = "cluster_id: 32 hex digits expected";
-                return null;
-            }
-            if (ReadHead(root, "old_head", out wrong) is not { } oldHead || ReadHead(root, "new_head", out wrong) is not { } newHead)
-            {
-                return null;
-            }
-            wrong = null;
-            return new ConsistencyProof(cluster, oldHead, newHead, ProofJson.Path(root, "path", Merkle.MaxPathLength + 1));
-        }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidDataException or InvalidOperationException)
-        {
-            wrong = e.Message;
-            return null;
-        }
-    }
-
-    private static SignedHead? ReadHead(JsonElement root, string name, out string? wrong)
-    {
-        SignedHead? head = SignedHead.TryRead(ProofJson.Hex(root, name, SignedHead.Bytes, SignedHead.Bytes), out wrong);
-        if (head is null)
-        {
-            wrong = $"{name}: {wrong}";
-        }
-        return head;
-    }
+    public static ConsistencyProof? TryParse(ReadOnlySpan<byte> utf8, out string? wrong) =>
+        ProofJson.Parse(utf8, MaxJsonBytes, Format, (root, cluster) =>
+            new ConsistencyProof(cluster, ProofJson.Head(root, "old_head"), ProofJson.Head(root, "new_head"), ProofJson.Path(root, "path", Merkle.MaxPathLength + 1)), out wrong);
 }

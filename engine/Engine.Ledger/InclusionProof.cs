@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using System.Text.Json;
 using Engine.Protocol;
 
 namespace Engine.Ledger;
@@ -178,70 +177,21 @@ public sealed record InclusionProof(ClusterId ClusterId, ulong Lsn, ulong Block,
     public const int MaxBinaryBytes = FixedBytes + 2 * Merkle.MaxPathLength * Hash32.Bytes + MaxRootBlockBytes;
 
     /// <summary>The proof as JSON (hex for bytes).</summary>
-    public byte[] ToJsonUtf8()
+    public byte[] ToJsonUtf8() => ProofJson.Write(Format, ClusterId, json =>
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            json.WriteStartObject();
-            json.WriteString("format", Format);
-            json.WriteString("cluster_id", ClusterId.ToString());
-            json.WriteNumber("lsn", Lsn);
-            json.WriteNumber("block", Block);
-            json.WriteString("record", Convert.ToHexStringLower(Record));
-            json.WriteNumber("record_index", RecordIndex);
-            ProofJson.WritePath(json, "record_path", RecordPath);
-            json.WriteString("root_block", Convert.ToHexStringLower(RootBlock));
-            json.WriteString("head", Convert.ToHexStringLower(Head.ToBytes()));
-            ProofJson.WritePath(json, "head_path", HeadPath);
-            json.WriteEndObject();
-        }
-        return buffer.ToArray();
-    }
+        json.WriteNumber("lsn", Lsn);
+        json.WriteNumber("block", Block);
+        json.WriteString("record", Convert.ToHexStringLower(Record));
+        json.WriteNumber("record_index", RecordIndex);
+        ProofJson.WritePath(json, "record_path", RecordPath);
+        json.WriteString("root_block", Convert.ToHexStringLower(RootBlock));
+        json.WriteString("head", Convert.ToHexStringLower(Head.ToBytes()));
+        ProofJson.WritePath(json, "head_path", HeadPath);
+    });
 
     /// <summary>Reads a proof written by <see cref="ToJsonUtf8"/>; null and why when it is not one (bounded: sizes, lengths, hex).</summary>
-    public static InclusionProof? TryParse(ReadOnlySpan<byte> utf8, out string? wrong)
-    {
-        if (utf8.Length > MaxJsonBytes)
-        {
-            wrong = $"{utf8.Length:N0} bytes is larger than any proof ({MaxJsonBytes:N0})";
-            return null;
-        }
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(utf8.ToArray(), new JsonDocumentOptions { MaxDepth = 4 });
-            JsonElement root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                wrong = "not a JSON object";
-                return null;
-            }
-            if (ProofJson.Text(root, "format") != Format)
-            {
-                wrong = $"not a proof of this format (\"format\": \"{Format}\" expected)";
-                return null;
-            }
-            if (!ClusterId.TryParse(ProofJson.Text(root, "cluster_id"), out ClusterId cluster))
-            {
-                wrong = "cluster_id: 32 hex digits expected";
-                return null;
-            }
-            byte[] head = ProofJson.Hex(root, "head", SignedHead.Bytes, SignedHead.Bytes);
-            SignedHead? signed = SignedHead.TryRead(head, out wrong);
-            if (signed is null)
-            {
-                wrong = $"head: {wrong}";
-                return null;
-            }
-            wrong = null;
-            return new InclusionProof(cluster, ProofJson.Number(root, "lsn"), ProofJson.Number(root, "block"),
-                ProofJson.Hex(root, "record", LedgerRecord.Bytes, LedgerRecord.Bytes), (long)ProofJson.Number(root, "record_index"), ProofJson.Path(root, "record_path"),
-                ProofJson.Hex(root, "root_block", BlockFormat.OverheadBytes, MaxRootBlockBytes), signed, ProofJson.Path(root, "head_path"));
-        }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidDataException or InvalidOperationException)
-        {
-            wrong = e.Message;
-            return null;
-        }
-    }
+    public static InclusionProof? TryParse(ReadOnlySpan<byte> utf8, out string? wrong) =>
+        ProofJson.Parse(utf8, MaxJsonBytes, Format, (root, cluster) => new InclusionProof(cluster, ProofJson.Number(root, "lsn"), ProofJson.Number(root, "block"),
+            ProofJson.Hex(root, "record", LedgerRecord.Bytes, LedgerRecord.Bytes), (long)ProofJson.Number(root, "record_index"), ProofJson.Path(root, "record_path"),
+            ProofJson.Hex(root, "root_block", BlockFormat.OverheadBytes, MaxRootBlockBytes), ProofJson.Head(root, "head"), ProofJson.Path(root, "head_path")), out wrong);
 }

@@ -142,9 +142,8 @@ public class SnapshotTests
     [Test]
     public async Task Engine_admin_snapshot_takes_one_now_and_a_restart_starts_from_it()
     {
-        // Snapshots only on demand: neither interval comes due in the test. No records roots: an idle ledger
-        // would otherwise seal one or two blocks with its last roots after the orders, whenever they are ready.
-        var onDemand = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "1000000", ["ENGINE_SNAPSHOTEVERYSECONDS"] = "3600", ["ENGINE_RECORDSROOTINTERVALMS"] = "0" };
+        // Snapshots only on demand: neither interval comes due in the test.
+        var onDemand = new Dictionary<string, string> { ["ENGINE_SNAPSHOTEVERYBLOCKS"] = "1000000", ["ENGINE_SNAPSHOTEVERYSECONDS"] = "3600" };
         using var server = new EngineServer(environment: onDemand);
         await using (EngineClient client = await server.ConnectAsync(5))
         {

@@ -108,8 +108,8 @@ internal static class DemoCommand
             (ChainHead? headA, bool intactA) = Verify(Path.Combine(dataA, "journal"));
             (ChainHead? headB, bool intactB) = Verify(Path.Combine(dataB, "journal"));
             bool headsEqual = headA is { } x && headB is { } y && x.BlockNo == y.BlockNo && x.Hash == y.Hash;
-            // B may seal a block that only carries the last orders' records root after A stopped (an idle
-            // ledger's root does not wait for the next order): A's head is then on B's chain a block or two back.
+            // B may seal a block that only carries the last orders' records root after A stopped (when a proof
+            // of them was asked for on the idle ledger): A's head is then on B's chain a block or two back.
             long? rootOnly = headsEqual ? 0 : headA is { } ha && headB is not null ? RecordLessBlocksAfter(Path.Combine(dataB, "journal"), ha) : null;
             bool chainsAgree = rootOnly is not null;
             AuditResult audit = result.Audit!; // the load was given B's journal

@@ -179,24 +179,8 @@ internal static class ProofCommands
                 Console.Error.WriteLine($"engine proof verify: not a proof: {wrong}");
                 return ExitInvalid;
             }
-            byte[] publicKey;
-            try
-            {
-                publicKey = LedgerPublicKey(parse.GetValue(key), parse.GetValue(cluster), parsed.ClusterId)
-                    ?? throw new ArgumentException($"the proof is of cluster {parsed.ClusterId}: give its ledger key (--key, or --cluster with its cluster.json)");
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException)
-            {
-                Console.Error.WriteLine($"engine proof verify: {e.Message}");
-                return ExitError;
-            }
-            if (parsed.Verify((signed, signature) => LedgerKey.VerifyHead(publicKey, signed, signature)) is { } invalid)
-            {
-                Console.WriteLine($"INVALID: {invalid}");
-                return ExitInvalid;
-            }
-            Console.WriteLine($"valid: LSN {parsed.Lsn} (block {parsed.Block}) is in the ledger of cluster {parsed.ClusterId.Describe()} under the {parsed.Head} signed by {Convert.ToHexStringLower(publicKey)}");
-            return ExitValid;
+            return Check(parse.GetValue(key), parse.GetValue(cluster), parsed.ClusterId, parsed.Verify,
+                publicKey => $"valid: LSN {parsed.Lsn} (block {parsed.Block}) is in the ledger of cluster {parsed.ClusterId.Describe()} under the {parsed.Head} signed by {Convert.ToHexStringLower(publicKey)}");
         });
         proof.Subcommands.Add(verify);
         return proof;
@@ -209,23 +193,30 @@ internal static class ProofCommands
             Console.Error.WriteLine($"engine proof verify: not a consistency proof: {wrong}");
             return ExitInvalid;
         }
+        return Check(key, cluster, parsed.ClusterId, parsed.Verify,
+            publicKey => $"valid: the {parsed.NewHead} extends the {parsed.OldHead} (cluster {parsed.ClusterId.Describe()}, both signed by {Convert.ToHexStringLower(publicKey)})");
+    }
+
+    /// <summary>Checks a parsed proof with the ledger key the flags name (or the development one): prints why it is invalid, or <paramref name="valid"/>; the exit code.</summary>
+    private static int Check(string? key, FileInfo? cluster, ClusterId of, Func<Func<byte[], byte[], bool>, string?> verify, Func<byte[], string> valid)
+    {
         byte[] publicKey;
         try
         {
-            publicKey = LedgerPublicKey(key, cluster, parsed.ClusterId)
-                ?? throw new ArgumentException($"the proof is of cluster {parsed.ClusterId}: give its ledger key (--key, or --cluster with its cluster.json)");
+            publicKey = LedgerPublicKey(key, cluster, of)
+                ?? throw new ArgumentException($"the proof is of cluster {of}: give its ledger key (--key, or --cluster with its cluster.json)");
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or FormatException)
         {
             Console.Error.WriteLine($"engine proof verify: {e.Message}");
             return ExitError;
         }
-        if (parsed.Verify((signed, signature) => LedgerKey.VerifyHead(publicKey, signed, signature)) is { } invalid)
+        if (verify((signed, signature) => LedgerKey.VerifyHead(publicKey, signed, signature)) is { } invalid)
         {
             Console.WriteLine($"INVALID: {invalid}");
             return ExitInvalid;
         }
-        Console.WriteLine($"valid: the {parsed.NewHead} extends the {parsed.OldHead} (cluster {parsed.ClusterId.Describe()}, both signed by {Convert.ToHexStringLower(publicKey)})");
+        Console.WriteLine(valid(publicKey));
         return ExitValid;
     }
 

@@ -58,14 +58,19 @@ public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
 
     /// <summary>
     /// Called (on this builder's thread) when a root has waited a whole interval for the sealer to
-    /// take it, and again every 16 intervals while it waits: no transaction came to open a block, so
-    /// the owner asks the sealer for a block that carries only the root
-    /// (<see cref="StateProbe.SealRoot"/>). Without it, on an idle ledger the last transactions would
-    /// get no root, and no proof, until the next one.
+    /// take it and someone wants it (<see cref="WantRoot"/>: a client asked for a proof it would give):
+    /// no transaction came to open a block, so the owner asks the sealer for a block that carries only
+    /// the root (<see cref="StateProbe.SealRoot"/>). Only on demand: an idle ledger does not grow by
+    /// itself (the pair's two journals end on the same block when the orders stop), and the last
+    /// transactions' root waits for the next order or the first proof asked of them.
     /// </summary>
     public Action? RootWaiting { get; set; }
 
     private int _waitingPolls;
+    private int _wanted;
+
+    /// <summary>A root is wanted now (a proof was asked that waits for one): the next one that waits goes into a block of its own. From any thread.</summary>
+    public void WantRoot() => Volatile.Write(ref _wanted, 1);
 
     /// <summary>Roots handed to the sealer so far.</summary>
     public long RootsBuilt { get; private set; }
@@ -83,6 +88,7 @@ public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
         }
         root = _ready;
         Volatile.Write(ref _readyFull, 0);
+        Volatile.Write(ref _wanted, 0); // into a block now: what was wanted of it is done
         return true;
     }
 
@@ -134,7 +140,7 @@ public sealed class RecordsRootBuilder : JournalFollower, IRecordsRootSource
         HandOver();
         if (Volatile.Read(ref _readyFull) == 1)
         {
-            if (_waitingPolls++ % 16 == 1)
+            if (_waitingPolls++ >= 1 && Interlocked.Exchange(ref _wanted, 0) == 1)
             {
                 RootWaiting?.Invoke();
             }

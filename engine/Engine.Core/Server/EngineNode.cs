@@ -165,7 +165,7 @@ public sealed class EngineNode : IAsyncDisposable
         if (settings.SignedHeadIntervalMs > 0 && settings.Signing is { } signing)
         {
             _heads = new HeadSigner(_journal, signing, TimeSpan.FromMilliseconds(settings.SignedHeadIntervalMs), log: log);
-            _proofs = new ProofDesk(_journal, _heads, log);
+            _proofs = new ProofDesk(_journal, _heads, log, _roots is { } roots ? roots.WantRoot : null);
         }
         // The state checksum the backup compares: computed by the snapshot replica when there is one
         // (off the apply thread: a whole-state walk is ~0.3 s for 1 M resting orders here), else by

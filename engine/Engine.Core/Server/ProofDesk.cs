@@ -27,15 +27,21 @@ internal sealed class ProofDesk : IDisposable
     private readonly Channel<Request> _requests = Channel.CreateBounded<Request>(new BoundedChannelOptions(MaxWaiting) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly Thread _thread;
     private readonly Action<string> _log;
+    private readonly Action? _wantRoot;
     private long _answered;
     private long _refused;
 
     private readonly record struct Request(Session Session, ulong RequestId, ulong Lsn, ulong BlockNo);
 
-    public ProofDesk(IJournal journal, HeadSigner heads, Action<string> log)
+    /// <param name="journal">The journal proofs are made from.</param>
+    /// <param name="heads">The signed heads and the tree of block hashes.</param>
+    /// <param name="log">Where a proof that failed its own check is told.</param>
+    /// <param name="wantRoot">Told when a proof waits for its records root or head (an idle ledger seals a block for the root then), or null.</param>
+    public ProofDesk(IJournal journal, HeadSigner heads, Action<string> log, Action? wantRoot = null)
     {
         _prover = new LiveProver(journal, heads);
         _log = log;
+        _wantRoot = wantRoot;
         _thread = new Thread(Run) { IsBackground = true, Name = "proofs" };
         _thread.Start();
     }
@@ -101,6 +107,10 @@ internal sealed class ProofDesk : IDisposable
             if (refusal == RejectReason.ProofUnavailable && why.Contains("does not verify", StringComparison.Ordinal))
             {
                 _log($"proof of lsn {request.Lsn} (block {request.BlockNo}) for client {session.ClientId}: {why}");
+            }
+            else if (refusal == RejectReason.ProofUnavailable)
+            {
+                _wantRoot?.Invoke(); // not provable yet: on an idle ledger its root waits for a block of its own
             }
             Refuse(request, refusal, why);
             return;

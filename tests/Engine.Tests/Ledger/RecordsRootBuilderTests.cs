@@ -76,6 +76,45 @@ public class RecordsRootBuilderTests
         Assert.That(report.RootsUnchecked, Is.Zero);
     }
 
+    /// <summary>
+    /// On an idle ledger the last blocks' root waits: the builder asks for a block of its own for it only
+    /// when a root is wanted (a proof asked for), once, and a root taken by a block meanwhile ends the want.
+    /// </summary>
+    [Test]
+    public void An_idle_ledgers_root_is_asked_a_block_of_its_own_only_when_wanted_and_once()
+    {
+        using Journal journal = Journal.Open(Settings());
+        var roots = new RecordsRootBuilder(journal, TimeSpan.Zero);
+        int asked = 0;
+        roots.RootWaiting = () => asked++;
+        var builder = new BlockBuilder(journal.Head, 16) { RootSource = roots };
+        Seal(journal, builder, roots, blocks: 5, pollEvery: 5);
+        for (int i = 0; i < 40; i++)
+        {
+            roots.Poll(); // idle: the root built from the last blocks waits
+        }
+        Assert.That(asked, Is.Zero, "nobody wants it: no block of its own, the ledger does not grow by itself");
+
+        roots.WantRoot();
+        roots.Poll();
+        roots.Poll();
+        Assert.That(asked, Is.EqualTo(1), "wanted: asked once");
+        for (int i = 0; i < 40; i++)
+        {
+            roots.Poll();
+        }
+        Assert.That(asked, Is.EqualTo(1), "and only once");
+
+        roots.WantRoot();
+        Assert.That(roots.TryTake(out _), Is.True, "an order's block takes the root meanwhile");
+        Seal(journal, builder, roots, blocks: 3, pollEvery: 3);
+        for (int i = 0; i < 40; i++)
+        {
+            roots.Poll();
+        }
+        Assert.That(asked, Is.EqualTo(1), "the want ended with the root it wanted going into a block");
+    }
+
     [Test]
     public void A_restart_and_a_takeover_continue_the_coverage_without_a_gap_or_an_overlap()
     {
