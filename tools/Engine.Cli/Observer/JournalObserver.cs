@@ -274,7 +274,7 @@ internal static class JournalObserver
         using JournalReader reader = JournalReader.Open(journalDirectory);
         if (snapshot is null && reader.Base is { } journalBase && journalBase.BlockNo != BlockFormat.GenesisBlockNo && reader.Archive.LastBlock is null)
         {
-            throw new ObserverFaultException($"the journal starts at block {journalBase.BlockNo} and has no archive: start from the node's snapshot at or after that block (--snapshot DATA/snapshots/…), or give the archive");
+            throw new ObserverFaultException($"the journal starts at block {journalBase.BlockNo} and has no archive: start from the node's snapshot at or after that block (--snapshot DATA/journal/snapshots/…), or give the archive");
         }
         var replay = new ObserverReplay(store, snapshot);
         string? fault = null;
