@@ -277,6 +277,10 @@ internal static class JournalObserver
             throw new ObserverFaultException($"the journal starts at block {journalBase.BlockNo} and has no archive: start from the node's snapshot at or after that block (--snapshot DATA/journal/snapshots/…), or give the archive");
         }
         var replay = new ObserverReplay(store, snapshot);
+        if (untilBlock is { } until && replay.Position is { } holds && until < holds.Block)
+        {
+            throw new ArgumentException($"--until-block {until}: the database holds blocks up to {holds.Block} already, and cannot be taken back (load into an empty one)");
+        }
         string? fault = null;
         log((replay.Position is { } at ? $"observer: the database holds blocks up to {at.Block}; replaying them to rebuild the book, then writing from block {replay.From}"
             : $"observer: an empty database; writing from {(replay.FromGenesis ? "genesis" : $"block {replay.From} (the book as the snapshot holds it)")}")
