@@ -52,8 +52,6 @@ public sealed class ObserverFeed : IAsyncDisposable
     private readonly Action<string> _say;
     private readonly string _notServing;
     private Source? _source;
-    private long _blocksSent;
-    private long _served;
 
     /// <param name="say">Where an observer's coming and going is told.</param>
     /// <param name="otherNode">The other node's replication endpoint, named when this node does not serve (the primary may be there).</param>
@@ -62,24 +60,6 @@ public sealed class ObserverFeed : IAsyncDisposable
         _say = say;
         _notServing = otherNode is null ? "this node is not the primary" : $"this node is not the primary (the other node is at {otherNode})";
     }
-
-    /// <summary>Observers being served now.</summary>
-    public int Observers
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _running.Count;
-            }
-        }
-    }
-
-    /// <summary>Blocks sent to observers so far.</summary>
-    public long BlocksSent => Interlocked.Read(ref _blocksSent);
-
-    /// <summary>Observers that were served (not refused at once) so far.</summary>
-    public long Served => Interlocked.Read(ref _served);
 
     /// <summary>
     /// This node serves from now on (its primary's journal is open): observers read
@@ -154,7 +134,6 @@ public sealed class ObserverFeed : IAsyncDisposable
             {
                 await Task.Yield(); // off the sockets' event thread, where the read may have resumed (see SendAsync)
             }
-            Interlocked.Increment(ref _served);
             _say($"observer {who} follows the ledger from block {from:N0}");
             // Anything more from the observer ends it: it says one thing only; its close ends the session too.
             Task listening = ListenAsync(link, session);
@@ -211,7 +190,7 @@ public sealed class ObserverFeed : IAsyncDisposable
         byte[] buffer = new byte[MaxBatchBytes + ReplicationFrame.MaxBytes];
         byte[] held = [];
         int heldLength = 0;
-        ulong next = from, counted = from;
+        ulong next = from;
         long headSent = 0;
         long lastSend = Environment.TickCount64;
         IEntryCursor cursor = journal.OpenFollower(journal.LocateFrom(from));
@@ -270,8 +249,6 @@ public sealed class ObserverFeed : IAsyncDisposable
                 if (length > 0)
                 {
                     await SendAsync(link, buffer.AsMemory(0, length), cancel).ConfigureAwait(false);
-                    Interlocked.Add(ref _blocksSent, (long)(next - counted));
-                    counted = next;
                     lastSend = Environment.TickCount64;
                     continue;
                 }

@@ -178,9 +178,6 @@ public sealed class PairHost : IPairLinkEvents, IAsyncDisposable
         }
     }
 
-    /// <summary>The observers this node serves as primary (read-only followers of the ledger).</summary>
-    public ObserverFeed Observers => _observers;
-
     /// <summary>Connections refused on the replication endpoint so far.</summary>
     public long Refusals => _transport.Refusals;
 

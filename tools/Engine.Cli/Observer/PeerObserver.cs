@@ -71,11 +71,6 @@ internal sealed class PeerObserver
         _log = log;
     }
 
-    /// <summary>The last block written or replayed, for a caller that watches (another thread: read as it stands).</summary>
-    public ulong LastBlock => Volatile.Read(ref _lastBlock);
-
-    private ulong _lastBlock;
-
     /// <summary>Follows until <paramref name="cancel"/>; then commits and returns what it did.</summary>
     /// <exception cref="ObserverFaultException">The ledger does not verify, or the database holds another history.</exception>
     public async Task<PeerObserveReport> RunAsync(CancellationToken cancel)
@@ -133,7 +128,7 @@ internal sealed class PeerObserver
             }
         }
         replay.Commit();
-        return new PeerObserveReport(replay.From, replay.Last, replay.Written, replay.Rows, replay.RootsChecked, Interlocked.Read(ref _headsChecked), _connections, clock.Elapsed, _lag);
+        return new PeerObserveReport(replay.From, replay.Last, replay.Written, replay.Rows, replay.RootsChecked, _headsChecked, _connections, clock.Elapsed, _lag);
     }
 
     /// <summary>Follows the node at <paramref name="at"/> while it serves; why it stopped (or throws on a fault of the ledger).</summary>
@@ -154,7 +149,7 @@ internal sealed class PeerObserver
         }
         using (link)
         {
-            Interlocked.Increment(ref _connections);
+            _connections++;
             byte[] ask = new byte[ReplicationFrame.HeaderBytes + sizeof(ulong)];
             BinaryPrimitives.WriteUInt64LittleEndian(ask.AsSpan(ReplicationFrame.HeaderBytes), replay.Next);
             ReplicationFrame.WriteHeader(ask, ReplicationType.ObserveFrom, sizeof(ulong));
@@ -211,7 +206,6 @@ internal sealed class PeerObserver
                             {
                                 tree.Append(SignedHead.BlockLeaf(replay.LastHash));
                             }
-                            Volatile.Write(ref _lastBlock, replay.Last);
                             dirty = true;
                             break;
                         case ReplicationType.SignedHead:
@@ -268,7 +262,7 @@ internal sealed class PeerObserver
         {
             throw new ObserverFaultException($"{node} sent a signed {head} that is not the root of the blocks it sent (0…{head.TreeSize - 1:N0}): the ledger signed another history");
         }
-        Interlocked.Increment(ref _headsChecked);
+        _headsChecked++;
         return null;
     }
 
